@@ -1,0 +1,157 @@
+package engine
+
+import (
+	"fmt"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/blueprint-engine/blueprint/engine/diag"
+	"github.com/blueprint-engine/blueprint/internal/suggest"
+)
+
+// Catalog is a set of blueprints laid out as KEY/VERSION.yaml in a file
+// system: the embedded catalog (package blueprints) is one, a folder on disk
+// (os.DirFS) is another. Files whose base name is not a semantic version
+// (vectors, overlays, notes) are not catalog entries. Compiled entries are
+// cached; a Catalog is safe for concurrent use.
+type Catalog struct {
+	fsys    fs.FS
+	entries map[string][]*Entry // by key, oldest version first
+
+	mu       sync.Mutex
+	compiled map[string]*compiled
+}
+
+type compiled struct {
+	once sync.Once
+	bp   *Blueprint
+	ds   diag.List
+}
+
+// Entry is one blueprint file of a catalog.
+type Entry struct {
+	Key     string
+	Version string
+	File    string // path inside the catalog's file system
+}
+
+// Ref returns KEY@VERSION.
+func (e *Entry) Ref() string { return e.Key + "@" + e.Version }
+
+var entryRE = regexp.MustCompile(`^([a-z][a-z0-9_]*)/([^/]+)\.ya?ml$`)
+
+// NewCatalog scans fsys for KEY/VERSION.yaml files.
+func NewCatalog(fsys fs.FS) (*Catalog, error) {
+	c := &Catalog{fsys: fsys, entries: map[string][]*Entry{}, compiled: map[string]*compiled{}}
+	files, err := fs.Glob(fsys, "*/*.y*ml")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		m := entryRE.FindStringSubmatch(f)
+		if m == nil || !semverRE.MatchString(m[2]) {
+			continue
+		}
+		c.entries[m[1]] = append(c.entries[m[1]], &Entry{Key: m[1], Version: m[2], File: f})
+	}
+	for _, es := range c.entries {
+		slices.SortFunc(es, func(a, b *Entry) int { return compareSemver(a.Version, b.Version) })
+	}
+	return c, nil
+}
+
+// Keys lists the catalog keys, sorted.
+func (c *Catalog) Keys() []string {
+	keys := keysOf(c.entries)
+	slices.Sort(keys)
+	return keys
+}
+
+// Entries lists the versions of a key, oldest first.
+func (c *Catalog) Entries(key string) []*Entry { return c.entries[key] }
+
+// Resolve finds KEY@VERSION, or the newest version of KEY.
+func (c *Catalog) Resolve(ref string) (*Entry, error) {
+	key, version, hasVersion := strings.Cut(ref, "@")
+	es := c.entries[key]
+	if len(es) == 0 {
+		return nil, fmt.Errorf("no blueprint %s in the catalog%s", key, suggest.DidYouMean(key, c.Keys()))
+	}
+	if !hasVersion || version == "" {
+		return es[len(es)-1], nil
+	}
+	for _, e := range es {
+		if e.Version == version {
+			return e, nil
+		}
+	}
+	var vs []string
+	for _, e := range es {
+		vs = append(vs, e.Version)
+	}
+	return nil, fmt.Errorf("no version %s of blueprint %s in the catalog (versions: %s)", version, key, strings.Join(vs, ", "))
+}
+
+func (c *Catalog) read(e *Entry) ([]byte, error) { return fs.ReadFile(c.fsys, e.File) }
+
+// Source returns the YAML text of an entry.
+func (c *Catalog) Source(e *Entry) ([]byte, error) { return c.read(e) }
+
+// Compile compiles (once) and returns the blueprint at ref (KEY@VERSION or
+// KEY). Diagnostics name files by their path in the catalog.
+func (c *Catalog) Compile(ref string) (*Blueprint, diag.List, error) {
+	e, err := c.Resolve(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	cc := c.compiled[e.File]
+	if cc == nil {
+		cc = &compiled{}
+		c.compiled[e.File] = cc
+	}
+	c.mu.Unlock()
+	cc.once.Do(func() {
+		src, err := c.read(e)
+		if err != nil {
+			cc.ds.Errorf(diag.Pos{File: e.File}, "read_error", "%v", err)
+			return
+		}
+		cc.bp, cc.ds = Compile(e.File, src, WithCatalog(c))
+	})
+	return cc.bp, cc.ds, nil
+}
+
+// compareSemver orders MAJOR.MINOR.PATCH[-pre] versions.
+func compareSemver(a, b string) int {
+	ca, pa, _ := strings.Cut(strings.SplitN(a, "+", 2)[0], "-")
+	cb, pb, _ := strings.Cut(strings.SplitN(b, "+", 2)[0], "-")
+	xa, xb := strings.Split(ca, "."), strings.Split(cb, ".")
+	for i := 0; i < 3 && i < len(xa) && i < len(xb); i++ {
+		na, _ := strconv.Atoi(xa[i])
+		nb, _ := strconv.Atoi(xb[i])
+		if na != nb {
+			if na < nb {
+				return -1
+			}
+			return 1
+		}
+	}
+	switch {
+	case pa == pb:
+		return 0
+	case pa == "":
+		return 1
+	case pb == "":
+		return -1
+	}
+	return strings.Compare(pa, pb)
+}
+
+// SortDiagnostics is re-exported for callers that gather diagnostics from
+// several files.
+func SortDiagnostics(ds diag.List) diag.List { return ds.Sorted() }

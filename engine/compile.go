@@ -1,0 +1,1184 @@
+// Package engine compiles blueprints: it parses the YAML keeping every
+// position, validates it against the embedded JSON Schema, compiles every
+// expression once, resolves every reference, and returns an immutable
+// *Blueprint or a sorted list of positioned, coded diagnostics.
+//
+//	bp, ds := engine.Compile("button.yaml", src, engine.WithCatalog(cat))
+//	for _, d := range ds {
+//		fmt.Println(d) // button.yaml:12:3: error unknown_key: ...
+//	}
+//
+// The compiled blueprint is read by package runtime, which evaluates it per
+// event. The compiler never imports the runtime.
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/blueprint-engine/blueprint/engine/diag"
+	"github.com/blueprint-engine/blueprint/engine/schemacheck"
+	"github.com/blueprint-engine/blueprint/engine/syntax"
+	"github.com/blueprint-engine/blueprint/internal/conv"
+	"github.com/blueprint-engine/blueprint/internal/suggest"
+	"github.com/blueprint-engine/blueprint/schemas"
+)
+
+// Diagnostic, Diagnostics and Pos are the compiler's findings; see package
+// diag.
+type (
+	Diagnostic  = diag.Diagnostic
+	Diagnostics = diag.List
+	Pos         = diag.Pos
+)
+
+// Option configures Compile.
+type Option func(*options)
+
+type options struct {
+	catalog *Catalog
+}
+
+// WithCatalog resolves extends: against cat.
+func WithCatalog(cat *Catalog) Option { return func(o *options) { o.catalog = cat } }
+
+// Builtin shared values, supplied by the runtime for every event.
+const (
+	ValueVendorEvent = "vendor_event" // the mapped vendor event type
+	ValueSourceEvent = "source_event" // the source event name as received
+)
+
+// Compile compiles one blueprint file. name is used in diagnostics. It
+// returns the blueprint and its warnings, or nil and every error found
+// (sorted by position, at most diag.Limit).
+func Compile(name string, src []byte, opts ...Option) (*Blueprint, Diagnostics) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &compiler{
+		file:    name,
+		opts:    o,
+		files:   map[*yaml.Node]string{},
+		sources: map[string][]byte{},
+	}
+	root := c.load(name, src, nil)
+	if root == nil || c.ds.HasErrors() {
+		return nil, c.ds.Sorted()
+	}
+	c.ds = append(c.ds, schemacheck.Validate(schemas.Blueprint, root, c.pos)...)
+	if c.ds.HasErrors() {
+		return nil, c.ds.Sorted()
+	}
+	bp := c.compile(root)
+	ds := c.ds.Sorted()
+	if ds.HasErrors() {
+		return nil, ds
+	}
+	bp.Diagnostics = ds
+	return bp, ds
+}
+
+type compiler struct {
+	file    string
+	opts    options
+	ds      diag.List
+	files   map[*yaml.Node]string // nodes of files other than c.file
+	sources map[string][]byte
+	// base is the resolved KEY@VERSION the file extends; baseVariants are
+	// the variants the base declares.
+	base         string
+	baseVariants map[string]bool
+
+	bp          *Blueprint
+	config      map[string]*ConfigField
+	values      map[string]*Value
+	valueNodes  map[*Value]*yaml.Node
+	valueState  map[*Value]int
+	valueStack  []*Value
+	secretValue map[*Value]bool
+	warnings    map[string]bool
+	usedWarn    map[string]bool
+	requests    map[string]*requestDef
+}
+
+type requestDef struct {
+	req      *Request // without body
+	node     *yaml.Node
+	body     []kv
+	compiled *Object
+}
+
+func (c *compiler) pos(n *yaml.Node) diag.Pos {
+	if f, ok := c.files[n]; ok {
+		return syntax.Pos(f, n)
+	}
+	return syntax.Pos(c.file, n)
+}
+
+func (c *compiler) srcOf(n *yaml.Node) []byte {
+	if f, ok := c.files[n]; ok {
+		return c.sources[f]
+	}
+	return c.sources[c.file]
+}
+
+// load parses a file and, when it extends another blueprint, merges it over
+// its base. chain holds the files being loaded, to detect cycles.
+func (c *compiler) load(name string, src []byte, chain []string) *yaml.Node {
+	f, ds := syntax.Parse(name, src)
+	c.ds = append(c.ds, ds...)
+	c.sources[name] = src
+	if ds.HasErrors() {
+		return nil
+	}
+	if f.Root == nil {
+		c.ds.Errorf(diag.Pos{File: name, Line: 1, Col: 1}, "empty_file", "the file holds no blueprint")
+		return nil
+	}
+	if name != c.file {
+		markFile(f.Root, name, c.files)
+	}
+	ext := get(f.Root, "extends")
+	if ext == nil || ext.Kind != yaml.ScalarNode || ext.Value == "" {
+		return f.Root
+	}
+	ref := ext.Value
+	if c.opts.catalog == nil {
+		c.ds.Errorf(c.pos(ext), "extends_not_found", "cannot resolve extends %s: no catalog is available", ref)
+		return nil
+	}
+	entry, err := c.opts.catalog.Resolve(ref)
+	if err != nil {
+		c.ds.Errorf(c.pos(ext), "extends_not_found", "%v", err)
+		return nil
+	}
+	chain = append(chain, name)
+	if slices.Contains(chain, entry.File) {
+		c.ds.Errorf(c.pos(ext), "extends_cycle", "extends cycle: %s -> %s", strings.Join(chain, " -> "), entry.File)
+		return nil
+	}
+	baseSrc, err := c.opts.catalog.read(entry)
+	if err != nil {
+		c.ds.Errorf(c.pos(ext), "extends_not_found", "cannot read %s: %v", entry.File, err)
+		return nil
+	}
+	baseRoot := c.load(entry.File, baseSrc, chain)
+	if baseRoot == nil {
+		c.ds.Errorf(c.pos(ext), "extends_invalid", "base blueprint %s has errors", entry.Ref())
+		return nil
+	}
+	if len(chain) == 1 {
+		c.base = entry.Ref()
+		c.baseVariants = map[string]bool{}
+		for _, p := range pairs(get(baseRoot, "variants")) {
+			c.baseVariants[p.k.Value] = true
+		}
+	}
+	return merge(baseRoot, f.Root, "")
+}
+
+func markFile(n *yaml.Node, name string, files map[*yaml.Node]string) {
+	if n == nil {
+		return
+	}
+	files[n] = name
+	for _, ch := range n.Content {
+		markFile(ch, name, files)
+	}
+}
+
+// merge lays an overlay over a base: mappings merge key by key (event
+// names compared after normalisation), anything else is replaced. The
+// overlay's extends key is dropped.
+func merge(base, over *yaml.Node, path string) *yaml.Node {
+	if base == nil || base.Kind != yaml.MappingNode || over.Kind != yaml.MappingNode {
+		return over
+	}
+	out := *base
+	out.Content = slices.Clone(base.Content)
+	events := path == "events" || strings.HasPrefix(path, "variants.") && strings.HasSuffix(path, ".events") && strings.Count(path, ".") == 2
+	for i := 0; i+1 < len(over.Content); i += 2 {
+		k, v := over.Content[i], over.Content[i+1]
+		if path == "" && k.Value == "extends" {
+			continue
+		}
+		j := -1
+		for b := 0; b+1 < len(out.Content); b += 2 {
+			bk := out.Content[b].Value
+			if bk == k.Value || events && conv.NormalizeName(bk) == conv.NormalizeName(k.Value) {
+				j = b
+				break
+			}
+		}
+		child := k.Value
+		if path != "" {
+			child = path + "." + k.Value
+		}
+		if j < 0 {
+			out.Content = append(out.Content, k, v)
+			continue
+		}
+		out.Content[j] = k
+		out.Content[j+1] = merge(out.Content[j+1], v, child)
+	}
+	return &out
+}
+
+// kv is one mapping entry.
+type kv struct{ k, v *yaml.Node }
+
+func pairs(n *yaml.Node) []kv {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	out := make([]kv, 0, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		out = append(out, kv{n.Content[i], n.Content[i+1]})
+	}
+	return out
+}
+
+func get(n *yaml.Node, key string) *yaml.Node {
+	if k := getKey(n, key); k != nil {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i] == k {
+				return n.Content[i+1]
+			}
+		}
+	}
+	return nil
+}
+
+func getKey(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i]
+		}
+	}
+	return nil
+}
+
+func text(n *yaml.Node, key string) string {
+	if v := get(n, key); v != nil && v.Kind == yaml.ScalarNode {
+		return v.Value
+	}
+	return ""
+}
+
+func flag(n *yaml.Node, key string) bool {
+	v := get(n, key)
+	return v != nil && v.ShortTag() == "!!bool" && v.Value == "true"
+}
+
+func jsonOf(n *yaml.Node) []byte {
+	b, err := json.Marshal(syntax.Value(n))
+	if err != nil {
+		return []byte("null")
+	}
+	return b
+}
+
+var semverRE = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
+
+// compile turns a schema-valid tree into a Blueprint.
+func (c *compiler) compile(root *yaml.Node) *Blueprint {
+	bp := &Blueprint{
+		Key:         text(root, "key"),
+		Version:     text(root, "version"),
+		Name:        text(root, "name"),
+		Description: text(root, "description"),
+		Category:    text(root, "category"),
+		Status:      text(root, "status"),
+		Website:     text(root, "website"),
+		File:        c.file,
+		Base:        c.base,
+		variants:    map[string]*Variant{},
+	}
+	c.bp = bp
+	if v := get(root, "version"); v != nil && !semverRE.MatchString(v.Value) {
+		c.ds.Errorf(c.pos(v), "invalid_version", "version %q is not a semantic version (MAJOR.MINOR.PATCH, e.g. 0.1.0)", v.Value)
+	}
+	c.compileConfig(get(root, "config"))
+	for _, h := range get(root, "hosts").Content {
+		if !slices.Contains(bp.Hosts, h.Value) {
+			bp.Hosts = append(bp.Hosts, h.Value)
+		}
+	}
+	c.warnings = map[string]bool{}
+	c.usedWarn = map[string]bool{}
+	for _, p := range pairs(get(root, "warnings")) {
+		c.warnings[p.k.Value] = true
+		bp.Warnings = append(bp.Warnings, Warning{Code: p.k.Value, Description: p.v.Value})
+	}
+	c.declareValues(get(root, "identity"), get(root, "values"))
+	c.compileConsent(get(root, "consent"))
+	c.declareRequests(get(root, "requests"))
+	c.compileEvents(get(root, "events"), get(root, "variants"))
+	for _, w := range bp.Warnings {
+		if !c.usedWarn[w.Code] {
+			c.ds.Warnf(c.pos(getKey(get(root, "warnings"), w.Code)), "unused_warning", "warning %s is declared but no field attaches it", w.Code)
+		}
+	}
+	return bp
+}
+
+func (c *compiler) configKeys() []string { return keysOf(c.config) }
+
+func (c *compiler) compileConfig(n *yaml.Node) {
+	c.config = map[string]*ConfigField{}
+	c.bp.config = c.config
+	for _, p := range pairs(n) {
+		f := &ConfigField{
+			Key:         p.k.Value,
+			Type:        ConfigType(text(p.v, "type")),
+			Label:       text(p.v, "label"),
+			Required:    flag(p.v, "required"),
+			Placeholder: text(p.v, "placeholder"),
+			HelpText:    text(p.v, "help_text"),
+			Pos:         c.pos(p.k),
+		}
+		if pn := get(p.v, "pattern"); pn != nil {
+			if f.Type != ConfigString && f.Type != ConfigSecret {
+				c.ds.Errorf(c.pos(getKey(p.v, "pattern")), "misplaced_key", "pattern applies to string and secret config, not %s", f.Type)
+			} else if re, err := regexp.Compile(`^(?:` + pn.Value + `)$`); err != nil {
+				c.ds.Errorf(c.pos(pn), "invalid_pattern", "pattern %q is not a valid RE2 regular expression: %s", pn.Value, reErr(err))
+			} else {
+				f.Pattern = re
+			}
+		}
+		opts := get(p.v, "options")
+		switch {
+		case f.Type == ConfigSelect && opts == nil:
+			c.ds.Errorf(c.pos(p.k), "missing_key", "config %s of type select needs options", f.Key)
+		case f.Type != ConfigSelect && opts != nil:
+			c.ds.Errorf(c.pos(getKey(p.v, "options")), "misplaced_key", "options apply to select config, not %s", f.Type)
+		}
+		for _, o := range contentOf(opts) {
+			f.Options = append(f.Options, SelectOption{Value: text(o, "value"), Label: text(o, "label")})
+		}
+		if dn := get(p.v, "default"); dn != nil {
+			if f.Secret() {
+				c.ds.Errorf(c.pos(dn), "secret_default", "secret config %s cannot have a default: the value would be written in the blueprint", f.Key)
+			} else if v, err := CheckConfigValue(f, syntax.Value(dn)); err != nil {
+				c.ds.Errorf(c.pos(dn), "invalid_default", "default of config %s: %v", f.Key, err)
+			} else {
+				f.Default = v
+			}
+		}
+		c.config[f.Key] = f
+		c.bp.Config = append(c.bp.Config, f)
+	}
+}
+
+func reErr(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.HasPrefix(msg, "error parsing regexp") {
+		return strings.TrimPrefix(msg, "error parsing regexp: ")
+	}
+	return msg
+}
+
+// contentOf returns the children of a possibly nil node.
+func contentOf(n *yaml.Node) []*yaml.Node {
+	if n == nil {
+		return nil
+	}
+	return n.Content
+}
+
+func (c *compiler) declareValues(identity, values *yaml.Node) {
+	c.values = map[string]*Value{}
+	c.valueNodes = map[*Value]*yaml.Node{}
+	c.valueState = map[*Value]int{}
+	c.secretValue = map[*Value]bool{}
+	for _, name := range []string{ValueVendorEvent, ValueSourceEvent} {
+		v := &Value{Name: name, Index: len(c.bp.Values), Builtin: true, Spec: Spec{Type: Type{Kind: KindString}}}
+		c.values[name] = v
+		c.valueState[v] = 2
+		c.bp.Values = append(c.bp.Values, v)
+	}
+	declare := func(p kv, isIdentity bool) {
+		name := p.k.Value
+		if old, ok := c.values[name]; ok {
+			if old.Builtin {
+				c.ds.Errorf(c.pos(p.k), "reserved_name", "%s is a builtin value supplied for every event; choose another name", name)
+			} else {
+				c.ds.Errorf(c.pos(p.k), "duplicate_name", "value %s is already declared at line %d", name, old.Pos.Line)
+			}
+			return
+		}
+		v := &Value{Name: name, Index: len(c.bp.Values), Identity: isIdentity, Description: text(p.v, "description")}
+		v.Pos = c.pos(p.k)
+		c.values[name] = v
+		c.valueNodes[v] = p.v
+		c.bp.Values = append(c.bp.Values, v)
+		if isIdentity {
+			c.bp.Identity = append(c.bp.Identity, v)
+		}
+	}
+	for _, p := range pairs(identity) {
+		declare(p, true)
+	}
+	for _, p := range pairs(values) {
+		declare(p, false)
+	}
+	for _, v := range c.bp.Values {
+		c.compileValue(v)
+	}
+}
+
+// valueRef resolves a reference to a shared value, compiling it first when
+// needed.
+func (c *compiler) valueRef(name string, at *yaml.Node, pos diag.Pos) *Value {
+	v := c.values[name]
+	if v == nil {
+		c.ds.Errorf(pos, "unknown_value", "unknown value %s%s", name, suggest.DidYouMean(name, keysOf(c.values)))
+		return nil
+	}
+	if c.valueState[v] == 1 {
+		var names []string
+		for _, s := range c.valueStack[slices.Index(c.valueStack, v):] {
+			names = append(names, s.Name)
+		}
+		c.ds.Errorf(pos, "value_cycle", "value %s reads itself: %s -> %s", name, strings.Join(names, " -> "), name)
+		return nil
+	}
+	c.compileValue(v)
+	return v
+}
+
+func (c *compiler) compileValue(v *Value) {
+	if c.valueState[v] != 0 {
+		return
+	}
+	c.valueState[v] = 1
+	c.valueStack = append(c.valueStack, v)
+	sc := &scope{self: -1, where: "value " + v.Name}
+	n := c.valueNodes[v]
+	pos := v.Pos
+	v.Spec = c.compileSpec(n, sc)
+	v.Pos = pos
+	v.Deps = uniqValues(sc.values)
+	if v.Type.Currency != nil {
+		v.Deps = uniqValues(append(v.Deps, v.Type.Currency))
+	}
+	if sc.secret {
+		c.secretValue[v] = true
+	}
+	c.valueStack = c.valueStack[:len(c.valueStack)-1]
+	c.valueState[v] = 2
+}
+
+func uniqValues(vs []*Value) []*Value {
+	var out []*Value
+	for _, v := range vs {
+		if v != nil && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+var sourceKeys = []string{"from", "value", "config", "const", "expr"}
+
+// compileSpec compiles the sources and type rule of a value or field.
+func (c *compiler) compileSpec(n *yaml.Node, sc *scope) Spec {
+	spec := Spec{Pos: c.pos(n)}
+	var given []*yaml.Node
+	for _, k := range sourceKeys {
+		if kn := getKey(n, k); kn != nil {
+			given = append(given, kn)
+		}
+	}
+	if len(given) > 1 {
+		c.ds.Errorf(c.pos(given[1]), "conflicting_keys", "%s has both %s and %s; give exactly one source (list several under from)", sc.where, given[0].Value, given[1].Value)
+	}
+	if fn := get(n, "from"); fn != nil {
+		items := []*yaml.Node{fn}
+		if fn.Kind == yaml.SequenceNode {
+			items = fn.Content
+		}
+		for _, it := range items {
+			if it.Kind == yaml.ScalarNode {
+				spec.Sources = append(spec.Sources, c.pathSource(it, it.Value))
+				continue
+			}
+			p := pairs(it)
+			if len(p) == 1 {
+				spec.Sources = append(spec.Sources, c.source(p[0].k.Value, p[0].v, sc))
+			}
+		}
+	}
+	for _, k := range sourceKeys[1:] {
+		if vn := get(n, k); vn != nil {
+			spec.Sources = append(spec.Sources, c.source(k, vn, sc))
+		}
+	}
+	spec.Sources = slices.DeleteFunc(spec.Sources, func(s Source) bool { return s.Kind == SourceExpr && s.Expr == nil })
+
+	// Type rule.
+	kind := KindAny
+	if tn := get(n, "type"); tn != nil {
+		kind, _ = kindByName(tn.Value)
+	} else if get(n, "fields") != nil {
+		kind = KindObject
+	} else if get(n, "items") != nil {
+		kind = KindArray
+	}
+	spec.Type.Kind = kind
+	if cn := get(n, "currency"); cn != nil {
+		if kind != KindMoney {
+			c.ds.Errorf(c.pos(getKey(n, "currency")), "misplaced_key", "currency applies to type money, not %s", kind)
+		} else if cv := c.valueRef(cn.Value, cn, c.pos(cn)); cv != nil {
+			if cv.Type.Kind != KindCurrency {
+				c.ds.Errorf(c.pos(cn), "invalid_reference", "currency must name a value of type currency; %s is of type %s", cv.Name, cv.Type.Kind)
+			} else {
+				spec.Type.Currency = cv
+				sc.values = append(sc.values, cv)
+			}
+		}
+	}
+	for _, k := range []string{"min", "max"} {
+		if mn := get(n, k); mn != nil {
+			if kind != KindInteger && kind != KindNumber {
+				c.ds.Errorf(c.pos(getKey(n, k)), "misplaced_key", "%s applies to types integer and number, not %s", k, kind)
+				continue
+			}
+			f, _ := syntax.Scalar(mn).(float64)
+			if i, ok := syntax.Scalar(mn).(int64); ok {
+				f = float64(i)
+			}
+			if k == "min" {
+				spec.Type.Min = &f
+			} else {
+				spec.Type.Max = &f
+			}
+		}
+	}
+	if pn := get(n, "pattern"); pn != nil {
+		if kind != KindString && kind != KindID {
+			c.ds.Errorf(c.pos(getKey(n, "pattern")), "misplaced_key", "pattern applies to types string and id, not %s", kind)
+		} else if re, err := regexp.Compile(`^(?:` + pn.Value + `)$`); err != nil {
+			c.ds.Errorf(c.pos(pn), "invalid_pattern", "pattern %q is not a valid RE2 regular expression: %s", pn.Value, reErr(err))
+		} else {
+			spec.Type.Pattern = re
+		}
+	}
+	if dn := get(n, "default"); dn != nil {
+		spec.Default = jsonOf(dn)
+		if !defaultFits(kind, syntax.Value(dn)) {
+			c.ds.Errorf(c.pos(dn), "invalid_default", "default %s does not follow type %s", spec.Default, kind)
+		}
+	}
+	return spec
+}
+
+func defaultFits(k Kind, v any) bool {
+	switch k {
+	case KindString, KindID, KindCurrency, KindTime, KindEmailSHA256:
+		_, ok := v.(string)
+		return ok
+	case KindInteger, KindMoney:
+		_, ok := v.(int64)
+		return ok
+	case KindNumber:
+		switch v.(type) {
+		case int64, float64:
+			return true
+		}
+		return false
+	case KindBoolean:
+		_, ok := v.(bool)
+		return ok
+	case KindObject:
+		_, ok := v.(map[string]any)
+		return ok
+	case KindArray:
+		_, ok := v.([]any)
+		return ok
+	}
+	return true
+}
+
+// source compiles one non-path source.
+func (c *compiler) source(kind string, n *yaml.Node, sc *scope) Source {
+	switch kind {
+	case "path":
+		return c.pathSource(n, n.Value)
+	case "value":
+		v := c.valueRef(n.Value, n, c.pos(n))
+		if v != nil {
+			sc.values = append(sc.values, v)
+			if c.secretValue[v] {
+				sc.secret = true
+			}
+		}
+		return Source{Kind: SourceValue, Value: v}
+	case "config":
+		f := c.config[n.Value]
+		if f == nil {
+			c.ds.Errorf(c.pos(n), "unknown_config", "unknown config key %s%s", n.Value, suggest.DidYouMean(n.Value, c.configKeys()))
+		} else if f.Secret() {
+			sc.secret = true
+		}
+		return Source{Kind: SourceConfig, Config: n.Value}
+	case "const":
+		return Source{Kind: SourceConst, Const: jsonOf(n)}
+	}
+	return Source{Kind: SourceExpr, Expr: c.compileExpr(n, sc)}
+}
+
+func (c *compiler) pathSource(n *yaml.Node, path string) Source {
+	if err := checkPath(path); err != nil {
+		c.ds.Errorf(c.pos(n), "invalid_path", "field path %q: %v", path, err)
+	}
+	return Source{Kind: SourcePath, Path: path}
+}
+
+// checkPath accepts gjson paths without modifiers (@) and pipes (|), which
+// could reach outside the value the path names.
+func checkPath(p string) error {
+	switch {
+	case p == "":
+		return fmt.Errorf("empty")
+	case strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") && !strings.HasSuffix(p, `\.`):
+		return fmt.Errorf("starts or ends with a dot")
+	}
+	esc := false
+	prev := byte('.')
+	for i := 0; i < len(p); i++ {
+		ch := p[i]
+		if esc {
+			esc = false
+			prev = 'x'
+			continue
+		}
+		switch {
+		case ch == '\\':
+			esc = true
+		case ch == '.' && prev == '.':
+			return fmt.Errorf("has an empty segment (..)")
+		case ch == '@' && prev == '.':
+			return fmt.Errorf("modifiers (@...) are not allowed")
+		case ch == '|':
+			return fmt.Errorf("pipes (|) are not allowed; list fallbacks under from instead")
+		}
+		prev = ch
+	}
+	if esc {
+		return fmt.Errorf("ends with a lone backslash")
+	}
+	return nil
+}
+
+func (c *compiler) compileConsent(n *yaml.Node) {
+	if n == nil {
+		return
+	}
+	cs := &Consent{Category: text(n, "category"), Allow: text(n, "when_missing") == "allow"}
+	if cs.Category == "" {
+		c.ds.Errorf(c.pos(n), "missing_key", "consent needs key category")
+	}
+	from, ex := get(n, "from"), get(n, "expr")
+	switch {
+	case from != nil && ex != nil:
+		c.ds.Errorf(c.pos(getKey(n, "expr")), "conflicting_keys", "consent has both from and expr; give one")
+	case from == nil && ex == nil:
+		c.ds.Errorf(c.pos(n), "missing_source", "consent needs from (paths) or expr")
+	}
+	items := []*yaml.Node{from}
+	if from != nil && from.Kind == yaml.SequenceNode {
+		items = from.Content
+	}
+	for _, it := range items {
+		if it != nil {
+			cs.Paths = append(cs.Paths, c.pathSource(it, it.Value).Path)
+		}
+	}
+	if ex != nil {
+		sc := &scope{self: -1, where: "consent"}
+		cs.Expr = c.compileExpr(ex, sc)
+		c.noSecret(sc, ex, "the consent expression")
+		if cs.Expr != nil && !returnsBool(cs.Expr) {
+			c.ds.Errorf(c.pos(ex), "expr_type", "the consent expression must give a boolean (or nil for missing)")
+		}
+	}
+	c.bp.Consent = cs
+}
+
+func (c *compiler) noSecret(sc *scope, n *yaml.Node, where string) {
+	if sc.secret {
+		c.ds.Errorf(c.pos(n), "secret_leak", "%s reads a secret; secrets may only be read by auth, and by headers and fields marked secret: true", where)
+	}
+}
+
+func (c *compiler) declareRequests(n *yaml.Node) {
+	c.requests = map[string]*requestDef{}
+	for _, p := range pairs(n) {
+		r := &Request{
+			Name:        p.k.Value,
+			Description: text(p.v, "description"),
+			Method:      text(p.v, "method"),
+			Pos:         c.pos(p.k),
+		}
+		r.URL = c.urlTemplate(get(p.v, "url"))
+		for _, h := range pairs(get(p.v, "headers")) {
+			hd := &Header{Name: h.k.Value}
+			tn := h.v
+			if h.v.Kind == yaml.MappingNode {
+				tn = get(h.v, "value")
+				hd.Secret = flag(h.v, "secret")
+			}
+			if !validHeaderName(hd.Name) {
+				c.ds.Errorf(c.pos(h.k), "invalid_header", "%q is not a valid HTTP header name", hd.Name)
+			}
+			sc := &scope{self: -1}
+			hd.Value = c.template(tn, sc, false)
+			if sc.secret && !hd.Secret {
+				c.ds.Errorf(c.pos(tn), "secret_leak", "header %s reads a secret; mark it secret: true (it is then redacted everywhere) or use auth", hd.Name)
+			}
+			r.Headers = append(r.Headers, hd)
+		}
+		if an := get(p.v, "auth"); an != nil {
+			r.Auth = c.compileAuth(an)
+		}
+		c.bp.Requests = append(c.bp.Requests, r)
+		c.requests[r.Name] = &requestDef{req: r, node: p.v, body: pairs(get(p.v, "body"))}
+	}
+}
+
+func (c *compiler) compileAuth(n *yaml.Node) *Auth {
+	a := &Auth{Type: AuthType(text(n, "type")), Name: text(n, "name")}
+	sc := &scope{self: -1}
+	tmpl := func(key string) *Template {
+		if tn := get(n, key); tn != nil {
+			return c.template(tn, sc, false)
+		}
+		return nil
+	}
+	need := map[AuthType][]string{
+		AuthBasic:  {"username"},
+		AuthBearer: {"token"},
+		AuthHeader: {"name", "value"},
+		AuthQuery:  {"name", "value"},
+	}[a.Type]
+	for _, k := range need {
+		if get(n, k) == nil {
+			c.ds.Errorf(c.pos(n), "missing_key", "auth of type %s needs key %s", a.Type, k)
+		}
+	}
+	allowed := map[AuthType][]string{
+		AuthBasic:  {"type", "username", "password"},
+		AuthBearer: {"type", "token"},
+		AuthHeader: {"type", "name", "value"},
+		AuthQuery:  {"type", "name", "value"},
+	}[a.Type]
+	for _, p := range pairs(n) {
+		if !slices.Contains(allowed, p.k.Value) {
+			c.ds.Errorf(c.pos(p.k), "misplaced_key", "%s does not apply to auth of type %s", p.k.Value, a.Type)
+		}
+	}
+	a.Username, a.Password, a.Token, a.Value = tmpl("username"), tmpl("password"), tmpl("token"), tmpl("value")
+	if a.Type == AuthHeader && !validHeaderName(a.Name) {
+		c.ds.Errorf(c.pos(get(n, "name")), "invalid_header", "%q is not a valid HTTP header name", a.Name)
+	}
+	return a
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", ch) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// compileEvents builds every variant's event map.
+func (c *compiler) compileEvents(base, variants *yaml.Node) {
+	baseEvents := c.eventList(base, "", nil)
+	vps := pairs(variants)
+	if len(vps) == 0 {
+		v := &Variant{Key: "default", Name: "Default", byKey: map[string]*Event{}}
+		v.Events = baseEvents
+		c.finishVariant(v, base)
+		return
+	}
+	for _, p := range vps {
+		v := &Variant{
+			Key:         p.k.Value,
+			Name:        text(p.v, "name"),
+			Description: text(p.v, "description"),
+			byKey:       map[string]*Event{},
+		}
+		if v.Name == "" {
+			if c.base != "" && !c.baseVariants[v.Key] {
+				c.ds.Errorf(c.pos(p.k), "unknown_variant", "variant %s is not defined in %s%s; a new variant needs a name",
+					v.Key, c.base, suggest.DidYouMean(v.Key, keysOf(c.baseVariants)))
+			} else {
+				c.ds.Errorf(c.pos(p.k), "missing_key", "variant %s needs a name", v.Key)
+			}
+		}
+		if dc := get(p.v, "default_config"); dc != nil {
+			v.DefaultConfig = map[string]any{}
+			for _, e := range pairs(dc) {
+				f := c.config[e.k.Value]
+				if f == nil {
+					c.ds.Errorf(c.pos(e.k), "unknown_config", "unknown config key %s%s", e.k.Value, suggest.DidYouMean(e.k.Value, c.configKeys()))
+					continue
+				}
+				if f.Secret() {
+					c.ds.Errorf(c.pos(e.v), "secret_default", "secret config %s cannot have a default", f.Key)
+					continue
+				}
+				val, err := CheckConfigValue(f, syntax.Value(e.v))
+				if err != nil {
+					c.ds.Errorf(c.pos(e.v), "invalid_default", "default_config %s: %v", f.Key, err)
+					continue
+				}
+				v.DefaultConfig[f.Key] = val
+			}
+		}
+		v.Events = c.eventList(get(p.v, "events"), v.Key, baseEvents)
+		c.finishVariant(v, p.k)
+	}
+}
+
+func (c *compiler) finishVariant(v *Variant, at *yaml.Node) {
+	for _, e := range v.Events {
+		v.byKey[e.Key] = e
+	}
+	if len(v.Events) == 0 {
+		c.ds.Errorf(c.pos(at), "empty_event_map", "variant %s maps no event", v.Key)
+	}
+	c.bp.Variants = append(c.bp.Variants, v)
+	c.bp.variants[v.Key] = v
+}
+
+// eventList compiles the event map n over inherited (the base's events):
+// a mapping with the same normalised name replaces the inherited one in
+// place, others are appended.
+func (c *compiler) eventList(n *yaml.Node, variant string, inherited []*Event) []*Event {
+	out := slices.Clone(inherited)
+	own := map[string]*Event{}
+	for _, p := range pairs(n) {
+		e := c.compileEvent(p, variant)
+		if e == nil {
+			continue
+		}
+		if first, dup := own[e.Key]; dup {
+			c.ds.Errorf(c.pos(p.k), "unreachable_event", "event %q is the same as %q (line %d) after normalisation (%s); this mapping can never match",
+				e.Name, first.Name, first.Pos.Line, e.Key)
+			continue
+		}
+		own[e.Key] = e
+		if i := slices.IndexFunc(out, func(x *Event) bool { return x.Key == e.Key }); i >= 0 {
+			out[i] = e
+		} else {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (c *compiler) compileEvent(p kv, variant string) *Event {
+	e := &Event{
+		Name:        p.k.Value,
+		Key:         conv.NormalizeName(p.k.Value),
+		VendorEvent: text(p.v, "vendor_event"),
+		Description: text(p.v, "description"),
+		Variant:     variant,
+		Pos:         c.pos(p.k),
+	}
+	if e.Key == "" || e.Key == "_" {
+		c.ds.Errorf(c.pos(p.k), "invalid_event_name", "event name %q is empty after normalisation", e.Name)
+		return nil
+	}
+	rn := get(p.v, "request")
+	def := c.requests[rn.Value]
+	if def == nil {
+		c.ds.Errorf(c.pos(rn), "unknown_request", "unknown request %s%s", rn.Value, suggest.DidYouMean(rn.Value, keysOf(c.requests)))
+		return nil
+	}
+	var filterValues []*Value
+	if fn := get(p.v, "filter"); fn != nil {
+		sc := &scope{self: -1, where: "filter"}
+		e.Filter = c.compileExpr(fn, sc)
+		c.noSecret(sc, fn, "the filter")
+		if e.Filter != nil && !returnsBool(e.Filter) {
+			c.ds.Errorf(c.pos(fn), "expr_type", "the filter must give a boolean")
+		}
+		filterValues = sc.values
+	}
+	req := *def.req
+	if over := pairs(get(p.v, "body")); len(over) > 0 {
+		req.Body = c.compileObject(overlayFields(def.body, over), "", false)
+	} else {
+		if def.compiled == nil {
+			def.compiled = c.compileObject(def.body, "", false)
+		}
+		req.Body = def.compiled
+	}
+	e.Request = &req
+	e.Values = eventValues(&req, filterValues)
+	e.Warnings = objectWarnings(req.Body, nil)
+	return e
+}
+
+// overlayFields replaces base fields by name, keeping their place, and
+// appends new ones.
+func overlayFields(base, over []kv) []kv {
+	out := slices.Clone(base)
+	for _, o := range over {
+		if i := slices.IndexFunc(out, func(b kv) bool { return b.k.Value == o.k.Value }); i >= 0 {
+			out[i] = o
+		} else {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func returnsBool(e *Expr) bool {
+	t := e.Program.Node().Type()
+	return t == nil || t.Kind().String() == "bool" || t.Kind().String() == "interface"
+}
+
+// compileObject compiles the fields of an object (or of each item of an
+// array, when item is set). prefix is the vendor path of the object.
+func (c *compiler) compileObject(fields []kv, prefix string, item bool) *Object {
+	obj := &Object{}
+	names := map[string]int{}
+	kinds := make([]Kind, len(fields))
+	for i, p := range fields {
+		names[p.k.Value] = i
+		kinds[i] = c.declaredKind(p.v)
+	}
+	for i, p := range fields {
+		sc := &scope{item: item, fields: names, kinds: kinds, self: i, where: "field " + prefix + p.k.Value}
+		obj.Fields = append(obj.Fields, c.compileField(p, prefix, item, sc))
+	}
+	obj.Order = c.fieldOrder(obj, fields)
+	return obj
+}
+
+func (c *compiler) declaredKind(n *yaml.Node) Kind {
+	if k, ok := kindByName(text(n, "type")); ok {
+		return k
+	}
+	if v := c.values[text(n, "value")]; v != nil {
+		return v.Type.Kind
+	}
+	return KindAny
+}
+
+// fieldOrder sorts fields so that each comes after the siblings it reads.
+func (c *compiler) fieldOrder(obj *Object, fields []kv) []int {
+	state := make([]int, len(obj.Fields))
+	var order []int
+	var visit func(i int) bool
+	visit = func(i int) bool {
+		switch state[i] {
+		case 1:
+			c.ds.Errorf(c.pos(fields[i].k), "field_cycle", "field %s reads itself through other fields", obj.Fields[i].Name)
+			return false
+		case 2:
+			return true
+		}
+		state[i] = 1
+		for _, d := range obj.Fields[i].Deps {
+			if !visit(d) {
+				state[i] = 2
+				return false
+			}
+		}
+		state[i] = 2
+		order = append(order, i)
+		return true
+	}
+	for i := range obj.Fields {
+		visit(i)
+	}
+	return order
+}
+
+func (c *compiler) compileField(p kv, prefix string, item bool, sc *scope) *Field {
+	n := p.v
+	f := &Field{
+		Name:         p.k.Value,
+		Path:         prefix + p.k.Value,
+		Required:     flag(n, "required"),
+		WarnIfAbsent: text(n, "warn_if_absent"),
+		List:         flag(n, "list"),
+		Secret:       flag(n, "secret"),
+	}
+	f.Spec = c.compileSpec(n, sc)
+	f.Pos = c.pos(p.k)
+	f.Deps = uniqInts(sc.fieldDeps)
+	kind := f.Type.Kind
+	fields, items := get(n, "fields"), get(n, "items")
+	hasSource := len(f.Sources) > 0 || slices.ContainsFunc(sourceKeys, func(k string) bool { return getKey(n, k) != nil })
+	switch {
+	case fields != nil && kind != KindObject:
+		c.ds.Errorf(c.pos(getKey(n, "fields")), "misplaced_key", "fields applies to type object, not %s", kind)
+	case items != nil && kind != KindArray:
+		c.ds.Errorf(c.pos(getKey(n, "items")), "misplaced_key", "items applies to type array, not %s", kind)
+	case fields != nil && hasSource:
+		c.ds.Errorf(c.pos(getKey(n, "fields")), "conflicting_keys", "field %s builds an object from its fields; remove its source or its fields", f.Path)
+	case fields == nil && !hasSource:
+		c.ds.Errorf(c.pos(p.k), "missing_source", "field %s needs a source: from, value, config, const or expr", f.Path)
+	}
+	if fields != nil {
+		f.Object = c.compileObject(pairs(fields), f.Path+".", item)
+	}
+	if items != nil {
+		f.Object = c.compileObject(pairs(items), f.Path+"[].", true)
+	}
+	if on := get(n, "omit_unless"); on != nil {
+		if fields == nil {
+			c.ds.Errorf(c.pos(getKey(n, "omit_unless")), "misplaced_key", "omit_unless applies to objects with fields")
+		} else {
+			for _, x := range on.Content {
+				i := slices.IndexFunc(f.Object.Fields, func(ch *Field) bool { return ch.Name == x.Value })
+				if i < 0 {
+					c.ds.Errorf(c.pos(x), "unknown_field", "omit_unless names unknown field %s%s", x.Value, suggest.DidYouMean(x.Value, fieldNames(f.Object)))
+					continue
+				}
+				f.Object.OmitUnless = append(f.Object.OmitUnless, i)
+			}
+		}
+	}
+	if f.List && (kind == KindObject || kind == KindArray) {
+		c.ds.Errorf(c.pos(getKey(n, "list")), "misplaced_key", "list applies to single values, not %s", kind)
+	}
+	if f.WarnIfAbsent != "" {
+		if !c.warnings[f.WarnIfAbsent] {
+			c.ds.Errorf(c.pos(get(n, "warn_if_absent")), "unknown_warning", "warning %s is not declared under warnings%s", f.WarnIfAbsent, suggest.DidYouMean(f.WarnIfAbsent, keysOf(c.warnings)))
+		}
+		c.usedWarn[f.WarnIfAbsent] = true
+	}
+	if f.Required && f.Default != nil {
+		c.ds.Warnf(c.pos(getKey(n, "required")), "required_with_default", "field %s is required but has a default, so it can never be absent", f.Path)
+	}
+	if sc.secret && !f.Secret {
+		c.ds.Errorf(c.pos(p.k), "secret_leak", "field %s reads a secret; secrets may only be read by auth, and by headers and fields marked secret: true (redacted everywhere)", f.Path)
+	}
+	return f
+}
+
+func fieldNames(o *Object) []string {
+	var out []string
+	for _, f := range o.Fields {
+		out = append(out, f.Name)
+	}
+	return out
+}
+
+func uniqInts(s []int) []int {
+	var out []int
+	for _, x := range s {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// eventValues lists the shared values a request reads, dependencies first.
+func eventValues(r *Request, extra []*Value) []*Value {
+	var direct []*Value
+	addTemplate := func(t *Template) {
+		if t != nil {
+			for _, p := range t.Parts {
+				if p.Value != nil {
+					direct = append(direct, p.Value)
+				}
+			}
+		}
+	}
+	addTemplate(r.URL)
+	for _, h := range r.Headers {
+		addTemplate(h.Value)
+	}
+	if a := r.Auth; a != nil {
+		addTemplate(a.Username)
+		addTemplate(a.Password)
+		addTemplate(a.Token)
+		addTemplate(a.Value)
+	}
+	direct = append(direct, objectValues(r.Body, nil)...)
+	direct = append(direct, extra...)
+	var order []*Value
+	seen := map[*Value]bool{}
+	var visit func(v *Value)
+	visit = func(v *Value) {
+		if v == nil || seen[v] {
+			return
+		}
+		seen[v] = true
+		for _, d := range v.Deps {
+			visit(d)
+		}
+		order = append(order, v)
+	}
+	for _, v := range direct {
+		visit(v)
+	}
+	return order
+}
+
+func specValues(s *Spec, out []*Value) []*Value {
+	for _, src := range s.Sources {
+		if src.Value != nil {
+			out = append(out, src.Value)
+		}
+		if src.Expr != nil {
+			for _, in := range src.Expr.Inputs {
+				if in.Value != nil {
+					out = append(out, in.Value)
+				}
+			}
+		}
+	}
+	if s.Type.Currency != nil {
+		out = append(out, s.Type.Currency)
+	}
+	return out
+}
+
+func objectValues(o *Object, out []*Value) []*Value {
+	if o == nil {
+		return out
+	}
+	for _, f := range o.Fields {
+		out = specValues(&f.Spec, out)
+		out = objectValues(f.Object, out)
+	}
+	return out
+}
+
+func objectWarnings(o *Object, out []string) []string {
+	if o == nil {
+		return out
+	}
+	for _, f := range o.Fields {
+		if f.WarnIfAbsent != "" && !slices.Contains(out, f.WarnIfAbsent) {
+			out = append(out, f.WarnIfAbsent)
+		}
+		out = objectWarnings(f.Object, out)
+	}
+	return out
+}

@@ -1,0 +1,238 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+
+	"github.com/blueprint-engine/blueprint/internal/conv"
+)
+
+// Function is an expression helper function, documented in
+// docs/authoring.md. Every helper is deterministic and side-effect free.
+type Function struct {
+	Name      string
+	Signature string
+	Doc       string
+	Example   string
+	fn        func(args ...any) (any, error)
+	types     []any
+}
+
+// Functions lists the helper functions available to expressions, besides
+// expr-lang's own builtins (trim, lower, upper, len, ...).
+func Functions() []Function { return functions }
+
+var functions = []Function{
+	{
+		Name: "minor_units", Signature: "minor_units(amount, currency) int",
+		Doc:     "Converts a decimal amount (a number, or text such as \"25.50\") to integer minor units of an ISO 4217 currency, from the decimal digits as written (never through a float), rounding half away from zero. Fails on a negative or non-decimal amount.",
+		Example: `minor_units("1.005", "USD") == 101`,
+		fn:      fnMinorUnits, types: []any{new(func(any, string) int)},
+	},
+	{
+		Name: "currency_exponent", Signature: "currency_exponent(code) int",
+		Doc:     "The ISO 4217 minor-unit exponent of a currency code: 0 for JPY, KRW and the other zero-decimal currencies, 3 for BHD, IQD, JOD, KWD, LYD, OMR and TND, 2 otherwise.",
+		Example: `currency_exponent("JPY") == 0`,
+		fn: func(args ...any) (any, error) {
+			s, err := str(args[0])
+			if err != nil {
+				return nil, err
+			}
+			return conv.CurrencyExponent(strings.ToUpper(s)), nil
+		},
+		types: []any{new(func(string) int)},
+	},
+	{
+		Name: "sha256_hex", Signature: "sha256_hex(text) string",
+		Doc:     "Lower-case hex SHA-256 of the text's UTF-8 bytes.",
+		Example: `sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"`,
+		fn: func(args ...any) (any, error) {
+			s, err := str(args[0])
+			if err != nil {
+				return nil, err
+			}
+			sum := sha256.Sum256([]byte(s))
+			return hex.EncodeToString(sum[:]), nil
+		},
+		types: []any{new(func(string) string)},
+	},
+	{
+		Name: "email_sha256", Signature: "email_sha256(email) string",
+		Doc:     "sha256_hex of the trimmed, lower-cased email: how ad platforms match hashed emails.",
+		Example: `email_sha256(" Jane@Example.com ") == sha256_hex("jane@example.com")`,
+		fn: func(args ...any) (any, error) {
+			s, err := str(args[0])
+			if err != nil {
+				return nil, err
+			}
+			sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(s))))
+			return hex.EncodeToString(sum[:]), nil
+		},
+		types: []any{new(func(string) string)},
+	},
+	{
+		Name: "url_query", Signature: "url_query(url, name) string or nil",
+		Doc:     "The first value of a query parameter of a URL (names compared exactly), or nil when the URL is absent, unparseable or has no such parameter.",
+		Example: `url_query("https://shop.example/?btn_ref=srctok-1", "btn_ref") == "srctok-1"`,
+		fn: func(args ...any) (any, error) {
+			raw, ok := args[0].(string)
+			name, _ := args[1].(string)
+			if !ok {
+				return nil, nil
+			}
+			u, err := url.Parse(raw)
+			if err != nil {
+				return nil, nil
+			}
+			vs, ok := u.Query()[name]
+			if !ok || len(vs) == 0 || vs[0] == "" {
+				return nil, nil
+			}
+			return vs[0], nil
+		},
+		types: []any{new(func(any, string) any)},
+	},
+	{
+		Name: "utc_time", Signature: "utc_time(text) string",
+		Doc:     "Parses an RFC 3339 time with any offset and writes it in UTC as 2006-01-02T15:04:05Z, dropping fractional seconds. Fails when the text is not RFC 3339.",
+		Example: `utc_time("2026-02-25T16:30:00.999+02:00") == "2026-02-25T14:30:00Z"`,
+		fn: func(args ...any) (any, error) {
+			t, err := parseTimeArg(args[0])
+			if err != nil {
+				return nil, err
+			}
+			return string(conv.AppendUTC(nil, t)), nil
+		},
+		types: []any{new(func(any) string)},
+	},
+	{
+		Name: "parse_time", Signature: "parse_time(text) time",
+		Doc:     "Parses an RFC 3339 time with any offset, for comparisons and date arithmetic with expr-lang's time support. Fails when the text is not RFC 3339.",
+		Example: `parse_time("2026-02-25T14:30:00Z").Year() == 2026`,
+		fn: func(args ...any) (any, error) {
+			return parseTimeArg(args[0])
+		},
+		types: []any{new(func(any) time.Time)},
+	},
+	{
+		Name: "base64", Signature: "base64(text) string",
+		Doc:     "Standard base64 (with padding) of the text's UTF-8 bytes, e.g. for a Basic auth header.",
+		Example: `base64("sk-XXX:") == "c2stWFhYOg=="`,
+		fn: func(args ...any) (any, error) {
+			s, err := str(args[0])
+			if err != nil {
+				return nil, err
+			}
+			return base64.StdEncoding.EncodeToString([]byte(s)), nil
+		},
+		types: []any{new(func(string) string)},
+	},
+	{
+		Name: "coalesce", Signature: "coalesce(a, b, ...) any",
+		Doc:     "The first argument that is present and non-empty (not nil, \"\", or an empty list), or nil.",
+		Example: `coalesce(nil, "", "x") == "x"`,
+		fn: func(args ...any) (any, error) {
+			for _, a := range args {
+				if !emptyValue(a) {
+					return a, nil
+				}
+			}
+			return nil, nil
+		},
+		types: []any{new(func(...any) any)},
+	},
+}
+
+// builtinsDisabled are expr-lang builtins that read the clock or can
+// allocate without bound from event data.
+var builtinsDisabled = []string{"now", "repeat"}
+
+var exprOptions = func() []expr.Option {
+	opts := []expr.Option{expr.Timezone("UTC")}
+	for _, f := range functions {
+		opts = append(opts, expr.Function(f.Name, f.fn, f.types...))
+	}
+	for _, b := range builtinsDisabled {
+		opts = append(opts, expr.DisableBuiltin(b))
+	}
+	return opts
+}()
+
+var errNil = errors.New("argument is absent")
+
+func str(v any) (string, error) {
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case nil:
+		return "", errNil
+	}
+	return "", fmt.Errorf("argument is %T, not a string", v)
+}
+
+func parseTimeArg(v any) (time.Time, error) {
+	s, err := str(v)
+	if err != nil {
+		return time.Time{}, err
+	}
+	t, ok := conv.ParseTime(s)
+	if !ok {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+func fnMinorUnits(args ...any) (any, error) {
+	cur, err := str(args[1])
+	if err != nil {
+		return nil, err
+	}
+	exp := conv.CurrencyExponent(strings.ToUpper(cur))
+	var text string
+	switch a := args[0].(type) {
+	case string:
+		text = a
+	case int:
+		text = strconv.Itoa(a)
+	case int64:
+		text = strconv.FormatInt(a, 10)
+	case float64:
+		// The shortest text that reads back as the same float is the
+		// decimal as written for every amount with up to 15 significant
+		// digits.
+		text = strconv.FormatFloat(a, 'f', -1, 64)
+	case nil:
+		return nil, errNil
+	default:
+		return nil, fmt.Errorf("amount is %T, not a number or decimal text", a)
+	}
+	n, err := conv.MinorUnits([]byte(text), exp, false)
+	if err != nil {
+		return nil, fmt.Errorf("amount %q: %w", text, err)
+	}
+	if n < 0 {
+		return nil, fmt.Errorf("amount %q is negative", text)
+	}
+	return int(n), nil
+}
+
+func emptyValue(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case string:
+		return v == ""
+	case []any:
+		return len(v) == 0
+	}
+	return false
+}

@@ -1,0 +1,359 @@
+package engine
+
+import (
+	"regexp"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/blueprint-engine/blueprint/engine/diag"
+)
+
+// The compiled form. Everything here is built once by Compile and is
+// read-only afterwards: a *Blueprint and everything it points to may be
+// shared by any number of goroutines. Callers must not modify it.
+
+// Blueprint is a compiled blueprint.
+type Blueprint struct {
+	Key         string
+	Version     string
+	Name        string
+	Description string
+	Category    string
+	// Status is the blueprint's lifecycle: alpha, beta or ga.
+	Status  string
+	Website string
+	// File is the name the blueprint was compiled from.
+	File string
+	// Base is KEY@VERSION of the blueprint this overlay extends, or "".
+	Base string
+
+	Config   []*ConfigField
+	Hosts    []string
+	Consent  *Consent // nil: no consent gate
+	Warnings []Warning
+	// Values holds every shared value, identities included, in
+	// declaration order; Identity is the subset declared under identity.
+	Values   []*Value
+	Identity []*Value
+	Requests []*Request
+	Variants []*Variant
+
+	// Diagnostics holds the warnings the compiler reported.
+	Diagnostics diag.List
+
+	variants map[string]*Variant
+	config   map[string]*ConfigField
+}
+
+// Ref returns KEY@VERSION.
+func (b *Blueprint) Ref() string { return b.Key + "@" + b.Version }
+
+// Variant returns the named variant, or nil.
+func (b *Blueprint) Variant(key string) *Variant { return b.variants[key] }
+
+// ConfigField returns the named config field, or nil.
+func (b *Blueprint) ConfigField(key string) *ConfigField { return b.config[key] }
+
+// VariantKeys lists the variant keys in declaration order.
+func (b *Blueprint) VariantKeys() []string {
+	keys := make([]string, len(b.Variants))
+	for i, v := range b.Variants {
+		keys[i] = v.Key
+	}
+	return keys
+}
+
+// ConfigType is the type of a configuration key.
+type ConfigType string
+
+// Config types.
+const (
+	ConfigString  ConfigType = "string"
+	ConfigSecret  ConfigType = "secret"
+	ConfigSelect  ConfigType = "select"
+	ConfigInteger ConfigType = "integer"
+	ConfigNumber  ConfigType = "number"
+	ConfigBoolean ConfigType = "boolean"
+)
+
+// ConfigField is one configuration key.
+type ConfigField struct {
+	Key         string
+	Type        ConfigType
+	Label       string
+	Required    bool
+	Pattern     *regexp.Regexp // nil: any
+	Default     any            // nil: none; else string, int64, float64 or bool
+	Placeholder string
+	HelpText    string
+	Options     []SelectOption
+	Pos         diag.Pos
+}
+
+// Secret reports whether the value must never be shown.
+func (f *ConfigField) Secret() bool { return f.Type == ConfigSecret }
+
+// SelectOption is one choice of a select.
+type SelectOption struct {
+	Value string
+	Label string
+}
+
+// Consent is the consent gate.
+type Consent struct {
+	Category string
+	// Paths are read in order; the first holding a JSON boolean decides.
+	Paths []string
+	// Expr decides instead of Paths when set: true, false or nil (missing).
+	Expr *Expr
+	// Allow is the decision when nothing decides (when_missing: allow).
+	Allow bool
+}
+
+// Warning is a declared warning code.
+type Warning struct {
+	Code        string
+	Description string
+}
+
+// Variant is one variant with its whole event map resolved.
+type Variant struct {
+	Key           string
+	Name          string
+	Description   string
+	DefaultConfig map[string]any
+	// Events in declaration order: the base's first, then the variant's.
+	Events []*Event
+	byKey  map[string]*Event
+}
+
+// Lookup finds the mapping for a normalised event name.
+func (v *Variant) Lookup(normalized string) *Event { return v.byKey[normalized] }
+
+// Event maps one source event to one vendor request.
+type Event struct {
+	// Name is the source event name as written; Key is its normalised form.
+	Name        string
+	Key         string
+	VendorEvent string
+	Description string
+	Filter      *Expr // nil: no filter
+	Request     *Request
+	// Values are the shared values the event needs, dependencies first.
+	Values []*Value
+	// Warnings are the codes this event can attach.
+	Warnings []string
+	// Variant is the variant that declared the mapping, "" for the base.
+	Variant string
+	Pos     diag.Pos
+}
+
+// Request is one vendor HTTP request, with the body of the event that
+// sends it.
+type Request struct {
+	Name        string
+	Description string
+	Method      string
+	URL         *Template
+	Headers     []*Header
+	Auth        *Auth // nil: none
+	Body        *Object
+	Pos         diag.Pos
+}
+
+// Template is text with {config.KEY} and {values.NAME} placeholders,
+// split into parts at compile time.
+type Template struct {
+	Text  string
+	Parts []TemplatePart
+}
+
+// Static reports whether the template has no placeholders.
+func (t *Template) Static() bool {
+	return len(t.Parts) == 0 || len(t.Parts) == 1 && t.Parts[0].Config == "" && t.Parts[0].Value == nil
+}
+
+// TemplatePart is a literal or one placeholder.
+type TemplatePart struct {
+	Literal string
+	Config  string // config key, or ""
+	Value   *Value // shared value, or nil
+	// Escape says how the placeholder's text is written (URLs only).
+	Escape Escape
+}
+
+// Header is one request header.
+type Header struct {
+	Name   string
+	Value  *Template
+	Secret bool
+}
+
+// AuthType says how a request authenticates.
+type AuthType string
+
+// Auth types.
+const (
+	AuthBasic  AuthType = "basic"
+	AuthBearer AuthType = "bearer"
+	AuthHeader AuthType = "header"
+	AuthQuery  AuthType = "query"
+)
+
+// Auth is a request's authentication. Its rendered values are always
+// treated as secret.
+type Auth struct {
+	Type     AuthType
+	Username *Template // basic
+	Password *Template // basic
+	Token    *Template // bearer
+	Name     string    // header or query parameter name
+	Value    *Template // header, query
+}
+
+// Object is an ordered set of fields.
+type Object struct {
+	Fields []*Field
+	// Order lists field indices in evaluation order: every field after the
+	// sibling fields its expressions read.
+	Order []int
+	// OmitUnless lists field indices that must all be present for the
+	// object to be written.
+	OmitUnless []int
+}
+
+// Kind is the type rule of a value.
+type Kind uint8
+
+// Kinds.
+const (
+	KindAny Kind = iota
+	KindString
+	KindID
+	KindInteger
+	KindNumber
+	KindBoolean
+	KindMoney
+	KindCurrency
+	KindTime
+	KindEmailSHA256
+	KindObject
+	KindArray
+)
+
+var kindNames = [...]string{"any", "string", "id", "integer", "number", "boolean", "money", "currency", "time", "email_sha256", "object", "array"}
+
+func (k Kind) String() string { return kindNames[k] }
+
+func kindByName(s string) (Kind, bool) {
+	for i, n := range kindNames {
+		if n == s {
+			return Kind(i), true
+		}
+	}
+	return 0, false
+}
+
+// Type is a type rule with its parameters.
+type Type struct {
+	Kind Kind
+	// Currency is the value of kind currency that money is converted with.
+	Currency *Value
+	Min, Max *float64
+	Pattern  *regexp.Regexp
+}
+
+// SourceKind says where a source reads from.
+type SourceKind uint8
+
+// Source kinds.
+const (
+	SourcePath SourceKind = iota
+	SourceValue
+	SourceConfig
+	SourceConst
+	SourceExpr
+)
+
+// Source is one place a value may come from.
+type Source struct {
+	Kind   SourceKind
+	Path   string // gjson path
+	Value  *Value
+	Config string
+	Const  []byte // JSON
+	Expr   *Expr
+}
+
+// Spec says where a value comes from and what rule it follows.
+type Spec struct {
+	// Sources in order: the first present and non-empty wins.
+	Sources []Source
+	Type    Type
+	// Default is the JSON used when every source is absent, or nil.
+	Default []byte
+	Pos     diag.Pos
+}
+
+// Value is a named shared value, computed at most once per event.
+type Value struct {
+	Name        string
+	Index       int
+	Description string
+	Identity    bool
+	// Builtin values (vendor_event, source_event) have no sources: the
+	// runtime supplies them.
+	Builtin bool
+	Spec
+	// Deps are the values this one reads.
+	Deps []*Value
+}
+
+// Field is one vendor field of a request body.
+type Field struct {
+	Name string
+	// Path names the field in faults: "order_id", "customer.id",
+	// "line_items[].total" (the runtime writes the index between the
+	// brackets).
+	Path string
+	Spec
+	Required     bool
+	WarnIfAbsent string
+	List         bool
+	Secret       bool
+	// Object is set for kind object (its fields) and kind array with items
+	// (the fields of each item).
+	Object *Object
+	// Deps are the indices of sibling fields this field's expressions read.
+	Deps []int
+}
+
+// InputKind says what an expression input reads.
+type InputKind uint8
+
+// Input kinds.
+const (
+	InputEvent  InputKind = iota // a path on the raw event ("" = all of it)
+	InputItem                    // a path on the current array item
+	InputConfig                  // a config value
+	InputValue                   // a shared value
+	InputField                   // a sibling field's output
+)
+
+// Input is one variable of a compiled expression, resolved at compile time.
+type Input struct {
+	Kind   InputKind
+	Name   string // env variable name in the program
+	Path   string // gjson path for InputEvent, InputItem
+	Config string
+	Value  *Value
+	Field  int
+}
+
+// Expr is a compiled expression.
+type Expr struct {
+	Text    string
+	Pos     diag.Pos
+	Program *vm.Program
+	Inputs  []Input
+}

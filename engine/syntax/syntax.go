@@ -1,0 +1,306 @@
+// Package syntax reads blueprint and vector YAML into yaml.v3 nodes, keeping
+// every node's line and column, and refuses what the blueprint language does
+// not allow: files over the size limit, several documents, duplicate keys,
+// anchors, aliases, merge keys, custom tags and tabs used as indentation.
+package syntax
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	goyaml "github.com/goccy/go-yaml"
+	goparser "github.com/goccy/go-yaml/parser"
+	"gopkg.in/yaml.v3"
+
+	"github.com/blueprint-engine/blueprint/engine/diag"
+)
+
+// MaxFileSize is the largest YAML file the compiler reads (1 MiB).
+const MaxFileSize = 1 << 20
+
+// maxDepth bounds nesting so that hostile files cannot exhaust the stack of
+// the recursive walks over the node tree.
+const maxDepth = 100
+
+// File is one parsed YAML file.
+type File struct {
+	Name string
+	Src  []byte
+	// Root is the content of the single document (nil for an empty file).
+	Root *yaml.Node
+}
+
+// Pos returns the position of n in file.
+func Pos(file string, n *yaml.Node) diag.Pos {
+	if n == nil {
+		return diag.Pos{File: file}
+	}
+	return diag.Pos{File: file, Line: n.Line, Col: n.Column}
+}
+
+// Parse reads src as one YAML document. It returns the file and every
+// problem found; on a syntax error Root is nil.
+func Parse(name string, src []byte) (*File, diag.List) {
+	f := &File{Name: name, Src: src}
+	var ds diag.List
+	if len(src) > MaxFileSize {
+		ds.Errorf(diag.Pos{File: name, Line: 1, Col: 1}, "file_too_large",
+			"file is %d bytes; the limit is %d bytes (1 MiB)", len(src), MaxFileSize)
+		return f, ds
+	}
+	if !utf8.Valid(src) {
+		line, col := invalidUTF8(src)
+		ds.Errorf(diag.Pos{File: name, Line: line, Col: col}, "invalid_utf8", "file is not valid UTF-8")
+		return f, ds
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return f, ds // empty file: the caller reports what it needs
+		}
+		ds = append(ds, syntaxError(name, src, err))
+		return f, ds
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		ds.Errorf(diag.Pos{File: name, Line: next.Line, Col: next.Column}, "multiple_documents",
+			"a file holds one YAML document; a second one starts here")
+	case !errors.Is(err, io.EOF):
+		ds = append(ds, syntaxError(name, src, err))
+	}
+	if len(doc.Content) == 1 {
+		f.Root = doc.Content[0]
+	}
+	check(name, f.Root, 0, &ds)
+	return f, ds
+}
+
+// check walks the tree for what yaml.v3 accepts but the language refuses.
+func check(file string, n *yaml.Node, depth int, ds *diag.List) {
+	if n == nil {
+		return
+	}
+	if depth > maxDepth {
+		ds.Errorf(Pos(file, n), "too_deep", "nesting is deeper than %d levels", maxDepth)
+		return
+	}
+	if n.Anchor != "" {
+		ds.Errorf(Pos(file, n), "yaml_anchor", "anchor &%s is not allowed: blueprints are read as plain data; write the value out, or use a shared value or an overlay", n.Anchor)
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		ds.Errorf(Pos(file, n), "yaml_alias", "alias *%s is not allowed: blueprints are read as plain data; write the value out", n.Value)
+		return
+	case yaml.ScalarNode:
+		checkTag(file, n, ds)
+	case yaml.MappingNode:
+		checkTag(file, n, ds)
+		seen := make(map[string]*yaml.Node, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				ds.Errorf(Pos(file, k), "yaml_merge_key", "merge key << is not allowed: write the keys out, or use an overlay with extends")
+				continue
+			}
+			if k.Kind != yaml.ScalarNode {
+				ds.Errorf(Pos(file, k), "invalid_key", "a mapping key must be a plain scalar")
+				check(file, v, depth+1, ds)
+				continue
+			}
+			if k.Anchor != "" {
+				ds.Errorf(Pos(file, k), "yaml_anchor", "anchor &%s is not allowed: blueprints are read as plain data", k.Anchor)
+			}
+			if first, dup := seen[k.Value]; dup {
+				ds.Errorf(Pos(file, k), "duplicate_key", "key %q is already defined at line %d", k.Value, first.Line)
+			} else {
+				seen[k.Value] = k
+			}
+			check(file, v, depth+1, ds)
+		}
+	case yaml.SequenceNode:
+		checkTag(file, n, ds)
+		for _, c := range n.Content {
+			check(file, c, depth+1, ds)
+		}
+	}
+}
+
+var standardTags = map[string]bool{
+	"!!str": true, "!!int": true, "!!float": true, "!!bool": true, "!!null": true,
+	"!!map": true, "!!seq": true, "!!timestamp": true, "!!binary": true,
+}
+
+func checkTag(file string, n *yaml.Node, ds *diag.List) {
+	if n.Tag != "" && !standardTags[n.Tag] {
+		ds.Errorf(Pos(file, n), "yaml_tag", "tag %s is not allowed", n.Tag)
+	}
+}
+
+var lineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns a yaml.v3 error into a positioned diagnostic. yaml.v3
+// names a line only, and often the wrong one (the line where the enclosing
+// construct started); the precise line and column come from re-reading the
+// file with goccy/go-yaml, whose scanner reports the offending token.
+func syntaxError(file string, src []byte, err error) diag.Diagnostic {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line, col := 1, 1
+	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	if strings.Contains(msg, "tab") {
+		if l, c, ok := tabIndent(src); ok {
+			return diag.Diagnostic{Pos: diag.Pos{File: file, Line: l, Col: c}, Severity: diag.Error, Code: "tab_indentation",
+				Message: "a tab is used as indentation; YAML indents with spaces only"}
+		}
+	}
+	if l, c, m, ok := locate(src); ok {
+		line, col = l, c
+		if strings.Contains(m, "'\t'") {
+			return diag.Diagnostic{Pos: diag.Pos{File: file, Line: l, Col: c}, Severity: diag.Error, Code: "tab_indentation",
+				Message: "a tab is used as indentation; YAML indents with spaces only"}
+		}
+		msg = m
+	}
+	return diag.Diagnostic{Pos: diag.Pos{File: file, Line: line, Col: col}, Severity: diag.Error, Code: "yaml_syntax", Message: msg}
+}
+
+// locate asks goccy/go-yaml where the syntax error is.
+func locate(src []byte) (line, col int, msg string, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	_, err := goparser.ParseBytes(src, 0)
+	var se *goyaml.SyntaxError
+	if errors.As(err, &se) && se.Token != nil && se.Token.Position != nil && se.Token.Position.Line > 0 {
+		return se.Token.Position.Line, max(se.Token.Position.Column, 1), se.Message, true
+	}
+	return 0, 0, "", false
+}
+
+// tabIndent finds the first tab in the leading whitespace of a line.
+func tabIndent(src []byte) (line, col int, ok bool) {
+	for i, l := range bytes.Split(src, []byte("\n")) {
+		for j, c := range l {
+			if c == '\t' {
+				if strings.TrimSpace(string(l[j:])) == "" {
+					break // trailing whitespace only
+				}
+				return i + 1, j + 1, true
+			}
+			if c != ' ' {
+				break
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+func invalidUTF8(src []byte) (line, col int) {
+	line, col = 1, 1
+	for len(src) > 0 {
+		r, size := utf8.DecodeRune(src)
+		if r == utf8.RuneError && size <= 1 {
+			return line, col
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		src = src[size:]
+	}
+	return line, col
+}
+
+// Value converts a node to the plain data JSON Schema validates: maps,
+// slices, strings, bools, nil and json-compatible numbers (float64 or int64).
+// Timestamps and binary stay text. Nodes refused by check are converted to
+// nil.
+func Value(n *yaml.Node) any {
+	if n == nil {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			m[n.Content[i].Value] = Value(n.Content[i+1])
+		}
+		return m
+	case yaml.SequenceNode:
+		s := make([]any, len(n.Content))
+		for i, c := range n.Content {
+			s[i] = Value(c)
+		}
+		return s
+	case yaml.ScalarNode:
+		return Scalar(n)
+	}
+	return nil
+}
+
+// Scalar decodes a scalar node by its resolved tag.
+func Scalar(n *yaml.Node) any {
+	switch n.ShortTag() {
+	case "!!null":
+		return nil
+	case "!!bool":
+		var b bool
+		if n.Decode(&b) == nil {
+			return b
+		}
+	case "!!int":
+		var i int64
+		if n.Decode(&i) == nil {
+			return i
+		}
+		var f float64
+		if n.Decode(&f) == nil {
+			return f
+		}
+	case "!!float":
+		var f float64
+		if n.Decode(&f) == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+			return f
+		}
+		return n.Value
+	}
+	return n.Value
+}
+
+// Describe names the kind of a node for messages: "a string", "a mapping"...
+func Describe(n *yaml.Node) string {
+	if n == nil {
+		return "nothing"
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	switch n.ShortTag() {
+	case "!!null":
+		return "null"
+	case "!!bool":
+		return "a boolean"
+	case "!!int", "!!float":
+		return "a number"
+	}
+	return fmt.Sprintf("the string %q", n.Value)
+}

@@ -1,0 +1,160 @@
+// Package conv holds the value conversions shared by the compiler (as
+// expression helpers) and the runtime (as type rules): money in minor units
+// from decimal text, ISO 4217 exponents, RFC 3339 times, event-name
+// normalisation. Every function is deterministic and side-effect free.
+package conv
+
+import (
+	"errors"
+	"math"
+)
+
+// Errors returned by MinorUnits.
+var (
+	ErrNotDecimal = errors.New("not a plain decimal number")
+	ErrTooLarge   = errors.New("amount too large")
+)
+
+// MinorUnits converts a decimal amount written as text (a JSON number, or a
+// plain decimal such as "25.50" or "-3") into integer minor units with the
+// given exponent, rounding half away from zero. It works on the digits as
+// written and never goes through a float: "1.005" with exponent 2 is 101.
+// JSON exponent notation ("1.5e2") is accepted only when allowExp is set.
+func MinorUnits(text []byte, exp int, allowExp bool) (int64, error) {
+	i := 0
+	neg := false
+	if i < len(text) && text[i] == '-' {
+		neg = true
+		i++
+	}
+	intStart := i
+	for i < len(text) && isDigit(text[i]) {
+		i++
+	}
+	intDigits := text[intStart:i]
+	if len(intDigits) == 0 {
+		return 0, ErrNotDecimal
+	}
+	var fracDigits []byte
+	if i < len(text) && text[i] == '.' {
+		i++
+		fs := i
+		for i < len(text) && isDigit(text[i]) {
+			i++
+		}
+		fracDigits = text[fs:i]
+		if len(fracDigits) == 0 {
+			return 0, ErrNotDecimal
+		}
+	}
+	e10 := 0
+	if i < len(text) && (text[i] == 'e' || text[i] == 'E') {
+		if !allowExp {
+			return 0, ErrNotDecimal
+		}
+		i++
+		eneg := false
+		if i < len(text) && (text[i] == '+' || text[i] == '-') {
+			eneg = text[i] == '-'
+			i++
+		}
+		es := i
+		for i < len(text) && isDigit(text[i]) {
+			if e10 < 1_000_000 {
+				e10 = e10*10 + int(text[i]-'0')
+			}
+			i++
+		}
+		if i == es {
+			return 0, ErrNotDecimal
+		}
+		if eneg {
+			e10 = -e10
+		}
+	}
+	if i != len(text) {
+		return 0, ErrNotDecimal
+	}
+	// value = digits(int+frac) * 10^(e10 - len(frac)); minor = value * 10^exp
+	shift := exp + e10 - len(fracDigits)
+	var n uint64
+	nonzero := false
+	digit := func(d byte) error {
+		if d != '0' {
+			nonzero = true
+		}
+		if n > (math.MaxInt64-9)/10 {
+			return ErrTooLarge
+		}
+		n = n*10 + uint64(d-'0')
+		return nil
+	}
+	all := len(intDigits) + len(fracDigits)
+	at := func(k int) byte {
+		if k < len(intDigits) {
+			return intDigits[k]
+		}
+		return fracDigits[k-len(intDigits)]
+	}
+	keep := all
+	if shift < 0 {
+		keep = all + shift // digits kept before the rounding digit
+	}
+	for k := 0; k < keep && k < all; k++ {
+		if err := digit(at(k)); err != nil {
+			return 0, err
+		}
+	}
+	if shift < 0 {
+		if keep >= 0 && keep < all && at(keep) >= '5' {
+			if n == math.MaxInt64 {
+				return 0, ErrTooLarge
+			}
+			n++
+		}
+	} else {
+		for ; shift > 0; shift-- {
+			if n == 0 {
+				break
+			}
+			if n > math.MaxInt64/10 {
+				return 0, ErrTooLarge
+			}
+			n *= 10
+		}
+	}
+	_ = nonzero
+	if neg {
+		return -int64(n), nil
+	}
+	return int64(n), nil
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// CurrencyExponent returns the ISO 4217 minor-unit exponent of a
+// three-letter upper-case code: 0 for BIF CLP DJF GNF ISK JPY KMF KRW PYG
+// RWF UGX VND VUV XAF XOF XPF; 3 for BHD IQD JOD KWD LYD OMR TND; 2 for every
+// other code.
+func CurrencyExponent(code string) int {
+	switch code {
+	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF":
+		return 0
+	case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND":
+		return 3
+	}
+	return 2
+}
+
+// ValidCurrency reports whether s is three letters A-Z.
+func ValidCurrency(s []byte) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for _, c := range s {
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return true
+}
