@@ -6,6 +6,7 @@ package syntax
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -303,4 +304,67 @@ func Describe(n *yaml.Node) string {
 		return "a number"
 	}
 	return fmt.Sprintf("the string %q", n.Value)
+}
+
+// JSON writes a node as JSON. Numbers keep the text they were written with
+// when it is valid JSON ("2.0" stays 2.0, "157.49" stays 157.49), so vectors
+// can state events exactly.
+func JSON(n *yaml.Node) []byte { return appendJSON(nil, n) }
+
+func appendJSON(b []byte, n *yaml.Node) []byte {
+	if n == nil {
+		return append(b, "null"...)
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 1 {
+			return appendJSON(b, n.Content[0])
+		}
+		return append(b, "null"...)
+	case yaml.MappingNode:
+		b = append(b, '{')
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b, _ = appendQuoted(b, n.Content[i].Value)
+			b = append(b, ':')
+			b = appendJSON(b, n.Content[i+1])
+		}
+		return append(b, '}')
+	case yaml.SequenceNode:
+		b = append(b, '[')
+		for i, c := range n.Content {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSON(b, c)
+		}
+		return append(b, ']')
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!int", "!!float":
+			if jsonNumberRE.MatchString(n.Value) {
+				return append(b, n.Value...)
+			}
+			v, err := json.Marshal(Scalar(n))
+			if err != nil {
+				return append(b, "null"...)
+			}
+			return append(b, v...)
+		case "!!bool", "!!null":
+			v, _ := json.Marshal(Scalar(n))
+			return append(b, v...)
+		}
+		b, _ = appendQuoted(b, n.Value)
+		return b
+	}
+	return append(b, "null"...)
+}
+
+var jsonNumberRE = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+
+func appendQuoted(b []byte, s string) ([]byte, error) {
+	q, err := json.Marshal(s)
+	return append(b, q...), err
 }

@@ -1,0 +1,282 @@
+// Package conformance loads and runs conformance vectors: YAML files of
+// cases, each an input event and config with the expected decision and
+// requests (the format is in docs/conformance.md, its JSON Schema in
+// schemas/conformance.schema.json).
+//
+// The same files run under go test (one subtest per case) and from the CLI
+// (blueprint test).
+package conformance
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/blueprint-engine/blueprint/engine/diag"
+	"github.com/blueprint-engine/blueprint/engine/schemacheck"
+	"github.com/blueprint-engine/blueprint/engine/syntax"
+	"github.com/blueprint-engine/blueprint/schemas"
+)
+
+// File is one vector file.
+type File struct {
+	// Path names the file in messages.
+	Path string
+	// Blueprint and Version name a catalog entry; BlueprintFile a file
+	// relative to the vector file. Exactly one of Blueprint and
+	// BlueprintFile is set.
+	Blueprint     string
+	Version       string
+	BlueprintFile string
+	Variant       string
+	Config        map[string]any
+	Cases         []*Case
+
+	// read reads a file relative to the vector file.
+	read func(rel string) (name string, src []byte, err error)
+}
+
+// Case is one vector.
+type Case struct {
+	Name string
+	Line int
+	// Variant and Config replace the file's when set.
+	Variant   string
+	HasConfig bool
+	Config    map[string]any
+	// Event is the event's raw JSON.
+	Event  []byte
+	Expect Expect
+}
+
+// Expect is what a case expects.
+type Expect struct {
+	Outcome     string
+	Reason      string
+	Fields      []string
+	HasFields   bool
+	Warnings    []string
+	HasWarnings bool
+	Requests    []ExpectRequest
+	HasRequests bool
+}
+
+// ExpectRequest is one expected request.
+type ExpectRequest struct {
+	Method  string
+	URL     string
+	Headers []ExpectHeader
+	Body    []byte // JSON, or nil when not checked
+}
+
+// ExpectHeader is one expected header; Absent means it must not be sent.
+type ExpectHeader struct {
+	Name   string
+	Value  string
+	Absent bool
+}
+
+// LoadFS reads a vector file from a file system (the embedded catalog).
+func LoadFS(fsys fs.FS, name string) (*File, diag.List) {
+	src, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		var ds diag.List
+		ds.Errorf(diag.Pos{File: name}, "read_error", "%v", err)
+		return nil, ds
+	}
+	dir := path.Dir(name)
+	return Parse(name, src, func(rel string) (string, []byte, error) {
+		p := path.Join(dir, rel)
+		b, err := fs.ReadFile(fsys, p)
+		return p, b, err
+	})
+}
+
+// LoadFile reads a vector file from disk.
+func LoadFile(name string) (*File, diag.List) {
+	src, err := os.ReadFile(name)
+	if err != nil {
+		var ds diag.List
+		ds.Errorf(diag.Pos{File: name}, "read_error", "%v", err)
+		return nil, ds
+	}
+	dir := filepath.Dir(name)
+	return Parse(name, src, func(rel string) (string, []byte, error) {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		b, err := os.ReadFile(p)
+		return p, b, err
+	})
+}
+
+// Parse reads vectors from src. read resolves blueprint_file.
+func Parse(name string, src []byte, read func(rel string) (string, []byte, error)) (*File, diag.List) {
+	f, ds := syntax.Parse(name, src)
+	if ds.HasErrors() {
+		return nil, ds.Sorted()
+	}
+	if f.Root == nil {
+		ds.Errorf(diag.Pos{File: name, Line: 1, Col: 1}, "empty_file", "the file holds no vectors")
+		return nil, ds
+	}
+	pos := func(n *yaml.Node) diag.Pos { return syntax.Pos(name, n) }
+	ds = append(ds, schemacheck.Validate(schemas.Conformance, f.Root, pos)...)
+	if ds.HasErrors() {
+		return nil, ds.Sorted()
+	}
+	out := &File{Path: name, read: read}
+	for i := 0; i+1 < len(f.Root.Content); i += 2 {
+		k, v := f.Root.Content[i], f.Root.Content[i+1]
+		switch k.Value {
+		case "blueprint":
+			out.Blueprint = v.Value
+		case "version":
+			out.Version = v.Value
+		case "blueprint_file":
+			out.BlueprintFile = v.Value
+		case "variant":
+			out.Variant = v.Value
+		case "config":
+			out.Config = configOf(v)
+		case "cases":
+			seen := map[string]int{}
+			for _, cn := range v.Content {
+				c := parseCase(cn)
+				if line, dup := seen[c.Name]; dup {
+					ds.Errorf(pos(cn), "duplicate_case", "case %q is already defined at line %d", c.Name, line)
+				}
+				seen[c.Name] = c.Line
+				out.Cases = append(out.Cases, c)
+			}
+		}
+	}
+	for _, c := range out.Cases {
+		if c.Event == nil {
+			ds.Errorf(diag.Pos{File: name, Line: c.Line, Col: 5}, "missing_key", "case %q needs event or event_json", c.Name)
+		}
+		e := c.Expect
+		if e.Outcome != "deliver" && e.Reason == "" {
+			ds.Errorf(diag.Pos{File: name, Line: c.Line, Col: 5}, "missing_key", "case %q expects %s and needs a reason", c.Name, e.Outcome)
+		}
+		if e.Outcome != "deliver" && e.HasRequests {
+			ds.Errorf(diag.Pos{File: name, Line: c.Line, Col: 5}, "invalid_value", "case %q expects %s: requests apply to deliver only", c.Name, e.Outcome)
+		}
+		if e.Outcome == "deliver" && e.Reason != "" {
+			ds.Errorf(diag.Pos{File: name, Line: c.Line, Col: 5}, "invalid_value", "case %q expects deliver: reason applies to skip and reject only", c.Name)
+		}
+	}
+	return out, ds.Sorted()
+}
+
+func configOf(n *yaml.Node) map[string]any {
+	m, _ := syntax.Value(n).(map[string]any)
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m
+}
+
+func parseCase(n *yaml.Node) *Case {
+	c := &Case{Line: n.Line}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "name":
+			c.Name = v.Value
+		case "variant":
+			c.Variant = v.Value
+		case "config":
+			c.HasConfig = true
+			c.Config = configOf(v)
+		case "event":
+			c.Event = syntax.JSON(v)
+		case "event_json":
+			c.Event = []byte(v.Value)
+		case "expect":
+			c.Expect = parseExpect(v)
+		}
+	}
+	return c
+}
+
+func parseExpect(n *yaml.Node) Expect {
+	var e Expect
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "outcome":
+			e.Outcome = v.Value
+		case "reason":
+			e.Reason = v.Value
+		case "fields":
+			e.HasFields = true
+			e.Fields = stringsOf(v)
+		case "warnings":
+			e.HasWarnings = true
+			e.Warnings = stringsOf(v)
+		case "requests":
+			e.HasRequests = true
+			for _, rn := range v.Content {
+				e.Requests = append(e.Requests, parseRequest(rn))
+			}
+		}
+	}
+	return e
+}
+
+func stringsOf(n *yaml.Node) []string {
+	out := []string{}
+	for _, c := range n.Content {
+		out = append(out, c.Value)
+	}
+	return out
+}
+
+func parseRequest(n *yaml.Node) ExpectRequest {
+	var r ExpectRequest
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "method":
+			r.Method = v.Value
+		case "url":
+			r.URL = v.Value
+		case "headers":
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				h := ExpectHeader{Name: v.Content[j].Value, Value: v.Content[j+1].Value}
+				h.Absent = v.Content[j+1].ShortTag() == "!!null"
+				r.Headers = append(r.Headers, h)
+			}
+		case "body":
+			r.Body = syntax.JSON(v)
+		}
+	}
+	return r
+}
+
+// Ref is the catalog reference of the file's blueprint: KEY or KEY@VERSION.
+func (f *File) Ref() string {
+	if f.Version != "" {
+		return f.Blueprint + "@" + f.Version
+	}
+	return f.Blueprint
+}
+
+// describe names the blueprint under test.
+func (f *File) describe() string {
+	if f.BlueprintFile != "" {
+		return f.BlueprintFile
+	}
+	return f.Ref()
+}
+
+// IsVectorFile reports whether a catalog file name holds vectors.
+func IsVectorFile(name string) bool {
+	return strings.HasSuffix(name, ".vectors.yaml") || strings.HasSuffix(name, ".vectors.yml")
+}
+
+func (f *File) String() string { return fmt.Sprintf("%s (%s, %d cases)", f.Path, f.describe(), len(f.Cases)) }

@@ -1,0 +1,386 @@
+// Package runtime evaluates a compiled blueprint against events.
+//
+// Bind checks an integration's config once and returns an *Integration;
+// Evaluate turns one raw JSON event into exactly one Result: deliver (with
+// the vendor requests, built byte for byte), skip or reject, each with a
+// stable reason code. An *Integration is immutable and safe for concurrent
+// use by any number of goroutines.
+//
+//	in, err := runtime.Bind(bp, "default", map[string]any{"application_id": "app-1", "api_key": key})
+//	res := in.Evaluate(eventJSON)
+//	switch res.Outcome {
+//	case runtime.Deliver: // res.Requests
+//	case runtime.Skip, runtime.Reject: // res.Reason, res.Fields
+//	}
+//
+// Events are read as raw bytes with gjson: validated once, then only the
+// paths the blueprint reads are resolved. Nothing is unmarshalled into maps
+// unless an expression reads a whole object.
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/blueprint-engine/blueprint/engine"
+)
+
+// Outcome is the decision for one event.
+type Outcome string
+
+// Outcomes.
+const (
+	Deliver Outcome = "deliver"
+	Skip    Outcome = "skip"
+	Reject  Outcome = "reject"
+)
+
+// Reason codes (stable).
+const (
+	ReasonConsentDenied        = "consent_denied"
+	ReasonEventNotMapped       = "event_not_mapped"
+	ReasonFiltered             = "filtered"
+	ReasonMissingRequiredField = "missing_required_field"
+	ReasonInvalidField         = "invalid_field"
+	ReasonInvalidEvent         = "invalid_event"
+	ReasonInvalidConfig        = "invalid_config"
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxEventSize = 1 << 20 // 1 MiB
+	DefaultMaxDepth     = 64
+)
+
+// Options tune an Integration.
+type Options struct {
+	// MaxEventSize is the largest event accepted, in bytes.
+	MaxEventSize int
+	// MaxDepth is the deepest nesting of objects and arrays accepted.
+	MaxDepth int
+}
+
+// Option sets an Option.
+type Option func(*Options)
+
+// WithMaxEventSize sets the largest event accepted (default 1 MiB).
+func WithMaxEventSize(n int) Option { return func(o *Options) { o.MaxEventSize = n } }
+
+// WithMaxDepth sets the deepest nesting accepted (default 64).
+func WithMaxDepth(n int) Option { return func(o *Options) { o.MaxDepth = n } }
+
+// Integration is a blueprint bound to one variant and one checked config.
+type Integration struct {
+	bp      *engine.Blueprint
+	variant *engine.Variant
+	opts    Options
+	// config holds checked values (string, int64, float64, bool).
+	config map[string]any
+	// configText is each value as it is written into templates.
+	configText map[string]string
+	red        *redactor
+}
+
+// ConfigError refuses a config: reason invalid_config. It never holds a
+// secret value.
+type ConfigError struct {
+	// Keys are the config keys at fault, sorted.
+	Keys []string
+	// Problems says what is wrong with each key.
+	Problems map[string]string
+}
+
+func (e *ConfigError) Error() string {
+	parts := make([]string, len(e.Keys))
+	for i, k := range e.Keys {
+		parts[i] = k + " " + e.Problems[k]
+	}
+	return "invalid_config: " + strings.Join(parts, "; ")
+}
+
+// ErrUnknownVariant is returned by Bind for a variant the blueprint lacks.
+var ErrUnknownVariant = errors.New("unknown variant")
+
+// Bind checks config against the blueprint's config fields for the variant
+// ("" means "default") and returns the integration. The variant's
+// default_config and each field's default fill keys that are not given. A
+// refused config returns a *ConfigError naming every key at fault: missing
+// required keys, values that break their type or pattern, unknown keys, and
+// values that cannot stand in a URL host.
+func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...Option) (*Integration, error) {
+	if variant == "" {
+		variant = "default"
+	}
+	v := bp.Variant(variant)
+	if v == nil {
+		return nil, fmt.Errorf("%w %q: %s has %s", ErrUnknownVariant, variant, bp.Ref(), strings.Join(bp.VariantKeys(), ", "))
+	}
+	in := &Integration{
+		bp:         bp,
+		variant:    v,
+		opts:       Options{MaxEventSize: DefaultMaxEventSize, MaxDepth: DefaultMaxDepth},
+		config:     map[string]any{},
+		configText: map[string]string{},
+	}
+	for _, o := range opts {
+		o(&in.opts)
+	}
+	problems := map[string]string{}
+	var secrets []string
+	for _, f := range bp.Config {
+		raw, given := config[f.Key]
+		if !given || raw == nil {
+			raw, given = v.DefaultConfig[f.Key]
+		}
+		if !given || raw == nil {
+			if f.Default != nil {
+				raw, given = f.Default, true
+			}
+		}
+		if !given || raw == nil || raw == "" {
+			if f.Required {
+				problems[f.Key] = "is required"
+			}
+			continue
+		}
+		val, err := engine.CheckConfigValue(f, raw)
+		if err != nil {
+			problems[f.Key] = err.Error()
+			continue
+		}
+		in.config[f.Key] = val
+		in.configText[f.Key] = fmt.Sprint(val)
+		if f.Secret() {
+			secrets = append(secrets, val.(string))
+		}
+	}
+	for k := range config {
+		if bp.ConfigField(k) == nil {
+			problems[k] = "is not a config key of " + bp.Ref()
+		}
+	}
+	// A config value written into a URL host must be one DNS label.
+	for _, e := range v.Events {
+		for _, p := range e.Request.URL.Parts {
+			if p.Config != "" && p.Escape == engine.EscapeHost {
+				if s, ok := in.configText[p.Config]; ok && !dnsLabel(s) {
+					problems[p.Config] = "cannot stand in the request host (letters, digits and '-' only)"
+				}
+			}
+		}
+	}
+	in.red = newRedactor(secrets)
+	if len(problems) > 0 {
+		keys := make([]string, 0, len(problems))
+		for k := range problems {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for k, p := range problems {
+			problems[k] = in.red.String(p)
+		}
+		return nil, &ConfigError{Keys: keys, Problems: problems}
+	}
+	return in, nil
+}
+
+func dnsLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Blueprint returns the compiled blueprint.
+func (in *Integration) Blueprint() *engine.Blueprint { return in.bp }
+
+// Variant returns the bound variant.
+func (in *Integration) Variant() *engine.Variant { return in.variant }
+
+// Redact replaces every secret config value (and its common encodings) in
+// s with ***.
+func (in *Integration) Redact(s string) string { return in.red.String(s) }
+
+// Result is the decision for one event.
+type Result struct {
+	Outcome Outcome
+	// Reason is the reason code of a skip or reject ("" for deliver).
+	Reason string
+	// Fields names every field at fault (vendor field paths such as
+	// line_items[1].quantity), or the config keys at fault.
+	Fields []string
+	// Warnings are codes attached to a delivered event.
+	Warnings []string
+	// Message explains a skip or reject for humans.
+	Message string
+	// Event is the source event name; VendorEvent the mapped vendor type.
+	Event       string
+	VendorEvent string
+	// Requests are the vendor requests, in order (deliver only).
+	Requests []*Request
+
+	red *redactor
+}
+
+// String renders the result for humans, with secrets redacted.
+func (r Result) String() string {
+	var b strings.Builder
+	b.WriteString(string(r.Outcome))
+	if r.Reason != "" {
+		b.WriteString(" " + r.Reason)
+	}
+	if len(r.Fields) > 0 {
+		b.WriteString(" [" + strings.Join(r.Fields, ", ") + "]")
+	}
+	if r.Event != "" || r.VendorEvent != "" {
+		fmt.Fprintf(&b, " (%s", r.Event)
+		if r.VendorEvent != "" {
+			b.WriteString(" -> " + r.VendorEvent)
+		}
+		b.WriteString(")")
+	}
+	if r.Message != "" {
+		b.WriteString(": " + r.Message)
+	}
+	for _, w := range r.Warnings {
+		b.WriteString("\n  warning " + w)
+	}
+	for _, q := range r.Requests {
+		b.WriteString("\n")
+		b.WriteString(indent(q.redactedText(r.red), "  "))
+	}
+	return r.red.String(b.String())
+}
+
+func indent(s, pre string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = pre + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Request is one built vendor request. Its header values and body are the
+// real ones, secrets included: print only Redacted views.
+type Request struct {
+	Method  string
+	URL     string
+	Headers []Header
+	Body    []byte
+
+	// secretRanges are byte ranges of Body holding secret fields.
+	secretRanges [][2]int
+	// secretQuery is the query parameter carrying auth, or "".
+	secretQuery string
+}
+
+// Header is one request header.
+type Header struct {
+	Name  string
+	Value string
+	// Secret headers (auth, or marked secret) are redacted in every view.
+	Secret bool
+}
+
+// Header returns the value of the named header (case-insensitive).
+func (r *Request) Header(name string) (string, bool) {
+	for _, h := range r.Headers {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value, true
+		}
+	}
+	return "", false
+}
+
+// RedactedRequest is a request safe to print, log or store.
+type RedactedRequest struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	// Body is the JSON body with secret fields replaced by "***".
+	Body []byte `json:"-"`
+}
+
+// Redacted returns a view of the request without secrets: auth and secret
+// headers keep their scheme word only (Basic ***), secret body fields and
+// auth query parameters become ***, and any secret config value appearing
+// anywhere (even inside event data) is replaced.
+func (in *Integration) Redacted(r *Request) RedactedRequest { return r.redacted(in.red) }
+
+func (r *Request) redacted(red *redactor) RedactedRequest {
+	out := RedactedRequest{Method: r.Method, URL: red.String(r.redactedURL()), Headers: map[string]string{}}
+	for _, h := range r.Headers {
+		v := h.Value
+		if h.Secret {
+			v = maskHeader(v)
+		}
+		out.Headers[h.Name] = red.String(v)
+	}
+	body := r.Body
+	if len(r.secretRanges) > 0 {
+		var b []byte
+		last := 0
+		for _, rg := range r.secretRanges {
+			b = append(b, body[last:rg[0]]...)
+			b = append(b, `"***"`...)
+			last = rg[1]
+		}
+		body = append(b, body[last:]...)
+	}
+	out.Body = red.Bytes(body)
+	return out
+}
+
+func (r *Request) redactedText(red *redactor) string {
+	rr := r.redacted(red)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", rr.Method, rr.URL)
+	names := make([]string, 0, len(rr.Headers))
+	for _, h := range r.Headers {
+		if !slices.Contains(names, h.Name) {
+			names = append(names, h.Name)
+		}
+	}
+	for _, n := range names {
+		fmt.Fprintf(&b, "\n%s: %s", n, rr.Headers[n])
+	}
+	if len(rr.Body) > 0 {
+		b.WriteString("\n\n")
+		b.Write(rr.Body)
+	}
+	return b.String()
+}
+
+// maskHeader keeps an auth scheme word: "Basic abc" -> "Basic ***".
+func maskHeader(v string) string {
+	if scheme, _, ok := strings.Cut(v, " "); ok && scheme != "" && !strings.ContainsAny(scheme, "=:") {
+		return scheme + " ***"
+	}
+	return "***"
+}
+
+func (r *Request) redactedURL() string {
+	if r.secretQuery == "" {
+		return r.URL
+	}
+	base, query, ok := strings.Cut(r.URL, "?")
+	if !ok {
+		return r.URL
+	}
+	parts := strings.Split(query, "&")
+	for i, p := range parts {
+		if name, _, _ := strings.Cut(p, "="); name == r.secretQuery {
+			parts[i] = name + "=***"
+		}
+	}
+	return base + "?" + strings.Join(parts, "&")
+}
