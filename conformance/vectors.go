@@ -279,4 +279,6 @@ func IsVectorFile(name string) bool {
 	return strings.HasSuffix(name, ".vectors.yaml") || strings.HasSuffix(name, ".vectors.yml")
 }
 
-func (f *File) String() string { return fmt.Sprintf("%s (%s, %d cases)", f.Path, f.describe(), len(f.Cases)) }
+func (f *File) String() string {
+	return fmt.Sprintf("%s (%s, %d cases)", f.Path, f.describe(), len(f.Cases))
+}
