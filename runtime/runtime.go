@@ -19,6 +19,8 @@
 package runtime
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -383,4 +385,47 @@ func (r *Request) redactedURL() string {
 		}
 	}
 	return base + "?" + strings.Join(parts, "&")
+}
+
+// resultJSON is the machine-readable view of a Result.
+type resultJSON struct {
+	Outcome     Outcome       `json:"outcome"`
+	Reason      string        `json:"reason,omitempty"`
+	Fields      []string      `json:"fields,omitempty"`
+	Warnings    []string      `json:"warnings"`
+	Message     string        `json:"message,omitempty"`
+	Event       string        `json:"event,omitempty"`
+	VendorEvent string        `json:"vendor_event,omitempty"`
+	Requests    []requestJSON `json:"requests,omitempty"`
+}
+
+type requestJSON struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	Body    json.RawMessage   `json:"body,omitempty"`
+}
+
+// MarshalJSON writes the result with secrets redacted, bodies as JSON.
+func (r Result) MarshalJSON() ([]byte, error) {
+	out := resultJSON{Outcome: r.Outcome, Reason: r.Reason, Fields: r.Fields, Warnings: r.Warnings,
+		Message: r.red.String(r.Message), Event: r.red.String(r.Event), VendorEvent: r.VendorEvent}
+	if out.Warnings == nil {
+		out.Warnings = []string{}
+	}
+	for _, q := range r.Requests {
+		rr := q.redacted(r.red)
+		rj := requestJSON{Method: rr.Method, URL: rr.URL, Headers: rr.Headers}
+		if len(rr.Body) > 0 && json.Valid(rr.Body) {
+			rj.Body = rr.Body
+		}
+		out.Requests = append(out.Requests, rj)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }

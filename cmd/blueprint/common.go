@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/blueprint-engine/blueprint/blueprints"
+	"github.com/blueprint-engine/blueprint/engine"
+)
+
+// catalog returns the embedded catalog, or the one in --catalog.
+func (a *app) catalog() (*engine.Catalog, error) {
+	if a.catalogDir != "" {
+		st, err := os.Stat(a.catalogDir)
+		if err != nil || !st.IsDir() {
+			return nil, usageErr("--catalog %s is not a folder", a.catalogDir)
+		}
+		return engine.NewCatalog(os.DirFS(a.catalogDir))
+	}
+	return engine.NewCatalog(blueprints.FS)
+}
+
+// isFileRef tells a blueprint file from a catalog reference.
+func isFileRef(ref string) bool {
+	return strings.ContainsAny(ref, `/\`) || strings.HasSuffix(ref, ".yaml") || strings.HasSuffix(ref, ".yml")
+}
+
+// loadBlueprint compiles KEY[@VERSION] from the catalog, or a file. Compile
+// errors are printed and make the command fail.
+func (a *app) loadBlueprint(ref string) (*engine.Blueprint, error) {
+	cat, err := a.catalog()
+	if err != nil {
+		return nil, err
+	}
+	var bp *engine.Blueprint
+	var ds engine.Diagnostics
+	if isFileRef(ref) {
+		src, err := os.ReadFile(ref)
+		if err != nil {
+			return nil, &exitError{code: 1, err: err}
+		}
+		bp, ds = engine.Compile(ref, src, engine.WithCatalog(cat))
+	} else {
+		bp, ds, err = cat.Compile(ref)
+		if err != nil {
+			return nil, &exitError{code: 1, err: err}
+		}
+	}
+	if bp == nil {
+		for _, d := range ds {
+			fmt.Fprintln(a.stderr, d)
+		}
+		return nil, &exitError{code: 1, err: fmt.Errorf("%s does not compile", ref)}
+	}
+	return bp, nil
+}
+
+// parseConfig reads --config-file (JSON or YAML mapping) and then --config
+// KEY=VALUE pairs over it.
+func parseConfig(pairs []string, file string) (map[string]any, error) {
+	cfg := map[string]any{}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, usageErr("--config-file: %v", err)
+		}
+		var n yaml.Node
+		if err := yaml.Unmarshal(b, &n); err != nil {
+			return nil, usageErr("--config-file %s: %v", file, err)
+		}
+		var m map[string]any
+		if err := n.Decode(&m); err != nil {
+			return nil, usageErr("--config-file %s must hold a mapping of config keys", file)
+		}
+		for k, v := range m {
+			cfg[k] = v
+		}
+	}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, usageErr("--config %q: expected KEY=VALUE", redactPair(p))
+		}
+		cfg[k] = v
+	}
+	return cfg, nil
+}
+
+// redactPair never echoes a value given on the command line.
+func redactPair(p string) string {
+	if k, _, ok := strings.Cut(p, "="); ok {
+		return k + "=***"
+	}
+	if len(p) > 3 {
+		return "***"
+	}
+	return p
+}
+
+func writeJSON(a *app, v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func checkFormat(f string) error {
+	if f != "text" && f != "json" {
+		return usageErr("--format %q: expected text or json", f)
+	}
+	return nil
+}

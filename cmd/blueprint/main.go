@@ -1,0 +1,119 @@
+// Command blueprint compiles, tests, documents and runs blueprints.
+//
+//	blueprint validate [PATH...]        compile blueprints (default: the embedded catalog)
+//	blueprint test [PATH...]            run conformance vectors (default: every shipped vector)
+//	blueprint eval --blueprint KEY ...  dry-run events, secrets redacted
+//	blueprint docs KEY[@VERSION]        the integration's Markdown reference
+//	blueprint list                      the catalog
+//	blueprint catalog [KEY]             the platform's Catalog Vendor Objects (JSON)
+//
+// Exit codes: 0 success, 1 failure (errors, failed cases, refused config),
+// 2 usage.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is the CLI's version, also sent in the User-Agent.
+const version = "0.1.0"
+
+// exitError carries an exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+
+func usageErr(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+// failed makes a command exit 1 without printing more.
+var errFailed = &exitError{code: 1}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: tests call it.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRoot(stdin, stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "blueprint:", ee.err)
+		}
+		if ee.code == 2 {
+			fmt.Fprintln(stderr, "Run 'blueprint --help' for usage.")
+		}
+		return ee.code
+	}
+	// Cobra's own errors are usage errors: unknown command, bad flag,
+	// wrong number of arguments.
+	fmt.Fprintln(stderr, "blueprint:", err)
+	fmt.Fprintln(stderr, "Run 'blueprint --help' for usage.")
+	return 2
+}
+
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	catalogDir     string
+}
+
+func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "blueprint",
+		Short: "Compile, test, document and run declarative vendor integrations",
+		Long: `blueprint works with blueprints: versioned YAML files that say, for one vendor
+integration, which config it needs, which source events map to which vendor
+events, where each vendor field comes from, and which consent gates it.
+
+The catalog of blueprints is embedded in this binary; --catalog DIR uses a
+folder laid out as KEY/VERSION.yaml instead.
+
+Exit codes: 0 success, 1 failure, 2 usage.`,
+		Example: `  blueprint validate
+  blueprint test
+  echo '{"type":"track","event":"Order Completed","properties":{}}' | \
+    blueprint eval --blueprint button --config application_id=app-abc123 --config api_key=sk-test -
+  blueprint docs button@0.1.0`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&a.catalogDir, "catalog", "", "use the catalog in `DIR` (KEY/VERSION.yaml files) instead of the embedded one")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErr("%v", err)
+	})
+	root.AddCommand(
+		a.validateCmd(),
+		a.testCmd(),
+		a.evalCmd(),
+		a.docsCmd(),
+		a.listCmd(),
+		a.catalogCmd(),
+	)
+	return root
+}

@@ -1,0 +1,425 @@
+// Package docgen renders what a compiled blueprint says for people and for
+// the platform: the integration's Markdown reference (configuration, event
+// map, fields, identity, consent, hosts, warnings) and the platform's
+// Catalog Vendor Object. Both come from the blueprint itself, never from a
+// hand-kept copy.
+package docgen
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/blueprint-engine/blueprint/engine"
+)
+
+// VendorObject is the platform's Catalog Vendor Object.
+type VendorObject struct {
+	Key          string          `json:"key"`
+	Name         string          `json:"name"`
+	Description  string          `json:"description"`
+	Category     string          `json:"category"`
+	Status       string          `json:"status"`
+	Website      string          `json:"website"`
+	Version      string          `json:"version"`
+	ConfigFields []ConfigObject  `json:"config_fields"`
+	Variants     []VariantObject `json:"variants"`
+}
+
+// ConfigObject is one config field of the catalog.
+type ConfigObject struct {
+	Key         string         `json:"key"`
+	Label       string         `json:"label"`
+	Type        string         `json:"type"`
+	Required    bool           `json:"required"`
+	Placeholder string         `json:"placeholder,omitempty"`
+	HelpText    string         `json:"help_text,omitempty"`
+	Pattern     string         `json:"pattern,omitempty"`
+	Default     any            `json:"default,omitempty"`
+	Options     []OptionObject `json:"options,omitempty"`
+}
+
+// OptionObject is one choice of a select field.
+type OptionObject struct {
+	Value string `json:"value"`
+	Label string `json:"label,omitempty"`
+}
+
+// VariantObject is one variant of the catalog.
+type VariantObject struct {
+	Key           string         `json:"key"`
+	Name          string         `json:"name"`
+	Description   string         `json:"description"`
+	DefaultConfig map[string]any `json:"default_config"`
+}
+
+// CatalogStatus maps a blueprint lifecycle to the catalog's vocabulary
+// (ga | beta): alpha shows as beta, the nearest value the catalog has.
+func CatalogStatus(status string) string {
+	if status == "ga" {
+		return "ga"
+	}
+	return "beta"
+}
+
+// Vendor builds the Catalog Vendor Object of a blueprint.
+func Vendor(bp *engine.Blueprint) VendorObject {
+	v := VendorObject{
+		Key:          bp.Key,
+		Name:         bp.Name,
+		Description:  strings.TrimSpace(bp.Description),
+		Category:     bp.Category,
+		Status:       CatalogStatus(bp.Status),
+		Website:      bp.Website,
+		Version:      bp.Version,
+		ConfigFields: []ConfigObject{},
+		Variants:     []VariantObject{},
+	}
+	for _, f := range bp.Config {
+		co := ConfigObject{Key: f.Key, Label: f.Label, Type: string(f.Type), Required: f.Required,
+			Placeholder: f.Placeholder, HelpText: f.HelpText, Default: f.Default}
+		if f.Pattern != nil {
+			co.Pattern = patternText(f)
+		}
+		for _, o := range f.Options {
+			co.Options = append(co.Options, OptionObject{Value: o.Value, Label: o.Label})
+		}
+		v.ConfigFields = append(v.ConfigFields, co)
+	}
+	for _, va := range bp.Variants {
+		dc := va.DefaultConfig
+		if dc == nil {
+			dc = map[string]any{}
+		}
+		v.Variants = append(v.Variants, VariantObject{Key: va.Key, Name: va.Name, Description: strings.TrimSpace(va.Description), DefaultConfig: dc})
+	}
+	return v
+}
+
+func patternText(f *engine.ConfigField) string {
+	return strings.TrimSuffix(strings.TrimPrefix(f.Pattern.String(), "^(?:"), ")$")
+}
+
+// Markdown renders the integration reference. variant "" documents every
+// variant.
+func Markdown(bp *engine.Blueprint, variant string) (string, error) {
+	variants := bp.Variants
+	if variant != "" {
+		v := bp.Variant(variant)
+		if v == nil {
+			return "", fmt.Errorf("%s has no variant %q (variants: %s)", bp.Ref(), variant, strings.Join(bp.VariantKeys(), ", "))
+		}
+		variants = []*engine.Variant{v}
+	}
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# %s %s\n\n", bp.Name, bp.Version)
+	if d := strings.TrimSpace(bp.Description); d != "" {
+		w("%s\n\n", d)
+	}
+	w("| | |\n| --- | --- |\n")
+	w("| Catalog key | `%s` |\n| Version | %s |\n| Status | %s", bp.Key, bp.Version, bp.Status)
+	if bp.Status == "alpha" {
+		w(" (schema and behaviour may change before GA)")
+	}
+	w(" |\n| Category | %s |\n", bp.Category)
+	if bp.Website != "" {
+		w("| Vendor docs | %s |\n", bp.Website)
+	}
+	if bp.Base != "" {
+		w("| Extends | `%s` |\n", bp.Base)
+	}
+	w("\n## Configuration\n\n")
+	if len(bp.Config) == 0 {
+		w("None.\n")
+	} else {
+		w("| key | label | type | required | rule | help |\n| --- | --- | --- | --- | --- | --- |\n")
+		for _, f := range bp.Config {
+			typ := string(f.Type)
+			if f.Secret() {
+				typ = "**secret** (never shown, logged or echoed)"
+			}
+			var rule []string
+			if f.Pattern != nil {
+				rule = append(rule, "matches `"+cell(patternText(f))+"`")
+			}
+			if f.Placeholder != "" {
+				rule = append(rule, "e.g. `"+cell(f.Placeholder)+"`")
+			}
+			for _, o := range f.Options {
+				rule = append(rule, "`"+cell(o.Value)+"`")
+			}
+			if f.Default != nil {
+				rule = append(rule, fmt.Sprintf("default `%v`", f.Default))
+			}
+			w("| `%s` | %s | %s | %s | %s | %s |\n", f.Key, cell(f.Label), typ, yesNo(f.Required), strings.Join(rule, "; "), cell(f.HelpText))
+		}
+	}
+	w("\n## Variants and event map\n\n")
+	w("Source event names match after normalisation: trimmed, lower-cased, and every run of spaces, `-` and `_` turned into one `_` (so `Order Completed`, `order_completed` and `ORDER-COMPLETED` are the same event). Only `track` events are mapped; an event without `type` counts as `track`. Anything else is skipped with `event_not_mapped`.\n\n")
+	w("| variant | source event | %s event | request |\n| --- | --- | --- | --- |\n", bp.Name)
+	for _, v := range variants {
+		for _, e := range v.Events {
+			w("| `%s` | %s | `%s` | %s `%s` |\n", v.Key, cell(e.Name), e.VendorEvent, e.Request.Method, cell(e.Request.URL.Text))
+		}
+	}
+	w("\n")
+	for _, v := range variants {
+		w("- **%s** (`%s`): %s\n", cell(v.Name), v.Key, cell(strings.TrimSpace(v.Description)))
+	}
+	w("\n## Order of checks\n\n")
+	w("1. Not a JSON object, malformed, nested too deep or over the size limit: `reject` / `invalid_event`.\n")
+	w("2. Not in the event map: `skip` / `event_not_mapped`.\n")
+	if hasFilter(variants) {
+		w("3. The mapping's filter is false: `skip` / `filtered`.\n")
+	}
+	if bp.Consent != nil {
+		w("%d. Consent not granted: `skip` / `consent_denied`.\n", 3+b2i(hasFilter(variants)))
+	}
+	w("%d. Field rules: `reject` / `missing_required_field` (naming every missing field) or, when nothing is missing, `invalid_field` (naming every invalid field).\n", 3+b2i(hasFilter(variants))+b2i(bp.Consent != nil))
+	w("%d. Otherwise `deliver`, with warnings where they apply.\n", 4+b2i(hasFilter(variants))+b2i(bp.Consent != nil))
+
+	seen := map[*engine.Event]bool{}
+	for _, v := range variants {
+		for _, e := range v.Events {
+			if seen[e] {
+				continue
+			}
+			seen[e] = true
+			writeEvent(w, bp, e)
+		}
+	}
+
+	if len(bp.Identity) > 0 {
+		w("\n## Identity\n\nIdentifiers forwarded to %s.\n\n| identifier | from | rule |\n| --- | --- | --- |\n", bp.Name)
+		for _, v := range bp.Identity {
+			w("| `%s` | %s | %s |\n", v.Name, describeSources(&v.Spec), describeType(&v.Type))
+		}
+	}
+	var shared []*engine.Value
+	for _, v := range bp.Values {
+		if !v.Builtin && !v.Identity {
+			shared = append(shared, v)
+		}
+	}
+	if len(shared) > 0 {
+		w("\n## Shared values\n\nComputed at most once per event; the first source present and non-empty wins (absent, `null`, `\"\"` and `[]` count as absent).\n\n| value | from | rule | meaning |\n| --- | --- | --- | --- |\n")
+		for _, v := range shared {
+			w("| `%s` | %s | %s | %s |\n", v.Name, describeSources(&v.Spec), describeType(&v.Type), cell(strings.TrimSpace(v.Description)))
+		}
+	}
+	w("\n## Consent\n\n")
+	if cs := bp.Consent; cs != nil {
+		w("Category **%s**. ", cs.Category)
+		if cs.Expr != nil {
+			w("Decided by `%s`.", cell(cs.Expr.Text))
+		} else {
+			w("The first of these that holds a JSON boolean decides (`true` grants, `false` denies): %s.", codeList(cs.Paths, ", "))
+		}
+		if cs.Allow {
+			w(" When none does, consent is missing and missing means **allowed** (`when_missing: allow`).\n")
+		} else {
+			w(" When none does, consent is missing and missing means **denied** (`when_missing: deny`): `skip` / `consent_denied`.\n")
+		}
+	} else {
+		w("No consent gate.\n")
+	}
+	w("\n## Hosts\n\nRequests may go only to: %s. Any other host is refused when the blueprint is compiled and again before sending.\n", codeList(bp.Hosts, ", "))
+	if len(bp.Warnings) > 0 {
+		w("\n## Warnings\n\nAttached to a delivered event; the event is still sent.\n\n| code | meaning |\n| --- | --- |\n")
+		for _, x := range bp.Warnings {
+			w("| `%s` | %s |\n", x.Code, cell(strings.TrimSpace(x.Description)))
+		}
+	}
+	return b.String(), nil
+}
+
+func hasFilter(vs []*engine.Variant) bool {
+	for _, v := range vs {
+		for _, e := range v.Events {
+			if e.Filter != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func writeEvent(w func(string, ...any), bp *engine.Blueprint, e *engine.Event) {
+	r := e.Request
+	where := "every variant"
+	if e.Variant != "" {
+		where = "variant `" + e.Variant + "`"
+	}
+	w("\n## `%s` (%s, %s)\n\n", e.VendorEvent, cell(e.Name), where)
+	if d := strings.TrimSpace(e.Description); d != "" {
+		w("%s ", cell(d))
+	}
+	if d := strings.TrimSpace(r.Description); d != "" {
+		w("%s", cell(d))
+	}
+	w("\n\n- `%s %s`\n", r.Method, r.URL.Text)
+	if e.Filter != nil {
+		w("- Sent only when `%s`; otherwise `skip` / `filtered`.\n", cell(e.Filter.Text))
+	}
+	if a := r.Auth; a != nil {
+		switch a.Type {
+		case engine.AuthBasic:
+			w("- `Authorization: Basic base64(%s:%s)` (redacted in every output)\n", tmplText(a.Username), tmplText(a.Password))
+		case engine.AuthBearer:
+			w("- `Authorization: Bearer %s` (redacted in every output)\n", tmplText(a.Token))
+		case engine.AuthHeader:
+			w("- `%s: %s` (redacted in every output)\n", a.Name, tmplText(a.Value))
+		case engine.AuthQuery:
+			w("- query parameter `%s=%s` (redacted in every output)\n", a.Name, tmplText(a.Value))
+		}
+	} else {
+		w("- No authentication.\n")
+	}
+	for _, h := range r.Headers {
+		sec := ""
+		if h.Secret {
+			sec = " (secret, redacted)"
+		}
+		w("- `%s: %s`%s\n", h.Name, h.Value.Text, sec)
+	}
+	if len(e.Warnings) > 0 {
+		w("- Warnings: %s\n", codeList(e.Warnings, ", "))
+	}
+	w("\nBody (JSON; a field that is absent is left out, never `null`):\n\n| field | from | rule | required | when absent |\n| --- | --- | --- | --- | --- |\n")
+	writeFields(w, r.Body)
+}
+
+func writeFields(w func(string, ...any), o *engine.Object) {
+	if o == nil {
+		return
+	}
+	for _, f := range o.Fields {
+		from := describeSources(&f.Spec)
+		rule := describeType(&f.Type)
+		if f.Type.Kind == engine.KindArray && f.Object != nil {
+			rule = "a non-empty list, mapped item by item"
+		}
+		if f.Type.Kind == engine.KindObject && f.Object != nil {
+			from = "its fields"
+			rule = "object"
+			if len(f.Object.OmitUnless) > 0 {
+				var names []string
+				for _, i := range f.Object.OmitUnless {
+					names = append(names, f.Object.Fields[i].Name)
+				}
+				rule += "; left out unless " + codeList(names, " and ") + " present"
+			}
+		}
+		if f.List {
+			rule += "; written as a one-element list"
+		}
+		if f.Secret {
+			rule += "; secret (redacted)"
+		}
+		absent := "omitted"
+		switch {
+		case f.Default != nil:
+			absent = "default `" + string(f.Default) + "`"
+		case f.Required:
+			absent = "`missing_required_field`"
+		case f.WarnIfAbsent != "":
+			absent = "omitted, warning `" + f.WarnIfAbsent + "`"
+		}
+		w("| `%s` | %s | %s | %s | %s |\n", strings.ReplaceAll(f.Path, "[]", "[i]"), from, cell(rule), yesNo(f.Required), absent)
+		writeFields(w, f.Object)
+	}
+}
+
+func describeSources(s *engine.Spec) string {
+	var parts []string
+	for _, src := range s.Sources {
+		switch src.Kind {
+		case engine.SourcePath:
+			parts = append(parts, "`"+cell(src.Path)+"`")
+		case engine.SourceValue:
+			if src.Value != nil {
+				parts = append(parts, "value `"+src.Value.Name+"`")
+			}
+		case engine.SourceConfig:
+			parts = append(parts, "config `"+src.Config+"`")
+		case engine.SourceConst:
+			parts = append(parts, "`"+cell(string(src.Const))+"`")
+		case engine.SourceExpr:
+			if src.Expr != nil {
+				parts = append(parts, "`"+cell(strings.TrimSpace(src.Expr.Text))+"`")
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return "—"
+	}
+	return strings.Join(parts, ", else ")
+}
+
+func describeType(t *engine.Type) string {
+	switch t.Kind {
+	case engine.KindAny:
+		return "copied unchanged"
+	case engine.KindString:
+		return "text (numbers and booleans as their text)"
+	case engine.KindID:
+		return "text, or an integer as its decimal text"
+	case engine.KindInteger:
+		s := "integer (2.0 and \"2\" accepted)"
+		if t.Min != nil {
+			s += fmt.Sprintf(", at least %v", *t.Min)
+		}
+		if t.Max != nil {
+			s += fmt.Sprintf(", at most %v", *t.Max)
+		}
+		return s
+	case engine.KindMoney:
+		cur := "exponent 2"
+		if t.Currency != nil {
+			cur = "currency `" + t.Currency.Name + "` (exponent 2 when it is absent or invalid)"
+		}
+		return "money: integer minor units of " + cur + ", from the decimal text, half away from zero; negative is invalid"
+	case engine.KindCurrency:
+		return "upper-cased; three letters A–Z"
+	case engine.KindTime:
+		return "RFC 3339, written in UTC as `2006-01-02T15:04:05Z` (fraction dropped)"
+	case engine.KindEmailSHA256:
+		return "hex SHA-256 of the trimmed, lower-cased text"
+	}
+	return t.Kind.String()
+}
+
+func tmplText(t *engine.Template) string {
+	if t == nil {
+		return ""
+	}
+	return t.Text
+}
+
+func codeList(s []string, sep string) string {
+	q := make([]string, len(s))
+	for i, x := range s {
+		q[i] = "`" + x + "`"
+	}
+	return strings.Join(q, sep)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// cell makes text safe inside a Markdown table cell.
+func cell(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	return strings.Join(strings.Fields(s), " ")
+}
