@@ -104,8 +104,15 @@ type compiler struct {
 	secretValue map[*Value]bool
 	warnings    map[string]bool
 	usedWarn    map[string]bool
+	badWarn     bool // a warn_if_absent named an undeclared code
+	badEvent    bool // an event mapping failed to compile
+	cycle       []string
 	requests    map[string]*requestDef
+	root        *yaml.Node
 }
+
+// rootKey returns the key node of a top-level key.
+func (c *compiler) rootKey(key string) *yaml.Node { return getKey(c.root, key) }
 
 type requestDef struct {
 	req      *Request // without body
@@ -158,9 +165,12 @@ func (c *compiler) load(name string, src []byte, chain []string) *yaml.Node {
 		c.ds.Errorf(c.pos(ext), "extends_not_found", "%v", err)
 		return nil
 	}
-	chain = append(chain, name)
-	if slices.Contains(chain, entry.File) {
-		c.ds.Errorf(c.pos(ext), "extends_cycle", "extends cycle: %s -> %s", strings.Join(chain, " -> "), entry.File)
+	if len(chain) == 0 {
+		chain = []string{name}
+	}
+	if slices.Contains(chain, entry.Ref()) || entry.File == c.file {
+		// Reported once, at the file being compiled.
+		c.cycle = append(append([]string(nil), chain...), entry.Ref())
 		return nil
 	}
 	baseSrc, err := c.opts.catalog.read(entry)
@@ -168,9 +178,14 @@ func (c *compiler) load(name string, src []byte, chain []string) *yaml.Node {
 		c.ds.Errorf(c.pos(ext), "extends_not_found", "cannot read %s: %v", entry.File, err)
 		return nil
 	}
-	baseRoot := c.load(entry.File, baseSrc, chain)
+	baseRoot := c.load(entry.File, baseSrc, append(chain, entry.Ref()))
 	if baseRoot == nil {
-		c.ds.Errorf(c.pos(ext), "extends_invalid", "base blueprint %s has errors", entry.Ref())
+		switch {
+		case c.cycle != nil && len(chain) == 1:
+			c.ds.Errorf(c.pos(ext), "extends_cycle", "extends cycle: %s", strings.Join(c.cycle, " -> "))
+		case c.cycle == nil:
+			c.ds.Errorf(c.pos(ext), "extends_invalid", "base blueprint %s has errors", entry.Ref())
+		}
 		return nil
 	}
 	if len(chain) == 1 {
@@ -304,6 +319,7 @@ func (c *compiler) compile(root *yaml.Node) *Blueprint {
 		variants:    map[string]*Variant{},
 	}
 	c.bp = bp
+	c.root = root
 	if v := get(root, "version"); v != nil && !semverRE.MatchString(v.Value) {
 		c.ds.Errorf(c.pos(v), "invalid_version", "version %q is not a semantic version (MAJOR.MINOR.PATCH, e.g. 0.1.0)", v.Value)
 	}
@@ -324,7 +340,7 @@ func (c *compiler) compile(root *yaml.Node) *Blueprint {
 	c.declareRequests(get(root, "requests"))
 	c.compileEvents(get(root, "events"), get(root, "variants"))
 	for _, w := range bp.Warnings {
-		if !c.usedWarn[w.Code] {
+		if !c.usedWarn[w.Code] && !c.badWarn {
 			c.ds.Warnf(c.pos(getKey(get(root, "warnings"), w.Code)), "unused_warning", "warning %s is declared but no field attaches it", w.Code)
 		}
 	}
@@ -349,7 +365,7 @@ func (c *compiler) compileConfig(n *yaml.Node) {
 		if pn := get(p.v, "pattern"); pn != nil {
 			if f.Type != ConfigString && f.Type != ConfigSecret {
 				c.ds.Errorf(c.pos(getKey(p.v, "pattern")), "misplaced_key", "pattern applies to string and secret config, not %s", f.Type)
-			} else if re, err := regexp.Compile(`^(?:` + pn.Value + `)$`); err != nil {
+			} else if re, err := compilePattern(pn.Value); err != nil {
 				c.ds.Errorf(c.pos(pn), "invalid_pattern", "pattern %q is not a valid RE2 regular expression: %s", pn.Value, reErr(err))
 			} else {
 				f.Pattern = re
@@ -377,6 +393,15 @@ func (c *compiler) compileConfig(n *yaml.Node) {
 		c.config[f.Key] = f
 		c.bp.Config = append(c.bp.Config, f)
 	}
+}
+
+// compilePattern compiles a pattern the whole value must match. Errors are
+// those of the pattern as written.
+func compilePattern(p string) (*regexp.Regexp, error) {
+	if _, err := regexp.Compile(p); err != nil {
+		return nil, err
+	}
+	return regexp.Compile(`^(?:` + p + `)$`)
 }
 
 func reErr(err error) string {
@@ -567,7 +592,7 @@ func (c *compiler) compileSpec(n *yaml.Node, sc *scope) Spec {
 	if pn := get(n, "pattern"); pn != nil {
 		if kind != KindString && kind != KindID {
 			c.ds.Errorf(c.pos(getKey(n, "pattern")), "misplaced_key", "pattern applies to types string and id, not %s", kind)
-		} else if re, err := regexp.Compile(`^(?:` + pn.Value + `)$`); err != nil {
+		} else if re, err := compilePattern(pn.Value); err != nil {
 			c.ds.Errorf(c.pos(pn), "invalid_pattern", "pattern %q is not a valid RE2 regular expression: %s", pn.Value, reErr(err))
 		} else {
 			spec.Type.Pattern = re
@@ -638,20 +663,27 @@ func (c *compiler) source(kind string, n *yaml.Node, sc *scope) Source {
 }
 
 func (c *compiler) pathSource(n *yaml.Node, path string) Source {
-	if err := checkPath(path); err != nil {
-		c.ds.Errorf(c.pos(n), "invalid_path", "field path %q: %v", path, err)
+	if at, err := checkPath(path); err != nil {
+		pos := c.pos(n)
+		if n.Value == path {
+			pos = c.exprPos(n, runeOffset(path, at))
+		}
+		c.ds.Errorf(pos, "invalid_path", "field path %q %v", path, err)
 	}
 	return Source{Kind: SourcePath, Path: path}
 }
 
 // checkPath accepts gjson paths without modifiers (@) and pipes (|), which
-// could reach outside the value the path names.
-func checkPath(p string) error {
+// could reach outside the value the path names. It returns the byte offset
+// of the fault.
+func checkPath(p string) (int, error) {
 	switch {
 	case p == "":
-		return fmt.Errorf("empty")
-	case strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") && !strings.HasSuffix(p, `\.`):
-		return fmt.Errorf("starts or ends with a dot")
+		return 0, fmt.Errorf("is empty")
+	case strings.HasPrefix(p, "."):
+		return 0, fmt.Errorf("starts with a dot")
+	case strings.HasSuffix(p, ".") && !strings.HasSuffix(p, `\.`):
+		return len(p) - 1, fmt.Errorf("ends with a dot")
 	}
 	esc := false
 	prev := byte('.')
@@ -666,18 +698,18 @@ func checkPath(p string) error {
 		case ch == '\\':
 			esc = true
 		case ch == '.' && prev == '.':
-			return fmt.Errorf("has an empty segment (..)")
+			return i - 1, fmt.Errorf("has an empty segment (..)")
 		case ch == '@' && prev == '.':
-			return fmt.Errorf("modifiers (@...) are not allowed")
+			return i, fmt.Errorf("uses a modifier (@...), which is not allowed")
 		case ch == '|':
-			return fmt.Errorf("pipes (|) are not allowed; list fallbacks under from instead")
+			return i, fmt.Errorf("uses a pipe (|), which is not allowed; a path names one value")
 		}
 		prev = ch
 	}
 	if esc {
-		return fmt.Errorf("ends with a lone backslash")
+		return len(p) - 1, fmt.Errorf("ends with a lone backslash")
 	}
-	return nil
+	return 0, nil
 }
 
 func (c *compiler) compileConsent(n *yaml.Node) {
@@ -685,15 +717,16 @@ func (c *compiler) compileConsent(n *yaml.Node) {
 		return
 	}
 	cs := &Consent{Category: text(n, "category"), Allow: text(n, "when_missing") == "allow"}
+	at := c.rootKey("consent")
 	if cs.Category == "" {
-		c.ds.Errorf(c.pos(n), "missing_key", "consent needs key category")
+		c.ds.Errorf(c.pos(at), "missing_key", "consent needs key category")
 	}
 	from, ex := get(n, "from"), get(n, "expr")
 	switch {
 	case from != nil && ex != nil:
 		c.ds.Errorf(c.pos(getKey(n, "expr")), "conflicting_keys", "consent has both from and expr; give one")
 	case from == nil && ex == nil:
-		c.ds.Errorf(c.pos(n), "missing_source", "consent needs from (paths) or expr")
+		c.ds.Errorf(c.pos(at), "missing_source", "consent needs from (paths) or expr")
 	}
 	items := []*yaml.Node{from}
 	if from != nil && from.Kind == yaml.SequenceNode {
@@ -709,7 +742,7 @@ func (c *compiler) compileConsent(n *yaml.Node) {
 		cs.Expr = c.compileExpr(ex, sc)
 		c.noSecret(sc, ex, "the consent expression")
 		if cs.Expr != nil && !returnsBool(cs.Expr) {
-			c.ds.Errorf(c.pos(ex), "expr_type", "the consent expression must give a boolean (or nil for missing)")
+			c.ds.Errorf(c.pos(ex), "expr_type", "the consent expression must give a boolean (or nil for missing), not %s", cs.Expr.Program.Node().Type())
 		}
 	}
 	c.bp.Consent = cs
@@ -749,14 +782,14 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 			r.Headers = append(r.Headers, hd)
 		}
 		if an := get(p.v, "auth"); an != nil {
-			r.Auth = c.compileAuth(an)
+			r.Auth = c.compileAuth(an, getKey(p.v, "auth"))
 		}
 		c.bp.Requests = append(c.bp.Requests, r)
 		c.requests[r.Name] = &requestDef{req: r, node: p.v, body: pairs(get(p.v, "body"))}
 	}
 }
 
-func (c *compiler) compileAuth(n *yaml.Node) *Auth {
+func (c *compiler) compileAuth(n, key *yaml.Node) *Auth {
 	a := &Auth{Type: AuthType(text(n, "type")), Name: text(n, "name")}
 	sc := &scope{self: -1}
 	tmpl := func(key string) *Template {
@@ -773,7 +806,7 @@ func (c *compiler) compileAuth(n *yaml.Node) *Auth {
 	}[a.Type]
 	for _, k := range need {
 		if get(n, k) == nil {
-			c.ds.Errorf(c.pos(n), "missing_key", "auth of type %s needs key %s", a.Type, k)
+			c.ds.Errorf(c.pos(key), "missing_key", "auth of type %s needs key %s", a.Type, k)
 		}
 	}
 	allowed := map[AuthType][]string{
@@ -814,7 +847,11 @@ func (c *compiler) compileEvents(base, variants *yaml.Node) {
 	if len(vps) == 0 {
 		v := &Variant{Key: "default", Name: "Default", byKey: map[string]*Event{}}
 		v.Events = baseEvents
-		c.finishVariant(v, base)
+		at := base
+		if k := c.rootKey("events"); k != nil {
+			at = k
+		}
+		c.finishVariant(v, at, true)
 		return
 	}
 	for _, p := range vps {
@@ -826,7 +863,7 @@ func (c *compiler) compileEvents(base, variants *yaml.Node) {
 		}
 		if v.Name == "" {
 			if c.base != "" && !c.baseVariants[v.Key] {
-				c.ds.Errorf(c.pos(p.k), "unknown_variant", "variant %s is not defined in %s%s; a new variant needs a name",
+				c.ds.Errorf(c.pos(p.k), "unknown_variant", "variant %s is not defined in %s (a new variant needs a name)%s",
 					v.Key, c.base, suggest.DidYouMean(v.Key, keysOf(c.baseVariants)))
 			} else {
 				c.ds.Errorf(c.pos(p.k), "missing_key", "variant %s needs a name", v.Key)
@@ -853,16 +890,21 @@ func (c *compiler) compileEvents(base, variants *yaml.Node) {
 			}
 		}
 		v.Events = c.eventList(get(p.v, "events"), v.Key, baseEvents)
-		c.finishVariant(v, p.k)
+		c.finishVariant(v, p.k, false)
 	}
 }
 
-func (c *compiler) finishVariant(v *Variant, at *yaml.Node) {
+func (c *compiler) finishVariant(v *Variant, at *yaml.Node, implicit bool) {
 	for _, e := range v.Events {
 		v.byKey[e.Key] = e
 	}
-	if len(v.Events) == 0 {
-		c.ds.Errorf(c.pos(at), "empty_event_map", "variant %s maps no event", v.Key)
+	// An event that failed to compile was reported already.
+	if len(v.Events) == 0 && !c.badEvent {
+		if implicit {
+			c.ds.Errorf(c.pos(at), "empty_event_map", "events is empty; map at least one source event")
+		} else {
+			c.ds.Errorf(c.pos(at), "empty_event_map", "variant %s maps no event; map one under events (or in the variant's own events)", v.Key)
+		}
 	}
 	c.bp.Variants = append(c.bp.Variants, v)
 	c.bp.variants[v.Key] = v
@@ -877,6 +919,7 @@ func (c *compiler) eventList(n *yaml.Node, variant string, inherited []*Event) [
 	for _, p := range pairs(n) {
 		e := c.compileEvent(p, variant)
 		if e == nil {
+			c.badEvent = true
 			continue
 		}
 		if first, dup := own[e.Key]; dup {
@@ -919,7 +962,7 @@ func (c *compiler) compileEvent(p kv, variant string) *Event {
 		e.Filter = c.compileExpr(fn, sc)
 		c.noSecret(sc, fn, "the filter")
 		if e.Filter != nil && !returnsBool(e.Filter) {
-			c.ds.Errorf(c.pos(fn), "expr_type", "the filter must give a boolean")
+			c.ds.Errorf(c.pos(fn), "expr_type", "the filter must give a boolean, not %s", e.Filter.Program.Node().Type())
 		}
 		filterValues = sc.values
 	}
@@ -988,17 +1031,23 @@ func (c *compiler) declaredKind(n *yaml.Node) Kind {
 // fieldOrder sorts fields so that each comes after the siblings it reads.
 func (c *compiler) fieldOrder(obj *Object, fields []kv) []int {
 	state := make([]int, len(obj.Fields))
-	var order []int
+	var order, stack []int
 	var visit func(i int) bool
 	visit = func(i int) bool {
 		switch state[i] {
 		case 1:
-			c.ds.Errorf(c.pos(fields[i].k), "field_cycle", "field %s reads itself through other fields", obj.Fields[i].Name)
+			var names []string
+			for _, s := range stack[slices.Index(stack, i):] {
+				names = append(names, obj.Fields[s].Name)
+			}
+			c.ds.Errorf(c.pos(fields[i].k), "field_cycle", "fields read each other: %s -> %s", strings.Join(names, " -> "), obj.Fields[i].Name)
 			return false
 		case 2:
 			return true
 		}
 		state[i] = 1
+		stack = append(stack, i)
+		defer func() { stack = stack[:len(stack)-1] }()
 		for _, d := range obj.Fields[i].Deps {
 			if !visit(d) {
 				state[i] = 2
@@ -1066,6 +1115,7 @@ func (c *compiler) compileField(p kv, prefix string, item bool, sc *scope) *Fiel
 	}
 	if f.WarnIfAbsent != "" {
 		if !c.warnings[f.WarnIfAbsent] {
+			c.badWarn = true
 			c.ds.Errorf(c.pos(get(n, "warn_if_absent")), "unknown_warning", "warning %s is not declared under warnings%s", f.WarnIfAbsent, suggest.DidYouMean(f.WarnIfAbsent, keysOf(c.warnings)))
 		}
 		c.usedWarn[f.WarnIfAbsent] = true

@@ -243,8 +243,8 @@ func (r *rewriter) identifier(node *ast.Node, n *ast.IdentifierNode) {
 		}
 		in.Kind = InputField
 	default:
-		r.fail(n, "unknown_name", "unknown name %s%s; an expression reads event, config, values%s",
-			n.Value, suggest.DidYouMean(n.Value, roots), map[bool]string{true: ", fields", false: ""}[r.sc.fields != nil])
+		r.fail(n, "unknown_name", "unknown name %s (an expression reads event, config, values%s)%s",
+			n.Value, map[bool]string{true: ", fields", false: ""}[r.sc.fields != nil], suggest.DidYouMean(n.Value, roots))
 		return
 	}
 	k := len(r.inputs)
@@ -375,6 +375,7 @@ func (c *compiler) exprError(n *yaml.Node, err error, code string) {
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		msg := strings.TrimSpace(fe.Message)
+		msg = strings.Replace(msg, "unexpected token EOF", "unexpected end of the expression", 1)
 		if strings.HasPrefix(msg, "unknown func") || strings.HasPrefix(msg, "unknown name") {
 			code = "unknown_function"
 		}
@@ -384,28 +385,31 @@ func (c *compiler) exprError(n *yaml.Node, err error, code string) {
 	c.ds.Errorf(c.exprPos(n, 0), code, "%s", err.Error())
 }
 
-// exprPos maps a rune offset inside the expression held by scalar node n to
-// its line and column in the YAML file. It walks the source from the
-// scalar's first character, matching the expression's non-space runes in
-// order: exact for plain, quoted (without escapes), literal and folded
-// scalars, single- or multi-line.
+// exprPos maps a rune offset inside the text held by scalar node n (an
+// expression, a template, a path) to its line and column in the YAML file.
+// It walks the source from the scalar's first character, matching the
+// value's non-space runes in order, and reading escapes ("\"" in double
+// quotes, '' in single quotes) as the one rune they stand for: exact for
+// plain, quoted, literal and folded scalars, single- or multi-line. An
+// offset at the end of the text maps just after its last character.
 func (c *compiler) exprPos(n *yaml.Node, offset int) diag.Pos {
 	p := c.pos(n)
 	src := c.srcOf(n)
 	if src == nil || n.Line < 1 {
 		return p
 	}
-	// Count the non-space runes of the expression before offset.
-	want := 0
+	// Count the non-space runes of the value before offset.
+	want, total := 0, 0
 	for i, r := range []rune(n.Value) {
-		if i >= offset {
-			break
+		if unicode.IsSpace(r) {
+			continue
 		}
-		if !unicode.IsSpace(r) {
+		if i < offset {
 			want++
 		}
+		total++
 	}
-	// Find the byte offset where the scalar starts.
+	atEnd := want >= total
 	at := lineOffset(src, n.Line)
 	if at < 0 {
 		return p
@@ -426,23 +430,53 @@ func (c *compiler) exprPos(n *yaml.Node, offset int) diag.Pos {
 		col++
 	}
 	seen := 0
-	for at < len(src) {
+	last := diag.Pos{File: p.File, Line: line, Col: col}
+	for at < len(src) && (atEnd && seen < total || !atEnd) {
 		r, size := utf8.DecodeRune(src[at:])
+		width := 1 // columns the rune and its escape take
+		switch {
+		case n.Style == yaml.DoubleQuotedStyle && r == '\\' && at+1 < len(src):
+			size, width = escapeLen(src[at:])
+		case n.Style == yaml.SingleQuotedStyle && r == '\'' && at+1 < len(src) && src[at+1] == '\'':
+			size, width = 2, 2
+		}
 		switch {
 		case r == '\n':
 			line++
 			col = 0
 		case unicode.IsSpace(r):
 		default:
-			if seen == want {
+			if seen == want && !atEnd {
 				return diag.Pos{File: p.File, Line: line, Col: col}
 			}
 			seen++
+			last = diag.Pos{File: p.File, Line: line, Col: col + width}
 		}
 		at += size
-		col++
+		col += width
+	}
+	if atEnd {
+		return last
 	}
 	return p
+}
+
+// escapeLen is the byte length of a double-quoted escape (\", \x41,
+// \u00e9...) and the columns it takes.
+func escapeLen(b []byte) (size, width int) {
+	n := 2
+	switch b[1] {
+	case 'x':
+		n = 4
+	case 'u':
+		n = 6
+	case 'U':
+		n = 10
+	}
+	if n > len(b) {
+		n = len(b)
+	}
+	return n, n
 }
 
 func lineOffset(src []byte, line int) int {

@@ -23,12 +23,22 @@ const (
 // template parses text with {config.KEY} and {values.NAME} placeholders.
 // "{{" and "}}" stand for literal braces.
 func (c *compiler) template(n *yaml.Node, sc *scope, _ bool) *Template {
+	t, _, _ := c.templateAt(n, sc)
+	return t
+}
+
+// templateAt parses a template and also returns the rune offset of each
+// part in the text, and whether it parsed.
+func (c *compiler) templateAt(n *yaml.Node, sc *scope) (*Template, []int, bool) {
 	t := &Template{Text: n.Value}
+	var offsets []int
+	litStart := 0
 	s := n.Value
 	var lit strings.Builder
 	flush := func() {
 		if lit.Len() > 0 {
 			t.Parts = append(t.Parts, TemplatePart{Literal: lit.String()})
+			offsets = append(offsets, runeOffset(s, litStart))
 			lit.Reset()
 		}
 	}
@@ -42,26 +52,33 @@ func (c *compiler) template(n *yaml.Node, sc *scope, _ bool) *Template {
 			i++
 		case s[i] == '}':
 			c.ds.Errorf(c.exprPos(n, runeOffset(s, i)), "invalid_template", "unmatched } in template; write }} for a literal brace")
-			return t
+			return t, offsets, false
 		case s[i] == '{':
 			end := strings.IndexByte(s[i:], '}')
 			if end < 0 {
 				c.ds.Errorf(c.exprPos(n, runeOffset(s, i)), "invalid_template", "unclosed { in template; write {{ for a literal brace")
-				return t
+				return t, offsets, false
 			}
 			ref := strings.TrimSpace(s[i+1 : i+end])
 			pos := c.exprPos(n, runeOffset(s, i+1))
 			flush()
-			if p, ok := c.placeholder(ref, pos, sc); ok {
-				t.Parts = append(t.Parts, p)
+			p, ok := c.placeholder(ref, pos, sc)
+			if !ok {
+				return t, offsets, false
 			}
+			t.Parts = append(t.Parts, p)
+			offsets = append(offsets, runeOffset(s, i))
 			i += end
+			litStart = i + 1
 		default:
+			if lit.Len() == 0 {
+				litStart = i
+			}
 			lit.WriteByte(s[i])
 		}
 	}
 	flush()
-	return t
+	return t, offsets, true
 }
 
 func runeOffset(s string, byteOff int) int { return len([]rune(s[:byteOff])) }
@@ -97,11 +114,17 @@ func (c *compiler) placeholder(ref string, pos diag.Pos, sc *scope) (TemplatePar
 // is escaped, and checks that its host is covered by hosts.
 func (c *compiler) urlTemplate(n *yaml.Node) *Template {
 	sc := &scope{self: -1}
-	t := c.template(n, sc, true)
-	if sc.secret {
-		c.ds.Errorf(c.pos(n), "secret_leak", "the URL reads a secret; URLs are logged. Use auth (type query puts a secret in the query string, redacted)")
+	t, offsets, ok := c.templateAt(n, sc)
+	if !ok {
+		return t
 	}
-	// Walk the parts: scheme, host, path, query, fragment.
+	at := func(k int) diag.Pos { return c.exprPos(n, offsets[k]) }
+	for k, p := range t.Parts {
+		if p.Config != "" && c.config[p.Config] != nil && c.config[p.Config].Secret() || p.Value != nil && c.secretValue[p.Value] {
+			c.ds.Errorf(at(k), "secret_leak", "the URL reads a secret, and URLs are logged; use auth (type query puts a secret in the query string, redacted)")
+		}
+	}
+	// The URL's shape, with each placeholder as one NUL byte.
 	var lits strings.Builder
 	for _, p := range t.Parts {
 		if p.Config == "" && p.Value == nil {
@@ -110,41 +133,62 @@ func (c *compiler) urlTemplate(n *yaml.Node) *Template {
 			lits.WriteString("\x00")
 		}
 	}
-	shape := lits.String() // placeholders as NUL
+	shape := lits.String()
 	scheme, rest, ok := strings.Cut(shape, "://")
 	if !ok || (scheme != "https" && scheme != "http") {
 		c.ds.Errorf(c.pos(n), "invalid_url", "URL must start with https:// (or http://)")
 		return t
 	}
+	hostStart := len(scheme) + 3
 	hostEnd := strings.IndexAny(rest, "/?#")
 	if hostEnd < 0 {
 		hostEnd = len(rest)
 	}
 	hostPort := rest[:hostEnd]
-	if strings.ContainsAny(hostPort, "@") {
-		c.ds.Errorf(c.pos(n), "invalid_url", "URL must not carry user information (@); use auth")
+	if strings.Contains(hostPort, "@") {
+		c.ds.Errorf(c.exprPos(n, hostStart), "invalid_url", "URL must not carry user information (@); use auth")
 		return t
 	}
-	host := hostPort
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "\x00") {
-		host = host[:i]
+	host, port := hostPort, ""
+	if i := strings.LastIndexByte(hostPort, ':'); i >= 0 {
+		host, port = hostPort[:i], hostPort[i+1:]
+	}
+	// shapeToPart maps a shape offset of a placeholder to its part.
+	partAt := func(shapeOff int) int {
+		off := 0
+		for k, p := range t.Parts {
+			if p.Config == "" && p.Value == nil {
+				off += len(p.Literal)
+				continue
+			}
+			if off == shapeOff {
+				return k
+			}
+			off++
+		}
+		return 0
 	}
 	labels := strings.Split(host, ".")
+	off := hostStart
 	for i, l := range labels {
-		if strings.Contains(l, "\x00") {
+		if j := strings.IndexByte(l, 0); j >= 0 {
 			if l != "\x00" {
-				c.ds.Errorf(c.pos(n), "host_not_allowed", "a placeholder in the URL host must be a whole label, as in https://{config.app}.example.com")
+				c.ds.Errorf(at(partAt(off+j)), "host_not_allowed", "a placeholder in the URL host must be a whole label, as in https://{config.app}.example.com")
 				return t
 			}
 			labels[i] = "*"
 		}
+		off += len(l) + 1
+	}
+	if strings.Trim(port, "0123456789\x00") != "" {
+		c.ds.Errorf(c.exprPos(n, hostStart+len(host)), "invalid_url", "URL port %q is not a number", port)
+		return t
 	}
 	pattern := strings.ToLower(strings.Join(labels, "."))
 	if !c.hostCovered(pattern) {
-		c.ds.Errorf(c.pos(n), "host_not_allowed", "URL host %s is not covered by hosts (%s)", strings.ReplaceAll(pattern, "*", "{...}"), strings.Join(c.bp.Hosts, ", "))
+		c.ds.Errorf(c.hostPos(n, t, offsets, hostStart), "host_not_allowed", "URL host %s is not covered by hosts (%s)", strings.ReplaceAll(pattern, "*", "{...}"), strings.Join(c.bp.Hosts, ", "))
 	}
 	// Assign escapes by where each placeholder sits.
-	hostStart := len(scheme) + 3
 	hostStop := hostStart + hostEnd
 	query := strings.IndexAny(shape[hostStop:], "?#")
 	if query < 0 {
@@ -152,24 +196,33 @@ func (c *compiler) urlTemplate(n *yaml.Node) *Template {
 	} else {
 		query += hostStop
 	}
-	at := 0
+	pos := 0
 	for i := range t.Parts {
 		p := &t.Parts[i]
 		if p.Config == "" && p.Value == nil {
-			at += len(p.Literal)
+			pos += len(p.Literal)
 			continue
 		}
 		switch {
-		case at < hostStop:
+		case pos < hostStop:
 			p.Escape = EscapeHost
-		case at < query:
+		case pos < query:
 			p.Escape = EscapePath
 		default:
 			p.Escape = EscapeQuery
 		}
-		at++
+		pos++
 	}
 	return t
+}
+
+// hostPos is the position of the host in a URL template: it starts in the
+// first part, right after the scheme.
+func (c *compiler) hostPos(n *yaml.Node, t *Template, offsets []int, hostStart int) diag.Pos {
+	if len(t.Parts) > 0 && t.Parts[0].Config == "" && t.Parts[0].Value == nil && len(t.Parts[0].Literal) > hostStart {
+		return c.exprPos(n, offsets[0]+runeOffset(t.Parts[0].Literal, hostStart))
+	}
+	return c.pos(n)
 }
 
 // hostCovered reports whether a host pattern (labels, '*' for a

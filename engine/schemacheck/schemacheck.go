@@ -30,8 +30,14 @@ func Validate(schemaName string, root *yaml.Node, pos func(*yaml.Node) diag.Pos)
 	if !errors.As(err, &ve) {
 		return nil
 	}
-	v := &validator{doc: schemas.Doc(schemaName), root: root, pos: pos}
+	v := &validator{doc: schemas.Doc(schemaName), root: root, pos: pos, suggested: map[string]bool{}}
 	v.walk(ve)
+	for _, m := range v.missing {
+		// "evnts" suggested "events": the missing events is the same fault.
+		if !v.suggested[m.parent+"/"+m.name] {
+			v.ds = append(v.ds, m.d)
+		}
+	}
 	return v.ds
 }
 
@@ -40,6 +46,15 @@ type validator struct {
 	root *yaml.Node
 	pos  func(*yaml.Node) diag.Pos
 	ds   diag.List
+	// suggested holds parent/name for every name an unknown key was
+	// corrected to; missing holds the required-key errors, reported last.
+	suggested map[string]bool
+	missing   []missingKey
+}
+
+type missingKey struct {
+	parent, name string
+	d            diag.Diagnostic
 }
 
 var quotedRE = regexp.MustCompile(`'((?:[^'\\]|\\.)*)'`)
@@ -93,6 +108,17 @@ func (v *validator) alternatives(e *jsonschema.ValidationError) {
 
 func (v *validator) leaf(e *jsonschema.ValidationError, kw string) {
 	n, key := v.lookup(e.InstanceLocation)
+	if msg := v.custom(e.AbsoluteKeywordLocation, kw); msg != "" {
+		at := n
+		switch {
+		case strings.Contains(e.KeywordLocation, "propertyNames"):
+			at = key
+		case kw == "maxProperties" && n != nil && len(n.Content) >= 4:
+			at = n.Content[2] // the first key too many
+		}
+		v.ds.Errorf(v.pos(at), "invalid_value", "%s", msg)
+		return
+	}
 	switch kw {
 	case "additionalProperties":
 		allowed := v.allowed(e.AbsoluteKeywordLocation, kw)
@@ -111,9 +137,14 @@ func (v *validator) leaf(e *jsonschema.ValidationError, kw string) {
 		}
 		v.unknownKey(key, name, allowed, parentPointer(e.InstanceLocation))
 	case "required":
-		names := quoted(e.Message)
-		for _, name := range names {
-			v.ds.Errorf(v.pos(n), "missing_key", "%s needs key %s", describePointer(e.InstanceLocation), name)
+		at := n
+		if key != nil {
+			at = key
+		}
+		for _, name := range quoted(e.Message) {
+			d := diag.Diagnostic{Pos: v.pos(at), Severity: diag.Error, Code: "missing_key",
+				Message: fmt.Sprintf("%s needs key %s", describePointer(e.InstanceLocation), name)}
+			v.missing = append(v.missing, missingKey{parent: e.InstanceLocation, name: name, d: d})
 		}
 	case "type":
 		v.ds.Errorf(v.pos(n), "wrong_type", "expected %s, got %s", joinOr(expectedTypes(e.Message)), syntax.Describe(n))
@@ -141,7 +172,8 @@ func (v *validator) leaf(e *jsonschema.ValidationError, kw string) {
 func (v *validator) unknownKey(kn *yaml.Node, name string, allowed []string, parent string) {
 	msg := fmt.Sprintf("unknown key %s in %s", name, describePointer(parent))
 	if s := suggest.Closest(name, allowed); s != "" {
-		msg += fmt.Sprintf("; did you mean %s?", s)
+		msg += suggest.DidYouMean(name, allowed)
+		v.suggested[parent+"/"+s] = true
 	} else if len(allowed) > 0 && len(allowed) <= 12 {
 		msg += "; allowed: " + strings.Join(allowed, ", ")
 	}
@@ -373,9 +405,16 @@ func joinOr(s []string) string {
 	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
 
-func suggestQuoted(got string, opts []string) string {
-	if s := suggest.Closest(got, opts); s != "" {
-		return fmt.Sprintf("; did you mean %s?", s)
+func suggestQuoted(got string, opts []string) string { return suggest.DidYouMean(got, opts) }
+
+// custom returns the schema's own wording for a failed keyword: the
+// x-messages annotation of the schema object that owns it.
+func (v *validator) custom(abs, keyword string) string {
+	owner, ok := v.schemaAt(strings.TrimSuffix(abs, "/"+keyword)).(map[string]any)
+	if !ok {
+		return ""
 	}
-	return ""
+	msgs, _ := owner["x-messages"].(map[string]any)
+	m, _ := msgs[keyword].(string)
+	return m
 }

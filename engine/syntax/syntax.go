@@ -165,6 +165,14 @@ func syntaxError(file string, src []byte, err error) diag.Diagnostic {
 				Message: "a tab is used as indentation; YAML indents with spaces only"}
 		}
 	}
+	if strings.Contains(msg, "mapping values are not allowed") && line > 0 {
+		// yaml.v3 names the right line here and goccy the line before (it
+		// reads the two lines as one plain scalar): point at the colon.
+		if c, ok := mappingColon(src, line); ok {
+			return diag.Diagnostic{Pos: diag.Pos{File: file, Line: line, Col: c}, Severity: diag.Error, Code: "yaml_syntax",
+				Message: "mapping value is not allowed here; check the indentation of this line, or quote a value that holds \": \""}
+		}
+	}
 	if l, c, m, ok := locate(src); ok {
 		line, col = l, c
 		if strings.Contains(m, "'\t'") {
@@ -174,6 +182,29 @@ func syntaxError(file string, src []byte, err error) diag.Diagnostic {
 		msg = m
 	}
 	return diag.Diagnostic{Pos: diag.Pos{File: file, Line: line, Col: col}, Severity: diag.Error, Code: "yaml_syntax", Message: msg}
+}
+
+// mappingColon finds the colon that yaml.v3 refused on a line: the second
+// "key: value" colon when there are two, else the first.
+func mappingColon(src []byte, line int) (int, bool) {
+	lines := bytes.Split(src, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return 0, false
+	}
+	l := string(lines[line-1])
+	var cols []int
+	for i := 0; i < len(l); i++ {
+		if l[i] == ':' && (i+1 == len(l) || l[i+1] == ' ') {
+			cols = append(cols, utf8.RuneCountInString(l[:i])+1)
+		}
+	}
+	switch len(cols) {
+	case 0:
+		return 0, false
+	case 1:
+		return cols[0], true
+	}
+	return cols[1], true
 }
 
 // locate asks goccy/go-yaml where the syntax error is.

@@ -4,6 +4,7 @@ package suggest
 import (
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // DidYouMean returns `; did you mean "x"?` for the closest candidate within a
@@ -19,6 +20,11 @@ func DidYouMean(name string, candidates []string) string {
 // longer word away (at least 1, at most 3 edits), ties broken
 // alphabetically.
 func Closest(name string, candidates []string) string {
+	for _, c := range candidates {
+		if c != name && strings.EqualFold(c, name) {
+			return c
+		}
+	}
 	sorted := append([]string(nil), candidates...)
 	sort.Strings(sorted)
 	best, bestD := "", 1<<30
