@@ -356,8 +356,13 @@ func (r *Request) redactedText(red *redactor) string {
 		fmt.Fprintf(&b, "\n%s: %s", n, rr.Headers[n])
 	}
 	if len(rr.Body) > 0 {
-		b.WriteString("\n\n")
-		b.Write(rr.Body)
+		b.WriteString("\n")
+		var pretty bytes.Buffer
+		if json.Indent(&pretty, rr.Body, "", "  ") == nil {
+			b.Write(pretty.Bytes())
+		} else {
+			b.Write(rr.Body)
+		}
 	}
 	return b.String()
 }

@@ -303,6 +303,13 @@ func writeFields(w func(string, ...any), o *engine.Object) {
 	for _, f := range o.Fields {
 		from := describeSources(&f.Spec)
 		rule := describeType(&f.Type)
+		if f.Type.Kind == engine.KindAny && len(f.Sources) == 1 && f.Sources[0].Value != nil {
+			if v := f.Sources[0].Value; v.Builtin {
+				rule = "the " + strings.ReplaceAll(v.Name, "_", " ")
+			} else {
+				rule = describeType(&v.Type)
+			}
+		}
 		if f.Type.Kind == engine.KindArray && f.Object != nil {
 			rule = "a non-empty list, mapped item by item"
 		}

@@ -1,0 +1,360 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// cli runs the command in-process.
+func cli(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, strings.NewReader(stdin), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestValidateCatalog(t *testing.T) {
+	out, errs, code := cli(t, "", "validate")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	if !strings.Contains(errs, "0 errors") {
+		t.Errorf("summary: %q", errs)
+	}
+}
+
+// A copy of the Button blueprint with one key misspelt reports that key's
+// line and column and a suggestion.
+func TestValidateMisspeltKey(t *testing.T) {
+	src, err := os.ReadFile("../../blueprints/button/0.1.0.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(src), "\n")
+	at := -1
+	for i, l := range lines {
+		if strings.TrimSpace(l) == "warn_if_absent: missing_attribution_token" {
+			lines[i] = strings.Replace(l, "warn_if_absent", "warn_if_absnt", 1)
+			at = i
+			break
+		}
+	}
+	if at < 0 {
+		t.Fatal("no warn_if_absent line")
+	}
+	col := strings.Index(lines[at], "warn_if_absnt") + 1
+	file := filepath.Join(t.TempDir(), "button.yaml")
+	os.WriteFile(file, []byte(strings.Join(lines, "\n")), 0o644)
+	out, _, code := cli(t, "", "validate", file)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, out)
+	}
+	want := file + ":" + itoa(at+1) + ":" + itoa(col) + `: error unknown_key: unknown key warn_if_absnt in requests.order.body.btn_ref; did you mean "warn_if_absent"?`
+	if !strings.Contains(out, want) {
+		t.Errorf("got\n%s\nwant a line\n%s", out, want)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+
+func TestValidatePositions(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(src), 0o644)
+		return p
+	}
+	syntaxErr := write("syntax.yaml", "key: demo\nversion: 1.0.0\nname: \"Demo\nstatus: alpha\n")
+	badExpr := write("expr.yaml", `key: demo
+version: 1.0.0
+name: Demo
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/e
+    body:
+      total:
+        expr: |
+          event.properties.total *
+events:
+  Order Completed: {vendor_event: purchase, request: r}
+`)
+	cases := []struct {
+		file, want string
+	}{
+		{syntaxErr, syntaxErr + ":3:7: error yaml_syntax:"},
+		{badExpr, badExpr + ":14:35: error expr_syntax: unexpected end of the expression"},
+	}
+	for _, c := range cases {
+		out, _, code := cli(t, "", "validate", c.file)
+		if code != 1 || !strings.Contains(out, c.want) {
+			t.Errorf("exit %d, got\n%s\nwant a line starting\n%s", code, out, c.want)
+		}
+	}
+	// JSON output carries the same facts.
+	out, _, _ := cli(t, "", "validate", "--format", "json", badExpr)
+	var doc struct {
+		Diagnostics []struct {
+			Line, Col int
+			Code      string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Diagnostics) != 1 || doc.Diagnostics[0].Line != 14 || doc.Diagnostics[0].Code != "expr_syntax" {
+		t.Errorf("json: %v %s", err, out)
+	}
+}
+
+func TestTestShipped(t *testing.T) {
+	out, _, code := cli(t, "", "test")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	last := lastLine(out)
+	m := regexp.MustCompile(`^(\d+) passed, 0 failed$`).FindStringSubmatch(last)
+	if m == nil {
+		t.Fatalf("last line %q", last)
+	}
+	if n := atoi(m[1]); n < 60 {
+		t.Errorf("%d cases; want at least 60", n)
+	}
+}
+
+// A hand-broken expectation prints a diff naming the JSON path and exits 1.
+func TestTestBrokenExpectation(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "broken.yaml")
+	os.WriteFile(p, []byte(`blueprint: button
+config: {application_id: app-abc123, api_key: sk-test-123}
+cases:
+  - name: total is off by one
+    event: {type: track, event: Order Completed, timestamp: "2026-01-01T00:00:00Z",
+            context: {consent: {advertising: true}},
+            properties: {order_id: o-1, total: 25.5, currency: USD, products: [{sku: s, price: 25.5}]}}
+    expect:
+      outcome: deliver
+      requests:
+        - method: POST
+          url: https://api.usebutton.com/v1/order
+          body: {order_id: o-1, total: 2551, currency: USD, purchase_date: "2026-01-01T00:00:00Z",
+                 line_items: [{identifier: s, sku: s, quantity: 1, amount: 2550, total: 2550}]}
+`), 0o644)
+	out, _, code := cli(t, "", "test", p)
+	if code != 1 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	for _, want := range []string{
+		"FAIL " + p + ":4: total is off by one",
+		"requests[0].body.total: expected 2551, got 2550",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if last := lastLine(out); last != "0 passed, 1 failed" {
+		t.Errorf("last line %q", last)
+	}
+}
+
+func TestTestUsage(t *testing.T) {
+	if _, _, code := cli(t, "", "test", "--run", "("); code != 2 {
+		t.Errorf("bad regex: exit %d, want 2", code)
+	}
+	if _, _, code := cli(t, "", "test", "/no/such/file"); code != 2 {
+		t.Errorf("missing file: exit %d, want 2", code)
+	}
+	if _, _, code := cli(t, "", "nosuchverb"); code != 2 {
+		t.Errorf("unknown verb: exit %d, want 2", code)
+	}
+}
+
+const orderEvent = `{"type":"track","event":"Order Completed","timestamp":"2026-11-24T10:15:30Z","context":{"consent":{"advertising":true}},"properties":{"order_id":"o-1","total":25.5,"currency":"USD","note":"sk-live-abc","products":[{"product_id":"p-1","price":25.5}]}}`
+
+// The secret given on the command line never appears, in any format, even
+// when an event carries it.
+func TestEvalRedactsSecrets(t *testing.T) {
+	secret := "sk-live-abc"
+	forms := []string{secret, base64.StdEncoding.EncodeToString([]byte(secret + ":")), base64.StdEncoding.EncodeToString([]byte(secret))}
+	custom := filepath.Join(t.TempDir(), "overlay.yaml")
+	os.WriteFile(custom, []byte("extends: button@0.1.0\nevents:\n  Secret Echo: {vendor_event: echo, request: activity}\n"), 0o644)
+	echo := `{"type":"track","event":"Secret Echo","timestamp":"2026-11-24T10:15:30Z","context":{"consent":{"advertising":true}},"properties":{"k":"sk-live-abc","b":"` + forms[1] + `"}}`
+	for _, format := range []string{"text", "json"} {
+		for _, bp := range []string{"button", custom} {
+			out, errs, code := cli(t, orderEvent+"\n"+echo+"\n", "eval", "--blueprint", bp, "--config", "application_id=app-abc123", "--config", "api_key="+secret, "--format", format, "-")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			for _, f := range forms {
+				if strings.Contains(out+errs, f) {
+					t.Errorf("%s output holds %q:\n%s", format, f, out)
+				}
+			}
+			if !strings.Contains(out, "Basic ***") {
+				t.Errorf("%s output has no redacted Authorization:\n%s", format, out)
+			}
+		}
+	}
+	// A refused config names the key, not the value.
+	_, errs, code := cli(t, orderEvent, "eval", "--blueprint", "button", "--config", "application_id=bad", "--config", "api_key="+secret, "-")
+	if code != 1 || strings.Contains(errs, secret) || !strings.Contains(errs, "application_id") {
+		t.Errorf("exit %d: %s", code, errs)
+	}
+}
+
+func TestEvalExitCodes(t *testing.T) {
+	if _, errs, code := cli(t, orderEvent, "eval", "--blueprint", "button", "--config", "application_id=app-abc123", "-"); code != 1 || !strings.Contains(errs, "api_key") {
+		t.Errorf("missing api_key: exit %d: %s", code, errs)
+	}
+	if _, _, code := cli(t, orderEvent, "eval", "--config", "api_key=x", "-"); code != 2 {
+		t.Errorf("no --blueprint: exit %d", code)
+	}
+	if _, _, code := cli(t, orderEvent, "eval", "--blueprint", "button", "--variant", "nope", "--config", "application_id=app-abc123", "--config", "api_key=sk-1", "-"); code != 2 {
+		t.Errorf("unknown variant: exit %d", code)
+	}
+	// Malformed events are results, not failures.
+	out, _, code := cli(t, "{\"type\":\n", "eval", "--blueprint", "button", "--config", "application_id=app-abc123", "--config", "api_key=sk-123456", "--format", "json", "-")
+	if code != 0 || !strings.Contains(out, `"reason":"invalid_event"`) {
+		t.Errorf("malformed: exit %d: %s", code, out)
+	}
+}
+
+// NDJSON on stdin: one result per line, in order; a pretty-printed event on
+// stdin is one event.
+func TestEvalStdinForms(t *testing.T) {
+	args := []string{"eval", "--blueprint", "button", "--variant", "retail", "--config", "application_id=app-abc123", "--config", "api_key=sk-123456", "--format", "json", "-"}
+	nd := orderEvent + "\n\n" + `{"type":"page"}` + "\nnot json\n" + `{"type":"track","event":"Product Added","timestamp":"2026-11-24T10:15:30Z","context":{"consent":{"advertising":true}},"properties":{"sku":"s"}}` + "\n"
+	out, _, code := cli(t, nd, args...)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	want := []string{`"outcome":"deliver"`, `"reason":"event_not_mapped"`, `"reason":"invalid_event"`, `"vendor_event":"add_to_cart"`}
+	if len(lines) != len(want) {
+		t.Fatalf("%d results, want %d:\n%s", len(lines), len(want), out)
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d: %s lacks %s", i+1, lines[i], w)
+		}
+	}
+	var pretty bytes.Buffer
+	json.Indent(&pretty, []byte(orderEvent), "", "  ")
+	out, _, _ = cli(t, pretty.String(), args...)
+	if strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, `"outcome":"deliver"`) {
+		t.Errorf("pretty event: %s", out)
+	}
+	// A line over the limit is reported, not kept.
+	big := `{"type":"track","event":"Order Completed","properties":{"x":"` + strings.Repeat("a", 2000) + `"}}`
+	out, _, _ = cli(t, big+"\n"+orderEvent+"\n", append([]string{"--max-event-size", "1000"}, args...)...)
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "the limit is 1000") || !strings.Contains(lines[1], `"deliver"`) {
+		t.Errorf("oversize line: %s", out)
+	}
+}
+
+func TestDocsGolden(t *testing.T) {
+	out, errs, code := cli(t, "", "docs", "button@0.1.0")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	golden := filepath.Join("testdata", "button-0.1.0.md")
+	if *update {
+		os.MkdirAll("testdata", 0o755)
+		os.WriteFile(golden, []byte(out), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Errorf("docs differ from %s (run go test ./cmd/blueprint -update):\n%s", golden, out)
+	}
+	// The facts of the integration page.
+	for _, fact := range []string{"`application_id`", "`api_key`", "**secret**", "Product Added", "`add_to_cart`",
+		"Order Completed", "`purchase`", "`order_id`", "`total`", "`currency`", "`line_items`", "`customer_id`",
+		"`ip_address`", "`user_agent`", "**advertising**", "0.1.0", "alpha", "`api.usebutton.com`"} {
+		if !strings.Contains(out, fact) {
+			t.Errorf("docs lack %s", fact)
+		}
+	}
+}
+
+func TestCatalogJSON(t *testing.T) {
+	out, _, code := cli(t, "", "catalog", "button", "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var v struct {
+		Key, Name, Category, Status, Website string
+		ConfigFields                         []struct {
+			Key, Label, Type, Placeholder string
+			HelpText                      string `json:"help_text"`
+			Required                      bool
+		} `json:"config_fields"`
+		Variants []struct {
+			Key, Name     string
+			DefaultConfig map[string]any `json:"default_config"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Key != "button" || v.Name != "Button" || v.Category != "attribution" || v.Status != "beta" || v.Website != "https://developer.usebutton.com/" {
+		t.Errorf("vendor: %+v", v)
+	}
+	if len(v.ConfigFields) != 2 || v.ConfigFields[0].Key != "application_id" || v.ConfigFields[0].Label != "Application ID" ||
+		v.ConfigFields[0].Placeholder != "app-xxxxxxxxxxxxxxxx" || v.ConfigFields[0].HelpText != "From Settings > Applications." ||
+		v.ConfigFields[1].Key != "api_key" || v.ConfigFields[1].Type != "secret" || !v.ConfigFields[1].Required {
+		t.Errorf("config fields: %+v", v.ConfigFields)
+	}
+	if len(v.Variants) != 2 || v.Variants[0].Key != "default" || v.Variants[1].Key != "retail" || v.Variants[1].DefaultConfig == nil {
+		t.Errorf("variants: %+v", v.Variants)
+	}
+	out, _, code = cli(t, "", "catalog", "--format", "json")
+	if code != 0 || !strings.HasPrefix(strings.TrimSpace(out), "[") {
+		t.Errorf("all: exit %d %s", code, out)
+	}
+}
+
+func TestList(t *testing.T) {
+	out, _, code := cli(t, "", "list")
+	if code != 0 || !regexp.MustCompile(`button\s+0\.1\.0\s+alpha\s+default, retail`).MatchString(out) {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
+
+// Every verb has --help with an example.
+func TestHelp(t *testing.T) {
+	for _, verb := range []string{"validate", "test", "eval", "docs", "list", "catalog"} {
+		out, _, code := cli(t, "", verb, "--help")
+		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "blueprint "+verb) {
+			t.Errorf("%s --help: exit %d\n%s", verb, code, out)
+		}
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
