@@ -389,7 +389,7 @@ func (c *compiler) exprError(n *yaml.Node, err error, code string) {
 // expression, a template, a path) to its line and column in the YAML file.
 // It walks the source from the scalar's first character, matching the
 // value's non-space runes in order, and reading escapes ("\"" in double
-// quotes, '' in single quotes) as the one rune they stand for: exact for
+// quotes, ” in single quotes) as the one rune they stand for: exact for
 // plain, quoted, literal and folded scalars, single- or multi-line. An
 // offset at the end of the text maps just after its last character.
 func (c *compiler) exprPos(n *yaml.Node, offset int) diag.Pos {

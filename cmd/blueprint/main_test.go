@@ -67,7 +67,6 @@ func TestValidateMisspeltKey(t *testing.T) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-
 func TestValidatePositions(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, src string) string {
