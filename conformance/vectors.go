@@ -129,8 +129,7 @@ func Parse(name string, src []byte, read func(rel string) (string, []byte, error
 		return nil, ds.Sorted()
 	}
 	out := &File{Path: name, read: read}
-	for i := 0; i+1 < len(f.Root.Content); i += 2 {
-		k, v := f.Root.Content[i], f.Root.Content[i+1]
+	eachPair(f.Root, func(k, v *yaml.Node) {
 		switch k.Value {
 		case "blueprint":
 			out.Blueprint = v.Value
@@ -153,7 +152,7 @@ func Parse(name string, src []byte, read func(rel string) (string, []byte, error
 				out.Cases = append(out.Cases, c)
 			}
 		}
-	}
+	})
 	for _, c := range out.Cases {
 		if c.Event == nil {
 			ds.Errorf(diag.Pos{File: name, Line: c.Line, Col: 5}, "missing_key", "case %q needs event or event_json", c.Name)
@@ -180,10 +179,16 @@ func configOf(n *yaml.Node) map[string]any {
 	return m
 }
 
+// eachPair calls fn for every key and value of a mapping node.
+func eachPair(n *yaml.Node, fn func(k, v *yaml.Node)) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		fn(n.Content[i], n.Content[i+1])
+	}
+}
+
 func parseCase(n *yaml.Node) *Case {
 	c := &Case{Line: n.Line}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
+	eachPair(n, func(k, v *yaml.Node) {
 		switch k.Value {
 		case "name":
 			c.Name = v.Value
@@ -199,14 +204,13 @@ func parseCase(n *yaml.Node) *Case {
 		case "expect":
 			c.Expect = parseExpect(v)
 		}
-	}
+	})
 	return c
 }
 
 func parseExpect(n *yaml.Node) Expect {
 	var e Expect
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
+	eachPair(n, func(k, v *yaml.Node) {
 		switch k.Value {
 		case "outcome":
 			e.Outcome = v.Value
@@ -224,7 +228,7 @@ func parseExpect(n *yaml.Node) Expect {
 				e.Requests = append(e.Requests, parseRequest(rn))
 			}
 		}
-	}
+	})
 	return e
 }
 
@@ -238,23 +242,20 @@ func stringsOf(n *yaml.Node) []string {
 
 func parseRequest(n *yaml.Node) ExpectRequest {
 	var r ExpectRequest
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
+	eachPair(n, func(k, v *yaml.Node) {
 		switch k.Value {
 		case "method":
 			r.Method = v.Value
 		case "url":
 			r.URL = v.Value
 		case "headers":
-			for j := 0; j+1 < len(v.Content); j += 2 {
-				h := ExpectHeader{Name: v.Content[j].Value, Value: v.Content[j+1].Value}
-				h.Absent = v.Content[j+1].ShortTag() == "!!null"
-				r.Headers = append(r.Headers, h)
-			}
+			eachPair(v, func(hk, hv *yaml.Node) {
+				r.Headers = append(r.Headers, ExpectHeader{Name: hk.Value, Value: hv.Value, Absent: hv.ShortTag() == "!!null"})
+			})
 		case "body":
 			r.Body = syntax.JSON(v)
 		}
-	}
+	})
 	return r
 }
 

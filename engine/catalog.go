@@ -151,7 +151,3 @@ func compareSemver(a, b string) int {
 	}
 	return strings.Compare(pa, pb)
 }
-
-// SortDiagnostics is re-exported for callers that gather diagnostics from
-// several files.
-func SortDiagnostics(ds diag.List) diag.List { return ds.Sorted() }

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
-	"sort"
 
 	"github.com/spf13/cobra"
 
@@ -141,24 +139,4 @@ or a vector file cannot be read, 2 on usage errors.`,
 
 // vectorFiles: a file is a vector file whatever its name; a folder holds
 // *.vectors.yaml files.
-func vectorFiles(arg string) ([]string, error) {
-	st, err := os.Stat(arg)
-	if err != nil {
-		return nil, fmt.Errorf("%s: no such file or folder", arg)
-	}
-	if !st.IsDir() {
-		return []string{arg}, nil
-	}
-	var out []string
-	err = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && conformance.IsVectorFile(p) {
-			out = append(out, p)
-		}
-		return nil
-	})
-	sort.Strings(out)
-	return out, err
-}
+func vectorFiles(arg string) ([]string, error) { return walkFiles(arg, conformance.IsVectorFile) }

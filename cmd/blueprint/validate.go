@@ -137,7 +137,11 @@ func isBlueprintFile(p string) bool {
 
 // expand turns a path into the blueprint files it names: the file itself,
 // or the blueprint files under a folder.
-func expand(arg string) ([]string, error) {
+func expand(arg string) ([]string, error) { return walkFiles(arg, isBlueprintFile) }
+
+// walkFiles returns arg itself when it is a file, or the files under the
+// folder arg that keep selects, sorted.
+func walkFiles(arg string, keep func(string) bool) ([]string, error) {
 	st, err := os.Stat(arg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: no such file or folder", arg)
@@ -150,7 +154,7 @@ func expand(arg string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && isBlueprintFile(p) {
+		if !d.IsDir() && keep(p) {
 			out = append(out, p)
 		}
 		return nil
