@@ -92,7 +92,8 @@ func (c *compiler) compileExpr(n *yaml.Node, sc *scope) *Expr {
 	}
 	cfg.WithEnv(env)
 	cfg.Strict = false // inputs of unknown type are left undeclared
-	if _, err := checker.Check(tree, cfg); err != nil {
+	cfg.Check()
+	if _, err := new(checker.Checker).PatchAndCheck(tree, cfg); err != nil {
 		c.exprError(n, err, "expr_type")
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -156,10 +157,46 @@ var functions = []Function{
 // allocate without bound from event data.
 var builtinsDisabled = []string{"now", "repeat"}
 
+// Integer arithmetic in expressions is checked: where both operands are
+// known to be integers, +, - and * go through these functions, and an
+// overflow fails the expression instead of wrapping around.
+var checkedOps = []struct {
+	op, name string
+	fn       func(a, b int) (int, bool)
+}{
+	{"+", "__checked_add", func(a, b int) (int, bool) {
+		r := a + b
+		return r, (r > a) == (b > 0)
+	}},
+	{"-", "__checked_sub", func(a, b int) (int, bool) {
+		r := a - b
+		return r, (r < a) == (b > 0)
+	}},
+	{"*", "__checked_mul", func(a, b int) (int, bool) {
+		if a == 0 || b == 0 {
+			return 0, true
+		}
+		r := a * b
+		return r, r/b == a && !(a == -1 && b == math.MinInt) && !(b == -1 && a == math.MinInt)
+	}},
+}
+
 var exprOptions = func() []expr.Option {
 	opts := []expr.Option{expr.Timezone("UTC")}
 	for _, f := range functions {
 		opts = append(opts, expr.Function(f.Name, f.fn, f.types...))
+	}
+	for _, op := range checkedOps {
+		fn := op.fn
+		opts = append(opts,
+			expr.Function(op.name, func(args ...any) (any, error) {
+				r, ok := fn(args[0].(int), args[1].(int))
+				if !ok {
+					return nil, fmt.Errorf("integer overflow in %d %s %d", args[0], op.op, args[1])
+				}
+				return r, nil
+			}, new(func(int, int) int)),
+			expr.Operator(op.op, op.name))
 	}
 	for _, b := range builtinsDisabled {
 		opts = append(opts, expr.DisableBuiltin(b))
@@ -187,6 +224,9 @@ func parseTimeArg(v any) (time.Time, error) {
 	t, ok := conv.ParseTime(s)
 	if !ok {
 		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
+	}
+	if !conv.WritableUTC(t) {
+		return time.Time{}, fmt.Errorf("%q falls outside the years 0000-9999 in UTC", s)
 	}
 	return t, nil
 }

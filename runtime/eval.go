@@ -85,6 +85,9 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 			res = Result{Outcome: Reject, Reason: ReasonInvalidEvent, red: in.red,
 				Message: fmt.Sprintf("internal error while evaluating the event: %v", r)}
 		}
+		// Messages and names echo event data, which may hold a secret.
+		res.Message = in.red.String(res.Message)
+		res.Event = in.red.String(res.Event)
 	}()
 	if msg := in.checkEvent(event); msg != "" {
 		return Result{Outcome: Reject, Reason: ReasonInvalidEvent, Message: msg, red: in.red}
@@ -237,14 +240,16 @@ func (in *Integration) checkEvent(b []byte) string {
 	if !utf8.Valid(b) {
 		return "event is not valid UTF-8"
 	}
+	// Depth first: it is one cheap pass, and it keeps the validator's
+	// recursion shallow on hostile input.
+	if d := depth(b); d > in.opts.MaxDepth {
+		return fmt.Sprintf("event nests %d levels deep; the limit is %d", d, in.opts.MaxDepth)
+	}
 	if !gjson.ValidBytes(b) {
 		return "event is not well-formed JSON (malformed, truncated, or followed by more data)"
 	}
 	if b[i] != '{' {
 		return fmt.Sprintf("event is %s, not a JSON object", describe(gjson.ParseBytes(b)))
-	}
-	if d := depth(b); d > in.opts.MaxDepth {
-		return fmt.Sprintf("event nests %d levels deep; the limit is %d", d, in.opts.MaxDepth)
 	}
 	return ""
 }

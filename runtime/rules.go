@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -113,6 +114,9 @@ func (c *evalCtx) rule(t *engine.Type, r gjson.Result) val {
 		tm, ok := conv.ParseTime(r.Str)
 		if !ok {
 			return invalidVal("%q is not an RFC 3339 time", truncate(r.Str, 40))
+		}
+		if !conv.WritableUTC(tm) {
+			return invalidVal("%q falls outside the years 0000-9999 in UTC", truncate(r.Str, 40))
 		}
 		return presentVal(strResult(string(conv.AppendUTC(nil, tm))))
 	case engine.KindEmailSHA256:
@@ -410,12 +414,16 @@ func (c *evalCtx) runExpr(e *engine.Expr, sc *objScope) (val, error) {
 	return presentVal(r), nil
 }
 
+var exprLocRE = regexp.MustCompile(` \(\d+:\d+\)$`)
+
+// exprMessage is the first line of an expression error, without expr's
+// position inside the expression.
 func exprMessage(err error) string {
 	msg := err.Error()
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i]
 	}
-	return strings.TrimSpace(msg)
+	return exprLocRE.ReplaceAllString(strings.TrimSpace(msg), "")
 }
 
 func (c *evalCtx) runBool(e *engine.Expr, sc *objScope) (bool, error) {

@@ -181,10 +181,13 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		for k, p := range problems {
-			problems[k] = in.red.String(p)
+		// A key can be anything the caller passed, the secret included.
+		clean := make(map[string]string, len(problems))
+		for i, k := range keys {
+			keys[i] = in.red.String(k)
+			clean[keys[i]] = in.red.String(problems[k])
 		}
-		return nil, &ConfigError{Keys: keys, Problems: problems}
+		return nil, &ConfigError{Keys: keys, Problems: clean}
 	}
 	return in, nil
 }
@@ -337,6 +340,10 @@ func (r *Request) redacted(red *redactor) RedactedRequest {
 			last = rg[1]
 		}
 		body = append(b, body[last:]...)
+	}
+	if red.active() {
+		// Unescape strings first so that "sk\u002d..." cannot slip by.
+		body = canonicalJSON(body)
 	}
 	out.Body = red.Bytes(body)
 	return out
