@@ -94,8 +94,11 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	}
 	typ := gjson.GetBytes(event, "type")
 	if typ.Exists() && typ.Type != gjson.Null && !(typ.Type == gjson.String && typ.Str == "") {
-		if typ.Type != gjson.String || !strings.EqualFold(strings.TrimSpace(typ.Str), "track") {
-			return skip(&res, ReasonEventNotMapped, "only track events are mapped; this is %s", describe(typ))
+		if typ.Type != gjson.String {
+			return skip(&res, ReasonEventNotMapped, "only track events are mapped; this event's type is %s", describe(typ))
+		}
+		if !strings.EqualFold(strings.TrimSpace(typ.Str), "track") {
+			return skip(&res, ReasonEventNotMapped, "only track events are mapped; this is a %q event", truncate(typ.Str, 40))
 		}
 	}
 	name := gjson.GetBytes(event, "event")

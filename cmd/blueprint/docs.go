@@ -22,7 +22,8 @@ marked), variants and event map, every request with its field table (vendor
 field, source, rule, required, what happens when absent), identity, shared
 values, consent, hosts and warnings. Everything comes from the blueprint.`,
 		Example: `  blueprint docs button
-  blueprint docs button@0.1.0 --variant retail > button.md`,
+  blueprint docs button@0.1.0 --variant retail
+  blueprint docs blueprints/button/overlays/custom-event.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bp, err := a.loadBlueprint(args[0])

@@ -83,8 +83,9 @@ config is refused (reject invalid_config, naming the keys) or the blueprint
 does not compile, 2 on usage errors.`,
 		Example: `  echo '{"type":"track","event":"Order Completed","timestamp":"2026-11-24T10:15:30Z","context":{"consent":{"advertising":true}},"properties":{"order_id":"o-1","total":25.5,"currency":"USD","products":[{"product_id":"p-1","price":25.5}]}}' | \
     blueprint eval --blueprint button --config application_id=app-abc123 --config api_key=sk-test-123 -
-  blueprint eval --blueprint button@0.1.0 --variant retail --config-file button.json event.json
-  blueprint eval --blueprint button --config-file button.json --format json - < events.ndjson`,
+  blueprint eval --blueprint button@0.1.0 --variant retail --config-file examples/button/config.json examples/button/order-completed.json
+  blueprint eval --blueprint button --variant retail --config-file examples/button/config.json --format json - < examples/button/events.ndjson
+  blueprint eval --blueprint blueprints/button/overlays/custom-event.yaml --config-file examples/button/config.json examples/button/order-completed.json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(format); err != nil {

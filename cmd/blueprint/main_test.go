@@ -357,3 +357,81 @@ func atoi(s string) int {
 	}
 	return n
 }
+
+// Every example in --help works when pasted at the repository root: each
+// runs and exits 0 (stdin redirections are honoured; pipes from echo are
+// fed their text).
+func TestHelpExamplesRun(t *testing.T) {
+	root := newRoot(nil, nil, nil)
+	wd, _ := os.Getwd()
+	defer os.Chdir(wd)
+	if err := os.Chdir("../.."); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range append(root.Commands(), root) {
+		lines := strings.Split(strings.ReplaceAll(c.Example, "\\\n", " "), "\n")
+		for _, l := range lines {
+			l = strings.TrimSpace(l)
+			if !strings.Contains(l, "blueprint ") {
+				continue
+			}
+			stdin := ""
+			if pre, cmd, ok := strings.Cut(l, "|"); ok {
+				q := regexp.MustCompile(`echo '([^']*)'`).FindStringSubmatch(pre)
+				if q == nil {
+					t.Errorf("cannot run example %q", l)
+					continue
+				}
+				stdin, l = q[1], strings.TrimSpace(cmd)
+			}
+			if cmd, _, ok := strings.Cut(l, ">"); ok {
+				l = strings.TrimSpace(cmd) // output redirection: the output is not kept
+			}
+			if cmd, file, ok := strings.Cut(l, "<"); ok {
+				b, err := os.ReadFile(strings.TrimSpace(file))
+				if err != nil {
+					t.Errorf("example %q: %v", l, err)
+					continue
+				}
+				stdin, l = string(b), strings.TrimSpace(cmd)
+			}
+			args := shellFields(strings.TrimPrefix(l, "blueprint "))
+			out, errs, code := cli(t, stdin, args...)
+			if code != 0 {
+				t.Errorf("example %q exits %d:\n%s%s", l, code, out, errs)
+			}
+		}
+	}
+}
+
+// shellFields splits like a shell, for the simple quoting of examples.
+func shellFields(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quote := byte(0)
+	in := false
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case quote != 0 && ch == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteByte(ch)
+		case ch == '\'' || ch == '"':
+			quote, in = ch, true
+		case ch == ' ':
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteByte(ch)
+			in = true
+		}
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out
+}

@@ -27,7 +27,7 @@ exactly "N passed, N failed". Exit 0 when every case passes, 1 when any fails
 or a vector file cannot be read, 2 on usage errors.`,
 		Example: `  blueprint test
   blueprint test blueprints/button/0.1.0.vectors.yaml --run 'money'
-  blueprint test --format json my-vectors.yaml`,
+  blueprint test --format json blueprints/button/overlays/custom-event.vectors.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(format); err != nil {
 				return err

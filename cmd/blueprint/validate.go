@@ -29,7 +29,7 @@ are listed in docs/diagnostics.md. Exit 0 when there is no error (warnings
 allowed), 1 when there is any, 2 on usage errors.`,
 		Example: `  blueprint validate
   blueprint validate blueprints/button/0.1.0.yaml
-  blueprint validate --format json my-overlay.yaml`,
+  blueprint validate --format json blueprints/button/overlays/custom-event.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(format); err != nil {
 				return err
