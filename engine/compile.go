@@ -109,6 +109,9 @@ type compiler struct {
 	cycle       []string
 	requests    map[string]*requestDef
 	root        *yaml.Node
+	// The blueprint-wide response rules, tried after a request's own.
+	respPath  string
+	respRules []*ResponseRule
 }
 
 // rootKey returns the key node of a top-level key.
@@ -337,6 +340,7 @@ func (c *compiler) compile(root *yaml.Node) *Blueprint {
 	}
 	c.declareValues(get(root, "identity"), get(root, "values"))
 	c.compileConsent(get(root, "consent"))
+	c.respPath, c.respRules = c.compileResponses(get(root, "responses"))
 	c.declareRequests(get(root, "requests"))
 	c.compileEvents(get(root, "events"), get(root, "variants"))
 	for _, w := range bp.Warnings {
@@ -784,9 +788,58 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 		if an := get(p.v, "auth"); an != nil {
 			r.Auth = c.compileAuth(an, getKey(p.v, "auth"))
 		}
+		path, rules := c.compileResponses(get(p.v, "responses"))
+		if path == "" {
+			path = c.respPath
+		}
+		r.Responses = &Responses{MessagePath: path, Rules: slices.Concat(rules, c.respRules, DefaultResponseRules)}
 		c.bp.Requests = append(c.bp.Requests, r)
 		c.requests[r.Name] = &requestDef{req: r, node: p.v, body: pairs(get(p.v, "body"))}
 	}
+}
+
+// compileResponses compiles a responses block: the message path and the
+// rules, in order.
+func (c *compiler) compileResponses(n *yaml.Node) (string, []*ResponseRule) {
+	if n == nil {
+		return "", nil
+	}
+	path := ""
+	if pn := get(n, "message"); pn != nil {
+		path = c.pathSource(pn, pn.Value).Path
+	}
+	var rules []*ResponseRule
+	for _, rn := range contentOf(get(n, "rules")) {
+		r := &ResponseRule{
+			Outcome:     ResponseOutcome(text(rn, "outcome")),
+			Message:     text(rn, "message"),
+			Description: text(rn, "description"),
+			Pos:         c.pos(rn),
+		}
+		if sn := get(rn, "status"); sn != nil {
+			items := []*yaml.Node{sn}
+			if sn.Kind == yaml.SequenceNode {
+				items = sn.Content
+			}
+			for _, it := range items {
+				if lo, ok := syntax.Scalar(it).(int64); ok {
+					r.Statuses = append(r.Statuses, StatusRange{int(lo), int(lo)})
+				} else if len(it.Value) == 3 {
+					d := int(it.Value[0]-'0') * 100
+					r.Statuses = append(r.Statuses, StatusRange{d, d + 99})
+				}
+			}
+		}
+		if wn := get(rn, "when"); wn != nil {
+			sc := &scope{self: -1, response: true, where: "response rule"}
+			r.When = c.compileExpr(wn, sc)
+			if r.When != nil && !returnsBool(r.When) {
+				c.ds.Errorf(c.pos(wn), "expr_type", "a response rule's when must give a boolean, not %s", r.When.Program.Node().Type())
+			}
+		}
+		rules = append(rules, r)
+	}
+	return path, rules
 }
 
 func (c *compiler) compileAuth(n, key *yaml.Node) *Auth {

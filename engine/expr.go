@@ -38,7 +38,8 @@ import (
 
 // scope is what an expression may read where it is written.
 type scope struct {
-	item   bool           // item.* is available
+	item     bool         // item.* is available
+	response bool         // a response rule: status, body, headers only
 	fields map[string]int // sibling fields by name; nil: fields.* unavailable
 	kinds  []Kind         // kinds of the sibling fields
 	self   int            // index of the field being compiled, or -1
@@ -129,6 +130,8 @@ func exampleName(root string) string {
 		return "api_key"
 	case "values":
 		return "user_id"
+	case "headers":
+		return "location"
 	}
 	return "amount"
 }
@@ -157,6 +160,10 @@ func (c *compiler) inputZero(in Input, sc *scope) any {
 		if in.Field >= 0 && in.Field < len(sc.kinds) {
 			return kindZero(sc.kinds[in.Field])
 		}
+	case InputStatus:
+		return 0
+	case InputHeader:
+		return ""
 	}
 	return nil
 }
@@ -224,6 +231,32 @@ func (r *rewriter) identifier(node *ast.Node, n *ast.IdentifierNode) {
 		return
 	}
 	var in Input
+	if r.sc.response {
+		switch n.Value {
+		case "status":
+			in.Kind = InputStatus
+		case "body":
+			in.Kind = InputBody
+		case "headers":
+			in.Kind = InputHeader
+		default:
+			r.fail(n, "unknown_name", "unknown name %s (a response rule reads status, body, headers)%s", n.Value, suggest.DidYouMean(n.Value, []string{"status", "body", "headers"}))
+			return
+		}
+		k := len(r.inputs)
+		in.Name = inputPrefix + strconv.Itoa(k)
+		r.inputs = append(r.inputs, in)
+		if in.Kind == InputHeader {
+			r.inputs[k].Name = n.Value
+			r.pending = append(r.pending, k)
+			if r.pendingLoc == nil {
+				r.pendingLoc = map[int]int{}
+			}
+			r.pendingLoc[k] = n.Location().From
+		}
+		r.patch(node, k)
+		return
+	}
 	switch n.Value {
 	case "event":
 		in.Kind = InputEvent
@@ -293,7 +326,15 @@ func (r *rewriter) member(node *ast.Node, n *ast.MemberNode) {
 	pending := r.removePending(k)
 	in := &r.inputs[k]
 	switch in.Kind {
-	case InputEvent, InputItem:
+	case InputStatus:
+		return
+	case InputHeader:
+		if !pending {
+			return
+		}
+		in.Path = strings.ToLower(prop)
+		in.Name = id.Value
+	case InputEvent, InputItem, InputBody:
 		if in.Path != "" {
 			in.Path += "."
 		}

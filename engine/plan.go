@@ -158,7 +158,9 @@ type Request struct {
 	Headers     []*Header
 	Auth        *Auth // nil: none
 	Body        *Object
-	Pos         diag.Pos
+	// Responses says how to read the vendor's answers.
+	Responses *Responses
+	Pos       diag.Pos
 }
 
 // Template is text with {config.KEY} and {values.NAME} placeholders,
@@ -338,13 +340,16 @@ const (
 	InputConfig                  // a config value
 	InputValue                   // a shared value
 	InputField                   // a sibling field's output
+	InputStatus                  // response rules: the HTTP status
+	InputBody                    // response rules: a path on the response body ("" = all of it)
+	InputHeader                  // response rules: a response header (lower-case name)
 )
 
 // Input is one variable of a compiled expression, resolved at compile time.
 type Input struct {
 	Kind   InputKind
 	Name   string // env variable name in the program
-	Path   string // gjson path for InputEvent, InputItem
+	Path   string // gjson path for InputEvent, InputItem, InputBody; header name for InputHeader
 	Config string
 	Value  *Value
 	Field  int
@@ -356,4 +361,66 @@ type Expr struct {
 	Pos     diag.Pos
 	Program *vm.Program
 	Inputs  []Input
+}
+
+// ResponseOutcome is what a vendor's answer means for an attempt.
+type ResponseOutcome string
+
+// Response outcomes.
+const (
+	// OutcomeDelivered: the vendor accepted the request.
+	OutcomeDelivered ResponseOutcome = "delivered"
+	// OutcomeDuplicate: the vendor already had it; counted as delivered.
+	OutcomeDuplicate ResponseOutcome = "duplicate"
+	// OutcomeRetry: try again later.
+	OutcomeRetry ResponseOutcome = "retry"
+	// OutcomeFailed: a permanent failure, never retried: a dead letter.
+	OutcomeFailed ResponseOutcome = "failed"
+)
+
+// Responses says how to read a vendor's answers to one request.
+type Responses struct {
+	// MessagePath is the gjson path of the vendor's error message in a
+	// JSON body, or "".
+	MessagePath string
+	// Rules, first match wins: the request's own, then the blueprint's,
+	// then the defaults (2xx delivered; 408, 429, 5xx retry; else failed).
+	Rules []*ResponseRule
+}
+
+// ResponseRule matches a status (and optionally an expression over the
+// status, the body and the headers).
+type ResponseRule struct {
+	// Statuses are inclusive ranges; empty matches any status.
+	Statuses    []StatusRange
+	When        *Expr
+	Outcome     ResponseOutcome
+	Message     string
+	Description string
+	// Default marks the built-in rules.
+	Default bool
+	Pos     diag.Pos
+}
+
+// StatusRange is an inclusive range of HTTP statuses.
+type StatusRange struct{ Lo, Hi int }
+
+// Match reports whether the rule's statuses cover status.
+func (r *ResponseRule) Match(status int) bool {
+	if len(r.Statuses) == 0 {
+		return true
+	}
+	for _, s := range r.Statuses {
+		if status >= s.Lo && status <= s.Hi {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultResponseRules apply after a blueprint's own rules.
+var DefaultResponseRules = []*ResponseRule{
+	{Statuses: []StatusRange{{200, 299}}, Outcome: OutcomeDelivered, Default: true, Description: "2xx: accepted"},
+	{Statuses: []StatusRange{{408, 408}, {429, 429}, {500, 599}}, Outcome: OutcomeRetry, Default: true, Description: "timeout, throttled or server error: retried"},
+	{Outcome: OutcomeFailed, Default: true, Description: "any other status: a permanent failure"},
 }

@@ -61,6 +61,7 @@ type evalCtx struct {
 	idx      []int
 	vm       vm.VM
 	buf      []byte
+	resp     *responseCtx // set while a response rule runs
 }
 
 var ctxPool = sync.Pool{New: func() any { return new(evalCtx) }}
@@ -138,7 +139,7 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	}
 	req := ev.Request
 	body := c.object(req.Body, &objScope{}, "")
-	out := &Request{Method: req.Method}
+	out := &Request{Method: req.Method, spec: req}
 	out.URL = string(c.template(req.URL, nil, "the URL"))
 	if len(c.faults) > 0 {
 		return c.reject(&res)
@@ -193,7 +194,7 @@ func (c *evalCtx) reset(in *Integration, ev *engine.Event, event []byte, name st
 }
 
 func (c *evalCtx) release() {
-	c.in, c.ev, c.event = nil, nil, nil
+	c.in, c.ev, c.event, c.resp = nil, nil, nil, nil
 	clear(c.values)
 	ctxPool.Put(c)
 }

@@ -375,6 +375,24 @@ func (c *evalCtx) runExpr(e *engine.Expr, sc *objScope) (val, error) {
 			if i, ok := x.(int64); ok {
 				x = int(i)
 			}
+		case engine.InputStatus:
+			if c.resp != nil {
+				x = c.resp.status
+			}
+		case engine.InputBody:
+			if c.resp != nil && gjson.ValidBytes(c.resp.body) {
+				if in.Path == "" {
+					x = goValue(gjson.ParseBytes(c.resp.body))
+				} else {
+					x = goValue(gjson.GetBytes(c.resp.body, in.Path))
+				}
+			}
+		case engine.InputHeader:
+			if c.resp != nil {
+				if v := c.resp.header.Values(in.Path); len(v) > 0 {
+					x = v[0]
+				}
+			}
 		case engine.InputValue, engine.InputField:
 			var v val
 			if in.Kind == engine.InputValue {

@@ -282,6 +282,9 @@ type Request struct {
 	Headers []Header
 	Body    []byte
 
+	// spec is the blueprint's request: its host list and response rules.
+	spec *engine.Request
+
 	// secretRanges are byte ranges of Body holding secret fields.
 	secretRanges [][2]int
 	// secretQuery is the query parameter carrying auth, or "".

@@ -294,6 +294,41 @@ func writeEvent(w func(string, ...any), bp *engine.Blueprint, e *engine.Event) {
 	}
 	w("\nBody (JSON; a field that is absent is left out, never `null`):\n\n| field | from | rule | required | when absent |\n| --- | --- | --- | --- | --- |\n")
 	writeFields(w, r.Body)
+	if rs := r.Responses; rs != nil {
+		w("\nResponses (first match wins; network errors and timeouts are retried):\n\n| status | when | outcome | note |\n| --- | --- | --- | --- |\n")
+		for _, rule := range rs.Rules {
+			var st []string
+			for _, x := range rule.Statuses {
+				switch {
+				case x.Lo == x.Hi:
+					st = append(st, fmt.Sprint(x.Lo))
+				case x.Hi-x.Lo == 99 && x.Lo%100 == 0:
+					st = append(st, fmt.Sprintf("%dxx", x.Lo/100))
+				default:
+					st = append(st, fmt.Sprintf("%d-%d", x.Lo, x.Hi))
+				}
+			}
+			status := strings.Join(st, ", ")
+			if status == "" {
+				status = "any other"
+			}
+			when := ""
+			if rule.When != nil {
+				when = "`" + cell(rule.When.Text) + "`"
+			}
+			note := cell(strings.TrimSpace(rule.Description))
+			if rule.Message != "" {
+				note = strings.TrimSpace(note + " Reported as: " + cell(rule.Message) + ".")
+			}
+			if rule.Default {
+				note = "(default) " + note
+			}
+			w("| %s | %s | %s | %s |\n", status, when, rule.Outcome, note)
+		}
+		if rs.MessagePath != "" {
+			w("\nThe vendor's error message is read from `%s` in the response body.\n", rs.MessagePath)
+		}
+	}
 }
 
 func writeFields(w func(string, ...any), o *engine.Object) {

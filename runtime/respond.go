@@ -1,0 +1,106 @@
+package runtime
+
+import (
+	"net/http"
+	"strings"
+	"unicode"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/blueprint-engine/blueprint/engine"
+)
+
+// Verdict is what a vendor's answer means for one attempt.
+type Verdict struct {
+	Outcome engine.ResponseOutcome
+	Status  int
+	// Message says why, for logs and dead letters: the rule's message, the
+	// vendor's error message, or the status text. It never holds a secret.
+	Message string
+	// Rule is the rule that matched.
+	Rule *engine.ResponseRule
+}
+
+// Final reports whether no further attempt will be made.
+func (v Verdict) Final() bool { return v.Outcome != engine.OutcomeRetry }
+
+// Delivered reports whether the vendor has the request (delivered or
+// duplicate).
+func (v Verdict) Delivered() bool {
+	return v.Outcome == engine.OutcomeDelivered || v.Outcome == engine.OutcomeDuplicate
+}
+
+// Classify reads a vendor's answer to req with the blueprint's response
+// rules: the request's own, then the blueprint's, then the defaults.
+func (in *Integration) Classify(req *Request, status int, header http.Header, body []byte) Verdict {
+	var resp *engine.Responses
+	if req.spec != nil {
+		resp = req.spec.Responses
+	}
+	rules := engine.DefaultResponseRules
+	if resp != nil {
+		rules = resp.Rules
+	}
+	rc := &responseCtx{status: status, header: header, body: body}
+	for _, r := range rules {
+		if !r.Match(status) {
+			continue
+		}
+		if r.When != nil && !in.ruleHolds(r.When, rc) {
+			continue
+		}
+		v := Verdict{Outcome: r.Outcome, Status: status, Rule: r, Message: r.Message}
+		if v.Message == "" && !v.Delivered() {
+			v.Message = vendorMessage(resp, status, body)
+		}
+		v.Message = in.red.String(v.Message)
+		return v
+	}
+	return Verdict{Outcome: engine.OutcomeFailed, Status: status, Message: in.red.String(vendorMessage(resp, status, body))}
+}
+
+// responseCtx is what a response rule's expression reads.
+type responseCtx struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (in *Integration) ruleHolds(e *engine.Expr, rc *responseCtx) bool {
+	c := ctxPool.Get().(*evalCtx)
+	defer c.release()
+	c.in = in
+	c.resp = rc
+	ok, err := c.runBool(e, &objScope{})
+	return err == nil && ok
+}
+
+// vendorMessage is the vendor's error message (at the blueprint's message
+// path), else the start of the body, else the status text.
+func vendorMessage(resp *engine.Responses, status int, body []byte) string {
+	if resp != nil && resp.MessagePath != "" && gjson.ValidBytes(body) {
+		if m := gjson.GetBytes(body, resp.MessagePath); m.Exists() && m.String() != "" {
+			return clip(m.String())
+		}
+	}
+	text := http.StatusText(status)
+	if status == 0 {
+		text = "no answer"
+	}
+	if b := strings.TrimSpace(string(body)); b != "" && status != 0 {
+		return text + ": " + clip(b)
+	}
+	return text
+}
+
+// clip makes vendor text safe for one log line: printable, at most 200
+// characters.
+func clip(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return ' '
+	}, s)
+	return truncate(s, 200)
+}
