@@ -38,12 +38,12 @@ import (
 
 // scope is what an expression may read where it is written.
 type scope struct {
-	item     bool         // item.* is available
-	response bool         // a response rule: status, body, headers only
-	fields map[string]int // sibling fields by name; nil: fields.* unavailable
-	kinds  []Kind         // kinds of the sibling fields
-	self   int            // index of the field being compiled, or -1
-	where  string         // e.g. "field order_id", for messages
+	item     bool           // item.* is available
+	response bool           // a response rule: status, body, headers only
+	fields   map[string]int // sibling fields by name; nil: fields.* unavailable
+	kinds    []Kind         // kinds of the sibling fields
+	self     int            // index of the field being compiled, or -1
+	where    string         // e.g. "field order_id", for messages
 
 	// Collected while compiling.
 	fieldDeps []int
