@@ -18,4 +18,5 @@ require (
 	github.com/tidwall/pretty v1.3.0 // indirect
 	go.etcd.io/bbolt v1.4.3 // indirect
 	golang.org/x/sys v0.29.0 // indirect
+	golang.org/x/time v0.14.0 // indirect
 )

@@ -1,0 +1,57 @@
+package send
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/blueprint-engine/blueprint/runtime"
+	"github.com/blueprint-engine/blueprint/runtime/outbox"
+)
+
+// Items turns a delivered result into outbox items, one per request. The
+// ID of an item is stable: the integration name, the event's message id
+// (or, without one, the hash of the event bytes) and the request's index;
+// the same event enqueued twice is the same item, sent once.
+func Items(in *runtime.Integration, integration, blueprint string, event []byte, res runtime.Result, now time.Time) []*outbox.Item {
+	msgID := gjson.GetBytes(event, "message_id")
+	if !msgID.Exists() || msgID.String() == "" {
+		msgID = gjson.GetBytes(event, "messageId")
+	}
+	key := msgID.String()
+	if key == "" {
+		sum := sha256.Sum256(event)
+		key = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	items := make([]*outbox.Item, 0, len(res.Requests))
+	for i, req := range res.Requests {
+		h := sha256.New()
+		h.Write([]byte(integration))
+		h.Write([]byte{0})
+		h.Write([]byte(key))
+		h.Write([]byte{0})
+		h.Write([]byte(strconv.Itoa(i)))
+		id := hex.EncodeToString(h.Sum(nil))[:32]
+		rr := in.Redacted(req)
+		items = append(items, &outbox.Item{
+			ID:          id,
+			Integration: integration,
+			Blueprint:   blueprint,
+			Variant:     in.Variant().Key,
+			Event:       append([]byte(nil), event...),
+			Request:     i,
+			MessageID:   in.Redact(msgID.String()),
+			VendorEvent: res.VendorEvent,
+			Method:      rr.Method,
+			URL:         rr.URL,
+			State:       outbox.Pending,
+			CreatedAt:   now,
+			NextAt:      now,
+			UpdatedAt:   now,
+		})
+	}
+	return items
+}

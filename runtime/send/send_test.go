@@ -1,0 +1,279 @@
+package send_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/blueprint-engine/blueprint/blueprints"
+	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/runtime"
+	"github.com/blueprint-engine/blueprint/runtime/outbox"
+	"github.com/blueprint-engine/blueprint/runtime/send"
+)
+
+const apiKey = "sk-live-abc"
+
+func button(t testing.TB) *runtime.Integration {
+	t.Helper()
+	cat, err := engine.NewCatalog(blueprints.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bp, ds, err := cat.Compile("button@0.1.0")
+	if bp == nil {
+		t.Fatal(err, ds)
+	}
+	in, err := runtime.Bind(bp, "retail", map[string]any{"application_id": "app-abc123", "api_key": apiKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+func order(id string) []byte {
+	return []byte(`{"type":"track","event":"Order Completed","message_id":"m-` + id + `","timestamp":"2026-01-01T00:00:00Z","context":{"consent":{"advertising":true}},"properties":{"order_id":"` + id + `","total":1,"currency":"USD","products":[{"sku":"s","price":1}]}}`)
+}
+
+// vendor is a scripted test server: each request gets the next answer.
+type vendor struct {
+	mu      sync.Mutex
+	answers []int
+	got     []*http.Request
+	bodies  []string
+}
+
+func (v *vendor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	v.mu.Lock()
+	v.got = append(v.got, r)
+	v.bodies = append(v.bodies, string(b))
+	status := 200
+	if len(v.answers) > 0 {
+		status, v.answers = v.answers[0], v.answers[1:]
+	}
+	v.mu.Unlock()
+	switch status {
+	case 429:
+		w.Header().Set("Retry-After", "0")
+	case -1: // drop the connection
+		hj, _ := w.(http.Hijacker)
+		c, _, _ := hj.Hijack()
+		c.Close()
+		return
+	}
+	w.WriteHeader(status)
+	io.WriteString(w, `{"meta":{"status":"x"},"error":{"message":"vendor says `+http.StatusText(status)+`"}}`)
+}
+
+func newSender(t *testing.T, srv *httptest.Server) *send.Sender {
+	u, _ := url.Parse(srv.URL)
+	return send.New(send.Options{VendorURL: u, Concurrency: 4})
+}
+
+func TestDoRewritesAndClassifies(t *testing.T) {
+	v := &vendor{answers: []int{200, 409, 401, 503}}
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	in := button(t)
+	res := in.Evaluate(order("o-1"))
+	s := newSender(t, srv)
+	want := []struct {
+		outcome engine.ResponseOutcome
+		msg     string
+	}{
+		{engine.OutcomeDelivered, ""},
+		{engine.OutcomeDuplicate, ""},
+		{engine.OutcomeFailed, "bad api_key (Button answered 401 Unauthorized)"},
+		{engine.OutcomeRetry, "vendor says Service Unavailable"},
+	}
+	for i, w := range want {
+		a := s.Do(context.Background(), in, "button", res.Requests[0])
+		if a.Outcome != w.outcome || w.msg != "" && a.Message != w.msg {
+			t.Errorf("answer %d: %+v, want %s %q", i, a, w.outcome, w.msg)
+		}
+	}
+	r := v.got[0]
+	if r.URL.Path != "/v1/order" || r.Method != "POST" || !strings.HasPrefix(r.Header.Get("User-Agent"), "blueprint-engine/") ||
+		r.Header.Get("Authorization") != "Basic c2stbGl2ZS1hYmM6" || r.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("request %s %s %v", r.Method, r.URL, r.Header)
+	}
+	if !strings.Contains(v.bodies[0], `"order_id":"o-1"`) {
+		t.Errorf("body %s", v.bodies[0])
+	}
+}
+
+func TestDoRefusesHostsTheBlueprintDoesNotList(t *testing.T) {
+	in := button(t)
+	res := in.Evaluate(order("o-1"))
+	req := *res.Requests[0]
+	req.URL = "https://evil.example.com/v1/order"
+	a := send.New(send.Options{}).Do(context.Background(), in, "button", &req)
+	if a.Outcome != engine.OutcomeFailed || !strings.Contains(a.Message, "evil.example.com") {
+		t.Errorf("%+v", a)
+	}
+}
+
+func TestDoNetworkErrorsAreRetried(t *testing.T) {
+	v := &vendor{answers: []int{-1}}
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	in := button(t)
+	a := newSender(t, srv).Do(context.Background(), in, "button", in.Evaluate(order("o-1")).Requests[0])
+	if a.Outcome != engine.OutcomeRetry || a.Err == nil || a.Status != 0 || strings.Contains(a.Message, srv.URL) {
+		t.Errorf("%+v", a)
+	}
+}
+
+func TestPolicyDelay(t *testing.T) {
+	p := send.Policy{Base: time.Second, Factor: 4, Cap: 10 * time.Second}
+	for n, want := range map[int]time.Duration{1: time.Second, 2: 4 * time.Second, 3: 10 * time.Second, 30: 10 * time.Second} {
+		if got := p.Delay(n, 0.999999999); got > want || got < want*99/100 {
+			t.Errorf("Delay(%d) = %v, want ~%v", n, got, want)
+		}
+		if got := p.Delay(n, 0); got != 0 {
+			t.Errorf("full jitter starts at 0, got %v", got)
+		}
+	}
+}
+
+func worker(t *testing.T, srv *httptest.Server, q outbox.Queue, in *runtime.Integration, p send.Policy) (*send.Worker, *send.Counters) {
+	c := &send.Counters{}
+	u, _ := url.Parse(srv.URL)
+	return &send.Worker{
+		Queue:       q,
+		Sender:      send.New(send.Options{VendorURL: u, Metrics: c}),
+		Policy:      p,
+		Integration: func(it *outbox.Item) (*runtime.Integration, bool) { return in, it.Integration == "button" },
+		Poll:        5 * time.Millisecond,
+		Metrics:     c,
+	}, c
+}
+
+func enqueue(t *testing.T, q outbox.Queue, in *runtime.Integration, events ...[]byte) {
+	for _, ev := range events {
+		res := in.Evaluate(ev)
+		if _, err := q.Enqueue(context.Background(), send.Items(in, "button", "button@0.1.0", ev, res, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestWorkerRetriesThenDelivers(t *testing.T) {
+	v := &vendor{answers: []int{503, 429, -1, 200}}
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	in := button(t)
+	q := outbox.NewMemory()
+	enqueue(t, q, in, order("o-1"))
+	w, c := worker(t, srv, q, in, send.Policy{MaxAttempts: 5, Base: time.Millisecond, Cap: 5 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Run(ctx, func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	counts, _ := q.Counts(ctx)
+	if counts[outbox.Delivered] != 1 || c.Delivered.Load() != 1 || c.Attempts.Load() != 4 || c.Retries.Load() != 3 {
+		t.Errorf("counts %v, delivered %d, attempts %d, retries %d", counts, c.Delivered.Load(), c.Attempts.Load(), c.Retries.Load())
+	}
+}
+
+func TestWorkerDeadLetters(t *testing.T) {
+	v := &vendor{answers: []int{401, 503, 503, 503}}
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	in := button(t)
+	q := outbox.NewMemory()
+	enqueue(t, q, in, order("bad-key"), order("flaky"))
+	w, _ := worker(t, srv, q, in, send.Policy{MaxAttempts: 3, Base: time.Millisecond, Cap: time.Millisecond})
+	w.Concurrency = 1
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Run(ctx, func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	dead, _, _ := q.List(ctx, outbox.Dead, "", 10)
+	if len(dead) != 2 {
+		t.Fatalf("%d dead letters", len(dead))
+	}
+	msgs := dead[0].LastError + " | " + dead[1].LastError
+	if !strings.Contains(msgs, "bad api_key") || !strings.Contains(msgs, "gave up after 3 attempts") || strings.Contains(msgs, apiKey) {
+		t.Errorf("dead letters: %s", msgs)
+	}
+	// Replay with a server that now accepts: both are delivered.
+	v.mu.Lock()
+	v.answers = nil
+	v.mu.Unlock()
+	if n, _ := q.Replay(ctx, nil, time.Now()); n != 2 {
+		t.Fatalf("replayed %d", n)
+	}
+	if err := w.Run(ctx, func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if counts, _ := q.Counts(ctx); counts[outbox.Delivered] != 2 {
+		t.Errorf("after replay: %v", counts)
+	}
+}
+
+// Consent is checked again right before delivery when the program has
+// fresher consent.
+func TestWorkerFreshConsent(t *testing.T) {
+	v := &vendor{}
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	in := button(t)
+	q := outbox.NewMemory()
+	enqueue(t, q, in, order("o-1"))
+	w, c := worker(t, srv, q, in, send.Policy{})
+	w.Consent = func(context.Context, *outbox.Item) (bool, bool) { return false, true }
+	if err := w.Run(context.Background(), func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if counts, _ := q.Counts(context.Background()); counts[outbox.Skipped] != 1 || len(v.got) != 0 || c.Skipped.Load() != 1 {
+		t.Errorf("counts %v, %d requests sent", counts, len(v.got))
+	}
+}
+
+// On shutdown the worker stops claiming, lets in-flight requests finish and
+// leaves the rest pending.
+func TestWorkerGracefulShutdown(t *testing.T) {
+	var started atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Add(1)
+		<-release
+		w.WriteHeader(200)
+	}))
+	defer srv.Close()
+	in := button(t)
+	q := outbox.NewMemory()
+	for i := range 10 {
+		enqueue(t, q, in, order(string(rune('a'+i))))
+	}
+	w, _ := worker(t, srv, q, in, send.Policy{})
+	w.Concurrency = 2
+	w.Grace = 5 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx, nil) }()
+	for started.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	counts, _ := q.Counts(context.Background())
+	if counts[outbox.Delivered] != 2 || counts[outbox.Pending] != 8 {
+		t.Errorf("counts %v: the 2 in flight finish, 8 stay pending", counts)
+	}
+}

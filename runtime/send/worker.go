@@ -1,0 +1,290 @@
+package send
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/runtime"
+	"github.com/blueprint-engine/blueprint/runtime/outbox"
+)
+
+// Policy is the retry schedule of an integration.
+type Policy struct {
+	// MaxAttempts is the most attempts per item, the first included.
+	MaxAttempts int
+	// Base, Factor and Cap shape the backoff: before attempt n+1 an item
+	// waits a random time in [0, min(Cap, Base*Factor^(n-1))] (full
+	// jitter), or the vendor's Retry-After when that is longer.
+	Base   time.Duration
+	Factor float64
+	Cap    time.Duration
+	// MaxAge: an item older than this is not retried again.
+	MaxAge time.Duration
+	// RetryAfterCap bounds the Retry-After honoured.
+	RetryAfterCap time.Duration
+}
+
+// DefaultPolicy keeps the platform's promise: up to 5 delivery attempts
+// with exponential backoff over 24 hours, then the dead-letter queue.
+// Backoff bounds: 15 min, 1 h, 4 h, 12 h.
+var DefaultPolicy = Policy{MaxAttempts: 5, Base: 15 * time.Minute, Factor: 4, Cap: 12 * time.Hour, MaxAge: 24 * time.Hour, RetryAfterCap: 6 * time.Hour}
+
+func (p Policy) withDefaults() Policy {
+	d := DefaultPolicy
+	if p.MaxAttempts > 0 {
+		d.MaxAttempts = p.MaxAttempts
+	}
+	if p.Base > 0 {
+		d.Base = p.Base
+	}
+	if p.Factor >= 1 {
+		d.Factor = p.Factor
+	}
+	if p.Cap > 0 {
+		d.Cap = p.Cap
+	}
+	if p.MaxAge > 0 {
+		d.MaxAge = p.MaxAge
+	}
+	if p.RetryAfterCap > 0 {
+		d.RetryAfterCap = p.RetryAfterCap
+	}
+	if d.Cap < d.Base {
+		d.Cap = d.Base
+	}
+	return d
+}
+
+// Delay is the wait before the attempt after attempt n (1-based), for a
+// uniform random u in [0, 1).
+func (p Policy) Delay(n int, u float64) time.Duration {
+	bound := float64(p.Base) * math.Pow(p.Factor, float64(n-1))
+	if bound > float64(p.Cap) || math.IsInf(bound, 0) {
+		bound = float64(p.Cap)
+	}
+	return time.Duration(u * bound)
+}
+
+// Worker drives the items of an outbox to a final state.
+type Worker struct {
+	Queue  outbox.Queue
+	Sender *Sender
+	Policy Policy
+	// Integration returns the integration an item belongs to, bound to the
+	// current config (the request is rebuilt from the event at every
+	// attempt, so a corrected config applies to items already queued). An
+	// item whose integration is unknown is left pending for another run.
+	Integration func(item *outbox.Item) (*runtime.Integration, bool)
+	// Consent, when set, is asked right before each attempt for fresh
+	// consent: known and not granted drops the item (state skipped).
+	Consent func(ctx context.Context, item *outbox.Item) (granted, known bool)
+	// Concurrency is the most items in flight (default 16).
+	Concurrency int
+	// Poll is how often due items are looked for (default 100 ms).
+	Poll time.Duration
+	// Grace is how long in-flight attempts may finish after shutdown
+	// (default 10 s).
+	Grace   time.Duration
+	Logger  *slog.Logger
+	Metrics Metrics
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+
+	mu      sync.Mutex
+	foreign map[string]bool // pending items of other integrations, left alone
+}
+
+// Run delivers due items until ctx is done, or, when idle is set, until
+// idle reports true and no item is pending or in flight (a run over a
+// finite input). After ctx is done it stops claiming, lets in-flight
+// attempts finish within Grace, and leaves everything else in the outbox.
+func (w *Worker) Run(ctx context.Context, idle func() bool) error {
+	w.defaults()
+	// Attempts run under their own context, cancelled only when the grace
+	// period after shutdown runs out.
+	attemptCtx, cancelAttempts := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelAttempts()
+	slots := make(chan struct{}, w.Concurrency)
+	var wg sync.WaitGroup
+	var inflight sync.Map
+	ticker := time.NewTicker(w.Poll)
+	defer ticker.Stop()
+	var runErr error
+loop:
+	for {
+		if ctx.Err() != nil {
+			break
+		}
+		free := cap(slots) - len(slots)
+		var items []*outbox.Item
+		if free > 0 {
+			var err error
+			items, err = w.Queue.Claim(ctx, w.Now(), free)
+			if err != nil && ctx.Err() == nil {
+				runErr = err
+				break
+			}
+		}
+		for _, it := range items {
+			slots <- struct{}{}
+			wg.Add(1)
+			inflight.Store(it.ID, true)
+			go func(it *outbox.Item) {
+				defer func() { <-slots; inflight.Delete(it.ID); wg.Done() }()
+				w.process(attemptCtx, it)
+			}(it)
+		}
+		if len(items) == 0 && idle != nil && len(slots) == 0 && idle() {
+			counts, err := w.Queue.Counts(ctx)
+			if err == nil && counts[outbox.Pending] == w.foreignCount() && len(slots) == 0 {
+				break loop
+			}
+		}
+		if len(items) < free || free == 0 {
+			select {
+			case <-ctx.Done():
+			case <-ticker.C:
+			}
+		}
+	}
+	// Shutdown: let in-flight attempts finish within the grace period.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.Grace):
+		cancelAttempts()
+		<-done
+	}
+	var ids []string
+	inflight.Range(func(k, _ any) bool { ids = append(ids, k.(string)); return true })
+	if len(ids) > 0 {
+		_ = w.Queue.Release(context.WithoutCancel(ctx), ids...)
+	}
+	return runErr
+}
+
+func (w *Worker) defaults() {
+	w.Policy = w.Policy.withDefaults()
+	if w.Concurrency <= 0 {
+		w.Concurrency = 16
+	}
+	if w.Poll <= 0 {
+		w.Poll = 100 * time.Millisecond
+	}
+	if w.Grace <= 0 {
+		w.Grace = 10 * time.Second
+	}
+	if w.Logger == nil {
+		w.Logger = slog.New(slog.DiscardHandler)
+	}
+	if w.Metrics == nil {
+		w.Metrics = nopMetrics{}
+	}
+	if w.Now == nil {
+		w.Now = time.Now
+	}
+}
+
+// foreignCount counts pending items left for another integration.
+func (w *Worker) foreignCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.foreign)
+}
+
+// process makes one attempt for an item and stores the outcome.
+func (w *Worker) process(ctx context.Context, it *outbox.Item) {
+	in, ok := w.Integration(it)
+	if !ok {
+		// Keep the lease: not ours to send in this run.
+		w.mu.Lock()
+		if w.foreign == nil {
+			w.foreign = map[string]bool{}
+		}
+		w.foreign[it.ID] = true
+		w.mu.Unlock()
+		return
+	}
+	log := w.Logger.With("integration", it.Integration, "item", it.ID, "message_id", it.MessageID, "vendor_event", it.VendorEvent)
+	now := w.Now()
+	res := in.Evaluate(it.Event)
+	if res.Outcome != runtime.Deliver || it.Request >= len(res.Requests) {
+		state, msg := outbox.Dead, fmt.Sprintf("no longer deliverable: %s %s: %s", res.Outcome, res.Reason, res.Message)
+		if res.Reason == runtime.ReasonConsentDenied {
+			state = outbox.Skipped
+		}
+		w.finish(ctx, log, it, now, state, 0, msg)
+		return
+	}
+	if w.Consent != nil {
+		if granted, known := w.Consent(ctx, it); known && !granted {
+			w.finish(ctx, log, it, now, outbox.Skipped, 0, "consent withdrawn before delivery")
+			return
+		}
+	}
+	req := res.Requests[it.Request]
+	a := w.Sender.Do(ctx, in, it.Integration, req)
+	if a.Err != nil && a.Status == 0 && a.Outcome == engine.OutcomeRetry && ctx.Err() != nil {
+		// Shut down before an answer: not an attempt; the item stays
+		// pending for the next run.
+		_ = w.Queue.Release(context.WithoutCancel(ctx), it.ID)
+		return
+	}
+	it.Attempts++
+	now = w.Now()
+	attrs := []any{"attempt", it.Attempts, "status", a.Status, "latency_ms", a.Latency.Milliseconds(), "outcome", string(a.Outcome)}
+	switch {
+	case a.Delivered():
+		log.Info("delivered", attrs...)
+		w.finish(ctx, log, it, now, outbox.Delivered, a.Status, a.Message)
+	case a.Outcome == engine.OutcomeFailed:
+		log.Warn("failed permanently", append(attrs, "error", a.Message)...)
+		w.finish(ctx, log, it, now, outbox.Dead, a.Status, a.Message)
+	default:
+		if it.Attempts >= w.Policy.MaxAttempts || now.Sub(it.CreatedAt) >= w.Policy.MaxAge {
+			msg := fmt.Sprintf("gave up after %d attempts: %s", it.Attempts, a.Message)
+			log.Warn("dead letter", append(attrs, "error", a.Message)...)
+			w.finish(ctx, log, it, now, outbox.Dead, a.Status, msg)
+			return
+		}
+		delay := w.Policy.Delay(it.Attempts, rand.Float64())
+		if ra := min(a.RetryAfter, w.Policy.RetryAfterCap); ra > delay {
+			delay = ra
+		}
+		log.Info("retrying", append(attrs, "error", a.Message, "retry_in_ms", delay.Milliseconds())...)
+		it.State = outbox.Pending
+		it.NextAt = now.Add(delay)
+		it.UpdatedAt = now
+		it.LastStatus = a.Status
+		it.LastError = a.Message
+		if err := w.Queue.Update(context.WithoutCancel(ctx), it); err != nil {
+			log.Error("outbox update failed", "error", err.Error())
+		}
+	}
+}
+
+func (w *Worker) finish(ctx context.Context, log *slog.Logger, it *outbox.Item, now time.Time, state outbox.State, status int, msg string) {
+	it.State = state
+	it.UpdatedAt = now
+	it.LastStatus = status
+	if state == outbox.Delivered {
+		it.LastError = ""
+	} else {
+		it.LastError = msg
+	}
+	if err := w.Queue.Update(context.WithoutCancel(ctx), it); err != nil {
+		log.Error("outbox update failed", "error", err.Error())
+		return
+	}
+	if state == outbox.Skipped {
+		log.Info("dropped", "reason", msg)
+	}
+	w.Metrics.Final(it.Integration, state)
+}
