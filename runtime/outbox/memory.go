@@ -24,7 +24,6 @@ func NewMemory() *Memory {
 	return &Memory{items: map[string]*Item{}, leased: map[string]bool{}}
 }
 
-
 func cloneItem(it *Item) *Item {
 	c := *it
 	c.Event = slices.Clone(it.Event)
