@@ -319,7 +319,7 @@ func (s *Server) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "fake Button: %d requests\n", st.Requests)
 	line := func(label string, v int64, note string) {
-		fmt.Fprintf(&b, "  %-22s %6d%s\n", label+":", v, note)
+		fmt.Fprintf(&b, "  %-24s %6d%s\n", label+":", v, note)
 	}
 	line("orders created", st.Created, "")
 	line("events recorded", st.Events, "")
