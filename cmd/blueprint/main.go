@@ -6,6 +6,9 @@
 //	blueprint docs KEY[@VERSION]        the integration's Markdown reference
 //	blueprint list                      the catalog
 //	blueprint catalog [KEY]             the platform's Catalog Vendor Objects (JSON)
+//	blueprint send --blueprint KEY ...  deliver events through the durable outbox
+//	blueprint dlq list|show|replay      inspect and re-drive dead letters
+//	blueprint fake-button               a local fake of Button's API with fault injection
 //
 // Exit codes: 0 success, 1 failure (errors, failed cases, refused config),
 // 2 usage.
@@ -114,6 +117,9 @@ Exit codes: 0 success, 1 failure, 2 usage.`,
 		a.docsCmd(),
 		a.listCmd(),
 		a.catalogCmd(),
+		a.sendCmd(),
+		a.dlqCmd(),
+		a.fakeButtonCmd(),
 	)
 	return root
 }

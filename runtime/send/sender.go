@@ -273,28 +273,33 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// adaptiveLimiter is a token bucket whose rate halves on 429 and recovers
-// by 10% per delivered request, up to the configured rate. With no
-// configured rate it only limits after a 429, starting from 50 requests/s.
+// adaptiveLimiter is a token bucket whose rate halves on a 429 (at most
+// once a second: a burst of 429s answers one overload) and recovers by 10%
+// per delivered request, up to the configured rate. With no configured
+// rate it only limits after a 429, starting from 100 requests/s, and never
+// goes below 5 requests/s.
 type adaptiveLimiter struct {
-	mu      sync.Mutex
-	l       *rate.Limiter
-	max     rate.Limit
-	current rate.Limit
+	mu       sync.Mutex
+	l        *rate.Limiter
+	max      rate.Limit
+	current  rate.Limit
+	lastSlow time.Time
 }
 
+const minAdaptiveRate = 5
+
 func newAdaptiveLimiter(perSecond float64, burst int) *adaptiveLimiter {
-	max := rate.Inf
+	limit := rate.Inf
 	if perSecond > 0 {
-		max = rate.Limit(perSecond)
+		limit = rate.Limit(perSecond)
 	}
 	if burst <= 0 {
-		burst = 1
-		if perSecond > 1 {
-			burst = int(perSecond)
+		burst = 16 // once a 429 makes an unlimited integration limited
+		if perSecond > 0 {
+			burst = max(1, int(perSecond))
 		}
 	}
-	return &adaptiveLimiter{l: rate.NewLimiter(max, burst), max: max, current: max}
+	return &adaptiveLimiter{l: rate.NewLimiter(limit, burst), max: limit, current: limit}
 }
 
 func (a *adaptiveLimiter) Wait(ctx context.Context) error { return a.l.Wait(ctx) }
@@ -302,10 +307,18 @@ func (a *adaptiveLimiter) Wait(ctx context.Context) error { return a.l.Wait(ctx)
 func (a *adaptiveLimiter) slowDown() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.current == rate.Inf {
-		a.current = 50
+	if time.Since(a.lastSlow) < time.Second {
+		return
 	}
-	a.current = max(a.current/2, 1)
+	a.lastSlow = time.Now()
+	if a.current == rate.Inf {
+		a.current = 200
+	}
+	floor := rate.Limit(minAdaptiveRate)
+	if a.max != rate.Inf && a.max < floor {
+		floor = a.max
+	}
+	a.current = max(a.current/2, floor)
 	a.l.SetLimit(a.current)
 }
 

@@ -111,6 +111,7 @@ func (w *Worker) Run(ctx context.Context, idle func() bool) error {
 	attemptCtx, cancelAttempts := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelAttempts()
 	slots := make(chan struct{}, w.Concurrency)
+	freed := make(chan struct{}, 1) // a slot came free
 	var wg sync.WaitGroup
 	var inflight sync.Map
 	ticker := time.NewTicker(w.Poll)
@@ -136,7 +137,15 @@ loop:
 			wg.Add(1)
 			inflight.Store(it.ID, true)
 			go func(it *outbox.Item) {
-				defer func() { <-slots; inflight.Delete(it.ID); wg.Done() }()
+				defer func() {
+					<-slots
+					inflight.Delete(it.ID)
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+					wg.Done()
+				}()
 				w.process(attemptCtx, it)
 			}(it)
 		}
@@ -146,10 +155,20 @@ loop:
 				break loop
 			}
 		}
-		if len(items) < free || free == 0 {
+		switch {
+		case free == 0 || len(items) == free && len(slots) == cap(slots):
+			// Busy: claim again as soon as a slot comes free.
+			select {
+			case <-ctx.Done():
+			case <-freed:
+			}
+		case len(items) < free:
+			// Nothing more is due: look again after the poll interval, or
+			// when an attempt ends (it may have scheduled a quick retry).
 			select {
 			case <-ctx.Done():
 			case <-ticker.C:
+			case <-freed:
 			}
 		}
 	}

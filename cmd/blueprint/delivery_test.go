@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blueprint-engine/blueprint/internal/fakebutton"
+)
+
+// TestMain lets the test binary act as the CLI, so that the crash test can
+// kill a real process with SIGKILL.
+func TestMain(m *testing.M) {
+	if os.Getenv("BLUEPRINT_TEST_CLI") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// events writes n Button events (two thirds orders, one third
+// add-to-carts), each with its own message id and order id.
+func events(t *testing.T, n int) (path string, orders, carts int) {
+	var b bytes.Buffer
+	for i := range n {
+		if i%3 == 2 {
+			fmt.Fprintf(&b, `{"type":"track","event":"Product Added","message_id":"cart-%d","user_id":"u-%d","timestamp":"2026-11-24T10:15:30Z","context":{"consent":{"advertising":true},"ip":"203.0.113.9"},"properties":{"product_id":"p-%d","price":12.5,"currency":"EUR","quantity":1}}`+"\n", i, i, i)
+			carts++
+			continue
+		}
+		fmt.Fprintf(&b, `{"type":"track","event":"Order Completed","message_id":"msg-%d","user_id":"u-%d","timestamp":"2026-11-24T10:15:30Z","context":{"consent":{"advertising":true},"click_ids":{"btn_ref":"srctok-%016x"}},"properties":{"order_id":"ord-%d","subtotal":"%d.99","currency":"USD","products":[{"product_id":"p-1","price":"%d.99","quantity":1}]}}`+"\n", i, i, i, i, i%500, i%500)
+		orders++
+	}
+	path = filepath.Join(t.TempDir(), "events.ndjson")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, orders, carts
+}
+
+func fake(t *testing.T, opts fakebutton.Options) (*fakebutton.Server, string) {
+	t.Helper()
+	srv := fakebutton.New(opts)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return srv, hs.URL
+}
+
+var summaryRE = regexp.MustCompile(`^(\d+) delivered, (\d+) skipped, (\d+) rejected, (\d+) dead-lettered$`)
+
+func summary(t *testing.T, out string) (delivered, skipped, rejected, dead int) {
+	t.Helper()
+	m := summaryRE.FindStringSubmatch(lastLine(out))
+	if m == nil {
+		t.Fatalf("last line %q", lastLine(out))
+	}
+	return atoi(m[1]), atoi(m[2]), atoi(m[3]), atoi(m[4])
+}
+
+func distinctEventUUIDs(srv *fakebutton.Server) map[string]bool {
+	ids := map[string]bool{}
+	for _, e := range srv.Events() {
+		var body struct{ UUID string }
+		json.Unmarshal(e.Body, &body)
+		ids[body.UUID] = true
+	}
+	return ids
+}
+
+// The chaos test of the delivery issue: 10 000 events through send to a
+// fake Button answering 20 % 5xx, 5 % 429 with Retry-After: 1, and
+// dropping 2 % of connections before and 2 % after recording the order.
+// Every order arrives, each is created once (retries meet 409, counted as
+// delivered), none is lost, and the summary matches what the fake got.
+func TestSendChaos(t *testing.T) {
+	n := 10000
+	if testing.Short() {
+		n = 1500
+	}
+	path, orders, carts := events(t, n)
+	srv, url := fake(t, fakebutton.Options{APIKey: "sk-chaos-key", ErrorRate: 0.20, ThrottleRate: 0.05, RetryAfter: time.Second,
+		DropBeforeRate: 0.02, DropAfterRate: 0.02, Seed: 7})
+	state := t.TempDir()
+	start := time.Now()
+	out, errs, code := cli(t, "", "send", "--blueprint", "button", "--variant", "retail",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-chaos-key",
+		"--state", state, "--vendor-url", url, "--concurrency", "32", "--max-attempts", "20",
+		"--retry-base", "5ms", "--retry-cap", "50ms", "--progress", "none", path)
+	elapsed := time.Since(start)
+	if code != 0 {
+		t.Fatalf("exit %d after %v\n%s\n%s", code, elapsed, out, tail(errs, 20))
+	}
+	delivered, skipped, rejected, dead := summary(t, out)
+	if delivered != n || skipped != 0 || rejected != 0 || dead != 0 {
+		t.Errorf("summary %q, want %d delivered", lastLine(out), n)
+	}
+	st := srv.Stats()
+	got := srv.Orders()
+	if len(got) != orders || int(st.Created) != orders {
+		t.Errorf("the fake has %d orders (%d creates), want %d", len(got), st.Created, orders)
+	}
+	for i := range n {
+		if i%3 != 2 {
+			if _, ok := got[fmt.Sprintf("ord-%d", i)]; !ok {
+				t.Fatalf("order ord-%d never arrived", i)
+			}
+		}
+	}
+	if ids := distinctEventUUIDs(srv); len(ids) != carts {
+		t.Errorf("the fake has %d distinct add_to_cart events, want %d", len(ids), carts)
+	}
+	if st.ServerErrors == 0 || st.Throttled == 0 || st.DroppedBefore == 0 || st.DroppedAfter == 0 || st.Duplicates == 0 {
+		t.Errorf("faults were not exercised: %+v", st)
+	}
+	t.Logf("%d events in %v: %s", n, elapsed, strings.ReplaceAll(srv.Summary(), "\n", "; "))
+}
+
+// A wrong api_key: every order is a dead letter saying 401 / bad api key;
+// the key appears nowhere (logs, outbox file, CLI output); after dlq
+// replay with the right key they are delivered.
+func TestSendWrongAPIKeyThenReplay(t *testing.T) {
+	path, orders, carts := events(t, 30)
+	srv, url := fake(t, fakebutton.Options{APIKey: "sk-right-key"})
+	state := t.TempDir()
+	wrong := "sk-wrong-key-9f8e7d"
+	out, errs, code := cli(t, "", "send", "--blueprint", "button", "--variant", "retail",
+		"--config", "application_id=app-abc123", "--config", "api_key="+wrong,
+		"--state", state, "--vendor-url", url, "--retry-base", "5ms", "--retry-cap", "20ms",
+		"--log-level", "debug", "--progress", "lines", path)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if d, _, _, dead := summary(t, out); d != carts || dead != orders {
+		t.Errorf("summary %q, want %d delivered (activity needs no key) and %d dead", lastLine(out), carts, orders)
+	}
+	list, _, code := cli(t, "", "dlq", "list", "--state", state, "--format", "json")
+	var items []struct {
+		ID         string `json:"id"`
+		LastError  string `json:"last_error"`
+		LastStatus int    `json:"last_status"`
+	}
+	if code != 0 || json.Unmarshal([]byte(list), &items) != nil || len(items) != orders {
+		t.Fatalf("dlq list: exit %d, %d items:\n%s", code, len(items), list)
+	}
+	for _, it := range items {
+		if it.LastStatus != 401 || !strings.Contains(it.LastError, "bad api_key") {
+			t.Errorf("dead letter %+v", it)
+		}
+	}
+	shown, _, _ := cli(t, "", "dlq", "show", "--state", state, items[0].ID)
+	db, err := os.ReadFile(filepath.Join(state, "outbox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, form := range []string{wrong, base64.StdEncoding.EncodeToString([]byte(wrong + ":")), base64.StdEncoding.EncodeToString([]byte(wrong))} {
+		for what, text := range map[string]string{"stdout": out, "logs": errs, "dlq list": list, "dlq show": shown, "outbox file": string(db)} {
+			if strings.Contains(text, form) {
+				t.Errorf("%s holds the key (%q)", what, form)
+			}
+		}
+	}
+	if st := srv.Stats(); st.Unauthorized != int64(orders) || len(srv.Orders()) != 0 {
+		t.Errorf("fake: %+v", st)
+	}
+	out, errs, code = cli(t, "", "dlq", "replay", "--all", "--state", state, "--blueprint", "button", "--variant", "retail",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-right-key", "--vendor-url", url)
+	if code != 0 {
+		t.Fatalf("replay: exit %d\n%s\n%s", code, out, errs)
+	}
+	if d, _, _, dead := summary(t, out); d != orders || dead != 0 {
+		t.Errorf("replay summary %q", lastLine(out))
+	}
+	if len(srv.Orders()) != orders {
+		t.Errorf("after replay the fake has %d orders, want %d", len(srv.Orders()), orders)
+	}
+	if list, _, _ := cli(t, "", "dlq", "list", "--state", state); !strings.Contains(list, "no dead letters") {
+		t.Errorf("dead letters left:\n%s", list)
+	}
+}
+
+// The crash test: send is killed with SIGKILL half-way through and started
+// again on the same --state; in the end every event is delivered or
+// dead-lettered, none lost, and no order is created twice.
+func TestSendSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	n := 3000
+	path, orders, carts := events(t, n)
+	srv, url := fake(t, fakebutton.Options{APIKey: "sk-crash-key", ErrorRate: 0.1, DropAfterRate: 0.02, Latency: 2 * time.Millisecond, Seed: 3})
+	state := t.TempDir()
+	args := []string{"send", "--blueprint", "button", "--variant", "retail",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-crash-key",
+		"--state", state, "--vendor-url", url, "--max-attempts", "20", "--retry-base", "5ms", "--retry-cap", "20ms",
+		"--progress", "none", path}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "BLUEPRINT_TEST_CLI=1")
+	var first bytes.Buffer
+	cmd.Stdout = &first
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for srv.Stats().Requests < int64(n/3) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	before := srv.Stats().Requests
+	if before >= int64(n) {
+		t.Fatalf("the first run finished before it was killed (%d requests)", before)
+	}
+	t.Logf("killed after %d requests; first run printed %q", before, first.String())
+
+	cmd = exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "BLUEPRINT_TEST_CLI=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	delivered, _, _, dead := summary(t, string(out))
+	if delivered+dead != n {
+		t.Errorf("summary %q: want all %d events final", lastLine(string(out)), n)
+	}
+	if len(srv.Orders()) != orders || int(srv.Stats().Created) != orders {
+		t.Errorf("the fake has %d orders (%d creates), want %d each created once", len(srv.Orders()), srv.Stats().Created, orders)
+	}
+	if ids := distinctEventUUIDs(srv); len(ids) != carts {
+		t.Errorf("%d distinct add_to_carts, want %d", len(ids), carts)
+	}
+}
+
+func tail(s string, n int) string {
+	sc := bufio.NewScanner(strings.NewReader(s))
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

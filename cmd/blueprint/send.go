@@ -1,0 +1,530 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/blueprint-engine/blueprint/runtime"
+	"github.com/blueprint-engine/blueprint/runtime/outbox"
+	"github.com/blueprint-engine/blueprint/runtime/send"
+)
+
+// deliveryFlags configure the outbox, the sender and the retry schedule.
+type deliveryFlags struct {
+	state       string
+	vendorURL   string
+	concurrency int
+	maxAttempts int
+	retryBase   time.Duration
+	retryCap    time.Duration
+	maxAge      time.Duration
+	rate        float64
+	timeout     time.Duration
+	logLevel    string
+	logFormat   string
+	progress    string
+}
+
+func (f *deliveryFlags) register(cmd *cobra.Command, withState bool) {
+	if withState {
+		cmd.Flags().StringVar(&f.state, "state", defaultStateDir(), "`DIR` holding the durable outbox (outbox.db)")
+	}
+	cmd.Flags().StringVar(&f.vendorURL, "vendor-url", "", "send every request to this scheme://host:port instead of the vendor's, keeping path and query (sandboxes, tests)")
+	cmd.Flags().IntVar(&f.concurrency, "concurrency", 16, "most requests in flight per host")
+	cmd.Flags().IntVar(&f.maxAttempts, "max-attempts", send.DefaultPolicy.MaxAttempts, "most delivery attempts per request before it becomes a dead letter")
+	cmd.Flags().DurationVar(&f.retryBase, "retry-base", send.DefaultPolicy.Base, "first retry backoff bound (full jitter, times 4 per attempt)")
+	cmd.Flags().DurationVar(&f.retryCap, "retry-cap", send.DefaultPolicy.Cap, "longest backoff between attempts")
+	cmd.Flags().DurationVar(&f.maxAge, "max-age", send.DefaultPolicy.MaxAge, "no retry for a request older than this")
+	cmd.Flags().Float64Var(&f.rate, "rate", 0, "most requests per second for the integration (0: no limit; a 429 halves it)")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "longest single attempt")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "warn", "log `LEVEL` on stderr: debug, info (every attempt), warn, error")
+	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, lines otherwise), bar, lines, none")
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "blueprint")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "blueprint")
+	}
+	return ".blueprint-state"
+}
+
+func (f *deliveryFlags) logger(stderr io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, usageErr("--log-level %q: expected debug, info, warn or error", f.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch f.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	}
+	return nil, usageErr("--log-format %q: expected text or json", f.logFormat)
+}
+
+// delivery is an open outbox with a sender and a worker.
+type delivery struct {
+	queue    *outbox.Bolt
+	worker   *send.Worker
+	counters *send.Counters
+	log      *slog.Logger
+}
+
+func (a *app) openDelivery(f *deliveryFlags, in *runtime.Integration, name string) (*delivery, error) {
+	if f.concurrency < 1 || f.maxAttempts < 1 || f.retryBase <= 0 || f.retryCap <= 0 || f.maxAge <= 0 || f.rate < 0 || f.timeout <= 0 {
+		return nil, usageErr("--concurrency, --max-attempts, --retry-base, --retry-cap, --max-age and --timeout must be positive")
+	}
+	var vendor *url.URL
+	if f.vendorURL != "" {
+		u, err := url.Parse(f.vendorURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, usageErr("--vendor-url %q: expected scheme://host[:port]", f.vendorURL)
+		}
+		vendor = u
+	}
+	log, err := f.logger(a.stderr)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(f.state, 0o700); err != nil {
+		return nil, &exitError{code: 1, err: err}
+	}
+	q, err := outbox.OpenBolt(filepath.Join(f.state, "outbox.db"))
+	if err != nil {
+		return nil, &exitError{code: 1, err: err}
+	}
+	counters := &send.Counters{}
+	sender := send.New(send.Options{
+		Concurrency:    f.concurrency,
+		Rate:           f.rate,
+		VendorURL:      vendor,
+		AttemptTimeout: f.timeout,
+		Logger:         log,
+		Metrics:        counters,
+		UserAgent:      "blueprint-engine/" + version,
+	})
+	w := &send.Worker{
+		Queue:  q,
+		Sender: sender,
+		Policy: send.Policy{MaxAttempts: f.maxAttempts, Base: f.retryBase, Cap: f.retryCap, MaxAge: f.maxAge},
+		Integration: func(it *outbox.Item) (*runtime.Integration, bool) {
+			return in, it.Integration == name
+		},
+		Concurrency: f.concurrency,
+		Logger:      log,
+		Metrics:     counters,
+	}
+	return &delivery{queue: q, worker: w, counters: counters, log: log}, nil
+}
+
+// integrationName names an integration in the outbox: the blueprint and
+// the variant (one outbox may serve several).
+func integrationName(in *runtime.Integration, ref string) string {
+	if isFileRef(ref) {
+		if abs, err := filepath.Abs(ref); err == nil {
+			ref = abs
+		}
+		return ref + "/" + in.Variant().Key
+	}
+	return in.Blueprint().Ref() + "/" + in.Variant().Key
+}
+
+// tally counts the final states of a run.
+type tally struct {
+	delivered, skipped, rejected, dead atomic.Int64
+}
+
+// addFinal counts the final states of items, read from the outbox, and
+// returns how many are still pending.
+func (t *tally) addFinal(ctx context.Context, q outbox.Queue, ids []string) (pending int, err error) {
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] {
+			continue // the same event twice in one input
+		}
+		seen[id] = true
+		it, err := q.Get(ctx, id)
+		if err != nil {
+			return pending, err
+		}
+		switch it.State {
+		case outbox.Delivered:
+			t.delivered.Add(1)
+		case outbox.Dead:
+			t.dead.Add(1)
+		case outbox.Skipped:
+			t.skipped.Add(1)
+		default:
+			pending++
+		}
+	}
+	return pending, nil
+}
+
+func (t *tally) line() string {
+	return fmt.Sprintf("%d delivered, %d skipped, %d rejected, %d dead-lettered",
+		t.delivered.Load(), t.skipped.Load(), t.rejected.Load(), t.dead.Load())
+}
+
+func (a *app) sendCmd() *cobra.Command {
+	var fl integrationFlags
+	var df deliveryFlags
+	cmd := &cobra.Command{
+		Use:   "send --blueprint KEY[@VERSION]|FILE --config KEY=VALUE ... [--state DIR] [--vendor-url URL] [EVENTS.ndjson|-]",
+		Short: "Evaluate events and deliver them through the durable outbox",
+		Long: `Evaluate every event of an NDJSON file (or standard input) and deliver the
+requests to the vendor through a durable outbox in --state: each request is
+written to disk before its first attempt, so a crash (even kill -9) loses
+nothing; run send again on the same --state and pending requests are sent.
+The same event sent twice (same message_id) is delivered once.
+
+Retries follow the blueprint's response rules: permanent failures (4xx, a
+bad api_key) become dead letters at once; 408, 429, 5xx and network errors
+are retried with exponential backoff and full jitter (Retry-After honoured)
+up to --max-attempts within --max-age, then become dead letters. Inspect
+and re-drive them with 'blueprint dlq'.
+
+Progress goes to stderr. The last line on stdout is exactly
+"N delivered, N skipped, N rejected, N dead-lettered". Exit 0 when every
+event reached one of those final states, 1 otherwise (interrupted, config
+refused), 2 on usage errors. SIGINT/SIGTERM stop reading, let requests in
+flight finish (10 s at most) and leave the rest in the outbox.`,
+		Example: `  # A local fake of Button's API in one terminal:
+  blueprint fake-button --listen 127.0.0.1:8787
+  # Deliver events to it in another (fast retries for a demo):
+  blueprint send --blueprint button --variant retail --config-file examples/button/config.json --state /tmp/bp-state --vendor-url http://127.0.0.1:8787 --retry-base 100ms --retry-cap 1s examples/button/events.ndjson`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := a.bind(&fl)
+			if err != nil {
+				return err
+			}
+			name := integrationName(in, fl.blueprint)
+			d, err := a.openDelivery(&df, in, name)
+			if err != nil {
+				return err
+			}
+			defer d.queue.Close()
+			input := a.stdin
+			if len(args) == 1 && args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return usageErr("%v", err)
+				}
+				defer f.Close()
+				input = f
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			var t tally
+			var events atomic.Int64
+			var enqueueErr atomic.Value
+			var inputDone atomic.Bool
+			// ids are this input's items: the summary counts their final
+			// states, read back from the outbox at the end.
+			var idsMu sync.Mutex
+			var ids []string
+			batches := make(chan []*outbox.Item, 16)
+			var bw sync.WaitGroup
+			bw.Add(1)
+			go func() { // the batcher: one durable write per batch
+				defer bw.Done()
+				for batch := range batches {
+					if _, err := d.queue.Enqueue(context.WithoutCancel(ctx), batch); err != nil {
+						enqueueErr.Store(err)
+						continue
+					}
+					idsMu.Lock()
+					for _, it := range batch {
+						ids = append(ids, it.ID)
+					}
+					idsMu.Unlock()
+				}
+			}()
+			go func() {
+				defer inputDone.Store(true)
+				defer bw.Wait()
+				defer close(batches)
+				var batch []*outbox.Item
+				last := time.Now()
+				flush := func() {
+					if len(batch) > 0 {
+						batches <- batch
+						batch = nil
+					}
+					last = time.Now()
+				}
+				_ = readEvents(input, fl.maxEventSize, func(ev []byte, size int) error {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					events.Add(1)
+					var res runtime.Result
+					if ev == nil {
+						res = runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidEvent,
+							Message: fmt.Sprintf("event is %d bytes; the limit is %d", size, fl.maxEventSize)}
+					} else {
+						res = in.Evaluate(ev)
+					}
+					switch res.Outcome {
+					case runtime.Skip:
+						t.skipped.Add(1)
+						d.log.Info("skipped", "reason", res.Reason, "event", res.Event, "message", res.Message)
+					case runtime.Reject:
+						t.rejected.Add(1)
+						d.log.Warn("rejected", "reason", res.Reason, "fields", res.Fields, "event", res.Event, "message", res.Message)
+					default:
+						batch = append(batch, send.Items(in, name, fl.blueprint, ev, res, time.Now())...)
+					}
+					if len(batch) >= 256 || time.Since(last) > 20*time.Millisecond {
+						flush()
+					}
+					return nil
+				})
+				flush()
+			}()
+			stopProgress := a.progress(df.progress, &events, d.counters, &t)
+			runErr := d.worker.Run(ctx, inputDone.Load)
+			stopProgress()
+			idsMu.Lock()
+			pending, err := t.addFinal(context.WithoutCancel(ctx), d.queue, ids)
+			idsMu.Unlock()
+			fmt.Fprintln(a.stdout, t.line())
+			switch {
+			case runErr != nil:
+				return &exitError{code: 1, err: runErr}
+			case err != nil:
+				return &exitError{code: 1, err: err}
+			case enqueueErr.Load() != nil:
+				return &exitError{code: 1, err: fmt.Errorf("outbox: %v", enqueueErr.Load())}
+			case pending > 0 || !inputDone.Load():
+				return &exitError{code: 1, err: fmt.Errorf("interrupted: %d requests are still pending in %s; run send again to deliver them", pending, df.state)}
+			}
+			return nil
+		},
+	}
+	fl.register(cmd)
+	df.register(cmd, true)
+	return cmd
+}
+
+// progress shows events/s, delivered, retrying and dead letters on stderr:
+// a bar redrawn in place on a terminal, a line every 5 s otherwise.
+func (a *app) progress(mode string, events *atomic.Int64, c *send.Counters, t *tally) (stop func()) {
+	isTTY := false
+	if f, ok := a.stderr.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			isTTY = true
+		}
+	}
+	switch mode {
+	case "none":
+		return func() {}
+	case "auto":
+		mode = map[bool]string{true: "bar", false: "lines"}[isTTY]
+	case "bar", "lines":
+	default:
+		mode = "lines"
+	}
+	every := 5 * time.Second
+	if mode == "bar" {
+		every = 200 * time.Millisecond
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	render := func() string {
+		n := events.Load()
+		rate := float64(n) / max(time.Since(start).Seconds(), 0.001)
+		return fmt.Sprintf("events %d (%.0f/s)  delivered %d  retrying %d  dead letters %d  skipped %d  rejected %d",
+			n, rate, c.Delivered.Load(), c.Retries.Load(), c.Dead.Load(), t.skipped.Load()+c.Skipped.Load(), t.rejected.Load())
+	}
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				if mode == "bar" {
+					fmt.Fprintf(a.stderr, "\r\x1b[K%s\n", render())
+				}
+				return
+			case <-tick.C:
+				if mode == "bar" {
+					fmt.Fprintf(a.stderr, "\r\x1b[K%s", render())
+				} else {
+					fmt.Fprintln(a.stderr, render())
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func (a *app) dlqCmd() *cobra.Command {
+	var state, format string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "dlq list|show ID|replay [--all | ID...]",
+		Short: "Inspect and re-drive dead letters in the outbox",
+		Long: `Dead letters are requests that failed permanently (a 4xx such as a bad
+api_key) or ran out of attempts. They stay in the outbox in --state, with the
+event, the attempts, the last status and error (never a secret).`,
+		Example: `  blueprint dlq list --state /tmp/bp-state
+  blueprint dlq replay --all --state /tmp/bp-state --blueprint button --config-file examples/button/config.json --vendor-url http://127.0.0.1:8787`,
+	}
+	cmd.PersistentFlags().StringVar(&state, "state", defaultStateDir(), "`DIR` holding the durable outbox")
+	open := func() (*outbox.Bolt, error) {
+		p := filepath.Join(state, "outbox.db")
+		if _, err := os.Stat(p); err != nil {
+			return nil, &exitError{code: 1, err: fmt.Errorf("no outbox in %s", state)}
+		}
+		q, err := outbox.OpenBolt(p)
+		if err != nil {
+			return nil, &exitError{code: 1, err: err}
+		}
+		return q, nil
+	}
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List dead letters, oldest first",
+		Example: `  blueprint dlq list --state /tmp/bp-state --format json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			q, err := open()
+			if err != nil {
+				return err
+			}
+			defer q.Close()
+			items, _, err := q.List(cmd.Context(), outbox.Dead, "", limit)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if format == "json" {
+				if items == nil {
+					items = []*outbox.Item{}
+				}
+				return writeJSON(a, items)
+			}
+			if len(items) == 0 {
+				fmt.Fprintln(a.stdout, "no dead letters")
+				return nil
+			}
+			for _, it := range items {
+				fmt.Fprintf(a.stdout, "%s  %s  %s  attempts %d  status %d  %s\n", it.ID, it.Integration, it.VendorEvent, it.Attempts, it.LastStatus, it.LastError)
+			}
+			return nil
+		},
+	}
+	list.Flags().StringVar(&format, "format", "text", "output `format`: text or json")
+	list.Flags().IntVar(&limit, "limit", 1000, "most dead letters listed")
+	show := &cobra.Command{
+		Use:     "show ID",
+		Short:   "Show one outbox item: event, attempts, last status and error",
+		Example: `  blueprint dlq show 3f1c0d9e2b7a4c55a0e1d2c3b4a59687 --state /tmp/bp-state`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q, err := open()
+			if err != nil {
+				return err
+			}
+			defer q.Close()
+			it, err := q.Get(cmd.Context(), args[0])
+			if err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("%s: %v", args[0], err)}
+			}
+			return writeJSON(a, it)
+		},
+	}
+	var fl integrationFlags
+	var df deliveryFlags
+	var all bool
+	replay := &cobra.Command{
+		Use:   "replay [--all | ID...] --blueprint KEY --config KEY=VALUE ...",
+		Short: "Re-drive dead letters with the current config, and deliver them",
+		Long: `Turn dead letters back into pending requests (attempts reset) and deliver
+them now with the given blueprint and config: after fixing a config (a
+corrected api_key, say), replayed requests are rebuilt from their events and
+sent. The last line is "N delivered, N skipped, N rejected, N dead-lettered".`,
+		Example: `  blueprint dlq replay --all --state /tmp/bp-state --blueprint button --config-file examples/button/config.json --vendor-url http://127.0.0.1:8787`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return usageErr("give --all or the IDs to replay (not both)")
+			}
+			in, err := a.bind(&fl)
+			if err != nil {
+				return err
+			}
+			df.state = state
+			d, err := a.openDelivery(&df, in, integrationName(in, fl.blueprint))
+			if err != nil {
+				return err
+			}
+			defer d.queue.Close()
+			ids := args
+			if all {
+				ids = nil
+				for cursor := ""; ; {
+					page, next, err := d.queue.List(cmd.Context(), outbox.Dead, cursor, 1000)
+					if err != nil {
+						return &exitError{code: 1, err: err}
+					}
+					for _, it := range page {
+						ids = append(ids, it.ID)
+					}
+					if next == "" {
+						break
+					}
+					cursor = next
+				}
+			}
+			n, err := d.queue.Replay(cmd.Context(), ids, time.Now())
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			fmt.Fprintf(a.stderr, "replaying %d dead letters\n", n)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			runErr := d.worker.Run(ctx, func() bool { return true })
+			var t tally
+			pending, err := t.addFinal(context.WithoutCancel(ctx), d.queue, ids)
+			fmt.Fprintln(a.stdout, t.line())
+			switch {
+			case runErr != nil:
+				return &exitError{code: 1, err: runErr}
+			case err != nil:
+				return &exitError{code: 1, err: err}
+			case pending > 0:
+				return &exitError{code: 1, err: fmt.Errorf("interrupted: %d requests are still pending in %s", pending, state)}
+			}
+			return nil
+		},
+	}
+	fl.register(replay)
+	df.register(replay, false)
+	replay.Flags().BoolVar(&all, "all", false, "replay every dead letter")
+	cmd.AddCommand(list, show, replay)
+	return cmd
+}
