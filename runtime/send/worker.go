@@ -75,7 +75,10 @@ func (p Policy) Delay(n int, u float64) time.Duration {
 type Worker struct {
 	Queue  outbox.Queue
 	Sender *Sender
-	Policy Policy
+	// Policy is the retry schedule; Policies overrides it per integration
+	// name. Zero fields take DefaultPolicy's.
+	Policy   Policy
+	Policies map[string]Policy
 	// Integration returns the integration an item belongs to, bound to the
 	// current config (the request is rebuilt from the event at every
 	// attempt, so a corrected config applies to items already queued). An
@@ -191,6 +194,9 @@ loop:
 
 func (w *Worker) defaults() {
 	w.Policy = w.Policy.withDefaults()
+	for k, p := range w.Policies {
+		w.Policies[k] = p.withDefaults()
+	}
 	if w.Concurrency <= 0 {
 		w.Concurrency = 16
 	}
@@ -267,14 +273,18 @@ func (w *Worker) process(ctx context.Context, it *outbox.Item) {
 		log.Warn("failed permanently", append(attrs, "error", a.Message)...)
 		w.finish(ctx, log, it, now, outbox.Dead, a.Status, a.Message)
 	default:
-		if it.Attempts >= w.Policy.MaxAttempts || now.Sub(it.CreatedAt) >= w.Policy.MaxAge {
+		policy := w.Policy
+		if p, ok := w.Policies[it.Integration]; ok {
+			policy = p
+		}
+		if it.Attempts >= policy.MaxAttempts || now.Sub(it.CreatedAt) >= policy.MaxAge {
 			msg := fmt.Sprintf("gave up after %d attempts: %s", it.Attempts, a.Message)
 			log.Warn("dead letter", append(attrs, "error", a.Message)...)
 			w.finish(ctx, log, it, now, outbox.Dead, a.Status, msg)
 			return
 		}
-		delay := w.Policy.Delay(it.Attempts, rand.Float64())
-		if ra := min(a.RetryAfter, w.Policy.RetryAfterCap); ra > delay {
+		delay := policy.Delay(it.Attempts, rand.Float64())
+		if ra := min(a.RetryAfter, policy.RetryAfterCap); ra > delay {
 			delay = ra
 		}
 		log.Info("retrying", append(attrs, "error", a.Message, "retry_in_ms", delay.Milliseconds())...)

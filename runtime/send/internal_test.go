@@ -1,0 +1,55 @@
+package send
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	cases := map[string]time.Duration{
+		"":               0,
+		"0":              0,
+		"1":              time.Second,
+		" 120 ":          2 * time.Minute,
+		"-5":             0,
+		"soon":           0,
+		"99999999999999": 365 * 24 * time.Hour,
+		now.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
+		now.Add(-time.Hour).Format(http.TimeFormat):       0,
+	}
+	for in, want := range cases {
+		if got := retryAfter(in, now); got != want {
+			t.Errorf("retryAfter(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestAdaptiveLimiter(t *testing.T) {
+	l := newAdaptiveLimiter(0, 0)
+	if l.l.Limit() != rate.Inf {
+		t.Fatal("unlimited at first")
+	}
+	l.slowDown()
+	if l.current != 100 {
+		t.Errorf("first 429: %v, want 100/s", l.current)
+	}
+	l.slowDown() // within a second: the same overload
+	if l.current != 100 {
+		t.Errorf("second 429 within a second: %v", l.current)
+	}
+	for range 100 {
+		l.speedUp()
+	}
+	if l.l.Limit() != rate.Inf {
+		t.Errorf("recovered to %v, want unlimited", l.l.Limit())
+	}
+	capped := newAdaptiveLimiter(3, 0)
+	capped.slowDown()
+	if capped.current != 3 {
+		t.Errorf("a configured rate below the floor stays: %v", capped.current)
+	}
+}
