@@ -97,7 +97,7 @@ Exit 0 after a signal, 1 when ADDR cannot be listened on, 2 on usage errors.`,
 			<-ctx.Done()
 			stop()
 			srv.Close()
-			fmt.Fprint(a.stdout, srv.Summary())
+			fmt.Fprintln(a.stdout, strings.TrimRight(srv.Summary(), "\n"))
 			return nil
 		},
 	}
