@@ -80,6 +80,7 @@ func Compile(name string, src []byte, opts ...Option) (*Blueprint, Diagnostics) 
 	if ds.HasErrors() {
 		return nil, ds
 	}
+	assignSlots(bp)
 	bp.Diagnostics = ds
 	return bp, ds
 }
@@ -1119,8 +1120,10 @@ func (c *compiler) fieldOrder(obj *Object, fields []kv) []int {
 
 func (c *compiler) compileField(p kv, prefix string, item bool, sc *scope) *Field {
 	n := p.v
+	key, _ := json.Marshal(p.k.Value)
 	f := &Field{
 		Name:         p.k.Value,
+		JSONKey:      string(key) + ":",
 		Path:         prefix + p.k.Value,
 		Required:     flag(n, "required"),
 		WarnIfAbsent: text(n, "warn_if_absent"),

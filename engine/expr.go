@@ -109,7 +109,48 @@ func (c *compiler) compileExpr(n *yaml.Node, sc *scope) *Expr {
 		c.exprError(n, err, "expr_type")
 		return nil
 	}
-	return &Expr{Text: text, Pos: c.pos(n), Program: prog, Inputs: rw.inputs}
+	e := &Expr{Text: text, Pos: c.pos(n), Program: prog, Inputs: rw.inputs}
+	e.Arith = arithOf(prog.Node(), rw.inputs)
+	return e
+}
+
+// arithOf recognises an expression that is one checked integer operation
+// on two inputs.
+func arithOf(n ast.Node, inputs []Input) *Arith {
+	call, ok := n.(*ast.CallNode)
+	if !ok || len(call.Arguments) != 2 {
+		return nil
+	}
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok {
+		return nil
+	}
+	var op byte
+	for _, c := range checkedOps {
+		if c.name == id.Value {
+			op = c.op[0]
+		}
+	}
+	if op == 0 {
+		return nil
+	}
+	arg := func(a ast.Node) int {
+		x, ok := a.(*ast.IdentifierNode)
+		if !ok {
+			return -1
+		}
+		for i, in := range inputs {
+			if in.Name == x.Value {
+				return i
+			}
+		}
+		return -1
+	}
+	a, b := arg(call.Arguments[0]), arg(call.Arguments[1])
+	if a < 0 || b < 0 {
+		return nil
+	}
+	return &Arith{Op: op, A: a, B: b}
 }
 
 func parseExpr(text string, cfg *conf.Config) (tree *parser.Tree, err error) {

@@ -41,6 +41,12 @@ type Blueprint struct {
 	// Diagnostics holds the warnings the compiler reported.
 	Diagnostics diag.List
 
+	// Paths lists every field path read on the event, across all variants:
+	// each SourcePath source and expression input on the event, and each
+	// consent path, has a Slot into it. Slots 0 and 1 are "type" and
+	// "event". The runtime scans an event once for all of them.
+	Paths []string
+
 	variants map[string]*Variant
 	config   map[string]*ConfigField
 }
@@ -103,7 +109,9 @@ type SelectOption struct {
 type Consent struct {
 	Category string
 	// Paths are read in order; the first holding a JSON boolean decides.
+	// Slots are their slots in Blueprint.Paths.
 	Paths []string
+	Slots []int
 	// Expr decides instead of Paths when set: true, false or nil (missing).
 	Expr *Expr
 	// Allow is the decision when nothing decides (when_missing: allow).
@@ -222,6 +230,11 @@ type Object struct {
 	// OmitUnless lists field indices that must all be present for the
 	// object to be written.
 	OmitUnless []int
+	// InOrder reports that Order is the declaration order.
+	InOrder bool
+	// ItemPaths, for the fields of an array's items, lists the paths read
+	// on each item; sources and inputs inside have slots into it.
+	ItemPaths []string
 }
 
 // Kind is the type rule of a value.
@@ -281,6 +294,7 @@ const (
 type Source struct {
 	Kind   SourceKind
 	Path   string // gjson path
+	Slot   int    // the path's slot (Blueprint.Paths, or the items' ItemPaths)
 	Value  *Value
 	Config string
 	Const  []byte // JSON
@@ -314,6 +328,8 @@ type Value struct {
 // Field is one vendor field of a request body.
 type Field struct {
 	Name string
+	// JSONKey is the name written as a JSON object key, with its colon.
+	JSONKey string
 	// Path names the field in faults: "order_id", "customer.id",
 	// "line_items[].total" (the runtime writes the index between the
 	// brackets).
@@ -350,6 +366,7 @@ type Input struct {
 	Kind   InputKind
 	Name   string // env variable name in the program
 	Path   string // gjson path for InputEvent, InputItem, InputBody; header name for InputHeader
+	Slot   int    // slot of Path for InputEvent and InputItem (-1 for the whole event or item)
 	Config string
 	Value  *Value
 	Field  int
@@ -361,6 +378,16 @@ type Expr struct {
 	Pos     diag.Pos
 	Program *vm.Program
 	Inputs  []Input
+	// Arith is set when the whole expression is checked integer arithmetic
+	// on two inputs (fields.amount * fields.quantity): the runtime computes
+	// it natively, without the VM.
+	Arith *Arith
+}
+
+// Arith is a checked integer operation on two inputs of an expression.
+type Arith struct {
+	Op   byte // '+', '-' or '*'
+	A, B int  // indices into Inputs
 }
 
 // ResponseOutcome is what a vendor's answer means for an attempt.

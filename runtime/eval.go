@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -16,32 +17,6 @@ import (
 	"github.com/blueprint-engine/blueprint/internal/conv"
 )
 
-// state is what became of a value or field for one event.
-type state uint8
-
-const (
-	absent  state = iota // no source present: omitted, or missing when required
-	present              // has an output
-	invalid              // its own source breaks its rule: named in a fault
-	skipped              // derived from an invalid input: never named
-)
-
-// val is a computed value: its output as a JSON value (res.Raw is the JSON
-// text written into a body).
-type val struct {
-	st  state
-	res gjson.Result
-	msg string // why invalid
-	// secrets are byte ranges of res.Raw holding secret fields.
-	secrets [][2]int
-}
-
-func presentVal(r gjson.Result) val { return val{st: present, res: r} }
-
-func invalidVal(format string, args ...any) val {
-	return val{st: invalid, msg: fmt.Sprintf(format, args...)}
-}
-
 type fault struct {
 	path    string
 	missing bool
@@ -53,25 +28,34 @@ type evalCtx struct {
 	in       *Integration
 	ev       *engine.Event
 	event    []byte
-	name     string
-	values   []val
+	name     []byte
+	slots    []span
+	fb       [][]byte // values of paths the scanner cannot express (gjson)
+	values   []rv
 	done     []bool
 	faults   []fault
 	warnings []string
 	idx      []int
+	stack    []rv // sibling fields of the objects being written
+	out      []byte
+	secrets  [][2]int
+	scratch  []byte
+	num      [32]byte
+	sc       scanner
 	vm       vm.VM
-	buf      []byte
 	resp     *responseCtx // set while a response rule runs
 }
 
 var ctxPool = sync.Pool{New: func() any { return new(evalCtx) }}
 
-// objScope is where a field is evaluated: its siblings' outputs, and the
-// current array item for paths inside items.
-type objScope struct {
-	item    gjson.Result
-	hasItem bool
-	fields  []val
+// scope is where a field is evaluated: the current array item (its bytes
+// and scanned slots) for paths inside items, and the object's fields.
+type scope struct {
+	item  []byte
+	slots []span
+	plan  *itemPlan
+	// fields are the object's field values (a window of c.stack).
+	fields []rv
 }
 
 // Evaluate decides what to do with one event, given as raw JSON. It never
@@ -87,40 +71,50 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 				Message: fmt.Sprintf("internal error while evaluating the event: %v", r)}
 		}
 		// Messages and names echo event data, which may hold a secret.
-		res.Message = in.red.String(res.Message)
-		res.Event = in.red.String(res.Event)
+		if res.Message != "" {
+			res.Message = in.red.String(res.Message)
+		}
+		if res.Event != "" {
+			res.Event = in.red.String(res.Event)
+		}
 	}()
-	if msg := in.checkEvent(event); msg != "" {
-		return Result{Outcome: Reject, Reason: ReasonInvalidEvent, Message: msg, red: in.red}
+	if len(event) > in.opts.MaxEventSize {
+		return reject(&res, ReasonInvalidEvent, fmt.Sprintf("event is %d bytes; the limit is %d", len(event), in.opts.MaxEventSize))
 	}
-	typ := gjson.GetBytes(event, "type")
-	if typ.Exists() && typ.Type != gjson.Null && !(typ.Type == gjson.String && typ.Str == "") {
-		if typ.Type != gjson.String {
-			return skip(&res, ReasonEventNotMapped, "only track events are mapped; this event's type is %s", describe(typ))
-		}
-		if !strings.EqualFold(strings.TrimSpace(typ.Str), "track") {
-			return skip(&res, ReasonEventNotMapped, "only track events are mapped; this is a %q event", truncate(typ.Str, 40))
-		}
-	}
-	name := gjson.GetBytes(event, "event")
-	if name.Type != gjson.String || strings.TrimSpace(name.Str) == "" {
-		return skip(&res, ReasonEventNotMapped, "the track event has no event name")
-	}
-	res.Event = name.Str
-	var keyBuf [64]byte
-	key := conv.AppendNormalizedName(keyBuf[:0], name.Str)
-	ev := in.variant.Lookup(string(key))
-	if ev == nil {
-		return skip(&res, ReasonEventNotMapped, "event %q is not in the event map of %s variant %s", name.Str, in.bp.Ref(), in.variant.Key)
-	}
-	res.VendorEvent = ev.VendorEvent
-
 	c := ctxPool.Get().(*evalCtx)
 	defer c.release()
-	c.reset(in, ev, event, name.Str)
+	if msg := c.scan(in, event); msg != "" {
+		return reject(&res, ReasonInvalidEvent, msg)
+	}
+	if typ := c.slots[engine.SlotType]; typ.present() && typ.kind != 'n' && !(typ.kind == '"' && typ.end-typ.start == 2) {
+		v := c.spanVal(event, typ)
+		if typ.kind != '"' {
+			return skip(&res, ReasonEventNotMapped, "only track events are mapped; this event's type is "+describeVal(v))
+		}
+		if !isTrack(v.b) {
+			return skip(&res, ReasonEventNotMapped, "only track events are mapped; this is a "+strconv.Quote(truncate(string(v.b), 40))+" event")
+		}
+	}
+	nameSp := c.slots[engine.SlotEvent]
+	var name []byte
+	if nameSp.kind == '"' {
+		name = c.spanVal(event, nameSp).b
+	}
+	if len(trimSpace(name)) == 0 {
+		return skip(&res, ReasonEventNotMapped, "the track event has no event name")
+	}
+	var keyBuf [64]byte
+	key := conv.AppendNormalizedName(keyBuf[:0], bstr(name))
+	ev := in.variant.Lookup(bstr(key))
+	res.Event = string(name)
+	if ev == nil {
+		return skip(&res, ReasonEventNotMapped, "event "+strconv.Quote(res.Event)+" is not in the event map of "+in.bp.Ref()+" variant "+in.variant.Key)
+	}
+	res.VendorEvent = ev.VendorEvent
+	c.ev, c.name = ev, name
 
 	if ev.Filter != nil {
-		ok, err := c.runBool(ev.Filter, &objScope{})
+		ok, err := c.runBool(ev.Filter, &scope{})
 		if err == nil && !ok {
 			return skip(&res, ReasonFiltered, "the mapping's filter is false")
 		}
@@ -132,70 +126,170 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 		}
 		if !granted {
 			if decided {
-				return skip(&res, ReasonConsentDenied, "%s consent is denied", cs.Category)
+				return skip(&res, ReasonConsentDenied, cs.Category+" consent is denied")
 			}
-			return skip(&res, ReasonConsentDenied, "%s consent is missing, and missing means denied", cs.Category)
+			return skip(&res, ReasonConsentDenied, cs.Category+" consent is missing, and missing means denied")
 		}
 	}
+	rp := in.requests[ev.Request]
 	req := ev.Request
-	body := c.object(req.Body, &objScope{}, "")
-	out := &Request{Method: req.Method, spec: req}
-	out.URL = string(c.template(req.URL, nil, "the URL"))
-	if len(c.faults) > 0 {
-		return c.reject(&res)
+	c.out = c.out[:0]
+	c.secrets = c.secrets[:0]
+	body := c.writeObject(req.Body, &scope{})
+	url := rp.url
+	if !rp.staticURL {
+		url = string(c.template(req.URL, nil, "the URL"))
 	}
-	hasCT := false
-	for _, h := range req.Headers {
-		v := string(c.template(h.Value, nil, "header "+h.Name))
-		out.Headers = append(out.Headers, Header{Name: h.Name, Value: v, Secret: h.Secret})
-		hasCT = hasCT || strings.EqualFold(h.Name, "Content-Type")
-	}
-	if a := req.Auth; a != nil {
-		c.auth(a, out)
+	var dyn []Header
+	for _, h := range rp.dynHeaders {
+		dyn = append(dyn, Header{Name: h.Name, Value: string(c.template(h.Value, nil, "header "+h.Name)), Secret: h.Secret})
 	}
 	if len(c.faults) > 0 {
 		return c.reject(&res)
 	}
-	if body.st == present {
-		out.Body = []byte(body.res.Raw)
-		out.secretRanges = body.secrets
-		if !hasCT {
+	box := &requestBox{}
+	out := &box.req
+	out.Method, out.URL, out.spec = req.Method, url, req
+	out.Headers = box.headers[:0]
+	if n := len(rp.headers) + len(dyn); n > len(box.headers) {
+		out.Headers = make([]Header, 0, n)
+	}
+	out.Headers = append(append(out.Headers, rp.headers...), dyn...)
+	if rp.queryAuth != "" {
+		out.URL += rp.queryAuth
+		out.secretQuery = rp.queryName
+	}
+	if body {
+		out.Body = append([]byte(nil), c.out...)
+		if len(c.secrets) > 0 {
+			out.secretRanges = append([][2]int(nil), c.secrets...)
+		}
+		if !rp.hasCT {
 			out.Headers = append(out.Headers, Header{Name: "Content-Type", Value: "application/json"})
 		}
 	} else {
 		out.Body = []byte("{}")
 	}
+	box.reqs[0] = out
 	res.Outcome = Deliver
-	res.Requests = []*Request{out}
-	res.Warnings = append([]string(nil), c.warnings...)
+	res.Requests = box.reqs[:]
+	if len(c.warnings) > 0 {
+		res.Warnings = append([]string(nil), c.warnings...)
+	}
 	return res
 }
 
-func skip(res *Result, reason, format string, args ...any) Result {
+// requestBox holds a result's request, its headers and the Requests slice
+// in one allocation.
+type requestBox struct {
+	req     Request
+	reqs    [1]*Request
+	headers [4]Header
+}
+
+func isTrack(b []byte) bool {
+	b = trimSpace(b)
+	return len(b) == 5 && (b[0]|0x20) == 't' && (b[1]|0x20) == 'r' && (b[2]|0x20) == 'a' && (b[3]|0x20) == 'c' && (b[4]|0x20) == 'k'
+}
+
+func skip(res *Result, reason, msg string) Result {
 	res.Outcome = Skip
 	res.Reason = reason
-	res.Message = fmt.Sprintf(format, args...)
+	res.Message = msg
 	return *res
 }
 
-func (c *evalCtx) reset(in *Integration, ev *engine.Event, event []byte, name string) {
-	c.in, c.ev, c.event, c.name = in, ev, event, name
+func reject(res *Result, reason, msg string) Result {
+	res.Outcome = Reject
+	res.Reason = reason
+	res.Message = msg
+	return *res
+}
+
+// scan validates the event and resolves every path the blueprint reads.
+// It returns why the event cannot be read, or "".
+func (c *evalCtx) scan(in *Integration, event []byte) string {
+	c.in, c.event = in, event
+	p := in.plan
+	if cap(c.slots) < len(p.paths) {
+		c.slots = make([]span, len(p.paths))
+	}
+	c.slots = c.slots[:len(p.paths)]
+	clear(c.slots)
 	n := len(in.bp.Values)
 	if cap(c.values) < n {
-		c.values = make([]val, n)
+		c.values = make([]rv, n)
 		c.done = make([]bool, n)
 	}
-	c.values = c.values[:n]
-	c.done = c.done[:n]
+	c.values, c.done = c.values[:n], c.done[:n]
 	clear(c.done)
-	c.faults = c.faults[:0]
-	c.warnings = c.warnings[:0]
-	c.idx = c.idx[:0]
+	i := 0
+	for i < len(event) && (event[i] == ' ' || event[i] == '\t' || event[i] == '\n' || event[i] == '\r') {
+		i++
+	}
+	if i == len(event) {
+		return "event is empty"
+	}
+	if !utf8.Valid(event) {
+		return "event is not valid UTF-8"
+	}
+	switch err := c.sc.scan(event, p.root, c.slots, in.opts.MaxDepth); {
+	case errors.Is(err, errTooDeep):
+		return fmt.Sprintf("event nests deeper than %d levels (the limit)", in.opts.MaxDepth)
+	case err != nil:
+		return "event is not well-formed JSON (malformed, truncated, or followed by more data)"
+	}
+	if event[i] != '{' {
+		return "event is " + describeVal(c.spanVal(event, span{start: int32(i), end: int32(len(trimRightWS(event))), kind: kindOf(event[i])})) + ", not a JSON object"
+	}
+	if len(p.fallback) > 0 {
+		c.fillFallback(event, p.fallback, c.slots)
+	}
+	return ""
+}
+
+func trimRightWS(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func kindOf(ch byte) byte {
+	switch ch {
+	case '"', '{', '[', 't', 'f', 'n':
+		return ch
+	}
+	return '0'
+}
+
+// fillFallback resolves, with gjson, the paths the scanner cannot express
+// (wildcards, queries): their values are located in doc by gjson's index.
+func (c *evalCtx) fillFallback(doc []byte, paths map[int]string, slots []span) {
+	for slot, path := range paths {
+		r := gjson.GetBytes(doc, path)
+		if !r.Exists() || r.Index <= 0 || r.Index+len(r.Raw) > len(doc) || string(doc[r.Index:r.Index+len(r.Raw)]) != r.Raw {
+			continue // not a value of the document as written (a computed result)
+		}
+		kind := kindOf(r.Raw[0])
+		slots[slot] = span{start: int32(r.Index), end: int32(r.Index + len(r.Raw)), kind: kind, esc: kind == '"' && strings.IndexByte(r.Raw, '\\') >= 0}
+	}
 }
 
 func (c *evalCtx) release() {
-	c.in, c.ev, c.event, c.resp = nil, nil, nil, nil
+	c.in, c.ev, c.event, c.name, c.resp = nil, nil, nil, nil, nil
 	clear(c.values)
+	c.faults = c.faults[:0]
+	c.warnings = c.warnings[:0]
+	c.idx = c.idx[:0]
+	c.stack = c.stack[:0]
+	c.scratch = c.scratch[:0]
+	if cap(c.out) > 1<<20 {
+		c.out = nil // do not keep a huge buffer alive
+	}
+	if cap(c.scratch) > 1<<20 {
+		c.scratch = nil
+	}
 	ctxPool.Put(c)
 }
 
@@ -229,112 +323,25 @@ func (c *evalCtx) reject(res *Result) Result {
 	return *res
 }
 
-// checkEvent returns why an event cannot be read, or "".
-func (in *Integration) checkEvent(b []byte) string {
-	if len(b) > in.opts.MaxEventSize {
-		return fmt.Sprintf("event is %d bytes; the limit is %d", len(b), in.opts.MaxEventSize)
-	}
-	i := 0
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	if i == len(b) {
-		return "event is empty"
-	}
-	if !utf8.Valid(b) {
-		return "event is not valid UTF-8"
-	}
-	// Depth first: it is one cheap pass, and it keeps the validator's
-	// recursion shallow on hostile input.
-	if d := depth(b); d > in.opts.MaxDepth {
-		return fmt.Sprintf("event nests %d levels deep; the limit is %d", d, in.opts.MaxDepth)
-	}
-	if !gjson.ValidBytes(b) {
-		return "event is not well-formed JSON (malformed, truncated, or followed by more data)"
-	}
-	if b[i] != '{' {
-		return fmt.Sprintf("event is %s, not a JSON object", describe(gjson.ParseBytes(b)))
-	}
-	return ""
-}
-
-// depth returns the deepest nesting of objects and arrays in valid JSON.
-func depth(b []byte) int {
-	d, deepest := 0, 0
-	inStr := false
-	for i := 0; i < len(b); i++ {
-		ch := b[i]
-		if inStr {
-			switch ch {
-			case '\\':
-				i++
-			case '"':
-				inStr = false
-			}
-			continue
-		}
-		switch ch {
-		case '"':
-			inStr = true
-		case '{', '[':
-			d++
-			deepest = max(deepest, d)
-		case '}', ']':
-			d--
-		}
-	}
-	return deepest
-}
-
-func describe(r gjson.Result) string {
-	switch r.Type {
-	case gjson.String:
-		return fmt.Sprintf("a string (%q)", truncate(r.Str, 40))
-	case gjson.Number:
-		return "a number"
-	case gjson.True, gjson.False:
-		return "a boolean"
-	case gjson.Null:
-		return "null"
-	}
-	if r.IsArray() {
-		return "a list"
-	}
-	if r.IsObject() {
-		return "an object"
-	}
-	return "nothing"
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
-}
-
 // consent reads the consent decision: granted, and whether anything decided.
 func (c *evalCtx) consent(cs *engine.Consent) (granted, decided bool) {
 	if cs.Expr != nil {
-		out, err := c.runExpr(cs.Expr, &objScope{})
+		out, err := c.runExpr(cs.Expr, &scope{})
 		if err == nil && out.st == present {
-			switch out.res.Type {
-			case gjson.True:
+			switch out.jt {
+			case 't':
 				return true, true
-			case gjson.False:
+			case 'f':
 				return false, true
 			}
 		}
 		return false, false
 	}
-	for _, p := range cs.Paths {
-		switch gjson.GetBytes(c.event, p).Type {
-		case gjson.True:
+	for _, slot := range cs.Slots {
+		switch c.slots[slot].kind {
+		case 't':
 			return true, true
-		case gjson.False:
+		case 'f':
 			return false, true
 		}
 	}
@@ -342,18 +349,18 @@ func (c *evalCtx) consent(cs *engine.Consent) (granted, decided bool) {
 }
 
 // value computes a shared value once per event.
-func (c *evalCtx) value(v *engine.Value) val {
+func (c *evalCtx) value(v *engine.Value) rv {
 	if c.done[v.Index] {
 		return c.values[v.Index]
 	}
-	var out val
+	var out rv
 	switch {
 	case v.Name == engine.ValueVendorEvent:
-		out = presentVal(strResult(c.ev.VendorEvent))
+		out = textVal(sbytes(c.ev.VendorEvent))
 	case v.Name == engine.ValueSourceEvent:
-		out = presentVal(strResult(c.name))
+		out = textVal(c.name)
 	default:
-		out = c.spec(&v.Spec, &objScope{})
+		out = c.spec(&v.Spec, &scope{})
 	}
 	c.values[v.Index] = out
 	c.done[v.Index] = true
@@ -361,17 +368,17 @@ func (c *evalCtx) value(v *engine.Value) val {
 }
 
 // spec selects the first present source and applies the type rule.
-func (c *evalCtx) spec(s *engine.Spec, sc *objScope) val {
+func (c *evalCtx) spec(s *engine.Spec, sc *scope) rv {
 	in := c.selectSource(s, sc)
 	if in.st != present {
 		return in
 	}
-	return c.rule(&s.Type, in.res)
+	return c.rule(&s.Type, in)
 }
 
-// selectSource returns the first present source (or the default), without
+// selectSource returns the first present source (or the default), before
 // the type rule.
-func (c *evalCtx) selectSource(s *engine.Spec, sc *objScope) val {
+func (c *evalCtx) selectSource(s *engine.Spec, sc *scope) rv {
 	for i := range s.Sources {
 		v := c.source(&s.Sources[i], sc)
 		if v.st != absent {
@@ -379,118 +386,202 @@ func (c *evalCtx) selectSource(s *engine.Spec, sc *objScope) val {
 		}
 	}
 	if s.Default != nil {
-		return presentVal(gjson.ParseBytes(s.Default))
+		return c.spanVal(s.Default, span{start: 0, end: int32(len(s.Default)), kind: kindOf(s.Default[0])})
 	}
-	return val{}
+	return rv{}
 }
 
-func (c *evalCtx) source(src *engine.Source, sc *objScope) val {
-	var r gjson.Result
+func (c *evalCtx) source(src *engine.Source, sc *scope) rv {
 	switch src.Kind {
 	case engine.SourcePath:
-		if sc.hasItem {
-			r = sc.item.Get(src.Path)
-		} else {
-			r = gjson.GetBytes(c.event, src.Path)
+		if sc.item != nil {
+			return c.spanVal(sc.item, sc.slots[src.Slot])
 		}
+		return c.spanVal(c.event, c.slots[src.Slot])
 	case engine.SourceValue:
-		v := c.value(src.Value)
-		if v.st != present {
-			return v
-		}
-		r = v.res
+		return c.value(src.Value)
 	case engine.SourceConfig:
 		x, ok := c.in.config[src.Config]
 		if !ok {
-			return val{}
+			return rv{}
 		}
-		r = goResult(x)
+		return c.goVal(x)
 	case engine.SourceConst:
-		r = gjson.ParseBytes(src.Const)
+		return c.spanVal(src.Const, span{start: 0, end: int32(len(src.Const)), kind: kindOf(src.Const[0])})
 	case engine.SourceExpr:
 		v, _ := c.runExpr(src.Expr, sc)
-		if v.st != present {
-			return v
+		if v.st == present && isAbsent(v) {
+			return rv{}
 		}
-		r = v.res
+		return v
 	}
-	if isAbsent(r) {
-		return val{}
-	}
-	return presentVal(r)
+	return rv{}
 }
 
-// isAbsent: a missing key, null, "" and [] count as absent.
-func isAbsent(r gjson.Result) bool {
-	switch r.Type {
-	case gjson.Null:
-		return true
-	case gjson.String:
-		return r.Str == ""
-	case gjson.JSON:
-		if len(r.Raw) > 0 && r.Raw[0] == '[' {
-			return strings.TrimSpace(r.Raw[1:len(r.Raw)-1]) == ""
-		}
+// push reserves n sibling slots on the stack.
+func (c *evalCtx) push(n int) (base int) {
+	if c.stack == nil {
+		c.stack = make([]rv, 0, 64)
 	}
-	return false
+	base = len(c.stack)
+	for range n {
+		c.stack = append(c.stack, rv{})
+	}
+	return base
 }
 
-// object evaluates the fields of an object and writes it.
-func (c *evalCtx) object(o *engine.Object, parent *objScope, _ string) val {
-	sc := &objScope{item: parent.item, hasItem: parent.hasItem, fields: make([]val, len(o.Fields))}
-	mark := len(c.faults)
-	wmark := len(c.warnings)
-	for _, i := range o.Order {
-		f := o.Fields[i]
-		v := c.field(f, sc)
-		sc.fields[i] = v
-		switch v.st {
-		case invalid:
-			c.faults = append(c.faults, fault{path: c.render(f.Path), msg: v.msg})
-		case absent:
-			if f.Required {
-				c.faults = append(c.faults, fault{path: c.render(f.Path), missing: true})
-			} else if f.WarnIfAbsent != "" && !contains(c.warnings, f.WarnIfAbsent) {
-				c.warnings = append(c.warnings, f.WarnIfAbsent)
+// writeObject evaluates an object's fields and writes the object to c.out.
+// It reports whether the object is present (it is left out when none of
+// its fields is, or when an omit_unless field is absent).
+func (c *evalCtx) writeObject(o *engine.Object, parent *scope) bool {
+	mark := len(c.out)
+	fmark, wmark, smark := len(c.faults), len(c.warnings), len(c.secrets)
+	base := c.push(len(o.Fields))
+	sc := &scope{item: parent.item, slots: parent.slots, plan: parent.plan}
+	fields := func() []rv { return c.stack[base : base+len(o.Fields)] }
+	c.out = append(c.out, '{')
+	n := 0
+	if o.InOrder {
+		for i, f := range o.Fields {
+			sc.fields = fields() // c.stack may have moved
+			v := c.writeField(f, sc, &n)
+			c.stack[base+i] = v
+		}
+	} else {
+		// Evaluate in dependency order into a side buffer, then write in
+		// declaration order.
+		for _, i := range o.Order {
+			sc.fields = fields()
+			v := c.evalField(o.Fields[i], sc)
+			c.stack[base+i] = v
+		}
+		for i, f := range o.Fields {
+			v := c.stack[base+i]
+			if v.st != present {
+				continue
+			}
+			if n > 0 {
+				c.out = append(c.out, ',')
+			}
+			n++
+			c.out = append(c.out, f.JSONKey...)
+			start := len(c.out)
+			c.out = c.appendVal(c.out, v)
+			if f.Secret {
+				c.secrets = append(c.secrets, [2]int{start, len(c.out)})
 			}
 		}
 	}
+	omit := n == 0
 	for _, i := range o.OmitUnless {
-		if sc.fields[i].st != present {
-			c.faults = c.faults[:mark]
+		if c.stack[base+i].st != present {
+			omit = true
+			c.faults = c.faults[:fmark]
 			c.warnings = c.warnings[:wmark]
-			return val{}
 		}
 	}
-	var b []byte
-	var secrets [][2]int
-	b = append(b, '{')
-	n := 0
-	for i, f := range o.Fields {
-		v := sc.fields[i]
-		if v.st != present {
-			continue
+	c.stack = c.stack[:base]
+	if omit {
+		c.out = c.out[:mark]
+		c.secrets = c.secrets[:smark]
+		return false
+	}
+	c.out = append(c.out, '}')
+	return true
+}
+
+// writeField evaluates a field and writes it when present.
+func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int) rv {
+	mark := len(c.out)
+	if *n > 0 {
+		c.out = append(c.out, ',')
+	}
+	c.out = append(c.out, f.JSONKey...)
+	start := len(c.out)
+	var v rv
+	switch {
+	case f.Type.Kind == engine.KindObject && f.Object != nil:
+		if c.writeObject(f.Object, sc) {
+			v = rv{st: present, jt: '{', inOut: true, off: start, end: len(c.out)}
 		}
-		if n > 0 {
-			b = append(b, ',')
-		}
-		n++
-		b = appendJSONString(b, f.Name)
-		b = append(b, ':')
-		start := len(b)
-		for _, s := range v.secrets {
-			secrets = append(secrets, [2]int{start + s[0], start + s[1]})
-		}
-		b = append(b, v.res.Raw...)
-		if f.Secret {
-			secrets = append(secrets, [2]int{start, len(b)})
+	case f.Type.Kind == engine.KindArray && f.Object != nil:
+		v = c.writeItems(f, sc)
+	default:
+		v = c.spec(&f.Spec, sc)
+		if v.st == present {
+			if f.List {
+				c.out = append(c.out, '[')
+				c.out = c.appendVal(c.out, v)
+				c.out = append(c.out, ']')
+			} else {
+				c.out = c.appendVal(c.out, v)
+			}
 		}
 	}
-	if n == 0 {
-		return val{}
+	c.account(f, v)
+	if v.st != present {
+		c.out = c.out[:mark]
+		return v
 	}
-	b = append(b, '}')
-	return val{st: present, res: gjson.Result{Type: gjson.JSON, Raw: string(b)}, secrets: secrets}
+	if f.Secret {
+		c.secrets = append(c.secrets, [2]int{start, len(c.out)})
+	}
+	*n++
+	return v
+}
+
+// evalField evaluates a field without writing it (objects and items are
+// written to the scratch space).
+func (c *evalCtx) evalField(f *engine.Field, sc *scope) rv {
+	var v rv
+	switch {
+	case f.Object != nil:
+		save := c.out
+		c.out = nil
+		mark := len(c.secrets)
+		var ok bool
+		if f.Type.Kind == engine.KindObject {
+			ok = c.writeObject(f.Object, sc)
+			v = rv{st: present}
+		} else {
+			v = c.writeItems(f, sc)
+			ok = v.st == present
+		}
+		c.secrets = c.secrets[:mark] // nested secrets inside out-of-order objects: redacted as a whole below
+		if ok {
+			v = rv{st: present, jt: '{', b: c.scratchText(func(d []byte) []byte { return append(d, c.out...) })}
+			if f.Type.Kind == engine.KindArray {
+				v.jt = '['
+			}
+		}
+		c.out = save
+	default:
+		v = c.spec(&f.Spec, sc)
+		if v.st == present && f.List {
+			text := c.scratchText(func(d []byte) []byte {
+				d = append(d, '[')
+				d = c.appendVal(d, v)
+				return append(d, ']')
+			})
+			v = rv{st: present, jt: '[', b: text}
+		}
+	}
+	c.account(f, v)
+	return v
+}
+
+// account records a field's fault or warning.
+func (c *evalCtx) account(f *engine.Field, v rv) {
+	switch v.st {
+	case invalid:
+		c.faults = append(c.faults, fault{path: c.render(f.Path), msg: v.msg})
+	case absent:
+		if f.Required {
+			c.faults = append(c.faults, fault{path: c.render(f.Path), missing: true})
+		} else if f.WarnIfAbsent != "" && !contains(c.warnings, f.WarnIfAbsent) {
+			c.warnings = append(c.warnings, f.WarnIfAbsent)
+		}
+	}
 }
 
 func contains(s []string, x string) bool {
@@ -502,67 +593,82 @@ func contains(s []string, x string) bool {
 	return false
 }
 
-// field evaluates one field in its object's scope.
-func (c *evalCtx) field(f *engine.Field, sc *objScope) val {
-	var v val
-	switch {
-	case f.Type.Kind == engine.KindObject && f.Object != nil:
-		v = c.object(f.Object, sc, f.Path)
-	case f.Type.Kind == engine.KindArray && f.Object != nil:
-		v = c.items(f, sc)
-	default:
-		v = c.spec(&f.Spec, sc)
-	}
-	if v.st == present && f.List {
-		v.res = gjson.Result{Type: gjson.JSON, Raw: "[" + v.res.Raw + "]"}
-		for i := range v.secrets {
-			v.secrets[i][0]++
-			v.secrets[i][1]++
-		}
-	}
-	return v
-}
-
-// items maps an array item by item.
-func (c *evalCtx) items(f *engine.Field, sc *objScope) val {
+// writeItems maps an array item by item, writing it to c.out.
+func (c *evalCtx) writeItems(f *engine.Field, sc *scope) rv {
 	in := c.selectSource(&f.Spec, sc)
 	if in.st != present {
 		return in
 	}
-	if !in.res.IsArray() {
-		return invalidVal("expected a list, got %s", describe(in.res))
+	if in.jt != '[' {
+		return invalidVal("expected a list, got " + describeVal(in))
 	}
-	var b []byte
-	var secrets [][2]int
-	b = append(b, '[')
-	i := 0
-	in.res.ForEach(func(_, item gjson.Result) bool {
-		if i > 0 {
-			b = append(b, ',')
+	ip := c.in.plan.items[f.Object]
+	start := len(c.out)
+	c.out = append(c.out, '[')
+	arr := in.b
+	var slots []span
+	i, n := 0, 0
+	err := eachElement(arr, func(el []byte, kind byte) {
+		if n > 0 {
+			c.out = append(c.out, ',')
 		}
-		if !item.IsObject() {
-			c.faults = append(c.faults, fault{path: c.render(f.Path) + "[" + strconv.Itoa(i) + "]", msg: "expected an object, got " + describe(item)})
-			b = append(b, "null"...)
+		n++
+		if kind != '{' {
+			c.faults = append(c.faults, fault{path: c.render(f.Path) + "[" + strconv.Itoa(i) + "]", msg: "expected an object, got " + describeVal(c.spanVal(el, span{start: 0, end: int32(len(el)), kind: kind}))})
+			c.out = append(c.out, "null"...)
 			i++
-			return true
+			return
+		}
+		if cap(slots) < len(ip.paths) {
+			slots = make([]span, len(ip.paths))
+		}
+		slots = slots[:len(ip.paths)]
+		clear(slots)
+		var isc scanner
+		_ = isc.scan(el, ip.root, slots, 1<<20) // validated already
+		if len(ip.fallback) > 0 {
+			c.fillFallback(el, ip.fallback, slots)
 		}
 		c.idx = append(c.idx, i)
-		v := c.object(f.Object, &objScope{item: item, hasItem: true}, f.Path)
-		c.idx = c.idx[:len(c.idx)-1]
-		start := len(b)
-		if v.st == present {
-			for _, s := range v.secrets {
-				secrets = append(secrets, [2]int{start + s[0], start + s[1]})
-			}
-			b = append(b, v.res.Raw...)
-		} else {
-			b = append(b, "{}"...)
+		if !c.writeObject(f.Object, &scope{item: el, slots: slots, plan: ip}) {
+			c.out = append(c.out, "{}"...)
 		}
+		c.idx = c.idx[:len(c.idx)-1]
 		i++
-		return true
 	})
-	b = append(b, ']')
-	return val{st: present, res: gjson.Result{Type: gjson.JSON, Raw: string(b)}, secrets: secrets}
+	if err != nil {
+		c.out = c.out[:start]
+		return invalidVal("expected a list, got malformed JSON")
+	}
+	c.out = append(c.out, ']')
+	return rv{st: present, jt: '[', inOut: true, off: start, end: len(c.out)}
+}
+
+// eachElement calls fn with each element of a JSON array (valid JSON).
+func eachElement(arr []byte, fn func(el []byte, kind byte)) error {
+	var s scanner
+	s.b, s.maxDepth = arr, 1<<20
+	s.i = 1
+	s.ws()
+	if s.i < len(arr) && arr[s.i] == ']' {
+		return nil
+	}
+	for {
+		start := s.i
+		if err := s.value(nil); err != nil {
+			return err
+		}
+		fn(arr[start:s.i], kindOf(arr[start]))
+		s.ws()
+		if s.i >= len(arr) {
+			return errSyntax
+		}
+		if arr[s.i] == ']' {
+			return nil
+		}
+		s.i++
+		s.ws()
+	}
 }
 
 // render writes a field path with the current item indices:
@@ -602,11 +708,11 @@ func (c *evalCtx) template(t *engine.Template, dst []byte, where string) []byte 
 			v := c.value(p.Value)
 			switch v.st {
 			case present:
-				s := v.res.Raw
-				if v.res.Type == gjson.String {
-					s = v.res.Str
+				text := v.b
+				if v.jt != '"' {
+					text = c.jsonText(v)
 				}
-				dst = appendEscaped(dst, s, p.Escape)
+				dst = appendEscaped(dst, bstr(text), p.Escape)
 			case invalid:
 				c.faults = append(c.faults, fault{path: p.Value.Name, msg: v.msg + " (in " + where + ")"})
 			default:
@@ -629,27 +735,110 @@ func appendEscaped(dst []byte, s string, e engine.Escape) []byte {
 	return append(dst, s...)
 }
 
-func (c *evalCtx) auth(a *engine.Auth, out *Request) {
-	render := func(t *engine.Template) string {
-		if t == nil {
-			return ""
+// renderStatic renders a template that reads config only.
+func (in *Integration) renderStatic(t *engine.Template) string {
+	var b []byte
+	for _, p := range t.Parts {
+		switch {
+		case p.Config != "":
+			b = appendEscaped(b, in.configText[p.Config], p.Escape)
+		default:
+			b = append(b, p.Literal...)
 		}
-		return string(c.template(t, nil, "auth"))
 	}
-	switch a.Type {
-	case engine.AuthBasic:
-		cred := render(a.Username) + ":" + render(a.Password)
-		out.Headers = append(out.Headers, Header{Name: "Authorization", Value: "Basic " + base64.StdEncoding.EncodeToString([]byte(cred)), Secret: true})
-	case engine.AuthBearer:
-		out.Headers = append(out.Headers, Header{Name: "Authorization", Value: "Bearer " + render(a.Token), Secret: true})
-	case engine.AuthHeader:
-		out.Headers = append(out.Headers, Header{Name: a.Name, Value: render(a.Value), Secret: true})
-	case engine.AuthQuery:
-		sep := "?"
-		if strings.Contains(out.URL, "?") {
-			sep = "&"
+	return string(b)
+}
+
+func staticTemplate(t *engine.Template) bool {
+	if t == nil {
+		return true
+	}
+	for _, p := range t.Parts {
+		if p.Value != nil {
+			return false
 		}
-		out.URL += sep + url.QueryEscape(a.Name) + "=" + url.QueryEscape(render(a.Value))
-		out.secretQuery = url.QueryEscape(a.Name)
 	}
+	return true
+}
+
+// requestPlan is what an integration knows of a request before any event:
+// its URL and headers when they read config only, auth included.
+type requestPlan struct {
+	staticURL  bool
+	url        string
+	headers    []Header // static, auth included
+	dynHeaders []*engine.Header
+	hasCT      bool
+	queryAuth  string // "?name=value" or "&name=value"
+	queryName  string
+}
+
+func (in *Integration) planRequest(r *engine.Request) *requestPlan {
+	rp := &requestPlan{staticURL: staticTemplate(r.URL)}
+	if rp.staticURL {
+		rp.url = in.renderStatic(r.URL)
+	}
+	for _, h := range r.Headers {
+		rp.hasCT = rp.hasCT || strings.EqualFold(h.Name, "Content-Type")
+		if staticTemplate(h.Value) {
+			rp.headers = append(rp.headers, Header{Name: h.Name, Value: in.renderStatic(h.Value), Secret: h.Secret})
+		} else {
+			rp.dynHeaders = append(rp.dynHeaders, h)
+		}
+	}
+	if a := r.Auth; a != nil {
+		render := func(t *engine.Template) string {
+			if t == nil {
+				return ""
+			}
+			return in.renderStatic(t)
+		}
+		switch a.Type {
+		case engine.AuthBasic:
+			cred := render(a.Username) + ":" + render(a.Password)
+			rp.headers = append(rp.headers, Header{Name: "Authorization", Value: "Basic " + base64.StdEncoding.EncodeToString([]byte(cred)), Secret: true})
+		case engine.AuthBearer:
+			rp.headers = append(rp.headers, Header{Name: "Authorization", Value: "Bearer " + render(a.Token), Secret: true})
+		case engine.AuthHeader:
+			rp.headers = append(rp.headers, Header{Name: a.Name, Value: render(a.Value), Secret: true})
+		case engine.AuthQuery:
+			sep := "?"
+			if strings.Contains(r.URL.Text, "?") {
+				sep = "&"
+			}
+			rp.queryName = url.QueryEscape(a.Name)
+			rp.queryAuth = sep + rp.queryName + "=" + url.QueryEscape(render(a.Value))
+		}
+	}
+	return rp
+}
+
+func describe(r gjson.Result) string {
+	switch r.Type {
+	case gjson.String:
+		return fmt.Sprintf("a string (%q)", truncate(r.Str, 40))
+	case gjson.Number:
+		return "a number"
+	case gjson.True, gjson.False:
+		return "a boolean"
+	case gjson.Null:
+		return "null"
+	}
+	if r.IsArray() {
+		return "a list"
+	}
+	if r.IsObject() {
+		return "an object"
+	}
+	return "nothing"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }

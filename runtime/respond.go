@@ -71,7 +71,7 @@ func (in *Integration) ruleHolds(e *engine.Expr, rc *responseCtx) bool {
 	defer c.release()
 	c.in = in
 	c.resp = rc
-	ok, err := c.runBool(e, &objScope{})
+	ok, err := c.runBool(e, &scope{})
 	return err == nil && ok
 }
 

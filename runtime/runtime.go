@@ -84,6 +84,10 @@ type Integration struct {
 	// configText is each value as it is written into templates.
 	configText map[string]string
 	red        *redactor
+	// plan and requests are derived once: the paths to scan, and each
+	// request's URL and headers as far as config decides them.
+	plan     *bpPlan
+	requests map[*engine.Request]*requestPlan
 }
 
 // ConfigError refuses a config: reason invalid_config. It never holds a
@@ -175,6 +179,15 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 		}
 	}
 	in.red = newRedactor(secrets)
+	if len(problems) == 0 {
+		in.plan = planOf(bp)
+		in.requests = map[*engine.Request]*requestPlan{}
+		for _, e := range v.Events {
+			if in.requests[e.Request] == nil {
+				in.requests[e.Request] = in.planRequest(e.Request)
+			}
+		}
+	}
 	if len(problems) > 0 {
 		keys := make([]string, 0, len(problems))
 		for k := range problems {

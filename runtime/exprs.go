@@ -1,0 +1,264 @@
+package runtime
+
+import (
+	"encoding/json"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/conv"
+)
+
+// goVal turns a Go value (from config or an expression) into a value.
+// Values JSON cannot hold are absent.
+func (c *evalCtx) goVal(x any) rv {
+	switch x := x.(type) {
+	case nil:
+		return rv{}
+	case string:
+		if x == "" {
+			return rv{}
+		}
+		return textVal(sbytes(x))
+	case bool:
+		if x {
+			return rv{st: present, jt: 't', b: sbytes("true")}
+		}
+		return rv{st: present, jt: 'f', b: sbytes("false")}
+	case int:
+		return intVal(int64(x))
+	case int64:
+		return intVal(x)
+	case float64:
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return rv{}
+		}
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return rv{st: present, jt: '0', b: c.scratchText(func(d []byte) []byte { return strconv.AppendFloat(d, x, 'f', -1, 64) })}
+		}
+		return rv{st: present, jt: '0', b: c.scratchText(func(d []byte) []byte { return strconv.AppendFloat(d, x, 'g', -1, 64) })}
+	case time.Time:
+		return textVal(c.scratchText(func(d []byte) []byte { return conv.AppendUTC(d, x) }))
+	}
+	b, err := json.Marshal(x)
+	if err != nil || len(b) == 0 {
+		return rv{}
+	}
+	v := c.spanVal(b, span{start: 0, end: int32(len(b)), kind: kindOf(b[0])})
+	return v
+}
+
+// goValue turns a value into what an expression sees: string, int
+// (integral numbers that fit), float64, bool, nil, or map[string]any /
+// []any for objects and arrays.
+func (c *evalCtx) goValue(v rv) any {
+	if v.st != present {
+		return nil
+	}
+	switch {
+	case v.isInt:
+		return int(v.n)
+	case v.jt == '"':
+		return string(v.b)
+	case v.jt == 't':
+		return true
+	case v.jt == 'f':
+		return false
+	case v.jt == 'n':
+		return nil
+	case v.jt == '0':
+		if !containsAny(v.b, ".eE") {
+			if n, err := strconv.ParseInt(bstr(v.b), 10, 64); err == nil {
+				return int(n)
+			}
+		}
+		f, _ := strconv.ParseFloat(bstr(v.b), 64)
+		return f
+	}
+	return gjson.ParseBytes(c.jsonText(v)).Value()
+}
+
+// runExpr evaluates a compiled expression. An expression that fails because
+// an input is absent gives absent; one whose input is itself invalid gives
+// skipped (it is derived, and never named in a fault); any other failure is
+// invalid.
+func (c *evalCtx) runExpr(e *engine.Expr, sc *scope) (rv, error) {
+	if a := e.Arith; a != nil {
+		if v, ok := c.arith(e, a, sc); ok {
+			return v, nil
+		}
+	}
+	env := make(map[string]any, len(e.Inputs))
+	anyAbsent, anyBad := false, false
+	for i := range e.Inputs {
+		in := &e.Inputs[i]
+		x, st := c.input(in, sc)
+		switch st {
+		case invalid, skipped:
+			anyBad = true
+		case absent:
+			anyAbsent = true
+		}
+		if x == nil {
+			anyAbsent = true
+		}
+		env[in.Name] = x
+	}
+	out, err := c.vm.Run(e.Program, env)
+	if err != nil {
+		switch {
+		case anyBad:
+			return rv{st: skipped}, err
+		case anyAbsent:
+			return rv{}, err
+		}
+		return invalidVal(exprMessage(err)), err
+	}
+	v := c.goVal(out)
+	if v.st != present || isAbsent(v) {
+		if anyBad {
+			return rv{st: skipped}, nil
+		}
+		return rv{}, nil
+	}
+	return v, nil
+}
+
+// input resolves one expression input to the Go value the program sees.
+func (c *evalCtx) input(in *engine.Input, sc *scope) (any, state) {
+	switch in.Kind {
+	case engine.InputEvent:
+		if in.Slot < 0 {
+			return gjson.ParseBytes(c.event).Value(), present
+		}
+		v := c.spanVal(c.event, c.slots[in.Slot])
+		return c.goValue(v), v.st
+	case engine.InputItem:
+		if in.Slot < 0 {
+			return gjson.ParseBytes(sc.item).Value(), present
+		}
+		if sc.item == nil {
+			return nil, absent
+		}
+		v := c.spanVal(sc.item, sc.slots[in.Slot])
+		return c.goValue(v), v.st
+	case engine.InputConfig:
+		x := c.in.config[in.Config]
+		if i, ok := x.(int64); ok {
+			x = int(i)
+		}
+		return x, present
+	case engine.InputValue:
+		v := c.value(in.Value)
+		return c.goValue(v), v.st
+	case engine.InputField:
+		if in.Field < len(sc.fields) {
+			v := sc.fields[in.Field]
+			return c.goValue(v), v.st
+		}
+	case engine.InputStatus:
+		if c.resp != nil {
+			return c.resp.status, present
+		}
+	case engine.InputBody:
+		if c.resp != nil && gjson.ValidBytes(c.resp.body) {
+			if in.Path == "" {
+				return gjson.ParseBytes(c.resp.body).Value(), present
+			}
+			r := gjson.GetBytes(c.resp.body, in.Path)
+			if r.Exists() {
+				return r.Value(), present
+			}
+		}
+	case engine.InputHeader:
+		if c.resp != nil {
+			if v := c.resp.header.Values(in.Path); len(v) > 0 {
+				return v[0], present
+			}
+		}
+	}
+	return nil, absent
+}
+
+// arith computes checked integer arithmetic on two inputs natively; it
+// reports false when an input is not an integer (the VM then decides).
+func (c *evalCtx) arith(e *engine.Expr, a *engine.Arith, sc *scope) (rv, bool) {
+	x, sx := c.intInput(&e.Inputs[a.A], sc)
+	y, sy := c.intInput(&e.Inputs[a.B], sc)
+	switch {
+	case sx == invalid || sx == skipped || sy == invalid || sy == skipped:
+		return rv{st: skipped}, true
+	case sx == absent || sy == absent:
+		return rv{}, true
+	case sx != present || sy != present:
+		return rv{}, false
+	}
+	var r int64
+	ok := true
+	switch a.Op {
+	case '+':
+		r = x + y
+		ok = (r > x) == (y > 0)
+	case '-':
+		r = x - y
+		ok = (r < x) == (y > 0)
+	case '*':
+		if x != 0 && y != 0 {
+			r = x * y
+			ok = r/y == x && !(x == -1 && y == math.MinInt64) && !(y == -1 && x == math.MinInt64)
+		}
+	}
+	if !ok {
+		return invalidVal("integer overflow in " + strconv.FormatInt(x, 10) + " " + string(a.Op) + " " + strconv.FormatInt(y, 10)), true
+	}
+	return intVal(r), true
+}
+
+// intInput reads an input that should be an integer; state 255 means
+// present but not an integer.
+func (c *evalCtx) intInput(in *engine.Input, sc *scope) (int64, state) {
+	var v rv
+	switch in.Kind {
+	case engine.InputField:
+		if in.Field >= len(sc.fields) {
+			return 0, 255
+		}
+		v = sc.fields[in.Field]
+	case engine.InputValue:
+		v = c.value(in.Value)
+	default:
+		return 0, 255
+	}
+	if v.st != present {
+		return 0, v.st
+	}
+	if v.isInt {
+		return v.n, present
+	}
+	return 0, 255
+}
+
+func (c *evalCtx) runBool(e *engine.Expr, sc *scope) (bool, error) {
+	v, err := c.runExpr(e, sc)
+	if err != nil {
+		return false, err
+	}
+	return v.st == present && v.jt == 't', nil
+}
+
+var exprLocRE = regexp.MustCompile(` \(\d+:\d+\)$`)
+
+// exprMessage is the first line of an expression error, without expr's
+// position inside the expression.
+func exprMessage(err error) string {
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return exprLocRE.ReplaceAllString(strings.TrimSpace(msg), "")
+}

@@ -1,0 +1,107 @@
+package runtime
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/blueprint-engine/blueprint/engine"
+)
+
+// bpPlan is what the runtime derives once per compiled blueprint: the trie
+// of every path the blueprint reads on an event, and one per array items.
+type bpPlan struct {
+	root  *trie
+	paths []string
+	// fallback holds the slots whose path the scanner cannot express
+	// (wildcards, queries), resolved with gjson instead.
+	fallback map[int]string
+	items    map[*engine.Object]*itemPlan
+}
+
+type itemPlan struct {
+	root     *trie
+	paths    []string
+	fallback map[int]string
+}
+
+var plans sync.Map // *engine.Blueprint -> *bpPlan
+
+func planOf(bp *engine.Blueprint) *bpPlan {
+	if p, ok := plans.Load(bp); ok {
+		return p.(*bpPlan)
+	}
+	p := &bpPlan{items: map[*engine.Object]*itemPlan{}}
+	p.root, p.paths, p.fallback = buildTrie(bp.Paths)
+	seen := map[*engine.Object]bool{}
+	var walk func(o *engine.Object)
+	walk = func(o *engine.Object) {
+		if o == nil || seen[o] {
+			return
+		}
+		seen[o] = true
+		for _, f := range o.Fields {
+			if f.Object == nil {
+				continue
+			}
+			if f.Type.Kind == engine.KindArray {
+				ip := &itemPlan{}
+				ip.root, ip.paths, ip.fallback = buildTrie(f.Object.ItemPaths)
+				p.items[f.Object] = ip
+			}
+			walk(f.Object)
+		}
+	}
+	for _, v := range bp.Variants {
+		for _, e := range v.Events {
+			walk(e.Request.Body)
+		}
+	}
+	actual, _ := plans.LoadOrStore(bp, p)
+	return actual.(*bpPlan)
+}
+
+func buildTrie(paths []string) (*trie, []string, map[int]string) {
+	root := newTrie()
+	var fallback map[int]string
+	for slot, p := range paths {
+		segs, ok := splitPath(p)
+		if !ok {
+			if fallback == nil {
+				fallback = map[int]string{}
+			}
+			fallback[slot] = p
+			continue
+		}
+		root.add(segs, slot)
+	}
+	return root, paths, fallback
+}
+
+// splitPath splits a gjson path into plain keys; it reports false for
+// paths using gjson's wildcards, queries or modifiers.
+func splitPath(p string) ([]string, bool) {
+	var segs []string
+	var cur strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '\\' && i+1 < len(p):
+			i++
+			cur.WriteByte(p[i])
+		case c == '.':
+			segs = append(segs, cur.String())
+			cur.Reset()
+		case strings.IndexByte("*?#@|!=<>%(){}[]", c) >= 0:
+			return nil, false
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	segs = append(segs, cur.String())
+	for _, s := range segs {
+		if s == "" {
+			return nil, false
+		}
+	}
+	return segs, true
+}

@@ -1,0 +1,539 @@
+package runtime
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/conv"
+)
+
+// state is what became of a value or field for one event.
+type state uint8
+
+const (
+	absent  state = iota // no source present: omitted, or missing when required
+	present              // has an output
+	invalid              // its own source breaks its rule: named in a fault
+	skipped              // derived from an invalid input: never named
+)
+
+// rv is a computed value. Its bytes point into the event, the evaluation's
+// scratch space or its output buffer; nothing is copied until the body is
+// handed out.
+type rv struct {
+	st state
+	jt byte // JSON type: '"' string, '0' number, 't' true, 'f' false, 'n' null, '{' object, '[' array
+	// b is the text of a string (unescaped), or the JSON text of anything
+	// else.
+	b []byte
+	// raw is a string's JSON text as it came (quotes and escapes), when it
+	// can be copied as is.
+	raw   []byte
+	n     int64
+	isInt bool
+	// inOut: the value's JSON text is c.out[off:end] (objects and arrays
+	// written in place).
+	inOut    bool
+	off, end int
+	msg      string
+	// secrets are ranges of c.out holding secret fields, for values
+	// written in place.
+	secret bool
+}
+
+func intVal(n int64) rv { return rv{st: present, jt: '0', n: n, isInt: true} }
+
+func textVal(b []byte) rv { return rv{st: present, jt: '"', b: b} }
+
+func invalidVal(msg string) rv { return rv{st: invalid, msg: msg} }
+
+// bstr views bytes as a string without copying; the bytes must not change
+// while the string is in use.
+func bstr(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// sbytes views a string as bytes; they must not be written.
+func sbytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// jsonText returns the value's JSON text (allocating only for values that
+// are not kept as JSON).
+func (c *evalCtx) jsonText(v rv) []byte {
+	switch {
+	case v.inOut:
+		return c.out[v.off:v.end]
+	case v.isInt:
+		return strconv.AppendInt(nil, v.n, 10)
+	case v.jt == '"':
+		if v.raw != nil {
+			return v.raw
+		}
+		return appendJSONBytes(nil, v.b)
+	}
+	return v.b
+}
+
+// appendVal writes a value's JSON text.
+func (c *evalCtx) appendVal(out []byte, v rv) []byte {
+	switch {
+	case v.inOut:
+		return append(out, c.out[v.off:v.end]...)
+	case v.isInt:
+		return strconv.AppendInt(out, v.n, 10)
+	case v.jt == '"':
+		if v.raw != nil {
+			return append(out, v.raw...)
+		}
+		return appendJSONBytes(out, v.b)
+	}
+	return append(out, v.b...)
+}
+
+// scratch appends to the evaluation's scratch space and returns the bytes
+// written; they stay valid until the evaluation ends.
+func (c *evalCtx) scratchText(f func(dst []byte) []byte) []byte {
+	start := len(c.scratch)
+	c.scratch = f(c.scratch)
+	return c.scratch[start:len(c.scratch):len(c.scratch)]
+}
+
+// spanVal reads a scanned value: absent for a missing key, null, "" and
+// [] (the absent rule).
+func (c *evalCtx) spanVal(doc []byte, sp span) rv {
+	switch sp.kind {
+	case 0, 'n':
+		return rv{}
+	case '"':
+		raw := doc[sp.start:sp.end]
+		body := raw[1 : len(raw)-1]
+		if len(body) == 0 {
+			return rv{}
+		}
+		if sp.esc {
+			body = c.scratchText(func(d []byte) []byte { return unescape(d, body) })
+		}
+		return rv{st: present, jt: '"', b: body, raw: raw}
+	case '[':
+		raw := doc[sp.start:sp.end]
+		inner := raw[1 : len(raw)-1]
+		for _, ch := range inner {
+			if ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r' {
+				return rv{st: present, jt: '[', b: raw}
+			}
+		}
+		return rv{}
+	}
+	return rv{st: present, jt: sp.kind, b: doc[sp.start:sp.end]}
+}
+
+func isAbsent(v rv) bool {
+	if v.st != present {
+		return v.st == absent
+	}
+	switch v.jt {
+	case 'n':
+		return true
+	case '"':
+		return len(v.b) == 0 && !v.inOut
+	}
+	return false
+}
+
+// rule applies a type rule to a present value.
+func (c *evalCtx) rule(t *engine.Type, v rv) rv {
+	switch t.Kind {
+	case engine.KindAny:
+		return v
+	case engine.KindString:
+		var text []byte
+		switch v.jt {
+		case '"':
+			text = v.b
+		case '0':
+			if v.isInt {
+				text = c.scratchText(func(d []byte) []byte { return strconv.AppendInt(d, v.n, 10) })
+			} else if containsAny(v.b, "eE") {
+				f, err := strconv.ParseFloat(bstr(v.b), 64)
+				if err != nil || math.IsInf(f, 0) {
+					return invalidVal("number " + truncate(string(v.b), 40) + " is out of range")
+				}
+				text = c.scratchText(func(d []byte) []byte { return strconv.AppendFloat(d, f, 'f', -1, 64) })
+			} else {
+				text = v.b
+			}
+		case 't':
+			text = sbytes("true")
+		case 'f':
+			text = sbytes("false")
+		default:
+			return invalidVal("expected text, got " + describeVal(v))
+		}
+		if t.Pattern != nil && !t.Pattern.Match(text) {
+			return invalidVal(strconv.Quote(truncate(string(text), 40)) + " does not match the required pattern")
+		}
+		if v.jt == '"' {
+			return v
+		}
+		return textVal(text)
+	case engine.KindID:
+		switch v.jt {
+		case '"':
+			if t.Pattern != nil && !t.Pattern.Match(v.b) {
+				return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " does not match the required pattern")
+			}
+			return v
+		case '0':
+			if v.isInt {
+				return textVal(c.scratchText(func(d []byte) []byte { return strconv.AppendInt(d, v.n, 10) }))
+			}
+			if s, ok := integerText(bstr(v.b)); ok {
+				return textVal(c.scratchText(func(d []byte) []byte { return append(d, s...) }))
+			}
+			return invalidVal("expected text or an integer, got the number " + truncate(string(v.b), 40))
+		}
+		return invalidVal("expected text or an integer, got " + describeVal(v))
+	case engine.KindInteger:
+		var n int64
+		switch {
+		case v.isInt:
+			n = v.n
+		case v.jt == '0' || v.jt == '"':
+			s, ok := integerText(bstr(v.b))
+			if !ok {
+				return invalidVal("expected an integer, got " + describeScalar(v))
+			}
+			var err error
+			if n, err = strconv.ParseInt(s, 10, 64); err != nil {
+				return invalidVal("integer " + truncate(s, 40) + " is out of range")
+			}
+		default:
+			return invalidVal("expected an integer, got " + describeVal(v))
+		}
+		if msg := bounds(t, float64(n)); msg != "" {
+			return invalidVal(strconv.FormatInt(n, 10) + " " + msg)
+		}
+		return intVal(n)
+	case engine.KindNumber:
+		var f float64
+		switch {
+		case v.isInt:
+			f = float64(v.n)
+		case v.jt == '0' || v.jt == '"' && plainDecimal(v.b):
+			var err error
+			if f, err = strconv.ParseFloat(bstr(v.b), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
+				return invalidVal("expected a number, got " + describeScalar(v))
+			}
+		default:
+			return invalidVal("expected a number, got " + describeScalar(v))
+		}
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return invalidVal("number " + truncate(string(v.b), 40) + " is out of range")
+		}
+		if msg := bounds(t, f); msg != "" {
+			return invalidVal(truncate(string(v.b), 40) + " " + msg)
+		}
+		if v.jt == '"' {
+			return rv{st: present, jt: '0', b: v.b}
+		}
+		return v
+	case engine.KindBoolean:
+		if v.jt == 't' || v.jt == 'f' {
+			return v
+		}
+		return invalidVal("expected true or false, got " + describeVal(v))
+	case engine.KindMoney:
+		return c.money(t, v)
+	case engine.KindCurrency:
+		if v.jt != '"' {
+			return invalidVal("expected a three-letter currency code, got " + describeVal(v))
+		}
+		up := v.b
+		if !conv.ValidCurrency(up) {
+			up = c.scratchText(func(d []byte) []byte { return append(d, strings.ToUpper(bstr(v.b))...) })
+			if !conv.ValidCurrency(up) {
+				return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " is not a three-letter currency code")
+			}
+		}
+		return textVal(up)
+	case engine.KindTime:
+		if v.jt != '"' {
+			return invalidVal("expected an RFC 3339 time, got " + describeVal(v))
+		}
+		tm, ok := conv.ParseTime(bstr(v.b))
+		if !ok {
+			return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " is not an RFC 3339 time")
+		}
+		if !conv.WritableUTC(tm) {
+			return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " falls outside the years 0000-9999 in UTC")
+		}
+		return textVal(c.scratchText(func(d []byte) []byte { return conv.AppendUTC(d, tm) }))
+	case engine.KindEmailSHA256:
+		if v.jt != '"' {
+			return invalidVal("expected an email address, got " + describeVal(v))
+		}
+		norm := c.scratchText(func(d []byte) []byte { return appendLowerTrim(d, v.b) })
+		if len(norm) == 0 {
+			return rv{}
+		}
+		sum := sha256.Sum256(norm)
+		return textVal(c.scratchText(func(d []byte) []byte { return hex.AppendEncode(d, sum[:]) }))
+	case engine.KindObject:
+		if v.jt != '{' {
+			return invalidVal("expected an object, got " + describeVal(v))
+		}
+		return v
+	case engine.KindArray:
+		if v.jt != '[' {
+			return invalidVal("expected a list, got " + describeVal(v))
+		}
+		return v
+	}
+	return v
+}
+
+// appendLowerTrim appends s trimmed of white space and lower-cased.
+func appendLowerTrim(dst, s []byte) []byte {
+	s = trimSpace(s)
+	for _, ch := range s {
+		if ch >= utf8.RuneSelf {
+			return append(dst, strings.ToLower(bstr(s))...)
+		}
+	}
+	for _, ch := range s {
+		if ch >= 'A' && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		dst = append(dst, ch)
+	}
+	return dst
+}
+
+func trimSpace(s []byte) []byte {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t' || s[0] == '\n' || s[0] == '\r' || s[0] == '\v' || s[0] == '\f') {
+		s = s[1:]
+	}
+	for len(s) > 0 {
+		ch := s[len(s)-1]
+		if ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r' && ch != '\v' && ch != '\f' {
+			break
+		}
+		s = s[:len(s)-1]
+	}
+	if len(s) > 0 && s[0] >= utf8.RuneSelf || len(s) > 0 && s[len(s)-1] >= utf8.RuneSelf {
+		return sbytes(strings.TrimSpace(bstr(s)))
+	}
+	return s
+}
+
+func containsAny(b []byte, chars string) bool {
+	for _, c := range b {
+		if strings.IndexByte(chars, c) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func bounds(t *engine.Type, f float64) string {
+	if t.Min != nil && f < *t.Min {
+		return "is below the minimum " + strconv.FormatFloat(*t.Min, 'f', -1, 64)
+	}
+	if t.Max != nil && f > *t.Max {
+		return "is above the maximum " + strconv.FormatFloat(*t.Max, 'f', -1, 64)
+	}
+	return ""
+}
+
+// money converts a JSON number or decimal text to minor units of the
+// currency value's exponent (2 when the currency is absent or invalid).
+func (c *evalCtx) money(t *engine.Type, v rv) rv {
+	exp := 2
+	if t.Currency != nil {
+		if cv := c.value(t.Currency); cv.st == present && cv.jt == '"' {
+			exp = conv.CurrencyExponent(bstr(cv.b))
+		}
+	}
+	var n int64
+	var err error
+	switch {
+	case v.isInt:
+		n, err = conv.MinorUnits(strconv.AppendInt(c.num[:0], v.n, 10), exp, false)
+	case v.jt == '0':
+		n, err = conv.MinorUnits(v.b, exp, true)
+	case v.jt == '"':
+		n, err = conv.MinorUnits(v.b, exp, false)
+	default:
+		return invalidVal("expected an amount (a number or decimal text), got " + describeVal(v))
+	}
+	switch {
+	case errors.Is(err, conv.ErrTooLarge):
+		return invalidVal("amount " + truncate(string(v.b), 40) + " is too large")
+	case err != nil:
+		return invalidVal(describeScalar(v) + " is not a decimal amount")
+	case n < 0:
+		return invalidVal("amount " + truncate(string(v.b), 40) + " is negative")
+	}
+	return intVal(n)
+}
+
+func describeVal(v rv) string {
+	switch v.jt {
+	case '"':
+		return "a string (" + strconv.Quote(truncate(string(v.b), 40)) + ")"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	case '[':
+		return "a list"
+	case '{':
+		return "an object"
+	}
+	return "nothing"
+}
+
+// describeScalar describes a scalar with its text, for messages.
+func describeScalar(v rv) string {
+	switch v.jt {
+	case '"':
+		return strconv.Quote(truncate(string(v.b), 40))
+	case '0':
+		if v.isInt {
+			return strconv.FormatInt(v.n, 10)
+		}
+		return truncate(string(v.b), 40)
+	}
+	return describeVal(v)
+}
+
+// integerText returns the decimal text of an integral number written as
+// s ("2", "2.0", "-3", "1e3"), or false.
+func integerText(s string) (string, bool) {
+	if s == "" {
+		return "", false
+	}
+	i := 0
+	if s[0] == '-' {
+		i = 1
+	}
+	start := i
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == start {
+		return "", false
+	}
+	intPart := s[:i]
+	if i == len(s) {
+		return normInt(intPart), true
+	}
+	if s[i] == '.' {
+		j := i + 1
+		for j < len(s) && s[j] == '0' {
+			j++
+		}
+		if j == len(s) && j > i+1 {
+			return normInt(intPart), true
+		}
+	}
+	// Exponent or non-zero fraction: integral only when the value is.
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f != math.Trunc(f) || math.Abs(f) >= 1<<63 || !plainNumber(s) {
+		return "", false
+	}
+	return strconv.FormatInt(int64(f), 10), true
+}
+
+// normInt drops leading zeros and a negative zero's sign.
+func normInt(s string) string {
+	neg := strings.HasPrefix(s, "-")
+	d := strings.TrimLeft(strings.TrimPrefix(s, "-"), "0")
+	switch {
+	case d == "":
+		return "0"
+	case neg:
+		return "-" + d
+	case len(d) == len(s):
+		return s
+	}
+	return d
+}
+
+// plainNumber: a JSON number.
+func plainNumber(s string) bool {
+	var sc scanner
+	sc.b = sbytes(s)
+	return sc.number() == nil && sc.i == len(s)
+}
+
+// plainDecimal: -?digits(.digits)?
+func plainDecimal(b []byte) bool {
+	_, err := conv.MinorUnits(b, 0, false)
+	return err == nil || errors.Is(err, conv.ErrTooLarge)
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte { return appendJSONBytes(b, sbytes(s)) }
+
+// appendJSONBytes appends s as a JSON string, escaping what JSON requires
+// (and U+2028, U+2029); invalid UTF-8 becomes U+FFFD.
+func appendJSONBytes(b []byte, s []byte) []byte {
+	const hexd = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexd[c>>4], hexd[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexd[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
