@@ -502,7 +502,7 @@ func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int) rv {
 	switch {
 	case f.Type.Kind == engine.KindObject && f.Object != nil:
 		if c.writeObject(f.Object, sc) {
-			v = rv{st: present, jt: '{', inOut: true, off: start, end: len(c.out)}
+			v = rv{st: present, jt: '{', inOut: true, off: int32(start), end: int32(len(c.out))}
 		}
 	case f.Type.Kind == engine.KindArray && f.Object != nil:
 		v = c.writeItems(f, sc)
@@ -606,9 +606,9 @@ func (c *evalCtx) writeItems(f *engine.Field, sc *scope) rv {
 	start := len(c.out)
 	c.out = append(c.out, '[')
 	arr := in.b
-	var slots []span
+	slots := make([]span, len(ip.paths))
 	i, n := 0, 0
-	err := eachElement(arr, func(el []byte, kind byte) {
+	err := eachElement(arr, ip.root, slots, func(el []byte, kind byte) {
 		if n > 0 {
 			c.out = append(c.out, ',')
 		}
@@ -619,13 +619,6 @@ func (c *evalCtx) writeItems(f *engine.Field, sc *scope) rv {
 			i++
 			return
 		}
-		if cap(slots) < len(ip.paths) {
-			slots = make([]span, len(ip.paths))
-		}
-		slots = slots[:len(ip.paths)]
-		clear(slots)
-		var isc scanner
-		_ = isc.scan(el, ip.root, slots, 1<<20) // validated already
 		if len(ip.fallback) > 0 {
 			c.fillFallback(el, ip.fallback, slots)
 		}
@@ -641,13 +634,15 @@ func (c *evalCtx) writeItems(f *engine.Field, sc *scope) rv {
 		return invalidVal("expected a list, got malformed JSON")
 	}
 	c.out = append(c.out, ']')
-	return rv{st: present, jt: '[', inOut: true, off: start, end: len(c.out)}
+	return rv{st: present, jt: '[', inOut: true, off: int32(start), end: int32(len(c.out))}
 }
 
-// eachElement calls fn with each element of a JSON array (valid JSON).
-func eachElement(arr []byte, fn func(el []byte, kind byte)) error {
+// eachElement calls fn with each element of a JSON array (valid JSON),
+// after recording the paths of t (relative to the element) in slots, in
+// the same pass.
+func eachElement(arr []byte, t *trie, slots []span, fn func(el []byte, kind byte)) error {
 	var s scanner
-	s.b, s.maxDepth = arr, 1<<20
+	s.b, s.maxDepth, s.slots = arr, 1<<20, slots
 	s.i = 1
 	s.ws()
 	if s.i < len(arr) && arr[s.i] == ']' {
@@ -655,7 +650,9 @@ func eachElement(arr []byte, fn func(el []byte, kind byte)) error {
 	}
 	for {
 		start := s.i
-		if err := s.value(nil); err != nil {
+		clear(slots)
+		s.base = start
+		if err := s.value(t); err != nil {
 			return err
 		}
 		fn(arr[start:s.i], kindOf(arr[start]))

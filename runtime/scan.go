@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"unicode/utf8"
@@ -84,12 +85,15 @@ type scanner struct {
 	deepest  int
 	slots    []span
 	keyBuf   []byte
+	// base is subtracted from recorded positions (elements of an array
+	// are scanned in place, their spans relative to the element).
+	base int
 }
 
 // scan validates b as exactly one JSON value (surrounded by white space)
 // and records the values t names. maxDepth bounds nesting.
 func (s *scanner) scan(b []byte, t *trie, slots []span, maxDepth int) error {
-	s.b, s.i, s.depth, s.deepest, s.maxDepth, s.slots = b, 0, 0, 0, maxDepth, slots
+	s.b, s.i, s.depth, s.deepest, s.maxDepth, s.slots, s.base = b, 0, 0, 0, maxDepth, slots, 0
 	s.ws()
 	if err := s.value(t); err != nil {
 		return err
@@ -114,6 +118,8 @@ func (s *scanner) ws() {
 
 func (s *scanner) record(t *trie, sp span) {
 	if t != nil && t.slot >= 0 && !s.slots[t.slot].present() {
+		sp.start -= int32(s.base)
+		sp.end -= int32(s.base)
 		s.slots[t.slot] = sp // the first of duplicate keys wins
 	}
 }
@@ -277,7 +283,14 @@ func (s *scanner) str() (esc bool, err error) {
 	b := s.b
 	i := s.i + 1
 	for {
-		// The common case: plain characters.
+		// The common case: plain characters, eight at a time.
+		for i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			if special8(x) {
+				break
+			}
+			i += 8
+		}
 		for i < len(b) {
 			c := b[i]
 			if c == '"' || c == '\\' || c < 0x20 {
@@ -309,6 +322,21 @@ func (s *scanner) str() (esc bool, err error) {
 			return false, errSyntax
 		}
 	}
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// special8 reports whether any of eight bytes is a quote, a backslash or a
+// control character (below 0x20): the bytes a string scan must stop at.
+func special8(x uint64) bool {
+	quote := x ^ (ones * '"')
+	back := x ^ (ones * '\\')
+	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	below := (x - ones*0x20) & ^x & highs
+	return hasZero(quote)|hasZero(back)|below != 0
 }
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }

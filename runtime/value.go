@@ -26,26 +26,22 @@ const (
 
 // rv is a computed value. Its bytes point into the event, the evaluation's
 // scratch space or its output buffer; nothing is copied until the body is
-// handed out.
+// handed out. It is kept small: values are passed by value on the hot path.
 type rv struct {
-	st state
-	jt byte // JSON type: '"' string, '0' number, 't' true, 'f' false, 'n' null, '{' object, '[' array
 	// b is the text of a string (unescaped), or the JSON text of anything
 	// else.
-	b []byte
-	// raw is a string's JSON text as it came (quotes and escapes), when it
-	// can be copied as is.
-	raw   []byte
-	n     int64
-	isInt bool
-	// inOut: the value's JSON text is c.out[off:end] (objects and arrays
-	// written in place).
+	b   []byte
+	n   int64
+	msg string // why invalid
+	// off, end: the value's JSON text is c.out[off:end] (inOut).
+	off, end int32
+	st       state
+	jt       byte // JSON type: '"' string, '0' number, 't' true, 'f' false, 'n' null, '{' object, '[' array
+	isInt    bool
 	inOut    bool
-	off, end int
-	msg      string
-	// secrets are ranges of c.out holding secret fields, for values
-	// written in place.
-	secret bool
+	// plain: a string whose text needs no escaping in JSON (it came from a
+	// JSON string without escapes), written between quotes as is.
+	plain bool
 }
 
 func intVal(n int64) rv { return rv{st: present, jt: '0', n: n, isInt: true} }
@@ -75,10 +71,7 @@ func (c *evalCtx) jsonText(v rv) []byte {
 	case v.isInt:
 		return strconv.AppendInt(nil, v.n, 10)
 	case v.jt == '"':
-		if v.raw != nil {
-			return v.raw
-		}
-		return appendJSONBytes(nil, v.b)
+		return c.appendVal(nil, v)
 	}
 	return v.b
 }
@@ -91,8 +84,10 @@ func (c *evalCtx) appendVal(out []byte, v rv) []byte {
 	case v.isInt:
 		return strconv.AppendInt(out, v.n, 10)
 	case v.jt == '"':
-		if v.raw != nil {
-			return append(out, v.raw...)
+		if v.plain {
+			out = append(out, '"')
+			out = append(out, v.b...)
+			return append(out, '"')
 		}
 		return appendJSONBytes(out, v.b)
 	}
@@ -121,8 +116,9 @@ func (c *evalCtx) spanVal(doc []byte, sp span) rv {
 		}
 		if sp.esc {
 			body = c.scratchText(func(d []byte) []byte { return unescape(d, body) })
+			return rv{st: present, jt: '"', b: body}
 		}
-		return rv{st: present, jt: '"', b: body, raw: raw}
+		return rv{st: present, jt: '"', b: body, plain: true}
 	case '[':
 		raw := doc[sp.start:sp.end]
 		inner := raw[1 : len(raw)-1]
@@ -259,24 +255,35 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 		}
 		up := v.b
 		if !conv.ValidCurrency(up) {
-			up = c.scratchText(func(d []byte) []byte { return append(d, strings.ToUpper(bstr(v.b))...) })
+			up = c.scratchText(func(d []byte) []byte {
+				for _, ch := range v.b {
+					if ch >= 'a' && ch <= 'z' {
+						ch -= 'a' - 'A'
+					}
+					d = append(d, ch)
+				}
+				return d
+			})
 			if !conv.ValidCurrency(up) {
 				return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " is not a three-letter currency code")
 			}
 		}
-		return textVal(up)
+		return rv{st: present, jt: '"', b: up, plain: true}
 	case engine.KindTime:
 		if v.jt != '"' {
 			return invalidVal("expected an RFC 3339 time, got " + describeVal(v))
 		}
-		tm, ok := conv.ParseTime(bstr(v.b))
+		secs, ok := conv.ParseRFC3339(v.b)
 		if !ok {
 			return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " is not an RFC 3339 time")
 		}
-		if !conv.WritableUTC(tm) {
+		start := len(c.scratch)
+		out, writable := conv.AppendUTCSeconds(c.scratch, secs)
+		if !writable {
 			return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " falls outside the years 0000-9999 in UTC")
 		}
-		return textVal(c.scratchText(func(d []byte) []byte { return conv.AppendUTC(d, tm) }))
+		c.scratch = out
+		return rv{st: present, jt: '"', b: out[start:len(out):len(out)], plain: true}
 	case engine.KindEmailSHA256:
 		if v.jt != '"' {
 			return invalidVal("expected an email address, got " + describeVal(v))
