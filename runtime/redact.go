@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"slices"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -22,7 +23,8 @@ const minSecretLen = 4
 // redactor scrubs secret config values, and the encodings they travel in,
 // from any text.
 type redactor struct {
-	r *strings.Replacer
+	r     *strings.Replacer
+	forms []string // distinct, longest first
 }
 
 func newRedactor(secrets []string) *redactor {
@@ -50,16 +52,28 @@ func newRedactor(secrets []string) *redactor {
 	}
 	// Longest first, so that an encoding containing the raw value wins.
 	sort.Slice(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
+	forms = slices.Compact(forms)
 	var pairs []string
 	for _, f := range forms {
 		pairs = append(pairs, f, Mask)
 	}
-	return &redactor{r: strings.NewReplacer(pairs...)}
+	return &redactor{r: strings.NewReplacer(pairs...), forms: forms}
+}
+
+// found reports whether any secret form occurs in s: the fast path, since
+// almost no text holds one.
+func (r *redactor) found(s string) bool {
+	for _, f := range r.forms {
+		if strings.Contains(s, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // String scrubs s.
 func (r *redactor) String(s string) string {
-	if r == nil || r.r == nil {
+	if r == nil || r.r == nil || !r.found(s) {
 		return s
 	}
 	return r.r.Replace(s)
@@ -67,11 +81,10 @@ func (r *redactor) String(s string) string {
 
 // Bytes scrubs b, returning b itself when there is nothing to scrub.
 func (r *redactor) Bytes(b []byte) []byte {
-	if r == nil || r.r == nil {
+	if r == nil || r.r == nil || !r.found(bstr(b)) {
 		return b
 	}
-	s := r.r.Replace(string(b))
-	return []byte(s)
+	return []byte(r.r.Replace(string(b)))
 }
 
 func (r *redactor) active() bool { return r != nil && r.r != nil }

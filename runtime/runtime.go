@@ -415,45 +415,83 @@ func (r *Request) redactedURL() string {
 	return base + "?" + strings.Join(parts, "&")
 }
 
-// resultJSON is the machine-readable view of a Result.
-type resultJSON struct {
-	Outcome     Outcome       `json:"outcome"`
-	Reason      string        `json:"reason,omitempty"`
-	Fields      []string      `json:"fields,omitempty"`
-	Warnings    []string      `json:"warnings"`
-	Message     string        `json:"message,omitempty"`
-	Event       string        `json:"event,omitempty"`
-	VendorEvent string        `json:"vendor_event,omitempty"`
-	Requests    []requestJSON `json:"requests,omitempty"`
-}
-
-type requestJSON struct {
-	Method  string            `json:"method"`
-	URL     string            `json:"url"`
-	Headers map[string]string `json:"headers"`
-	Body    json.RawMessage   `json:"body,omitempty"`
-}
-
 // MarshalJSON writes the result with secrets redacted, bodies as JSON.
-func (r Result) MarshalJSON() ([]byte, error) {
-	out := resultJSON{Outcome: r.Outcome, Reason: r.Reason, Fields: r.Fields, Warnings: r.Warnings,
-		Message: r.red.String(r.Message), Event: r.red.String(r.Event), VendorEvent: r.VendorEvent}
-	if out.Warnings == nil {
-		out.Warnings = []string{}
+func (r Result) MarshalJSON() ([]byte, error) { return r.AppendJSON(nil), nil }
+
+// AppendJSON appends the machine-readable view of the result, with
+// secrets redacted: {"outcome", "reason", "fields", "warnings", "message",
+// "event", "vendor_event", "requests": [{"method", "url", "headers",
+// "body"}]} (empty keys left out, warnings always present, header names
+// sorted, bodies as JSON).
+func (r Result) AppendJSON(b []byte) []byte {
+	b = append(b, `{"outcome":`...)
+	b = appendJSONString(b, string(r.Outcome))
+	if r.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendJSONString(b, r.Reason)
 	}
-	for _, q := range r.Requests {
-		rr := q.redacted(r.red)
-		rj := requestJSON{Method: rr.Method, URL: rr.URL, Headers: rr.Headers}
-		if len(rr.Body) > 0 && json.Valid(rr.Body) {
-			rj.Body = rr.Body
+	if len(r.Fields) > 0 {
+		b = append(b, `,"fields":`...)
+		b = appendStrings(b, r.Fields)
+	}
+	b = append(b, `,"warnings":`...)
+	b = appendStrings(b, r.Warnings)
+	if r.Message != "" {
+		b = append(b, `,"message":`...)
+		b = appendJSONString(b, r.red.String(r.Message))
+	}
+	if r.Event != "" {
+		b = append(b, `,"event":`...)
+		b = appendJSONString(b, r.red.String(r.Event))
+	}
+	if r.VendorEvent != "" {
+		b = append(b, `,"vendor_event":`...)
+		b = appendJSONString(b, r.VendorEvent)
+	}
+	if len(r.Requests) > 0 {
+		b = append(b, `,"requests":[`...)
+		for i, q := range r.Requests {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			rr := q.redacted(r.red)
+			b = append(b, `{"method":`...)
+			b = appendJSONString(b, rr.Method)
+			b = append(b, `,"url":`...)
+			b = appendJSONString(b, rr.URL)
+			b = append(b, `,"headers":{`...)
+			names := make([]string, 0, len(rr.Headers))
+			for n := range rr.Headers {
+				names = append(names, n)
+			}
+			slices.Sort(names)
+			for k, n := range names {
+				if k > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, n)
+				b = append(b, ':')
+				b = appendJSONString(b, rr.Headers[n])
+			}
+			b = append(b, '}')
+			if len(rr.Body) > 0 && json.Valid(rr.Body) {
+				b = append(b, `,"body":`...)
+				b = append(b, rr.Body...)
+			}
+			b = append(b, '}')
 		}
-		out.Requests = append(out.Requests, rj)
+		b = append(b, ']')
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(out); err != nil {
-		return nil, err
+	return append(b, '}')
+}
+
+func appendStrings(b []byte, s []string) []byte {
+	b = append(b, '[')
+	for i, x := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, x)
 	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+	return append(b, ']')
 }

@@ -29,6 +29,9 @@ if [ "$fuzztime" != "0" ]; then
   done
 fi
 
+step "benchmarks (one iteration each, so they cannot rot; figures: README)"
+go test -run '^$' -bench . -benchtime 1x ./... | grep -v '^Benchmark'
+
 step "README commands"
 go run ./cmd/blueprint validate
 go run ./cmd/blueprint test | tail -n 1

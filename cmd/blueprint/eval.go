@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -98,15 +97,12 @@ does not compile, 2 on usage errors.`,
 			out := bufio.NewWriterSize(a.stdout, 64<<10)
 			defer out.Flush()
 			n := 0
+			var line []byte
 			emit := func(res runtime.Result) error {
 				if format == "json" {
-					b, err := json.Marshal(res)
-					if err != nil {
-						return err
-					}
-					out.Write(b)
-					out.WriteByte('\n')
-					return nil
+					line = append(res.AppendJSON(line[:0]), '\n')
+					_, err := out.Write(line)
+					return err
 				}
 				if n > 0 {
 					out.WriteByte('\n')
