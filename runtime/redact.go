@@ -1,12 +1,12 @@
 package runtime
 
 import (
-	"slices"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
