@@ -221,20 +221,8 @@ func (s *scanner) object(t *trie) error {
 		if err := s.value(ct); err != nil {
 			return err
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return errSyntax
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-			s.ws()
-		case '}':
-			s.i++
-			s.depth--
-			return nil
-		default:
-			return errSyntax
+		if done, err := s.next('}'); done || err != nil {
+			return err
 		}
 	}
 }
@@ -258,22 +246,30 @@ func (s *scanner) array(t *trie) error {
 		if err := s.value(ct); err != nil {
 			return err
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return errSyntax
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-			s.ws()
-		case ']':
-			s.i++
-			s.depth--
-			return nil
-		default:
-			return errSyntax
+		if done, err := s.next(']'); done || err != nil {
+			return err
 		}
 	}
+}
+
+// next reads what follows a member or an element: a comma, or the closing
+// byte of the container (done).
+func (s *scanner) next(closing byte) (done bool, err error) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, errSyntax
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		s.ws()
+		return false, nil
+	case closing:
+		s.i++
+		s.depth--
+		return true, nil
+	}
+	return false, errSyntax
 }
 
 // str scans a string starting at its quote and reports whether it holds

@@ -178,6 +178,23 @@ func (t *tally) addFinal(ctx context.Context, q outbox.Queue, ids []string) (pen
 	return pending, nil
 }
 
+// finish prints the summary line of send and dlq replay (the final states
+// of ids, read from the outbox) and decides the exit: 1 when the worker
+// failed, or when requests are still pending (interrupted).
+func (a *app) finish(ctx context.Context, d *delivery, t *tally, ids []string, runErr error, interrupted bool, state string) error {
+	pending, err := t.addFinal(context.WithoutCancel(ctx), d.queue, ids)
+	fmt.Fprintln(a.stdout, t.line())
+	switch {
+	case runErr != nil:
+		return &exitError{code: 1, err: runErr}
+	case err != nil:
+		return &exitError{code: 1, err: err}
+	case pending > 0 || interrupted:
+		return &exitError{code: 1, err: fmt.Errorf("interrupted: %d requests are still pending in %s; run the command again to deliver them", pending, state)}
+	}
+	return nil
+}
+
 func (t *tally) line() string {
 	return fmt.Sprintf("%d delivered, %d skipped, %d rejected, %d dead-lettered",
 		t.delivered.Load(), t.skipped.Load(), t.rejected.Load(), t.dead.Load())
@@ -235,7 +252,7 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			defer stop()
 			var t tally
 			var events atomic.Int64
-			var enqueueErr atomic.Value
+			var enqueueErr atomic.Pointer[error]
 			var inputDone atomic.Bool
 			// ids are this input's items: the summary counts their final
 			// states, read back from the outbox at the end.
@@ -248,7 +265,7 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 				defer bw.Done()
 				for batch := range batches {
 					if _, err := d.queue.Enqueue(context.WithoutCancel(ctx), batch); err != nil {
-						enqueueErr.Store(err)
+						enqueueErr.CompareAndSwap(nil, &err) // the first error is reported
 						continue
 					}
 					idsMu.Lock()
@@ -303,21 +320,12 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			stopProgress := a.progress(df.progress, &events, d.counters, &t)
 			runErr := d.worker.Run(ctx, inputDone.Load)
 			stopProgress()
-			idsMu.Lock()
-			pending, err := t.addFinal(context.WithoutCancel(ctx), d.queue, ids)
-			idsMu.Unlock()
-			fmt.Fprintln(a.stdout, t.line())
-			switch {
-			case runErr != nil:
-				return &exitError{code: 1, err: runErr}
-			case err != nil:
-				return &exitError{code: 1, err: err}
-			case enqueueErr.Load() != nil:
-				return &exitError{code: 1, err: fmt.Errorf("outbox: %v", enqueueErr.Load())}
-			case pending > 0 || !inputDone.Load():
-				return &exitError{code: 1, err: fmt.Errorf("interrupted: %d requests are still pending in %s; run send again to deliver them", pending, df.state)}
+			if err := enqueueErr.Load(); err != nil && runErr == nil {
+				runErr = fmt.Errorf("outbox: %w", *err)
 			}
-			return nil
+			idsMu.Lock()
+			defer idsMu.Unlock()
+			return a.finish(ctx, d, &t, ids, runErr, !inputDone.Load(), df.state)
 		},
 	}
 	fl.register(cmd)
@@ -508,18 +516,7 @@ sent. The last line is "N delivered, N skipped, N rejected, N dead-lettered".`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			runErr := d.worker.Run(ctx, func() bool { return true })
-			var t tally
-			pending, err := t.addFinal(context.WithoutCancel(ctx), d.queue, ids)
-			fmt.Fprintln(a.stdout, t.line())
-			switch {
-			case runErr != nil:
-				return &exitError{code: 1, err: runErr}
-			case err != nil:
-				return &exitError{code: 1, err: err}
-			case pending > 0:
-				return &exitError{code: 1, err: fmt.Errorf("interrupted: %d requests are still pending in %s", pending, state)}
-			}
-			return nil
+			return a.finish(ctx, d, &tally{}, ids, runErr, false, state)
 		},
 	}
 	fl.register(replay)
