@@ -437,23 +437,21 @@ func (c *evalCtx) writeObject(o *engine.Object, parent *scope) bool {
 	mark := len(c.out)
 	fmark, wmark, smark := len(c.faults), len(c.warnings), len(c.secrets)
 	base := c.push(len(o.Fields))
-	sc := &scope{item: parent.item, slots: parent.slots, plan: parent.plan}
-	fields := func() []rv { return c.stack[base : base+len(o.Fields)] }
+	sc := scope{item: parent.item, slots: parent.slots, plan: parent.plan}
+	nf := len(o.Fields)
 	c.out = append(c.out, '{')
 	n := 0
 	if o.InOrder {
 		for i, f := range o.Fields {
-			sc.fields = fields() // c.stack may have moved
-			v := c.writeField(f, sc, &n)
-			c.stack[base+i] = v
+			sc.fields = c.stack[base : base+nf] // c.stack may have moved
+			c.stack[base+i] = c.writeField(f, &sc, &n)
 		}
 	} else {
 		// Evaluate in dependency order into a side buffer, then write in
 		// declaration order.
 		for _, i := range o.Order {
-			sc.fields = fields()
-			v := c.evalField(o.Fields[i], sc)
-			c.stack[base+i] = v
+			sc.fields = c.stack[base : base+nf]
+			c.stack[base+i] = c.evalField(o.Fields[i], &sc)
 		}
 		for i, f := range o.Fields {
 			v := c.stack[base+i]
@@ -518,8 +516,8 @@ func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int) rv {
 			}
 		}
 	}
-	c.account(f, v)
 	if v.st != present {
+		c.account(f, &v)
 		c.out = c.out[:mark]
 		return v
 	}
@@ -566,12 +564,12 @@ func (c *evalCtx) evalField(f *engine.Field, sc *scope) rv {
 			v = rv{st: present, jt: '[', b: text}
 		}
 	}
-	c.account(f, v)
+	c.account(f, &v)
 	return v
 }
 
 // account records a field's fault or warning.
-func (c *evalCtx) account(f *engine.Field, v rv) {
+func (c *evalCtx) account(f *engine.Field, v *rv) {
 	switch v.st {
 	case invalid:
 		c.faults = append(c.faults, fault{path: c.render(f.Path), msg: v.msg})
