@@ -129,46 +129,31 @@ func (s *scanner) value(t *trie) error {
 		return errSyntax
 	}
 	start := s.i
-	switch c := s.b[s.i]; {
-	case c == '{':
-		if err := s.object(t); err != nil {
-			return err
-		}
-		s.record(t, span{start: int32(start), end: int32(s.i), kind: '{'})
-	case c == '[':
-		if err := s.array(t); err != nil {
-			return err
-		}
-		s.record(t, span{start: int32(start), end: int32(s.i), kind: '['})
-	case c == '"':
-		esc, err := s.str()
-		if err != nil {
-			return err
-		}
-		s.record(t, span{start: int32(start), end: int32(s.i), kind: '"', esc: esc})
-	case c == '-' || c >= '0' && c <= '9':
-		if err := s.number(); err != nil {
-			return err
-		}
-		s.record(t, span{start: int32(start), end: int32(s.i), kind: '0'})
-	case c == 't':
-		if err := s.lit("true"); err != nil {
-			return err
-		}
-		s.record(t, span{start: int32(start), end: int32(s.i), kind: 't'})
-	case c == 'f':
-		if err := s.lit("false"); err != nil {
-			return err
-		}
-		s.record(t, span{start: int32(start), end: int32(s.i), kind: 'f'})
-	case c == 'n':
-		if err := s.lit("null"); err != nil {
-			return err
-		}
-		s.record(t, span{start: int32(start), end: int32(s.i), kind: 'n'})
+	kind := s.b[s.i]
+	var esc bool
+	var err error
+	switch {
+	case kind == '{':
+		err = s.object(t)
+	case kind == '[':
+		err = s.array(t)
+	case kind == '"':
+		esc, err = s.str()
+	case kind == '-' || kind >= '0' && kind <= '9':
+		kind, err = '0', s.number()
+	case kind == 't':
+		err = s.lit("true")
+	case kind == 'f':
+		err = s.lit("false")
+	case kind == 'n':
+		err = s.lit("null")
 	default:
 		return errSyntax
 	}
+	if err != nil {
+		return err
+	}
+	s.record(t, span{start: int32(start), end: int32(s.i), kind: kind, esc: esc})
 	return nil
 }
 
