@@ -1010,7 +1010,6 @@ func (c *compiler) compileEvent(p kv, variant string) *Event {
 		c.ds.Errorf(c.pos(rn), "unknown_request", "unknown request %s%s", rn.Value, suggest.DidYouMean(rn.Value, keysOf(c.requests)))
 		return nil
 	}
-	var filterValues []*Value
 	if fn := get(p.v, "filter"); fn != nil {
 		sc := &scope{self: -1, where: "filter"}
 		e.Filter = c.compileExpr(fn, sc)
@@ -1018,7 +1017,6 @@ func (c *compiler) compileEvent(p kv, variant string) *Event {
 		if e.Filter != nil && !returnsBool(e.Filter) {
 			c.ds.Errorf(c.pos(fn), "expr_type", "the filter must give a boolean, not %s", e.Filter.Program.Node().Type())
 		}
-		filterValues = sc.values
 	}
 	req := *def.req
 	if over := pairs(get(p.v, "body")); len(over) > 0 {
@@ -1030,7 +1028,6 @@ func (c *compiler) compileEvent(p kv, variant string) *Event {
 		req.Body = def.compiled
 	}
 	e.Request = &req
-	e.Values = eventValues(&req, filterValues)
 	e.Warnings = objectWarnings(req.Body, nil)
 	return e
 }
@@ -1199,79 +1196,6 @@ func uniqInts(s []int) []int {
 		if !slices.Contains(out, x) {
 			out = append(out, x)
 		}
-	}
-	return out
-}
-
-// eventValues lists the shared values a request reads, dependencies first.
-func eventValues(r *Request, extra []*Value) []*Value {
-	var direct []*Value
-	addTemplate := func(t *Template) {
-		if t != nil {
-			for _, p := range t.Parts {
-				if p.Value != nil {
-					direct = append(direct, p.Value)
-				}
-			}
-		}
-	}
-	addTemplate(r.URL)
-	for _, h := range r.Headers {
-		addTemplate(h.Value)
-	}
-	if a := r.Auth; a != nil {
-		addTemplate(a.Username)
-		addTemplate(a.Password)
-		addTemplate(a.Token)
-		addTemplate(a.Value)
-	}
-	direct = append(direct, objectValues(r.Body, nil)...)
-	direct = append(direct, extra...)
-	var order []*Value
-	seen := map[*Value]bool{}
-	var visit func(v *Value)
-	visit = func(v *Value) {
-		if v == nil || seen[v] {
-			return
-		}
-		seen[v] = true
-		for _, d := range v.Deps {
-			visit(d)
-		}
-		order = append(order, v)
-	}
-	for _, v := range direct {
-		visit(v)
-	}
-	return order
-}
-
-func specValues(s *Spec, out []*Value) []*Value {
-	for _, src := range s.Sources {
-		if src.Value != nil {
-			out = append(out, src.Value)
-		}
-		if src.Expr != nil {
-			for _, in := range src.Expr.Inputs {
-				if in.Value != nil {
-					out = append(out, in.Value)
-				}
-			}
-		}
-	}
-	if s.Type.Currency != nil {
-		out = append(out, s.Type.Currency)
-	}
-	return out
-}
-
-func objectValues(o *Object, out []*Value) []*Value {
-	if o == nil {
-		return out
-	}
-	for _, f := range o.Fields {
-		out = specValues(&f.Spec, out)
-		out = objectValues(f.Object, out)
 	}
 	return out
 }

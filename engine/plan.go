@@ -147,8 +147,6 @@ type Event struct {
 	Description string
 	Filter      *Expr // nil: no filter
 	Request     *Request
-	// Values are the shared values the event needs, dependencies first.
-	Values []*Value
 	// Warnings are the codes this event can attach.
 	Warnings []string
 	// Variant is the variant that declared the mapping, "" for the base.
@@ -176,11 +174,6 @@ type Request struct {
 type Template struct {
 	Text  string
 	Parts []TemplatePart
-}
-
-// Static reports whether the template has no placeholders.
-func (t *Template) Static() bool {
-	return len(t.Parts) == 0 || len(t.Parts) == 1 && t.Parts[0].Config == "" && t.Parts[0].Value == nil
 }
 
 // TemplatePart is a literal or one placeholder.

@@ -30,7 +30,6 @@ type evalCtx struct {
 	event    []byte
 	name     []byte
 	slots    []span
-	fb       [][]byte // values of paths the scanner cannot express (gjson)
 	values   []rv
 	done     []bool
 	faults   []fault
@@ -53,7 +52,6 @@ var ctxPool = sync.Pool{New: func() any { return new(evalCtx) }}
 type scope struct {
 	item  []byte
 	slots []span
-	plan  *itemPlan
 	// fields are the object's field values (a window of c.stack).
 	fields []rv
 }
@@ -437,7 +435,7 @@ func (c *evalCtx) writeObject(o *engine.Object, parent *scope) bool {
 	mark := len(c.out)
 	fmark, wmark, smark := len(c.faults), len(c.warnings), len(c.secrets)
 	base := c.push(len(o.Fields))
-	sc := scope{item: parent.item, slots: parent.slots, plan: parent.plan}
+	sc := scope{item: parent.item, slots: parent.slots}
 	nf := len(o.Fields)
 	c.out = append(c.out, '{')
 	n := 0
@@ -621,7 +619,7 @@ func (c *evalCtx) writeItems(f *engine.Field, sc *scope) rv {
 			c.fillFallback(el, ip.fallback, slots)
 		}
 		c.idx = append(c.idx, i)
-		if !c.writeObject(f.Object, &scope{item: el, slots: slots, plan: ip}) {
+		if !c.writeObject(f.Object, &scope{item: el, slots: slots}) {
 			c.out = append(c.out, "{}"...)
 		}
 		c.idx = c.idx[:len(c.idx)-1]
@@ -806,26 +804,6 @@ func (in *Integration) planRequest(r *engine.Request) *requestPlan {
 		}
 	}
 	return rp
-}
-
-func describe(r gjson.Result) string {
-	switch r.Type {
-	case gjson.String:
-		return fmt.Sprintf("a string (%q)", truncate(r.Str, 40))
-	case gjson.Number:
-		return "a number"
-	case gjson.True, gjson.False:
-		return "a boolean"
-	case gjson.Null:
-		return "null"
-	}
-	if r.IsArray() {
-		return "a list"
-	}
-	if r.IsObject() {
-		return "an object"
-	}
-	return "nothing"
 }
 
 func truncate(s string, n int) string {
