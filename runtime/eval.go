@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/expr-lang/expr/vm"
 	"github.com/tidwall/gjson"
@@ -41,6 +42,9 @@ type evalCtx struct {
 	scratch  []byte
 	num      [32]byte
 	sc       scanner
+	none     []span // an item window where nothing was recorded
+	looked   bool   // found is the mapping of the event's name
+	found    *engine.Event
 	vm       vm.VM
 	resp     *responseCtx // set while a response rule runs
 }
@@ -50,7 +54,10 @@ var ctxPool = sync.Pool{New: func() any { return new(evalCtx) }}
 // scope is where a field is evaluated: the current array item (its bytes
 // and scanned slots) for paths inside items, and the object's fields.
 type scope struct {
-	item  []byte
+	item []byte
+	// slots are the item's, their positions in doc (the item itself, or
+	// the whole event when the main scan recorded them).
+	doc   []byte
 	slots []span
 	// fields are the object's field values (a window of c.stack).
 	fields []rv
@@ -101,9 +108,7 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	if len(trimSpace(name)) == 0 {
 		return skip(&res, ReasonEventNotMapped, "the track event has no event name")
 	}
-	var keyBuf [64]byte
-	key := conv.AppendNormalizedName(keyBuf[:0], bstr(name))
-	ev := in.variant.Lookup(bstr(key))
+	ev := c.lookup(name)
 	res.Event = string(name)
 	if ev == nil {
 		return skip(&res, ReasonEventNotMapped, "event "+strconv.Quote(res.Event)+" is not in the event map of "+in.bp.Ref()+" variant "+in.variant.Key)
@@ -204,6 +209,25 @@ func reject(res *Result, reason, msg string) Result {
 	return *res
 }
 
+// lookup finds the mapping of an event name (once per event).
+func (c *evalCtx) lookup(name []byte) *engine.Event {
+	if !c.looked {
+		var keyBuf [64]byte
+		key := conv.AppendNormalizedName(keyBuf[:0], bstr(name))
+		c.found, c.looked = c.in.variant.Lookup(bstr(key)), true
+	}
+	return c.found
+}
+
+// pass is the scanner's gate: an event whose name the variant does not
+// map is only validated, not resolved.
+func (c *evalCtx) pass(sp span) bool {
+	if sp.kind != '"' {
+		return false
+	}
+	return c.lookup(c.spanVal(c.event, sp).b) != nil
+}
+
 // scan validates the event and resolves every path the blueprint reads.
 // It returns why the event cannot be read, or "".
 func (c *evalCtx) scan(in *Integration, event []byte) string {
@@ -231,7 +255,12 @@ func (c *evalCtx) scan(in *Integration, event []byte) string {
 	if !utf8.Valid(event) {
 		return "event is not valid UTF-8"
 	}
-	switch err := c.sc.scan(event, p.root, c.slots, in.opts.MaxDepth); {
+	c.sc.items = true
+	c.sc.gate, c.sc.gateSlot, c.sc.keep = c, engine.SlotEvent, p.typeNode
+	c.looked = false
+	err := c.sc.scan(event, p.root, c.slots, in.opts.MaxDepth)
+	c.slots = c.sc.spans[:len(p.paths)]
+	switch {
 	case errors.Is(err, errTooDeep):
 		return fmt.Sprintf("event nests deeper than %d levels (the limit)", in.opts.MaxDepth)
 	case err != nil:
@@ -393,7 +422,7 @@ func (c *evalCtx) source(src *engine.Source, sc *scope) rv {
 	switch src.Kind {
 	case engine.SourcePath:
 		if sc.item != nil {
-			return c.spanVal(sc.item, sc.slots[src.Slot])
+			return c.spanVal(sc.doc, sc.slots[src.Slot])
 		}
 		return c.spanVal(c.event, c.slots[src.Slot])
 	case engine.SourceValue:
@@ -435,7 +464,7 @@ func (c *evalCtx) writeObject(o *engine.Object, parent *scope) bool {
 	mark := len(c.out)
 	fmark, wmark, smark := len(c.faults), len(c.warnings), len(c.secrets)
 	base := c.push(len(o.Fields))
-	sc := scope{item: parent.item, slots: parent.slots}
+	sc := scope{item: parent.item, doc: parent.doc, slots: parent.slots}
 	nf := len(o.Fields)
 	c.out = append(c.out, '{')
 	n := 0
@@ -601,36 +630,73 @@ func (c *evalCtx) writeItems(f *engine.Field, sc *scope) rv {
 	ip := c.in.plan.items[f.Object]
 	start := len(c.out)
 	c.out = append(c.out, '[')
-	arr := in.b
-	slots := make([]span, len(ip.paths))
-	i, n := 0, 0
-	err := eachElement(arr, ip.root, slots, func(el []byte, kind byte) {
-		if n > 0 {
+	i := 0
+	item := func(doc, el []byte, kind byte, slots []span) {
+		if i > 0 {
 			c.out = append(c.out, ',')
 		}
-		n++
 		if kind != '{' {
 			c.faults = append(c.faults, fault{path: c.render(f.Path) + "[" + strconv.Itoa(i) + "]", msg: "expected an object, got " + describeVal(c.spanVal(el, span{start: 0, end: int32(len(el)), kind: kind}))})
 			c.out = append(c.out, "null"...)
 			i++
 			return
 		}
-		if len(ip.fallback) > 0 {
-			c.fillFallback(el, ip.fallback, slots)
-		}
 		c.idx = append(c.idx, i)
-		if !c.writeObject(f.Object, &scope{item: el, slots: slots}) {
+		if !c.writeObject(f.Object, &scope{item: el, doc: doc, slots: slots}) {
 			c.out = append(c.out, "{}"...)
 		}
 		c.idx = c.idx[:len(c.idx)-1]
 		i++
-	})
-	if err != nil {
-		c.out = c.out[:start]
-		return invalidVal("expected a list, got malformed JSON")
+	}
+	if a := c.recordedArray(in.b, f.Object); a != nil {
+		// The main scan recorded every element's values: positions in
+		// the event, one window of slots per element.
+		n := len(ip.paths)
+		if cap(c.none) < n {
+			c.none = make([]span, n)
+		}
+		none := c.none[:n]
+		for e := a.first; e >= 0; {
+			r := c.sc.elems[e]
+			slots := none
+			if r.win >= 0 {
+				slots = c.sc.spans[r.win : int(r.win)+n : int(r.win)+n]
+			}
+			item(c.event, c.event[r.start:r.end], r.kind, slots)
+			e = r.next
+		}
+	} else {
+		slots := make([]span, len(ip.paths))
+		err := eachElement(in.b, ip.root, slots, func(el []byte, kind byte) {
+			if kind == '{' && len(ip.fallback) > 0 {
+				c.fillFallback(el, ip.fallback, slots)
+			}
+			item(el, el, kind, slots)
+		})
+		if err != nil {
+			c.out = c.out[:start]
+			return invalidVal("expected a list, got malformed JSON")
+		}
 	}
 	c.out = append(c.out, ']')
 	return rv{st: present, jt: '[', inOut: true, off: int32(start), end: int32(len(c.out))}
+}
+
+// recordedArray returns the main scan's record of the array whose text is
+// arr, when arr is in the event and its elements were recorded for obj.
+func (c *evalCtx) recordedArray(arr []byte, obj *engine.Object) *arrRec {
+	if len(arr) == 0 || len(c.event) == 0 || len(c.sc.arrs) == 0 {
+		return nil
+	}
+	off := uintptr(unsafe.Pointer(&arr[0])) - uintptr(unsafe.Pointer(&c.event[0]))
+	if off >= uintptr(len(c.event)) || &c.event[off] != &arr[0] {
+		return nil
+	}
+	a := c.sc.recorded(int32(off))
+	if a == nil || !a.ok || a.node.eachObj != obj {
+		return nil
+	}
+	return a
 }
 
 // eachElement calls fn with each element of a JSON array (valid JSON),
@@ -638,7 +704,7 @@ func (c *evalCtx) writeItems(f *engine.Field, sc *scope) rv {
 // the same pass.
 func eachElement(arr []byte, t *trie, slots []span, fn func(el []byte, kind byte)) error {
 	var s scanner
-	s.b, s.maxDepth, s.slots = arr, 1<<20, slots
+	s.b, s.maxDepth, s.spans = arr, 1<<20, slots
 	s.i = 1
 	s.ws()
 	if s.i < len(arr) && arr[s.i] == ']' {

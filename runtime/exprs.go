@@ -145,7 +145,7 @@ func (c *evalCtx) input(in *engine.Input, sc *scope) (any, state) {
 		if sc.item == nil {
 			return nil, absent
 		}
-		v := c.spanVal(sc.item, sc.slots[in.Slot])
+		v := c.spanVal(sc.doc, sc.slots[in.Slot])
 		return c.goValue(v), v.st
 	case engine.InputConfig:
 		x := c.in.config[in.Config]

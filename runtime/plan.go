@@ -12,6 +12,8 @@ import (
 type bpPlan struct {
 	root  *trie
 	paths []string
+	// typeNode is the root's node of the "type" key.
+	typeNode *trie
 	// fallback holds the slots whose path the scanner cannot express
 	// (wildcards, queries), resolved with gjson instead.
 	fallback map[int]string
@@ -32,9 +34,13 @@ func planOf(bp *engine.Blueprint) *bpPlan {
 	}
 	p := &bpPlan{items: map[*engine.Object]*itemPlan{}}
 	p.root, p.paths, p.fallback = buildTrie(bp.Paths)
+	p.typeNode = p.root.child([]byte("type"))
 	seen := map[*engine.Object]bool{}
-	var walk func(o *engine.Object)
-	walk = func(o *engine.Object) {
+	// readers counts the items objects read from each array node: a node
+	// records its elements for one object only.
+	readers := map[*trie]map[*engine.Object]bool{}
+	var walk func(o *engine.Object, scope *trie)
+	walk = func(o *engine.Object, scope *trie) {
 		if o == nil || seen[o] {
 			return
 		}
@@ -43,17 +49,38 @@ func planOf(bp *engine.Blueprint) *bpPlan {
 			if f.Object == nil {
 				continue
 			}
-			if f.Type.Kind == engine.KindArray {
-				ip := &itemPlan{}
-				ip.root, ip.paths, ip.fallback = buildTrie(f.Object.ItemPaths)
-				p.items[f.Object] = ip
+			if f.Type.Kind != engine.KindArray {
+				walk(f.Object, scope)
+				continue
 			}
-			walk(f.Object)
+			ip := &itemPlan{}
+			ip.root, ip.paths, ip.fallback = buildTrie(f.Object.ItemPaths)
+			p.items[f.Object] = ip
+			for _, src := range f.Sources {
+				if src.Kind != engine.SourcePath {
+					continue
+				}
+				if n := scope.find(src.Path); n != nil {
+					if readers[n] == nil {
+						readers[n] = map[*engine.Object]bool{}
+					}
+					readers[n][f.Object] = true
+					if len(ip.fallback) == 0 && n.index == nil {
+						n.each, n.eachN, n.eachObj = ip.root, len(ip.paths), f.Object
+					}
+				}
+			}
+			walk(f.Object, ip.root)
 		}
 	}
 	for _, v := range bp.Variants {
 		for _, e := range v.Events {
-			walk(e.Request.Body)
+			walk(e.Request.Body, p.root)
+		}
+	}
+	for n, objs := range readers {
+		if len(objs) > 1 {
+			n.each, n.eachN, n.eachObj = nil, 0, nil // read as items of several objects: scanned again
 		}
 	}
 	actual, _ := plans.LoadOrStore(bp, p)
@@ -75,6 +102,21 @@ func buildTrie(paths []string) (*trie, []string, map[int]string) {
 		root.add(segs, slot)
 	}
 	return root, paths, fallback
+}
+
+// find returns the node of path, or nil.
+func (t *trie) find(path string) *trie {
+	segs, ok := splitPath(path)
+	if !ok {
+		return nil
+	}
+	n := t
+	for _, seg := range segs {
+		if n = n.child(sbytes(seg)); n == nil {
+			return nil
+		}
+	}
+	return n
 }
 
 // splitPath splits a gjson path into plain keys; it reports false for

@@ -3,6 +3,7 @@ package runtime
 import (
 	"encoding/binary"
 	"errors"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
@@ -29,6 +30,13 @@ type trie struct {
 	slot     int
 	// index children match array elements by position.
 	index map[int]*trie
+	// each, when set, is the trie of every element of the array at this
+	// node: the main scan records each element's values in a window of
+	// eachN slots, so that array items are never scanned twice.
+	each  *trie
+	eachN int
+	// eachObj is the items object the windows are for.
+	eachObj any
 }
 
 func newTrie() *trie { return &trie{slot: -1} }
@@ -83,17 +91,69 @@ type scanner struct {
 	depth    int
 	maxDepth int
 	deepest  int
-	slots    []span
 	keyBuf   []byte
 	// base is subtracted from recorded positions (elements of an array
 	// are scanned in place, their spans relative to the element).
 	base int
+
+	// spans holds the slots: the main window first (spans[:len(slots)]),
+	// then one window per recorded array element.
+	spans []span
+	// win is where the current window starts in spans; -1 while the
+	// window of element pend (of pendN slots) is not allocated yet: an
+	// element none of whose values is read costs no window.
+	win   int
+	pend  int32
+	pendN int
+	// elems and arrs are the recorded arrays (trie nodes with each), in
+	// document order, and their elements (linked by next).
+	elems []elemRec
+	arrs  []arrRec
+	// items enables recording array elements.
+	items bool
+	// gate, when set, is asked about the top-level value of slot
+	// gateSlot as soon as it is scanned; when it answers false, the rest
+	// of the event is only validated, recording nothing but the top-level
+	// key keep (an event the blueprint does not map needs nothing else).
+	gate     gate
+	gateSlot int
+	keep     *trie
+	quiet    bool
 }
 
+// gate decides early whether an event is worth recording.
+type gate interface {
+	pass(sp span) bool
+}
+
+// elemRec is one recorded array element.
+type elemRec struct {
+	start, end int32
+	win        int32 // its window in spans, or -1: nothing read in it
+	next       int32 // the next element of the same array, or -1
+	kind       byte
+}
+
+// arrRec is one recorded array.
+type arrRec struct {
+	start       int32 // where the array starts in the event
+	first, last int32 // its elements, or -1
+	node        *trie
+	ok          bool // every element was recorded (within the arena budget)
+}
+
+// maxWindowSpans bounds the spans recorded per event (about 3 MB): an
+// array of many tiny elements must not make its event cost many times
+// its size. Past it, elements are scanned again when the items are mapped.
+const maxWindowSpans = 1 << 18
+
 // scan validates b as exactly one JSON value (surrounded by white space)
-// and records the values t names. maxDepth bounds nesting.
+// and records the values t names in slots. With items set, elements of
+// arrays whose node has an each trie are recorded too: slots may then be
+// reallocated, and s.spans holds the result (main window first).
 func (s *scanner) scan(b []byte, t *trie, slots []span, maxDepth int) error {
-	s.b, s.i, s.depth, s.deepest, s.maxDepth, s.slots, s.base = b, 0, 0, 0, maxDepth, slots, 0
+	s.b, s.i, s.depth, s.deepest, s.maxDepth, s.base = b, 0, 0, 0, maxDepth, 0
+	s.spans, s.win, s.elems, s.arrs, s.quiet = slots, 0, s.elems[:0], s.arrs[:0], false
 	s.ws()
 	if err := s.value(t); err != nil {
 		return err
@@ -116,12 +176,25 @@ func (s *scanner) ws() {
 	}
 }
 
+// record keeps sp as the value of t's slot (callers check t.slot >= 0).
 func (s *scanner) record(t *trie, sp span) {
-	if t != nil && t.slot >= 0 && !s.slots[t.slot].present() {
+	if s.win < 0 {
+		s.window()
+	}
+	if p := &s.spans[s.win+t.slot]; !p.present() {
 		sp.start -= int32(s.base)
 		sp.end -= int32(s.base)
-		s.slots[t.slot] = sp // the first of duplicate keys wins
+		*p = sp // the first of duplicate keys wins
 	}
+}
+
+// window allocates the pending element's window.
+//
+//go:noinline
+func (s *scanner) window() {
+	s.win = len(s.spans)
+	s.elems[s.pend].win = int32(s.win)
+	s.spans = append(s.spans, make([]span, s.pendN)...)
 }
 
 func (s *scanner) value(t *trie) error {
@@ -153,7 +226,9 @@ func (s *scanner) value(t *trie) error {
 	if err != nil {
 		return err
 	}
-	s.record(t, span{start: int32(start), end: int32(s.i), kind: kind, esc: esc})
+	if t != nil && t.slot >= 0 {
+		s.record(t, span{start: int32(start), end: int32(s.i), kind: kind, esc: esc})
+	}
 	return nil
 }
 
@@ -203,8 +278,14 @@ func (s *scanner) object(t *trie) error {
 		}
 		s.i++
 		s.ws()
+		if s.quiet && ct != s.keep {
+			ct = nil
+		}
 		if err := s.value(ct); err != nil {
 			return err
+		}
+		if ct != nil && s.gate != nil && ct.slot == s.gateSlot && s.depth == 1 && !s.gate.pass(s.spans[ct.slot]) {
+			s.quiet = true
 		}
 		if done, err := s.next('}'); done || err != nil {
 			return err
@@ -215,6 +296,9 @@ func (s *scanner) object(t *trie) error {
 func (s *scanner) array(t *trie) error {
 	if err := s.enter(); err != nil {
 		return err
+	}
+	if t != nil && t.each != nil && s.items {
+		return s.arrayEach(t)
 	}
 	s.i++ // [
 	s.ws()
@@ -235,6 +319,66 @@ func (s *scanner) array(t *trie) error {
 			return err
 		}
 	}
+}
+
+// arrayEach scans an array whose elements are recorded, each in its own
+// window of t.eachN slots.
+func (s *scanner) arrayEach(t *trie) error {
+	a := int32(len(s.arrs))
+	s.arrs = append(s.arrs, arrRec{start: int32(s.i), first: -1, last: -1, node: t, ok: true})
+	win, pend, pendN := s.win, s.pend, s.pendN
+	defer func() { s.win, s.pend, s.pendN = win, pend, pendN }()
+	s.i++ // [
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == ']' {
+		s.i++
+		s.depth--
+		return nil
+	}
+	for {
+		et := t.each
+		if !s.arrs[a].ok || len(s.spans)+t.eachN > maxWindowSpans {
+			s.arrs[a].ok = false
+			et = nil
+		} else {
+			e := int32(len(s.elems))
+			s.elems = append(s.elems, elemRec{start: int32(s.i), win: -1, next: -1})
+			if last := s.arrs[a].last; last >= 0 {
+				s.elems[last].next = e
+			} else {
+				s.arrs[a].first = e
+			}
+			s.arrs[a].last = e
+			s.win, s.pend, s.pendN = -1, e, t.eachN
+		}
+		if err := s.value(et); err != nil {
+			return err
+		}
+		if et != nil {
+			r := &s.elems[s.arrs[a].last]
+			r.end, r.kind = int32(s.i), kindOf(s.b[r.start])
+		}
+		if done, err := s.next(']'); done || err != nil {
+			return err
+		}
+	}
+}
+
+// recorded returns the recorded array starting at off, or nil.
+func (s *scanner) recorded(off int32) *arrRec {
+	lo, hi := 0, len(s.arrs)
+	for lo < hi { // arrays are recorded in document order
+		m := int(uint(lo+hi) >> 1)
+		if s.arrs[m].start < off {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(s.arrs) && s.arrs[lo].start == off {
+		return &s.arrs[lo]
+	}
+	return nil
 }
 
 // next reads what follows a member or an element: a comma, or the closing
@@ -264,27 +408,28 @@ func (s *scanner) str() (esc bool, err error) {
 	b := s.b
 	i := s.i + 1
 	for {
-		// The common case: plain characters, eight at a time.
+		// The common case: plain characters, eight at a time; the lowest
+		// flagged byte is the first one to stop at.
 		for i+8 <= len(b) {
-			x := binary.LittleEndian.Uint64(b[i:])
-			if special8(x) {
-				break
+			if m := special8(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				goto stop
 			}
 			i += 8
 		}
-		for i < len(b) {
-			c := b[i]
-			if c == '"' || c == '\\' || c < 0x20 {
-				break
-			}
+		for i < len(b) && !stops[b[i]] {
 			i++
 		}
-		if i >= len(b) || b[i] < 0x20 {
+		if i >= len(b) {
 			return false, errSyntax
 		}
-		if b[i] == '"' {
+	stop:
+		switch c := b[i]; {
+		case c == '"':
 			s.i = i + 1
 			return esc, nil
+		case c < 0x20:
+			return false, errSyntax
 		}
 		// An escape.
 		esc = true
@@ -305,19 +450,29 @@ func (s *scanner) str() (esc bool, err error) {
 	}
 }
 
+// stops are the bytes a string scan stops at: a quote, a backslash, a
+// control character.
+var stops = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
 const (
 	ones  = 0x0101010101010101
 	highs = 0x8080808080808080
 )
 
-// special8 reports whether any of eight bytes is a quote, a backslash or a
-// control character (below 0x20): the bytes a string scan must stop at.
-func special8(x uint64) bool {
+// special8 flags (with its high bit) each of eight bytes that is a quote,
+// a backslash or a control character (below 0x20): the bytes a string
+// scan must stop at. Bytes above a flagged one may be flagged wrongly; the
+// lowest flag is exact.
+func special8(x uint64) uint64 {
 	quote := x ^ (ones * '"')
 	back := x ^ (ones * '\\')
-	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
-	below := (x - ones*0x20) & ^x & highs
-	return hasZero(quote)|hasZero(back)|below != 0
+	return ((quote-ones) & ^quote | (back-ones) & ^back | (x-ones*0x20) & ^x) & highs
 }
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
