@@ -302,6 +302,8 @@ type Spec struct {
 	// Default is the JSON used when every source is absent, or nil.
 	Default []byte
 	Pos     diag.Pos
+	// PathsOnly: every source is a path (the runtime's shortest route).
+	PathsOnly bool
 }
 
 // Value is a named shared value, computed at most once per event.

@@ -56,6 +56,10 @@ func assignSlots(bp *Blueprint) {
 			return
 		}
 		seenSpec[s] = true
+		s.PathsOnly = len(s.Sources) > 0
+		for _, src := range s.Sources {
+			s.PathsOnly = s.PathsOnly && src.Kind == SourcePath
+		}
 		for i := range s.Sources {
 			src := &s.Sources[i]
 			switch src.Kind {

@@ -43,6 +43,7 @@ type evalCtx struct {
 	num      [32]byte
 	sc       scanner
 	none     []span // an item window where nothing was recorded
+	top      scope  // the event's scope: its slots, no fields
 	looked   bool   // found is the mapping of the event's name
 	found    *engine.Event
 	vm       vm.VM
@@ -117,7 +118,7 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	c.ev, c.name = ev, name
 
 	if ev.Filter != nil {
-		ok, err := c.runBool(ev.Filter, &scope{})
+		ok, err := c.runBool(ev.Filter, &c.top)
 		if err == nil && !ok {
 			return skip(&res, ReasonFiltered, "the mapping's filter is false")
 		}
@@ -138,7 +139,7 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	req := ev.Request
 	c.out = c.out[:0]
 	c.secrets = c.secrets[:0]
-	body := c.writeObject(req.Body, &scope{})
+	body := c.writeObject(req.Body, &c.top)
 	url := rp.url
 	if !rp.staticURL {
 		url = string(c.template(req.URL, nil, "the URL"))
@@ -260,6 +261,7 @@ func (c *evalCtx) scan(in *Integration, event []byte) string {
 	c.looked = false
 	err := c.sc.scan(event, p.root, c.slots, in.opts.MaxDepth)
 	c.slots = c.sc.spans[:len(p.paths)]
+	c.top = scope{doc: event, slots: c.slots}
 	switch {
 	case errors.Is(err, errTooDeep):
 		return fmt.Sprintf("event nests deeper than %d levels (the limit)", in.opts.MaxDepth)
@@ -304,7 +306,7 @@ func (c *evalCtx) fillFallback(doc []byte, paths map[int]string, slots []span) {
 }
 
 func (c *evalCtx) release() {
-	c.in, c.ev, c.event, c.name, c.resp = nil, nil, nil, nil, nil
+	c.in, c.ev, c.event, c.name, c.resp, c.top = nil, nil, nil, nil, nil, scope{}
 	clear(c.values)
 	c.faults = c.faults[:0]
 	c.warnings = c.warnings[:0]
@@ -353,7 +355,7 @@ func (c *evalCtx) reject(res *Result) Result {
 // consent reads the consent decision: granted, and whether anything decided.
 func (c *evalCtx) consent(cs *engine.Consent) (granted, decided bool) {
 	if cs.Expr != nil {
-		out, err := c.runExpr(cs.Expr, &scope{})
+		out, err := c.runExpr(cs.Expr, &c.top)
 		if err == nil && out.st == present {
 			switch out.jt {
 			case 't':
@@ -387,7 +389,7 @@ func (c *evalCtx) value(v *engine.Value) rv {
 	case v.Name == engine.ValueSourceEvent:
 		out = textVal(c.name)
 	default:
-		out = c.spec(&v.Spec, &scope{})
+		out = c.spec(&v.Spec, &c.top)
 	}
 	c.values[v.Index] = out
 	c.done[v.Index] = true
@@ -421,10 +423,7 @@ func (c *evalCtx) selectSource(s *engine.Spec, sc *scope) rv {
 func (c *evalCtx) source(src *engine.Source, sc *scope) rv {
 	switch src.Kind {
 	case engine.SourcePath:
-		if sc.item != nil {
-			return c.spanVal(sc.doc, sc.slots[src.Slot])
-		}
-		return c.spanVal(c.event, c.slots[src.Slot])
+		return c.spanVal(sc.doc, sc.slots[src.Slot])
 	case engine.SourceValue:
 		return c.value(src.Value)
 	case engine.SourceConfig:
@@ -531,6 +530,8 @@ func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int) rv {
 		}
 	case f.Type.Kind == engine.KindArray && f.Object != nil:
 		v = c.writeItems(f, sc)
+	case f.PathsOnly && !f.Secret && c.direct(f, sc, &v):
+		// written
 	default:
 		v = c.spec(&f.Spec, sc)
 		if v.st == present {
@@ -553,6 +554,61 @@ func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int) rv {
 	}
 	*n++
 	return v
+}
+
+// direct is the shortest route for the commonest fields: read from paths
+// only, a JSON string without escapes (text) or a small JSON integer
+// (integer) is written as it is in the event. It reports false, having
+// written nothing, for anything else, which takes the general route.
+func (c *evalCtx) direct(f *engine.Field, sc *scope, v *rv) bool {
+	t := &f.Type
+	if t.Kind != engine.KindString && t.Kind != engine.KindInteger || t.Pattern != nil {
+		return false
+	}
+	for i := range f.Sources {
+		sp := sc.slots[f.Sources[i].Slot]
+		switch sp.kind {
+		case 0, 'n':
+			continue
+		case '"':
+			if sp.end-sp.start == 2 {
+				continue // "" is absent
+			}
+			if sp.esc || t.Kind != engine.KindString {
+				return false
+			}
+			raw := sc.doc[sp.start:sp.end]
+			if f.List {
+				c.out = append(c.out, '[')
+				c.out = append(c.out, raw...)
+				c.out = append(c.out, ']')
+			} else {
+				c.out = append(c.out, raw...)
+			}
+			*v = rv{st: present, jt: '"', b: raw[1 : len(raw)-1], plain: true}
+			return true
+		case '0':
+			raw := sc.doc[sp.start:sp.end]
+			if t.Kind != engine.KindInteger || f.List || len(raw) > 18 || raw[0] == '0' && len(raw) > 1 {
+				return false
+			}
+			var n int64
+			for _, d := range raw {
+				if d < '0' || d > '9' {
+					return false // negative, fraction, exponent
+				}
+				n = n*10 + int64(d-'0')
+			}
+			if t.Min != nil && float64(n) < *t.Min || t.Max != nil && float64(n) > *t.Max {
+				return false
+			}
+			c.out = append(c.out, raw...)
+			*v = intVal(n)
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 // evalField evaluates a field without writing it (objects and items are
