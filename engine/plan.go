@@ -339,6 +339,9 @@ type Field struct {
 	Object *Object
 	// Deps are the indices of sibling fields this field's expressions read.
 	Deps []int
+	// Read: a sibling reads this field (Deps) or the object's omit_unless
+	// names it; the runtime keeps its value while writing the object.
+	Read bool
 }
 
 // InputKind says what an expression input reads.

@@ -81,6 +81,14 @@ func assignSlots(bp *Blueprint) {
 		}
 		o.InOrder = in && len(o.Order) == len(o.Fields)
 		for _, f := range o.Fields {
+			for _, d := range f.Deps {
+				o.Fields[d].Read = true
+			}
+		}
+		for _, i := range o.OmitUnless {
+			o.Fields[i].Read = true
+		}
+		for _, f := range o.Fields {
 			spec(&f.Spec, t)
 			if f.Object == nil {
 				continue

@@ -459,25 +459,30 @@ func (c *evalCtx) push(n int) (base int) {
 // writeObject evaluates an object's fields and writes the object to c.out.
 // It reports whether the object is present (it is left out when none of
 // its fields is, or when an omit_unless field is absent).
-func (c *evalCtx) writeObject(o *engine.Object, parent *scope) bool {
+func (c *evalCtx) writeObject(o *engine.Object, sc *scope) bool {
 	mark := len(c.out)
 	fmark, wmark, smark := len(c.faults), len(c.warnings), len(c.secrets)
 	base := c.push(len(o.Fields))
-	sc := scope{item: parent.item, doc: parent.doc, slots: parent.slots}
 	nf := len(o.Fields)
+	// The object's fields are visible to its own fields only.
+	parentFields := sc.fields
 	c.out = append(c.out, '{')
 	n := 0
 	if o.InOrder {
 		for i, f := range o.Fields {
 			sc.fields = c.stack[base : base+nf] // c.stack may have moved
-			c.stack[base+i] = c.writeField(f, &sc, &n)
+			at := -1
+			if f.Read {
+				at = base + i
+			}
+			c.writeField(f, sc, &n, at)
 		}
 	} else {
 		// Evaluate in dependency order into a side buffer, then write in
 		// declaration order.
 		for _, i := range o.Order {
 			sc.fields = c.stack[base : base+nf]
-			c.stack[base+i] = c.evalField(o.Fields[i], &sc)
+			c.stack[base+i] = c.evalField(o.Fields[i], sc)
 		}
 		for i, f := range o.Fields {
 			v := c.stack[base+i]
@@ -505,6 +510,7 @@ func (c *evalCtx) writeObject(o *engine.Object, parent *scope) bool {
 		}
 	}
 	c.stack = c.stack[:base]
+	sc.fields = parentFields
 	if omit {
 		c.out = c.out[:mark]
 		c.secrets = c.secrets[:smark]
@@ -514,24 +520,27 @@ func (c *evalCtx) writeObject(o *engine.Object, parent *scope) bool {
 	return true
 }
 
-// writeField evaluates a field and writes it when present.
-func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int) rv {
+// writeField evaluates a field and writes it when present; its value is
+// kept in c.stack[at] when at >= 0.
+func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int, at int) {
 	mark := len(c.out)
 	if *n > 0 {
 		c.out = append(c.out, ',')
 	}
 	c.out = append(c.out, f.JSONKey...)
 	start := len(c.out)
+	if f.PathsOnly && !f.Secret && c.direct(f, sc, at) {
+		*n++
+		return
+	}
 	var v rv
 	switch {
 	case f.Type.Kind == engine.KindObject && f.Object != nil:
 		if c.writeObject(f.Object, sc) {
-			v = rv{st: present, jt: '{', inOut: true, off: int32(start), end: int32(len(c.out))}
+			v = outVal('{', start, len(c.out))
 		}
 	case f.Type.Kind == engine.KindArray && f.Object != nil:
 		v = c.writeItems(f, sc)
-	case f.PathsOnly && !f.Secret && c.direct(f, sc, &v):
-		// written
 	default:
 		v = c.spec(&f.Spec, sc)
 		if v.st == present {
@@ -544,23 +553,25 @@ func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int) rv {
 			}
 		}
 	}
+	if at >= 0 {
+		c.stack[at] = v
+	}
 	if v.st != present {
 		c.account(f, &v)
 		c.out = c.out[:mark]
-		return v
+		return
 	}
 	if f.Secret {
 		c.secrets = append(c.secrets, [2]int{start, len(c.out)})
 	}
 	*n++
-	return v
 }
 
 // direct is the shortest route for the commonest fields: read from paths
 // only, a JSON string without escapes (text) or a small JSON integer
 // (integer) is written as it is in the event. It reports false, having
 // written nothing, for anything else, which takes the general route.
-func (c *evalCtx) direct(f *engine.Field, sc *scope, v *rv) bool {
+func (c *evalCtx) direct(f *engine.Field, sc *scope, at int) bool {
 	t := &f.Type
 	if t.Kind != engine.KindString && t.Kind != engine.KindInteger || t.Pattern != nil {
 		return false
@@ -585,7 +596,9 @@ func (c *evalCtx) direct(f *engine.Field, sc *scope, v *rv) bool {
 			} else {
 				c.out = append(c.out, raw...)
 			}
-			*v = rv{st: present, jt: '"', b: raw[1 : len(raw)-1], plain: true}
+			if at >= 0 {
+				c.stack[at] = rv{st: present, jt: '"', b: raw[1 : len(raw)-1], plain: true}
+			}
 			return true
 		case '0':
 			raw := sc.doc[sp.start:sp.end]
@@ -603,7 +616,9 @@ func (c *evalCtx) direct(f *engine.Field, sc *scope, v *rv) bool {
 				return false
 			}
 			c.out = append(c.out, raw...)
-			*v = intVal(n)
+			if at >= 0 {
+				c.stack[at] = intVal(n)
+			}
 			return true
 		}
 		return false
@@ -735,7 +750,7 @@ func (c *evalCtx) writeItems(f *engine.Field, sc *scope) rv {
 		}
 	}
 	c.out = append(c.out, ']')
-	return rv{st: present, jt: '[', inOut: true, off: int32(start), end: int32(len(c.out))}
+	return outVal('[', start, len(c.out))
 }
 
 // recordedArray returns the main scan's record of the array whose text is

@@ -44,6 +44,11 @@ type rv struct {
 	plain bool
 }
 
+// outVal is a value written to the output buffer at c.out[start:end].
+func outVal(jt byte, start, end int) rv {
+	return rv{st: present, jt: jt, inOut: true, off: int32(start), end: int32(end)}
+}
+
 func intVal(n int64) rv { return rv{st: present, jt: '0', n: n, isInt: true} }
 
 func textVal(b []byte) rv { return rv{st: present, jt: '"', b: b} }
