@@ -77,6 +77,10 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 				Message: fmt.Sprintf("internal error while evaluating the event: %v", r)}
 		}
 		// Messages and names echo event data, which may hold a secret.
+		if res.scrubbed {
+			res.scrubbed = false
+			return
+		}
 		if res.Message != "" {
 			res.Message = in.red.String(res.Message)
 		}
@@ -110,9 +114,15 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 		return skip(&res, ReasonEventNotMapped, "the track event has no event name")
 	}
 	ev := c.lookup(name)
-	res.Event = string(name)
 	if ev == nil {
-		return skip(&res, ReasonEventNotMapped, "event "+strconv.Quote(res.Event)+" is not in the event map of "+in.bp.Ref()+" variant "+in.variant.Key)
+		t := in.unmappedText(name)
+		res.Event, res.scrubbed = t.event, true
+		return skip(&res, ReasonEventNotMapped, t.msg)
+	}
+	if string(name) == ev.Name {
+		res.Event = ev.Name // the name as the blueprint writes it: no copy
+	} else {
+		res.Event = string(name)
 	}
 	res.VendorEvent = ev.VendorEvent
 	c.ev, c.name = ev, name
@@ -129,10 +139,11 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 			granted = cs.Allow
 		}
 		if !granted {
+			res.scrubbed = true // blueprint text, and Event is scrubbed
 			if decided {
-				return skip(&res, ReasonConsentDenied, cs.Category+" consent is denied")
+				return skip(&res, ReasonConsentDenied, in.consentDenied)
 			}
-			return skip(&res, ReasonConsentDenied, cs.Category+" consent is missing, and missing means denied")
+			return skip(&res, ReasonConsentDenied, in.consentMissing)
 		}
 	}
 	rp := in.requests[ev.Request]

@@ -25,7 +25,9 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/blueprint-engine/blueprint/engine"
 )
@@ -88,6 +90,54 @@ type Integration struct {
 	// request's URL and headers as far as config decides them.
 	plan     *bpPlan
 	requests map[*engine.Request]*requestPlan
+	// unmapped caches, per event name the variant does not map, the
+	// result's Event and Message, scrubbed: skipping such an event (the
+	// commonest outcome on a busy source) then allocates nothing.
+	unmapped atomic.Pointer[map[string]skipText]
+	// consentDenied and consentMissing are the consent skip messages.
+	consentDenied, consentMissing string
+}
+
+// skipText is the scrubbed Event and Message of an unmapped event.
+type skipText struct{ event, msg string }
+
+// maxUnmappedNames bounds the unmapped-name cache: past it (a source
+// sending ever new names), names are rendered per event.
+const maxUnmappedNames = 256
+
+// unmappedText returns the Event and Message of an event whose name the
+// variant does not map, from the cache when it can.
+func (in *Integration) unmappedText(name []byte) skipText {
+	old := in.unmapped.Load()
+	if old != nil {
+		if t, ok := (*old)[string(name)]; ok { // no allocation: a lookup
+			return t
+		}
+	}
+	event := string(name)
+	t := skipText{
+		event: in.red.String(event),
+		msg:   in.red.String("event " + strconv.Quote(event) + " is not in the event map of " + in.bp.Ref() + " variant " + in.variant.Key),
+	}
+	for old == nil || len(*old) < maxUnmappedNames {
+		m := make(map[string]skipText, 1+len(mapOrNil(old)))
+		for k, v := range mapOrNil(old) {
+			m[k] = v
+		}
+		m[event] = t
+		if in.unmapped.CompareAndSwap(old, &m) {
+			break
+		}
+		old = in.unmapped.Load()
+	}
+	return t
+}
+
+func mapOrNil(m *map[string]skipText) map[string]skipText {
+	if m == nil {
+		return nil
+	}
+	return *m
 }
 
 // ConfigError refuses a config: reason invalid_config. It never holds a
@@ -179,6 +229,10 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 		}
 	}
 	in.red = newRedactor(secrets)
+	if cs := bp.Consent; cs != nil {
+		in.consentDenied = cs.Category + " consent is denied"
+		in.consentMissing = cs.Category + " consent is missing, and missing means denied"
+	}
 	if len(problems) == 0 {
 		in.plan = planOf(bp)
 		in.requests = map[*engine.Request]*requestPlan{}
@@ -247,6 +301,9 @@ type Result struct {
 	Requests []*Request
 
 	red *redactor
+	// scrubbed: Message and Event hold no secret (they were scrubbed
+	// before, or come from the blueprint).
+	scrubbed bool
 }
 
 // String renders the result for humans, with secrets redacted.
