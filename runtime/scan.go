@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The event scanner validates an event in one pass and, on the way,
@@ -410,12 +411,21 @@ func (s *scanner) str() (esc bool, err error) {
 	for {
 		// The common case: plain characters, eight at a time; the lowest
 		// flagged byte is the first one to stop at.
-		for i+8 <= len(b) {
-			if m := special8(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				goto stop
+		if i+8 <= len(b) {
+			p := unsafe.Pointer(unsafe.SliceData(b))
+			for i+8 <= len(b) {
+				// An unaligned native load, bounds checked by the loop
+				// condition.
+				x := *(*uint64)(unsafe.Add(p, i))
+				if bigEndian {
+					x = bits.ReverseBytes64(x)
+				}
+				if m := special8(x); m != 0 {
+					i += bits.TrailingZeros64(m) >> 3
+					goto stop
+				}
+				i += 8
 			}
-			i += 8
 		}
 		for i < len(b) && !stops[b[i]] {
 			i++
@@ -459,6 +469,8 @@ var stops = func() (t [256]bool) {
 	t['"'], t['\\'] = true, true
 	return t
 }()
+
+var bigEndian = binary.NativeEndian.Uint16([]byte{0, 1}) == 1
 
 const (
 	ones  = 0x0101010101010101
