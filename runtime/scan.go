@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"encoding/binary"
 	"errors"
 	"math/bits"
 	"strconv"
@@ -89,9 +88,8 @@ var (
 type scanner struct {
 	b        []byte
 	i        int
-	depth    int
 	maxDepth int
-	deepest  int
+	stack    []frame // the open containers
 	keyBuf   []byte
 	// base is subtracted from recorded positions (elements of an array
 	// are scanned in place, their spans relative to the element).
@@ -141,6 +139,10 @@ type arrRec struct {
 	first, last int32 // its elements, or -1
 	node        *trie
 	ok          bool // every element was recorded (within the arena budget)
+	// win, pend and pendN are the window to restore when it closes.
+	pend  int32
+	win   int
+	pendN int
 }
 
 // maxWindowSpans bounds the spans recorded per event (about 3 MB): an
@@ -153,7 +155,7 @@ const maxWindowSpans = 1 << 18
 // arrays whose node has an each trie are recorded too: slots may then be
 // reallocated, and s.spans holds the result (main window first).
 func (s *scanner) scan(b []byte, t *trie, slots []span, maxDepth int) error {
-	s.b, s.i, s.depth, s.deepest, s.maxDepth, s.base = b, 0, 0, 0, maxDepth, 0
+	s.b, s.i, s.maxDepth, s.base, s.stack = b, 0, maxDepth, 0, s.stack[:0]
 	s.spans, s.win, s.elems, s.arrs, s.quiet = slots, 0, s.elems[:0], s.arrs[:0], false
 	s.ws()
 	if err := s.value(t); err != nil {
@@ -166,16 +168,7 @@ func (s *scanner) scan(b []byte, t *trie, slots []span, maxDepth int) error {
 	return nil
 }
 
-func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
+func (s *scanner) ws() { s.i = skipWS(s.b, s.i) }
 
 // record keeps sp as the value of t's slot (callers check t.slot >= 0).
 func (s *scanner) record(t *trie, sp span) {
@@ -198,171 +191,200 @@ func (s *scanner) window() {
 	s.spans = append(s.spans, make([]span, s.pendN)...)
 }
 
+// frame is an open object or array of the scan (kept small: one is
+// pushed per container).
+type frame struct {
+	node *trie // the container's node (its keys, its elements), or nil
+	// member is, in an object, the node of the member being read.
+	member *trie
+	start  int32
+	// n is, in an array, the index of the element being read.
+	n int32
+	// arr is the recorded array (arrRec), or -1.
+	arr  int32
+	kind byte // '{' or '['
+}
+
+// value scans one JSON value at s.i (no white space before it), recording
+// the values t names, and leaves s.i after it. It is one loop over an
+// explicit stack of open containers: no call per token.
 func (s *scanner) value(t *trie) error {
-	if s.i >= len(s.b) {
-		return errSyntax
-	}
-	start := s.i
-	kind := s.b[s.i]
-	var esc bool
+	b, i := s.b, s.i
+	base := len(s.stack)
+	vt := t // the node of the value at i
 	var err error
-	switch {
-	case kind == '{':
-		err = s.object(t)
-	case kind == '[':
-		err = s.array(t)
-	case kind == '"':
-		esc, err = s.str()
-	case kind == '-' || kind >= '0' && kind <= '9':
-		kind, err = '0', s.number()
-	case kind == 't':
-		err = s.lit("true")
-	case kind == 'f':
-		err = s.lit("false")
-	case kind == 'n':
-		err = s.lit("null")
-	default:
-		return errSyntax
-	}
-	if err != nil {
-		return err
-	}
-	if t != nil && t.slot >= 0 {
-		s.record(t, span{start: int32(start), end: int32(s.i), kind: kind, esc: esc})
-	}
-	return nil
-}
-
-func (s *scanner) enter() error {
-	s.depth++
-	if s.depth > s.deepest {
-		s.deepest = s.depth
-	}
-	if s.depth > s.maxDepth {
-		return errTooDeep
-	}
-	return nil
-}
-
-func (s *scanner) object(t *trie) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	s.i++ // {
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		s.depth--
-		return nil
-	}
 	for {
-		if s.i >= len(s.b) || s.b[s.i] != '"' {
+		if i >= len(b) {
 			return errSyntax
 		}
-		ks := s.i + 1
-		esc, err := s.str()
-		if err != nil {
-			return err
-		}
-		var ct *trie
-		if t != nil && len(t.keys) > 0 {
-			key := s.b[ks : s.i-1]
-			if esc {
-				s.keyBuf = unescape(s.keyBuf[:0], key)
-				key = s.keyBuf
+		start := i
+		var kind byte
+		esc := false
+		switch c := b[i]; c {
+		case '{', '[':
+			if len(s.stack)-base >= s.maxDepth {
+				return errTooDeep
 			}
-			ct = t.child(key)
+			i = skipWS(b, i+1)
+			if i < len(b) && b[i] == c+2 { // {} or []
+				i++
+				kind = c
+				break
+			}
+			s.stack = append(s.stack, frame{node: vt, start: int32(start), kind: c, arr: -1})
+			f := &s.stack[len(s.stack)-1]
+			if c == '{' {
+				if i, vt, err = s.key(i, f); err != nil {
+					return err
+				}
+			} else {
+				vt = s.element(f, i)
+			}
+			continue
+		case '"':
+			if i, esc, err = scanString(b, i); err != nil {
+				return err
+			}
+			kind = '"'
+		case 't':
+			if len(b)-i < 4 || string(b[i:i+4]) != "true" {
+				return errSyntax
+			}
+			i += 4
+			kind = 't'
+		case 'f':
+			if len(b)-i < 5 || string(b[i:i+5]) != "false" {
+				return errSyntax
+			}
+			i += 5
+			kind = 'f'
+		case 'n':
+			if len(b)-i < 4 || string(b[i:i+4]) != "null" {
+				return errSyntax
+			}
+			i += 4
+			kind = 'n'
+		default:
+			if i, err = scanNumber(b, i); err != nil {
+				return err
+			}
+			kind = '0'
 		}
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return errSyntax
+		// A complete value at start..i: record it, then close what it
+		// completes until a container wants another member or element.
+		for {
+			if vt != nil && vt.slot >= 0 {
+				s.record(vt, span{start: int32(start), end: int32(i), kind: kind, esc: esc})
+			}
+			if len(s.stack) == base {
+				s.i = i
+				return nil
+			}
+			f := &s.stack[len(s.stack)-1]
+			if f.kind == '{' {
+				if m := f.member; m != nil && s.gate != nil && m.slot == s.gateSlot && len(s.stack)-base == 1 && !s.gate.pass(s.spans[m.slot]) {
+					s.quiet = true
+				}
+			} else if f.arr >= 0 && s.arrs[f.arr].ok {
+				r := &s.elems[s.arrs[f.arr].last]
+				r.end, r.kind = int32(i), kindOf(b[r.start])
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return errSyntax
+			}
+			if b[i] == ',' {
+				i = skipWS(b, i+1)
+				if f.kind == '{' {
+					if i, vt, err = s.key(i, f); err != nil {
+						return err
+					}
+				} else {
+					f.n++
+					vt = s.element(f, i)
+				}
+				break
+			}
+			if b[i] != f.kind+2 { // } or ]
+				return errSyntax
+			}
+			i++
+			if f.arr >= 0 {
+				a := &s.arrs[f.arr]
+				s.win, s.pend, s.pendN = a.win, a.pend, a.pendN
+			}
+			vt, start, kind, esc = f.node, int(f.start), f.kind, false
+			s.stack = s.stack[:len(s.stack)-1]
 		}
-		s.i++
-		s.ws()
+	}
+}
+
+// key reads an object's member name and its colon at i, and returns where
+// the member's value starts and the node it is read for.
+func (s *scanner) key(i int, f *frame) (int, *trie, error) {
+	b := s.b
+	if i >= len(b) || b[i] != '"' {
+		return i, nil, errSyntax
+	}
+	ks := i + 1
+	i, esc, err := scanString(b, i)
+	if err != nil {
+		return i, nil, err
+	}
+	var ct *trie
+	if t := f.node; t != nil && len(t.keys) > 0 {
+		key := b[ks : i-1]
+		if esc {
+			s.keyBuf = unescape(s.keyBuf[:0], key)
+			key = s.keyBuf
+		}
+		ct = t.child(key)
 		if s.quiet && ct != s.keep {
 			ct = nil
 		}
-		if err := s.value(ct); err != nil {
-			return err
-		}
-		if ct != nil && s.gate != nil && ct.slot == s.gateSlot && s.depth == 1 && !s.gate.pass(s.spans[ct.slot]) {
-			s.quiet = true
-		}
-		if done, err := s.next('}'); done || err != nil {
-			return err
-		}
 	}
+	i = skipWS(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return i, nil, errSyntax
+	}
+	f.member = ct
+	return skipWS(b, i+1), ct, nil
 }
 
-func (s *scanner) array(t *trie) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	if t != nil && t.each != nil && s.items {
-		return s.arrayEach(t)
-	}
-	s.i++ // [
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-		s.depth--
+// element starts element f.n of an array at i and returns the node it is
+// read for: the element trie of a recorded array (the element gets its own
+// window of slots), or the node of its index.
+func (s *scanner) element(f *frame, i int) *trie {
+	t := f.node
+	if t == nil {
 		return nil
 	}
-	for n := 0; ; n++ {
-		var ct *trie
-		if t != nil && t.index != nil {
-			ct = t.index[n]
+	if t.each != nil && s.items {
+		if f.n == 0 {
+			f.arr = int32(len(s.arrs))
+			s.arrs = append(s.arrs, arrRec{start: f.start, first: -1, last: -1, node: t, ok: true, win: s.win, pend: s.pend, pendN: s.pendN})
 		}
-		if err := s.value(ct); err != nil {
-			return err
+		a := &s.arrs[f.arr]
+		if !a.ok || len(s.spans)+t.eachN > maxWindowSpans {
+			a.ok = false
+			s.win, s.pend, s.pendN = a.win, a.pend, a.pendN
+			return nil
 		}
-		if done, err := s.next(']'); done || err != nil {
-			return err
-		}
-	}
-}
-
-// arrayEach scans an array whose elements are recorded, each in its own
-// window of t.eachN slots.
-func (s *scanner) arrayEach(t *trie) error {
-	a := int32(len(s.arrs))
-	s.arrs = append(s.arrs, arrRec{start: int32(s.i), first: -1, last: -1, node: t, ok: true})
-	win, pend, pendN := s.win, s.pend, s.pendN
-	defer func() { s.win, s.pend, s.pendN = win, pend, pendN }()
-	s.i++ // [
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-		s.depth--
-		return nil
-	}
-	for {
-		et := t.each
-		if !s.arrs[a].ok || len(s.spans)+t.eachN > maxWindowSpans {
-			s.arrs[a].ok = false
-			et = nil
+		e := int32(len(s.elems))
+		s.elems = append(s.elems, elemRec{start: int32(i), win: -1, next: -1})
+		if a.last >= 0 {
+			s.elems[a.last].next = e
 		} else {
-			e := int32(len(s.elems))
-			s.elems = append(s.elems, elemRec{start: int32(s.i), win: -1, next: -1})
-			if last := s.arrs[a].last; last >= 0 {
-				s.elems[last].next = e
-			} else {
-				s.arrs[a].first = e
-			}
-			s.arrs[a].last = e
-			s.win, s.pend, s.pendN = -1, e, t.eachN
+			a.first = e
 		}
-		if err := s.value(et); err != nil {
-			return err
-		}
-		if et != nil {
-			r := &s.elems[s.arrs[a].last]
-			r.end, r.kind = int32(s.i), kindOf(s.b[r.start])
-		}
-		if done, err := s.next(']'); done || err != nil {
-			return err
-		}
+		a.last = e
+		s.win, s.pend, s.pendN = -1, e, t.eachN
+		return t.each
 	}
+	if t.index != nil {
+		return t.index[int(f.n)]
+	}
+	return nil
 }
 
 // recorded returns the recorded array starting at off, or nil.
@@ -382,32 +404,22 @@ func (s *scanner) recorded(off int32) *arrRec {
 	return nil
 }
 
-// next reads what follows a member or an element: a comma, or the closing
-// byte of the container (done).
-func (s *scanner) next(closing byte) (done bool, err error) {
-	s.ws()
-	if s.i >= len(s.b) {
-		return false, errSyntax
+// skipWS returns the index of the first byte at or after i that is not
+// JSON white space.
+func skipWS(b []byte, i int) int {
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
+		i++
 	}
-	switch s.b[s.i] {
-	case ',':
-		s.i++
-		s.ws()
-		return false, nil
-	case closing:
-		s.i++
-		s.depth--
-		return true, nil
-	}
-	return false, errSyntax
+	return i
 }
 
-// str scans a string starting at its quote and reports whether it holds
-// escapes. Control characters are refused; UTF-8 is checked by the caller
-// over the whole event.
-func (s *scanner) str() (esc bool, err error) {
-	b := s.b
-	i := s.i + 1
+// scanString scans a string starting at its quote at i, returning the
+// index after its closing quote and whether it holds escapes. Control
+// characters are refused; UTF-8 is checked by the caller over the whole
+// event.
+func scanString(b []byte, i int) (int, bool, error) {
+	i++
+	esc := false
 	for {
 		// The common case: plain characters, eight at a time; the lowest
 		// flagged byte is the first one to stop at.
@@ -421,7 +433,11 @@ func (s *scanner) str() (esc bool, err error) {
 					x = bits.ReverseBytes64(x)
 				}
 				if m := special8(x); m != 0 {
-					i += bits.TrailingZeros64(m) >> 3
+					z := bits.TrailingZeros64(m)
+					i += z >> 3
+					if byte(x>>(z&^7)) == '"' { // read from the word: no reload
+						return i + 1, esc, nil
+					}
 					goto stop
 				}
 				i += 8
@@ -431,31 +447,30 @@ func (s *scanner) str() (esc bool, err error) {
 			i++
 		}
 		if i >= len(b) {
-			return false, errSyntax
+			return i, false, errSyntax
 		}
 	stop:
 		switch c := b[i]; {
 		case c == '"':
-			s.i = i + 1
-			return esc, nil
+			return i + 1, esc, nil
 		case c < 0x20:
-			return false, errSyntax
+			return i, false, errSyntax
 		}
 		// An escape.
 		esc = true
 		if i+1 >= len(b) {
-			return false, errSyntax
+			return i, false, errSyntax
 		}
 		switch b[i+1] {
 		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			i += 2
 		case 'u':
 			if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-				return false, errSyntax
+				return i, false, errSyntax
 			}
 			i += 6
 		default:
-			return false, errSyntax
+			return i, false, errSyntax
 		}
 	}
 }
@@ -470,8 +485,6 @@ var stops = func() (t [256]bool) {
 	return t
 }()
 
-var bigEndian = binary.NativeEndian.Uint16([]byte{0, 1}) == 1
-
 const (
 	ones  = 0x0101010101010101
 	highs = 0x8080808080808080
@@ -484,19 +497,19 @@ const (
 func special8(x uint64) uint64 {
 	quote := x ^ (ones * '"')
 	back := x ^ (ones * '\\')
-	return ((quote-ones) & ^quote | (back-ones) & ^back | (x-ones*0x20) & ^x) & highs
+	return ((quote-ones)&^quote | (back-ones)&^back | (x-ones*0x20)&^x) & highs
 }
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
-func (s *scanner) number() error {
-	b, i := s.b, s.i
+// scanNumber scans a JSON number at i and returns the index after it.
+func scanNumber(b []byte, i int) (int, error) {
 	if i < len(b) && b[i] == '-' {
 		i++
 	}
 	switch {
 	case i >= len(b):
-		return errSyntax
+		return i, errSyntax
 	case b[i] == '0':
 		i++
 	case b[i] >= '1' && b[i] <= '9':
@@ -504,7 +517,7 @@ func (s *scanner) number() error {
 			i++
 		}
 	default:
-		return errSyntax
+		return i, errSyntax
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
@@ -513,7 +526,7 @@ func (s *scanner) number() error {
 			i++
 		}
 		if i == d {
-			return errSyntax
+			return i, errSyntax
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -526,19 +539,10 @@ func (s *scanner) number() error {
 			i++
 		}
 		if i == d {
-			return errSyntax
+			return i, errSyntax
 		}
 	}
-	s.i = i
-	return nil
-}
-
-func (s *scanner) lit(word string) error {
-	if len(s.b)-s.i < len(word) || string(s.b[s.i:s.i+len(word)]) != word {
-		return errSyntax
-	}
-	s.i += len(word)
-	return nil
+	return i, nil
 }
 
 // unescape appends the text of a JSON string body (without its quotes,

@@ -6,6 +6,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/blueprint-engine/blueprint/blueprints"
+	"github.com/blueprint-engine/blueprint/engine"
 )
 
 func BenchmarkScan(b *testing.B) {
@@ -15,6 +18,26 @@ func BenchmarkScan(b *testing.B) {
 		b.SetBytes(int64(len(ev)))
 		for b.Loop() {
 			s.scan(ev, nil, nil, 64)
+		}
+	})
+	b.Run("scanner_button_paths", func(b *testing.B) {
+		cat, err := engine.NewCatalog(blueprints.FS)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bp, _, err := cat.Compile("button@0.1.0")
+		if err != nil || bp == nil {
+			b.Fatal("button does not compile")
+		}
+		p := planOf(bp)
+		var s scanner
+		s.items = true
+		slots := make([]span, len(p.paths))
+		b.SetBytes(int64(len(ev)))
+		for b.Loop() {
+			clear(slots)
+			s.scan(ev, p.root, slots, 64)
+			slots = s.spans[:len(p.paths)]
 		}
 	})
 	b.Run("utf8", func(b *testing.B) {

@@ -485,9 +485,8 @@ func normInt(s string) string {
 
 // plainNumber: a JSON number.
 func plainNumber(s string) bool {
-	var sc scanner
-	sc.b = sbytes(s)
-	return sc.number() == nil && sc.i == len(s)
+	i, err := scanNumber(sbytes(s), 0)
+	return err == nil && i == len(s)
 }
 
 // plainDecimal: -?digits(.digits)?
