@@ -77,16 +77,13 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 				Message: fmt.Sprintf("internal error while evaluating the event: %v", r)}
 		}
 		// Messages and names echo event data, which may hold a secret.
-		if res.scrubbed {
-			res.scrubbed = false
-			return
-		}
-		if res.Message != "" {
+		if res.Message != "" && !res.msgClean {
 			res.Message = in.red.String(res.Message)
 		}
-		if res.Event != "" {
+		if res.Event != "" && !res.eventClean {
 			res.Event = in.red.String(res.Event)
 		}
+		res.msgClean, res.eventClean = false, false
 	}()
 	if len(event) > in.opts.MaxEventSize {
 		return reject(&res, ReasonInvalidEvent, fmt.Sprintf("event is %d bytes; the limit is %d", len(event), in.opts.MaxEventSize))
@@ -116,11 +113,12 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	ev := c.lookup(name)
 	if ev == nil {
 		t := in.unmappedText(name)
-		res.Event, res.scrubbed = t.event, true
+		res.Event, res.msgClean, res.eventClean = t.event, true, true
 		return skip(&res, ReasonEventNotMapped, t.msg)
 	}
 	if string(name) == ev.Name {
-		res.Event = ev.Name // the name as the blueprint writes it: no copy
+		// The name as the blueprint writes it: no copy, scrubbed at Bind.
+		res.Event, res.eventClean = in.eventNames[ev], true
 	} else {
 		res.Event = string(name)
 	}
@@ -139,7 +137,7 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 			granted = cs.Allow
 		}
 		if !granted {
-			res.scrubbed = true // blueprint text, and Event is scrubbed
+			res.msgClean = true // rendered at Bind
 			if decided {
 				return skip(&res, ReasonConsentDenied, in.consentDenied)
 			}
@@ -579,12 +577,12 @@ func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int, at int) {
 }
 
 // direct is the shortest route for the commonest fields: read from paths
-// only, a JSON string without escapes (text) or a small JSON integer
+// only, a JSON string without escapes (text, id) or a small JSON integer
 // (integer) is written as it is in the event. It reports false, having
 // written nothing, for anything else, which takes the general route.
 func (c *evalCtx) direct(f *engine.Field, sc *scope, at int) bool {
 	t := &f.Type
-	if t.Kind != engine.KindString && t.Kind != engine.KindInteger || t.Pattern != nil {
+	if t.Kind != engine.KindString && t.Kind != engine.KindID && t.Kind != engine.KindInteger || t.Pattern != nil {
 		return false
 	}
 	for i := range f.Sources {
@@ -596,8 +594,8 @@ func (c *evalCtx) direct(f *engine.Field, sc *scope, at int) bool {
 			if sp.end-sp.start == 2 {
 				continue // "" is absent
 			}
-			if sp.esc || t.Kind != engine.KindString {
-				return false
+			if sp.esc || t.Kind == engine.KindInteger {
+				return false // an integer in text: parsed on the general route
 			}
 			raw := sc.doc[sp.start:sp.end]
 			if f.List {

@@ -96,6 +96,9 @@ type Integration struct {
 	unmapped atomic.Pointer[map[string]skipText]
 	// consentDenied and consentMissing are the consent skip messages.
 	consentDenied, consentMissing string
+	// eventNames are the variant's event names as the blueprint writes
+	// them, scrubbed.
+	eventNames map[*engine.Event]string
 }
 
 // skipText is the scrubbed Event and Message of an unmapped event.
@@ -229,9 +232,13 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 		}
 	}
 	in.red = newRedactor(secrets)
+	in.eventNames = map[*engine.Event]string{}
+	for _, e := range v.Events {
+		in.eventNames[e] = in.red.String(e.Name)
+	}
 	if cs := bp.Consent; cs != nil {
-		in.consentDenied = cs.Category + " consent is denied"
-		in.consentMissing = cs.Category + " consent is missing, and missing means denied"
+		in.consentDenied = in.red.String(cs.Category + " consent is denied")
+		in.consentMissing = in.red.String(cs.Category + " consent is missing, and missing means denied")
 	}
 	if len(problems) == 0 {
 		in.plan = planOf(bp)
@@ -301,9 +308,9 @@ type Result struct {
 	Requests []*Request
 
 	red *redactor
-	// scrubbed: Message and Event hold no secret (they were scrubbed
-	// before, or come from the blueprint).
-	scrubbed bool
+	// msgClean and eventClean: Message, Event hold no secret (scrubbed
+	// before: at Bind, or in a cache).
+	msgClean, eventClean bool
 }
 
 // String renders the result for humans, with secrets redacted.
