@@ -44,7 +44,8 @@ type evalCtx struct {
 	sc       scanner
 	none     []span // an item window where nothing was recorded
 	top      scope  // the event's scope: its slots, no fields
-	looked   bool   // found is the mapping of the event's name
+	scopes   []*scope
+	looked   bool // found is the mapping of the event's name
 	found    *engine.Event
 	vm       vm.VM
 	resp     *responseCtx // set while a response rule runs
@@ -711,6 +712,8 @@ func (c *evalCtx) writeItems(f *engine.Field, sc *scope) rv {
 	start := len(c.out)
 	c.out = append(c.out, '[')
 	i := 0
+	isc := c.scope() // one scope for every item, reused
+	defer c.freeScope(isc)
 	item := func(doc, el []byte, kind byte, slots []span) {
 		if i > 0 {
 			c.out = append(c.out, ',')
@@ -722,7 +725,8 @@ func (c *evalCtx) writeItems(f *engine.Field, sc *scope) rv {
 			return
 		}
 		c.idx = append(c.idx, i)
-		if !c.writeObject(f.Object, &scope{item: el, doc: doc, slots: slots}) {
+		*isc = scope{item: el, doc: doc, slots: slots}
+		if !c.writeObject(f.Object, isc) {
 			c.out = append(c.out, "{}"...)
 		}
 		c.idx = c.idx[:len(c.idx)-1]
@@ -760,6 +764,22 @@ func (c *evalCtx) writeItems(f *engine.Field, sc *scope) rv {
 	}
 	c.out = append(c.out, ']')
 	return outVal('[', start, len(c.out))
+}
+
+// scope returns a scope from the evaluation's free list: scopes passed
+// down the recursive writers would otherwise each be a heap allocation.
+func (c *evalCtx) scope() *scope {
+	if n := len(c.scopes); n > 0 {
+		sc := c.scopes[n-1]
+		c.scopes = c.scopes[:n-1]
+		return sc
+	}
+	return new(scope)
+}
+
+func (c *evalCtx) freeScope(sc *scope) {
+	*sc = scope{}
+	c.scopes = append(c.scopes, sc)
 }
 
 // recordedArray returns the main scan's record of the array whose text is

@@ -2,6 +2,8 @@ package runtime_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -45,5 +47,32 @@ func TestUnmappedNameCache(t *testing.T) {
 				t.Fatalf("pass %d: Event %q, Message %q; want Event %q, masked in Message", pass, res.Event, res.Message, want)
 			}
 		}
+	}
+}
+
+// Delivering allocates the same few objects (the request, its body)
+// whatever the number of line items: per-item garbage would show here
+// before it showed in a benchmark.
+func TestDeliverAllocationsFlat(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	in := robustBind(t, "retail", "sk-test-key")
+	allocs := map[string]float64{}
+	for _, name := range []string{"button_purchase_items_1", "button_purchase_items_100", "button_add_to_cart"} {
+		ev, err := os.ReadFile(filepath.Join("testdata", "bench", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := in.Evaluate(ev); res.Outcome != runtime.Deliver {
+			t.Fatalf("%s: %s %s %v", name, res.Outcome, res.Reason, res.Fields)
+		}
+		allocs[name] = testing.AllocsPerRun(50, func() { in.Evaluate(ev) })
+		if allocs[name] > 2 {
+			t.Errorf("%s: %v allocations per event, want at most 2 (the request and its body)", name, allocs[name])
+		}
+	}
+	if allocs["button_purchase_items_1"] != allocs["button_purchase_items_100"] {
+		t.Errorf("allocations grow with line items: %v", allocs)
 	}
 }
