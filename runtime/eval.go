@@ -552,7 +552,11 @@ func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int, at int) {
 	case f.Type.Kind == engine.KindArray && f.Object != nil:
 		v = c.writeItems(f, sc)
 	default:
-		v = c.spec(&f.Spec, sc)
+		if len(f.Sources) == 1 && f.Sources[0].Kind == engine.SourceValue && f.Type.Kind == engine.KindAny && f.Default == nil {
+			v = c.value(f.Sources[0].Value) // a shared value as it is
+		} else {
+			v = c.spec(&f.Spec, sc)
+		}
 		if v.st == present {
 			if f.List {
 				c.out = append(c.out, '[')
@@ -583,7 +587,12 @@ func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int, at int) {
 // written nothing, for anything else, which takes the general route.
 func (c *evalCtx) direct(f *engine.Field, sc *scope, at int) bool {
 	t := &f.Type
-	if t.Kind != engine.KindString && t.Kind != engine.KindID && t.Kind != engine.KindInteger || t.Pattern != nil {
+	switch t.Kind {
+	case engine.KindString, engine.KindID, engine.KindInteger, engine.KindMoney:
+	default:
+		return false
+	}
+	if t.Pattern != nil {
 		return false
 	}
 	for i := range f.Sources {
@@ -595,7 +604,7 @@ func (c *evalCtx) direct(f *engine.Field, sc *scope, at int) bool {
 			if sp.end-sp.start == 2 {
 				continue // "" is absent
 			}
-			if sp.esc || t.Kind == engine.KindInteger {
+			if sp.esc || t.Kind == engine.KindInteger || t.Kind == engine.KindMoney {
 				return false // an integer in text: parsed on the general route
 			}
 			raw := sc.doc[sp.start:sp.end]
@@ -612,6 +621,9 @@ func (c *evalCtx) direct(f *engine.Field, sc *scope, at int) bool {
 			return true
 		case '0':
 			raw := sc.doc[sp.start:sp.end]
+			if t.Kind == engine.KindMoney {
+				return !f.List && c.directMoney(t, raw, at)
+			}
 			if t.Kind != engine.KindInteger || f.List || len(raw) > 18 || raw[0] == '0' && len(raw) > 1 {
 				return false
 			}
@@ -634,6 +646,27 @@ func (c *evalCtx) direct(f *engine.Field, sc *scope, at int) bool {
 		return false
 	}
 	return false
+}
+
+// directMoney writes a JSON number as an amount in minor units; it
+// reports false for anything the general route must explain (too large,
+// negative, not a decimal).
+func (c *evalCtx) directMoney(t *engine.Type, raw []byte, at int) bool {
+	exp := 2
+	if t.Currency != nil {
+		if cv := c.value(t.Currency); cv.st == present && cv.jt == '"' {
+			exp = conv.CurrencyExponent(bstr(cv.b))
+		}
+	}
+	n, err := conv.MinorUnits(raw, exp, true)
+	if err != nil || n < 0 {
+		return false
+	}
+	c.out = strconv.AppendInt(c.out, n, 10)
+	if at >= 0 {
+		c.stack[at] = intVal(n)
+	}
+	return true
 }
 
 // evalField evaluates a field without writing it (objects and items are
