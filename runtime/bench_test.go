@@ -45,3 +45,26 @@ func BenchmarkEvaluate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEvaluateParallel is BenchmarkEvaluate's 3-item purchase on
+// every core (GOMAXPROCS goroutines sharing one Integration), as the
+// delivery platform runs it: the figure to compare with the serial one is
+// events per second.
+func BenchmarkEvaluateParallel(b *testing.B) {
+	in := robustBind(b, "retail", "sk-bench-key")
+	ev, err := os.ReadFile(filepath.Join("testdata", "bench", "button_purchase_3_items.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res := in.Evaluate(ev); res.Outcome != runtime.Deliver {
+		b.Fatalf("%s %s %v", res.Outcome, res.Reason, res.Fields)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(ev)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			in.Evaluate(ev)
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
