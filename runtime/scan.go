@@ -148,7 +148,7 @@ type arrRec struct {
 // maxWindowSpans bounds the spans recorded per event (about 3 MB): an
 // array of many tiny elements must not make its event cost many times
 // its size. Past it, elements are scanned again when the items are mapped.
-const maxWindowSpans = 1 << 18
+var maxWindowSpans = 1 << 18 // a variable for tests only
 
 // scan validates b as exactly one JSON value (surrounded by white space)
 // and records the values t names in slots. With items set, elements of
