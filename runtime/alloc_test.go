@@ -30,6 +30,20 @@ func TestSkipAllocatesNothing(t *testing.T) {
 	}
 }
 
+// A long "name" is data, not a name: it is not cached (the cache is
+// bounded in bytes, not only in names).
+func TestLongUnmappedNameNotCached(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	in := robustBind(t, "default", "sk-test-key")
+	ev := []byte(`{"type":"track","event":"` + strings.Repeat("x", 200) + `"}`)
+	in.Evaluate(ev)
+	if n := testing.AllocsPerRun(10, func() { in.Evaluate(ev) }); n == 0 {
+		t.Error("a 200-byte event name was cached")
+	}
+}
+
 // The unmapped-name cache gives the same result as the first rendering,
 // scrubbed of secrets, and stays correct past its bound.
 func TestUnmappedNameCache(t *testing.T) {

@@ -316,7 +316,8 @@ func (c *evalCtx) fillFallback(doc []byte, paths map[int]string, slots []span) {
 }
 
 func (c *evalCtx) release() {
-	c.in, c.ev, c.event, c.name, c.resp, c.top = nil, nil, nil, nil, nil, scope{}
+	c.in, c.ev, c.event, c.name, c.resp, c.top, c.found = nil, nil, nil, nil, nil, scope{}, nil
+	c.sc.b, c.sc.gate, c.sc.keep = nil, nil, nil
 	clear(c.values)
 	c.faults = c.faults[:0]
 	c.warnings = c.warnings[:0]
@@ -328,6 +329,16 @@ func (c *evalCtx) release() {
 	}
 	if cap(c.scratch) > 1<<20 {
 		c.scratch = nil
+	}
+	// The scan's records of a huge event are not kept either.
+	if cap(c.sc.spans) > 1<<16 {
+		c.sc.spans, c.slots = nil, nil
+	}
+	if cap(c.sc.elems) > 1<<16 {
+		c.sc.elems = nil
+	}
+	if cap(c.sc.arrs) > 1<<12 {
+		c.sc.arrs = nil
 	}
 	ctxPool.Put(c)
 }

@@ -111,9 +111,14 @@ type Integration struct {
 // skipText is the scrubbed Event and Message of an unmapped event.
 type skipText struct{ event, msg string }
 
-// maxUnmappedNames bounds the unmapped-name cache: past it (a source
-// sending ever new names), names are rendered per event.
-const maxUnmappedNames = 256
+// maxUnmappedNames and maxCachedName bound the unmapped-name cache (to
+// about 100 KB): past 256 names (a source sending ever new names), or for
+// a name longer than 128 bytes (not a name but data), names are rendered
+// per event.
+const (
+	maxUnmappedNames = 256
+	maxCachedName    = 128
+)
 
 // unmappedText returns the Event and Message of an event whose name the
 // variant does not map, from the cache when it can.
@@ -125,10 +130,10 @@ func (in *Integration) unmappedText(name []byte) skipText {
 		}
 	}
 	event := string(name)
-	t := skipText{
-		event: in.red.String(event),
-		msg:   in.red.String("event " + strconv.Quote(event) + " is not in the event map of " + in.bp.Ref() + " variant " + in.variant.Key),
+	if len(name) > maxCachedName {
+		return in.renderUnmapped(event)
 	}
+	t := in.renderUnmapped(event)
 	for old == nil || len(*old) < maxUnmappedNames {
 		m := make(map[string]skipText, 1+len(mapOrNil(old)))
 		for k, v := range mapOrNil(old) {
@@ -141,6 +146,15 @@ func (in *Integration) unmappedText(name []byte) skipText {
 		old = in.unmapped.Load()
 	}
 	return t
+}
+
+// renderUnmapped renders the scrubbed Event and Message of an unmapped
+// event.
+func (in *Integration) renderUnmapped(event string) skipText {
+	return skipText{
+		event: in.red.String(event),
+		msg:   in.red.String("event " + strconv.Quote(event) + " is not in the event map of " + in.bp.Ref() + " variant " + in.variant.Key),
+	}
 }
 
 func mapOrNil(m *map[string]skipText) map[string]skipText {

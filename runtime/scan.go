@@ -5,7 +5,6 @@ import (
 	"math/bits"
 	"strconv"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // The event scanner validates an event in one pass and, on the way,
@@ -145,9 +144,10 @@ type arrRec struct {
 	pendN int
 }
 
-// maxWindowSpans bounds the spans recorded per event (about 3 MB): an
-// array of many tiny elements must not make its event cost many times
-// its size. Past it, elements are scanned again when the items are mapped.
+// maxWindowSpans bounds the spans and elements recorded per event (at
+// most about 5 MB): an array of many tiny elements must not make its event
+// cost many times its size. Past it, elements are scanned again when the
+// items are mapped.
 var maxWindowSpans = 1 << 18 // a variable for tests only
 
 // scan validates b as exactly one JSON value (surrounded by white space)
@@ -367,7 +367,7 @@ func (s *scanner) element(f *frame, i int) *trie {
 			s.arrs = append(s.arrs, arrRec{start: f.start, first: -1, last: -1, node: t, ok: true, win: s.win, pend: s.pend, pendN: s.pendN})
 		}
 		a := &s.arrs[f.arr]
-		if !a.ok || len(s.spans)+t.eachN > maxWindowSpans {
+		if !a.ok || len(s.spans)+len(s.elems)+t.eachN > maxWindowSpans {
 			a.ok = false
 			s.win, s.pend, s.pendN = a.win, a.pend, a.pendN
 			return nil
@@ -425,25 +425,17 @@ func scanString(b []byte, i int) (int, bool, error) {
 	for {
 		// The common case: plain characters, eight at a time; the lowest
 		// flagged byte is the first one to stop at.
-		if i+8 <= len(b) {
-			p := unsafe.Pointer(unsafe.SliceData(b))
-			for i+8 <= len(b) {
-				// An unaligned native load, bounds checked by the loop
-				// condition.
-				x := *(*uint64)(unsafe.Add(p, i))
-				if bigEndian {
-					x = bits.ReverseBytes64(x)
+		for i+8 <= len(b) {
+			x := load64(b, i)
+			if m := special8(x); m != 0 {
+				z := bits.TrailingZeros64(m)
+				i += z >> 3
+				if byte(x>>(z&^7)) == '"' { // read from the word: no reload
+					return i + 1, esc, nil
 				}
-				if m := special8(x); m != 0 {
-					z := bits.TrailingZeros64(m)
-					i += z >> 3
-					if byte(x>>(z&^7)) == '"' { // read from the word: no reload
-						return i + 1, esc, nil
-					}
-					goto stop
-				}
-				i += 8
+				goto stop
 			}
+			i += 8
 		}
 		for i < len(b) && !stops[b[i]] {
 			i++

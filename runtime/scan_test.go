@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -91,4 +92,28 @@ func FuzzScanner(f *testing.F) {
 			t.Fatalf("%d elements recorded, gjson has %d, in %q", k, len(elems), b)
 		}
 	})
+}
+
+// Recording the elements of a huge array of tiny elements stays within the
+// budget (elements count, not only windows): past it the array is left to
+// be scanned again.
+func TestRecordBudget(t *testing.T) {
+	root := newTrie()
+	root.add([]string{"items"}, 0)
+	each := newTrie()
+	each.add([]string{"sku"}, 0)
+	n := root.find("items")
+	n.each, n.eachN = each, 1
+	ev := []byte(`{"items":[` + strings.Repeat(`0,`, 400_000) + `{"sku":"a"}]}`)
+	var s scanner
+	s.items = true
+	if err := s.scan(ev, root, make([]span, 1), 64); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(s.spans) + len(s.elems); got > maxWindowSpans+1 {
+		t.Errorf("%d spans and elements recorded, budget %d", got, maxWindowSpans)
+	}
+	if a := s.recorded(s.spans[0].start); a == nil || a.ok {
+		t.Errorf("the array past the budget is recorded as complete: %+v", a)
+	}
 }
