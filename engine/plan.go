@@ -225,6 +225,9 @@ type Object struct {
 	OmitUnless []int
 	// InOrder reports that Order is the declaration order.
 	InOrder bool
+	// Reads: some field of the object is Read (by a sibling, or by
+	// omit_unless).
+	Reads bool
 	// ItemPaths, for the fields of an array's items, lists the paths read
 	// on each item; sources and inputs inside have slots into it.
 	ItemPaths []string

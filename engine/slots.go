@@ -89,6 +89,9 @@ func assignSlots(bp *Blueprint) {
 			o.Fields[i].Read = true
 		}
 		for _, f := range o.Fields {
+			o.Reads = o.Reads || f.Read
+		}
+		for _, f := range o.Fields {
 			spec(&f.Spec, t)
 			if f.Object == nil {
 				continue

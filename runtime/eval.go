@@ -483,13 +483,23 @@ func (c *evalCtx) push(n int) (base int) {
 func (c *evalCtx) writeObject(o *engine.Object, sc *scope) bool {
 	mark := len(c.out)
 	fmark, wmark, smark := len(c.faults), len(c.warnings), len(c.secrets)
-	base := c.push(len(o.Fields))
 	nf := len(o.Fields)
+	base := len(c.stack)
+	if !o.InOrder || o.Reads {
+		base = c.push(nf)
+	}
 	// The object's fields are visible to its own fields only.
 	parentFields := sc.fields
 	c.out = append(c.out, '{')
 	n := 0
-	if o.InOrder {
+	switch {
+	case o.InOrder && !o.Reads:
+		// No field reads another: nothing to keep.
+		sc.fields = nil
+		for _, f := range o.Fields {
+			c.writeField(f, sc, &n, -1)
+		}
+	case o.InOrder:
 		for i, f := range o.Fields {
 			sc.fields = c.stack[base : base+nf] // c.stack may have moved
 			at := -1
@@ -498,7 +508,7 @@ func (c *evalCtx) writeObject(o *engine.Object, sc *scope) bool {
 			}
 			c.writeField(f, sc, &n, at)
 		}
-	} else {
+	default:
 		// Evaluate in dependency order into a side buffer, then write in
 		// declaration order.
 		for _, i := range o.Order {
