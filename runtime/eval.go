@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -485,8 +486,13 @@ func (c *evalCtx) writeObject(o *engine.Object, sc *scope) bool {
 	fmark, wmark, smark := len(c.faults), len(c.warnings), len(c.secrets)
 	nf := len(o.Fields)
 	base := len(c.stack)
-	if !o.InOrder || o.Reads {
+	switch {
+	case !o.InOrder:
 		base = c.push(nf)
+	case o.Reads:
+		// Written in order: every kept value is stored before it is
+		// read, so the window need not be cleared.
+		c.stack = slices.Grow(c.stack, nf)[:base+nf]
 	}
 	// The object's fields are visible to its own fields only.
 	parentFields := sc.fields
