@@ -110,7 +110,8 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 		name = c.spanVal(event, nameSp).b
 	}
 	if len(trimSpace(name)) == 0 {
-		return skip(&res, ReasonEventNotMapped, "the track event has no event name")
+		res.msgClean = true // scrubbed at Bind
+		return skip(&res, ReasonEventNotMapped, in.noNameMsg)
 	}
 	ev := c.lookup(name)
 	if ev == nil {
@@ -130,7 +131,8 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	if ev.Filter != nil {
 		ok, err := c.runBool(ev.Filter, &c.top)
 		if err == nil && !ok {
-			return skip(&res, ReasonFiltered, "the mapping's filter is false")
+			res.msgClean = true
+			return skip(&res, ReasonFiltered, in.filteredMsg)
 		}
 	}
 	if cs := in.bp.Consent; cs != nil {

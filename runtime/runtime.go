@@ -101,8 +101,9 @@ type Integration struct {
 	// result's Event and Message, scrubbed: skipping such an event (the
 	// commonest outcome on a busy source) then allocates nothing.
 	unmapped atomic.Pointer[map[string]skipText]
-	// consentDenied and consentMissing are the consent skip messages.
-	consentDenied, consentMissing string
+	// consentDenied, consentMissing, noNameMsg and filteredMsg are skip
+	// messages that hold no event data, scrubbed once.
+	consentDenied, consentMissing, noNameMsg, filteredMsg string
 	// eventNames are the variant's event names as the blueprint writes
 	// them, scrubbed.
 	eventNames map[*engine.Event]string
@@ -253,6 +254,8 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 		}
 	}
 	in.red = newRedactor(secrets)
+	in.noNameMsg = in.red.String("the track event has no event name")
+	in.filteredMsg = in.red.String("the mapping's filter is false")
 	in.eventNames = map[*engine.Event]string{}
 	for _, e := range v.Events {
 		in.eventNames[e] = in.red.String(e.Name)
