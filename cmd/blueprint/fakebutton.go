@@ -1,8 +1,8 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -130,26 +130,12 @@ func checkFakeButtonFlags(listen string, opts *fakebutton.Options) error {
 	if strings.ContainsAny(opts.APIKey, ":\r\n") {
 		return usageErr("--api-key must not contain ':' or a line break (it is a Basic auth user name)")
 	}
-	for _, r := range []struct {
-		flag string
-		v    float64
-	}{
-		{"--error-rate", opts.ErrorRate},
-		{"--throttle-rate", opts.ThrottleRate},
-		{"--drop-before-rate", opts.DropBeforeRate},
-		{"--drop-after-rate", opts.DropAfterRate},
-	} {
-		if math.IsNaN(r.v) || r.v < 0 || r.v > 1 {
-			return usageErr("%s %v: expected a probability between 0 and 1", r.flag, r.v)
-		}
-	}
-	if opts.RetryAfter < 0 {
-		return usageErr("--retry-after %v: must not be negative", opts.RetryAfter)
-	}
-	if opts.Latency < 0 {
-		return usageErr("--latency %v: must not be negative", opts.Latency)
-	}
 	if err := opts.Validate(); err != nil {
+		// Validate names the option as its flag is named.
+		var oe *fakebutton.OptionError
+		if errors.As(err, &oe) && oe.Option != "" {
+			return usageErr("--%s %v: %s", oe.Option, oe.Value, oe.Problem)
+		}
 		return usageErr("%v", err)
 	}
 	return nil

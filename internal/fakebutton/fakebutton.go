@@ -117,33 +117,52 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
+// OptionError is an option Validate refuses. Option names it as the
+// blueprint fake-button flag does ("error-rate"); it is "" when the
+// problem is the rates together.
+type OptionError struct {
+	Option  string
+	Value   any
+	Problem string
+}
+
+func (e *OptionError) Error() string {
+	if e.Option == "" {
+		return e.Problem
+	}
+	return fmt.Sprintf("%s %v: %s", e.Option, e.Value, e.Problem)
+}
+
 // Validate reports options that New refuses: a rate outside [0, 1], rates
-// summing to more than 1, or a negative duration.
+// summing to more than 1, or a negative duration. The error is an
+// *OptionError.
 func (o Options) Validate() error {
 	rates := []struct {
 		name string
 		v    float64
 	}{
-		{"error rate", o.ErrorRate},
-		{"throttle rate", o.ThrottleRate},
-		{"drop-before rate", o.DropBeforeRate},
-		{"drop-after rate", o.DropAfterRate},
+		{"error-rate", o.ErrorRate},
+		{"throttle-rate", o.ThrottleRate},
+		{"drop-before-rate", o.DropBeforeRate},
+		{"drop-after-rate", o.DropAfterRate},
 	}
 	sum := 0.0
 	for _, r := range rates {
 		if math.IsNaN(r.v) || r.v < 0 || r.v > 1 {
-			return fmt.Errorf("%s %v: must be between 0 and 1", r.name, r.v)
+			return &OptionError{Option: r.name, Value: r.v, Problem: "must be between 0 and 1"}
 		}
 		sum += r.v
 	}
 	if sum > 1+1e-9 {
-		return fmt.Errorf("the error, throttle, drop-before and drop-after rates add up to %v: must be at most 1", sum)
+		return &OptionError{Problem: fmt.Sprintf("the error, throttle, drop-before and drop-after rates add up to %v: must be at most 1", sum)}
 	}
-	if o.RetryAfter < 0 {
-		return fmt.Errorf("retry-after %v: must not be negative", o.RetryAfter)
-	}
-	if o.Latency < 0 {
-		return fmt.Errorf("latency %v: must not be negative", o.Latency)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"retry-after", o.RetryAfter}, {"latency", o.Latency}} {
+		if d.v < 0 {
+			return &OptionError{Option: d.name, Value: d.v, Problem: "must not be negative"}
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -719,6 +720,10 @@ func TestFakeButtonValidate(t *testing.T) {
 			}()
 			New(o)
 		}()
+	}
+	var oe *OptionError
+	if err := (Options{Latency: -time.Millisecond}).Validate(); !errors.As(err, &oe) || oe.Option != "latency" {
+		t.Errorf("negative latency: %v, want an OptionError naming latency", err)
 	}
 	if err := (Options{ErrorRate: 0.25, ThrottleRate: 0.25, DropBeforeRate: 0.25, DropAfterRate: 0.25}).Validate(); err != nil {
 		t.Errorf("rates adding up to 1: %v", err)
