@@ -307,6 +307,9 @@ type Spec struct {
 	Pos     diag.Pos
 	// PathsOnly: every source is a path (the runtime's shortest route).
 	PathsOnly bool
+	// AsValue is set when the spec is exactly one shared value, of any
+	// type, without default: its result is the value's.
+	AsValue *Value
 }
 
 // Value is a named shared value, computed at most once per event.

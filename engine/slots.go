@@ -60,6 +60,9 @@ func assignSlots(bp *Blueprint) {
 		for _, src := range s.Sources {
 			s.PathsOnly = s.PathsOnly && src.Kind == SourcePath
 		}
+		if len(s.Sources) == 1 && s.Sources[0].Kind == SourceValue && s.Type.Kind == KindAny && s.Default == nil {
+			s.AsValue = s.Sources[0].Value
+		}
 		for i := range s.Sources {
 			src := &s.Sources[i]
 			switch src.Kind {

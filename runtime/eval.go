@@ -581,8 +581,8 @@ func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int, at int) {
 	case f.Type.Kind == engine.KindArray && f.Object != nil:
 		v = c.writeItems(f, sc)
 	default:
-		if len(f.Sources) == 1 && f.Sources[0].Kind == engine.SourceValue && f.Type.Kind == engine.KindAny && f.Default == nil {
-			v = c.value(f.Sources[0].Value) // a shared value as it is
+		if f.AsValue != nil {
+			v = c.value(f.AsValue) // a shared value as it is
 		} else {
 			v = c.spec(&f.Spec, sc)
 		}
@@ -850,8 +850,10 @@ func (c *evalCtx) recordedArray(arr []byte, obj *engine.Object) *arrRec {
 	if len(arr) == 0 || len(c.event) == 0 || len(c.sc.arrs) == 0 {
 		return nil
 	}
+	// arr is in the event when it starts within it (allocations do not
+	// overlap); from expressions or defaults, it starts elsewhere.
 	off := uintptr(unsafe.Pointer(&arr[0])) - uintptr(unsafe.Pointer(&c.event[0]))
-	if off >= uintptr(len(c.event)) || &c.event[off] != &arr[0] {
+	if off >= uintptr(len(c.event)) {
 		return nil
 	}
 	a := c.sc.recorded(int32(off))
