@@ -221,15 +221,9 @@ func OpenBolt(path string, opts ...BoltOption) (*Bolt, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("outbox %s: %w", path, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      cfg.lockTimeout,
-		FreelistType: bolt.FreelistMapType,
-	})
+	db, err := openDB(path, cfg.lockTimeout)
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, &inUseError{path: path}
-		}
-		return nil, fmt.Errorf("outbox %s: open: %w", path, err)
+		return nil, err
 	}
 	db.MaxBatchDelay = cfg.batchDelay
 	db.MaxBatchSize = cfg.maxBatchSize
@@ -238,6 +232,113 @@ func OpenBolt(path string, opts ...BoltOption) (*Bolt, error) {
 		return nil, fmt.Errorf("outbox %s: %w", path, err)
 	}
 	return &Bolt{db: db, path: path, leases: make(map[string]struct{})}, nil
+}
+
+// openDB opens the bbolt file at path and takes its lock. If the file was
+// replaced while this waited for the lock (Compact renames a new file over
+// the old one while it holds the old one's lock), the lock it got is the
+// old file's: writing there would be lost, so it opens the new file.
+func openDB(path string, lockTimeout time.Duration) (*bolt.DB, error) {
+	for range 10 {
+		var f *os.File
+		db, err := bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:      lockTimeout,
+			FreelistType: bolt.FreelistMapType,
+			OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
+				file, err := os.OpenFile(name, flag, mode)
+				f = file
+				return file, err
+			},
+		})
+		if err != nil {
+			if errors.Is(err, berrors.ErrTimeout) {
+				return nil, &inUseError{path: path}
+			}
+			return nil, fmt.Errorf("outbox %s: open: %w", path, err)
+		}
+		if f == nil || sameFile(f, path) {
+			return db, nil
+		}
+		_ = db.Close()
+	}
+	return nil, fmt.Errorf("outbox %s: open: the file keeps being replaced while it is opened", path)
+}
+
+// sameFile reports whether the open file f is the one now at path.
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
+}
+
+// compactTxSize is how many bytes Compact copies per write transaction.
+const compactTxSize = 64 << 20
+
+// Compact rewrites the outbox file at path with only its live data and
+// replaces it, giving back to the file system the space of purged and
+// delivered items (bbolt reuses freed pages but never shrinks its file).
+// It returns the file's size before and after.
+//
+// It needs the file to itself: it takes the file's lock (failing with an
+// error matching ErrInUse after the lock timeout, DefaultLockTimeout
+// unless WithLockTimeout says otherwise) and holds it until the new file is
+// in place, so run it between two runs of a sender, or at the start of
+// one. It is safe against a crash at any point: the new file is written
+// beside the old one, synced, and renamed over it; a process waiting for
+// the lock meanwhile opens the new file.
+func Compact(path string, opts ...BoltOption) (before, after int64, err error) {
+	cfg := boltConfig{lockTimeout: DefaultLockTimeout}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&cfg)
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
+	}
+	src, err := openDB(path, cfg.lockTimeout)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = src.Close() }()
+	if err := src.View(func(tx *bolt.Tx) error { _, err := openTx(tx); return err }); err != nil {
+		return 0, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
+	}
+	before = fi.Size()
+	tmp := path + ".compact"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
+	}
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: cfg.lockTimeout, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return 0, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
+	}
+	// Every transaction of Compact is committed and fsync'd.
+	err = bolt.Compact(dst, src, compactTxSize)
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return 0, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
+	}
+	// The rename is durable once the folder is synced.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	fi, err = os.Stat(path)
+	if err != nil {
+		return before, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
+	}
+	return before, fi.Size(), nil
 }
 
 // initBuckets creates the buckets of a new file and checks the layout
@@ -707,6 +808,94 @@ func (q *Bolt) Replay(ctx context.Context, ids []string, now time.Time) (int, er
 		return 0, q.wrap("replay", err)
 	}
 	return n, nil
+}
+
+// purgeBatch is the most items Purge deletes in one write transaction, so
+// that a large purge does not hold the writer (and Updates) for long.
+var purgeBatch = 10_000
+
+// Purge implements Queue. It walks the index of each state from the
+// oldest UpdatedAt, so its cost is in the number of items it deletes, not
+// in the size of the outbox; it deletes at most purgeBatch items per
+// write transaction, and stops between two transactions when ctx is done
+// (returning what it deleted so far, and ctx's error).
+func (q *Bolt) Purge(ctx context.Context, before time.Time, states ...State) (int, error) {
+	if err := q.ready(ctx); err != nil {
+		return 0, err
+	}
+	sts, err := purgeStates(states)
+	if err != nil {
+		return 0, err
+	}
+	limit := timeKey(before)
+	total := 0
+	for {
+		n := 0
+		err := q.db.Update(func(tx *bolt.Tx) error {
+			n = 0
+			t, err := openTx(tx)
+			if err != nil {
+				return txErr(err)
+			}
+			for _, s := range sts {
+				m, err := t.purge(s, limit, purgeBatch-n)
+				if err != nil {
+					return txErr(err)
+				}
+				n += m
+			}
+			return nil
+		})
+		if err != nil {
+			return total, q.wrap("purge", err)
+		}
+		total += n
+		if n < purgeBatch {
+			return total, nil
+		}
+		if err := q.ready(ctx); err != nil {
+			return total, err
+		}
+	}
+}
+
+// purge deletes up to max items in state s updated before limit.
+func (t *boltTx) purge(s State, limit [8]byte, max int) (int, error) {
+	idx := t.state(s)
+	var keys [][]byte
+	c := idx.Cursor()
+	for k, _ := c.First(); k != nil && len(keys) < max; k, _ = c.Next() {
+		if len(k) <= 8 {
+			return 0, &corruptError{id: string(k), msg: "bad key in the " + string(s) + " index"}
+		}
+		if bytes.Compare(k[:8], limit[:]) >= 0 {
+			break
+		}
+		// Copied: the keys are deleted below, not while the cursor walks.
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		id := string(k[8:])
+		it, err := t.get(id)
+		if err != nil {
+			return 0, err
+		}
+		if it == nil || it.State != s {
+			return 0, &corruptError{id: id, msg: "out of sync with the " + string(s) + " index"}
+		}
+		if err := idx.Delete(k); err != nil {
+			return 0, err
+		}
+		if err := t.items.Delete(k[8:]); err != nil {
+			return 0, err
+		}
+	}
+	if len(keys) > 0 {
+		if err := t.add(s, -int64(len(keys))); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
 }
 
 // Close implements Queue: it waits for running transactions, closes the

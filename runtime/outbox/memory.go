@@ -131,6 +131,9 @@ func (m *Memory) Get(_ context.Context, id string) (*Item, error) {
 
 // List implements Queue.
 func (m *Memory) List(_ context.Context, state State, cursor string, limit int) ([]*Item, string, error) {
+	if limit <= 0 {
+		limit = DefaultListLimit // as Bolt
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var all []*Item
@@ -189,6 +192,27 @@ func (m *Memory) Replay(_ context.Context, ids []string, now time.Time) (int, er
 		it.State, it.Attempts, it.LastStatus, it.LastError = Pending, 0, 0, ""
 		it.NextAt, it.UpdatedAt = now, now
 		n++
+	}
+	return n, nil
+}
+
+// Purge implements Queue.
+func (m *Memory) Purge(_ context.Context, before time.Time, states ...State) (int, error) {
+	sts, err := purgeStates(states)
+	if err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	n := 0
+	for id, it := range m.items {
+		if slices.Contains(sts, it.State) && it.UpdatedAt.Before(before) {
+			delete(m.items, id)
+			n++
+		}
 	}
 	return n, nil
 }

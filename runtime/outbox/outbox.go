@@ -6,7 +6,12 @@
 // raw event and the names of the integration, blueprint and variant, and
 // the request is rebuilt from the event and the current config at each
 // attempt. Dead letters (items whose attempts ran out, or that failed
-// permanently) stay in the outbox until they are replayed.
+// permanently) stay in the outbox until they are replayed or purged.
+//
+// Final items are kept so that enqueueing the same item again is a no-op;
+// Purge deletes those older than a retention window, and Compact gives the
+// freed space of a Bolt file back to the file system (bbolt reuses freed
+// pages for new writes but never shrinks its file).
 //
 // Queue is the interface the sender uses; Bolt is the embedded
 // implementation (a single file, no server). A distributed log can replace
@@ -16,6 +21,8 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -29,6 +36,27 @@ const (
 	Dead      State = "dead"      // a dead letter: attempts ran out, or a permanent failure
 	Skipped   State = "skipped"   // dropped on purpose before sending (consent withdrawn)
 )
+
+// purgeStates checks the states given to Purge and applies its default.
+func purgeStates(states []State) ([]State, error) {
+	if len(states) == 0 {
+		return []State{Delivered, Skipped}, nil
+	}
+	out := make([]State, 0, len(states))
+	for _, s := range states {
+		switch s {
+		case Delivered, Skipped, Dead:
+		case Pending:
+			return nil, errors.New("outbox: purge: pending items are never purged (only delivered, skipped or dead ones)")
+		default:
+			return nil, fmt.Errorf("outbox: purge: unknown state %q", s)
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
 
 // ErrNotFound is returned for an unknown item ID.
 var ErrNotFound = errors.New("outbox: no such item")
@@ -99,6 +127,13 @@ type Queue interface {
 	// item. It returns how many were replayed; IDs that are not dead are
 	// ignored.
 	Replay(ctx context.Context, ids []string, now time.Time) (int, error)
+	// Purge deletes the items in the given final states (Delivered,
+	// Skipped, Dead; none given means Delivered and Skipped) last updated
+	// before the given time, and returns how many it deleted. A purged ID
+	// is forgotten: enqueueing it again makes a new item, so the time
+	// should lie further back than any input may be re-run. Pending items
+	// are never purged.
+	Purge(ctx context.Context, before time.Time, states ...State) (int, error)
 	// Close flushes and closes the outbox.
 	Close() error
 }
