@@ -119,6 +119,7 @@ Exit codes: 0 success, 1 failure, 2 usage.`,
 		a.catalogCmd(),
 		a.sendCmd(),
 		a.dlqCmd(),
+		a.outboxCmd(),
 		a.fakeButtonCmd(),
 	)
 	return root

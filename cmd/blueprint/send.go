@@ -35,6 +35,7 @@ type deliveryFlags struct {
 	logLevel    string
 	logFormat   string
 	progress    string
+	retain      time.Duration
 }
 
 func (f *deliveryFlags) register(cmd *cobra.Command, withState bool) {
@@ -52,7 +53,13 @@ func (f *deliveryFlags) register(cmd *cobra.Command, withState bool) {
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "warn", "log `LEVEL` on stderr: debug, info (every attempt), warn, error")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, lines otherwise), bar, lines, none")
+	if withState {
+		cmd.Flags().DurationVar(&f.retain, "retain", defaultRetention, "keep delivered and skipped requests this long (the same event sent again within it is not sent twice), then purge them at the start of a run; 0 keeps them forever")
+	}
 }
+
+// defaultRetention is how long send keeps delivered and skipped requests.
+const defaultRetention = 7 * 24 * time.Hour
 
 func defaultStateDir() string {
 	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
@@ -90,6 +97,9 @@ type delivery struct {
 func (a *app) openDelivery(f *deliveryFlags, in *runtime.Integration, name string) (*delivery, error) {
 	if f.concurrency < 1 || f.maxAttempts < 1 || f.retryBase <= 0 || f.retryCap <= 0 || f.maxAge <= 0 || f.rate < 0 || f.timeout <= 0 {
 		return nil, usageErr("--concurrency, --max-attempts, --retry-base, --retry-cap, --max-age and --timeout must be positive")
+	}
+	if f.retain < 0 {
+		return nil, usageErr("--retain %v: must not be negative (0 keeps everything)", f.retain)
 	}
 	var vendor *url.URL
 	if f.vendorURL != "" {
@@ -210,7 +220,10 @@ func (a *app) sendCmd() *cobra.Command {
 requests to the vendor through a durable outbox in --state: each request is
 written to disk before its first attempt, so a crash (even kill -9) loses
 nothing; run send again on the same --state and pending requests are sent.
-The same event sent twice (same message_id) is delivered once.
+The same event sent twice (same message_id) is delivered once, as long as
+its first request is in the outbox: delivered and skipped requests are kept
+for --retain (7 days by default) and purged at the start of a later run
+(see 'blueprint outbox').
 
 Retries follow the blueprint's response rules: permanent failures (4xx, a
 bad api_key) become dead letters at once; 408, 429, 5xx and network errors
@@ -239,6 +252,17 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 				return err
 			}
 			defer d.queue.Close()
+			if df.retain > 0 {
+				// Before anything of this run is enqueued, so that the
+				// summary reads back every item of this input.
+				n, err := d.queue.Purge(cmd.Context(), time.Now().Add(-df.retain))
+				if err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				if n > 0 {
+					d.log.Info("purged old outbox items", "purged", n, "retain", df.retain)
+				}
+			}
 			input := a.stdin
 			if len(args) == 1 && args[0] != "-" {
 				f, err := os.Open(args[0])
@@ -388,6 +412,28 @@ func (a *app) progress(mode string, events *atomic.Int64, c *send.Counters, t *t
 	return func() { close(done); wg.Wait() }
 }
 
+// openOutbox opens the outbox in state, which must exist.
+func openOutbox(state string) (*outbox.Bolt, error) {
+	p, err := outboxPath(state)
+	if err != nil {
+		return nil, err
+	}
+	q, err := outbox.OpenBolt(p)
+	if err != nil {
+		return nil, &exitError{code: 1, err: err}
+	}
+	return q, nil
+}
+
+// outboxPath is the path of the outbox in state, which must exist.
+func outboxPath(state string) (string, error) {
+	p := filepath.Join(state, "outbox.db")
+	if _, err := os.Stat(p); err != nil {
+		return "", &exitError{code: 1, err: fmt.Errorf("no outbox in %s", state)}
+	}
+	return p, nil
+}
+
 func (a *app) dlqCmd() *cobra.Command {
 	var state, format string
 	var limit int
@@ -401,17 +447,7 @@ event, the attempts, the last status and error (never a secret).`,
   blueprint dlq replay --all --state /tmp/bp-state --blueprint button --config-file examples/button/config.json --vendor-url http://127.0.0.1:8787`,
 	}
 	cmd.PersistentFlags().StringVar(&state, "state", defaultStateDir(), "`DIR` holding the durable outbox")
-	open := func() (*outbox.Bolt, error) {
-		p := filepath.Join(state, "outbox.db")
-		if _, err := os.Stat(p); err != nil {
-			return nil, &exitError{code: 1, err: fmt.Errorf("no outbox in %s", state)}
-		}
-		q, err := outbox.OpenBolt(p)
-		if err != nil {
-			return nil, &exitError{code: 1, err: err}
-		}
-		return q, nil
-	}
+	open := func() (*outbox.Bolt, error) { return openOutbox(state) }
 	list := &cobra.Command{
 		Use:     "list",
 		Short:   "List dead letters, oldest first",

@@ -277,3 +277,63 @@ func TestWorkerGracefulShutdown(t *testing.T) {
 		t.Errorf("counts %v: the 2 in flight finish, 8 stay pending", counts)
 	}
 }
+
+// With a Retention, the worker purges delivered and skipped items older
+// than it when it starts and then every PurgeEvery; dead letters and
+// pending items stay.
+func TestWorkerPurgesOldItems(t *testing.T) {
+	srv := httptest.NewServer(&vendor{})
+	defer srv.Close()
+	in := button(t)
+	q := outbox.NewMemory()
+	ctx := context.Background()
+	old := time.Now().Add(-48 * time.Hour)
+	final := func(id string, s outbox.State, at time.Time) *outbox.Item {
+		return &outbox.Item{ID: id, Integration: "button", State: s, CreatedAt: at, NextAt: at, UpdatedAt: at}
+	}
+	if _, err := q.Enqueue(ctx, []*outbox.Item{
+		final("old-delivered", outbox.Delivered, old),
+		final("old-skipped", outbox.Skipped, old),
+		final("old-dead", outbox.Dead, old),
+		final("recent-delivered", outbox.Delivered, time.Now().Add(-time.Hour)),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, q, in, order("o-1"))
+	w, _ := worker(t, srv, q, in, send.Policy{})
+	w.Retention, w.PurgeEvery = 24*time.Hour, 10*time.Millisecond
+	if err := w.Run(ctx, func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"old-delivered": false, "old-skipped": false, "old-dead": true, "recent-delivered": true} {
+		_, err := q.Get(ctx, id)
+		if got := err == nil; got != want {
+			t.Errorf("%s kept: %v, want %v (%v)", id, got, want, err)
+		}
+	}
+	if counts, _ := q.Counts(ctx); counts[outbox.Delivered] != 2 {
+		t.Errorf("counts %v: want the new order delivered and the recent item kept", counts)
+	}
+
+	// While it runs: an old item appearing is purged within PurgeEvery.
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx, nil) }()
+	if _, err := q.Enqueue(ctx, []*outbox.Item{final("late", outbox.Delivered, old)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := q.Get(ctx, "late"); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an old item was not purged while the worker ran")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -98,6 +98,16 @@ type Worker struct {
 	Metrics Metrics
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Retention, when positive, is how long delivered and skipped items
+	// are kept (enqueueing an item again within it is a no-op, after it
+	// the item is sent again): Run purges older ones when it starts and
+	// every PurgeEvery while it runs. Dead letters are kept until they
+	// are replayed or purged by hand. Zero keeps every item, and the
+	// outbox grows with every event.
+	Retention time.Duration
+	// PurgeEvery is how often Run purges when Retention is set (default
+	// one hour).
+	PurgeEvery time.Duration
 
 	mu      sync.Mutex
 	foreign map[string]bool // pending items of other integrations, left alone
@@ -113,6 +123,10 @@ func (w *Worker) Run(ctx context.Context, idle func() bool) error {
 	// period after shutdown runs out.
 	attemptCtx, cancelAttempts := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelAttempts()
+	if w.Retention > 0 {
+		stopPurging := w.purgeEvery(ctx)
+		defer stopPurging()
+	}
 	slots := make(chan struct{}, w.Concurrency)
 	freed := make(chan struct{}, 1) // a slot came free
 	var wg sync.WaitGroup
@@ -192,6 +206,39 @@ loop:
 	return runErr
 }
 
+// purgeEvery purges final items older than Retention now and every
+// PurgeEvery, until ctx is done or stop is called; stop waits for a purge
+// under way. A failed purge is logged and tried again next time: delivery
+// goes on.
+func (w *Worker) purgeEvery(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	purge := func() {
+		n, err := w.Queue.Purge(ctx, w.Now().Add(-w.Retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			w.Logger.Warn("purge of old outbox items failed", "error", err, "purged", n)
+		case n > 0:
+			w.Logger.Info("purged old outbox items", "purged", n, "retention", w.Retention)
+		}
+	}
+	purge()
+	go func() {
+		defer close(done)
+		t := time.NewTicker(w.PurgeEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				purge()
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 func (w *Worker) defaults() {
 	w.Policy = w.Policy.withDefaults()
 	for k, p := range w.Policies {
@@ -214,6 +261,9 @@ func (w *Worker) defaults() {
 	}
 	if w.Now == nil {
 		w.Now = time.Now
+	}
+	if w.PurgeEvery <= 0 {
+		w.PurgeEvery = time.Hour
 	}
 }
 

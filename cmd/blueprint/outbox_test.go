@@ -1,0 +1,112 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/blueprint-engine/blueprint/internal/fakebutton"
+)
+
+// outboxStats runs 'outbox stats --format json'.
+func outboxStats(t *testing.T, state string) (bytes int64, counts map[string]int) {
+	t.Helper()
+	out, errs, code := cli(t, "", "outbox", "stats", "--state", state, "--format", "json")
+	var st struct {
+		Bytes  int64          `json:"bytes"`
+		Counts map[string]int `json:"counts"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("outbox stats: exit %d\n%s\n%s", code, out, errs)
+	}
+	return st.Bytes, st.Counts
+}
+
+// Retention as a user meets it: a re-run within --retain sends nothing
+// again; one after it (here --retain 1ns) sends everything again; purge
+// and compact by hand empty the outbox and shrink its file.
+func TestOutboxRetention(t *testing.T) {
+	path, _, _ := events(t, 300)
+	srv, url := fake(t, fakebutton.Options{APIKey: "sk-key"})
+	state := t.TempDir()
+	sendArgs := func(extra ...string) []string {
+		return append([]string{"send", "--blueprint", "button", "--variant", "retail",
+			"--config", "application_id=app-abc123", "--config", "api_key=sk-key",
+			"--state", state, "--vendor-url", url, "--progress", "none", "--log-level", "info", path}, extra...)
+	}
+	sendOK := func(extra ...string) string {
+		t.Helper()
+		out, errs, code := cli(t, "", sendArgs(extra...)...)
+		if code != 0 {
+			t.Fatalf("send: exit %d\n%s\n%s", code, out, errs)
+		}
+		if d, _, _, _ := summary(t, out); d != 300 {
+			t.Fatalf("summary %q", lastLine(out))
+		}
+		return errs
+	}
+	sendOK()
+	if _, counts := outboxStats(t, state); counts["delivered"] != 300 {
+		t.Fatalf("after send: %v", counts)
+	}
+	requests := srv.Stats().Requests
+
+	sendOK() // within the default retention: nothing is sent again
+	if got := srv.Stats().Requests; got != requests {
+		t.Errorf("a re-run within --retain sent %d requests", got-requests)
+	}
+	logs := sendOK("--retain", "1ns") // past it: every item is purged first, and sent again
+	if got := srv.Stats().Requests; got != 2*requests {
+		t.Errorf("a re-run past --retain sent %d requests, want %d", got-requests, requests)
+	}
+	if !strings.Contains(logs, "purged old outbox items") || !strings.Contains(logs, "purged=300") {
+		t.Errorf("send did not log its purge:\n%s", tail(logs, 5))
+	}
+
+	grown, _ := outboxStats(t, state)
+	out, errs, code := cli(t, "", "outbox", "purge", "--older-than", "0s", "--state", state)
+	if code != 0 || strings.TrimSpace(out) != "purged 300 requests" {
+		t.Fatalf("purge: exit %d: %q %s", code, out, errs)
+	}
+	if _, counts := outboxStats(t, state); counts["delivered"] != 0 || counts["pending"] != 0 {
+		t.Errorf("after purge: %v", counts)
+	}
+	out, errs, code = cli(t, "", "outbox", "compact", "--state", state)
+	if code != 0 || !strings.HasPrefix(out, "compacted "+filepath.Join(state, "outbox.db")+": ") {
+		t.Fatalf("compact: exit %d: %q %s", code, out, errs)
+	}
+	if size, _ := outboxStats(t, state); size >= grown {
+		t.Errorf("compact: %d -> %d bytes", grown, size)
+	}
+	sendOK() // the compacted outbox works: everything is sent once more
+	if got := srv.Stats().Requests; got != 3*requests {
+		t.Errorf("after compact a run sent %d requests, want %d", got-2*requests, requests)
+	}
+}
+
+func TestOutboxUsage(t *testing.T) {
+	state := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"outbox", "purge", "--state", state}, 2, "give --older-than"},
+		{[]string{"outbox", "purge", "--older-than", "-1h", "--state", state}, 2, "give --older-than"},
+		{[]string{"outbox", "purge", "--older-than", "1h", "--state", state}, 1, "no outbox in " + state},
+		{[]string{"outbox", "stats", "--state", state}, 1, "no outbox in " + state},
+		{[]string{"outbox", "compact", "--state", state}, 1, "no outbox in " + state},
+		{[]string{"outbox", "stats", "--format", "yaml", "--state", state}, 2, `--format "yaml"`},
+		{[]string{"send", "--blueprint", "button", "--config", "application_id=app-abc", "--config", "api_key=k", "--retain", "-1s", "--state", state}, 2, "--retain -1s: must not be negative"},
+	} {
+		out, errs, code := cli(t, "", tt.args...)
+		if code != tt.code || !strings.Contains(errs, tt.want) {
+			t.Errorf("%v: exit %d, want %d with %q\n%s%s", tt.args, code, tt.code, tt.want, out, errs)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(state, "outbox.db")); err == nil {
+		t.Error("a refused command created the outbox")
+	}
+}
