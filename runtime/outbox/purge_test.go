@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -382,5 +383,44 @@ func TestOpenWhileReplaced(t *testing.T) {
 	defer r.q.Close()
 	if got := remaining(t, r.q); !reflect.DeepEqual(got, []string{"new"}) {
 		t.Errorf("the waiting OpenBolt opened a file holding %v, want the new one", got)
+	}
+}
+
+// TestPurgeBoundsTheFile: with a purge after each round of traffic, the
+// file stops growing (bbolt reuses the freed pages), which is what makes
+// a retention window bound the outbox's size on disk.
+func TestPurgeBoundsTheFile(t *testing.T) {
+	q, path := openTempBolt(t)
+	event := bytes.Repeat([]byte("e"), 1024)
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	var sizes []int64
+	for round := range 8 {
+		var items []*Item
+		for i := range 100 {
+			it := testItem(fmt.Sprintf("r%02d-%03d", round, i), tBase)
+			it.Event = event
+			items = append(items, it)
+		}
+		enqueueOK(t, q, items...)
+		var wg sync.WaitGroup
+		for _, it := range items { // concurrent Updates share transactions
+			it.State, it.UpdatedAt = Delivered, tBase
+			wg.Go(func() { updateOK(t, q, it) })
+		}
+		wg.Wait()
+		if n, err := q.Purge(tctx, tBase.Add(time.Second)); err != nil || n != len(items) {
+			t.Fatalf("round %d: Purge = %d, %v", round, n, err)
+		}
+		sizes = append(sizes, size())
+	}
+	t.Logf("file size after each round: %v", sizes)
+	if last, early := sizes[len(sizes)-1], sizes[2]; last > early+early/4 {
+		t.Errorf("the file grows under purged traffic: %v bytes after each round", sizes)
 	}
 }
