@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	goruntime "runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 	"github.com/tidwall/gjson"
@@ -75,11 +78,13 @@ request that would be sent. Secret config values are redacted everywhere
 
 EVENT.json holds one JSON value (pretty-printed or not). With - or no
 argument, standard input is read: NDJSON (one event per line, streamed, one
-result per event) or a single pretty-printed event.
+result per event, in input order; events are evaluated on every core) or a
+single pretty-printed event. A read error of the input ends the run with exit
+1 after the results of the events read before it.
 
 Exit 0 when the events were evaluated (whatever the decisions), 1 when the
-config is refused (reject invalid_config, naming the keys) or the blueprint
-does not compile, 2 on usage errors.`,
+config is refused (reject invalid_config, naming the keys), the blueprint
+does not compile or the input or output fails, 2 on usage errors.`,
 		Example: `  echo '{"type":"track","event":"Order Completed","timestamp":"2026-11-24T10:15:30Z","context":{"consent":{"advertising":true}},"properties":{"order_id":"o-1","total":25.5,"currency":"USD","products":[{"product_id":"p-1","price":25.5}]}}' | \
     blueprint eval --blueprint button --config application_id=app-abc123 --config api_key=sk-test-123 -
   blueprint eval --blueprint button@0.1.0 --variant retail --config-file examples/button/config.json examples/button/order-completed.json
@@ -94,43 +99,158 @@ does not compile, 2 on usage errors.`,
 			if err != nil {
 				return err
 			}
-			out := bufio.NewWriterSize(a.stdout, 64<<10)
-			defer out.Flush()
-			n := 0
-			var line []byte
-			emit := func(res runtime.Result) error {
-				if format == "json" {
-					line = append(res.AppendJSON(line[:0]), '\n')
-					_, err := out.Write(line)
-					return err
-				}
-				if n > 0 {
-					out.WriteByte('\n')
-				}
-				n++
-				out.WriteString(res.String())
-				out.WriteByte('\n')
-				return nil
-			}
 			if len(args) == 1 && args[0] != "-" {
 				b, err := os.ReadFile(args[0])
 				if err != nil {
 					return &exitError{code: 1, err: err}
 				}
-				return emit(in.Evaluate(bytes.TrimSpace(b)))
-			}
-			return readEvents(a.stdin, fl.maxEventSize, func(ev []byte, size int) error {
-				if ev == nil {
-					return emit(runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidEvent,
-						Message: fmt.Sprintf("event is %d bytes; the limit is %d", size, fl.maxEventSize)})
+				res := in.Evaluate(bytes.TrimSpace(b))
+				var out []byte
+				if format == "json" {
+					out = append(res.AppendJSON(out), '\n')
+				} else {
+					out = append([]byte(res.String()), '\n')
 				}
-				return emit(in.Evaluate(ev))
-			})
+				_, err = a.stdout.Write(out)
+				return err
+			}
+			return evalStream(in, a.stdin, a.stdout, fl.maxEventSize, format == "json")
 		},
 	}
 	fl.register(cmd)
 	cmd.Flags().StringVar(&format, "format", "text", "output `format`: text, or json (one line per event)")
 	return cmd
+}
+
+// Batches of the stream: a batch is sent to a worker when it holds
+// batchEvents events or batchBytes bytes of them.
+const (
+	batchEvents = 256
+	batchBytes  = 256 << 10
+)
+
+// evalBatch is a run of consecutive events and, once evaluated, their
+// results as output text.
+type evalBatch struct {
+	seq    int
+	events []byte // the events, one after the other
+	ends   []int  // where each event ends in events
+	sizes  []int  // each event's size; -size for an event over the limit (not kept)
+	out    []byte // the results
+}
+
+// evalStream evaluates the events of r (NDJSON, or one pretty-printed
+// event) on every core and writes one result per event to w, in input
+// order: a line of JSON each when asJSON, else the text form with a blank
+// line between results. Memory is bounded by the batches in flight (four
+// per core, each of at most batchEvents events or batchBytes bytes plus
+// one event), whatever the input's length.
+func evalStream(in *runtime.Integration, r io.Reader, w io.Writer, limit int, asJSON bool) error {
+	workers := goruntime.GOMAXPROCS(0)
+	free := make(chan *evalBatch, 4*workers)
+	for range cap(free) {
+		free <- &evalBatch{}
+	}
+	work := make(chan *evalBatch, cap(free))
+	done := make(chan *evalBatch, cap(free))
+	var stop atomic.Bool // the writer failed: read no further
+	errStop := errors.New("stopped")
+
+	var readErr error
+	go func() {
+		defer close(work)
+		seq := 0
+		cur := <-free
+		reset := func(b *evalBatch) {
+			b.seq, seq = seq, seq+1
+			b.events, b.ends, b.sizes = b.events[:0], b.ends[:0], b.sizes[:0]
+		}
+		reset(cur)
+		err := readEvents(r, limit, func(ev []byte, size int) error {
+			if stop.Load() {
+				return errStop
+			}
+			if ev == nil {
+				size = -size
+			}
+			cur.events = append(cur.events, ev...)
+			cur.ends = append(cur.ends, len(cur.events))
+			cur.sizes = append(cur.sizes, size)
+			if len(cur.ends) == batchEvents || len(cur.events) >= batchBytes {
+				work <- cur
+				cur = <-free
+				reset(cur)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			readErr = err
+		}
+		if len(cur.ends) > 0 {
+			work <- cur
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for b := range work {
+				b.evaluate(in, limit, asJSON)
+				done <- b
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+
+	// The writer: batches come back in any order and leave in input order.
+	var writeErr error
+	pending := map[int]*evalBatch{}
+	next := 0
+	for b := range done {
+		pending[b.seq] = b
+		for {
+			b, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			if writeErr == nil {
+				if _, writeErr = w.Write(b.out); writeErr != nil {
+					stop.Store(true)
+				}
+			}
+			free <- b
+		}
+	}
+	if writeErr != nil {
+		return writeErr
+	}
+	return readErr // read by the reader before it closed work
+}
+
+// evaluate evaluates the batch's events into b.out.
+func (b *evalBatch) evaluate(in *runtime.Integration, limit int, asJSON bool) {
+	b.out = b.out[:0]
+	start := 0
+	for i, end := range b.ends {
+		var res runtime.Result
+		if size := b.sizes[i]; size < 0 {
+			res = runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidEvent,
+				Message: fmt.Sprintf("event is %d bytes; the limit is %d", -size, limit)}
+		} else {
+			res = in.Evaluate(b.events[start:end])
+		}
+		start = end
+		if asJSON {
+			b.out = append(res.AppendJSON(b.out), '\n')
+			continue
+		}
+		if b.seq > 0 || i > 0 {
+			b.out = append(b.out, '\n')
+		}
+		b.out = append(append(b.out, res.String()...), '\n')
+	}
 }
 
 // readEvents reads events from r: NDJSON when the first non-blank line is a
@@ -144,7 +264,11 @@ func readEvents(r io.Reader, limit int, fn func(ev []byte, size int) error) erro
 	for {
 		var size int
 		var tooLong bool
-		line, size, tooLong = readLine(br, line[:0], limit)
+		var err error
+		line, size, tooLong, err = readLine(br, line[:0], limit)
+		if err != nil {
+			return err
+		}
 		if size == 0 && line == nil {
 			return nil // EOF
 		}
@@ -175,8 +299,10 @@ func readEvents(r io.Reader, limit int, fn func(ev []byte, size int) error) erro
 }
 
 // readLine reads one line (without its newline) into buf, keeping at most
-// limit+1 bytes. It returns nil, 0 at end of input.
-func readLine(br *bufio.Reader, buf []byte, limit int) (line []byte, size int, tooLong bool) {
+// limit+1 bytes. It returns nil, 0 at end of input, and a read error other
+// than the end of input as err (the partial line read before it is not
+// returned: it may be a truncated event).
+func readLine(br *bufio.Reader, buf []byte, limit int) (line []byte, size int, tooLong bool, err error) {
 	for {
 		chunk, err := br.ReadSlice('\n')
 		size += len(chunk)
@@ -189,14 +315,16 @@ func readLine(br *bufio.Reader, buf []byte, limit int) (line []byte, size int, t
 		}
 		switch {
 		case err == nil:
-			return bytes.TrimSuffix(buf, []byte("\n")), size, tooLong
+			return bytes.TrimSuffix(buf, []byte("\n")), size, tooLong, nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
-		default: // EOF or a read error: the last line
+		case !errors.Is(err, io.EOF):
+			return nil, 0, false, fmt.Errorf("reading events: %w", err)
+		default: // the last line
 			if size == 0 {
-				return nil, 0, false
+				return nil, 0, false, nil
 			}
-			return buf, size, tooLong
+			return buf, size, tooLong, nil
 		}
 	}
 }

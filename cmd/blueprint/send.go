@@ -276,7 +276,7 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			defer stop()
 			var t tally
 			var events atomic.Int64
-			var enqueueErr atomic.Pointer[error]
+			var enqueueErr, readErr atomic.Pointer[error]
 			var inputDone atomic.Bool
 			// ids are this input's items: the summary counts their final
 			// states, read back from the outbox at the end.
@@ -312,7 +312,7 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 					}
 					last = time.Now()
 				}
-				_ = readEvents(input, fl.maxEventSize, func(ev []byte, size int) error {
+				err := readEvents(input, fl.maxEventSize, func(ev []byte, size int) error {
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
@@ -339,6 +339,9 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 					}
 					return nil
 				})
+				if err != nil && ctx.Err() == nil {
+					readErr.Store(&err) // what was read is delivered; the run fails
+				}
 				flush()
 			}()
 			stopProgress := a.progress(df.progress, &events, d.counters, &t)
@@ -346,6 +349,9 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			stopProgress()
 			if err := enqueueErr.Load(); err != nil && runErr == nil {
 				runErr = fmt.Errorf("outbox: %w", *err)
+			}
+			if err := readErr.Load(); err != nil && runErr == nil {
+				runErr = *err
 			}
 			idsMu.Lock()
 			defer idsMu.Unlock()

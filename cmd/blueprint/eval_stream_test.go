@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/blueprint-engine/blueprint/blueprints"
+	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/fakebutton"
+	"github.com/blueprint-engine/blueprint/runtime"
+)
+
+func boundButton(t *testing.T) *runtime.Integration {
+	t.Helper()
+	cat, err := engine.NewCatalog(blueprints.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bp, ds, err := cat.Compile("button@0.1.0")
+	if bp == nil {
+		t.Fatal(err, ds)
+	}
+	in, err := runtime.Bind(bp, "retail", map[string]any{"application_id": "app-abc123", "api_key": "sk-stream-key"}, runtime.WithMaxEventSize(600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// streamInput is n events of every kind (deliver, skip, reject, malformed,
+// over the size limit, blank lines), each distinguishable by its index.
+func streamInput(n int) (input []byte, events [][]byte) {
+	var b bytes.Buffer
+	for i := range n {
+		var ev string
+		switch i % 6 {
+		case 0:
+			ev = fmt.Sprintf(`{"type":"track","event":"Order Completed","context":{"consent":{"advertising":true}},"properties":{"order_id":"o-%d","total":%d.5,"currency":"USD","products":[{"product_id":"p-%d","price":1}]}}`, i, i, i)
+		case 1:
+			ev = fmt.Sprintf(`{"type":"track","event":"Unmapped %d"}`, i)
+		case 2:
+			ev = fmt.Sprintf(`{"type":"track","event":"Order Completed","context":{"consent":{"advertising":true}},"properties":{"total":%d}}`, i)
+		case 3:
+			ev = fmt.Sprintf(`{"type":"track","event":"x%d"`, i) // malformed
+		case 4:
+			ev = fmt.Sprintf(`{"type":"track","event":"%d%s"}`, i, strings.Repeat("y", 700)) // over the limit
+		case 5:
+			b.WriteString("\n   \n") // blank lines are not events
+			ev = fmt.Sprintf(`{"type":"track","event":"Product Added","context":{"consent":{"advertising":true}},"properties":{"product_id":"p-%d","price":2}}`, i)
+		}
+		b.WriteString(ev + "\n")
+		events = append(events, []byte(ev))
+	}
+	return b.Bytes(), events
+}
+
+// The stream's results are, in input order, exactly what evaluating each
+// event alone gives, in both formats, across many batches and workers.
+func TestEvalStreamOrder(t *testing.T) {
+	in := boundButton(t)
+	input, events := streamInput(3*batchEvents + 17)
+	for _, asJSON := range []bool{true, false} {
+		var want bytes.Buffer
+		for i, ev := range events {
+			var res runtime.Result
+			if len(ev) > 600 {
+				res = runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidEvent,
+					Message: fmt.Sprintf("event is %d bytes; the limit is 600", len(ev)+1)}
+			} else {
+				res = in.Evaluate(ev)
+			}
+			if asJSON {
+				want.Write(append(res.AppendJSON(nil), '\n'))
+				continue
+			}
+			if i > 0 {
+				want.WriteByte('\n')
+			}
+			want.WriteString(res.String() + "\n")
+		}
+		var got bytes.Buffer
+		if err := evalStream(in, bytes.NewReader(input), &got, 600, asJSON); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			g, w := strings.Split(got.String(), "\n"), strings.Split(want.String(), "\n")
+			for i := range min(len(g), len(w)) {
+				if g[i] != w[i] {
+					t.Fatalf("json=%v: line %d\n got  %s\n want %s", asJSON, i+1, g[i], w[i])
+				}
+			}
+			t.Fatalf("json=%v: %d lines, want %d", asJSON, len(g), len(w))
+		}
+		if strings.Contains(got.String(), "sk-stream-key") {
+			t.Error("the stream's output holds the api key")
+		}
+	}
+}
+
+type failingWriter struct{ writes int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	return 0, errors.New("disk full")
+}
+
+// A failing output stops the stream with the error (it neither hangs nor
+// keeps reading the whole input).
+func TestEvalStreamWriteError(t *testing.T) {
+	in := boundButton(t)
+	input, _ := streamInput(50 * batchEvents)
+	r := &countingReader{r: bytes.NewReader(input)}
+	w := &failingWriter{}
+	err := evalStream(in, r, w, 600, true)
+	if err == nil || err.Error() != "disk full" {
+		t.Fatalf("err = %v, want disk full", err)
+	}
+	if w.writes != 1 {
+		t.Errorf("%d writes after the first failed", w.writes-1)
+	}
+	if r.n == len(input) {
+		t.Error("the whole input was read after the output failed")
+	}
+}
+
+type countingReader struct {
+	r *bytes.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+type failingReader struct{ r *bytes.Reader }
+
+func (f failingReader) Read(p []byte) (int, error) {
+	if f.r.Len() == 0 {
+		return 0, errors.New("connection reset")
+	}
+	return f.r.Read(p)
+}
+
+// A read error ends the stream with the error, after the results of every
+// event read before it.
+func TestEvalStreamReadError(t *testing.T) {
+	in := boundButton(t)
+	input, events := streamInput(2*batchEvents + 5)
+	var out bytes.Buffer
+	err := evalStream(in, failingReader{bytes.NewReader(input)}, &out, 600, true)
+	if err == nil || err.Error() != "reading events: connection reset" {
+		t.Fatalf("err = %v", err)
+	}
+	if n := bytes.Count(out.Bytes(), []byte("\n")); n != len(events) {
+		t.Errorf("%d results before the error, want %d", n, len(events))
+	}
+}
+
+// A read error of send's input is not taken for its end: what was read
+// is delivered, and the run fails saying why.
+func TestSendReadError(t *testing.T) {
+	path, _, _ := events(t, 5)
+	input, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, url := fake(t, fakebutton.Options{APIKey: "sk-key"})
+	var out, errs bytes.Buffer
+	code := run([]string{"send", "--blueprint", "button", "--variant", "retail",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-key",
+		"--state", t.TempDir(), "--vendor-url", url, "--progress", "none", "-"},
+		failingReader{bytes.NewReader(input)}, &out, &errs)
+	if code != 1 || !strings.Contains(errs.String(), "reading events: connection reset") {
+		t.Errorf("exit %d, stderr:\n%s", code, errs.String())
+	}
+	if d, _, _, _ := summary(t, out.String()); d != 5 {
+		t.Errorf("summary %q, want the 5 events read delivered", lastLine(out.String()))
+	}
+}
