@@ -199,7 +199,7 @@ func (c *compiler) load(name string, src []byte, chain []string) *yaml.Node {
 			c.baseVariants[p.k.Value] = true
 		}
 	}
-	return merge(baseRoot, f.Root, "")
+	return c.merge(baseRoot, f.Root, "")
 }
 
 func markFile(n *yaml.Node, name string, files map[*yaml.Node]string) {
@@ -213,14 +213,22 @@ func markFile(n *yaml.Node, name string, files map[*yaml.Node]string) {
 }
 
 // merge lays an overlay over a base: mappings merge key by key (event
-// names compared after normalisation), anything else is replaced. The
-// overlay's extends key is dropped.
-func merge(base, over *yaml.Node, path string) *yaml.Node {
-	if base == nil || base.Kind != yaml.MappingNode || over.Kind != yaml.MappingNode {
+// names compared after normalisation), a key set to null removes the
+// base's key, anything else is replaced (RFC 7396's merge patch, on YAML).
+// The overlay's extends key is dropped. Removing a key the base does not
+// have is an error (a misspelt removal would leave the mapping in place).
+func (c *compiler) merge(base, over *yaml.Node, path string) *yaml.Node {
+	if over.Kind != yaml.MappingNode {
 		return over
 	}
-	out := *base
-	out.Content = slices.Clone(base.Content)
+	var out yaml.Node
+	if base == nil || base.Kind != yaml.MappingNode {
+		out = *over // a new or replaced mapping: its nulls remove nothing
+		out.Content = nil
+	} else {
+		out = *base
+		out.Content = slices.Clone(base.Content)
+	}
 	events := path == "events" || strings.HasPrefix(path, "variants.") && strings.HasSuffix(path, ".events") && strings.Count(path, ".") == 2
 	for i := 0; i+1 < len(over.Content); i += 2 {
 		k, v := over.Content[i], over.Content[i+1]
@@ -239,14 +247,28 @@ func merge(base, over *yaml.Node, path string) *yaml.Node {
 		if path != "" {
 			child = path + "." + k.Value
 		}
-		if j < 0 {
-			out.Content = append(out.Content, k, v)
-			continue
+		switch {
+		case isNull(v) && j >= 0:
+			out.Content = slices.Delete(out.Content, j, j+2)
+		case isNull(v):
+			var have []string
+			for b := 0; b+1 < len(out.Content); b += 2 {
+				have = append(have, out.Content[b].Value)
+			}
+			c.ds.Errorf(c.pos(k), "remove_unknown", "the base has no %s to remove (null removes a key of the base)%s", child, suggest.DidYouMean(k.Value, have))
+		case j < 0:
+			out.Content = append(out.Content, k, c.merge(nil, v, child))
+		default:
+			out.Content[j] = k
+			out.Content[j+1] = c.merge(out.Content[j+1], v, child)
 		}
-		out.Content[j] = k
-		out.Content[j+1] = merge(out.Content[j+1], v, child)
 	}
 	return &out
+}
+
+// isNull reports whether n is a YAML null (null, ~, or nothing).
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
 // kv is one mapping entry.
