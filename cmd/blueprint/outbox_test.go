@@ -110,3 +110,46 @@ func TestOutboxUsage(t *testing.T) {
 		t.Error("a refused command created the outbox")
 	}
 }
+
+// The same event twice in one input is sent once and counted twice (the
+// summary counts the requests of the input's lines); send leaves no file
+// of its own in --state but the outbox, and removes what a crashed run
+// left.
+func TestSendCountsEachLine(t *testing.T) {
+	path, _, _ := events(t, 3)
+	input, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice := filepath.Join(t.TempDir(), "twice.ndjson")
+	if err := os.WriteFile(twice, append(input, input...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, url := fake(t, fakebutton.Options{APIKey: "sk-key"})
+	state := t.TempDir()
+	stale := filepath.Join(state, "send-ids-123.tmp")
+	if err := os.WriteFile(stale, []byte("x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := cli(t, "", "send", "--blueprint", "button", "--variant", "retail",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-key",
+		"--state", state, "--vendor-url", url, "--progress", "none", twice)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if d, _, _, _ := summary(t, out); d != 6 {
+		t.Errorf("summary %q, want 6 delivered (3 events, each twice)", lastLine(out))
+	}
+	if st := srv.Stats(); st.Requests != 3 {
+		t.Errorf("the fake got %d requests, want 3", st.Requests)
+	}
+	entries, err := os.ReadDir(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "outbox.db" {
+			t.Errorf("send left %s in --state", e.Name())
+		}
+	}
+}

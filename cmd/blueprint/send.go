@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -162,17 +163,13 @@ type tally struct {
 }
 
 // addFinal counts the final states of items, read from the outbox, and
-// returns how many are still pending.
-func (t *tally) addFinal(ctx context.Context, q outbox.Queue, ids []string) (pending int, err error) {
-	seen := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		if seen[id] {
-			continue // the same event twice in one input
-		}
-		seen[id] = true
+// returns how many are still pending. An item listed twice (an event twice
+// in one input) is counted twice, though sent once.
+func (t *tally) addFinal(ctx context.Context, q outbox.Queue, each func(func(id string) error) error) (pending int, err error) {
+	err = each(func(id string) error {
 		it, err := q.Get(ctx, id)
 		if err != nil {
-			return pending, err
+			return err
 		}
 		switch it.State {
 		case outbox.Delivered:
@@ -184,15 +181,16 @@ func (t *tally) addFinal(ctx context.Context, q outbox.Queue, ids []string) (pen
 		default:
 			pending++
 		}
-	}
-	return pending, nil
+		return nil
+	})
+	return pending, err
 }
 
 // finish prints the summary line of send and dlq replay (the final states
-// of ids, read from the outbox) and decides the exit: 1 when the worker
-// failed, or when requests are still pending (interrupted).
-func (a *app) finish(ctx context.Context, d *delivery, t *tally, ids []string, runErr error, interrupted bool, state string) error {
-	pending, err := t.addFinal(context.WithoutCancel(ctx), d.queue, ids)
+// of the items each lists, read from the outbox) and decides the exit: 1
+// when the worker failed, or when requests are still pending (interrupted).
+func (a *app) finish(ctx context.Context, d *delivery, t *tally, each func(func(id string) error) error, runErr error, interrupted bool, state string) error {
+	pending, err := t.addFinal(context.WithoutCancel(ctx), d.queue, each)
 	fmt.Fprintln(a.stdout, t.line())
 	switch {
 	case runErr != nil:
@@ -232,7 +230,10 @@ up to --max-attempts within --max-age, then become dead letters. Inspect
 and re-drive them with 'blueprint dlq'.
 
 Progress goes to stderr. The last line on stdout is exactly
-"N delivered, N skipped, N rejected, N dead-lettered". Exit 0 when every
+"N delivered, N skipped, N rejected, N dead-lettered", counting the requests
+of every input line (an event twice in the input is sent once, counted
+twice). No per-event state is kept in memory: the outbox file holds it.
+Exit 0 when every
 event reached one of those final states, 1 otherwise (interrupted, config
 refused), 2 on usage errors. SIGINT/SIGTERM stop reading, let requests in
 flight finish (10 s at most) and leave the rest in the outbox.`,
@@ -278,10 +279,16 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			var events atomic.Int64
 			var enqueueErr, readErr atomic.Pointer[error]
 			var inputDone atomic.Bool
-			// ids are this input's items: the summary counts their final
-			// states, read back from the outbox at the end.
+			// ids are this input's items (in a file: memory does not grow
+			// with the input): the summary counts their final states,
+			// read back from the outbox at the end.
 			var idsMu sync.Mutex
-			var ids []string
+			ids, err := newIDLog(df.state)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			var idsErr error
+			defer func() { idsMu.Lock(); ids.close(); idsMu.Unlock() }()
 			batches := make(chan []*outbox.Item, 16)
 			var bw sync.WaitGroup
 			bw.Add(1)
@@ -294,7 +301,9 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 					}
 					idsMu.Lock()
 					for _, it := range batch {
-						ids = append(ids, it.ID)
+						if err := ids.add(it.ID); err != nil && idsErr == nil && !ids.closed {
+							idsErr = fmt.Errorf("keeping the run's item IDs: %w", err)
+						}
 					}
 					idsMu.Unlock()
 				}
@@ -355,7 +364,10 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			}
 			idsMu.Lock()
 			defer idsMu.Unlock()
-			return a.finish(ctx, d, &t, ids, runErr, !inputDone.Load(), df.state)
+			if idsErr != nil && runErr == nil {
+				runErr = idsErr
+			}
+			return a.finish(ctx, d, &t, ids.each, runErr, !inputDone.Load(), df.state)
 		},
 	}
 	fl.register(cmd)
@@ -533,7 +545,7 @@ sent. The last line is "N delivered, N skipped, N rejected, N dead-lettered".`,
 				return err
 			}
 			defer d.queue.Close()
-			ids := args
+			ids := slices.Compact(slices.Sorted(slices.Values(args))) // each counted once
 			if all {
 				ids = nil
 				for cursor := ""; ; {
@@ -558,7 +570,14 @@ sent. The last line is "N delivered, N skipped, N rejected, N dead-lettered".`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			runErr := d.worker.Run(ctx, func() bool { return true })
-			return a.finish(ctx, d, &tally{}, ids, runErr, false, state)
+			return a.finish(ctx, d, &tally{}, func(fn func(string) error) error {
+				for _, id := range ids {
+					if err := fn(id); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, runErr, false, state)
 		},
 	}
 	fl.register(replay)

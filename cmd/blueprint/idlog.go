@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// idLog keeps the IDs of the items a send run enqueued in a temporary file
+// in the state folder, so that the run's memory does not grow with its
+// input: the summary reads them back at the end. It is not safe for
+// concurrent use.
+type idLog struct {
+	f      *os.File
+	w      *bufio.Writer
+	closed bool
+}
+
+// idLogPattern names the files of idLog; newIDLog removes those a crashed
+// run left (the caller holds the outbox's lock, so no run is using them).
+const idLogPattern = "send-ids-*.tmp"
+
+func newIDLog(dir string) (*idLog, error) {
+	if stale, _ := filepath.Glob(filepath.Join(dir, idLogPattern)); len(stale) > 0 {
+		for _, p := range stale {
+			_ = os.Remove(p)
+		}
+	}
+	f, err := os.CreateTemp(dir, idLogPattern)
+	if err != nil {
+		return nil, err
+	}
+	return &idLog{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+func (l *idLog) add(id string) error {
+	if l.closed {
+		return os.ErrClosed
+	}
+	if strings.ContainsRune(id, '\n') {
+		return fmt.Errorf("item ID %q holds a newline", id)
+	}
+	_, err := l.w.WriteString(id + "\n")
+	return err
+}
+
+// each calls fn with every ID added, in order.
+func (l *idLog) each(fn func(id string) error) error {
+	if err := l.w.Flush(); err != nil {
+		return err
+	}
+	if _, err := l.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(l.f)
+	for sc.Scan() {
+		if err := fn(sc.Text()); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	_, err := l.f.Seek(0, io.SeekEnd)
+	return err
+}
+
+// close removes the file.
+func (l *idLog) close() {
+	if l.closed {
+		return
+	}
+	l.closed = true
+	_ = l.f.Close()
+	_ = os.Remove(l.f.Name())
+}
