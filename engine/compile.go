@@ -216,19 +216,25 @@ func markFile(n *yaml.Node, name string, files map[*yaml.Node]string) {
 // names compared after normalisation), a key set to null removes the
 // base's key, anything else is replaced (RFC 7396's merge patch, on YAML).
 // The overlay's extends key is dropped. Removing a key the base does not
-// have is an error (a misspelt removal would leave the mapping in place).
+// have, a null inside a mapping the base does not have included, is an
+// error, remove_unknown (a misspelt removal would leave the mapping in
+// place).
 func (c *compiler) merge(base, over *yaml.Node, path string) *yaml.Node {
 	if over.Kind != yaml.MappingNode {
 		return over
 	}
 	var out yaml.Node
 	if base == nil || base.Kind != yaml.MappingNode {
-		out = *over // a new or replaced mapping: its nulls remove nothing
+		out = *over // a new or replaced mapping: a null in it is remove_unknown
 		out.Content = nil
 	} else {
 		out = *base
 		out.Content = slices.Clone(base.Content)
 	}
+	// Overlay keys are matched against the base's keys only: two overlay
+	// keys that name the same event are both kept, for the compiler to
+	// report (unreachable_event), not merged here.
+	nbase := len(out.Content)
 	events := path == "events" || strings.HasPrefix(path, "variants.") && strings.HasSuffix(path, ".events") && strings.Count(path, ".") == 2
 	for i := 0; i+1 < len(over.Content); i += 2 {
 		k, v := over.Content[i], over.Content[i+1]
@@ -236,7 +242,7 @@ func (c *compiler) merge(base, over *yaml.Node, path string) *yaml.Node {
 			continue
 		}
 		j := -1
-		for b := 0; b+1 < len(out.Content); b += 2 {
+		for b := 0; b+1 < nbase; b += 2 {
 			bk := out.Content[b].Value
 			if bk == k.Value || events && conv.NormalizeName(bk) == conv.NormalizeName(k.Value) {
 				j = b
@@ -250,9 +256,10 @@ func (c *compiler) merge(base, over *yaml.Node, path string) *yaml.Node {
 		switch {
 		case isNull(v) && j >= 0:
 			out.Content = slices.Delete(out.Content, j, j+2)
+			nbase -= 2
 		case isNull(v):
 			var have []string
-			for b := 0; b+1 < len(out.Content); b += 2 {
+			for b := 0; b+1 < nbase; b += 2 {
 				have = append(have, out.Content[b].Value)
 			}
 			c.ds.Errorf(c.pos(k), "remove_unknown", "the base has no %s to remove (null removes a key of the base)%s", child, suggest.DidYouMean(k.Value, have))

@@ -105,7 +105,10 @@ func writeJSON(a *app, v any) error {
 	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("writing the output: %w", err)}
+	}
+	return nil
 }
 
 func checkFormat(f string) error {

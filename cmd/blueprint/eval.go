@@ -111,10 +111,15 @@ does not compile or the input or output fails, 2 on usage errors.`,
 				} else {
 					out = append([]byte(res.String()), '\n')
 				}
-				_, err = a.stdout.Write(out)
-				return err
+				if _, err := a.stdout.Write(out); err != nil {
+					return &exitError{code: 1, err: fmt.Errorf("writing results: %w", err)}
+				}
+				return nil
 			}
-			return evalStream(in, a.stdin, a.stdout, fl.maxEventSize, format == "json")
+			if err := evalStream(in, a.stdin, a.stdout, fl.maxEventSize, format == "json"); err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			return nil
 		},
 	}
 	fl.register(cmd)
@@ -216,7 +221,8 @@ func evalStream(in *runtime.Integration, r io.Reader, w io.Writer, limit int, as
 			delete(pending, next)
 			next++
 			if writeErr == nil {
-				if _, writeErr = w.Write(b.out); writeErr != nil {
+				if _, err := w.Write(b.out); err != nil {
+					writeErr = fmt.Errorf("writing results: %w", err)
 					stop.Store(true)
 				}
 			}
@@ -280,7 +286,7 @@ func readEvents(r io.Reader, limit int, fn func(ev []byte, size int) error) erro
 			// Not NDJSON: the whole input is one event.
 			rest, err := io.ReadAll(io.LimitReader(br, int64(limit)+1))
 			if err != nil {
-				return err
+				return fmt.Errorf("reading events: %w", err)
 			}
 			all := append(append([]byte(nil), line...), rest...)
 			return fn(bytes.TrimSpace(all), len(all))

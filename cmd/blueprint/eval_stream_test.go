@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -116,8 +119,8 @@ func TestEvalStreamWriteError(t *testing.T) {
 	r := &countingReader{r: bytes.NewReader(input)}
 	w := &failingWriter{}
 	err := evalStream(in, r, w, 600, true)
-	if err == nil || err.Error() != "disk full" {
-		t.Fatalf("err = %v, want disk full", err)
+	if err == nil || err.Error() != "writing results: disk full" {
+		t.Fatalf("err = %v, want writing results: disk full", err)
 	}
 	if w.writes != 1 {
 		t.Errorf("%d writes after the first failed", w.writes-1)
@@ -181,5 +184,35 @@ func TestSendReadError(t *testing.T) {
 	}
 	if d, _, _, _ := summary(t, out.String()); d != 5 {
 		t.Errorf("summary %q, want the 5 events read delivered", lastLine(out.String()))
+	}
+}
+
+// Input and output failures exit 1 (not 2, a usage error), saying what
+// failed, for a file argument and for standard input.
+func TestEvalIOErrorsExit1(t *testing.T) {
+	ev := filepath.Join(t.TempDir(), "ev.json")
+	if err := os.WriteFile(ev, []byte(`{"type":"track","event":"x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"eval", "--blueprint", "button", "--config", "application_id=app-abc123", "--config", "api_key=sk-key"}
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		stdin  io.Reader
+		stdout io.Writer
+		want   string
+	}{
+		{"read error", []string{"-"}, failingReader{bytes.NewReader([]byte("{}\n"))}, io.Discard, "reading events: connection reset"},
+		{"write error, stdin", []string{"-"}, strings.NewReader(`{"event":"x"}` + "\n"), &failingWriter{}, "writing results: disk full"},
+		{"write error, file", []string{ev}, strings.NewReader(""), &failingWriter{}, "writing results: disk full"},
+		{"missing file", []string{ev + ".none"}, strings.NewReader(""), io.Discard, "no such file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var errs bytes.Buffer
+			code := run(append(slices.Clone(base), tt.args...), tt.stdin, tt.stdout, &errs)
+			if code != 1 || !strings.Contains(errs.String(), tt.want) || strings.Contains(errs.String(), "--help") {
+				t.Errorf("exit %d, stderr:\n%s", code, errs.String())
+			}
+		})
 	}
 }
