@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/blueprint-engine/blueprint/runtime/outbox"
 )
 
 // idLog keeps the IDs of the items a send run enqueued in a temporary file
@@ -36,19 +38,20 @@ func newIDLog(dir string) (*idLog, error) {
 	return &idLog{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
 }
 
-func (l *idLog) add(id string) error {
+// add records an item's ID and the state it had when it was enqueued.
+func (l *idLog) add(id string, state outbox.State) error {
 	if l.closed {
 		return os.ErrClosed
 	}
-	if strings.ContainsRune(id, '\n') {
-		return fmt.Errorf("item ID %q holds a newline", id)
+	if strings.ContainsAny(id, "\t\n") {
+		return fmt.Errorf("item ID %q holds a tab or a newline", id)
 	}
-	_, err := l.w.WriteString(id + "\n")
+	_, err := l.w.WriteString(id + "\t" + string(state) + "\n")
 	return err
 }
 
-// each calls fn with every ID added, in order.
-func (l *idLog) each(fn func(id string) error) error {
+// each calls fn with every ID added and its state, in order.
+func (l *idLog) each(fn func(id string, state outbox.State) error) error {
 	if err := l.w.Flush(); err != nil {
 		return err
 	}
@@ -57,7 +60,8 @@ func (l *idLog) each(fn func(id string) error) error {
 	}
 	sc := bufio.NewScanner(l.f)
 	for sc.Scan() {
-		if err := fn(sc.Text()); err != nil {
+		id, state, _ := strings.Cut(sc.Text(), "\t")
+		if err := fn(id, outbox.State(state)); err != nil {
 			return err
 		}
 	}

@@ -19,7 +19,7 @@ func (a *app) outboxCmd() *cobra.Command {
 		Short: "Show, purge and compact the durable outbox",
 		Long: `The outbox in --state keeps delivered and skipped requests so that the same
 event sent again is not sent twice; 'blueprint send' purges those older than
---retain (7 days by default) at the start of each run. 'purge' does it by
+--retain (7 days by default) when it starts and hourly while it runs. 'purge' does it by
 hand, dead letters included if asked; 'compact' gives the space of purged
 items back to the file system (the file is reused, never shrunk, otherwise).`,
 		Example: `  blueprint outbox stats --state /tmp/bp-state
@@ -77,7 +77,7 @@ again. Prints "purged N requests".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("older-than") || olderThan < 0 {
-				return usageErr("give --older-than DURATION (0 or more: 0 purges every final request)")
+				return usageErr("give --older-than DURATION (0 or more: 0 purges every delivered and skipped request, and every dead letter with --dead)")
 			}
 			q, err := openOutbox(state)
 			if err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/blueprint-engine/blueprint/internal/fakebutton"
 )
 
@@ -151,5 +153,53 @@ func TestSendCountsEachLine(t *testing.T) {
 		if e.Name() != "outbox.db" {
 			t.Errorf("send left %s in --state", e.Name())
 		}
+	}
+}
+
+// A purge that fails (here: an index entry without its record) is logged
+// and the run delivers anyway: retention must never stop delivery.
+func TestSendPurgeFailureDoesNotStopDelivery(t *testing.T) {
+	path, _, _ := events(t, 6)
+	_, url := fake(t, fakebutton.Options{APIKey: "sk-key"})
+	state := t.TempDir()
+	db, err := bolt.Open(filepath.Join(state, "outbox.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{"meta", "items", "due", "counts"} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket([]byte("meta")).Put([]byte("version"), []byte("1")); err != nil {
+			return err
+		}
+		states, err := tx.CreateBucketIfNotExists([]byte("states"))
+		if err != nil {
+			return err
+		}
+		for _, s := range []string{"pending", "delivered", "dead", "skipped"} {
+			if _, err := states.CreateBucketIfNotExists([]byte(s)); err != nil {
+				return err
+			}
+		}
+		// 1970 ‖ an ID with no record.
+		return states.Bucket([]byte("delivered")).Put(append(make([]byte, 8), "ghost"...), nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out, errs, code := cli(t, "", "send", "--blueprint", "button", "--variant", "retail",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-key",
+		"--state", state, "--vendor-url", url, "--progress", "none", path)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if d, _, _, _ := summary(t, out); d != 6 {
+		t.Errorf("summary %q", lastLine(out))
+	}
+	if !strings.Contains(errs, "purge of old outbox items failed; delivering anyway") || !strings.Contains(errs, "ghost") {
+		t.Errorf("the failed purge was not logged:\n%s", errs)
 	}
 }

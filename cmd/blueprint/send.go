@@ -162,16 +162,21 @@ type tally struct {
 	delivered, skipped, rejected, dead atomic.Int64
 }
 
-// addFinal counts the final states of items, read from the outbox, and
-// returns how many are still pending. An item listed twice (an event twice
-// in one input) is counted twice, though sent once.
-func (t *tally) addFinal(ctx context.Context, q outbox.Queue, each func(func(id string) error) error) (pending int, err error) {
-	err = each(func(id string) error {
-		it, err := q.Get(ctx, id)
-		if err != nil {
-			return err
+// addFinal counts the final states of items and returns how many are
+// still pending. each gives an item's ID and, when it was already final
+// when this run enqueued it, its state; other items' states are read from
+// the outbox. An item listed twice (an event twice in one input) is
+// counted twice, though sent once.
+func (t *tally) addFinal(ctx context.Context, q outbox.Queue, each func(func(id string, known outbox.State) error) error) (pending int, err error) {
+	err = each(func(id string, state outbox.State) error {
+		if state == "" || state == outbox.Pending {
+			it, err := q.Get(ctx, id)
+			if err != nil {
+				return err
+			}
+			state = it.State
 		}
-		switch it.State {
+		switch state {
 		case outbox.Delivered:
 			t.delivered.Add(1)
 		case outbox.Dead:
@@ -189,7 +194,7 @@ func (t *tally) addFinal(ctx context.Context, q outbox.Queue, each func(func(id 
 // finish prints the summary line of send and dlq replay (the final states
 // of the items each lists, read from the outbox) and decides the exit: 1
 // when the worker failed, or when requests are still pending (interrupted).
-func (a *app) finish(ctx context.Context, d *delivery, t *tally, each func(func(id string) error) error, runErr error, interrupted bool, state string) error {
+func (a *app) finish(ctx context.Context, d *delivery, t *tally, each func(func(id string, known outbox.State) error) error, runErr error, interrupted bool, state string) error {
 	pending, err := t.addFinal(context.WithoutCancel(ctx), d.queue, each)
 	fmt.Fprintln(a.stdout, t.line())
 	switch {
@@ -220,8 +225,8 @@ written to disk before its first attempt, so a crash (even kill -9) loses
 nothing; run send again on the same --state and pending requests are sent.
 The same event sent twice (same message_id) is delivered once, as long as
 its first request is in the outbox: delivered and skipped requests are kept
-for --retain (7 days by default) and purged at the start of a later run
-(see 'blueprint outbox').
+for --retain (7 days by default), then purged when a run starts and hourly
+while it runs, except those the run itself updated (see 'blueprint outbox').
 
 Retries follow the blueprint's response rules: permanent failures (4xx, a
 bad api_key) become dead letters at once; 408, 429, 5xx and network errors
@@ -234,8 +239,8 @@ Progress goes to stderr. The last line on stdout is exactly
 of every input line (an event twice in the input is sent once, counted
 twice). No per-event state is kept in memory: the outbox file holds it.
 Exit 0 when every
-event reached one of those final states, 1 otherwise (interrupted, config
-refused), 2 on usage errors. SIGINT/SIGTERM stop reading, let requests in
+event reached one of those final states, 1 otherwise (interrupted, input
+unreadable, config refused), 2 on usage errors. SIGINT/SIGTERM stop reading, let requests in
 flight finish (10 s at most) and leave the rest in the outbox.`,
 		Example: `  # A local fake of Button's API in one terminal:
   blueprint fake-button --listen 127.0.0.1:8787
@@ -254,15 +259,20 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			}
 			defer d.queue.Close()
 			if df.retain > 0 {
-				// Before anything of this run is enqueued, so that the
-				// summary reads back every item of this input.
-				n, err := d.queue.Purge(cmd.Context(), time.Now().Add(-df.retain))
-				if err != nil {
-					return &exitError{code: 1, err: err}
-				}
-				if n > 0 {
+				// Before anything is read, so that whether an old event is
+				// sent again does not depend on timing. The worker then
+				// purges hourly what ages past --retain during the run,
+				// but nothing this run updated: the summary reads those
+				// back (items final when enqueued are counted then).
+				start := time.Now()
+				n, err := d.queue.Purge(cmd.Context(), start.Add(-df.retain))
+				switch {
+				case err != nil:
+					d.log.Warn("purge of old outbox items failed; delivering anyway", "error", err)
+				case n > 0:
 					d.log.Info("purged old outbox items", "purged", n, "retain", df.retain)
 				}
+				d.worker.Retention, d.worker.KeepSince = df.retain, start
 			}
 			input := a.stdin
 			if len(args) == 1 && args[0] != "-" {
@@ -295,13 +305,14 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			go func() { // the batcher: one durable write per batch
 				defer bw.Done()
 				for batch := range batches {
-					if _, err := d.queue.Enqueue(context.WithoutCancel(ctx), batch); err != nil {
+					stored, err := d.queue.Enqueue(context.WithoutCancel(ctx), batch)
+					if err != nil {
 						enqueueErr.CompareAndSwap(nil, &err) // the first error is reported
 						continue
 					}
 					idsMu.Lock()
-					for _, it := range batch {
-						if err := ids.add(it.ID); err != nil && idsErr == nil && !ids.closed {
+					for _, it := range stored {
+						if err := ids.add(it.ID, it.State); err != nil && idsErr == nil && !ids.closed {
 							idsErr = fmt.Errorf("keeping the run's item IDs: %w", err)
 						}
 					}
@@ -570,9 +581,9 @@ sent. The last line is "N delivered, N skipped, N rejected, N dead-lettered".`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			runErr := d.worker.Run(ctx, func() bool { return true })
-			return a.finish(ctx, d, &tally{}, func(fn func(string) error) error {
+			return a.finish(ctx, d, &tally{}, func(fn func(string, outbox.State) error) error {
 				for _, id := range ids {
-					if err := fn(id); err != nil {
+					if err := fn(id, ""); err != nil {
 						return err
 					}
 				}
