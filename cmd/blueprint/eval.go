@@ -144,15 +144,20 @@ type evalBatch struct {
 	out    []byte // the results
 }
 
+// maxEvalWorkers caps the workers of evalStream: past it the reader and
+// the writer are the bottleneck, and each worker adds batches in flight.
+const maxEvalWorkers = 8
+
 // evalStream evaluates the events of r (NDJSON, or one pretty-printed
-// event) on every core and writes one result per event to w, in input
-// order: a line of JSON each when asJSON, else the text form with a blank
-// line between results. Memory is bounded by the batches in flight (four
-// per core, each of at most batchEvents events or batchBytes bytes plus
-// one event), whatever the input's length.
+// event) on every core (at most maxEvalWorkers) and writes one result per
+// event to w, in input order: a line of JSON each when asJSON, else the
+// text form with a blank line between results. Memory is bounded by the
+// batches in flight (two per worker plus two, each of at most batchEvents
+// events or batchBytes bytes plus one event, and their results), whatever
+// the input's length.
 func evalStream(in *runtime.Integration, r io.Reader, w io.Writer, limit int, asJSON bool) error {
-	workers := goruntime.GOMAXPROCS(0)
-	free := make(chan *evalBatch, 4*workers)
+	workers := min(goruntime.GOMAXPROCS(0), maxEvalWorkers)
+	free := make(chan *evalBatch, 2*workers+2)
 	for range cap(free) {
 		free <- &evalBatch{}
 	}
@@ -225,6 +230,9 @@ func evalStream(in *runtime.Integration, r io.Reader, w io.Writer, limit int, as
 					writeErr = fmt.Errorf("writing results: %w", err)
 					stop.Store(true)
 				}
+			}
+			if cap(b.events) > 4*batchBytes || cap(b.out) > 4*batchBytes {
+				*b = evalBatch{} // a huge event's buffers are not kept
 			}
 			free <- b
 		}
