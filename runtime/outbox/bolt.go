@@ -288,7 +288,9 @@ const compactTxSize = 64 << 20
 // in place, so run it between two runs of a sender, or at the start of
 // one. It is safe against a crash at any point: the new file is written
 // beside the old one, synced, and renamed over it; a process waiting for
-// the lock meanwhile opens the new file.
+// the lock meanwhile opens the new file. The new file keeps the old one's
+// mode and (where this process may set it) owner; a symlink at path is
+// followed, and stays.
 func Compact(path string, opts ...BoltOption) (before, after int64, err error) {
 	cfg := boltConfig{lockTimeout: DefaultLockTimeout}
 	for _, opt := range opts {
@@ -296,11 +298,16 @@ func Compact(path string, opts ...BoltOption) (before, after int64, err error) {
 			opt(&cfg)
 		}
 	}
-	fi, err := os.Stat(path)
+	if _, err := os.Stat(path); err != nil {
+		return 0, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
+	}
+	// A symlink is followed: the file it points to is compacted in place,
+	// and the link stays.
+	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
 	}
-	src, err := openDB(path, cfg.lockTimeout)
+	src, err := openDB(real, cfg.lockTimeout)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -308,33 +315,41 @@ func Compact(path string, opts ...BoltOption) (before, after int64, err error) {
 	if err := src.View(func(tx *bolt.Tx) error { _, err := openTx(tx); return err }); err != nil {
 		return 0, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
 	}
-	before = fi.Size()
-	tmp := path + ".compact"
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return 0, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
-	}
-	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: cfg.lockTimeout, FreelistType: bolt.FreelistMapType})
+	fi, err := os.Stat(real) // under the lock: what is compacted
 	if err != nil {
 		return 0, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
 	}
+	before = fi.Size()
+	tmp := real + ".compact"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
+	}
+	dst, err := bolt.Open(tmp, fi.Mode().Perm(), &bolt.Options{Timeout: cfg.lockTimeout, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return 0, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
+	}
+	// The new file keeps the old one's mode and, where this process may
+	// set it, its owner (a root compaction must not lock the service out).
+	_ = os.Chmod(tmp, fi.Mode().Perm())
+	chownLike(tmp, fi)
 	// Every transaction of Compact is committed and fsync'd.
 	err = bolt.Compact(dst, src, compactTxSize)
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = os.Rename(tmp, real)
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
 		return 0, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
 	}
 	// The rename is durable once the folder is synced.
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
+	if d, err := os.Open(filepath.Dir(real)); err == nil {
 		_ = d.Sync()
 		_ = d.Close()
 	}
-	fi, err = os.Stat(path)
+	fi, err = os.Stat(real)
 	if err != nil {
 		return before, 0, fmt.Errorf("outbox %s: compact: %w", path, err)
 	}
@@ -814,6 +829,10 @@ func (q *Bolt) Replay(ctx context.Context, ids []string, now time.Time) (int, er
 // that a large purge does not hold the writer (and Updates) for long.
 var purgeBatch = 10_000
 
+// purgeCommitted, when set (by tests), is told how many items each
+// committed purge transaction deleted.
+var purgeCommitted func(n int)
+
 // Purge implements Queue. It walks the index of each state from the
 // oldest UpdatedAt, so its cost is in the number of items it deletes, not
 // in the size of the outbox; it deletes at most purgeBatch items per
@@ -848,6 +867,9 @@ func (q *Bolt) Purge(ctx context.Context, before time.Time, states ...State) (in
 		})
 		if err != nil {
 			return total, q.wrap("purge", err)
+		}
+		if purgeCommitted != nil {
+			purgeCommitted(n)
 		}
 		total += n
 		if n < purgeBatch {

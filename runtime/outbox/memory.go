@@ -2,8 +2,10 @@ package outbox
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -148,22 +150,27 @@ func (m *Memory) List(_ context.Context, state State, cursor string, limit int) 
 		}
 		return all[i].ID < all[j].ID
 	})
+	// The cursor is the position (UpdatedAt, ID) of the last item listed:
+	// the next page starts after it even if that item has since moved or
+	// gone (as Bolt's).
 	start := 0
 	if cursor != "" {
-		start = len(all)
-		for i, it := range all {
-			if it.ID == cursor {
-				start = i + 1
-				break
-			}
+		at, id, ok := strings.Cut(cursor, "|")
+		t, err := time.Parse(time.RFC3339Nano, at)
+		if !ok || err != nil {
+			return nil, "", fmt.Errorf("outbox: list: invalid cursor %q", cursor)
 		}
+		start = sort.Search(len(all), func(i int) bool {
+			u := all[i].UpdatedAt
+			return u.After(t) || u.Equal(t) && all[i].ID > id
+		})
 	}
 	var out []*Item
 	next := ""
 	for i := start; i < len(all) && len(out) < limit; i++ {
 		out = append(out, cloneItem(all[i]))
 		if len(out) == limit && i+1 < len(all) {
-			next = all[i].ID
+			next = all[i].UpdatedAt.UTC().Format(time.RFC3339Nano) + "|" + all[i].ID
 		}
 	}
 	return out, next, nil
@@ -197,15 +204,18 @@ func (m *Memory) Replay(_ context.Context, ids []string, now time.Time) (int, er
 }
 
 // Purge implements Queue.
-func (m *Memory) Purge(_ context.Context, before time.Time, states ...State) (int, error) {
-	sts, err := purgeStates(states)
-	if err != nil {
-		return 0, err
-	}
+func (m *Memory) Purge(ctx context.Context, before time.Time, states ...State) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return 0, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	sts, err := purgeStates(states)
+	if err != nil {
+		return 0, err
 	}
 	n := 0
 	for id, it := range m.items {

@@ -198,6 +198,36 @@ func TestBoltPurgeBatches(t *testing.T) {
 		t.Errorf("Purge with a done context = %d, %v", n, err)
 	}
 	assertCountsEq(t, q, countsOf(0, 10, 0, 0))
+
+	// No transaction deletes more than purgeBatch, across states too.
+	var txs []int
+	purgeCommitted = func(n int) { txs = append(txs, n) }
+	defer func() { purgeCommitted = nil }()
+	var skipped []*Item
+	for i := range 2 {
+		it := testItem(fmt.Sprintf("s%02d", i), tBase)
+		it.State, it.UpdatedAt = Skipped, tBase
+		skipped = append(skipped, it)
+	}
+	enqueueOK(t, q, skipped...)
+	if n, err := q.Purge(tctx, tBase.Add(time.Hour), Delivered, Skipped); err != nil || n != 12 {
+		t.Fatalf("Purge = %d, %v; want 12", n, err)
+	}
+	if !reflect.DeepEqual(txs, []int{3, 3, 3, 3, 0}) {
+		t.Errorf("items deleted per transaction: %v, want [3 3 3 3 0]", txs)
+	}
+	assertIndexesConsistent(t, q)
+
+	// A context done between two transactions stops the purge there.
+	enqueueOK(t, q, items...)
+	ctx, cancel = context.WithCancel(tctx)
+	txs = nil
+	purgeCommitted = func(n int) { txs = append(txs, n); cancel() }
+	n, err = q.Purge(ctx, tBase.Add(time.Hour))
+	if !errors.Is(err, context.Canceled) || n != 3 || len(txs) != 1 {
+		t.Errorf("Purge cancelled after its first transaction = %d, %v (transactions %v)", n, err, txs)
+	}
+	assertCountsEq(t, q, countsOf(0, 7, 0, 0))
 }
 
 // TestBoltPurgeOutOfSync: an index entry whose record says another state
@@ -422,5 +452,78 @@ func TestPurgeBoundsTheFile(t *testing.T) {
 	t.Logf("file size after each round: %v", sizes)
 	if last, early := sizes[len(sizes)-1], sizes[2]; last > early+early/4 {
 		t.Errorf("the file grows under purged traffic: %v bytes after each round", sizes)
+	}
+}
+
+// Compact through a symlink compacts the file it points to and keeps the
+// link; the new file keeps the old one's mode.
+func TestCompactSymlinkAndMode(t *testing.T) {
+	q, real := openTempBolt(t)
+	enqueueOK(t, q, testItem("a", tBase))
+	q.Close()
+	if err := os.Chmod(real, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "link.db")
+	if err := os.Symlink(real, link); err != nil {
+		t.Skip("no symlinks here:", err)
+	}
+	if _, _, err := Compact(link); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v after Compact, want 0640", fi.Mode().Perm())
+	}
+	q2, err := OpenBolt(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q2.Close()
+	if got := remaining(t, q2); !reflect.DeepEqual(got, []string{"a"}) {
+		t.Errorf("left %v", got)
+	}
+}
+
+// A List cursor stays valid when the item it ends on is purged before the
+// next page is read.
+func TestListCursorSurvivesPurge(t *testing.T) {
+	for name, open := range queues() {
+		t.Run(name, func(t *testing.T) {
+			q := open(t)
+			var items []*Item
+			for i := range 5 {
+				it := testItem(fmt.Sprintf("d%d", i), tBase)
+				it.State, it.UpdatedAt = Delivered, tBase.Add(time.Duration(i)*time.Second)
+				items = append(items, it)
+			}
+			if _, err := q.Enqueue(tctx, items); err != nil {
+				t.Fatal(err)
+			}
+			page, next, err := q.List(tctx, Delivered, "", 2)
+			if err != nil || len(page) != 2 || next == "" {
+				t.Fatalf("first page %v, %q, %v", itemIDs(page), next, err)
+			}
+			// d0 and d1 listed; purge them (d1 is the cursor's item).
+			if n, err := q.Purge(tctx, tBase.Add(2*time.Second)); err != nil || n != 2 {
+				t.Fatalf("Purge = %d, %v", n, err)
+			}
+			page, _, err = q.List(tctx, Delivered, next, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := itemIDs(page); !reflect.DeepEqual(got, []string{"d2", "d3", "d4"}) {
+				t.Errorf("next page %v, want [d2 d3 d4]", got)
+			}
+			if _, _, err := q.List(tctx, Delivered, "junk", 10); err == nil {
+				t.Error("a junk cursor was accepted")
+			}
+		})
 	}
 }
