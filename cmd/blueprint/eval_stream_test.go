@@ -216,3 +216,15 @@ func TestEvalIOErrorsExit1(t *testing.T) {
 		})
 	}
 }
+
+// Any command whose output cannot be written exits 1, text output
+// included.
+func TestOutputErrorsExit1(t *testing.T) {
+	for _, args := range [][]string{{"list"}, {"catalog"}, {"docs", "button"}, {"test"}} {
+		var errs bytes.Buffer
+		code := run(args, strings.NewReader(""), &failingWriter{}, &errs)
+		if code != 1 || !strings.Contains(errs.String(), "disk full") {
+			t.Errorf("%v: exit %d, stderr:\n%s", args, code, errs.String())
+		}
+	}
+}

@@ -8,6 +8,7 @@
 //	blueprint catalog [KEY]             the platform's Catalog Vendor Objects (JSON)
 //	blueprint send --blueprint KEY ...  deliver events through the durable outbox
 //	blueprint dlq list|show|replay      inspect and re-drive dead letters
+//	blueprint outbox stats|purge|compact  look after the outbox file
 //	blueprint fake-button               a local fake of Button's API with fault injection
 //
 // Exit codes: 0 success, 1 failure (errors, failed cases, refused config),
@@ -19,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/spf13/cobra"
 )
@@ -43,6 +45,32 @@ func usageErr(format string, args ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
 }
 
+// stickyWriter remembers the first write error of the standard output.
+type stickyWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	if err != nil {
+		s.err = err
+	}
+	return n, err
+}
+
+func (s *stickyWriter) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
 // failed makes a command exit 1 without printing more.
 var errFailed = &exitError{code: 1}
 
@@ -52,9 +80,16 @@ func main() {
 
 // run is main without the process: tests call it.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := newRoot(stdin, stdout, stderr)
+	out := &stickyWriter{w: stdout}
+	root := newRoot(stdin, out, stderr)
 	root.SetArgs(args)
 	err := root.Execute()
+	if err == nil && out.failed() != nil {
+		// Output lost to a full disk or a closed pipe is a failure, even
+		// where a command wrote its text without checking each write.
+		fmt.Fprintln(stderr, "blueprint: writing the output:", out.failed())
+		return 1
+	}
 	if err == nil {
 		return 0
 	}
