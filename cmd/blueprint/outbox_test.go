@@ -102,6 +102,7 @@ func TestOutboxUsage(t *testing.T) {
 		{[]string{"outbox", "compact", "--state", state}, 1, "no outbox in " + state},
 		{[]string{"outbox", "stats", "--format", "yaml", "--state", state}, 2, `--format "yaml"`},
 		{[]string{"send", "--blueprint", "button", "--config", "application_id=app-abc", "--config", "api_key=k", "--retain", "-1s", "--state", state}, 2, "--retain -1s: must not be negative"},
+		{[]string{"send", "--blueprint", "button", "--config", "application_id=app-abc", "--config", "api_key=k", "--max-pending", "0", "--state", state}, 2, "--max-pending 0: must be positive"},
 	} {
 		out, errs, code := cli(t, "", tt.args...)
 		if code != tt.code || !strings.Contains(errs, tt.want) {
@@ -201,5 +202,25 @@ func TestSendPurgeFailureDoesNotStopDelivery(t *testing.T) {
 	}
 	if !strings.Contains(errs, "purge of old outbox items failed; delivering anyway") || !strings.Contains(errs, "ghost") {
 		t.Errorf("the failed purge was not logged:\n%s", errs)
+	}
+}
+
+// With --max-pending 1 reading waits for each request to be final before
+// the next batch is enqueued: slower, never stuck, nothing lost.
+func TestSendMaxPending(t *testing.T) {
+	path, _, _ := events(t, 40)
+	srv, url := fake(t, fakebutton.Options{APIKey: "sk-key", ErrorRate: 0.3, Seed: 5})
+	out, errs, code := cli(t, "", "send", "--blueprint", "button", "--variant", "retail",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-key", "--max-pending", "1",
+		"--retry-base", "2ms", "--retry-cap", "10ms", "--max-attempts", "20",
+		"--state", t.TempDir(), "--vendor-url", url, "--progress", "none", path)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if d, _, _, _ := summary(t, out); d != 40 {
+		t.Errorf("summary %q", lastLine(out))
+	}
+	if st := srv.Stats(); st.ServerErrors == 0 {
+		t.Errorf("no retries were exercised: %+v", st)
 	}
 }

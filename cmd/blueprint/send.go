@@ -37,6 +37,7 @@ type deliveryFlags struct {
 	logFormat   string
 	progress    string
 	retain      time.Duration
+	maxPending  int
 }
 
 func (f *deliveryFlags) register(cmd *cobra.Command, withState bool) {
@@ -55,9 +56,16 @@ func (f *deliveryFlags) register(cmd *cobra.Command, withState bool) {
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, lines otherwise), bar, lines, none")
 	if withState {
-		cmd.Flags().DurationVar(&f.retain, "retain", defaultRetention, "keep delivered and skipped requests this long (the same event sent again within it is not sent twice), then purge them at the start of a run; 0 keeps them forever")
+		cmd.Flags().IntVar(&f.maxPending, "max-pending", defaultMaxPending, "most requests of this run waiting in the outbox: reading the input waits beyond it, so a large input is not copied into the outbox ahead of delivery")
+		cmd.Flags().DurationVar(&f.retain, "retain", defaultRetention, "keep delivered and skipped requests this long (the same event sent again within it is not sent twice), when a run starts and hourly; 0 keeps them forever")
+	} else {
+		f.maxPending = defaultMaxPending // dlq replay enqueues nothing
 	}
 }
+
+// defaultMaxPending bounds the requests a send run has enqueued and not
+// yet finished: seconds of work at loopback speed, a few MB of outbox.
+const defaultMaxPending = 10_000
 
 // defaultRetention is how long send keeps delivered and skipped requests.
 const defaultRetention = 7 * 24 * time.Hour
@@ -101,6 +109,9 @@ func (a *app) openDelivery(f *deliveryFlags, in *runtime.Integration, name strin
 	}
 	if f.retain < 0 {
 		return nil, usageErr("--retain %v: must not be negative (0 keeps everything)", f.retain)
+	}
+	if f.maxPending < 1 {
+		return nil, usageErr("--max-pending %d: must be positive", f.maxPending)
 	}
 	var vendor *url.URL
 	if f.vendorURL != "" {
@@ -299,16 +310,31 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			}
 			var idsErr error
 			defer func() { idsMu.Lock(); ids.close(); idsMu.Unlock() }()
+			var pending atomic.Int64 // pending requests this run enqueued
 			batches := make(chan []*outbox.Item, 16)
 			var bw sync.WaitGroup
 			bw.Add(1)
 			go func() { // the batcher: one durable write per batch
 				defer bw.Done()
 				for batch := range batches {
+					// Backpressure: wait while this run has too many requests
+					// in the outbox not yet final (until interrupted: what
+					// was read is then enqueued, not dropped).
+					for ctx.Err() == nil && pending.Load()-d.counters.Finals() >= int64(df.maxPending) {
+						select {
+						case <-ctx.Done():
+						case <-time.After(5 * time.Millisecond):
+						}
+					}
 					stored, err := d.queue.Enqueue(context.WithoutCancel(ctx), batch)
 					if err != nil {
 						enqueueErr.CompareAndSwap(nil, &err) // the first error is reported
 						continue
+					}
+					for _, it := range stored {
+						if it.State == outbox.Pending {
+							pending.Add(1)
+						}
 					}
 					idsMu.Lock()
 					for _, it := range stored {
