@@ -687,8 +687,8 @@ func (c *evalCtx) directMoney(t *engine.Type, raw []byte, at int) bool {
 			exp = conv.CurrencyExponent(bstr(cv.b))
 		}
 	}
-	n, err := conv.MinorUnits(raw, exp, true)
-	if err != nil || n < 0 {
+	n, neg, err := conv.MinorUnitsSign(raw, exp, true)
+	if err != nil || n < 0 || neg {
 		return false
 	}
 	c.out = strconv.AppendInt(c.out, n, 10)

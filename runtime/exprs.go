@@ -83,10 +83,12 @@ func (c *evalCtx) goValue(v rv) any {
 	return gjson.ParseBytes(c.jsonText(v)).Value()
 }
 
-// runExpr evaluates a compiled expression. An expression that fails because
-// an input is absent gives absent; one whose input is itself invalid gives
-// skipped (it is derived, and never named in a fault); any other failure is
-// invalid.
+// runExpr evaluates a compiled expression. An expression that fails (or
+// gives nothing) with an input absent gives absent, even if another input
+// is invalid: missing wins, as in the contract's order of checks (a line
+// item without a price misses its total whatever its quantity). Otherwise
+// one with an invalid input gives skipped (it is derived, and never named
+// in a fault); any other failure is invalid.
 func (c *evalCtx) runExpr(e *engine.Expr, sc *scope) (rv, error) {
 	if a := e.Arith; a != nil {
 		if v, ok := c.arith(e, a, sc); ok {
@@ -112,16 +114,16 @@ func (c *evalCtx) runExpr(e *engine.Expr, sc *scope) (rv, error) {
 	out, err := c.vm.Run(e.Program, env)
 	if err != nil {
 		switch {
-		case anyBad:
-			return rv{st: skipped}, err
 		case anyAbsent:
 			return rv{}, err
+		case anyBad:
+			return rv{st: skipped}, err
 		}
 		return invalidVal(exprMessage(err)), err
 	}
 	v := c.goVal(out)
 	if v.st != present || isAbsent(v) {
-		if anyBad {
+		if anyBad && !anyAbsent {
 			return rv{st: skipped}, nil
 		}
 		return rv{}, nil
@@ -191,10 +193,10 @@ func (c *evalCtx) arith(e *engine.Expr, a *engine.Arith, sc *scope) (rv, bool) {
 	x, sx := c.intInput(&e.Inputs[a.A], sc)
 	y, sy := c.intInput(&e.Inputs[a.B], sc)
 	switch {
+	case sx == absent || sy == absent: // missing wins (see runExpr)
+		return rv{}, true
 	case sx == invalid || sx == skipped || sy == invalid || sy == skipped:
 		return rv{st: skipped}, true
-	case sx == absent || sy == absent:
-		return rv{}, true
 	case sx != present || sy != present:
 		return rv{}, false
 	}

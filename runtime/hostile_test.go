@@ -456,6 +456,8 @@ func hostileCases() []hostileCase {
 		deliver("total \"-0\" is zero, not negative", robustOrder(`"order_id":"o","total":"-0","currency":"USD","products":[{"sku":"s","price":1}]`),
 			bodyHas("total", "0")),
 		invalidField("total \"-1\" is negative", robustOrder(`"order_id":"o","total":"-1","currency":"USD","products":[{"sku":"s","price":1}]`), "total"),
+		invalidField("total -0.001 rounds to 0 but is negative", robustOrder(`"order_id":"o","total":-0.001,"currency":"USD","products":[{"sku":"s","price":1}]`), "total"),
+		invalidField("price \"-0.004\" rounds to 0 but is negative", robustOrder(`"order_id":"o","total":1,"currency":"USD","products":[{"sku":"s","price":"-0.004"}]`), "line_items[0].amount"),
 		invalidField("price \"NaN\"", robustOrder(`"order_id":"o","total":1,"currency":"USD","products":[{"sku":"s","price":"NaN"}]`), "line_items[0].amount"),
 		invalidField("price \"Infinity\"", robustOrder(`"order_id":"o","total":1,"currency":"USD","products":[{"sku":"s","price":"Infinity"}]`), "line_items[0].amount"),
 		invalidField("price \"0x10\"", robustOrder(`"order_id":"o","total":1,"currency":"USD","products":[{"sku":"s","price":"0x10"}]`), "line_items[0].amount"),

@@ -376,14 +376,15 @@ func (c *evalCtx) money(t *engine.Type, v rv) rv {
 		}
 	}
 	var n int64
+	var neg bool
 	var err error
 	switch {
 	case v.isInt:
-		n, err = conv.MinorUnits(strconv.AppendInt(c.num[:0], v.n, 10), exp, false)
+		n, neg, err = conv.MinorUnitsSign(strconv.AppendInt(c.num[:0], v.n, 10), exp, false)
 	case v.jt == '0':
-		n, err = conv.MinorUnits(v.b, exp, true)
+		n, neg, err = conv.MinorUnitsSign(v.b, exp, true)
 	case v.jt == '"':
-		n, err = conv.MinorUnits(v.b, exp, false)
+		n, neg, err = conv.MinorUnitsSign(v.b, exp, false)
 	default:
 		return invalidVal("expected an amount (a number or decimal text), got " + describeVal(v))
 	}
@@ -392,7 +393,7 @@ func (c *evalCtx) money(t *engine.Type, v rv) rv {
 		return invalidVal("amount " + truncate(string(v.b), 40) + " is too large")
 	case err != nil:
 		return invalidVal(describeScalar(v) + " is not a decimal amount")
-	case n < 0:
+	case n < 0 || neg:
 		return invalidVal("amount " + truncate(string(v.b), 40) + " is negative")
 	}
 	return intVal(n)

@@ -71,4 +71,19 @@ func TestMinorUnits(t *testing.T) {
 	if got, err := MinorUnits([]byte("1.5e2"), 2, true); err != nil || got != 15000 {
 		t.Errorf("exponent form: %d %v", got, err)
 	}
+	// Below zero as written, whatever the rounding.
+	for _, c := range []struct {
+		in   string
+		exp  int
+		want int64
+		neg  bool
+	}{
+		{"-0.001", 2, 0, true}, {"-0.004", 2, 0, true}, {"-0.4", 0, 0, true}, {"-0.005", 2, -1, true},
+		{"-1", 2, -100, true}, {"-0", 2, 0, false}, {"-0.00", 2, 0, false}, {"0.001", 2, 0, false}, {"-0e5", 2, 0, false},
+	} {
+		got, neg, err := MinorUnitsSign([]byte(c.in), c.exp, true)
+		if err != nil || got != c.want || neg != c.neg {
+			t.Errorf("MinorUnitsSign(%q, %d) = %d, %v, %v; want %d, %v", c.in, c.exp, got, neg, err, c.want, c.neg)
+		}
+	}
 }

@@ -7,6 +7,7 @@ package conv
 import (
 	"errors"
 	"math"
+	"slices"
 )
 
 // Errors returned by MinorUnits.
@@ -21,6 +22,14 @@ var (
 // written and never goes through a float: "1.005" with exponent 2 is 101.
 // JSON exponent notation ("1.5e2") is accepted only when allowExp is set.
 func MinorUnits(text []byte, exp int, allowExp bool) (int64, error) {
+	n, _, err := MinorUnitsSign(text, exp, allowExp)
+	return n, err
+}
+
+// MinorUnitsSign is MinorUnits that also reports whether the amount as
+// written is below zero: "-0.001" is 0 minor units, but negative ("-0"
+// and "-0.00" are not).
+func MinorUnitsSign(text []byte, exp int, allowExp bool) (minor int64, negative bool, err error) {
 	i := 0
 	neg := false
 	if i < len(text) && text[i] == '-' {
@@ -33,7 +42,7 @@ func MinorUnits(text []byte, exp int, allowExp bool) (int64, error) {
 	}
 	intDigits := text[intStart:i]
 	if len(intDigits) == 0 {
-		return 0, ErrNotDecimal
+		return 0, false, ErrNotDecimal
 	}
 	var fracDigits []byte
 	if i < len(text) && text[i] == '.' {
@@ -44,13 +53,13 @@ func MinorUnits(text []byte, exp int, allowExp bool) (int64, error) {
 		}
 		fracDigits = text[fs:i]
 		if len(fracDigits) == 0 {
-			return 0, ErrNotDecimal
+			return 0, false, ErrNotDecimal
 		}
 	}
 	e10 := 0
 	if i < len(text) && (text[i] == 'e' || text[i] == 'E') {
 		if !allowExp {
-			return 0, ErrNotDecimal
+			return 0, false, ErrNotDecimal
 		}
 		i++
 		eneg := false
@@ -66,23 +75,19 @@ func MinorUnits(text []byte, exp int, allowExp bool) (int64, error) {
 			i++
 		}
 		if i == es {
-			return 0, ErrNotDecimal
+			return 0, false, ErrNotDecimal
 		}
 		if eneg {
 			e10 = -e10
 		}
 	}
 	if i != len(text) {
-		return 0, ErrNotDecimal
+		return 0, false, ErrNotDecimal
 	}
 	// value = digits(int+frac) * 10^(e10 - len(frac)); minor = value * 10^exp
 	shift := exp + e10 - len(fracDigits)
 	var n uint64
-	nonzero := false
 	digit := func(d byte) error {
-		if d != '0' {
-			nonzero = true
-		}
 		if n > (math.MaxInt64-9)/10 {
 			return ErrTooLarge
 		}
@@ -102,13 +107,13 @@ func MinorUnits(text []byte, exp int, allowExp bool) (int64, error) {
 	}
 	for k := 0; k < keep && k < all; k++ {
 		if err := digit(at(k)); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
 	if shift < 0 {
 		if keep >= 0 && keep < all && at(keep) >= '5' {
 			if n == math.MaxInt64 {
-				return 0, ErrTooLarge
+				return 0, false, ErrTooLarge
 			}
 			n++
 		}
@@ -118,16 +123,18 @@ func MinorUnits(text []byte, exp int, allowExp bool) (int64, error) {
 				break
 			}
 			if n > math.MaxInt64/10 {
-				return 0, ErrTooLarge
+				return 0, false, ErrTooLarge
 			}
 			n *= 10
 		}
 	}
-	_ = nonzero
 	if neg {
-		return -int64(n), nil
+		// Below zero as written, even if it rounds to 0 minor units.
+		nonzero := slices.ContainsFunc(intDigits, func(d byte) bool { return d != '0' }) ||
+			slices.ContainsFunc(fracDigits, func(d byte) bool { return d != '0' })
+		return -int64(n), nonzero, nil
 	}
-	return int64(n), nil
+	return int64(n), false, nil
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
