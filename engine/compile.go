@@ -818,6 +818,7 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 		if an := get(p.v, "auth"); an != nil {
 			r.Auth = c.compileAuth(an, getKey(p.v, "auth"))
 		}
+		c.checkScheme(r, get(p.v, "url"))
 		path, rules := c.compileResponses(get(p.v, "responses"))
 		if path == "" {
 			path = c.respPath
@@ -826,6 +827,29 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 		c.bp.Requests = append(c.bp.Requests, r)
 		c.requests[r.Name] = &requestDef{req: r, node: p.v, body: pairs(get(p.v, "body"))}
 	}
+}
+
+// checkScheme refuses credentials over plain http (anyone on the path
+// reads them) and warns about any other http URL (events are personal
+// data). --vendor-url may still point a run at a local http server.
+func (c *compiler) checkScheme(r *Request, un *yaml.Node) {
+	if r.URL == nil || len(r.URL.Parts) == 0 || !strings.HasPrefix(r.URL.Parts[0].Literal, "http://") {
+		return
+	}
+	var creds []string
+	if r.Auth != nil {
+		creds = append(creds, "auth")
+	}
+	for _, h := range r.Headers {
+		if h.Secret {
+			creds = append(creds, "secret header "+h.Name)
+		}
+	}
+	if len(creds) > 0 {
+		c.ds.Errorf(c.pos(un), "insecure_url", "request %s sends credentials (%s) over plain http://; use https://", r.Name, strings.Join(creds, ", "))
+		return
+	}
+	c.ds.Warnf(c.pos(un), "insecure_url", "request %s is sent over plain http://: events travel unencrypted; use https://", r.Name)
 }
 
 // compileResponses compiles a responses block: the message path and the
