@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -250,4 +251,59 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// SIGINT half-way: send stops reading, enqueues what it read, and its
+// summary and exit say exactly what is left: the pending count it prints
+// is the outbox's, and every line read is counted or pending.
+func TestSendInterruptSummary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	n := 3000
+	path, _, _ := events(t, n)
+	srv, url := fake(t, fakebutton.Options{APIKey: "sk-int-key", Latency: 20 * time.Millisecond})
+	state := t.TempDir()
+	cmd := exec.Command(os.Args[0], "send", "--blueprint", "button", "--variant", "retail",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-int-key",
+		"--state", state, "--vendor-url", url, "--max-pending", "100", "--progress", "none", path)
+	cmd.Env = append(os.Environ(), "BLUEPRINT_TEST_CLI=1")
+	var out, errs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for srv.Stats().Requests < 200 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v\n%s", err, errs.String())
+	}
+	m := regexp.MustCompile(`interrupted: (\d+) requests are still pending`).FindStringSubmatch(errs.String())
+	if m == nil {
+		t.Fatalf("no pending count in:\n%s", tail(errs.String(), 5))
+	}
+	stats, _, code := cli(t, "", "outbox", "stats", "--state", state, "--format", "json")
+	var st struct {
+		Counts map[string]int `json:"counts"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stats), &st) != nil {
+		t.Fatalf("outbox stats: %d %s", code, stats)
+	}
+	if pending := atoi(m[1]); pending != st.Counts["pending"] {
+		t.Errorf("summary says %d pending, the outbox holds %d", pending, st.Counts["pending"])
+	}
+	// Reading stopped near the limit: at most --max-pending plus the one
+	// batch read when the signal came, and the requests in flight.
+	if p := st.Counts["pending"]; p > 100+100+32 {
+		t.Errorf("%d requests pending with --max-pending 100", p)
+	}
+	d, s, r, dead := summary(t, out.String())
+	if d+s+r+dead+st.Counts["pending"] >= n {
+		t.Errorf("summary %q + %d pending: the whole input was read despite the interrupt", lastLine(out.String()), st.Counts["pending"])
+	}
 }

@@ -206,9 +206,18 @@ func TestSendPurgeFailureDoesNotStopDelivery(t *testing.T) {
 }
 
 // With --max-pending 1 reading waits for each request to be final before
-// the next batch is enqueued: slower, never stuck, nothing lost.
+// the next batch is enqueued: slower, never stuck, nothing lost; an event
+// repeated in the input (one request in the outbox) does not wedge it.
 func TestSendMaxPending(t *testing.T) {
-	path, _, _ := events(t, 40)
+	once, _, _ := events(t, 20)
+	input, err := os.ReadFile(once)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "twice.ndjson")
+	if err := os.WriteFile(path, append(input, input...), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	srv, url := fake(t, fakebutton.Options{APIKey: "sk-key", ErrorRate: 0.3, Seed: 5})
 	out, errs, code := cli(t, "", "send", "--blueprint", "button", "--variant", "retail",
 		"--config", "application_id=app-abc123", "--config", "api_key=sk-key", "--max-pending", "1",
@@ -218,7 +227,7 @@ func TestSendMaxPending(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
 	if d, _, _, _ := summary(t, out); d != 40 {
-		t.Errorf("summary %q", lastLine(out))
+		t.Errorf("summary %q, want 40 delivered (20 events, each twice)", lastLine(out))
 	}
 	if st := srv.Stats(); st.ServerErrors == 0 {
 		t.Errorf("no retries were exercised: %+v", st)

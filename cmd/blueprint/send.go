@@ -310,32 +310,36 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			}
 			var idsErr error
 			defer func() { idsMu.Lock(); ids.close(); idsMu.Unlock() }()
-			var pending atomic.Int64 // pending requests this run enqueued
-			batches := make(chan []*outbox.Item, 16)
-			var bw sync.WaitGroup
-			bw.Add(1)
-			go func() { // the batcher: one durable write per batch
-				defer bw.Done()
-				for batch := range batches {
-					// Backpressure: wait while this run has too many requests
-					// in the outbox not yet final (until interrupted: what
-					// was read is then enqueued, not dropped).
-					for ctx.Err() == nil && pending.Load()-d.counters.Finals() >= int64(df.maxPending) {
-						select {
-						case <-ctx.Done():
-						case <-time.After(5 * time.Millisecond):
-						}
+			// Backpressure: the requests of this run in the outbox and not
+			// final yet, by ID (an event twice in the input is one request);
+			// the worker's Updates take them out.
+			fly := newInflight()
+			d.worker.Queue = finalWatch{Queue: d.queue, final: fly.done}
+			readCtx, stopReading := context.WithCancel(ctx)
+			defer stopReading()
+			readerDone := make(chan struct{})
+			go func() { // the reader: evaluates, and enqueues in batches
+				defer close(readerDone)
+				defer inputDone.Store(true)
+				var batch []*outbox.Item
+				last := time.Now()
+				flush := func() {
+					last = time.Now()
+					if len(batch) == 0 {
+						return
 					}
+					fly.wait(readCtx, len(batch), df.maxPending)
+					fly.add(batch)
+					// Not cancelled: what was read is enqueued, even when
+					// the run is interrupted.
 					stored, err := d.queue.Enqueue(context.WithoutCancel(ctx), batch)
 					if err != nil {
+						fly.remove(batch)
 						enqueueErr.CompareAndSwap(nil, &err) // the first error is reported
-						continue
+						batch = nil
+						return
 					}
-					for _, it := range stored {
-						if it.State == outbox.Pending {
-							pending.Add(1)
-						}
-					}
+					fly.removeFinal(stored)
 					idsMu.Lock()
 					for _, it := range stored {
 						if err := ids.add(it.ID, it.State); err != nil && idsErr == nil && !ids.closed {
@@ -343,24 +347,11 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 						}
 					}
 					idsMu.Unlock()
-				}
-			}()
-			go func() {
-				defer inputDone.Store(true)
-				defer bw.Wait()
-				defer close(batches)
-				var batch []*outbox.Item
-				last := time.Now()
-				flush := func() {
-					if len(batch) > 0 {
-						batches <- batch
-						batch = nil
-					}
-					last = time.Now()
+					batch = nil
 				}
 				err := readEvents(input, fl.maxEventSize, func(ev []byte, size int) error {
-					if ctx.Err() != nil {
-						return ctx.Err()
+					if readCtx.Err() != nil {
+						return readCtx.Err()
 					}
 					events.Add(1)
 					var res runtime.Result
@@ -380,12 +371,12 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 					default:
 						batch = append(batch, send.Items(in, name, fl.blueprint, ev, res, time.Now())...)
 					}
-					if len(batch) >= 256 || time.Since(last) > 20*time.Millisecond {
+					if len(batch) >= min(256, df.maxPending) || time.Since(last) > 20*time.Millisecond {
 						flush()
 					}
 					return nil
 				})
-				if err != nil && ctx.Err() == nil {
+				if err != nil && readCtx.Err() == nil {
 					readErr.Store(&err) // what was read is delivered; the run fails
 				}
 				flush()
@@ -393,6 +384,16 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			stopProgress := a.progress(df.progress, &events, d.counters, &t)
 			runErr := d.worker.Run(ctx, inputDone.Load)
 			stopProgress()
+			// The worker is done (input read and delivered, interrupted, or
+			// failed): stop reading, and let the reader enqueue what it has
+			// read before the summary is made. A reader blocked on input
+			// that never comes (an idle pipe) is not waited for long.
+			stopReading()
+			select {
+			case <-readerDone:
+			case <-time.After(readerGrace):
+				d.log.Warn("the input is still blocked; stopping without reading the rest")
+			}
 			if err := enqueueErr.Load(); err != nil && runErr == nil {
 				runErr = fmt.Errorf("outbox: %w", *err)
 			}

@@ -68,11 +68,6 @@ func (c *Counters) Final(_ string, state outbox.State) {
 	}
 }
 
-// Finals returns how many items reached a final state.
-func (c *Counters) Finals() int64 {
-	return c.Delivered.Load() + c.Dead.Load() + c.Skipped.Load()
-}
-
 // Statuses returns how many answers had each status (0: no answer).
 func (c *Counters) Statuses() map[int]int64 {
 	c.mu.Lock()
