@@ -235,6 +235,10 @@ func (c *compiler) merge(base, over *yaml.Node, path string) *yaml.Node {
 	// keys that name the same event are both kept, for the compiler to
 	// report (unreachable_event), not merged here.
 	nbase := len(out.Content)
+	// A base key already matched by an earlier overlay key: a second
+	// overlay key for it (order_completed after Order Completed) is kept
+	// apart, for the compiler to report, not merged over the first.
+	taken := map[*yaml.Node]bool{}
 	events := path == "events" || strings.HasPrefix(path, "variants.") && strings.HasSuffix(path, ".events") && strings.Count(path, ".") == 2
 	for i := 0; i+1 < len(over.Content); i += 2 {
 		k, v := over.Content[i], over.Content[i+1]
@@ -248,6 +252,9 @@ func (c *compiler) merge(base, over *yaml.Node, path string) *yaml.Node {
 				j = b
 				break
 			}
+		}
+		if j >= 0 && taken[out.Content[j]] {
+			j = -1
 		}
 		child := k.Value
 		if path != "" {
@@ -268,6 +275,7 @@ func (c *compiler) merge(base, over *yaml.Node, path string) *yaml.Node {
 		default:
 			out.Content[j] = k
 			out.Content[j+1] = c.merge(out.Content[j+1], v, child)
+			taken[k] = true
 		}
 	}
 	return &out

@@ -26,9 +26,11 @@ type idLog struct {
 const idLogPattern = "send-ids-*.tmp"
 
 func newIDLog(dir string) (*idLog, error) {
-	if stale, _ := filepath.Glob(filepath.Join(dir, idLogPattern)); len(stale) > 0 {
-		for _, p := range stale {
-			_ = os.Remove(p)
+	// Matched on names, not with Glob: dir may hold [ or * itself.
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if ok, _ := filepath.Match(idLogPattern, e.Name()); ok {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 	f, err := os.CreateTemp(dir, idLogPattern)

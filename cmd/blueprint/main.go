@@ -65,6 +65,18 @@ func (s *stickyWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Flush flushes the underlying writer when it buffers (a test's, say).
+func (s *stickyWriter) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.w.(interface{ Flush() error }); ok {
+		if err := f.Flush(); err != nil && s.err == nil {
+			s.err = err
+		}
+	}
+	return s.err
+}
+
 func (s *stickyWriter) failed() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
