@@ -116,8 +116,7 @@ func TestOutboxUsage(t *testing.T) {
 
 // The same event twice in one input is sent once and counted twice (the
 // summary counts the requests of the input's lines); send leaves no file
-// of its own in --state but the outbox, and removes what a crashed run
-// left.
+// in --state but the outbox.
 func TestSendCountsEachLine(t *testing.T) {
 	path, _, _ := events(t, 3)
 	input, err := os.ReadFile(path)
@@ -130,10 +129,6 @@ func TestSendCountsEachLine(t *testing.T) {
 	}
 	srv, url := fake(t, fakebutton.Options{APIKey: "sk-key"})
 	state := t.TempDir()
-	stale := filepath.Join(state, "send-ids-123.tmp")
-	if err := os.WriteFile(stale, []byte("x\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	out, errs, code := cli(t, "", "send", "--blueprint", "button", "--variant", "retail",
 		"--config", "application_id=app-abc123", "--config", "api_key=sk-key",
 		"--state", state, "--vendor-url", url, "--progress", "none", twice)

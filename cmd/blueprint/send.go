@@ -173,21 +173,15 @@ type tally struct {
 	delivered, skipped, rejected, dead atomic.Int64
 }
 
-// addFinal counts the final states of items and returns how many are
-// still pending. each gives an item's ID and, when it was already final
-// when this run enqueued it, its state; other items' states are read from
-// the outbox. An item listed twice (an event twice in one input) is
-// counted twice, though sent once.
-func (t *tally) addFinal(ctx context.Context, q outbox.Queue, each func(func(id string, known outbox.State) error) error) (pending int, err error) {
-	err = each(func(id string, state outbox.State) error {
-		if state == "" || state == outbox.Pending {
-			it, err := q.Get(ctx, id)
-			if err != nil {
-				return err
-			}
-			state = it.State
+// addFinal counts the final states of the items ids name, read from the
+// outbox, and returns how many are still pending.
+func (t *tally) addFinal(ctx context.Context, q outbox.Queue, ids []string) (pending int, err error) {
+	for _, id := range ids {
+		it, err := q.Get(ctx, id)
+		if err != nil {
+			return pending, err
 		}
-		switch state {
+		switch it.State {
 		case outbox.Delivered:
 			t.delivered.Add(1)
 		case outbox.Dead:
@@ -197,16 +191,14 @@ func (t *tally) addFinal(ctx context.Context, q outbox.Queue, each func(func(id 
 		default:
 			pending++
 		}
-		return nil
-	})
-	return pending, err
+	}
+	return pending, nil
 }
 
-// finish prints the summary line of send and dlq replay (the final states
-// of the items each lists, read from the outbox) and decides the exit: 1
-// when the worker failed, or when requests are still pending (interrupted).
-func (a *app) finish(ctx context.Context, d *delivery, t *tally, each func(func(id string, known outbox.State) error) error, runErr error, interrupted bool, state string) error {
-	pending, err := t.addFinal(context.WithoutCancel(ctx), d.queue, each)
+// finish prints the summary line of send and dlq replay and decides the
+// exit: 1 when the run failed (runErr, or err counting its requests), or
+// when requests are still pending (interrupted).
+func (a *app) finish(d *delivery, t *tally, pending int, err, runErr error, interrupted bool, state string) error {
 	fmt.Fprintln(a.stdout, t.line())
 	switch {
 	case runErr != nil:
@@ -237,7 +229,7 @@ nothing; run send again on the same --state and pending requests are sent.
 The same event sent twice (same message_id) is delivered once, as long as
 its first request is in the outbox: delivered and skipped requests are kept
 for --retain (7 days by default), then purged when a run starts and hourly
-while it runs, except those the run itself updated (see 'blueprint outbox').
+while it runs (see 'blueprint outbox').
 
 Retries follow the blueprint's response rules: permanent failures (4xx, a
 bad api_key) become dead letters at once; 408, 429, 5xx and network errors
@@ -248,11 +240,11 @@ and re-drive them with 'blueprint dlq'.
 Progress goes to stderr. The last line on stdout is exactly
 "N delivered, N skipped, N rejected, N dead-lettered", counting the requests
 of every input line (an event twice in the input is sent once, counted
-twice). No per-event state is kept in memory: the outbox file holds it.
-Exit 0 when every
-event reached one of those final states, 1 otherwise (interrupted, input
-unreadable, config refused), 2 on usage errors. SIGINT/SIGTERM stop reading, let requests in
-flight finish (10 s at most) and leave the rest in the outbox.`,
+twice). Memory holds only the requests not final yet (at most --max-pending).
+Exit 0 when every event reached one of those final states, 1 otherwise
+(interrupted, input unreadable, config refused), 2 on usage errors.
+SIGINT/SIGTERM stop reading, enqueue what was read, let requests in flight
+finish (10 s at most) and leave the rest in the outbox.`,
 		Example: `  # A local fake of Button's API in one terminal:
   blueprint fake-button --listen 127.0.0.1:8787
   # Deliver events to it in another (fast retries for a demo):
@@ -272,18 +264,17 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			if df.retain > 0 {
 				// Before anything is read, so that whether an old event is
 				// sent again does not depend on timing. The worker then
-				// purges hourly what ages past --retain during the run,
-				// but nothing this run updated: the summary reads those
-				// back (items final when enqueued are counted then).
-				start := time.Now()
-				n, err := d.queue.Purge(cmd.Context(), start.Add(-df.retain))
+				// purges hourly what ages past --retain during the run
+				// (the summary counts requests as they end, so a purge
+				// loses nothing).
+				n, err := d.queue.Purge(cmd.Context(), time.Now().Add(-df.retain))
 				switch {
 				case err != nil:
 					d.log.Warn("purge of old outbox items failed; delivering anyway", "error", err)
 				case n > 0:
 					d.log.Info("purged old outbox items", "purged", n, "retain", df.retain)
 				}
-				d.worker.Retention, d.worker.KeepSince = df.retain, start
+				d.worker.Retention = df.retain
 			}
 			input := a.stdin
 			if len(args) == 1 && args[0] != "-" {
@@ -300,21 +291,10 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			var events atomic.Int64
 			var enqueueErr, readErr atomic.Pointer[error]
 			var inputDone atomic.Bool
-			// ids are this input's items (in a file: memory does not grow
-			// with the input): the summary counts their final states,
-			// read back from the outbox at the end.
-			var idsMu sync.Mutex
-			ids, err := newIDLog(df.state)
-			if err != nil {
-				return &exitError{code: 1, err: err}
-			}
-			var idsErr error
-			defer func() { idsMu.Lock(); ids.close(); idsMu.Unlock() }()
-			// Backpressure: the requests of this run in the outbox and not
-			// final yet, by ID (an event twice in the input is one request);
-			// the worker's Updates take them out.
-			fly := newInflight()
-			d.worker.Queue = finalWatch{Queue: d.queue, final: fly.done}
+			// The run's requests, followed to their final states as they
+			// end (for the summary, and for backpressure).
+			tr := newRunTracker()
+			d.worker.Queue = finalWatch{Queue: d.queue, final: tr.final}
 			readCtx, stopReading := context.WithCancel(ctx)
 			defer stopReading()
 			readerDone := make(chan struct{})
@@ -328,25 +308,18 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 					if len(batch) == 0 {
 						return
 					}
-					fly.wait(readCtx, len(batch), df.maxPending)
-					fly.add(batch)
+					tr.wait(readCtx, len(batch), df.maxPending)
+					tr.add(batch)
 					// Not cancelled: what was read is enqueued, even when
 					// the run is interrupted.
 					stored, err := d.queue.Enqueue(context.WithoutCancel(ctx), batch)
 					if err != nil {
-						fly.remove(batch)
+						tr.unadd(batch)
 						enqueueErr.CompareAndSwap(nil, &err) // the first error is reported
 						batch = nil
 						return
 					}
-					fly.removeFinal(stored)
-					idsMu.Lock()
-					for _, it := range stored {
-						if err := ids.add(it.ID, it.State); err != nil && idsErr == nil && !ids.closed {
-							idsErr = fmt.Errorf("keeping the run's item IDs: %w", err)
-						}
-					}
-					idsMu.Unlock()
+					tr.stored(stored)
 					batch = nil
 				}
 				err := readEvents(input, fl.maxEventSize, func(ev []byte, size int) error {
@@ -400,12 +373,11 @@ flight finish (10 s at most) and leave the rest in the outbox.`,
 			if err := readErr.Load(); err != nil && runErr == nil {
 				runErr = *err
 			}
-			idsMu.Lock()
-			defer idsMu.Unlock()
-			if idsErr != nil && runErr == nil {
-				runErr = idsErr
-			}
-			return a.finish(ctx, d, &t, ids.each, runErr, !inputDone.Load(), df.state)
+			delivered, skipped, dead, pending := tr.counts()
+			t.delivered.Add(int64(delivered))
+			t.skipped.Add(int64(skipped))
+			t.dead.Add(int64(dead))
+			return a.finish(d, &t, pending, nil, runErr, !inputDone.Load(), df.state)
 		},
 	}
 	fl.register(cmd)
@@ -608,14 +580,9 @@ sent. The last line is "N delivered, N skipped, N rejected, N dead-lettered".`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			runErr := d.worker.Run(ctx, func() bool { return true })
-			return a.finish(ctx, d, &tally{}, func(fn func(string, outbox.State) error) error {
-				for _, id := range ids {
-					if err := fn(id, ""); err != nil {
-						return err
-					}
-				}
-				return nil
-			}, runErr, false, state)
+			var t tally
+			pending, err := t.addFinal(context.WithoutCancel(ctx), d.queue, ids)
+			return a.finish(d, &t, pending, err, runErr, false, state)
 		},
 	}
 	fl.register(replay)

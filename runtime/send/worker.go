@@ -108,10 +108,6 @@ type Worker struct {
 	// PurgeEvery is how often Run purges when Retention is set (default
 	// one hour).
 	PurgeEvery time.Duration
-	// KeepSince, when set, keeps every item updated at or after it,
-	// whatever Retention says: a run that reads its own items back at the
-	// end (as the CLI's send does for its summary) sets its start.
-	KeepSince time.Time
 
 	mu      sync.Mutex
 	foreign map[string]bool // pending items of other integrations, left alone
@@ -218,11 +214,7 @@ func (w *Worker) purgeEvery(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	purge := func() {
-		before := w.Now().Add(-w.Retention)
-		if !w.KeepSince.IsZero() && before.After(w.KeepSince) {
-			before = w.KeepSince
-		}
-		n, err := w.Queue.Purge(ctx, before)
+		n, err := w.Queue.Purge(ctx, w.Now().Add(-w.Retention))
 		switch {
 		case err != nil && ctx.Err() == nil:
 			w.Logger.Warn("purge of old outbox items failed", "error", err, "purged", n)
