@@ -47,9 +47,9 @@ func (f *deliveryFlags) register(cmd *cobra.Command, withState bool) {
 	cmd.Flags().StringVar(&f.vendorURL, "vendor-url", "", "send every request to this scheme://host:port instead of the vendor's, keeping path and query (sandboxes, tests)")
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", 16, "most requests in flight per host")
 	cmd.Flags().IntVar(&f.maxAttempts, "max-attempts", send.DefaultPolicy.MaxAttempts, "most delivery attempts per request before it becomes a dead letter")
-	cmd.Flags().DurationVar(&f.retryBase, "retry-base", send.DefaultPolicy.Base, "first retry backoff bound (full jitter, times 4 per attempt)")
+	cmd.Flags().DurationVar(&f.retryBase, "retry-base", send.DefaultPolicy.Base, "first retry backoff (times 4 per attempt, each up to 20 % shorter at random)")
 	cmd.Flags().DurationVar(&f.retryCap, "retry-cap", send.DefaultPolicy.Cap, "longest backoff between attempts")
-	cmd.Flags().DurationVar(&f.maxAge, "max-age", send.DefaultPolicy.MaxAge, "no retry for a request older than this")
+	cmd.Flags().DurationVar(&f.maxAge, "max-age", send.DefaultPolicy.MaxAge, "the retry window: no attempt later than this after the first (a longer wait is shortened to end there)")
 	cmd.Flags().Float64Var(&f.rate, "rate", 0, "most requests per second for the integration (0: no limit; a 429 halves it)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "longest single attempt")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "warn", "log `LEVEL` on stderr: debug, info (every attempt), warn, error")
@@ -233,7 +233,7 @@ while it runs (see 'blueprint outbox').
 
 Retries follow the blueprint's response rules: permanent failures (4xx, a
 bad api_key) become dead letters at once; 408, 429, 5xx and network errors
-are retried with exponential backoff and full jitter (Retry-After honoured)
+are retried with exponential backoff and jitter (Retry-After honoured)
 up to --max-attempts within --max-age, then become dead letters. Inspect
 and re-drive them with 'blueprint dlq'.
 

@@ -135,11 +135,31 @@ func TestDoNetworkErrorsAreRetried(t *testing.T) {
 func TestPolicyDelay(t *testing.T) {
 	p := send.Policy{Base: time.Second, Factor: 4, Cap: 10 * time.Second}
 	for n, want := range map[int]time.Duration{1: time.Second, 2: 4 * time.Second, 3: 10 * time.Second, 30: 10 * time.Second} {
-		if got := p.Delay(n, 0.999999999); got > want || got < want*99/100 {
-			t.Errorf("Delay(%d) = %v, want ~%v", n, got, want)
+		if got := p.Delay(n, 0); got != want {
+			t.Errorf("Delay(%d, 0) = %v, want %v", n, got, want)
 		}
-		if got := p.Delay(n, 0); got != 0 {
-			t.Errorf("full jitter starts at 0, got %v", got)
+		if got, short := p.Delay(n, 0.999999999), want*8/10; got < short || got > short+time.Millisecond {
+			t.Errorf("Delay(%d, ~1) = %v, want %v (20 %% jitter)", n, got, short)
+		}
+	}
+}
+
+// The default schedule spreads 5 attempts over the 24-hour window: the
+// first retry is not immediate, and the last attempt comes 20 to 24 hours
+// after the first, whatever the jitter (so a shorter vendor outage loses
+// nothing), never after the window.
+func TestDefaultPolicySpan(t *testing.T) {
+	p := send.DefaultPolicy
+	for _, u := range []float64{0, 0.5, 0.999999} {
+		var at time.Duration
+		for n := 1; n < p.MaxAttempts; n++ {
+			at += min(p.Delay(n, u), p.MaxAge-at) // the worker's clamp to the window
+			if n == 1 && at < 14*time.Minute {
+				t.Errorf("u=%v: first retry after %v", u, at)
+			}
+		}
+		if at < 20*time.Hour || at > p.MaxAge {
+			t.Errorf("u=%v: last attempt %v after the first, want 20-24 h", u, at)
 		}
 	}
 }
@@ -335,5 +355,38 @@ func TestWorkerPurgesOldItems(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A retry is never scheduled after the item's retry window: one created
+// almost 24 hours ago gets its last attempt at the window's end (not 18
+// minutes later), then becomes a dead letter.
+func TestWorkerLastAttemptInsideWindow(t *testing.T) {
+	v := &vendor{answers: []int{503, 503}}
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	in := button(t)
+	q := outbox.NewMemory()
+	ev := order("o-late")
+	items := send.Items(in, "button", "button@0.1.0", ev, in.Evaluate(ev), time.Now().Add(-24*time.Hour+300*time.Millisecond))
+	if _, err := q.Enqueue(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := worker(t, srv, q, in, send.DefaultPolicy)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := w.Run(ctx, func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	it, err := q.Get(ctx, items[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.State != outbox.Dead || it.Attempts != 2 {
+		t.Errorf("state %s after %d attempts, want dead after 2", it.State, it.Attempts)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v: the last attempt was not brought inside the window", took)
 	}
 }

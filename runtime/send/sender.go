@@ -5,7 +5,7 @@
 // blueprint's response rules to read each answer.
 //
 // Sender makes single attempts; Worker drives items of a durable outbox
-// through them with retries (exponential backoff with full jitter,
+// through them with retries (exponential backoff with jitter,
 // Retry-After honoured) until each is delivered or a dead letter.
 package send
 
