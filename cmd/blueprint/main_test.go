@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -326,6 +328,26 @@ func TestCatalogJSON(t *testing.T) {
 	}
 	if len(v.Variants) != 2 || v.Variants[0].Key != "default" || v.Variants[1].Key != "retail" || v.Variants[1].DefaultConfig == nil {
 		t.Errorf("variants: %+v", v.Variants)
+	}
+	// Exactly the keys of the platform's Catalog Vendor Object (its example
+	// is Button's entry): a consumer may refuse any other.
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatal(err)
+	}
+	keysOf := func(m map[string]any) string { return strings.Join(slices.Sorted(maps.Keys(m)), ",") }
+	if got, want := keysOf(raw), "category,config_fields,description,key,name,status,variants,website"; got != want {
+		t.Errorf("vendor keys %s, want %s", got, want)
+	}
+	for _, f := range raw["config_fields"].([]any) {
+		if got, want := keysOf(f.(map[string]any)), "help_text,key,label,placeholder,required,type"; got != want {
+			t.Errorf("config field keys %s, want %s", got, want)
+		}
+	}
+	for _, v := range raw["variants"].([]any) {
+		if got, want := keysOf(v.(map[string]any)), "default_config,description,key,name"; got != want {
+			t.Errorf("variant keys %s, want %s", got, want)
+		}
 	}
 	out, _, code = cli(t, "", "catalog", "--format", "json")
 	if code != 0 || !strings.HasPrefix(strings.TrimSpace(out), "[") {

@@ -12,7 +12,10 @@ import (
 	"github.com/blueprint-engine/blueprint/engine"
 )
 
-// VendorObject is the platform's Catalog Vendor Object.
+// VendorObject is the platform's Catalog Vendor Object, with exactly its
+// keys (the platform may refuse any other): no version (the catalog is
+// versioned with the platform's code), no config pattern or default (the
+// engine checks the config when it binds it).
 type VendorObject struct {
 	Key          string          `json:"key"`
 	Name         string          `json:"name"`
@@ -20,7 +23,6 @@ type VendorObject struct {
 	Category     string          `json:"category"`
 	Status       string          `json:"status"`
 	Website      string          `json:"website"`
-	Version      string          `json:"version"`
 	ConfigFields []ConfigObject  `json:"config_fields"`
 	Variants     []VariantObject `json:"variants"`
 }
@@ -33,9 +35,8 @@ type ConfigObject struct {
 	Required    bool           `json:"required"`
 	Placeholder string         `json:"placeholder,omitempty"`
 	HelpText    string         `json:"help_text,omitempty"`
-	Pattern     string         `json:"pattern,omitempty"`
-	Default     any            `json:"default,omitempty"`
-	Options     []OptionObject `json:"options,omitempty"`
+	// Options: select fields only.
+	Options []OptionObject `json:"options,omitempty"`
 }
 
 // OptionObject is one choice of a select field.
@@ -70,16 +71,16 @@ func Vendor(bp *engine.Blueprint) VendorObject {
 		Category:     bp.Category,
 		Status:       CatalogStatus(bp.Status),
 		Website:      bp.Website,
-		Version:      bp.Version,
 		ConfigFields: []ConfigObject{},
 		Variants:     []VariantObject{},
 	}
 	for _, f := range bp.Config {
-		co := ConfigObject{Key: f.Key, Label: f.Label, Type: string(f.Type), Required: f.Required,
-			Placeholder: f.Placeholder, HelpText: f.HelpText, Default: f.Default}
-		if f.Pattern != nil {
-			co.Pattern = patternText(f)
+		label := f.Label
+		if label == "" {
+			label = f.Key // the platform shows a label for every field
 		}
+		co := ConfigObject{Key: f.Key, Label: label, Type: string(f.Type), Required: f.Required,
+			Placeholder: f.Placeholder, HelpText: f.HelpText}
 		for _, o := range f.Options {
 			co.Options = append(co.Options, OptionObject{Value: o.Value, Label: o.Label})
 		}
@@ -93,10 +94,6 @@ func Vendor(bp *engine.Blueprint) VendorObject {
 		v.Variants = append(v.Variants, VariantObject{Key: va.Key, Name: va.Name, Description: strings.TrimSpace(va.Description), DefaultConfig: dc})
 	}
 	return v
-}
-
-func patternText(f *engine.ConfigField) string {
-	return strings.TrimSuffix(strings.TrimPrefix(f.Pattern.String(), "^(?:"), ")$")
 }
 
 // Markdown renders the integration reference. variant "" documents every
@@ -464,4 +461,8 @@ func yesNo(b bool) string {
 func cell(s string) string {
 	s = strings.ReplaceAll(s, "|", `\|`)
 	return strings.Join(strings.Fields(s), " ")
+}
+
+func patternText(f *engine.ConfigField) string {
+	return strings.TrimSuffix(strings.TrimPrefix(f.Pattern.String(), "^(?:"), ")$")
 }
