@@ -129,6 +129,9 @@ func Parse(name string, src []byte, read func(rel string) (string, []byte, error
 		return nil, ds.Sorted()
 	}
 	out := &File{Path: name, read: read}
+	if v, bf := getKey(f.Root, "version"), getKey(f.Root, "blueprint_file"); v != nil && bf != nil {
+		ds.Errorf(pos(v), "invalid_value", "version applies to a catalog blueprint, not to blueprint_file (the file is the version under test)")
+	}
 	eachPair(f.Root, func(k, v *yaml.Node) {
 		switch k.Value {
 		case "blueprint":
@@ -145,6 +148,9 @@ func Parse(name string, src []byte, read func(rel string) (string, []byte, error
 			seen := map[string]int{}
 			for _, cn := range v.Content {
 				c := parseCase(cn)
+				if e, ej := getKey(cn, "event"), getKey(cn, "event_json"); e != nil && ej != nil {
+					ds.Errorf(pos(ej), "invalid_value", "case %q has both event and event_json (line %d); give one", c.Name, e.Line)
+				}
 				if line, dup := seen[c.Name]; dup {
 					ds.Errorf(pos(cn), "duplicate_case", "case %q is already defined at line %d", c.Name, line)
 				}
@@ -168,7 +174,22 @@ func Parse(name string, src []byte, read func(rel string) (string, []byte, error
 			ds.Errorf(diag.Pos{File: name, Line: c.Line, Col: 5}, "invalid_value", "case %q expects deliver: reason applies to skip and reject only", c.Name)
 		}
 	}
+	if ds.HasErrors() {
+		// A file in error runs none of its cases: a case that passes in a
+		// file that says something else than meant would mislead.
+		return nil, ds.Sorted()
+	}
 	return out, ds.Sorted()
+}
+
+// getKey returns the key node of key in mapping n, or nil.
+func getKey(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i]
+		}
+	}
+	return nil
 }
 
 func configOf(n *yaml.Node) map[string]any {

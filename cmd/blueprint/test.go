@@ -24,7 +24,8 @@ path, every vector file shipped in the catalog runs.
 Each failing case is printed with its file:line, its name and one line per
 difference (with the JSON path of each body difference). The last line is
 exactly "N passed, N failed". Exit 0 when every case passes, 1 when any fails
-or a vector file cannot be read, 2 on usage errors.`,
+or a vector file is in error (its cases do not run), 2 on usage errors (a
+bad flag, a path that does not exist).`,
 		Example: `  blueprint test
   blueprint test blueprints/button/0.1.0.vectors.yaml --run 'money'
   blueprint test --format json blueprints/button/overlays/custom-event.vectors.yaml`,
