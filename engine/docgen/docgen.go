@@ -29,12 +29,12 @@ type VendorObject struct {
 
 // ConfigObject is one config field of the catalog.
 type ConfigObject struct {
-	Key         string         `json:"key"`
-	Label       string         `json:"label"`
-	Type        string         `json:"type"`
-	Required    bool           `json:"required"`
-	Placeholder string         `json:"placeholder,omitempty"`
-	HelpText    string         `json:"help_text,omitempty"`
+	Key         string `json:"key"`
+	Label       string `json:"label"`
+	Type        string `json:"type"`
+	Required    bool   `json:"required"`
+	Placeholder string `json:"placeholder,omitempty"`
+	HelpText    string `json:"help_text,omitempty"`
 	// Options: select fields only.
 	Options []OptionObject `json:"options,omitempty"`
 }
