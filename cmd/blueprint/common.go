@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -38,8 +40,13 @@ func (a *app) loadBlueprint(ref string) (*engine.Blueprint, error) {
 	}
 	var bp *engine.Blueprint
 	var ds engine.Diagnostics
+	// A blueprint that is not there is a usage error (2), as an unknown
+	// variant is, in every verb; one that does not compile is a failure (1).
 	if isFileRef(ref) {
 		src, err := os.ReadFile(ref)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, usageErr("--blueprint %s: no such file", ref)
+		}
 		if err != nil {
 			return nil, &exitError{code: 1, err: err}
 		}
@@ -47,7 +54,7 @@ func (a *app) loadBlueprint(ref string) (*engine.Blueprint, error) {
 	} else {
 		bp, ds, err = cat.Compile(ref)
 		if err != nil {
-			return nil, &exitError{code: 1, err: err}
+			return nil, usageErr("%v", err)
 		}
 	}
 	if bp == nil {

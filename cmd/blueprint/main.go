@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -157,6 +158,9 @@ Exit codes: 0 success, 1 failure, 2 usage.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%v", err)
 	})
+	// No shell completion verb: it would be the one verb without an
+	// example, and nothing here needs it.
+	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(
 		a.validateCmd(),
 		a.testCmd(),
@@ -169,5 +173,22 @@ Exit codes: 0 success, 1 failure, 2 usage.`,
 		a.outboxCmd(),
 		a.fakeButtonCmd(),
 	)
+	// A verb with subcommands given none, or an unknown one, is a usage
+	// error (cobra would print its help and exit 0).
+	for _, c := range root.Commands() {
+		if c.HasSubCommands() && c.RunE == nil && c.Run == nil {
+			c.Args = cobra.ArbitraryArgs
+			c.RunE = func(c *cobra.Command, args []string) error {
+				var names []string
+				for _, sub := range c.Commands() {
+					names = append(names, sub.Name())
+				}
+				if len(args) > 0 {
+					return usageErr("%s: unknown subcommand %q (one of: %s)", c.Name(), args[0], strings.Join(names, ", "))
+				}
+				return usageErr("%s needs a subcommand: %s", c.Name(), strings.Join(names, ", "))
+			}
+		}
+	}
 	return root
 }

@@ -185,6 +185,12 @@ func TestTestUsage(t *testing.T) {
 	if _, _, code := cli(t, "", "nosuchverb"); code != 2 {
 		t.Errorf("unknown verb: exit %d, want 2", code)
 	}
+	for _, args := range [][]string{{"dlq"}, {"dlq", "bogus"}, {"outbox", "bogus"}, {"completion", "bash"},
+		{"eval", "--blueprint", "nosuch"}, {"docs", "nosuch"}, {"catalog", "nosuch"}, {"eval", "--blueprint", "./nosuch.yaml"}} {
+		if _, _, code := cli(t, "", args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (usage)", args, code)
+		}
+	}
 }
 
 const orderEvent = `{"type":"track","event":"Order Completed","timestamp":"2026-11-24T10:15:30Z","context":{"consent":{"advertising":true}},"properties":{"order_id":"o-1","total":25.5,"currency":"USD","note":"sk-live-abc","products":[{"product_id":"p-1","price":25.5}]}}`
