@@ -228,3 +228,51 @@ func TestSendMaxPending(t *testing.T) {
 		t.Errorf("no retries were exercised: %+v", st)
 	}
 }
+
+// --rejects keeps every rejected event, in the platform's dlq-events
+// shape, with secrets redacted; malformed events as text.
+func TestSendRejectsFile(t *testing.T) {
+	_, url := fake(t, fakebutton.Options{APIKey: "sk-rej-secret"})
+	input := `{"type":"track","event":"Order Completed","context":{"consent":{"advertising":true}},"properties":{"total":5,"currency":"USD","note":"sk-rej-secret","products":[{"sku":"s","price":5}]}}
+{"type":"track","event":"Order Completed",
+{"type":"track","event":"Page Viewed"}
+`
+	rejects := filepath.Join(t.TempDir(), "rejects.ndjson")
+	out, errs, code := cli(t, input, "send", "--blueprint", "button", "--config", "application_id=app-abc123", "--config", "api_key=sk-rej-secret",
+		"--state", t.TempDir(), "--vendor-url", url, "--progress", "none", "--rejects", rejects, "-")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if _, s, r, _ := summary(t, out); s != 1 || r != 2 {
+		t.Errorf("summary %q", lastLine(out))
+	}
+	b, err := os.ReadFile(rejects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "sk-rej-secret") {
+		t.Errorf("the rejects file holds the api key:\n%s", b)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines:\n%s", len(lines), b)
+	}
+	var first, second struct {
+		Error         string          `json:"error"`
+		Details       string          `json:"details"`
+		Fields        []string        `json:"fields"`
+		OriginalEvent json.RawMessage `json:"original_event"`
+	}
+	if json.Unmarshal([]byte(lines[0]), &first) != nil || json.Unmarshal([]byte(lines[1]), &second) != nil {
+		t.Fatalf("not JSON:\n%s", b)
+	}
+	if first.Error != "missing_required_field" || len(first.Fields) != 2 || first.Fields[0] != "order_id" || !strings.HasPrefix(string(first.OriginalEvent), `{"type":"track"`) {
+		t.Errorf("first reject: %+v", first)
+	}
+	if second.Error != "invalid_event" || !strings.HasPrefix(string(second.OriginalEvent), `"{\"type\"`) {
+		t.Errorf("second reject (malformed, kept as text): %+v %s", second, second.OriginalEvent)
+	}
+	if fi, err := os.Stat(rejects); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("rejects file mode: %v %v", fi.Mode(), err)
+	}
+}

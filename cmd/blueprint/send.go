@@ -38,6 +38,7 @@ type deliveryFlags struct {
 	progress    string
 	retain      time.Duration
 	maxPending  int
+	rejects     string
 }
 
 func (f *deliveryFlags) register(cmd *cobra.Command, withState bool) {
@@ -56,6 +57,7 @@ func (f *deliveryFlags) register(cmd *cobra.Command, withState bool) {
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, lines otherwise), bar, lines, none")
 	if withState {
+		cmd.Flags().StringVar(&f.rejects, "rejects", "", "append every rejected event to `FILE` (NDJSON: error, details, fields, original_event, secrets redacted), as the platform's dlq-events")
 		cmd.Flags().IntVar(&f.maxPending, "max-pending", defaultMaxPending, "most requests of this run waiting in the outbox: reading the input waits beyond it, so a large input is not copied into the outbox ahead of delivery")
 		cmd.Flags().DurationVar(&f.retain, "retain", defaultRetention, "keep delivered and skipped requests this long (the same event sent again within it is not sent twice), when a run starts and hourly; 0 keeps them forever")
 	} else {
@@ -291,6 +293,13 @@ finish (10 s at most) and leave the rest in the outbox.`,
 			var events atomic.Int64
 			var enqueueErr, readErr atomic.Pointer[error]
 			var inputDone atomic.Bool
+			var rejects *rejectLog
+			var rejectErr atomic.Pointer[error]
+			if df.rejects != "" {
+				if rejects, err = openRejectLog(df.rejects); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+			}
 			// The run's requests, followed to their final states as they
 			// end (for the summary, and for backpressure).
 			tr := newRunTracker()
@@ -337,10 +346,22 @@ finish (10 s at most) and leave the rest in the outbox.`,
 					switch res.Outcome {
 					case runtime.Skip:
 						t.skipped.Add(1)
-						d.log.Info("skipped", "reason", res.Reason, "event", res.Event, "message", res.Message)
+						if res.Reason == runtime.ReasonConsentDenied {
+							// A consent drop is logged where it is seen (the
+							// platform's promise); events the blueprint does
+							// not map are the common case, at info.
+							d.log.Warn("dropped", "reason", res.Reason, "event", res.Event, "message", res.Message)
+						} else {
+							d.log.Info("skipped", "reason", res.Reason, "event", res.Event, "message", res.Message)
+						}
 					case runtime.Reject:
 						t.rejected.Add(1)
 						d.log.Warn("rejected", "reason", res.Reason, "fields", res.Fields, "event", res.Event, "message", res.Message)
+						if rejects != nil {
+							if err := rejects.add(in, ev, res); err != nil {
+								rejectErr.CompareAndSwap(nil, &err)
+							}
+						}
 					default:
 						batch = append(batch, send.Items(in, name, fl.blueprint, ev, res, time.Now())...)
 					}
@@ -372,6 +393,15 @@ finish (10 s at most) and leave the rest in the outbox.`,
 			}
 			if err := readErr.Load(); err != nil && runErr == nil {
 				runErr = *err
+			}
+			if rejects != nil {
+				// The reader is done, or blocked on input it will not get.
+				if err := rejects.close(); err != nil {
+					rejectErr.CompareAndSwap(nil, &err)
+				}
+			}
+			if err := rejectErr.Load(); err != nil && runErr == nil {
+				runErr = fmt.Errorf("--rejects %s: %w", df.rejects, *err)
 			}
 			delivered, skipped, dead, pending := tr.counts()
 			t.delivered.Add(int64(delivered))

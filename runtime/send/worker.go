@@ -377,7 +377,9 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, it *outbox.Item, 
 		return
 	}
 	if state == outbox.Skipped {
-		log.Info("dropped", "reason", msg)
+		// The platform's promise: a consent drop is logged (at warn, the
+		// CLI's default level, so that it is seen).
+		log.Warn("dropped", "reason", msg)
 	}
 	w.Metrics.Final(it.Integration, state)
 }
