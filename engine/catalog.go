@@ -74,7 +74,8 @@ func (c *Catalog) Keys() []string {
 // Entries lists the versions of a key, oldest first.
 func (c *Catalog) Entries(key string) []*Entry { return c.entries[key] }
 
-// Resolve finds KEY@VERSION, or the newest version of KEY.
+// Resolve finds KEY@VERSION, or the newest version of KEY: its newest
+// release, or its newest pre-release when it has no release.
 func (c *Catalog) Resolve(ref string) (*Entry, error) {
 	key, version, hasVersion := strings.Cut(ref, "@")
 	es := c.entries[key]
@@ -82,6 +83,14 @@ func (c *Catalog) Resolve(ref string) (*Entry, error) {
 		return nil, fmt.Errorf("no blueprint %s in the catalog%s", key, suggest.DidYouMean(key, c.Keys()))
 	}
 	if !hasVersion || version == "" {
+		// The newest release; a pre-release (1.0.0-rc.1) only when the key
+		// has no release, as Go's "latest" does: naming no version should
+		// not pick up a release candidate.
+		for i := len(es) - 1; i >= 0; i-- {
+			if !strings.Contains(strings.SplitN(es[i].Version, "+", 2)[0], "-") {
+				return es[i], nil
+			}
+		}
 		return es[len(es)-1], nil
 	}
 	for _, e := range es {
