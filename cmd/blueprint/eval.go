@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	goruntime "runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -53,8 +54,14 @@ func (a *app) bind(f *integrationFlags) (*runtime.Integration, error) {
 	switch {
 	case errors.As(err, &ce):
 		fmt.Fprintf(a.stderr, "config refused: reject invalid_config %v\n", ce.Keys)
+		var msgs []string
 		for _, k := range ce.Keys {
 			fmt.Fprintf(a.stderr, "  %s %s\n", k, ce.Problems[k])
+			msgs = append(msgs, k+" "+ce.Problems[k])
+		}
+		if a.configJSON {
+			res := runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidConfig, Fields: ce.Keys, Message: strings.Join(msgs, "; ")}
+			a.stdout.Write(append(res.AppendJSON(nil), '\n'))
 		}
 		return nil, errFailed
 	case errors.Is(err, runtime.ErrUnknownVariant):
@@ -95,6 +102,7 @@ does not compile or the input or output fails, 2 on usage errors.`,
 			if err := checkFormat(format); err != nil {
 				return err
 			}
+			a.configJSON = format == "json"
 			in, err := a.bind(&fl)
 			if err != nil {
 				return err

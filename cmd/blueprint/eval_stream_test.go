@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -226,5 +227,24 @@ func TestOutputErrorsExit1(t *testing.T) {
 		if code != 1 || !strings.Contains(errs.String(), "disk full") {
 			t.Errorf("%v: exit %d, stderr:\n%s", args, code, errs.String())
 		}
+	}
+}
+
+// eval --format json prints a refused config as a JSON result on stdout
+// too (machines read stdout), and exits 1.
+func TestEvalJSONConfigRefused(t *testing.T) {
+	out, errs, code := cli(t, "", "eval", "--blueprint", "button", "--config", "application_id=bad", "--config", "api_key=sk-cfg-secret", "--format", "json", "-")
+	if code != 1 || !strings.Contains(errs, "config refused") {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	var res struct {
+		Outcome, Reason string
+		Fields          []string
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Outcome != "reject" || res.Reason != "invalid_config" || len(res.Fields) != 1 || res.Fields[0] != "application_id" {
+		t.Errorf("stdout %q: %+v %v", out, res, err)
+	}
+	if strings.Contains(out+errs, "sk-cfg-secret") {
+		t.Error("the api key was printed")
 	}
 }

@@ -127,6 +127,9 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	catalogDir     string
+	// configJSON: a refused config is also printed on stdout as a JSON
+	// result (eval --format json), for machines that read only stdout.
+	configJSON bool
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
