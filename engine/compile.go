@@ -199,7 +199,32 @@ func (c *compiler) load(name string, src []byte, chain []string) *yaml.Node {
 			c.baseVariants[p.k.Value] = true
 		}
 	}
-	return c.merge(baseRoot, f.Root, "")
+	merged := c.merge(baseRoot, f.Root, "")
+	c.keepSecrets(baseRoot, f.Root, merged)
+	return merged
+}
+
+// keepSecrets refuses an overlay that turns a secret config key of its
+// base into a plain one (or removes it): every use the base made of it
+// (auth, secret headers and fields) would then show and log the value.
+func (c *compiler) keepSecrets(base, over, merged *yaml.Node) {
+	overCfg := get(over, "config")
+	for _, p := range pairs(get(base, "config")) {
+		if text(p.v, "type") != "secret" {
+			continue
+		}
+		if m := get(get(merged, "config"), p.k.Value); m != nil && text(m, "type") == "secret" {
+			continue
+		}
+		at := getKey(overCfg, p.k.Value)
+		if t := getKey(get(overCfg, p.k.Value), "type"); t != nil {
+			at = t
+		}
+		if at == nil {
+			at = getKey(over, "config")
+		}
+		c.ds.Errorf(c.pos(at), "secret_downgrade", "config key %s is a secret in the base blueprint; an overlay cannot make it a plain value or remove it (it would be shown and logged)", p.k.Value)
+	}
 }
 
 func markFile(n *yaml.Node, name string, files map[*yaml.Node]string) {
@@ -1118,12 +1143,14 @@ func (c *compiler) compileObject(fields []kv, prefix string, item bool) *Object 
 	obj := &Object{}
 	names := map[string]int{}
 	kinds := make([]Kind, len(fields))
+	secrets := make([]bool, len(fields))
 	for i, p := range fields {
 		names[p.k.Value] = i
 		kinds[i] = c.declaredKind(p.v)
+		secrets[i] = flag(p.v, "secret")
 	}
 	for i, p := range fields {
-		sc := &scope{item: item, fields: names, kinds: kinds, self: i, where: "field " + prefix + p.k.Value}
+		sc := &scope{item: item, fields: names, kinds: kinds, secrets: secrets, self: i, where: "field " + prefix + p.k.Value}
 		obj.Fields = append(obj.Fields, c.compileField(p, prefix, item, sc))
 	}
 	obj.Order = c.fieldOrder(obj, fields)

@@ -42,6 +42,7 @@ type scope struct {
 	response bool           // a response rule: status, body, headers only
 	fields   map[string]int // sibling fields by name; nil: fields.* unavailable
 	kinds    []Kind         // kinds of the sibling fields
+	secrets  []bool         // which sibling fields are secret: true
 	self     int            // index of the field being compiled, or -1
 	where    string         // e.g. "field order_id", for messages
 
@@ -436,6 +437,9 @@ func (r *rewriter) resolve(in *Input, n ast.Node, name string) {
 		}
 		in.Field = i
 		sc.fieldDeps = append(sc.fieldDeps, i)
+		if i < len(sc.secrets) && sc.secrets[i] {
+			sc.secret = true // a value computed from a secret field is secret
+		}
 	}
 }
 
