@@ -73,10 +73,42 @@ func (r *redactor) found(s string) bool {
 
 // String scrubs s.
 func (r *redactor) String(s string) string {
-	if r == nil || r.r == nil || !r.found(s) {
+	if r == nil || r.r == nil {
 		return s
 	}
-	return r.r.Replace(s)
+	if r.found(s) {
+		s = r.r.Replace(s)
+	}
+	if strings.Contains(s, cutMark) {
+		s = r.cutPrefixes(s)
+	}
+	return s
+}
+
+// cutMark ends text that was cut short (truncate).
+const cutMark = "..."
+
+// cutPrefixes masks the start of a secret left just before a cut: text is
+// cut (to 40 or 200 bytes) before it is scrubbed, and a secret cut in two
+// no longer matches as a whole.
+func (r *redactor) cutPrefixes(s string) string {
+	for i := 0; ; {
+		j := strings.Index(s[i:], cutMark)
+		if j < 0 {
+			return s
+		}
+		at := i + j
+		for _, f := range r.forms {
+			for l := min(len(f)-1, at); l >= minSecretLen; l-- {
+				if strings.HasSuffix(s[:at], f[:l]) {
+					s = s[:at-l] + Mask + s[at:]
+					at += len(Mask) - l
+					break
+				}
+			}
+		}
+		i = at + len(cutMark)
+	}
 }
 
 // Bytes scrubs b, returning b itself when there is nothing to scrub.

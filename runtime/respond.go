@@ -87,7 +87,9 @@ func vendorMessage(resp *engine.Responses, status int, body []byte) string {
 	if status == 0 {
 		text = "no answer"
 	}
-	if b := strings.TrimSpace(string(body)); b != "" && status != 0 {
+	// Strings unescaped first, so that a secret written with \u escapes
+	// is scrubbed like any other.
+	if b := strings.TrimSpace(string(canonicalJSON(body))); b != "" && status != 0 {
 		return text + ": " + clip(b)
 	}
 	return text

@@ -36,6 +36,8 @@ func TestClassifyButton(t *testing.T) {
 		{"server error", order.Requests[0], 503, `<html>oops</html>`, engine.OutcomeRetry, "Service Unavailable: <html>oops</html>"},
 		{"teapot", activity.Requests[0], 418, ``, engine.OutcomeFailed, "I'm a teapot"},
 		{"a message echoing the key is redacted", order.Requests[0], 400, `{"error":{"message":"bad key sk-live-abc"}}`, engine.OutcomeFailed, "bad key ***"},
+		{"a body echoing the key in \\u escapes is redacted", activity.Requests[0], 500, `{"detail":"key \u0073k-live-abc"}`, engine.OutcomeRetry, `Internal Server Error: {"detail":"key ***"}`},
+		{"a long body cut in the key is redacted", activity.Requests[0], 500, strings.Repeat("x", 195) + "sk-live-abc", engine.OutcomeRetry, "Internal Server Error: " + strings.Repeat("x", 195) + "***..."},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -313,6 +313,16 @@ func (in *Integration) Variant() *engine.Variant { return in.variant }
 // s with ***.
 func (in *Integration) Redact(s string) string { return in.red.String(s) }
 
+// RedactJSON scrubs secret config values from JSON text, forms written
+// with \u escapes included (its strings are unescaped first); text that is
+// not JSON is scrubbed as it is.
+func (in *Integration) RedactJSON(b []byte) []byte {
+	if !in.red.active() {
+		return b
+	}
+	return in.red.Bytes(canonicalJSON(b))
+}
+
 // Result is the decision for one event.
 type Result struct {
 	Outcome Outcome

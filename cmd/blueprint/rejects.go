@@ -40,11 +40,11 @@ func (l *rejectLog) add(in *runtime.Integration, event []byte, res runtime.Resul
 		OriginalEvent json.RawMessage `json:"original_event"`
 	}{Error: res.Reason, Details: res.Message, Fields: res.Fields, Event: res.Event, OriginalEvent: json.RawMessage("null")}
 	if event != nil {
-		red := in.Redact(string(event))
-		if json.Valid([]byte(red)) {
+		red := in.RedactJSON(event) // escaped forms too
+		if json.Valid(red) {
 			rec.OriginalEvent = json.RawMessage(red)
 		} else {
-			s, _ := json.Marshal(red)
+			s, _ := json.Marshal(string(red))
 			rec.OriginalEvent = s
 		}
 	}
