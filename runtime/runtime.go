@@ -313,6 +313,17 @@ func (in *Integration) Variant() *engine.Variant { return in.variant }
 // s with ***.
 func (in *Integration) Redact(s string) string { return in.red.String(s) }
 
+// CarriesSecret reports whether an event holds a secret config value, in
+// any form the redaction knows (raw, URL- or JSON-escaped, base64, or
+// written with \u escapes). A sender should not store such an event (the
+// outbox keeps events as they are): send rejects it.
+func (in *Integration) CarriesSecret(event []byte) bool {
+	if !in.red.active() {
+		return false
+	}
+	return in.red.found(string(event)) || in.red.found(string(canonicalJSON(event)))
+}
+
 // RedactJSON scrubs secret config values from JSON text, forms written
 // with \u escapes included (its strings are unescaped first); text that is
 // not JSON is scrubbed as it is.

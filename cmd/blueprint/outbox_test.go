@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -274,5 +275,34 @@ func TestSendRejectsFile(t *testing.T) {
 	}
 	if fi, err := os.Stat(rejects); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("rejects file mode: %v %v", fi.Mode(), err)
+	}
+}
+
+// An event that carries the integration's own secret (in any form) is
+// rejected by send, not stored in the outbox or sent.
+func TestSendRefusesEventsCarryingTheSecret(t *testing.T) {
+	srv, url := fake(t, fakebutton.Options{APIKey: "sk-carry-secret"})
+	input := `{"type":"track","event":"Wishlist Product Added","timestamp":"2026-01-01T00:00:00Z","context":{"consent":{"advertising":true}},"properties":{"note":"sk\u002dcarry-secret"}}
+{"type":"track","event":"Product Added","timestamp":"2026-01-01T00:00:00Z","context":{"consent":{"advertising":true}},"properties":{"product_id":"p-1","price":1}}
+`
+	state := t.TempDir()
+	out, errs, code := cli(t, input, "send", "--blueprint", "../../blueprints/button/overlays/custom-event.yaml", "--variant", "retail",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-carry-secret",
+		"--state", state, "--vendor-url", url, "--progress", "none", "-")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if d, _, r, _ := summary(t, out); d != 1 || r != 1 {
+		t.Errorf("summary %q, want 1 delivered, 1 rejected", lastLine(out))
+	}
+	if !strings.Contains(errs, "carries a secret config value") {
+		t.Errorf("the refusal was not logged:\n%s", errs)
+	}
+	db, err := os.ReadFile(filepath.Join(state, "outbox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(db, []byte("carry-secret")) || srv.Stats().Requests != 1 {
+		t.Errorf("the event was stored or sent (%d requests)", srv.Stats().Requests)
 	}
 }

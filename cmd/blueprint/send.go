@@ -343,6 +343,12 @@ finish (10 s at most) and leave the rest in the outbox.`,
 					} else {
 						res = in.Evaluate(ev)
 					}
+					if res.Outcome == runtime.Deliver && in.CarriesSecret(ev) {
+						// The outbox keeps events as they are: one holding
+						// the integration's own secret is not stored.
+						res = runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidEvent, Event: res.Event,
+							Message: "the event carries a secret config value of the integration; it is not stored or sent"}
+					}
 					switch res.Outcome {
 					case runtime.Skip:
 						t.skipped.Add(1)
