@@ -173,6 +173,17 @@ func TestSendWrongAPIKeyThenReplay(t *testing.T) {
 	if st := srv.Stats(); st.Unauthorized != int64(orders) || len(srv.Orders()) != 0 {
 		t.Errorf("fake: %+v", st)
 	}
+	// Replayed with another variant, they are left alone (the worker would
+	// strand them as pending), saying which integration they belong to.
+	out, errs, code = cli(t, "", "dlq", "replay", "--all", "--state", state, "--blueprint", "button",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-right-key", "--vendor-url", url)
+	if code != 0 || !strings.Contains(errs, fmt.Sprintf("%d dead letters of button@0.1.0/retail left alone", orders)) {
+		t.Errorf("replay with the default variant: exit %d\n%s\n%s", code, out, errs)
+	}
+	if _, _, code := cli(t, "", "dlq", "replay", items[0].ID, "--state", state, "--blueprint", "button",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-right-key"); code != 2 {
+		t.Errorf("replaying another integration's ID: exit %d, want 2", code)
+	}
 	out, errs, code = cli(t, "", "dlq", "replay", "--all", "--state", state, "--blueprint", "button", "--variant", "retail",
 		"--config", "application_id=app-abc123", "--config", "api_key=sk-right-key", "--vendor-url", url)
 	if code != 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"os/signal"
@@ -508,7 +509,7 @@ func (a *app) dlqCmd() *cobra.Command {
 api_key) or ran out of attempts. They stay in the outbox in --state, with the
 event, the attempts, the last status and error (never a secret).`,
 		Example: `  blueprint dlq list --state /tmp/bp-state
-  blueprint dlq replay --all --state /tmp/bp-state --blueprint button --config-file examples/button/config.json --vendor-url http://127.0.0.1:8787`,
+  blueprint dlq replay --all --state /tmp/bp-state --blueprint button --variant retail --config-file examples/button/config.json --vendor-url http://127.0.0.1:8787`,
 	}
 	cmd.PersistentFlags().StringVar(&state, "state", defaultStateDir(), "`DIR` holding the durable outbox")
 	open := func() (*outbox.Bolt, error) { return openOutbox(state) }
@@ -575,8 +576,11 @@ event, the attempts, the last status and error (never a secret).`,
 		Long: `Turn dead letters back into pending requests (attempts reset) and deliver
 them now with the given blueprint and config: after fixing a config (a
 corrected api_key, say), replayed requests are rebuilt from their events and
-sent. The last line is "N delivered, N skipped, N rejected, N dead-lettered".`,
-		Example: `  blueprint dlq replay --all --state /tmp/bp-state --blueprint button --config-file examples/button/config.json --vendor-url http://127.0.0.1:8787`,
+sent. Only the dead letters of the integration given (--blueprint and
+--variant, as send named them) are replayed; others are left alone, and
+an ID of another is a usage error. The last line is "N delivered, N
+skipped, N rejected, N dead-lettered".`,
+		Example: `  blueprint dlq replay --all --state /tmp/bp-state --blueprint button --variant retail --config-file examples/button/config.json --vendor-url http://127.0.0.1:8787`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all == (len(args) > 0) {
 				return usageErr("give --all or the IDs to replay (not both)")
@@ -586,7 +590,8 @@ sent. The last line is "N delivered, N skipped, N rejected, N dead-lettered".`,
 				return err
 			}
 			df.state = state
-			d, err := a.openDelivery(&df, in, integrationName(in, fl.blueprint))
+			name := integrationName(in, fl.blueprint)
+			d, err := a.openDelivery(&df, in, name)
 			if err != nil {
 				return err
 			}
@@ -607,6 +612,33 @@ sent. The last line is "N delivered, N skipped, N rejected, N dead-lettered".`,
 					}
 					cursor = next
 				}
+			}
+			// Only this integration's dead letters (blueprint and variant):
+			// the worker would leave another's pending, out of the DLQ.
+			mine, others := ids[:0:0], map[string]int{}
+			for _, id := range ids {
+				it, err := d.queue.Get(cmd.Context(), id)
+				if err != nil {
+					if !all {
+						return usageErr("%v", err)
+					}
+					continue
+				}
+				if it.Integration != name {
+					if !all {
+						return usageErr("%s is a dead letter of %s (blueprint %s, variant %s), not of %s: replay it with that --blueprint and --variant", id, it.Integration, it.Blueprint, it.Variant, name)
+					}
+					others[it.Integration]++
+					continue
+				}
+				mine = append(mine, id)
+			}
+			for _, other := range slices.Sorted(maps.Keys(others)) {
+				fmt.Fprintf(a.stderr, "%d dead letters of %s left alone: replay them with its --blueprint and --variant\n", others[other], other)
+			}
+			ids = mine
+			if len(ids) == 0 {
+				ids = []string{} // none: Replay(nil) would mean all
 			}
 			n, err := d.queue.Replay(cmd.Context(), ids, time.Now())
 			if err != nil {
