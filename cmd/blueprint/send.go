@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -477,6 +478,25 @@ func (a *app) progress(mode string, events *atomic.Int64, c *send.Counters, t *t
 	return func() { close(done); wg.Wait() }
 }
 
+// itemJSON shows an outbox item with its event as JSON (an Item's Event
+// is bytes, which encoding/json would print as base64).
+type itemJSON struct {
+	*outbox.Item
+	Event json.RawMessage `json:"event,omitempty"`
+}
+
+func viewItem(it *outbox.Item) itemJSON {
+	v := itemJSON{Item: it}
+	switch {
+	case len(it.Event) == 0:
+	case json.Valid(it.Event):
+		v.Event = json.RawMessage(it.Event)
+	default:
+		v.Event, _ = json.Marshal(string(it.Event))
+	}
+	return v
+}
+
 // openOutbox opens the outbox in state, which must exist.
 func openOutbox(state string) (*outbox.Bolt, error) {
 	p, err := outboxPath(state)
@@ -532,10 +552,11 @@ event, the attempts, the last status and error (never a secret).`,
 				return &exitError{code: 1, err: err}
 			}
 			if format == "json" {
-				if items == nil {
-					items = []*outbox.Item{}
+				views := make([]itemJSON, len(items))
+				for i, it := range items {
+					views[i] = viewItem(it)
 				}
-				return writeJSON(a, items)
+				return writeJSON(a, views)
 			}
 			if len(items) == 0 {
 				fmt.Fprintln(a.stdout, "no dead letters")
@@ -564,7 +585,7 @@ event, the attempts, the last status and error (never a secret).`,
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("%s: %v", args[0], err)}
 			}
-			return writeJSON(a, it)
+			return writeJSON(a, viewItem(it))
 		},
 	}
 	var fl integrationFlags

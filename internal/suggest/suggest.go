@@ -18,7 +18,8 @@ func DidYouMean(name string, candidates []string) string {
 
 // Closest returns the candidate nearest to name: at most a third of the
 // longer word away (at least 1, at most 3 edits), ties broken
-// alphabetically.
+// alphabetically; failing that, the only candidate name (3 or more
+// letters) is the start of.
 func Closest(name string, candidates []string) string {
 	for _, c := range candidates {
 		if c != name && strings.EqualFold(c, name) {
@@ -37,6 +38,20 @@ func Closest(name string, candidates []string) string {
 		if d <= limit && d < bestD {
 			best, bestD = c, d
 		}
+	}
+	if best == "" && len(name) >= 3 {
+		// An abbreviation (attrib for attribution) is too many edits
+		// away, but the only candidate it starts is a good guess.
+		var only string
+		for _, c := range sorted {
+			if c != name && len(c) > len(name) && strings.HasPrefix(strings.ToLower(c), strings.ToLower(name)) {
+				if only != "" {
+					return ""
+				}
+				only = c
+			}
+		}
+		return only
 	}
 	return best
 }
