@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -674,18 +675,56 @@ func (c *compiler) compileSpec(n *yaml.Node, sc *scope) Spec {
 	return spec
 }
 
+// defaultFits reports whether a default is of a form the type accepts
+// (the Types table's "accepts" column: the runtime applies the type rule
+// to a default as to any source), so that id: 1 is the text "1"; whether
+// its value then passes the rule (a pattern, min/max) is checked per event.
 func defaultFits(k Kind, v any) bool {
 	switch k {
-	case KindString, KindID, KindCurrency, KindTime, KindEmailSHA256:
+	case KindCurrency, KindTime, KindEmailSHA256:
 		_, ok := v.(string)
 		return ok
-	case KindInteger, KindMoney:
-		_, ok := v.(int64)
-		return ok
-	case KindNumber:
+	case KindString:
 		switch v.(type) {
+		case string, int64, float64, bool:
+			return true
+		}
+		return false
+	case KindID:
+		switch x := v.(type) {
+		case string, int64:
+			return true
+		case float64:
+			return x == float64(int64(x))
+		}
+		return false
+	case KindInteger:
+		switch x := v.(type) {
+		case int64:
+			return true
+		case float64:
+			return x == float64(int64(x))
+		case string:
+			_, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+			return err == nil
+		}
+		return false
+	case KindMoney:
+		switch x := v.(type) {
 		case int64, float64:
 			return true
+		case string:
+			_, err := strconv.ParseFloat(x, 64)
+			return err == nil && !strings.ContainsAny(x, "eEnNiI")
+		}
+		return false
+	case KindNumber:
+		switch x := v.(type) {
+		case int64, float64:
+			return true
+		case string:
+			_, err := strconv.ParseFloat(x, 64)
+			return err == nil && !strings.ContainsAny(x, "eEnNiI")
 		}
 		return false
 	case KindBoolean:
