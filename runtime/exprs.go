@@ -15,7 +15,8 @@ import (
 )
 
 // goVal turns a Go value (from config or an expression) into a value.
-// Values JSON cannot hold are absent.
+// Non-finite numbers (1/0) are invalid; other values JSON cannot hold
+// are absent.
 func (c *evalCtx) goVal(x any) rv {
 	switch x := x.(type) {
 	case nil:
@@ -36,7 +37,8 @@ func (c *evalCtx) goVal(x any) rv {
 		return intVal(x)
 	case float64:
 		if math.IsInf(x, 0) || math.IsNaN(x) {
-			return rv{}
+			// 1/0, 0/0, an overflow: a wrong value, not a missing one.
+			return invalidVal("the expression gives " + strconv.FormatFloat(x, 'g', -1, 64) + ", which is not a number JSON can hold")
 		}
 		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
 			return rv{st: present, jt: '0', b: c.scratchText(func(d []byte) []byte { return strconv.AppendFloat(d, x, 'f', -1, 64) })}
@@ -122,6 +124,9 @@ func (c *evalCtx) runExpr(e *engine.Expr, sc *scope) (rv, error) {
 		return invalidVal(exprMessage(err)), err
 	}
 	v := c.goVal(out)
+	if v.st == invalid && !anyAbsent && !anyBad {
+		return v, nil // a value JSON cannot hold, from good inputs
+	}
 	if v.st != present || isAbsent(v) {
 		if anyBad && !anyAbsent {
 			return rv{st: skipped}, nil

@@ -751,3 +751,54 @@ func TestHostileTruncated(t *testing.T) {
 		}
 	}
 }
+
+// An expression giving a number JSON cannot hold (1/0, 0/0) makes the
+// field invalid, named, rather than silently absent.
+func TestExpressionNonFiniteIsInvalid(t *testing.T) {
+	src := `key: demo
+version: 1.0.0
+name: Demo
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/e
+    body:
+      ratio: {expr: 'event.properties.a / event.properties.b'}
+      big: {expr: 'event.properties.a * 1e308 * 10'}
+events:
+  E: {vendor_event: e, request: r}
+`
+	bp, ds := engine.Compile("demo.yaml", []byte(src))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"a":1,"b":0}}`))
+	if res.Outcome != runtime.Reject || res.Reason != runtime.ReasonInvalidField || len(res.Fields) != 2 ||
+		!strings.Contains(res.Message, "+Inf, which is not a number JSON can hold") {
+		t.Errorf("got %s %s %v %q", res.Outcome, res.Reason, res.Fields, res.Message)
+	}
+	if res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"a":0,"b":2}}`)); res.Outcome != runtime.Deliver {
+		t.Errorf("a finite ratio: %s %s %q", res.Outcome, res.Reason, res.Message)
+	}
+}
+
+// The text form of a result quotes an event name holding control
+// characters: it cannot drive a terminal or forge a line of output.
+func TestResultStringQuotesControlCharacters(t *testing.T) {
+	in := robustBind(t, "retail", "sk-term-key")
+	res := in.Evaluate([]byte(`{"type":"track","event":"Evil\u001b[2J\nline2"}`))
+	s := res.String()
+	if strings.ContainsAny(s, "\x1b\n") {
+		t.Errorf("raw control characters in %q", s)
+	}
+	if !strings.Contains(s, `("Evil\x1b[2J\nline2")`) {
+		t.Errorf("the name is not quoted: %q", s)
+	}
+}

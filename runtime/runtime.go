@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"unicode"
 
 	"github.com/blueprint-engine/blueprint/engine"
 )
@@ -359,6 +360,18 @@ type Result struct {
 }
 
 // String renders the result for humans, with secrets redacted.
+// printable is s, or s quoted when it holds characters a terminal would
+// act on (an event name is event data: "\x1b[2J" must not clear a screen,
+// nor a newline forge a line of output).
+func printable(s string) string {
+	for _, c := range s {
+		if !unicode.IsPrint(c) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
 func (r Result) String() string {
 	var b strings.Builder
 	b.WriteString(string(r.Outcome))
@@ -369,7 +382,7 @@ func (r Result) String() string {
 		b.WriteString(" [" + strings.Join(r.Fields, ", ") + "]")
 	}
 	if r.Event != "" || r.VendorEvent != "" {
-		fmt.Fprintf(&b, " (%s", r.Event)
+		fmt.Fprintf(&b, " (%s", printable(r.Event))
 		if r.VendorEvent != "" {
 			b.WriteString(" -> " + r.VendorEvent)
 		}

@@ -390,11 +390,11 @@ func (c *evalCtx) money(t *engine.Type, v rv) rv {
 	}
 	switch {
 	case errors.Is(err, conv.ErrTooLarge):
-		return invalidVal("amount " + truncate(string(v.b), 40) + " is too large")
+		return invalidVal("amount " + describeAmount(v) + " is too large")
 	case err != nil:
 		return invalidVal(describeScalar(v) + " is not a decimal amount")
 	case n < 0 || neg:
-		return invalidVal("amount " + truncate(string(v.b), 40) + " is negative")
+		return invalidVal("amount " + describeAmount(v) + " is negative")
 	}
 	return intVal(n)
 }
@@ -548,4 +548,13 @@ func appendJSONBytes(b []byte, s []byte) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// describeAmount shows an amount in a message: its text, or the integer
+// an expression computed.
+func describeAmount(v rv) string {
+	if v.isInt {
+		return strconv.FormatInt(v.n, 10)
+	}
+	return truncate(string(v.b), 40)
 }
