@@ -84,13 +84,7 @@ allowed), 1 when there is any, 2 on usage errors.`,
 			for _, j := range jobs {
 				_, ds := engine.Compile(j.name, j.src, engine.WithCatalog(cat))
 				fr := fileResult{File: j.name}
-				for _, d := range ds {
-					if d.Severity == diag.Error {
-						fr.Errors++
-					} else {
-						fr.Warnings++
-					}
-				}
+				fr.Errors, fr.Warnings = ds.Counts()
 				fr.OK = fr.Errors == 0
 				results = append(results, fr)
 				all = append(all, ds...)

@@ -66,6 +66,9 @@ type Diagnostic struct {
 	Code string `json:"code"`
 	// Message is one line for humans; it never holds a secret value.
 	Message string `json:"message"`
+	// dropped counts the errors and warnings a too_many_diagnostics
+	// diagnostic stands for.
+	dropped [2]int
 }
 
 // String renders the diagnostic as FILE:LINE:COL: SEVERITY CODE: message.
@@ -143,18 +146,36 @@ func (l List) Sorted() List {
 	})
 	out = slices.Compact(out)
 	if len(out) > Limit {
-		more := len(out) - Limit
+		rest := List(out[Limit:])
+		errs, warns := rest.Counts()
 		sev := Warning
-		if List(out[Limit:]).HasErrors() {
+		if errs > 0 {
 			sev = Error
 		}
-		last := out[Limit-1]
 		out = append(out[:Limit:Limit], Diagnostic{
-			Pos:      Pos{File: last.File},
+			Pos:      rest[0].Pos, // where the ones left out start
 			Severity: sev,
 			Code:     "too_many_diagnostics",
-			Message:  fmt.Sprintf("and %d more", more),
+			Message:  fmt.Sprintf("and %d more from here on (%d errors, %d warnings)", len(rest), errs, warns),
+			dropped:  [2]int{errs, warns},
 		})
 	}
 	return out
+}
+
+// Counts returns how many errors and warnings the list holds, those a
+// too_many_diagnostics diagnostic stands for included.
+func (l List) Counts() (errors, warnings int) {
+	for _, d := range l {
+		switch {
+		case d.Code == "too_many_diagnostics":
+			errors += d.dropped[0]
+			warnings += d.dropped[1]
+		case d.Severity == Error:
+			errors++
+		default:
+			warnings++
+		}
+	}
+	return errors, warnings
 }

@@ -20,8 +20,11 @@ func TestSortedCapsAndDedups(t *testing.T) {
 		t.Errorf("not sorted: %v %v %v", s[0], s[1], s[2])
 	}
 	last := s[Limit]
-	if last.Code != "too_many_diagnostics" || last.Message != "and 51 more" || last.Severity != Error {
+	if last.String() != "b.yaml:100:1: error too_many_diagnostics: and 51 more from here on (51 errors, 0 warnings)" {
 		t.Errorf("summary %v", last)
+	}
+	if e, w := s.Counts(); e != 150 || w != 1 {
+		t.Errorf("Counts() = %d errors, %d warnings; want 150 and 1 (the left-out ones included)", e, w)
 	}
 	if got := s[1].String(); got != "b.yaml:1:1: error unknown_key: unknown key k1" {
 		t.Errorf("String() = %q", got)
