@@ -111,7 +111,9 @@ func (c *Catalog) read(e *Entry) ([]byte, error) { return fs.ReadFile(c.fsys, e.
 func (c *Catalog) Source(e *Entry) ([]byte, error) { return c.read(e) }
 
 // Compile compiles (once) and returns the blueprint at ref (KEY@VERSION or
-// KEY). Diagnostics name files by their path in the catalog.
+// KEY). Diagnostics name files by their path in the catalog; when the
+// blueprint does not compile, the error says so (and the blueprint is
+// nil). The blueprint is shared by every caller: it must not be modified.
 func (c *Catalog) Compile(ref string) (*Blueprint, diag.List, error) {
 	e, err := c.Resolve(ref)
 	if err != nil {
@@ -132,6 +134,9 @@ func (c *Catalog) Compile(ref string) (*Blueprint, diag.List, error) {
 		}
 		cc.bp, cc.ds = Compile(e.File, src, WithCatalog(c))
 	})
+	if cc.bp == nil {
+		return nil, cc.ds, fmt.Errorf("%s does not compile: %w", e.Ref(), cc.ds.Err())
+	}
 	return cc.bp, cc.ds, nil
 }
 

@@ -895,7 +895,7 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 		if path == "" {
 			path = c.respPath
 		}
-		r.Responses = &Responses{MessagePath: path, Rules: slices.Concat(rules, c.respRules, DefaultResponseRules)}
+		r.Responses = &Responses{MessagePath: path, Rules: slices.Concat(rules, c.respRules, DefaultResponseRules())}
 		c.bp.Requests = append(c.bp.Requests, r)
 		c.requests[r.Name] = &requestDef{req: r, node: p.v, body: pairs(get(p.v, "body"))}
 	}

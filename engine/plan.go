@@ -2,6 +2,7 @@ package engine
 
 import (
 	"regexp"
+	"slices"
 
 	"github.com/expr-lang/expr/vm"
 
@@ -449,8 +450,20 @@ func (r *ResponseRule) Match(status int) bool {
 	return false
 }
 
-// DefaultResponseRules apply after a blueprint's own rules.
-var DefaultResponseRules = []*ResponseRule{
+// DefaultResponseRules returns the rules that apply after a blueprint's
+// own, as new values: a compiled blueprint owns its copies, so nothing a
+// caller does to one changes another (or the defaults).
+func DefaultResponseRules() []*ResponseRule {
+	out := make([]*ResponseRule, len(defaultResponseRules))
+	for i, r := range defaultResponseRules {
+		c := *r
+		c.Statuses = slices.Clone(r.Statuses)
+		out[i] = &c
+	}
+	return out
+}
+
+var defaultResponseRules = []*ResponseRule{
 	{Statuses: []StatusRange{{200, 299}}, Outcome: OutcomeDelivered, Default: true, Description: "2xx: accepted"},
 	{Statuses: []StatusRange{{408, 408}, {429, 429}, {500, 599}}, Outcome: OutcomeRetry, Default: true, Description: "timeout, throttled or server error: retried"},
 	{Outcome: OutcomeFailed, Default: true, Description: "any other status: a permanent failure"},

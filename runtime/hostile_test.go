@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -800,5 +801,59 @@ func TestResultStringQuotesControlCharacters(t *testing.T) {
 	}
 	if !strings.Contains(s, `("Evil\x1b[2J\nline2")`) {
 		t.Errorf("the name is not quoted: %q", s)
+	}
+}
+
+// Result.LogValue: one structured line, no body, secrets redacted.
+func TestResultLogValue(t *testing.T) {
+	in := robustBind(t, "retail", "sk-log-secret")
+	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","timestamp":"2026-01-01T00:00:00Z","user_id":"u-private","context":{"consent":{"advertising":true}},"properties":{"order_id":"o-1","total":5,"currency":"USD","products":[{"sku":"s","price":5}]}}`))
+	var b strings.Builder
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("evaluated", "result", res)
+	line := b.String()
+	for _, want := range []string{`"outcome":"deliver"`, `"vendor_event":"purchase"`, `"requests":1`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log line lacks %s: %s", want, line)
+		}
+	}
+	if strings.Contains(line, "u-private") || strings.Contains(line, "o-1") || strings.Count(line, "\n") != 1 {
+		t.Errorf("log line holds event data or several lines: %s", line)
+	}
+	unmapped := in.Evaluate([]byte(`{"type":"track","event":"sk-log-secret"}`))
+	b.Reset()
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("evaluated", "result", unmapped)
+	if strings.Contains(b.String(), "sk-log-secret") || !strings.Contains(b.String(), `"reason":"event_not_mapped"`) {
+		t.Errorf("skip log line: %s", b.String())
+	}
+}
+
+// A bound integration does not follow later changes to its blueprint's
+// host list, and the default response rules cannot be changed from
+// outside.
+func TestBindSnapshotsHostsAndRules(t *testing.T) {
+	cat, err := engine.NewCatalog(blueprints.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bp, _, err := cat.Compile("button@0.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := runtime.Bind(bp, "retail", map[string]any{"application_id": "app-abc123", "api_key": "sk-snap-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := bp.Hosts
+	bp.Hosts = append(slices.Clone(hosts), "evil.example.com")
+	defer func() { bp.Hosts = hosts }()
+	if in.HostAllowed("evil.example.com") || !in.HostAllowed("api.usebutton.com") {
+		t.Error("the allow-list followed a change to the compiled blueprint")
+	}
+	engine.DefaultResponseRules()[0].Outcome = engine.OutcomeFailed
+	if engine.DefaultResponseRules()[0].Outcome != engine.OutcomeDelivered {
+		t.Error("the default response rules were changed from outside")
+	}
+	if _, err := runtime.Bind(nil, "", nil); err == nil {
+		t.Error("Bind(nil) did not fail")
 	}
 }

@@ -30,6 +30,9 @@ func (v Verdict) Delivered() bool {
 	return v.Outcome == engine.OutcomeDelivered || v.Outcome == engine.OutcomeDuplicate
 }
 
+// defaultRules answer requests built without a blueprint's rules.
+var defaultRules = engine.DefaultResponseRules()
+
 // Classify reads a vendor's answer to req with the blueprint's response
 // rules: the request's own, then the blueprint's, then the defaults.
 func (in *Integration) Classify(req *Request, status int, header http.Header, body []byte) Verdict {
@@ -37,7 +40,7 @@ func (in *Integration) Classify(req *Request, status int, header http.Header, bo
 	if req.spec != nil {
 		resp = req.spec.Responses
 	}
-	rules := engine.DefaultResponseRules
+	rules := defaultRules
 	if resp != nil {
 		rules = resp.Rules
 	}

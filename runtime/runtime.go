@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strconv"
@@ -86,6 +87,8 @@ func WithMaxDepth(n int) Option { return func(o *Options) { o.MaxDepth = n } }
 
 // Integration is a blueprint bound to one variant and one checked config.
 type Integration struct {
+	// hosts is the blueprint's host allow-list, as it was at Bind.
+	hosts   []string
 	bp      *engine.Blueprint
 	variant *engine.Variant
 	opts    Options
@@ -193,6 +196,9 @@ var ErrUnknownVariant = errors.New("unknown variant")
 // required keys, values that break their type or pattern, unknown keys, and
 // values that cannot stand in a URL host.
 func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...Option) (*Integration, error) {
+	if bp == nil {
+		return nil, errors.New("runtime: Bind: nil blueprint (it did not compile?)")
+	}
 	if variant == "" {
 		variant = "default"
 	}
@@ -201,6 +207,7 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 		return nil, fmt.Errorf("%w %q: %s has %s", ErrUnknownVariant, variant, bp.Ref(), strings.Join(bp.VariantKeys(), ", "))
 	}
 	in := &Integration{
+		hosts:      slices.Clone(bp.Hosts), // a snapshot: the allow-list cannot be widened after Bind
 		bp:         bp,
 		variant:    v,
 		opts:       Options{MaxEventSize: DefaultMaxEventSize, MaxDepth: DefaultMaxDepth},
@@ -314,6 +321,13 @@ func (in *Integration) Variant() *engine.Variant { return in.variant }
 // s with ***.
 func (in *Integration) Redact(s string) string { return in.red.String(s) }
 
+// HostAllowed reports whether a request may go to host: the blueprint's
+// hosts, as they were when the integration was bound.
+func (in *Integration) HostAllowed(host string) bool { return engine.HostAllowed(in.hosts, host) }
+
+// Hosts returns a copy of the host allow-list.
+func (in *Integration) Hosts() []string { return slices.Clone(in.hosts) }
+
 // CarriesSecret reports whether an event holds a secret config value, in
 // any form the redaction knows (raw, URL- or JSON-escaped, base64, or
 // written with \u escapes). A sender should not store such an event (the
@@ -359,7 +373,33 @@ type Result struct {
 	msgClean, eventClean bool
 }
 
-// String renders the result for humans, with secrets redacted.
+// LogValue is the result for a structured log line (log/slog): outcome,
+// reason, fields at fault, event and vendor event names, warnings and the
+// number of requests, secrets redacted; never a request body or the
+// message (which may quote event values).
+func (r Result) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("outcome", string(r.Outcome))}
+	if r.Reason != "" {
+		attrs = append(attrs, slog.String("reason", r.Reason))
+	}
+	if len(r.Fields) > 0 {
+		attrs = append(attrs, slog.Any("fields", r.Fields))
+	}
+	if r.Event != "" {
+		attrs = append(attrs, slog.String("event", r.red.String(r.Event)))
+	}
+	if r.VendorEvent != "" {
+		attrs = append(attrs, slog.String("vendor_event", r.VendorEvent))
+	}
+	if len(r.Warnings) > 0 {
+		attrs = append(attrs, slog.Any("warnings", r.Warnings))
+	}
+	if len(r.Requests) > 0 {
+		attrs = append(attrs, slog.Int("requests", len(r.Requests)))
+	}
+	return slog.GroupValue(attrs...)
+}
+
 // printable is s, or s quoted when it holds characters a terminal would
 // act on (an event name is event data: "\x1b[2J" must not clear a screen,
 // nor a newline forge a line of output).
@@ -372,6 +412,9 @@ func printable(s string) string {
 	return s
 }
 
+// String renders the result for humans, with secrets redacted: the
+// decision, then each request (method, URL, headers, body). It holds event
+// data (ids, addresses); LogValue is the one-line form for logs.
 func (r Result) String() string {
 	var b strings.Builder
 	b.WriteString(string(r.Outcome))

@@ -52,10 +52,10 @@ func (a *app) loadBlueprint(ref string) (*engine.Blueprint, error) {
 		}
 		bp, ds = engine.Compile(ref, src, engine.WithCatalog(cat))
 	} else {
-		bp, ds, err = cat.Compile(ref)
-		if err != nil {
+		if _, err := cat.Resolve(ref); err != nil {
 			return nil, usageErr("%v", err)
 		}
+		bp, ds, _ = cat.Compile(ref) // not compiling: bp is nil, below
 	}
 	if bp == nil {
 		for _, d := range ds {

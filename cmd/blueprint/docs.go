@@ -99,10 +99,10 @@ catalog an alpha blueprint shows as beta, the nearest status it has.`,
 				return err
 			}
 			compile := func(ref string) (*engine.Blueprint, error) {
-				bp, ds, err := cat.Compile(ref)
-				if err != nil {
+				if _, err := cat.Resolve(ref); err != nil {
 					return nil, usageErr("%v", err)
 				}
+				bp, ds, _ := cat.Compile(ref) // not compiling: bp is nil, below
 				if bp == nil {
 					for _, d := range ds {
 						fmt.Fprintln(a.stderr, d)

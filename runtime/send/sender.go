@@ -151,8 +151,8 @@ func (s *Sender) Do(ctx context.Context, in *runtime.Integration, integration st
 		return failed(fmt.Errorf("request URL does not parse: %w", err))
 	}
 	// The host list is checked on the URL the blueprint built.
-	if !engine.HostAllowed(in.Blueprint().Hosts, u.Hostname()) {
-		return failed(fmt.Errorf("%w: %s is not in %s", ErrHostNotAllowed, u.Hostname(), strings.Join(in.Blueprint().Hosts, ", ")))
+	if !in.HostAllowed(u.Hostname()) {
+		return failed(fmt.Errorf("%w: %s is not in %s", ErrHostNotAllowed, u.Hostname(), strings.Join(in.Hosts(), ", ")))
 	}
 	if v := s.opts.VendorURL; v != nil {
 		u.Scheme, u.Host = v.Scheme, v.Host
