@@ -345,11 +345,14 @@ finish (10 s at most) and leave the rest in the outbox.`,
 					} else {
 						res = in.Evaluate(ev)
 					}
-					if res.Outcome == runtime.Deliver && in.CarriesSecret(ev) {
-						// The outbox keeps events as they are: one holding
-						// the integration's own secret is not stored.
-						res = runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidEvent, Event: res.Event,
-							Message: "the event carries a secret config value of the integration; it is not stored or sent"}
+					var items []*outbox.Item
+					if res.Outcome == runtime.Deliver {
+						var err error
+						if items, err = send.Items(in, name, fl.blueprint, ev, res, time.Now()); err != nil {
+							// The outbox keeps events as they are: one holding
+							// the integration's own secret is not stored.
+							res = runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidEvent, Event: res.Event, Message: err.Error()}
+						}
 					}
 					switch res.Outcome {
 					case runtime.Skip:
@@ -371,7 +374,7 @@ finish (10 s at most) and leave the rest in the outbox.`,
 							}
 						}
 					default:
-						batch = append(batch, send.Items(in, name, fl.blueprint, ev, res, time.Now())...)
+						batch = append(batch, items...)
 					}
 					if len(batch) >= min(256, df.maxPending) || time.Since(last) > 20*time.Millisecond {
 						flush()

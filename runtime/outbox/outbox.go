@@ -3,8 +3,9 @@
 // Accepted work is written to the outbox before the first delivery attempt,
 // so that a crash (even kill -9) loses nothing: on restart, pending items
 // are claimed and sent again. An item never holds a secret: it keeps the
-// raw event and the names of the integration, blueprint and variant, and
-// the request is rebuilt from the event and the current config at each
+// raw event (send.Items refuses an event that carries a secret config
+// value) and the names of the integration, blueprint and variant, and the
+// request is rebuilt from the event and the current config at each
 // attempt. Dead letters (items whose attempts ran out, or that failed
 // permanently) stay in the outbox until they are replayed or purged.
 //

@@ -3,6 +3,7 @@ package send
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"time"
 
@@ -12,11 +13,21 @@ import (
 	"github.com/blueprint-engine/blueprint/runtime/outbox"
 )
 
+// ErrCarriesSecret is returned by Items for an event that holds a secret
+// config value of its integration: the outbox keeps events as they are,
+// and must never hold a secret. Reject such an event (the CLI's send
+// counts it as invalid_event).
+var ErrCarriesSecret = errors.New("the event carries a secret config value of the integration; it is not stored or sent")
+
 // Items turns a delivered result into outbox items, one per request. The
 // ID of an item is stable: the integration name, the event's message id
 // (or, without one, the hash of the event bytes) and the request's index;
-// the same event enqueued twice is the same item, sent once.
-func Items(in *runtime.Integration, integration, blueprint string, event []byte, res runtime.Result, now time.Time) []*outbox.Item {
+// the same event enqueued twice is the same item, sent once. An event that
+// carries a secret config value gives ErrCarriesSecret and no item.
+func Items(in *runtime.Integration, integration, blueprint string, event []byte, res runtime.Result, now time.Time) ([]*outbox.Item, error) {
+	if in.CarriesSecret(event) {
+		return nil, ErrCarriesSecret
+	}
 	msgID := gjson.GetBytes(event, "message_id")
 	if !msgID.Exists() || msgID.String() == "" {
 		msgID = gjson.GetBytes(event, "messageId")
@@ -53,5 +64,5 @@ func Items(in *runtime.Integration, integration, blueprint string, event []byte,
 			UpdatedAt:   now,
 		})
 	}
-	return items
+	return items, nil
 }

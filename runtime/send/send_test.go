@@ -2,6 +2,7 @@ package send_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -180,7 +181,11 @@ func worker(t *testing.T, srv *httptest.Server, q outbox.Queue, in *runtime.Inte
 func enqueue(t *testing.T, q outbox.Queue, in *runtime.Integration, events ...[]byte) {
 	for _, ev := range events {
 		res := in.Evaluate(ev)
-		if _, err := q.Enqueue(context.Background(), send.Items(in, "button", "button@0.1.0", ev, res, time.Now())); err != nil {
+		items, err := send.Items(in, "button", "button@0.1.0", ev, res, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.Enqueue(context.Background(), items); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -368,7 +373,10 @@ func TestWorkerLastAttemptInsideWindow(t *testing.T) {
 	in := button(t)
 	q := outbox.NewMemory()
 	ev := order("o-late")
-	items := send.Items(in, "button", "button@0.1.0", ev, in.Evaluate(ev), time.Now().Add(-24*time.Hour+300*time.Millisecond))
+	items, err := send.Items(in, "button", "button@0.1.0", ev, in.Evaluate(ev), time.Now().Add(-24*time.Hour+300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := q.Enqueue(context.Background(), items); err != nil {
 		t.Fatal(err)
 	}
@@ -388,5 +396,53 @@ func TestWorkerLastAttemptInsideWindow(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("took %v: the last attempt was not brought inside the window", took)
+	}
+}
+
+// Items refuses an event that carries the integration's secret: the
+// outbox must never hold one.
+func TestItemsRefuseSecrets(t *testing.T) {
+	in := button(t)
+	ev := []byte(`{"type":"track","event":"Order Completed","message_id":"m-1","timestamp":"2026-01-01T00:00:00Z","context":{"consent":{"advertising":true}},"properties":{"order_id":"o-1","note":"` + apiKey + `","total":1,"currency":"USD","products":[{"sku":"s","price":1}]}}`)
+	res := in.Evaluate(ev)
+	if res.Outcome != runtime.Deliver {
+		t.Fatal(res)
+	}
+	if items, err := send.Items(in, "button", "button@0.1.0", ev, res, time.Now()); !errors.Is(err, send.ErrCarriesSecret) || items != nil {
+		t.Errorf("Items = %v, %v; want ErrCarriesSecret", items, err)
+	}
+}
+
+// An item this worker does not know is given back (due a minute later),
+// not held: another worker of the same queue, whose it is, delivers it.
+func TestWorkerGivesBackForeignItems(t *testing.T) {
+	v := &vendor{}
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	in := button(t)
+	q := outbox.NewMemory()
+	enqueue(t, q, in, order("o-foreign"))
+	a, _ := worker(t, srv, q, in, send.Policy{})
+	a.Integration = func(*outbox.Item) (*runtime.Integration, bool) { return nil, false } // knows nothing
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Run(ctx, func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	items, _, _ := q.List(ctx, outbox.Pending, "", 10)
+	if len(items) != 1 || items[0].NextAt.Before(time.Now().Add(50*time.Second)) {
+		t.Fatalf("the foreign item was not given back for a minute later: %+v", items)
+	}
+	// Due again now: the right worker takes it at once (it is not leased).
+	items[0].NextAt = time.Now()
+	if err := q.Update(ctx, items[0]); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := worker(t, srv, q, in, send.Policy{})
+	if err := b.Run(ctx, func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if counts, _ := q.Counts(ctx); counts[outbox.Delivered] != 1 {
+		t.Errorf("counts %v: the owning worker could not deliver it", counts)
 	}
 }

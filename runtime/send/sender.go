@@ -51,8 +51,11 @@ type Options struct {
 	// UserAgent overrides "blueprint-engine/VERSION".
 	UserAgent string
 	// Client overrides the HTTP client built from the options.
-	Client  *http.Client
-	Logger  *slog.Logger
+	Client *http.Client
+	Logger *slog.Logger
+	// Metrics receives every attempt (Attempt); final states (Final) are
+	// reported by the Worker, through its Metrics: give both the same
+	// value to see both.
 	Metrics Metrics
 	// MaxResponseBody bounds how much of an answer is read (default 64 KiB).
 	MaxResponseBody int64

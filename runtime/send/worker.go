@@ -103,8 +103,11 @@ type Worker struct {
 	Poll time.Duration
 	// Grace is how long in-flight attempts may finish after shutdown
 	// (default 10 s).
-	Grace   time.Duration
-	Logger  *slog.Logger
+	Grace  time.Duration
+	Logger *slog.Logger
+	// Metrics receives each item's final state (Final). Attempts (Attempt)
+	// are reported by the Sender, through its Options.Metrics: give both
+	// the same value to see both.
 	Metrics Metrics
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -127,6 +130,9 @@ type Worker struct {
 // idle reports true and no item is pending or in flight (a run over a
 // finite input). After ctx is done it stops claiming, lets in-flight
 // attempts finish within Grace, and leaves everything else in the outbox.
+// Run fills the Worker's zero fields with their defaults (the caller's
+// Policies map is left as it is); do not call it on one Worker from two
+// goroutines at once (run two Workers on one Queue instead).
 func (w *Worker) Run(ctx context.Context, idle func() bool) error {
 	w.defaults()
 	// Attempts run under their own context, cancelled only when the grace
@@ -178,7 +184,7 @@ loop:
 		}
 		if len(items) == 0 && idle != nil && len(slots) == 0 && idle() {
 			counts, err := w.Queue.Counts(ctx)
-			if err == nil && counts[outbox.Pending] == w.foreignCount() && len(slots) == 0 {
+			if err == nil && counts[outbox.Pending] <= w.foreignCount() && len(slots) == 0 {
 				break loop
 			}
 		}
@@ -249,11 +255,17 @@ func (w *Worker) purgeEvery(ctx context.Context) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
+// foreignDelay is how long an item of an integration this worker does not
+// know waits before it is offered again.
+const foreignDelay = time.Minute
+
 func (w *Worker) defaults() {
 	w.Policy = w.Policy.withDefaults()
+	ps := make(map[string]Policy, len(w.Policies)) // the caller's map is left as it is
 	for k, p := range w.Policies {
-		w.Policies[k] = p.withDefaults()
+		ps[k] = p.withDefaults()
 	}
+	w.Policies = ps
 	if w.Concurrency <= 0 {
 		w.Concurrency = 16
 	}
@@ -288,13 +300,20 @@ func (w *Worker) foreignCount() int {
 func (w *Worker) process(ctx context.Context, it *outbox.Item) {
 	in, ok := w.Integration(it)
 	if !ok {
-		// Keep the lease: not ours to send in this run.
+		// Not ours to send: give it back, due again a minute later (for
+		// the worker whose it is, or this one once it knows it), rather
+		// than keep its lease, which would hide it from every other
+		// worker of this queue.
 		w.mu.Lock()
 		if w.foreign == nil {
 			w.foreign = map[string]bool{}
 		}
 		w.foreign[it.ID] = true
 		w.mu.Unlock()
+		it.NextAt = w.Now().Add(foreignDelay)
+		if err := w.Queue.Update(context.WithoutCancel(ctx), it); err != nil {
+			_ = w.Queue.Release(context.WithoutCancel(ctx), it.ID)
+		}
 		return
 	}
 	log := w.Logger.With("integration", it.Integration, "item", it.ID, "message_id", it.MessageID, "vendor_event", it.VendorEvent)
