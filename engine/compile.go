@@ -124,6 +124,7 @@ type requestDef struct {
 	node     *yaml.Node
 	body     []kv
 	compiled *Object
+	used     bool // an event maps to it
 }
 
 func (c *compiler) pos(n *yaml.Node) diag.Pos {
@@ -407,6 +408,22 @@ func (c *compiler) compile(root *yaml.Node) *Blueprint {
 	c.respPath, c.respRules = c.compileResponses(get(root, "responses"))
 	c.declareRequests(get(root, "requests"))
 	c.compileEvents(get(root, "events"), get(root, "variants"))
+	// A request no event uses is still compiled, so that its mistakes are
+	// reported (and it is said to be unused).
+	for _, p := range pairs(get(root, "requests")) {
+		def := c.requests[p.k.Value]
+		if def == nil {
+			continue
+		}
+		if def.compiled == nil {
+			def.compiled = c.compileObject(def.body, "", false)
+		}
+		if _, inherited := c.files[p.k]; !def.used && !inherited {
+			// (A base's request an overlay leaves unused is not the
+			// overlay author's to fix: not reported.)
+			c.ds.Warnf(c.pos(p.k), "unused_request", "request %s is declared but no event of any variant uses it", p.k.Value)
+		}
+	}
 	for _, w := range bp.Warnings {
 		if !c.usedWarn[w.Code] && !c.badWarn {
 			c.ds.Warnf(c.pos(getKey(get(root, "warnings"), w.Code)), "unused_warning", "warning %s is declared but no field attaches it", w.Code)
@@ -1135,6 +1152,7 @@ func (c *compiler) compileEvent(p kv, variant string) *Event {
 		c.ds.Errorf(c.pos(rn), "unknown_request", "unknown request %s%s", rn.Value, suggest.DidYouMean(rn.Value, keysOf(c.requests)))
 		return nil
 	}
+	def.used = true
 	if fn := get(p.v, "filter"); fn != nil {
 		sc := &scope{self: -1, where: "filter"}
 		e.Filter = c.compileExpr(fn, sc)

@@ -13,6 +13,25 @@
 //	case runtime.Skip, runtime.Reject: // res.Reason, res.Fields
 //	}
 //
+// Evaluate checks, in this order, and the first that fails decides:
+//
+//  1. the event: at most the size limit (Options.MaxEventSize), well-formed
+//     JSON, an object, at most MaxDepth deep (else reject invalid_event);
+//  2. the type: absent, or track (else skip event_not_mapped);
+//  3. the event name, normalised, in the variant's event map (else skip
+//     event_not_mapped);
+//  4. the mapping's filter, if any (else skip filtered);
+//  5. consent, when the blueprint is gated (else skip consent_denied);
+//  6. the requests' fields: when any required one is missing, reject
+//     missing_required_field naming every missing field; else, when any is
+//     invalid, reject invalid_field naming every invalid one (a field is
+//     named for its own source, never for what is derived from it);
+//  7. deliver, with the requests and any warnings.
+//
+// invalid_config never comes from Evaluate: Bind refuses such a config,
+// with a *ConfigError. Evaluate does not keep the event buffer: the caller
+// may reuse it once Evaluate returns.
+//
 // Events are read as raw bytes in one validating scan that records where
 // each value the blueprint reads sits (a trie of its paths, built once per
 // blueprint; array items get a window of slots each in the same pass);
