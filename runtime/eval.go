@@ -129,8 +129,14 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	c.ev, c.name = ev, name
 
 	if ev.Filter != nil {
+		// Only a true filter lets the event through: one that cannot be
+		// evaluated (an absent value compared, a wrong type) filters it
+		// out, as the author's condition does not hold.
 		ok, err := c.runBool(ev.Filter, &c.top)
-		if err == nil && !ok {
+		if err != nil {
+			return skip(&res, ReasonFiltered, "the mapping's filter could not be evaluated ("+exprMessage(err)+"), so it does not hold")
+		}
+		if !ok {
 			res.msgClean = true
 			return skip(&res, ReasonFiltered, in.filteredMsg)
 		}

@@ -85,12 +85,14 @@ func (c *evalCtx) goValue(v rv) any {
 	return gjson.ParseBytes(c.jsonText(v)).Value()
 }
 
-// runExpr evaluates a compiled expression. An expression that fails (or
-// gives nothing) with an input absent gives absent, even if another input
-// is invalid: missing wins, as in the contract's order of checks (a line
-// item without a price misses its total whatever its quantity). Otherwise
-// one with an invalid input gives skipped (it is derived, and never named
-// in a fault); any other failure is invalid.
+// runExpr evaluates a compiled expression. An expression that fails on an
+// absent input (an operation on nil), or gives nothing, with an input
+// absent gives absent, even if another input is invalid: missing wins, as
+// in the contract's order of checks (a line item without a price misses
+// its total whatever its quantity). Otherwise one with an invalid input
+// gives skipped (it is derived, and never named in a fault); any other
+// failure is invalid (minor_units of "abc" is, even when another input is
+// absent and handled with ??).
 func (c *evalCtx) runExpr(e *engine.Expr, sc *scope) (rv, error) {
 	if a := e.Arith; a != nil {
 		if v, ok := c.arith(e, a, sc); ok {
@@ -116,8 +118,8 @@ func (c *evalCtx) runExpr(e *engine.Expr, sc *scope) (rv, error) {
 	out, err := c.vm.Run(e.Program, env)
 	if err != nil {
 		switch {
-		case anyAbsent:
-			return rv{}, err
+		case anyAbsent && nilError(err):
+			return rv{}, err // it failed on an absent input
 		case anyBad:
 			return rv{st: skipped}, err
 		}
@@ -248,6 +250,14 @@ func (c *evalCtx) intInput(in *engine.Input, sc *scope) (int64, state) {
 		return v.n, present
 	}
 	return 0, 255
+}
+
+// nilError reports whether an expression failed on a nil (absent) value:
+// expr-lang's "invalid operation: <nil> * int", "cannot fetch x from
+// <nil>", or a conversion of nothing.
+func nilError(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "<nil>") || strings.Contains(msg, "zero Value")
 }
 
 func (c *evalCtx) runBool(e *engine.Expr, sc *scope) (bool, error) {

@@ -857,3 +857,51 @@ func TestBindSnapshotsHostsAndRules(t *testing.T) {
 		t.Error("Bind(nil) did not fail")
 	}
 }
+
+// A filter that cannot be evaluated does not let the event through; an
+// expression failing on a bad value is invalid even when another input,
+// absent, is handled with ??.
+func TestFilterFailsClosedAndHandledAbsence(t *testing.T) {
+	src := `key: demo
+version: 1.0.0
+name: Demo
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/e
+    body:
+      amount: {expr: 'minor_units(event.properties.price, "USD") * (event.properties.quantity ?? 1)'}
+events:
+  E:
+    vendor_event: e
+    request: r
+    filter: 'event.properties.value > 0'
+`
+	bp, ds := engine.Compile("demo.yaml", []byte(src))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		event, outcome, reason string
+		fields                 []string
+	}{
+		{`{"type":"track","event":"E","properties":{"price":"2.50"}}`, "skip", "filtered", nil},                   // value absent
+		{`{"type":"track","event":"E","properties":{"value":"0","price":"2.50"}}`, "skip", "filtered", nil},       // text compared to a number
+		{`{"type":"track","event":"E","properties":{"value":0,"price":"2.50"}}`, "skip", "filtered", nil},         // false
+		{`{"type":"track","event":"E","properties":{"value":1,"price":"2.50"}}`, "deliver", "", nil},              // true
+		{`{"type":"track","event":"E","properties":{"value":1,"price":"abc"}}`, "reject", "invalid_field", []string{"amount"}},
+		{`{"type":"track","event":"E","properties":{"value":1,"price":"abc","quantity":2}}`, "reject", "invalid_field", []string{"amount"}},
+	} {
+		res := in.Evaluate([]byte(tt.event))
+		if string(res.Outcome) != tt.outcome || res.Reason != tt.reason || !slices.Equal(res.Fields, tt.fields) {
+			t.Errorf("%s: got %s %s %v %q", tt.event, res.Outcome, res.Reason, res.Fields, res.Message)
+		}
+	}
+}

@@ -20,7 +20,8 @@
 //  2. the type: absent, or track (else skip event_not_mapped);
 //  3. the event name, normalised, in the variant's event map (else skip
 //     event_not_mapped);
-//  4. the mapping's filter, if any (else skip filtered);
+//  4. the mapping's filter, if any: only true passes; false, nil or a
+//     filter that cannot be evaluated skip filtered;
 //  5. consent, when the blueprint is gated (else skip consent_denied);
 //  6. the requests' fields: when any required one is missing, reject
 //     missing_required_field naming every missing field; else, when any is
