@@ -892,10 +892,10 @@ events:
 		event, outcome, reason string
 		fields                 []string
 	}{
-		{`{"type":"track","event":"E","properties":{"price":"2.50"}}`, "skip", "filtered", nil},                   // value absent
-		{`{"type":"track","event":"E","properties":{"value":"0","price":"2.50"}}`, "skip", "filtered", nil},       // text compared to a number
-		{`{"type":"track","event":"E","properties":{"value":0,"price":"2.50"}}`, "skip", "filtered", nil},         // false
-		{`{"type":"track","event":"E","properties":{"value":1,"price":"2.50"}}`, "deliver", "", nil},              // true
+		{`{"type":"track","event":"E","properties":{"price":"2.50"}}`, "skip", "filtered", nil},             // value absent
+		{`{"type":"track","event":"E","properties":{"value":"0","price":"2.50"}}`, "skip", "filtered", nil}, // text compared to a number
+		{`{"type":"track","event":"E","properties":{"value":0,"price":"2.50"}}`, "skip", "filtered", nil},   // false
+		{`{"type":"track","event":"E","properties":{"value":1,"price":"2.50"}}`, "deliver", "", nil},        // true
 		{`{"type":"track","event":"E","properties":{"value":1,"price":"abc"}}`, "reject", "invalid_field", []string{"amount"}},
 		{`{"type":"track","event":"E","properties":{"value":1,"price":"abc","quantity":2}}`, "reject", "invalid_field", []string{"amount"}},
 	} {
