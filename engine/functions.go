@@ -117,7 +117,7 @@ var functions = []Function{
 	},
 	{
 		Name: "parse_time", Signature: "parse_time(text) time",
-		Doc:     "Parses an RFC 3339 time with any offset, for comparisons and date arithmetic with expr-lang's time support. Fails when the text is not RFC 3339.",
+		Doc:     "Parses an RFC 3339 time with any offset, in UTC, fractional seconds kept to the nanosecond, for comparisons and date arithmetic with expr-lang's time support (.Year(), .UnixMilli(), .UnixMicro(), .Format(layout)). Fails when the text is not RFC 3339.",
 		Example: `parse_time("2026-02-25T14:30:00Z").Year() == 2026`,
 		fn: func(args ...any) (any, error) {
 			return parseTimeArg(args[0])

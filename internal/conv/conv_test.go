@@ -87,3 +87,20 @@ func TestMinorUnits(t *testing.T) {
 		}
 	}
 }
+
+// ParseTime keeps the fraction to the nanosecond (for parse_time's
+// arithmetic); AppendUTC still writes whole seconds.
+func TestParseTimeFraction(t *testing.T) {
+	for s, nanos := range map[string]int{
+		"2026-03-01T06:00:00.250Z":           250_000_000,
+		"2026-03-01T06:00:00.123456789Z":     123_456_789,
+		"2026-03-01T06:00:00.1234567891234Z": 123_456_789,
+		"2026-03-01T06:00:00Z":               0,
+		"2026-03-01T08:00:00.5+02:00":        500_000_000,
+	} {
+		p, ok := ParseTime(s)
+		if !ok || p.Nanosecond() != nanos || string(AppendUTC(nil, p)) != "2026-03-01T06:00:00Z" {
+			t.Errorf("ParseTime(%q) = %v (%d ns), %v", s, p, p.Nanosecond(), ok)
+		}
+	}
+}

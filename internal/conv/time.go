@@ -6,14 +6,24 @@ import "time"
 const UTCLayout = "2006-01-02T15:04:05Z"
 
 // ParseTime parses an RFC 3339 time with any offset (hours 00-23, as RFC
-// 3339 requires), fractional seconds of any length (dropped) and a t and z
+// 3339 requires), fractional seconds of any length (kept to the
+// nanosecond; those past the ninth digit dropped) and a t and z
 // in either case.
 func ParseTime(s string) (time.Time, bool) {
 	secs, ok := ParseRFC3339([]byte(s))
 	if !ok {
 		return time.Time{}, false
 	}
-	return time.Unix(secs, 0).UTC(), true
+	// The fraction, to the nanosecond (digits past the ninth dropped).
+	var nanos int64
+	if len(s) > 20 && s[19] == '.' {
+		scale := int64(100_000_000)
+		for i := 20; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			nanos += int64(s[i]-'0') * scale
+			scale /= 10
+		}
+	}
+	return time.Unix(secs, nanos).UTC(), true
 }
 
 // WritableUTC reports whether t, in UTC, has a four-digit year, so that it
