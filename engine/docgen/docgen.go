@@ -403,6 +403,22 @@ func describeSources(s *engine.Spec) string {
 }
 
 func describeType(t *engine.Type) string {
+	s := describeKind(t)
+	if t.Pattern != nil && (t.Kind == engine.KindString || t.Kind == engine.KindID) {
+		s += ", matching `" + cell(strings.TrimSuffix(strings.TrimPrefix(t.Pattern.String(), "^(?:"), ")$")) + "`"
+	}
+	if t.Kind == engine.KindInteger || t.Kind == engine.KindNumber {
+		if t.Min != nil {
+			s += fmt.Sprintf(", at least %v", *t.Min)
+		}
+		if t.Max != nil {
+			s += fmt.Sprintf(", at most %v", *t.Max)
+		}
+	}
+	return s
+}
+
+func describeKind(t *engine.Type) string {
 	switch t.Kind {
 	case engine.KindAny:
 		return "copied unchanged"
@@ -411,14 +427,9 @@ func describeType(t *engine.Type) string {
 	case engine.KindID:
 		return "text, or an integer as its decimal text"
 	case engine.KindInteger:
-		s := "integer (2.0 and \"2\" accepted)"
-		if t.Min != nil {
-			s += fmt.Sprintf(", at least %v", *t.Min)
-		}
-		if t.Max != nil {
-			s += fmt.Sprintf(", at most %v", *t.Max)
-		}
-		return s
+		return "integer (2.0 and \"2\" accepted)"
+	case engine.KindNumber:
+		return "number (decimal text accepted)"
 	case engine.KindMoney:
 		cur := "exponent 2"
 		if t.Currency != nil {
