@@ -7,6 +7,7 @@ package docgen
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/blueprint-engine/blueprint/engine"
@@ -167,7 +168,7 @@ func Markdown(bp *engine.Blueprint, variant string) (string, error) {
 	w("1. Not a JSON object, malformed, nested too deep or over the size limit: `reject` / `invalid_event`.\n")
 	w("2. Not in the event map: `skip` / `event_not_mapped`.\n")
 	if hasFilter(variants) {
-		w("3. The mapping's filter is false: `skip` / `filtered`.\n")
+		w("3. The mapping's filter is not true (false, or it cannot be evaluated): `skip` / `filtered`.\n")
 	}
 	if bp.Consent != nil {
 		w("%d. Consent not granted: `skip` / `consent_denied`.\n", 3+b2i(hasFilter(variants)))
@@ -182,7 +183,7 @@ func Markdown(bp *engine.Blueprint, variant string) (string, error) {
 				continue
 			}
 			seen[e] = true
-			writeEvent(w, bp, e)
+			writeEvent(w, bp, e, inVariants(bp.Variants, e))
 		}
 	}
 
@@ -248,11 +249,28 @@ func b2i(b bool) int {
 	return 0
 }
 
-func writeEvent(w func(string, ...any), bp *engine.Blueprint, e *engine.Event) {
+// inVariants lists the variants whose event map holds e (a base mapping a
+// variant replaces is not in that variant's map).
+func inVariants(vs []*engine.Variant, e *engine.Event) []string {
+	var keys []string
+	for _, v := range vs {
+		if slices.Contains(v.Events, e) {
+			keys = append(keys, v.Key)
+		}
+	}
+	return keys
+}
+
+func writeEvent(w func(string, ...any), bp *engine.Blueprint, e *engine.Event, in []string) {
 	r := e.Request
 	where := "every variant"
-	if e.Variant != "" {
+	switch {
+	case e.Variant != "":
 		where = "variant `" + e.Variant + "`"
+	case len(in) < len(bp.Variants) && len(in) == 1:
+		where = "variant `" + in[0] + "`"
+	case len(in) < len(bp.Variants):
+		where = "variants " + codeList(in, ", ")
 	}
 	w("\n## `%s` (%s, %s)\n\n", e.VendorEvent, cell(e.Name), where)
 	if d := strings.TrimSpace(e.Description); d != "" {
