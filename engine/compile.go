@@ -1204,7 +1204,7 @@ func (c *compiler) compileObject(fields []kv, prefix string, item bool) *Object 
 	for i, p := range fields {
 		names[p.k.Value] = i
 		kinds[i] = c.declaredKind(p.v)
-		secrets[i] = flag(p.v, "secret")
+		secrets[i] = holdsSecret(p.v)
 	}
 	for i, p := range fields {
 		sc := &scope{item: item, fields: names, kinds: kinds, secrets: secrets, self: i, where: "field " + prefix + p.k.Value}
@@ -1212,6 +1212,23 @@ func (c *compiler) compileObject(fields []kv, prefix string, item bool) *Object 
 	}
 	obj.Order = c.fieldOrder(obj, fields)
 	return obj
+}
+
+// holdsSecret reports whether a field is secret: true, or holds one (an
+// object or item field nested in it): reading it (fields.obj.token,
+// toJSON(fields.obj)) reads a secret.
+func holdsSecret(n *yaml.Node) bool {
+	if flag(n, "secret") {
+		return true
+	}
+	for _, key := range []string{"fields", "items"} {
+		for _, p := range pairs(get(n, key)) {
+			if holdsSecret(p.v) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (c *compiler) declaredKind(n *yaml.Node) Kind {

@@ -204,7 +204,12 @@ var exprOptions = func() []expr.Option {
 	return opts
 }()
 
-var errNil = errors.New("argument is absent")
+// ErrAbsent is the error of a helper function called on an absent value
+// (the runtime then treats the expression's result as absent, not
+// invalid).
+var ErrAbsent = errors.New("argument is absent")
+
+var errNil = ErrAbsent
 
 func str(v any) (string, error) {
 	switch v := v.(type) {

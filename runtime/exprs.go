@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"regexp"
 	"strconv"
@@ -253,11 +254,16 @@ func (c *evalCtx) intInput(in *engine.Input, sc *scope) (int64, state) {
 }
 
 // nilError reports whether an expression failed on a nil (absent) value:
-// expr-lang's "invalid operation: <nil> * int", "cannot fetch x from
-// <nil>", or a conversion of nothing.
+// a helper given nothing (engine.ErrAbsent), expr-lang's "invalid
+// operation: <nil> * int", "cannot fetch x from <nil>", "interface {} is
+// nil" (upper, lower...), or a conversion of nothing.
 func nilError(err error) bool {
+	if errors.Is(err, engine.ErrAbsent) {
+		return true
+	}
 	msg := err.Error()
-	return strings.Contains(msg, "<nil>") || strings.Contains(msg, "zero Value")
+	return strings.Contains(msg, "<nil>") || strings.Contains(msg, "is nil") ||
+		strings.Contains(msg, "zero Value") || strings.Contains(msg, engine.ErrAbsent.Error())
 }
 
 func (c *evalCtx) runBool(e *engine.Expr, sc *scope) (bool, error) {

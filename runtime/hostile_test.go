@@ -905,3 +905,42 @@ events:
 		}
 	}
 }
+
+// Helpers and builtins called on an absent optional input give an absent
+// field, not a reject (a regression the final review caught).
+func TestHelpersOnAbsentInputs(t *testing.T) {
+	src := `key: demo
+version: 1.0.0
+name: Demo
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/e
+    body:
+      a: {from: properties.a}
+      h: {expr: 'sha256_hex(event.properties.email)'}
+      e: {expr: 'email_sha256(event.properties.email)'}
+      t: {expr: 'utc_time(event.properties.ts)'}
+      m: {expr: 'minor_units(event.properties.amt, "USD")'}
+      u: {expr: 'upper(event.properties.name)'}
+      s: {expr: 'event.properties.q * 2'}
+      p: {expr: 'parse_time(event.properties.ts).Year()'}
+events:
+  E: {vendor_event: e, request: r}
+`
+	bp, ds := engine.Compile("demo.yaml", []byte(src))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"a":"x"}}`))
+	if res.Outcome != runtime.Deliver || string(res.Requests[0].Body) != `{"a":"x"}` {
+		t.Errorf("got %s %s %v %q", res.Outcome, res.Reason, res.Fields, res.Message)
+	}
+}

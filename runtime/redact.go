@@ -88,16 +88,28 @@ func (r *redactor) String(s string) string {
 // cutMark ends text that was cut short (truncate).
 const cutMark = "..."
 
+// maxCuts is how many cut marks of one text cutPrefixes looks at.
+const maxCuts = 8
+
 // cutPrefixes masks the start of a secret left just before a cut: text is
 // cut (to 40 or 200 bytes) before it is scrubbed, and a secret cut in two
 // no longer matches as a whole.
 func (r *redactor) cutPrefixes(s string) string {
-	for i := 0; ; {
+	// A message holds a few cut values at most: only the first cut marks
+	// not inside a run of dots are looked at, so that text made of dots
+	// cannot make this slow.
+	looked := 0
+	for i := 0; looked < maxCuts; {
 		j := strings.Index(s[i:], cutMark)
 		if j < 0 {
 			return s
 		}
 		at := i + j
+		if at > 0 && s[at-1] == '.' {
+			i = at + len(cutMark)
+			continue
+		}
+		looked++
 		for _, f := range r.forms {
 			for l := min(len(f)-1, at); l >= minSecretLen; l-- {
 				if strings.HasSuffix(s[:at], f[:l]) {
@@ -109,6 +121,7 @@ func (r *redactor) cutPrefixes(s string) string {
 		}
 		i = at + len(cutMark)
 	}
+	return s
 }
 
 // Bytes scrubs b, returning b itself when there is nothing to scrub.

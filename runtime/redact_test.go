@@ -1,6 +1,9 @@
 package runtime
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestCanonicalJSON(t *testing.T) {
 	cases := map[string]string{
@@ -30,5 +33,23 @@ func TestRedactCutSecret(t *testing.T) {
 		if got := r.String(in); got != want {
 			t.Errorf("String(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Text made of cut marks (an event name of dots) is scrubbed without
+// looking at every mark (it took seconds; BenchmarkRedactDots measures).
+func TestRedactManyCutMarks(t *testing.T) {
+	r := newRedactor([]string{strings.Repeat("k", 1024)})
+	dots := strings.Repeat(".", 300_000)
+	if got := r.String(dots + "kkkk..."); got != dots+"***..." {
+		t.Errorf("the cut secret after the dots was not masked: ...%q", got[len(got)-12:])
+	}
+}
+
+func BenchmarkRedactDots(b *testing.B) {
+	r := newRedactor([]string{strings.Repeat("k", 1024)})
+	s := strings.Repeat(".", 30_000)
+	for b.Loop() {
+		r.String(s)
 	}
 }

@@ -413,8 +413,9 @@ func TestItemsRefuseSecrets(t *testing.T) {
 	}
 }
 
-// An item this worker does not know is given back (due a minute later),
-// not held: another worker of the same queue, whose it is, delivers it.
+// An item this worker does not know is left alone while it runs and given
+// back when it stops: another worker of the same queue, whose it is, then
+// delivers it at once.
 func TestWorkerGivesBackForeignItems(t *testing.T) {
 	v := &vendor{}
 	srv := httptest.NewServer(v)
@@ -429,14 +430,8 @@ func TestWorkerGivesBackForeignItems(t *testing.T) {
 	if err := a.Run(ctx, func() bool { return true }); err != nil {
 		t.Fatal(err)
 	}
-	items, _, _ := q.List(ctx, outbox.Pending, "", 10)
-	if len(items) != 1 || items[0].NextAt.Before(time.Now().Add(50*time.Second)) {
-		t.Fatalf("the foreign item was not given back for a minute later: %+v", items)
-	}
-	// Due again now: the right worker takes it at once (it is not leased).
-	items[0].NextAt = time.Now()
-	if err := q.Update(ctx, items[0]); err != nil {
-		t.Fatal(err)
+	if items, _, _ := q.List(ctx, outbox.Pending, "", 10); len(items) != 1 || items[0].NextAt.After(time.Now()) {
+		t.Fatalf("the foreign item is not pending and due: %+v", items)
 	}
 	b, _ := worker(t, srv, q, in, send.Policy{})
 	if err := b.Run(ctx, func() bool { return true }); err != nil {

@@ -216,6 +216,12 @@ loop:
 	}
 	var ids []string
 	inflight.Range(func(k, _ any) bool { ids = append(ids, k.(string)); return true })
+	w.mu.Lock()
+	for id := range w.foreign {
+		ids = append(ids, id) // leased while we ran, given back now
+	}
+	w.foreign = nil
+	w.mu.Unlock()
 	if len(ids) > 0 {
 		_ = w.Queue.Release(context.WithoutCancel(ctx), ids...)
 	}
@@ -254,10 +260,6 @@ func (w *Worker) purgeEvery(ctx context.Context) (stop func()) {
 	}()
 	return func() { cancel(); <-done }
 }
-
-// foreignDelay is how long an item of an integration this worker does not
-// know waits before it is offered again.
-const foreignDelay = time.Minute
 
 func (w *Worker) defaults() {
 	w.Policy = w.Policy.withDefaults()
@@ -300,20 +302,15 @@ func (w *Worker) foreignCount() int {
 func (w *Worker) process(ctx context.Context, it *outbox.Item) {
 	in, ok := w.Integration(it)
 	if !ok {
-		// Not ours to send: give it back, due again a minute later (for
-		// the worker whose it is, or this one once it knows it), rather
-		// than keep its lease, which would hide it from every other
-		// worker of this queue.
+		// Not ours to send: its lease is kept while this Run goes on (so
+		// that it is not claimed again and again, ahead of our own items)
+		// and released when Run ends, for whoever sends it.
 		w.mu.Lock()
 		if w.foreign == nil {
 			w.foreign = map[string]bool{}
 		}
 		w.foreign[it.ID] = true
 		w.mu.Unlock()
-		it.NextAt = w.Now().Add(foreignDelay)
-		if err := w.Queue.Update(context.WithoutCancel(ctx), it); err != nil {
-			_ = w.Queue.Release(context.WithoutCancel(ctx), it.ID)
-		}
 		return
 	}
 	log := w.Logger.With("integration", it.Integration, "item", it.ID, "message_id", it.MessageID, "vendor_event", it.VendorEvent)
@@ -363,12 +360,13 @@ func (w *Worker) process(ctx context.Context, it *outbox.Item) {
 			return
 		}
 		delay := policy.Delay(it.Attempts, rand.Float64())
-		if ra := min(a.RetryAfter, policy.RetryAfterCap); ra > delay {
-			delay = ra
-		}
-		// The last chance lands inside the retry window, not after it.
+		// The last chance lands inside the retry window, not after it...
 		if end := it.CreatedAt.Add(policy.MaxAge).Sub(now); delay > end {
 			delay = max(end, 0)
+		}
+		// ...unless the vendor asked to wait longer (Retry-After).
+		if ra := min(a.RetryAfter, policy.RetryAfterCap); ra > delay {
+			delay = ra
 		}
 		log.Info("retrying", append(attrs, "error", a.Message, "retry_in_ms", delay.Milliseconds())...)
 		it.State = outbox.Pending
