@@ -132,7 +132,10 @@ type Worker struct {
 // attempts finish within Grace, and leaves everything else in the outbox.
 // Run fills the Worker's zero fields with their defaults (the caller's
 // Policies map is left as it is); do not call it on one Worker from two
-// goroutines at once (run two Workers on one Queue instead).
+// goroutines at once. Items whose integration the Worker does not know
+// stay leased to it until Run ends: give one Queue one Worker (its
+// Integration func knowing every integration), or Workers that run one
+// after the other.
 func (w *Worker) Run(ctx context.Context, idle func() bool) error {
 	w.defaults()
 	// Attempts run under their own context, cancelled only when the grace
