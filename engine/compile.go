@@ -726,16 +726,7 @@ func defaultFits(k Kind, v any) bool {
 			return err == nil
 		}
 		return false
-	case KindMoney:
-		switch x := v.(type) {
-		case int64, float64:
-			return true
-		case string:
-			_, err := strconv.ParseFloat(x, 64)
-			return err == nil && !strings.ContainsAny(x, "eEnNiI")
-		}
-		return false
-	case KindNumber:
+	case KindMoney, KindNumber:
 		switch x := v.(type) {
 		case int64, float64:
 			return true

@@ -756,30 +756,12 @@ func TestHostileTruncated(t *testing.T) {
 // An expression giving a number JSON cannot hold (1/0, 0/0) makes the
 // field invalid, named, rather than silently absent.
 func TestExpressionNonFiniteIsInvalid(t *testing.T) {
-	src := `key: demo
-version: 1.0.0
-name: Demo
-category: other
-status: alpha
-hosts: [api.example.com]
-requests:
-  r:
-    method: POST
-    url: https://api.example.com/e
-    body:
-      ratio: {expr: 'event.properties.a / event.properties.b'}
+	src := demoHead + `      ratio: {expr: 'event.properties.a / event.properties.b'}
       big: {expr: 'event.properties.a * 1e308 * 10'}
 events:
   E: {vendor_event: e, request: r}
 `
-	bp, ds := engine.Compile("demo.yaml", []byte(src))
-	if bp == nil {
-		t.Fatal(ds)
-	}
-	in, err := runtime.Bind(bp, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := bindInline(t, src)
 	res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"a":1,"b":0}}`))
 	if res.Outcome != runtime.Reject || res.Reason != runtime.ReasonInvalidField || len(res.Fields) != 2 ||
 		!strings.Contains(res.Message, "+Inf, which is not a number JSON can hold") {
@@ -862,32 +844,14 @@ func TestBindSnapshotsHostsAndRules(t *testing.T) {
 // expression failing on a bad value is invalid even when another input,
 // absent, is handled with ??.
 func TestFilterFailsClosedAndHandledAbsence(t *testing.T) {
-	src := `key: demo
-version: 1.0.0
-name: Demo
-category: other
-status: alpha
-hosts: [api.example.com]
-requests:
-  r:
-    method: POST
-    url: https://api.example.com/e
-    body:
-      amount: {expr: 'minor_units(event.properties.price, "USD") * (event.properties.quantity ?? 1)'}
+	src := demoHead + `      amount: {expr: 'minor_units(event.properties.price, "USD") * (event.properties.quantity ?? 1)'}
 events:
   E:
     vendor_event: e
     request: r
     filter: 'event.properties.value > 0'
 `
-	bp, ds := engine.Compile("demo.yaml", []byte(src))
-	if bp == nil {
-		t.Fatal(ds)
-	}
-	in, err := runtime.Bind(bp, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := bindInline(t, src)
 	for _, tt := range []struct {
 		event, outcome, reason string
 		fields                 []string
@@ -909,18 +873,7 @@ events:
 // Helpers and builtins called on an absent optional input give an absent
 // field, not a reject (a regression the final review caught).
 func TestHelpersOnAbsentInputs(t *testing.T) {
-	src := `key: demo
-version: 1.0.0
-name: Demo
-category: other
-status: alpha
-hosts: [api.example.com]
-requests:
-  r:
-    method: POST
-    url: https://api.example.com/e
-    body:
-      a: {from: properties.a}
+	src := demoHead + `      a: {from: properties.a}
       h: {expr: 'sha256_hex(event.properties.email)'}
       e: {expr: 'email_sha256(event.properties.email)'}
       t: {expr: 'utc_time(event.properties.ts)'}
@@ -931,6 +884,32 @@ requests:
 events:
   E: {vendor_event: e, request: r}
 `
+	in := bindInline(t, src)
+	res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"a":"x"}}`))
+	if res.Outcome != runtime.Deliver || string(res.Requests[0].Body) != `{"a":"x"}` {
+		t.Errorf("got %s %s %v %q", res.Outcome, res.Reason, res.Fields, res.Message)
+	}
+}
+
+// demoHead starts the small blueprints of these tests: one request r whose
+// body fields follow.
+const demoHead = `key: demo
+version: 1.0.0
+name: Demo
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/e
+    body:
+`
+
+// bindInline compiles a blueprint given as text and binds it with no
+// config.
+func bindInline(t *testing.T, src string) *runtime.Integration {
+	t.Helper()
 	bp, ds := engine.Compile("demo.yaml", []byte(src))
 	if bp == nil {
 		t.Fatal(ds)
@@ -939,8 +918,5 @@ events:
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"a":"x"}}`))
-	if res.Outcome != runtime.Deliver || string(res.Requests[0].Body) != `{"a":"x"}` {
-		t.Errorf("got %s %s %v %q", res.Outcome, res.Reason, res.Fields, res.Message)
-	}
+	return in
 }

@@ -76,14 +76,7 @@ requests:
 events:
   E: {vendor_event: e, request: r}
 `
-	bp, ds := engine.Compile("demo.yaml", []byte(src))
-	if bp == nil {
-		t.Fatal(ds)
-	}
-	in, err := runtime.Bind(bp, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := bindInline(t, src)
 	res := in.Evaluate([]byte(`{"event":"E","id":"1"}`))
 	req := res.Requests[0]
 	h := func(kv ...string) http.Header {

@@ -61,7 +61,7 @@ func (a *app) bind(f *integrationFlags) (*runtime.Integration, error) {
 		}
 		if a.configJSON {
 			res := runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidConfig, Fields: ce.Keys, Message: strings.Join(msgs, "; ")}
-			a.stdout.Write(append(res.AppendJSON(nil), '\n'))
+			a.stdout.Write(appendResult(nil, res, true))
 		}
 		return nil, errFailed
 	case errors.Is(err, runtime.ErrUnknownVariant):
@@ -112,13 +112,7 @@ does not compile or the input or output fails, 2 on usage errors.`,
 				if err != nil {
 					return &exitError{code: 1, err: err}
 				}
-				res := in.Evaluate(bytes.TrimSpace(b))
-				var out []byte
-				if format == "json" {
-					out = append(res.AppendJSON(out), '\n')
-				} else {
-					out = append([]byte(res.String()), '\n')
-				}
+				out := appendResult(nil, in.Evaluate(bytes.TrimSpace(b)), format == "json")
 				if _, err := a.stdout.Write(out); err != nil {
 					return &exitError{code: 1, err: fmt.Errorf("writing results: %w", err)}
 				}
@@ -264,15 +258,19 @@ func (b *evalBatch) evaluate(in *runtime.Integration, limit int, asJSON bool) {
 			res = in.Evaluate(b.events[start:end])
 		}
 		start = end
-		if asJSON {
-			b.out = append(res.AppendJSON(b.out), '\n')
-			continue
+		if !asJSON && (b.seq > 0 || i > 0) {
+			b.out = append(b.out, '\n') // a blank line between text results
 		}
-		if b.seq > 0 || i > 0 {
-			b.out = append(b.out, '\n')
-		}
-		b.out = append(append(b.out, res.String()...), '\n')
+		b.out = appendResult(b.out, res, asJSON)
 	}
+}
+
+// appendResult appends one result: a line of JSON, or its text form.
+func appendResult(dst []byte, res runtime.Result, asJSON bool) []byte {
+	if asJSON {
+		return append(res.AppendJSON(dst), '\n')
+	}
+	return append(append(dst, res.String()...), '\n')
 }
 
 // readEvents reads events from r: NDJSON when the first non-blank line is a

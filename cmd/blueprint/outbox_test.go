@@ -119,15 +119,7 @@ func TestOutboxUsage(t *testing.T) {
 // summary counts the requests of the input's lines); send leaves no file
 // in --state but the outbox.
 func TestSendCountsEachLine(t *testing.T) {
-	path, _, _ := events(t, 3)
-	input, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	twice := filepath.Join(t.TempDir(), "twice.ndjson")
-	if err := os.WriteFile(twice, append(input, input...), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	twice := eventsTwice(t, 3)
 	srv, url := fake(t, fakebutton.Options{APIKey: "sk-key"})
 	state := t.TempDir()
 	out, errs, code := cli(t, "", "send", "--blueprint", "button", "--variant", "retail",
@@ -205,15 +197,7 @@ func TestSendPurgeFailureDoesNotStopDelivery(t *testing.T) {
 // the next batch is enqueued: slower, never stuck, nothing lost; an event
 // repeated in the input (one request in the outbox) does not wedge it.
 func TestSendMaxPending(t *testing.T) {
-	once, _, _ := events(t, 20)
-	input, err := os.ReadFile(once)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "twice.ndjson")
-	if err := os.WriteFile(path, append(input, input...), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := eventsTwice(t, 20)
 	srv, url := fake(t, fakebutton.Options{APIKey: "sk-key", ErrorRate: 0.3, Seed: 5})
 	out, errs, code := cli(t, "", "send", "--blueprint", "button", "--variant", "retail",
 		"--config", "application_id=app-abc123", "--config", "api_key=sk-key", "--max-pending", "1",
@@ -305,4 +289,19 @@ func TestSendRefusesEventsCarryingTheSecret(t *testing.T) {
 	if bytes.Contains(db, []byte("carry-secret")) || srv.Stats().Requests != 1 {
 		t.Errorf("the event was stored or sent (%d requests)", srv.Stats().Requests)
 	}
+}
+
+// eventsTwice writes the n events of events(t, n), then the same n again.
+func eventsTwice(t *testing.T, n int) string {
+	t.Helper()
+	once, _, _ := events(t, n)
+	input, err := os.ReadFile(once)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "twice.ndjson")
+	if err := os.WriteFile(path, append(input, input...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

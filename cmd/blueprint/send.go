@@ -62,8 +62,6 @@ func (f *deliveryFlags) register(cmd *cobra.Command, withState bool) {
 		cmd.Flags().StringVar(&f.rejects, "rejects", "", "append every rejected event to `FILE` (NDJSON: error, details, fields, original_event, secrets redacted), as the platform's dlq-events")
 		cmd.Flags().IntVar(&f.maxPending, "max-pending", defaultMaxPending, "most requests of this run waiting in the outbox: reading the input waits beyond it, so a large input is not copied into the outbox ahead of delivery")
 		cmd.Flags().DurationVar(&f.retain, "retain", defaultRetention, "keep delivered and skipped requests this long (the same event sent again within it is not sent twice), when a run starts and hourly; 0 keeps them forever")
-	} else {
-		f.maxPending = defaultMaxPending // dlq replay enqueues nothing
 	}
 }
 
@@ -113,9 +111,6 @@ func (a *app) openDelivery(f *deliveryFlags, in *runtime.Integration, name strin
 	}
 	if f.retain < 0 {
 		return nil, usageErr("--retain %v: must not be negative (0 keeps everything)", f.retain)
-	}
-	if f.maxPending < 1 {
-		return nil, usageErr("--max-pending %d: must be positive", f.maxPending)
 	}
 	var vendor *url.URL
 	if f.vendorURL != "" {
@@ -258,6 +253,9 @@ finish (10 s at most) and leave the rest in the outbox.`,
 			in, err := a.bind(&fl)
 			if err != nil {
 				return err
+			}
+			if df.maxPending < 1 {
+				return usageErr("--max-pending %d: must be positive", df.maxPending)
 			}
 			name := integrationName(in, fl.blueprint)
 			d, err := a.openDelivery(&df, in, name)

@@ -7,6 +7,7 @@ package docgen
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -138,7 +139,7 @@ func Markdown(bp *engine.Blueprint, variant string) (string, error) {
 			}
 			var rule []string
 			if f.Pattern != nil {
-				rule = append(rule, "matches `"+cell(patternText(f))+"`")
+				rule = append(rule, "matches `"+cell(patternText(f.Pattern))+"`")
 			}
 			if f.Placeholder != "" {
 				rule = append(rule, "e.g. `"+cell(f.Placeholder)+"`")
@@ -423,7 +424,7 @@ func describeSources(s *engine.Spec) string {
 func describeType(t *engine.Type) string {
 	s := describeKind(t)
 	if t.Pattern != nil && (t.Kind == engine.KindString || t.Kind == engine.KindID) {
-		s += ", matching `" + cell(strings.TrimSuffix(strings.TrimPrefix(t.Pattern.String(), "^(?:"), ")$")) + "`"
+		s += ", matching `" + cell(patternText(t.Pattern)) + "`"
 	}
 	if t.Kind == engine.KindInteger || t.Kind == engine.KindNumber {
 		if t.Min != nil {
@@ -492,6 +493,8 @@ func cell(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-func patternText(f *engine.ConfigField) string {
-	return strings.TrimSuffix(strings.TrimPrefix(f.Pattern.String(), "^(?:"), ")$")
+// patternText is a pattern as the blueprint wrote it (the compiler
+// anchors it as ^(?:...)$).
+func patternText(re *regexp.Regexp) string {
+	return strings.TrimSuffix(strings.TrimPrefix(re.String(), "^(?:"), ")$")
 }
