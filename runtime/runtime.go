@@ -59,16 +59,39 @@ import (
 	"unicode"
 
 	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/compiler"
 )
 
-// Outcome is the decision for one event.
+// Outcome is one word of the single vocabulary that says what happened to
+// an event and to each of its requests, from the decision to the final
+// state:
+//
+//	stage            outcomes                              where
+//	decision         deliver, skip, reject                 Result.Outcome (Evaluate)
+//	vendor answer    delivered, duplicate, retry, failed   Verdict.Outcome (Classify); a blueprint's responses rules
+//	final state      delivered, skipped, dead              outbox.State (pending until then)
+//
+// A decision of deliver puts each request on its way: every attempt's
+// answer is classified (duplicate counts as delivered, retry waits for the
+// next attempt, failed is final), and each request ends delivered, skipped
+// (consent withdrawn before an attempt) or dead (a dead letter: failed, or
+// out of attempts). The CLI's summary line counts the same words: N
+// delivered, N skipped, N rejected, N dead-lettered.
 type Outcome string
 
-// Outcomes.
+// Decisions: what Evaluate makes of an event.
 const (
-	Deliver Outcome = "deliver"
-	Skip    Outcome = "skip"
-	Reject  Outcome = "reject"
+	Deliver Outcome = "deliver" // one or more vendor requests are built
+	Skip    Outcome = "skip"    // intentionally not sent (Result.Reason says why)
+	Reject  Outcome = "reject"  // cannot be sent as is (Result.Reason and Fields say why)
+)
+
+// Vendor answers: what Classify makes of one attempt's response.
+const (
+	Delivered Outcome = "delivered" // the vendor accepted the request
+	Duplicate Outcome = "duplicate" // the vendor already had it: counted as delivered
+	Retry     Outcome = "retry"     // try again later (timeout, throttled, server error)
+	Failed    Outcome = "failed"    // a permanent failure, never retried: a dead letter
 )
 
 // Reason codes (stable).
@@ -109,8 +132,9 @@ func WithMaxDepth(n int) Option { return func(o *Options) { o.MaxDepth = n } }
 type Integration struct {
 	// hosts is the blueprint's host allow-list, as it was at Bind.
 	hosts   []string
-	bp      *engine.Blueprint
-	variant *engine.Variant
+	pub     *engine.Blueprint
+	bp      *compiler.Blueprint
+	variant *compiler.Variant
 	opts    Options
 	// config holds checked values (string, int64, float64, bool).
 	config map[string]any
@@ -120,7 +144,7 @@ type Integration struct {
 	// plan and requests are derived once: the paths to scan, and each
 	// request's URL and headers as far as config decides them.
 	plan     *bpPlan
-	requests map[*engine.Request]*requestPlan
+	requests map[*compiler.Request]*requestPlan
 	// unmapped caches, per event name the variant does not map, the
 	// result's Event and Message, scrubbed: skipping such an event (the
 	// commonest outcome on a busy source) then allocates nothing.
@@ -130,7 +154,7 @@ type Integration struct {
 	consentDenied, consentMissing, noNameMsg, filteredMsg string
 	// eventNames are the variant's event names as the blueprint writes
 	// them, scrubbed.
-	eventNames map[*engine.Event]string
+	eventNames map[*compiler.Event]string
 }
 
 // skipText is the scrubbed Event and Message of an unmapped event.
@@ -215,7 +239,8 @@ var ErrUnknownVariant = errors.New("unknown variant")
 // refused config returns a *ConfigError naming every key at fault: missing
 // required keys, values that break their type or pattern, unknown keys, and
 // values that cannot stand in a URL host.
-func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...Option) (*Integration, error) {
+func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, opts ...Option) (*Integration, error) {
+	bp := compiler.Of(blueprint)
 	if bp == nil {
 		return nil, errors.New("runtime: Bind: nil blueprint (it did not compile?)")
 	}
@@ -228,6 +253,7 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 	}
 	in := &Integration{
 		hosts:      slices.Clone(bp.Hosts), // a snapshot: the allow-list cannot be widened after Bind
+		pub:        blueprint,
 		bp:         bp,
 		variant:    v,
 		opts:       Options{MaxEventSize: DefaultMaxEventSize, MaxDepth: DefaultMaxDepth},
@@ -255,7 +281,7 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 			}
 			continue
 		}
-		val, err := engine.CheckConfigValue(f, raw)
+		val, err := compiler.CheckConfigValue(f, raw)
 		if err != nil {
 			problems[f.Key] = err.Error()
 			continue
@@ -274,7 +300,7 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 	// A config value written into a URL host must be one DNS label.
 	for _, e := range v.Events {
 		for _, p := range e.Request.URL.Parts {
-			if p.Config != "" && p.Escape == engine.EscapeHost {
+			if p.Config != "" && p.Escape == compiler.EscapeHost {
 				if s, ok := in.configText[p.Config]; ok && !dnsLabel(s) {
 					problems[p.Config] = "cannot stand in the request host (letters, digits and '-' only)"
 				}
@@ -284,7 +310,7 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 	in.red = newRedactor(secrets)
 	in.noNameMsg = in.red.String("the track event has no event name")
 	in.filteredMsg = in.red.String("the mapping's filter is false")
-	in.eventNames = map[*engine.Event]string{}
+	in.eventNames = map[*compiler.Event]string{}
 	for _, e := range v.Events {
 		in.eventNames[e] = in.red.String(e.Name)
 	}
@@ -294,7 +320,7 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 	}
 	if len(problems) == 0 {
 		in.plan = planOf(bp)
-		in.requests = map[*engine.Request]*requestPlan{}
+		in.requests = map[*compiler.Request]*requestPlan{}
 		for _, e := range v.Events {
 			if in.requests[e.Request] == nil {
 				in.requests[e.Request] = in.planRequest(e.Request)
@@ -332,10 +358,11 @@ func dnsLabel(s string) bool {
 }
 
 // Blueprint returns the compiled blueprint.
-func (in *Integration) Blueprint() *engine.Blueprint { return in.bp }
+func (in *Integration) Blueprint() *engine.Blueprint { return in.pub }
 
-// Variant returns the bound variant.
-func (in *Integration) Variant() *engine.Variant { return in.variant }
+// Variant returns the bound variant's key, in its canonical lower-case
+// spelling (Bind matches the variant case-insensitively).
+func (in *Integration) Variant() string { return in.variant.Key }
 
 // Redact replaces every secret config value (and its common encodings) in
 // s with ***.
@@ -343,7 +370,7 @@ func (in *Integration) Redact(s string) string { return in.red.String(s) }
 
 // HostAllowed reports whether a request may go to host: the blueprint's
 // hosts, as they were when the integration was bound.
-func (in *Integration) HostAllowed(host string) bool { return engine.HostAllowed(in.hosts, host) }
+func (in *Integration) HostAllowed(host string) bool { return compiler.HostAllowed(in.hosts, host) }
 
 // Hosts returns a copy of the host allow-list.
 func (in *Integration) Hosts() []string { return slices.Clone(in.hosts) }
@@ -489,7 +516,7 @@ type Request struct {
 	Body    []byte
 
 	// spec is the blueprint's request: its host list and response rules.
-	spec *engine.Request
+	spec *compiler.Request
 
 	// secretRanges are byte ranges of Body holding secret fields.
 	secretRanges [][2]int

@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
-	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/compiler"
 	"github.com/blueprint-engine/blueprint/internal/conv"
 )
 
@@ -151,11 +151,11 @@ func isAbsent(v rv) bool {
 }
 
 // rule applies a type rule to a present value.
-func (c *evalCtx) rule(t *engine.Type, v rv) rv {
+func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 	switch t.Kind {
-	case engine.KindAny:
+	case compiler.KindAny:
 		return v
-	case engine.KindString:
+	case compiler.KindString:
 		var text []byte
 		switch v.jt {
 		case '"':
@@ -186,7 +186,7 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 			return v
 		}
 		return textVal(text)
-	case engine.KindID:
+	case compiler.KindID:
 		switch v.jt {
 		case '"':
 			if t.Pattern != nil && !t.Pattern.Match(v.b) {
@@ -203,7 +203,7 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 			return invalidVal("expected text or an integer, got the number " + truncate(string(v.b), 40))
 		}
 		return invalidVal("expected text or an integer, got " + describeVal(v))
-	case engine.KindInteger:
+	case compiler.KindInteger:
 		var n int64
 		switch {
 		case v.isInt:
@@ -224,7 +224,7 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 			return invalidVal(strconv.FormatInt(n, 10) + " " + msg)
 		}
 		return intVal(n)
-	case engine.KindNumber:
+	case compiler.KindNumber:
 		var f float64
 		switch {
 		case v.isInt:
@@ -247,14 +247,14 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 			return rv{st: present, jt: '0', b: v.b}
 		}
 		return v
-	case engine.KindBoolean:
+	case compiler.KindBoolean:
 		if v.jt == 't' || v.jt == 'f' {
 			return v
 		}
 		return invalidVal("expected true or false, got " + describeVal(v))
-	case engine.KindMoney:
+	case compiler.KindMoney:
 		return c.money(t, v)
-	case engine.KindCurrency:
+	case compiler.KindCurrency:
 		if v.jt != '"' {
 			return invalidVal("expected a three-letter currency code, got " + describeVal(v))
 		}
@@ -274,7 +274,7 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 			}
 		}
 		return rv{st: present, jt: '"', b: up, plain: true}
-	case engine.KindTime:
+	case compiler.KindTime:
 		if v.jt != '"' {
 			return invalidVal("expected an RFC 3339 time, got " + describeVal(v))
 		}
@@ -289,7 +289,7 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 		}
 		c.scratch = out
 		return rv{st: present, jt: '"', b: out[start:len(out):len(out)], plain: true}
-	case engine.KindEmailSHA256:
+	case compiler.KindEmailSHA256:
 		if v.jt != '"' {
 			return invalidVal("expected an email address, got " + describeVal(v))
 		}
@@ -299,12 +299,12 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 		}
 		sum := sha256.Sum256(norm)
 		return textVal(c.scratchText(func(d []byte) []byte { return hex.AppendEncode(d, sum[:]) }))
-	case engine.KindObject:
+	case compiler.KindObject:
 		if v.jt != '{' {
 			return invalidVal("expected an object, got " + describeVal(v))
 		}
 		return v
-	case engine.KindArray:
+	case compiler.KindArray:
 		if v.jt != '[' {
 			return invalidVal("expected a list, got " + describeVal(v))
 		}
@@ -356,7 +356,7 @@ func containsAny(b []byte, chars string) bool {
 	return false
 }
 
-func bounds(t *engine.Type, f float64) string {
+func bounds(t *compiler.Type, f float64) string {
 	if t.Min != nil && f < *t.Min {
 		return "is below the minimum " + strconv.FormatFloat(*t.Min, 'f', -1, 64)
 	}
@@ -368,7 +368,7 @@ func bounds(t *engine.Type, f float64) string {
 
 // money converts a JSON number or decimal text to minor units of the
 // currency value's exponent (2 when the currency is absent or invalid).
-func (c *evalCtx) money(t *engine.Type, v rv) rv {
+func (c *evalCtx) money(t *compiler.Type, v rv) rv {
 	exp := 2
 	if t.Currency != nil {
 		if cv := c.value(t.Currency); cv.st == present && cv.jt == '"' {

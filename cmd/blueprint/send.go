@@ -162,9 +162,9 @@ func integrationName(in *runtime.Integration, ref string) string {
 		if abs, err := filepath.Abs(ref); err == nil {
 			ref = abs
 		}
-		return ref + "/" + in.Variant().Key
+		return ref + "/" + in.Variant()
 	}
-	return in.Blueprint().Ref() + "/" + in.Variant().Key
+	return in.Blueprint().Ref() + "/" + in.Variant()
 }
 
 // tally counts the final states of a run.

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/runtime"
 	"github.com/blueprint-engine/blueprint/runtime/outbox"
 )
 
@@ -16,15 +16,15 @@ import (
 type Metrics interface {
 	// Attempt: one try, with the HTTP status (0: no answer), its outcome
 	// and the vendor's latency.
-	Attempt(integration string, status int, outcome engine.ResponseOutcome, latency time.Duration)
+	Attempt(integration string, status int, outcome runtime.Outcome, latency time.Duration)
 	// Final: an item reached a final state.
 	Final(integration string, state outbox.State)
 }
 
 type nopMetrics struct{}
 
-func (nopMetrics) Attempt(string, int, engine.ResponseOutcome, time.Duration) {}
-func (nopMetrics) Final(string, outbox.State)                                 {}
+func (nopMetrics) Attempt(string, int, runtime.Outcome, time.Duration) {}
+func (nopMetrics) Final(string, outbox.State)                          {}
 
 // Counters is an in-memory Metrics: counts per outcome and final state, and
 // a latency histogram. The CLI shows it as progress.
@@ -40,9 +40,9 @@ type Counters struct {
 var latencyBounds = []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 10 * time.Second}
 
 // Attempt implements Metrics.
-func (c *Counters) Attempt(_ string, status int, outcome engine.ResponseOutcome, latency time.Duration) {
+func (c *Counters) Attempt(_ string, status int, outcome runtime.Outcome, latency time.Duration) {
 	c.Attempts.Add(1)
-	if outcome == engine.OutcomeRetry {
+	if outcome == runtime.Retry {
 		c.Retries.Add(1)
 	}
 	c.mu.Lock()

@@ -1,16 +1,12 @@
-// Package engine compiles blueprints: it parses the YAML keeping every
-// position, validates it against the embedded JSON Schema, compiles every
-// expression once, resolves every reference, and returns an immutable
-// *Blueprint or a sorted list of positioned, coded diagnostics.
+// Package compiler is the blueprint compiler behind package engine: it
+// parses the YAML keeping every position, validates it against the embedded
+// JSON Schema, compiles every expression once, resolves every reference, and
+// builds the compiled form (plan.go) that package runtime evaluates.
 //
-//	bp, ds := engine.Compile("button.yaml", src, engine.WithCatalog(cat))
-//	for _, d := range ds {
-//		fmt.Println(d) // button.yaml:12:3: error unknown_key: ...
-//	}
-//
-// The compiled blueprint is read by package runtime, which evaluates it per
-// event. The compiler never imports the runtime.
-package engine
+// The compiled form is internal on purpose: package engine publishes an
+// opaque *engine.Blueprint, and the runtime reaches the form behind it with
+// Of. Everything here is built once and read-only afterwards.
+package compiler
 
 import (
 	"encoding/json"
@@ -23,10 +19,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/blueprint-engine/blueprint/engine/diag"
-	"github.com/blueprint-engine/blueprint/engine/schemacheck"
-	"github.com/blueprint-engine/blueprint/engine/syntax"
 	"github.com/blueprint-engine/blueprint/internal/conv"
+	"github.com/blueprint-engine/blueprint/internal/schemacheck"
 	"github.com/blueprint-engine/blueprint/internal/suggest"
+	"github.com/blueprint-engine/blueprint/internal/syntax"
 	"github.com/blueprint-engine/blueprint/schemas"
 )
 
