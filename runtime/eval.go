@@ -182,16 +182,22 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 		out.URL += rp.queryAuth
 		out.secretQuery = rp.queryName
 	}
-	if body {
-		out.Body = append([]byte(nil), c.out...)
-		if len(c.secrets) > 0 {
-			out.secretRanges = append([][2]int(nil), c.secrets...)
-		}
-		if !rp.hasCT {
-			out.Headers = append(out.Headers, Header{Name: "Content-Type", Value: "application/json"})
-		}
-	} else {
-		out.Body = []byte("{}")
+	// The body was written as a JSON document; its encoding writes the
+	// bytes sent (for JSON: the document, copied once).
+	doc := c.out
+	if !body {
+		doc = emptyDoc
+	}
+	wire, secrets, err := req.Encoding.Encode(nil, doc, c.secrets)
+	if err != nil {
+		return reject(&res, ReasonInvalidField, "the body cannot be written as "+req.Encoding.Name()+": "+err.Error())
+	}
+	out.Body = wire
+	if len(secrets) > 0 {
+		out.secretRanges = append([][2]int(nil), secrets...) // may be c.secrets, which goes back to the pool
+	}
+	if body && !rp.hasCT {
+		out.Headers = append(out.Headers, Header{Name: "Content-Type", Value: req.Encoding.ContentType()})
 	}
 	box.reqs[0] = out
 	res.Outcome = Deliver
@@ -201,6 +207,9 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	}
 	return res
 }
+
+// emptyDoc is the document of a body none of whose fields is present.
+var emptyDoc = []byte("{}")
 
 // requestBox holds a result's request, its headers and the Requests slice
 // in one allocation.

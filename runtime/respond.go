@@ -8,6 +8,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/blueprint-engine/blueprint/internal/compiler"
+	"github.com/blueprint-engine/blueprint/internal/encoding"
 )
 
 // Verdict is what a vendor's answer means for one attempt.
@@ -91,7 +92,7 @@ func vendorMessage(resp *compiler.Responses, status int, body []byte) string {
 	}
 	// Strings unescaped first, so that a secret written with \u escapes
 	// is scrubbed like any other.
-	if b := strings.TrimSpace(string(canonicalJSON(body))); b != "" && status != 0 {
+	if b := strings.TrimSpace(string(encoding.CanonicalJSON(body))); b != "" && status != 0 {
 		return text + ": " + clip(b)
 	}
 	return text

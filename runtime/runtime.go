@@ -60,6 +60,7 @@ import (
 
 	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/internal/compiler"
+	"github.com/blueprint-engine/blueprint/internal/encoding"
 )
 
 // Outcome is one word of the single vocabulary that says what happened to
@@ -389,7 +390,7 @@ func (in *Integration) CarriesSecret(event []byte) bool {
 	// Escapes can hide a secret: \u for any character, \/ for a slash.
 	// Unescaping costs a JSON decode, so only events that have one pay.
 	if bytes.Contains(event, []byte(`\u`)) || bytes.Contains(event, []byte(`\/`)) {
-		return in.red.found(bstr(canonicalJSON(event)))
+		return in.red.found(bstr(encoding.CanonicalJSON(event)))
 	}
 	return false
 }
@@ -401,7 +402,7 @@ func (in *Integration) RedactJSON(b []byte) []byte {
 	if !in.red.active() {
 		return b
 	}
-	return in.red.Bytes(canonicalJSON(b))
+	return in.red.Bytes(encoding.CanonicalJSON(b))
 }
 
 // Result is the decision for one event.
@@ -547,7 +548,7 @@ type RedactedRequest struct {
 	Method  string            `json:"method"`
 	URL     string            `json:"url"`
 	Headers map[string]string `json:"headers"`
-	// Body is the JSON body with secret fields replaced by "***".
+	// Body is the body as sent, with secret fields replaced by "***".
 	Body []byte `json:"-"`
 }
 
@@ -566,24 +567,27 @@ func (r *Request) redacted(red *redactor) RedactedRequest {
 		}
 		out.Headers[h.Name] = red.String(v)
 	}
-	body := r.Body
-	if len(r.secretRanges) > 0 {
-		var b []byte
-		last := 0
-		for _, rg := range r.secretRanges {
-			b = append(b, body[last:rg[0]]...)
-			b = append(b, `"***"`...)
-			last = rg[1]
-		}
-		body = append(b, body[last:]...)
-	}
+	enc := r.encoder()
+	body := encoding.Redact(enc, r.Body, r.secretRanges)
 	if red.active() {
-		// Unescape strings first so that "sk\u002d..." cannot slip by.
-		body = canonicalJSON(body)
+		// Undo escapes first so that "sk\u002d..." cannot slip by.
+		body = enc.Canonical(body)
 	}
 	out.Body = red.Bytes(body)
 	return out
 }
+
+// encoder is the encoding the body is written in.
+func (r *Request) encoder() encoding.Encoder {
+	if r.spec == nil || r.spec.Encoding == nil {
+		return encoding.JSON
+	}
+	return r.spec.Encoding
+}
+
+// Encoding names how the body is written (json), as the blueprint's
+// encoding: key does.
+func (r *Request) Encoding() string { return r.encoder().Name() }
 
 func (r *Request) redactedText(red *redactor) string {
 	rr := r.redacted(red)
@@ -600,12 +604,7 @@ func (r *Request) redactedText(red *redactor) string {
 	}
 	if len(rr.Body) > 0 {
 		b.WriteString("\n")
-		var pretty bytes.Buffer
-		if json.Indent(&pretty, rr.Body, "", "  ") == nil {
-			b.Write(pretty.Bytes())
-		} else {
-			b.Write(rr.Body)
-		}
+		b.Write(r.encoder().Pretty(rr.Body))
 	}
 	return b.String()
 }
@@ -694,9 +693,14 @@ func (r Result) AppendJSON(b []byte) []byte {
 				b = appendJSONString(b, rr.Headers[n])
 			}
 			b = append(b, '}')
-			if len(rr.Body) > 0 && json.Valid(rr.Body) {
+			switch {
+			case len(rr.Body) == 0:
+			case q.encoder() == encoding.JSON && json.Valid(rr.Body):
 				b = append(b, `,"body":`...)
 				b = append(b, rr.Body...)
+			default: // a body that is not JSON is shown as text
+				b = append(b, `,"body":`...)
+				b = appendJSONString(b, string(rr.Body))
 			}
 			b = append(b, '}')
 		}

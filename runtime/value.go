@@ -12,6 +12,7 @@ import (
 
 	"github.com/blueprint-engine/blueprint/internal/compiler"
 	"github.com/blueprint-engine/blueprint/internal/conv"
+	"github.com/blueprint-engine/blueprint/internal/encoding"
 )
 
 // state is what became of a value or field for one event.
@@ -94,7 +95,7 @@ func (c *evalCtx) appendVal(out []byte, v rv) []byte {
 			out = append(out, v.b...)
 			return append(out, '"')
 		}
-		return appendJSONBytes(out, v.b)
+		return encoding.AppendJSONString(out, v.b)
 	}
 	return append(out, v.b...)
 }
@@ -497,58 +498,7 @@ func plainDecimal(b []byte) bool {
 }
 
 // appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte { return appendJSONBytes(b, sbytes(s)) }
-
-// appendJSONBytes appends s as a JSON string, escaping what JSON requires
-// (and U+2028, U+2029); invalid UTF-8 becomes U+FFFD.
-func appendJSONBytes(b []byte, s []byte) []byte {
-	const hexd = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexd[c>>4], hexd[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexd[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+func appendJSONString(b []byte, s string) []byte { return encoding.AppendJSONString(b, sbytes(s)) }
 
 // describeAmount shows an amount in a message: its text, or the integer
 // an expression computed.

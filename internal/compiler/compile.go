@@ -20,6 +20,7 @@ import (
 
 	"github.com/blueprint-engine/blueprint/engine/diag"
 	"github.com/blueprint-engine/blueprint/internal/conv"
+	"github.com/blueprint-engine/blueprint/internal/encoding"
 	"github.com/blueprint-engine/blueprint/internal/schemacheck"
 	"github.com/blueprint-engine/blueprint/internal/suggest"
 	"github.com/blueprint-engine/blueprint/internal/syntax"
@@ -874,6 +875,12 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 			Pos:         c.pos(p.k),
 		}
 		r.URL = c.urlTemplate(get(p.v, "url"))
+		r.Encoding = encoding.JSON
+		if en := get(p.v, "encoding"); en != nil {
+			if e, ok := encoding.Lookup(en.Value); ok { // the schema names the choices
+				r.Encoding = e
+			}
+		}
 		for _, h := range pairs(get(p.v, "headers")) {
 			hd := &Header{Name: h.k.Value}
 			tn := h.v
@@ -890,6 +897,7 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 				c.ds.Errorf(c.pos(tn), "secret_leak", "header %s reads a secret; mark it secret: true (it is then redacted everywhere) or use auth", hd.Name)
 			}
 			r.Headers = append(r.Headers, hd)
+			c.checkContentType(r, hd, tn)
 		}
 		if an := get(p.v, "auth"); an != nil {
 			r.Auth = c.compileAuth(an, getKey(p.v, "auth"))
@@ -902,6 +910,20 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 		r.Responses = &Responses{MessagePath: path, Rules: slices.Concat(rules, c.respRules, DefaultResponseRules())}
 		c.bp.Requests = append(c.bp.Requests, r)
 		c.requests[r.Name] = &requestDef{req: r, node: p.v, body: pairs(get(p.v, "body"))}
+	}
+}
+
+// checkContentType refuses a Content-Type header that says something else
+// than the body's encoding: the vendor would read the body as what the
+// header says, and the body would be written as the encoding says.
+func (c *compiler) checkContentType(r *Request, h *Header, n *yaml.Node) {
+	if !strings.EqualFold(h.Name, "Content-Type") || h.Value == nil || len(h.Value.Parts) != 1 || h.Value.Parts[0].Literal == "" {
+		return
+	}
+	declared := h.Value.Parts[0].Literal
+	if !encoding.ContentTypeOK(r.Encoding, declared) {
+		c.ds.Errorf(c.pos(n), "content_type_mismatch", "request %s declares Content-Type %s, but its body is written as %s (%s); set encoding: to the body's format, or drop the header (it is set from the encoding)",
+			r.Name, declared, r.Encoding.Name(), r.Encoding.ContentType())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/blueprint-engine/blueprint/engine/diag"
+	"github.com/blueprint-engine/blueprint/internal/encoding"
 )
 
 // The compiled form. Everything here is built once by Compile and is
@@ -202,6 +203,9 @@ type Request struct {
 	Headers     []*Header
 	Auth        *Auth // nil: none
 	Body        *Object
+	// Encoding writes the body on the wire (the blueprint's encoding:,
+	// JSON by default).
+	Encoding encoding.Encoder
 	// Responses says how to read the vendor's answers.
 	Responses *Responses
 	Pos       diag.Pos

@@ -312,7 +312,7 @@ func writeEvent(w func(string, ...any), bp *compiler.Blueprint, e *compiler.Even
 	if len(e.Warnings) > 0 {
 		w("- Warnings: %s\n", codeList(e.Warnings, ", "))
 	}
-	w("\nBody (JSON; a field that is absent is left out, never `null`):\n\n| field | from | rule | required | when absent |\n| --- | --- | --- | --- | --- |\n")
+	w("\nBody (%s; a field that is absent is left out, never `null`):\n\n| field | from | rule | required | when absent |\n| --- | --- | --- | --- | --- |\n", r.Encoding.Title())
 	writeFields(w, r.Body)
 	if rs := r.Responses; rs != nil {
 		w("\nResponses (first match wins; network errors and timeouts are retried):\n\n| status | when | outcome | note |\n| --- | --- | --- | --- |\n")
