@@ -774,7 +774,18 @@ func (c *compiler) source(kind string, n *yaml.Node, sc *scope) Source {
 }
 
 func (c *compiler) pathSource(n *yaml.Node, path string) Source {
-	if at, err := checkPath(path); err != nil {
+	return c.checkedPath(n, path, true)
+}
+
+// checkedPath reports a path's faults; onEvent adds those of a path on the
+// event (or an item), which a response body path does not have.
+func (c *compiler) checkedPath(n *yaml.Node, path string, onEvent bool) Source {
+	at, err := checkPath(path)
+	if rest, ok := strings.CutPrefix(path, "event."); ok && onEvent && err == nil {
+		// Only expressions have the event root; a path starts at it.
+		at, err = 0, fmt.Errorf("starts with event., the root of expressions; a field path is already on the event: %s", rest)
+	}
+	if err != nil {
 		pos := c.pos(n)
 		if n.Value == path {
 			pos = c.exprPos(n, runeOffset(path, at))
@@ -814,6 +825,16 @@ func checkPath(p string) (int, error) {
 			return i, fmt.Errorf("uses a modifier (@...), which is not allowed")
 		case ch == '|':
 			return i, fmt.Errorf("uses a pipe (|), which is not allowed; a path names one value")
+		case ch == '[':
+			if j := strings.IndexByte(p[i:], ']'); j > 1 && allDigits(p[i+1:i+j]) {
+				return i, fmt.Errorf("indexes a list with [%s]; field paths index lists with .%s: %s", p[i+1:i+j], p[i+1:i+j], bracketsToDots(p))
+			}
+		case ch == '#' && prev == '.' && i+1 == len(p):
+			return i, fmt.Errorf("uses # (a list's length), which is computed, not a value of the event; use an expression: len(event.%s)", p[:i-1])
+		case ch == '#' && prev == '.' && p[i+1] == '.':
+			return i, fmt.Errorf("uses # (every element's value), which is computed, not a value of the event; read one element (.0), or collect with an expression: map(event.%s, #%s)", strings.TrimSuffix(p[:i], "."), p[i+1:])
+		case ch == '#' && prev == ')' && (i+1 == len(p) || p[i+1] == '.'):
+			return i, fmt.Errorf("uses #(...)#, which collects every match into a computed list, not a value of the event; use #(...) for the first match, or filter in an expression")
 		}
 		prev = ch
 	}
@@ -821,6 +842,34 @@ func checkPath(p string) (int, error) {
 		return len(p) - 1, fmt.Errorf("ends with a lone backslash")
 	}
 	return 0, nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// bracketsToDots rewrites list indices written as [N] the gjson way: .N.
+func bracketsToDots(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == '[' {
+			if j := strings.IndexByte(p[i:], ']'); j > 1 && allDigits(p[i+1:i+j]) {
+				if b.Len() > 0 {
+					b.WriteByte('.')
+				}
+				b.WriteString(p[i+1 : i+j])
+				i += j
+				continue
+			}
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
 }
 
 func (c *compiler) compileConsent(n *yaml.Node) {
@@ -958,7 +1007,7 @@ func (c *compiler) compileResponses(n *yaml.Node) (string, []*ResponseRule) {
 	}
 	path := ""
 	if pn := get(n, "message"); pn != nil {
-		path = c.pathSource(pn, pn.Value).Path
+		path = c.checkedPath(pn, pn.Value, false).Path
 	}
 	var rules []*ResponseRule
 	for _, rn := range contentOf(get(n, "rules")) {
