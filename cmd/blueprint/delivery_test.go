@@ -68,26 +68,6 @@ func summary(t *testing.T, out string) (delivered, skipped, rejected, dead int) 
 	return atoi(m[1]), atoi(m[2]), atoi(m[3]), atoi(m[4])
 }
 
-var alreadyRE = regexp.MustCompile(`^already final from an earlier run \(not sent again\): (\d+) delivered, (\d+) skipped, (\d+) dead-lettered$`)
-
-// already reads the line before the summary, which counts the requests
-// final from an earlier run; none when it is absent.
-func already(t *testing.T, out string) (delivered, skipped, dead int) {
-	t.Helper()
-	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	if len(lines) < 2 {
-		return 0, 0, 0
-	}
-	m := alreadyRE.FindStringSubmatch(lines[len(lines)-2])
-	if m == nil {
-		if strings.HasPrefix(lines[len(lines)-2], "already") {
-			t.Fatalf("line %q", lines[len(lines)-2])
-		}
-		return 0, 0, 0
-	}
-	return atoi(m[1]), atoi(m[2]), atoi(m[3])
-}
-
 func distinctEventUUIDs(srv *fakebutton.Server) map[string]bool {
 	ids := map[string]bool{}
 	for _, e := range srv.Events() {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -168,7 +169,7 @@ func (f *deliveryFlags) check(cmd *cobra.Command) error {
 		durIn("timeout", f.timeout, durationMin, timeoutMax),
 	}
 	if f.rate < 0 || f.rate > rateMax || math.IsNaN(f.rate) {
-		errs = append(errs, usageErr("--rate %v: out of range, must be 0 to %d", f.rate, rateMax))
+		errs = append(errs, usageErr("--rate %s: out of range, must be 0 to %d", strconv.FormatFloat(f.rate, 'f', -1, 64), rateMax))
 	}
 	if cmd.Flags().Lookup("max-pending") != nil {
 		errs = append(errs, intIn("max-pending", f.maxPending, 1, maxPendingMax), durIn("retain", f.retain, 0, retainMax))
