@@ -18,8 +18,8 @@ type RejectRecord struct {
 	Error string `json:"error"`
 	// Details says why, for humans.
 	Details string `json:"details"`
-	// Fields names the fields at fault, if any.
-	Fields []string `json:"fields,omitempty"`
+	// Fields names the fields at fault ([] when none).
+	Fields []string `json:"fields"`
 	// IntegrationID is the binding's Name.
 	IntegrationID string `json:"integration_id"`
 	// OriginalEvent is the event with the integration's secret config
@@ -32,6 +32,9 @@ type RejectRecord struct {
 // integration in (named integration).
 func NewRejectRecord(integration string, in *runtime.Integration, event []byte, res runtime.Result) RejectRecord {
 	rec := RejectRecord{Error: res.Reason, Details: res.Message, Fields: res.Fields, IntegrationID: integration, OriginalEvent: json.RawMessage("null")}
+	if rec.Fields == nil {
+		rec.Fields = []string{}
+	}
 	if event != nil {
 		red := event
 		if in != nil {
