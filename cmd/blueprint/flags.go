@@ -258,7 +258,7 @@ func (f *deliveryFlags) options(log *slog.Logger, metrics send.Metrics, maxEvent
 }
 
 // openQueue opens (creating it) the outbox in --state.
-func (f *deliveryFlags) openQueue() (*outbox.Bolt, error) {
+func (f *deliveryFlags) openQueue() (outbox.Queue, error) {
 	if err := os.MkdirAll(f.state, 0o700); err != nil {
 		return nil, &exitError{code: 1, err: err}
 	}

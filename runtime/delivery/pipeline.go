@@ -21,8 +21,11 @@ import (
 const DefaultMaxPending = 10_000
 
 // ErrClosed is returned by Feed and Replay once the pipeline is draining
-// or closed, and by Start when it was started before.
+// or closed (a Feed waiting for room when Close is called too), and by
+// Start when it was started before.
 var ErrClosed = errors.New("delivery: pipeline closed")
+
+var errNotStarted = errors.New("delivery: the pipeline is not started")
 
 // ErrRejects wraps the error of Options.Rejects: the rejected event was
 // counted and logged, but the sink did not take it.
@@ -146,7 +149,7 @@ type Pipeline struct {
 	q        outbox.Queue
 	opts     Options
 	log      *slog.Logger
-	bindings atomic.Pointer[[]*Binding] // sorted by name
+	bindings atomic.Pointer[bindingSet]
 	worker   *send.Worker
 	tr       *tracker
 
@@ -156,6 +159,14 @@ type Pipeline struct {
 	stop     context.CancelFunc
 	stopped  chan struct{} // closed when the worker has returned
 	runErr   error         // the worker's, once stopped is closed
+	closing  chan struct{} // closed when Close is called: Feed waits no more
+	closeOne sync.Once
+}
+
+// bindingSet is the pipeline's integrations, sorted by name and by name.
+type bindingSet struct {
+	sorted []*Binding
+	byName map[string]*Binding
 }
 
 type pipelineState int
@@ -192,7 +203,7 @@ func New(q outbox.Queue, opts Options, bindings ...Binding) (*Pipeline, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Pipeline{q: q, opts: opts, log: opts.Logger, tr: newTracker(opts.Now()), stopped: make(chan struct{})}
+	p := &Pipeline{q: q, opts: opts, log: opts.Logger, tr: newTracker(opts.Now()), stopped: make(chan struct{}), closing: make(chan struct{})}
 	if err := p.SetBindings(bindings...); err != nil {
 		return nil, err
 	}
@@ -227,20 +238,19 @@ func New(q outbox.Queue, opts Options, bindings ...Binding) (*Pipeline, error) {
 // disabling an integration, then enabling it, or changing its config under
 // the same Name).
 func (p *Pipeline) SetBindings(bindings ...Binding) error {
-	bs := make([]*Binding, 0, len(bindings))
-	seen := map[string]bool{}
+	set := &bindingSet{byName: map[string]*Binding{}}
 	for _, b := range bindings {
 		switch {
 		case b.Name == "" || b.Integration == nil:
 			return errors.New("delivery: a binding needs a Name and an Integration")
-		case seen[b.Name]:
+		case set.byName[b.Name] != nil:
 			return fmt.Errorf("delivery: two bindings named %q", b.Name)
 		}
-		seen[b.Name] = true
-		bs = append(bs, &b)
+		set.byName[b.Name] = &b
+		set.sorted = append(set.sorted, &b)
 	}
-	slices.SortFunc(bs, func(a, b *Binding) int { return strings.Compare(a.Name, b.Name) })
-	old := p.bindings.Swap(&bs)
+	slices.SortFunc(set.sorted, func(a, b *Binding) int { return strings.Compare(a.Name, b.Name) })
+	old := p.bindings.Swap(set)
 	if old != nil && p.worker != nil {
 		// Requests of an integration the worker did not know may be known
 		// now: let them be claimed again.
@@ -253,10 +263,8 @@ func (p *Pipeline) SetBindings(bindings ...Binding) error {
 
 // integration is the worker's Integration func.
 func (p *Pipeline) integration(it *outbox.Item) (*runtime.Integration, bool) {
-	for _, b := range *p.bindings.Load() {
-		if b.Name == it.Integration {
-			return b.Integration, true
-		}
+	if b := p.bindings.Load().byName[it.Integration]; b != nil {
+		return b.Integration, true
 	}
 	return nil, false
 }
@@ -296,14 +304,15 @@ func (p *Pipeline) Start(ctx context.Context) error {
 // it fed or replayed is final.
 func (p *Pipeline) idle() bool { return p.draining.Load() && p.tr.openCount() == 0 }
 
-// Feed evaluates events (raw JSON, one each) for every integration, counts
-// and reports skips and rejects, and enqueues the requests of the others.
-// It returns once they are durable, after waiting while MaxPending
-// requests fed are not final (ctx done while waiting: nothing of these
-// events is kept or counted, and Feed returns ctx's error). Feed keeps no
-// reference to events. An error of the outbox means the deliverable events
-// were not accepted; an error wrapping ErrRejects that the Rejects sink
-// failed (the events were otherwise handled).
+// Feed evaluates events (raw JSON, one each) for every integration of a
+// started pipeline, counts and reports skips and rejects, and enqueues the
+// requests of the others. It returns once they are durable, after waiting
+// while MaxPending requests fed are not final; when ctx is done or Close
+// is called while it waits, nothing of these events is kept or counted,
+// and Feed returns ctx's error or ErrClosed. Feed keeps no reference to
+// events. An error of the outbox means the deliverable events were not
+// accepted; an error wrapping ErrRejects that the Rejects sink failed (the
+// events were otherwise handled).
 func (p *Pipeline) Feed(ctx context.Context, events ...[]byte) error {
 	in := make([]fed, len(events))
 	for i, ev := range events {
@@ -323,11 +332,14 @@ type fed struct {
 func (p *Pipeline) feed(ctx context.Context, events []fed, always bool) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if p.state >= draining {
+	switch {
+	case p.state == created:
+		return errNotStarted
+	case p.state >= draining:
 		return ErrClosed
 	}
 	now := p.opts.Now()
-	bs := *p.bindings.Load()
+	bs := p.bindings.Load().sorted
 	decisions := make([]Decision, 0, len(events)*len(bs))
 	var items []*outbox.Item
 	for _, ev := range events {
@@ -351,8 +363,16 @@ func (p *Pipeline) feed(ctx context.Context, events []fed, always bool) error {
 			decisions = append(decisions, d)
 		}
 	}
-	if !p.tr.wait(ctx, len(items), p.opts.MaxPending, p.stopped) && ctx.Err() != nil && !always {
-		return ctx.Err()
+	if !p.tr.wait(ctx, len(items), p.opts.MaxPending, p.stopped, p.closing) && !always {
+		// Given up: nothing of these events is kept or counted.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		select {
+		case <-p.closing:
+			return ErrClosed
+		default: // the worker stopped: enqueued, for a later pipeline
+		}
 	}
 	var skipped, rejected int64
 	var rejectErr error
@@ -440,7 +460,10 @@ func (p *Pipeline) Replay(ctx context.Context, integration string, ids []string)
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	rep := ReplayReport{Others: map[string]int{}}
-	if p.state >= draining {
+	switch {
+	case p.state == created:
+		return rep, errNotStarted
+	case p.state >= draining:
 		return rep, ErrClosed
 	}
 	if _, ok := p.integration(&outbox.Item{Integration: integration}); !ok {
@@ -521,7 +544,7 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 	p.mu.Lock()
 	if p.state == created {
 		p.mu.Unlock()
-		return errors.New("delivery: drain: the pipeline was not started")
+		return errNotStarted
 	}
 	if p.state == started {
 		p.state = draining
@@ -541,6 +564,7 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 // pipeline. It returns the worker's error, if it failed. The queue is not
 // closed.
 func (p *Pipeline) Close() error {
+	p.closeOne.Do(func() { close(p.closing) }) // a Feed waiting for room gives up
 	p.mu.Lock()
 	p.state = closed
 	stop := p.stop
@@ -571,7 +595,7 @@ func (p *Pipeline) Summary() Summary { return p.tr.summary() }
 // Bindings returns the names of the pipeline's integrations, sorted.
 func (p *Pipeline) Bindings() []string {
 	var names []string
-	for _, b := range *p.bindings.Load() {
+	for _, b := range p.bindings.Load().sorted {
 		names = append(names, b.Name)
 	}
 	return names

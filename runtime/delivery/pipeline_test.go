@@ -335,6 +335,48 @@ func TestFeedGivesUpWithItsContext(t *testing.T) {
 	}
 }
 
+// Close gives up a Feed waiting for room (a service shutting down while
+// the vendor is slow), and a Feed before Start is refused.
+func TestCloseReleasesAWaitingFeed(t *testing.T) {
+	_, vendor := fake(t, fakebutton.Options{APIKey: "sk-close", Latency: 3 * time.Second})
+	opts := fastOptions(vendor)
+	opts.MaxPending, opts.Grace = 1, 50*time.Millisecond
+	q := outbox.NewMemory()
+	p, err := delivery.New(q, opts, bind(t, "retail", "sk-close"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.Feed(ctx, []byte(order(1))); err == nil {
+		t.Error("Feed before Start was taken")
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Feed(ctx, []byte(order(1))); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan error)
+	go func() { waiting <- p.Feed(ctx, []byte(order(2))) }()
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waiting; !errors.Is(err, delivery.ErrClosed) {
+		t.Errorf("the waiting Feed: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Close took %v", took)
+	}
+	if sum := p.Summary(); sum.Events != 1 || sum.Pending != 1 {
+		t.Errorf("summary %+v", sum)
+	}
+	if counts, _ := q.Counts(ctx); counts[outbox.Pending] != 1 {
+		t.Errorf("outbox %v: the request in flight when closed stays pending", counts)
+	}
+}
+
 // blockingReader gives its text, then blocks like an idle pipe.
 type blockingReader struct {
 	r     io.Reader

@@ -136,9 +136,9 @@ func (t *tracker) openCount() int {
 
 // wait blocks while n more requests would make more than max unfinished
 // (unless none is: a batch larger than max still goes, alone). It returns
-// true when there is room, false when ctx is done or stopped is closed
-// first (nobody is delivering: no room will come).
-func (t *tracker) wait(ctx context.Context, n, max int, stopped <-chan struct{}) bool {
+// true when there is room, false when ctx is done, or stopped (nobody is
+// delivering: no room will come) or closing is closed first.
+func (t *tracker) wait(ctx context.Context, n, max int, stopped, closing <-chan struct{}) bool {
 	for {
 		k := t.openCount()
 		if k == 0 || k+n <= max {
@@ -148,6 +148,8 @@ func (t *tracker) wait(ctx context.Context, n, max int, stopped <-chan struct{})
 		case <-ctx.Done():
 			return false
 		case <-stopped:
+			return false
+		case <-closing:
 			return false
 		case <-t.changed:
 		case <-time.After(50 * time.Millisecond):
