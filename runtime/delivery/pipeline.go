@@ -84,7 +84,8 @@ type Options struct {
 	Metrics send.Metrics
 	// OnDecision, when set, is called for each event and integration once
 	// its requests are durable (deliver) or its fate decided (skip,
-	// reject), in the order of the events, from the goroutine that feeds.
+	// reject), in the order of the events, from the goroutine that feeds
+	// (not for deliverable events whose enqueue failed: Feed's error).
 	OnDecision func(Decision)
 	// Rejects, when set, receives every rejected event, in the shape of
 	// the platform's dlq-events, secrets redacted.
@@ -400,25 +401,33 @@ func (p *Pipeline) feed(ctx context.Context, events []fed, always bool) error {
 		}
 	}
 	p.tr.decided(int64(len(events)), skipped, rejected)
+	var enqueueErr error
 	if len(items) > 0 {
 		p.tr.add(items)
 		// Not cancelled: once decided, a batch is enqueued whole.
 		stored, err := p.q.Enqueue(context.WithoutCancel(ctx), items)
 		if err != nil {
 			p.tr.unadd(items)
-			return fmt.Errorf("outbox: %w", err)
-		}
-		p.tr.stored(stored)
-		for i := range decisions {
-			if n := len(decisions[i].Items); n > 0 {
-				decisions[i].Items, stored = stored[:n:n], stored[n:]
+			enqueueErr = fmt.Errorf("outbox: %w", err)
+		} else {
+			p.tr.stored(stored)
+			for i := range decisions {
+				if n := len(decisions[i].Items); n > 0 {
+					decisions[i].Items, stored = stored[:n:n], stored[n:]
+				}
 			}
 		}
 	}
 	if p.opts.OnDecision != nil {
 		for _, d := range decisions {
+			if enqueueErr != nil && d.Result.Outcome == runtime.Deliver {
+				continue // not accepted: Feed's error says so
+			}
 			p.opts.OnDecision(d)
 		}
+	}
+	if enqueueErr != nil {
+		return enqueueErr
 	}
 	return rejectErr
 }

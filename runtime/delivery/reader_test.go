@@ -305,9 +305,10 @@ func FuzzReader(f *testing.F) {
 	})
 }
 
-// held is the bytes the reader keeps: the lines read while deciding.
+// held is the bytes the reader keeps: the lines read while deciding, and
+// the current line.
 func (r *Reader) held() int {
-	n := 0
+	n := len(r.buf)
 	for _, l := range r.queue {
 		n += len(l.data)
 	}
