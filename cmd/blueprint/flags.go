@@ -111,7 +111,7 @@ func binding(in *runtime.Integration, ref string) delivery.Binding {
 			name = abs
 		}
 	}
-	return delivery.Binding{Name: name + "/" + in.Variant().Key, Ref: ref, Integration: in}
+	return delivery.Binding{Name: name + "/" + in.Variant(), Ref: ref, Integration: in}
 }
 
 // deliveryFlags configure the outbox, the sender and the retry schedule.

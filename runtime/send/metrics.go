@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/runtime"
 	"github.com/blueprint-engine/blueprint/runtime/outbox"
 )
 
@@ -29,7 +29,7 @@ type AttemptInfo struct {
 	Integration string
 	// Status is the HTTP status (0: no answer).
 	Status  int
-	Outcome engine.ResponseOutcome
+	Outcome runtime.Outcome
 	// Latency is the vendor's time, from sending to the end of the answer.
 	Latency time.Duration
 	// Message says why, for a try that did not deliver (redacted, like the
@@ -127,7 +127,7 @@ var latencyBounds = []time.Duration{5 * time.Millisecond, 20 * time.Millisecond,
 // Attempt implements Metrics.
 func (c *Counters) Attempt(a AttemptInfo) {
 	c.Attempts.Add(1)
-	if a.Outcome == engine.OutcomeRetry {
+	if a.Outcome == runtime.Retry {
 		c.Retries.Add(1)
 	}
 	c.mu.Lock()

@@ -87,13 +87,13 @@ func TestDoRewritesAndClassifies(t *testing.T) {
 	res := in.Evaluate(order("o-1"))
 	s := newSender(t, srv)
 	want := []struct {
-		outcome engine.ResponseOutcome
+		outcome runtime.Outcome
 		msg     string
 	}{
-		{engine.OutcomeDelivered, ""},
-		{engine.OutcomeDuplicate, ""},
-		{engine.OutcomeFailed, "bad api_key (Button answered 401 Unauthorized)"},
-		{engine.OutcomeRetry, "vendor says Service Unavailable"},
+		{runtime.Delivered, ""},
+		{runtime.Duplicate, ""},
+		{runtime.Failed, "bad api_key (Button answered 401 Unauthorized)"},
+		{runtime.Retry, "vendor says Service Unavailable"},
 	}
 	for i, w := range want {
 		a := s.Do(context.Background(), in, "button", res.Requests[0])
@@ -117,7 +117,7 @@ func TestDoRefusesHostsTheBlueprintDoesNotList(t *testing.T) {
 	req := *res.Requests[0]
 	req.URL = "https://evil.example.com/v1/order"
 	a := send.New(send.Options{}).Do(context.Background(), in, "button", &req)
-	if a.Outcome != engine.OutcomeFailed || !strings.Contains(a.Message, "evil.example.com") {
+	if a.Outcome != runtime.Failed || !strings.Contains(a.Message, "evil.example.com") {
 		t.Errorf("%+v", a)
 	}
 }
@@ -128,7 +128,7 @@ func TestDoNetworkErrorsAreRetried(t *testing.T) {
 	defer srv.Close()
 	in := button(t)
 	a := newSender(t, srv).Do(context.Background(), in, "button", in.Evaluate(order("o-1")).Requests[0])
-	if a.Outcome != engine.OutcomeRetry || a.Err == nil || a.Status != 0 || strings.Contains(a.Message, srv.URL) {
+	if a.Outcome != runtime.Retry || a.Err == nil || a.Status != 0 || strings.Contains(a.Message, srv.URL) {
 		t.Errorf("%+v", a)
 	}
 }
@@ -537,7 +537,7 @@ func TestMetricsReceiveItemIDs(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(attempts) != 2 || attempts[0].Item != items[0].ID || attempts[0].Status != 503 || attempts[0].Outcome != engine.OutcomeRetry ||
+	if len(attempts) != 2 || attempts[0].Item != items[0].ID || attempts[0].Status != 503 || attempts[0].Outcome != runtime.Retry ||
 		attempts[1].Item != items[0].ID || attempts[1].Status != 401 || attempts[0].Integration != "button" {
 		t.Errorf("attempts %+v", attempts)
 	}

@@ -26,7 +26,6 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/runtime"
 )
 
@@ -168,13 +167,13 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 	}
 	lim := s.limiter(integration)
 	if err := lim.Wait(ctx); err != nil {
-		return Attempt{Verdict: runtime.Verdict{Outcome: engine.OutcomeRetry, Message: "interrupted before sending"}, Err: err}
+		return Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: "interrupted before sending"}, Err: err}
 	}
 	sem := s.hostSem(u.Host)
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():
-		return Attempt{Verdict: runtime.Verdict{Outcome: engine.OutcomeRetry, Message: "interrupted before sending"}, Err: ctx.Err()}
+		return Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: "interrupted before sending"}, Err: ctx.Err()}
 	}
 	defer func() { <-sem }()
 
@@ -191,7 +190,7 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 	lat := time.Since(start)
 	if err != nil {
 		msg := transportMessage(err)
-		a := Attempt{Verdict: runtime.Verdict{Outcome: engine.OutcomeRetry, Message: in.Redact(msg)}, Latency: lat, Err: err}
+		a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: in.Redact(msg)}, Latency: lat, Err: err}
 		s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Latency: lat, Message: a.Message})
 		return a
 	}
@@ -206,8 +205,8 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 	}
 	v := in.Classify(req, resp.StatusCode, resp.Header, body)
 	a := Attempt{Verdict: v, Latency: lat, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
-	if rerr != nil && v.Outcome == engine.OutcomeDelivered {
-		a.Verdict.Outcome = engine.OutcomeRetry
+	if rerr != nil && v.Outcome == runtime.Delivered {
+		a.Verdict.Outcome = runtime.Retry
 		a.Verdict.Message = "answer cut off: " + rerr.Error()
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
@@ -224,7 +223,7 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 }
 
 func failed(err error) Attempt {
-	return Attempt{Verdict: runtime.Verdict{Outcome: engine.OutcomeFailed, Message: err.Error()}, Err: err}
+	return Attempt{Verdict: runtime.Verdict{Outcome: runtime.Failed, Message: err.Error()}, Err: err}
 }
 
 // transportMessage says what went wrong without the request URL, which Go

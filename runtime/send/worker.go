@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/runtime"
 	"github.com/blueprint-engine/blueprint/runtime/outbox"
 )
@@ -350,7 +349,7 @@ func (w *Worker) process(ctx context.Context, it *outbox.Item) {
 	}
 	req := res.Requests[it.Request]
 	a := w.Sender.do(ctx, in, it.Integration, it.ID, req)
-	if a.Err != nil && a.Status == 0 && a.Outcome == engine.OutcomeRetry && ctx.Err() != nil {
+	if a.Err != nil && a.Status == 0 && a.Outcome == runtime.Retry && ctx.Err() != nil {
 		// Shut down before an answer: not an attempt; the item stays
 		// pending for the next run.
 		_ = w.Queue.Release(context.WithoutCancel(ctx), it.ID)
@@ -363,7 +362,7 @@ func (w *Worker) process(ctx context.Context, it *outbox.Item) {
 	case a.Delivered():
 		log.Info("delivered", attrs...)
 		w.finish(ctx, log, it, now, outbox.Delivered, a.Status, a.Message)
-	case a.Outcome == engine.OutcomeFailed:
+	case a.Outcome == runtime.Failed:
 		log.Warn("failed permanently", append(attrs, "error", a.Message)...)
 		w.finish(ctx, log, it, now, outbox.Dead, a.Status, a.Message)
 	default:
