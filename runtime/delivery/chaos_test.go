@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,11 +45,17 @@ func child(args []string) int {
 		return 1
 	}
 	defer in.Close()
-	t := &testing.T{}
-	b := bind(t, "retail", key)
-	u, _ := parseURL(vendor)
-	opts := fastOptions(u)
-	p, err := delivery.New(q, opts, b)
+	b, err := bindButton("retail", key)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	u, err := url.Parse(vendor)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	p, err := delivery.New(q, fastOptions(u), b)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -21,19 +21,27 @@ import (
 // bind binds Button 0.1.0's variant with apiKey, named as the CLI names it.
 func bind(t testing.TB, variant, apiKey string) delivery.Binding {
 	t.Helper()
-	cat, err := engine.NewCatalog(blueprints.FS)
+	b, err := bindButton(variant, apiKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bp, ds, err := cat.Compile("button@0.1.0")
-	if bp == nil {
-		t.Fatal(err, ds)
+	return b
+}
+
+func bindButton(variant, apiKey string) (delivery.Binding, error) {
+	cat, err := engine.NewCatalog(blueprints.FS)
+	if err != nil {
+		return delivery.Binding{}, err
+	}
+	bp, _, err := cat.Compile("button@0.1.0")
+	if err != nil {
+		return delivery.Binding{}, err
 	}
 	in, err := runtime.Bind(bp, variant, map[string]any{"application_id": "app-abc123", "api_key": apiKey})
 	if err != nil {
-		t.Fatal(err)
+		return delivery.Binding{}, err
 	}
-	return delivery.Binding{Name: "button@0.1.0/" + variant, Ref: "button", Integration: in}
+	return delivery.Binding{Name: "button@0.1.0/" + variant, Ref: "button", Integration: in}, nil
 }
 
 // fake serves a fake Button for the test.
@@ -89,5 +97,3 @@ func eventsFile(t testing.TB, n int) (path string, orders, carts int) {
 	}
 	return path, orders, carts
 }
-
-func parseURL(s string) (*url.URL, error) { return url.Parse(s) }
