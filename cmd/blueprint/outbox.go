@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -123,6 +124,28 @@ the file to itself: run it when no send or dlq replay is running on
 	}
 	cmd.AddCommand(stats, purge, compact)
 	return cmd
+}
+
+// openOutbox opens the outbox in state, which must exist.
+func openOutbox(state string) (*outbox.Bolt, error) {
+	p, err := outboxPath(state)
+	if err != nil {
+		return nil, err
+	}
+	q, err := outbox.OpenBolt(p)
+	if err != nil {
+		return nil, &exitError{code: 1, err: err}
+	}
+	return q, nil
+}
+
+// outboxPath is the path of the outbox in state, which must exist.
+func outboxPath(state string) (string, error) {
+	p := filepath.Join(state, "outbox.db")
+	if _, err := os.Stat(p); err != nil {
+		return "", &exitError{code: 1, err: fmt.Errorf("no outbox in %s", state)}
+	}
+	return p, nil
 }
 
 // humanBytes is n in B, KiB, MiB or GiB.

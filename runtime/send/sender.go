@@ -148,6 +148,12 @@ var ErrHostNotAllowed = errors.New("host not allowed by the blueprint")
 // rules. It waits for the integration's rate limit and the host's
 // concurrency limit first; ctx bounds the wait and the attempt.
 func (s *Sender) Do(ctx context.Context, in *runtime.Integration, integration string, req *runtime.Request) Attempt {
+	return s.do(ctx, in, integration, "", req)
+}
+
+// do is Do for the outbox item named item ("" for none), which Metrics
+// receive with the attempt.
+func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, item string, req *runtime.Request) Attempt {
 	u, err := url.Parse(req.URL)
 	if err != nil {
 		return failed(fmt.Errorf("request URL does not parse: %w", err))
@@ -184,8 +190,9 @@ func (s *Sender) Do(ctx context.Context, in *runtime.Integration, integration st
 	lat := time.Since(start)
 	if err != nil {
 		msg := transportMessage(err)
-		s.metrics.Attempt(integration, 0, runtime.Retry, lat)
-		return Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: in.Redact(msg)}, Latency: lat, Err: err}
+		a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: in.Redact(msg)}, Latency: lat, Err: err}
+		s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Latency: lat, Message: a.Message})
+		return a
 	}
 	body, rerr := io.ReadAll(io.LimitReader(resp.Body, s.opts.MaxResponseBody))
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
@@ -207,7 +214,11 @@ func (s *Sender) Do(ctx context.Context, in *runtime.Integration, integration st
 	} else if v.Delivered() {
 		lim.speedUp()
 	}
-	s.metrics.Attempt(integration, resp.StatusCode, a.Outcome, lat)
+	info := AttemptInfo{Item: item, Integration: integration, Status: resp.StatusCode, Outcome: a.Outcome, Latency: lat}
+	if !a.Delivered() {
+		info.Message = a.Message
+	}
+	s.metrics.Attempt(info)
 	return a
 }
 
