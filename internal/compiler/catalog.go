@@ -21,6 +21,7 @@ import (
 type Catalog struct {
 	fsys    fs.FS
 	entries map[string][]*Entry // by key, oldest version first
+	byFile  map[string]*Entry
 
 	mu       sync.Mutex
 	compiled map[string]*compiled
@@ -46,7 +47,7 @@ var entryRE = regexp.MustCompile(`^([a-z][a-z0-9_]*)/([^/]+)\.ya?ml$`)
 
 // NewCatalog scans fsys for KEY/VERSION.yaml files.
 func NewCatalog(fsys fs.FS) (*Catalog, error) {
-	c := &Catalog{fsys: fsys, entries: map[string][]*Entry{}, compiled: map[string]*compiled{}}
+	c := &Catalog{fsys: fsys, entries: map[string][]*Entry{}, byFile: map[string]*Entry{}, compiled: map[string]*compiled{}}
 	files, err := fs.Glob(fsys, "*/*.y*ml")
 	if err != nil {
 		return nil, err
@@ -56,7 +57,9 @@ func NewCatalog(fsys fs.FS) (*Catalog, error) {
 		if m == nil || !semverRE.MatchString(m[2]) {
 			continue
 		}
-		c.entries[m[1]] = append(c.entries[m[1]], &Entry{Key: m[1], Version: m[2], File: f})
+		e := &Entry{Key: m[1], Version: m[2], File: f}
+		c.entries[m[1]] = append(c.entries[m[1]], e)
+		c.byFile[f] = e
 	}
 	for _, es := range c.entries {
 		slices.SortFunc(es, func(a, b *Entry) int { return compareSemver(a.Version, b.Version) })
@@ -107,6 +110,9 @@ func (c *Catalog) Resolve(ref string) (*Entry, error) {
 	return nil, fmt.Errorf("no version %s of blueprint %s in the catalog (versions: %s)", version, key, strings.Join(vs, ", "))
 }
 
+// entryAt returns the entry whose file is name (its path in the catalog), or nil.
+func (c *Catalog) entryAt(name string) *Entry { return c.byFile[name] }
+
 func (c *Catalog) read(e *Entry) ([]byte, error) { return fs.ReadFile(c.fsys, e.File) }
 
 // Source returns the YAML text of an entry.
@@ -137,6 +143,11 @@ func (c *Catalog) Compile(ref string) (*Blueprint, diag.List, error) {
 		cc.bp, cc.ds = Compile(e.File, src, WithCatalog(c))
 	})
 	if cc.bp == nil {
+		if !cc.ds.HasErrors() {
+			// Compile returns no blueprint only with an error that says
+			// why (TestCatalogNeverFailsSilently): never print %!w(<nil>).
+			return nil, cc.ds, fmt.Errorf("%s does not compile, and no diagnostic says why (a compiler bug)", e.Ref())
+		}
 		return nil, cc.ds, fmt.Errorf("%s does not compile: %w", e.Ref(), cc.ds.Err())
 	}
 	return cc.bp, cc.ds, nil
