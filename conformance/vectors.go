@@ -82,11 +82,10 @@ type ExpectHeader struct {
 }
 
 // LoadFS reads a vector file from a file system (the embedded catalog).
+// A file over the size limit is refused without being read whole.
 func LoadFS(fsys fs.FS, name string) (*File, diag.List) {
-	src, err := fs.ReadFile(fsys, name)
-	if err != nil {
-		var ds diag.List
-		ds.Errorf(diag.Pos{File: name}, "read_error", "%v", err)
+	src, ds := syntax.ReadFile(fsys, name)
+	if ds.HasErrors() {
 		return nil, ds
 	}
 	dir := path.Dir(name)
@@ -97,12 +96,11 @@ func LoadFS(fsys fs.FS, name string) (*File, diag.List) {
 	})
 }
 
-// LoadFile reads a vector file from disk.
+// LoadFile reads a vector file from disk. A file over the size limit is
+// refused without being read whole.
 func LoadFile(name string) (*File, diag.List) {
-	src, err := os.ReadFile(name)
-	if err != nil {
-		var ds diag.List
-		ds.Errorf(diag.Pos{File: name}, "read_error", "%v", err)
+	src, ds := syntax.ReadOSFile(name)
+	if ds.HasErrors() {
 		return nil, ds
 	}
 	dir := filepath.Dir(name)

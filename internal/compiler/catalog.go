@@ -11,6 +11,7 @@ import (
 
 	"github.com/blueprint-engine/blueprint/engine/diag"
 	"github.com/blueprint-engine/blueprint/internal/suggest"
+	"github.com/blueprint-engine/blueprint/internal/syntax"
 )
 
 // Catalog is a set of blueprints laid out as KEY/VERSION.yaml in a file
@@ -115,6 +116,10 @@ func (c *Catalog) entryAt(name string) *Entry { return c.byFile[name] }
 
 func (c *Catalog) read(e *Entry) ([]byte, error) { return fs.ReadFile(c.fsys, e.File) }
 
+// readBounded reads an entry to compile it: over the size limit, it is
+// refused without being read whole.
+func (c *Catalog) readBounded(e *Entry) ([]byte, diag.List) { return syntax.ReadFile(c.fsys, e.File) }
+
 // Source returns the YAML text of an entry.
 func (c *Catalog) Source(e *Entry) ([]byte, error) { return c.read(e) }
 
@@ -135,9 +140,9 @@ func (c *Catalog) Compile(ref string) (*Blueprint, diag.List, error) {
 	}
 	c.mu.Unlock()
 	cc.once.Do(func() {
-		src, err := c.read(e)
-		if err != nil {
-			cc.ds.Errorf(diag.Pos{File: e.File}, "read_error", "%v", err)
+		src, ds := c.readBounded(e)
+		if ds.HasErrors() {
+			cc.ds = ds
 			return
 		}
 		cc.bp, cc.ds = Compile(e.File, src, WithCatalog(c))

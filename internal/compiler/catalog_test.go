@@ -1,6 +1,7 @@
 package compiler_test
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -149,5 +150,19 @@ func TestCatalogNeverFailsSilently(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A catalog entry over the size limit is refused with its size, without
+// being read whole, when compiled or extended.
+func TestCatalogEntryTooLarge(t *testing.T) {
+	big := minimal + "# " + strings.Repeat("x", 2<<20) + "\n"
+	cat := catalogOf(t, map[string]string{"x/1.0.0.yaml": big, "y/1.0.0.yaml": "extends: x\n"})
+	want := fmt.Sprintf("x/1.0.0.yaml:1:1: error file_too_large: file is %d bytes; the limit is 1048576 bytes (1 MiB)", len(big))
+	if bp, ds, _ := cat.Compile("x"); bp != nil || ds.Error() != want {
+		t.Errorf("diagnostics:\n%v\nwant:\n%s", ds, want)
+	}
+	if bp, ds, _ := cat.Compile("y"); bp != nil || ds.Error() != want+"\ny/1.0.0.yaml:1:10: error extends_invalid: base blueprint x@1.0.0 has errors" {
+		t.Errorf("diagnostics of an overlay:\n%v", ds)
 	}
 }

@@ -195,9 +195,10 @@ func (c *compiler) load(name string, src []byte, self *Entry, chain []string) *y
 		// Else reported once, at the file being compiled (below).
 		return nil
 	}
-	baseSrc, err := c.opts.catalog.read(entry)
-	if err != nil {
-		c.ds.Errorf(c.pos(ext), "extends_not_found", "cannot read %s: %v", entry.File, err)
+	baseSrc, rds := c.opts.catalog.readBounded(entry)
+	if rds.HasErrors() {
+		c.ds = append(c.ds, rds...)
+		c.ds.Errorf(c.pos(ext), "extends_invalid", "base blueprint %s has errors", entry.Ref())
 		return nil
 	}
 	baseRoot := c.load(entry.File, baseSrc, entry, append(chain, entry.Ref()))
