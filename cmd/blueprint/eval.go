@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 
 	"github.com/spf13/cobra"
-	"github.com/tidwall/gjson"
 
 	"github.com/blueprint-engine/blueprint/runtime"
 )
@@ -296,7 +295,7 @@ func readEvents(r io.Reader, limit int, fn func(ev []byte, size int) error) erro
 		if len(trimmed) == 0 && !tooLong {
 			continue
 		}
-		if first && !tooLong && !gjson.ValidBytes(trimmed) {
+		if first && !tooLong && !wholeJSON(trimmed) {
 			// Not NDJSON: the whole input is one event.
 			rest, err := io.ReadAll(io.LimitReader(br, int64(limit)+1))
 			if err != nil {
