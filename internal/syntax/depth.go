@@ -53,13 +53,16 @@ type blockLevel struct {
 // scanDepth returns the offset of the token that opens a collection nested
 // deeper than limit, or -1.
 func scanDepth(src []byte, limit int) int {
-	s := depthScan{src: src, limit: limit, skip: noSkip, at: -1}
+	var block [16]blockLevel
+	var flow [16]byte
+	s := depthScan{src: src, limit: limit, skip: noSkip, at: -1, block: block[:0], flow: flow[:0]}
 	ls := 0
 	if bytes.HasPrefix(src, []byte("\ufeff")) {
 		ls = 3 // a byte order mark is not indentation
 	}
+	cr := bytes.IndexByte(src, '\r') >= 0
 	for ls < len(src) && s.at < 0 {
-		le, next := lineEnd(src, ls)
+		le, next := lineEnd(src, ls, cr)
 		s.line(ls, le)
 		ls = next
 	}
@@ -67,17 +70,23 @@ func scanDepth(src []byte, limit int) int {
 }
 
 // lineEnd returns the end of the line starting at ls and the start of the
-// next one. A line ends at \n, \r\n or \r, as YAML reads line breaks.
-func lineEnd(src []byte, ls int) (le, next int) {
-	i := bytes.IndexAny(src[ls:], "\r\n")
-	if i < 0 {
-		return len(src), len(src)
+// next one. A line ends at \n, \r\n or \r, as YAML reads line breaks
+// (cr: src holds a \r).
+func lineEnd(src []byte, ls int, cr bool) (le, next int) {
+	le, next = len(src), len(src)
+	if i := bytes.IndexByte(src[ls:], '\n'); i >= 0 {
+		le, next = ls+i, ls+i+1
 	}
-	le = ls + i
-	if src[le] == '\r' && le+1 < len(src) && src[le+1] == '\n' {
-		return le, le + 2
+	if !cr {
+		return le, next
 	}
-	return le, le + 1
+	if i := bytes.IndexByte(src[ls:le], '\r'); i >= 0 {
+		le, next = ls+i, ls+i+1
+		if next < len(src) && src[next] == '\n' {
+			next++
+		}
+	}
+	return le, next
 }
 
 func (s *depthScan) depth() int { return len(s.block) + len(s.flow) }

@@ -101,7 +101,7 @@ func lineCol(src []byte, at int) (line, col int) {
 	line = 1
 	ls := 0
 	for ls <= at {
-		le, next := lineEnd(src, ls)
+		le, next := lineEnd(src, ls, true)
 		if at <= le || next >= len(src) {
 			break
 		}
