@@ -26,6 +26,9 @@ type depthScan struct {
 	// or 'p' for the single-pair mapping that "key: value" makes inside a
 	// flow sequence ([a: b] is a list holding a mapping).
 	flow []byte
+	// flowAt and flowPeak are, for each of flow, where it opens and the
+	// deepest level reached inside it.
+	flowAt, flowPeak []int
 	// skip: while not noSkip, lines indented more than skip continue a
 	// plain or block scalar and are not read.
 	skip int
@@ -36,9 +39,10 @@ type depthScan struct {
 	// quoted scalar), and after a quoted scalar or a closed collection (a
 	// ':' right after it is a key indicator, as in {"a":1}).
 	flowToken, flowJSONKey bool
-	// keyAt is where the last plain or quoted scalar in flow context
-	// started: a key, if ": " follows.
-	keyAt int
+	// keyAt is where the last node in flow context started, and keyPeak
+	// the deepest level inside it when it is a collection (else 0): a key,
+	// if ": " follows.
+	keyAt, keyPeak int
 	// peak is the deepest nesting flowScan reached.
 	peak int
 	// at is the offset where the limit was crossed, or -1.
@@ -351,19 +355,17 @@ func (s *depthScan) flowScan(i, le int) int {
 		case c == '#' && (s.flowToken || i == 0 || isBlank(src[i-1]) || src[i-1] == '\n' || src[i-1] == '\r'):
 			return le // a comment
 		case c == '[' || c == '{':
-			s.flow = append(s.flow, c)
-			s.peak = max(s.peak, s.depth())
-			if s.depth() > s.limit {
-				s.at = i
+			if s.push(c, i) {
 				return le
 			}
 			s.flowToken, s.flowJSONKey = true, false
 		case c == ']' || c == '}':
 			if n := len(s.flow); n > 0 && s.flow[n-1] == 'p' {
-				s.flow = s.flow[:n-1]
+				s.pop()
 			}
 			if n := len(s.flow); n > 0 {
-				s.flow = s.flow[:n-1]
+				s.keyAt = s.flowAt[n-1]
+				s.keyPeak = s.pop()
 			}
 			s.flowToken, s.flowJSONKey = false, true
 			if len(s.flow) == 0 {
@@ -371,20 +373,28 @@ func (s *depthScan) flowScan(i, le int) int {
 			}
 		case c == ',':
 			if n := len(s.flow); n > 0 && s.flow[n-1] == 'p' {
-				s.flow = s.flow[:n-1]
+				s.pop()
 			}
 			s.flowToken, s.flowJSONKey = true, false
 		case c == ':' && (s.flowJSONKey || s.blankAfter(i, le)):
-			// A key indicator: inside a list, the pair is a mapping.
+			// A key indicator: inside a list, the pair is a mapping, one
+			// level above its key (which may be a collection: [[a]: b]).
 			if n := len(s.flow); n > 0 && s.flow[n-1] == '[' {
-				s.flow = append(s.flow, 'p')
-				s.peak = max(s.peak, s.depth())
-				if s.depth() > s.limit {
-					s.at = s.keyAt // the mapping starts at its key
+				if s.push('p', s.keyAt) {
+					return le
+				}
+				if s.keyPeak > 0 && s.raise(s.keyPeak+1) {
+					s.at = s.keyAt
 					return le
 				}
 			}
 			s.flowToken, s.flowJSONKey = true, false
+		case c == '?' && s.flowToken:
+			// An explicit key (yaml.v3 reads any ? starting a flow token
+			// so): inside a list, a single-pair mapping.
+			if n := len(s.flow); n > 0 && s.flow[n-1] == '[' && s.push('p', i) {
+				return le
+			}
 		case (c == '!' || c == '&') && s.flowToken:
 			// A tag (yaml.v3 reads [ ] , into it) or an anchor: the node
 			// follows.
@@ -392,7 +402,7 @@ func (s *depthScan) flowScan(i, le int) int {
 			}
 			continue
 		case (c == '"' || c == '\'') && s.flowToken:
-			s.quote, s.keyAt = c, i
+			s.quote, s.keyAt, s.keyPeak = c, i, 0
 			if i = s.quoted(i+1, le); s.quote != 0 {
 				return le
 			}
@@ -400,11 +410,46 @@ func (s *depthScan) flowScan(i, le int) int {
 			continue
 		default:
 			if s.flowToken {
-				s.keyAt = i
+				s.keyAt, s.keyPeak = i, 0
 			}
 			s.flowToken, s.flowJSONKey = false, false
 		}
 		i++
 	}
 	return le
+}
+
+// push opens a flow collection (or a single-pair mapping, 'p') at offset
+// at, and reports whether it crosses the limit.
+func (s *depthScan) push(c byte, at int) bool {
+	s.flow = append(s.flow, c)
+	s.flowAt = append(s.flowAt, at)
+	s.flowPeak = append(s.flowPeak, s.depth())
+	if s.raise(s.depth()) {
+		s.at = at
+		return true
+	}
+	return false
+}
+
+// raise records that the innermost flow collection reaches depth d, and
+// reports whether d is past the limit.
+func (s *depthScan) raise(d int) bool {
+	if n := len(s.flowPeak); n > 0 {
+		s.flowPeak[n-1] = max(s.flowPeak[n-1], d)
+	}
+	s.peak = max(s.peak, d)
+	return d > s.limit
+}
+
+// pop closes the innermost flow collection and returns the deepest level
+// reached inside it.
+func (s *depthScan) pop() int {
+	n := len(s.flow) - 1
+	peak := s.flowPeak[n]
+	s.flow, s.flowAt, s.flowPeak = s.flow[:n], s.flowAt[:n], s.flowPeak[:n]
+	if n > 0 {
+		s.flowPeak[n-1] = max(s.flowPeak[n-1], peak)
+	}
+	return peak
 }
