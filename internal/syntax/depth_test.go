@@ -126,6 +126,10 @@ var forms = []string{
 	"a:\tb\nc:\n- d",
 	"- |\n  x\n- >\n  [y\n- z",
 	"key: \"multi\n  line\" \nnext:\n  - a",
+	"\ufeffa:\n  b: c",
+	"a:\r\n  b:\r  - c\r\n",
+	// Found by FuzzScanDepth: how yaml.v3 reads odd corners.
+	"[[0]:] ", "[?0]", "[0:]", "!:\n- &0:", "[!0[ ]", "[#0[\n]", "  0:\n\r  0:",
 }
 
 func TestScanDepthForms(t *testing.T) {
