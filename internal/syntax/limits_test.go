@@ -120,8 +120,13 @@ func TestDeepInputRefusedBeforeParsing(t *testing.T) {
 // even on text the pre-scan reads as shallower than goccy does.
 func TestLocateBounded(t *testing.T) {
 	boundtest.Run(t, 60*time.Second, 256, func(t *testing.T) {
-		if _, _, _, ok := locate([]byte("a: " + strings.Repeat("[", 100_000))); ok {
-			t.Errorf("goccy placed an error in text nested 100,000 deep: it parsed it")
+		for _, src := range []string{
+			"a: " + strings.Repeat("[", 100_000),  // was over 256 MiB in 4 s
+			strings.Repeat("- ", 100_000) + "x\n", // was over 512 MiB in 16 s
+		} {
+			if _, _, _, ok := locate([]byte(src)); ok {
+				t.Errorf("goccy placed an error in text nested 100,000 deep (%.10q...): it parsed it", src)
+			}
 		}
 		if l, c, _, ok := locate([]byte("a: " + strings.Repeat("[", MaxDepth) + "\n\t")); !ok || l != 1 {
 			t.Errorf("at the limit goccy is asked: %d:%d %v", l, c, ok)
