@@ -160,3 +160,27 @@ func TestLongLinesBounded(t *testing.T) {
 		})
 	}
 }
+
+// Anchors and aliases are refused and never expanded (yaml.v3 keeps an
+// alias as a node; nothing here decodes into Go values): a "billion
+// laughs" file is three errors and no memory.
+func TestAliasesNotExpanded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("l0: &l0 [" + strings.Repeat("x,", 9) + "x]\n")
+	for i := 1; i < 10; i++ {
+		fmt.Fprintf(&b, "l%d: &l%d [%s*l%d]\n", i, i, strings.Repeat(fmt.Sprintf("*l%d,", i-1), 9), i-1)
+	}
+	boundtest.Run(t, 60*time.Second, 64, func(t *testing.T) {
+		f, ds := Parse("laughs.yaml", []byte(b.String()))
+		codes := map[string]int{}
+		for _, d := range ds {
+			codes[d.Code]++
+		}
+		if codes["yaml_anchor"] != 10 || codes["yaml_alias"] != 90 || len(ds) != 100 {
+			t.Errorf("diagnostics: %v", codes)
+		}
+		if v := Value(f.Root).(map[string]any)["l9"].([]any); len(v) != 10 || v[0] != nil {
+			t.Errorf("an alias was expanded: %v", v)
+		}
+	})
+}
