@@ -166,3 +166,36 @@ func runAll(t *testing.T, f *conformance.File, opts ...runtime.Option) []conform
 	}
 	return res
 }
+
+// The blueprint_file a vector file names is read as a blueprint: a 1 GiB
+// file is refused without being read whole.
+func TestVectorBlueprintFileSize(t *testing.T) {
+	dir := t.TempDir()
+	bp := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(bp, []byte("extends: button@0.1.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(bp, 1<<30); err != nil {
+		t.Skipf("cannot make a sparse file: %v", err)
+	}
+	vf := filepath.Join(dir, "big.vectors.yaml")
+	src := "blueprint_file: big.yaml\nconfig: {application_id: app-abc123def456, api_key: sk-test-123}\ncases:\n" +
+		unmapped("x", "event: {type: track, event: Unmapped}", "skip", "event_not_mapped")
+	if err := os.WriteFile(vf, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	boundtest.Run(t, 60*time.Second, 256, func(t *testing.T) {
+		f, ds := conformance.LoadFile(vf)
+		if f == nil {
+			t.Fatal(ds)
+		}
+		cat, err := engine.NewCatalog(blueprints.FS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = (&conformance.Runner{Catalog: cat}).Blueprint(f)
+		if want := fmt.Sprintf("error file_too_large: file is %d bytes", 1<<30); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error: %v\nwant it to hold %q", err, want)
+		}
+	})
+}

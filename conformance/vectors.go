@@ -10,7 +10,6 @@ package conformance
 import (
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -91,8 +90,8 @@ func LoadFS(fsys fs.FS, name string) (*File, diag.List) {
 	dir := path.Dir(name)
 	return Parse(name, src, func(rel string) (string, []byte, error) {
 		p := path.Join(dir, rel)
-		b, err := fs.ReadFile(fsys, p)
-		return p, b, err
+		b, ds := syntax.ReadFile(fsys, p)
+		return p, b, ds.Err()
 	})
 }
 
@@ -106,8 +105,8 @@ func LoadFile(name string) (*File, diag.List) {
 	dir := filepath.Dir(name)
 	return Parse(name, src, func(rel string) (string, []byte, error) {
 		p := filepath.Join(dir, filepath.FromSlash(rel))
-		b, err := os.ReadFile(p)
-		return p, b, err
+		b, ds := syntax.ReadOSFile(p)
+		return p, b, ds.Err()
 	})
 }
 
