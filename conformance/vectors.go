@@ -10,7 +10,6 @@ package conformance
 import (
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -82,34 +81,32 @@ type ExpectHeader struct {
 }
 
 // LoadFS reads a vector file from a file system (the embedded catalog).
+// A file over the size limit is refused without being read whole.
 func LoadFS(fsys fs.FS, name string) (*File, diag.List) {
-	src, err := fs.ReadFile(fsys, name)
-	if err != nil {
-		var ds diag.List
-		ds.Errorf(diag.Pos{File: name}, "read_error", "%v", err)
+	src, ds := syntax.ReadFile(fsys, name)
+	if ds.HasErrors() {
 		return nil, ds
 	}
 	dir := path.Dir(name)
 	return Parse(name, src, func(rel string) (string, []byte, error) {
 		p := path.Join(dir, rel)
-		b, err := fs.ReadFile(fsys, p)
-		return p, b, err
+		b, ds := syntax.ReadFile(fsys, p)
+		return p, b, ds.Err()
 	})
 }
 
-// LoadFile reads a vector file from disk.
+// LoadFile reads a vector file from disk. A file over the size limit is
+// refused without being read whole.
 func LoadFile(name string) (*File, diag.List) {
-	src, err := os.ReadFile(name)
-	if err != nil {
-		var ds diag.List
-		ds.Errorf(diag.Pos{File: name}, "read_error", "%v", err)
+	src, ds := syntax.ReadOSFile(name)
+	if ds.HasErrors() {
 		return nil, ds
 	}
 	dir := filepath.Dir(name)
 	return Parse(name, src, func(rel string) (string, []byte, error) {
 		p := filepath.Join(dir, filepath.FromSlash(rel))
-		b, err := os.ReadFile(p)
-		return p, b, err
+		b, ds := syntax.ReadOSFile(p)
+		return p, b, ds.Err()
 	})
 }
 

@@ -8,10 +8,9 @@ import (
 	"os"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/blueprint-engine/blueprint/blueprints"
 	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/syntax"
 )
 
 // catalog returns the embedded catalog, or the one in --catalog.
@@ -67,24 +66,29 @@ func (a *app) loadBlueprint(ref string) (*engine.Blueprint, error) {
 }
 
 // parseConfig reads --config-file (JSON or YAML mapping) and then --config
-// KEY=VALUE pairs over it.
+// KEY=VALUE pairs over it. The file is read as blueprints are: at most
+// 1 MiB and 64 levels of nesting, checked before any parser reads it, and
+// plain data (no anchors, aliases, tags or duplicate keys); a file that
+// breaks a rule is a usage error naming the line, the column and the code.
 func parseConfig(pairs []string, file string) (map[string]any, error) {
 	cfg := map[string]any{}
 	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, usageErr("--config-file: %v", err)
+		src, ds := syntax.ReadOSFile(file)
+		var f *syntax.File
+		if !ds.HasErrors() {
+			f, ds = syntax.Parse(file, src)
 		}
-		var n yaml.Node
-		if err := yaml.Unmarshal(b, &n); err != nil {
-			return nil, usageErr("--config-file %s: %v", file, err)
+		if ds.HasErrors() {
+			return nil, usageErr("--config-file: %v", ds.Sorted())
 		}
-		var m map[string]any
-		if err := n.Decode(&m); err != nil {
-			return nil, usageErr("--config-file %s must hold a mapping of config keys", file)
-		}
-		for k, v := range m {
-			cfg[k] = v
+		if f.Root != nil {
+			m, ok := syntax.Value(f.Root).(map[string]any)
+			if !ok {
+				return nil, usageErr("--config-file %s must hold a mapping of config keys, not %s", file, syntax.Describe(f.Root))
+			}
+			for k, v := range m {
+				cfg[k] = v
+			}
 		}
 	}
 	for _, p := range pairs {

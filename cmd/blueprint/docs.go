@@ -63,8 +63,13 @@ func (a *app) listCmd() *cobra.Command {
 				}
 				bp, ds, _ := cat.Compile(key)
 				if bp == nil {
+					// Say why on stderr, as the other verbs do.
 					failed = true
-					fmt.Fprintf(tw, "%s\t%s\t(does not compile: %d errors)\t\t\n", key, strings.Join(versions, ", "), len(ds))
+					for _, d := range ds {
+						fmt.Fprintln(a.stderr, d)
+					}
+					errs, _ := ds.Counts()
+					fmt.Fprintf(tw, "%s\t%s\t(does not compile: %d %s)\t\t\n", key, strings.Join(versions, ", "), errs, plural(errs, "error", "errors"))
 					continue
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", key, strings.Join(versions, ", "), bp.Status(), strings.Join(bp.VariantKeys(), ", "), bp.Name())

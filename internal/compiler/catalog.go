@@ -11,6 +11,7 @@ import (
 
 	"github.com/blueprint-engine/blueprint/engine/diag"
 	"github.com/blueprint-engine/blueprint/internal/suggest"
+	"github.com/blueprint-engine/blueprint/internal/syntax"
 )
 
 // Catalog is a set of blueprints laid out as KEY/VERSION.yaml in a file
@@ -21,6 +22,7 @@ import (
 type Catalog struct {
 	fsys    fs.FS
 	entries map[string][]*Entry // by key, oldest version first
+	byFile  map[string]*Entry
 
 	mu       sync.Mutex
 	compiled map[string]*compiled
@@ -46,7 +48,7 @@ var entryRE = regexp.MustCompile(`^([a-z][a-z0-9_]*)/([^/]+)\.ya?ml$`)
 
 // NewCatalog scans fsys for KEY/VERSION.yaml files.
 func NewCatalog(fsys fs.FS) (*Catalog, error) {
-	c := &Catalog{fsys: fsys, entries: map[string][]*Entry{}, compiled: map[string]*compiled{}}
+	c := &Catalog{fsys: fsys, entries: map[string][]*Entry{}, byFile: map[string]*Entry{}, compiled: map[string]*compiled{}}
 	files, err := fs.Glob(fsys, "*/*.y*ml")
 	if err != nil {
 		return nil, err
@@ -56,7 +58,9 @@ func NewCatalog(fsys fs.FS) (*Catalog, error) {
 		if m == nil || !semverRE.MatchString(m[2]) {
 			continue
 		}
-		c.entries[m[1]] = append(c.entries[m[1]], &Entry{Key: m[1], Version: m[2], File: f})
+		e := &Entry{Key: m[1], Version: m[2], File: f}
+		c.entries[m[1]] = append(c.entries[m[1]], e)
+		c.byFile[f] = e
 	}
 	for _, es := range c.entries {
 		slices.SortFunc(es, func(a, b *Entry) int { return compareSemver(a.Version, b.Version) })
@@ -107,7 +111,14 @@ func (c *Catalog) Resolve(ref string) (*Entry, error) {
 	return nil, fmt.Errorf("no version %s of blueprint %s in the catalog (versions: %s)", version, key, strings.Join(vs, ", "))
 }
 
+// entryAt returns the entry whose file is name (its path in the catalog), or nil.
+func (c *Catalog) entryAt(name string) *Entry { return c.byFile[name] }
+
 func (c *Catalog) read(e *Entry) ([]byte, error) { return fs.ReadFile(c.fsys, e.File) }
+
+// readBounded reads an entry to compile it: over the size limit, it is
+// refused without being read whole.
+func (c *Catalog) readBounded(e *Entry) ([]byte, diag.List) { return syntax.ReadFile(c.fsys, e.File) }
 
 // Source returns the YAML text of an entry.
 func (c *Catalog) Source(e *Entry) ([]byte, error) { return c.read(e) }
@@ -129,14 +140,19 @@ func (c *Catalog) Compile(ref string) (*Blueprint, diag.List, error) {
 	}
 	c.mu.Unlock()
 	cc.once.Do(func() {
-		src, err := c.read(e)
-		if err != nil {
-			cc.ds.Errorf(diag.Pos{File: e.File}, "read_error", "%v", err)
+		src, ds := c.readBounded(e)
+		if ds.HasErrors() {
+			cc.ds = ds
 			return
 		}
 		cc.bp, cc.ds = Compile(e.File, src, WithCatalog(c))
 	})
 	if cc.bp == nil {
+		if !cc.ds.HasErrors() {
+			// Compile returns no blueprint only with an error that says
+			// why (TestCatalogNeverFailsSilently): never print %!w(<nil>).
+			return nil, cc.ds, fmt.Errorf("%s does not compile, and no diagnostic says why (a compiler bug)", e.Ref())
+		}
 		return nil, cc.ds, fmt.Errorf("%s does not compile: %w", e.Ref(), cc.ds.Err())
 	}
 	return cc.bp, cc.ds, nil

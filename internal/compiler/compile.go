@@ -65,7 +65,11 @@ func Compile(name string, src []byte, opts ...Option) (*Blueprint, Diagnostics) 
 		files:   map[*yaml.Node]string{},
 		sources: map[string][]byte{},
 	}
-	root := c.load(name, src, nil)
+	var self *Entry
+	if o.catalog != nil {
+		self = o.catalog.entryAt(name)
+	}
+	root := c.load(name, src, self, nil)
 	if root == nil || c.ds.HasErrors() {
 		return nil, c.ds.Sorted()
 	}
@@ -139,8 +143,11 @@ func (c *compiler) srcOf(n *yaml.Node) []byte {
 }
 
 // load parses a file and, when it extends another blueprint, merges it over
-// its base. chain holds the files being loaded, to detect cycles.
-func (c *compiler) load(name string, src []byte, chain []string) *yaml.Node {
+// its base. self is the catalog entry the file is, or nil for a file
+// outside the catalog (an overlay). chain names the files being loaded
+// (KEY@VERSION, or the file name of one outside the catalog), outermost
+// first, to detect cycles.
+func (c *compiler) load(name string, src []byte, self *Entry, chain []string) *yaml.Node {
 	f, ds := syntax.Parse(name, src)
 	c.ds = append(c.ds, ds...)
 	c.sources[name] = src
@@ -168,20 +175,33 @@ func (c *compiler) load(name string, src []byte, chain []string) *yaml.Node {
 		c.ds.Errorf(c.pos(ext), "extends_not_found", "%v", err)
 		return nil
 	}
+	if self != nil && entry.Key == self.Key {
+		if msg := c.extendsOwnKey(self, ref, entry); msg != "" {
+			c.ds.Errorf(c.pos(ext), "extends_self", "%s", msg)
+			return nil
+		}
+	}
 	if len(chain) == 0 {
 		chain = []string{name}
+		if self != nil {
+			chain[0] = self.Ref()
+		}
 	}
 	if slices.Contains(chain, entry.Ref()) || entry.File == c.file {
-		// Reported once, at the file being compiled.
 		c.cycle = append(append([]string(nil), chain...), entry.Ref())
+		if len(chain) == 1 {
+			c.ds.Errorf(c.pos(ext), "extends_cycle", "extends cycle: %s", strings.Join(c.cycle, " -> "))
+		}
+		// Else reported once, at the file being compiled (below).
 		return nil
 	}
-	baseSrc, err := c.opts.catalog.read(entry)
-	if err != nil {
-		c.ds.Errorf(c.pos(ext), "extends_not_found", "cannot read %s: %v", entry.File, err)
+	baseSrc, rds := c.opts.catalog.readBounded(entry)
+	if rds.HasErrors() {
+		c.ds = append(c.ds, rds...)
+		c.ds.Errorf(c.pos(ext), "extends_invalid", "base blueprint %s has errors", entry.Ref())
 		return nil
 	}
-	baseRoot := c.load(entry.File, baseSrc, append(chain, entry.Ref()))
+	baseRoot := c.load(entry.File, baseSrc, entry, append(chain, entry.Ref()))
 	if baseRoot == nil {
 		switch {
 		case c.cycle != nil && len(chain) == 1:
@@ -201,6 +221,36 @@ func (c *compiler) load(name string, src []byte, chain []string) *yaml.Node {
 	merged := c.merge(baseRoot, f.Root, "")
 	c.keepSecrets(baseRoot, f.Root, merged)
 	return merged
+}
+
+// extendsOwnKey checks a catalog entry that extends a version of its own
+// key, ref resolving to base. A version may build on an older version of
+// its key, named with its version: anything else is itself (a cycle), a
+// newer version (which would extend it back, or change when published),
+// or KEY alone (the newest version: the entry itself once it is the
+// newest, and a different base each time a version is published). It
+// returns what is wrong, or "".
+func (c *compiler) extendsOwnKey(self *Entry, ref string, base *Entry) string {
+	older := ""
+	for _, e := range c.opts.catalog.Entries(self.Key) {
+		if compareSemver(e.Version, self.Version) < 0 {
+			older = e.Ref() // the newest older version
+		}
+	}
+	fix := "remove extends"
+	if older != "" {
+		fix = "name an older version: extends: " + older
+	}
+	_, _, versioned := strings.Cut(ref, "@")
+	switch cmp := compareSemver(base.Version, self.Version); {
+	case cmp == 0:
+		return fmt.Sprintf("%s extends %s, which is itself: a version can extend only an older version of its key; %s", self.Ref(), ref, fix)
+	case cmp > 0:
+		return fmt.Sprintf("%s extends %s, which resolves to %s, a newer version of itself: a version can extend only an older version of its key; %s", self.Ref(), ref, base.Ref(), fix)
+	case !versioned:
+		return fmt.Sprintf("%s extends %s, the newest version of its own key: today %s, but it changes with every version published (and is %s itself once it is the newest); name the version: extends: %s", self.Ref(), ref, base.Ref(), self.Ref(), base.Ref())
+	}
+	return ""
 }
 
 // keepSecrets refuses an overlay that turns a secret config key of its

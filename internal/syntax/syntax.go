@@ -17,7 +17,9 @@ import (
 	"unicode/utf8"
 
 	goyaml "github.com/goccy/go-yaml"
+	golexer "github.com/goccy/go-yaml/lexer"
 	goparser "github.com/goccy/go-yaml/parser"
+	gotoken "github.com/goccy/go-yaml/token"
 	"gopkg.in/yaml.v3"
 
 	"github.com/blueprint-engine/blueprint/engine/diag"
@@ -26,9 +28,11 @@ import (
 // MaxFileSize is the largest YAML file the compiler reads (1 MiB).
 const MaxFileSize = 1 << 20
 
-// maxDepth bounds nesting so that hostile files cannot exhaust the stack of
-// the recursive walks over the node tree.
-const maxDepth = 100
+// MaxDepth is the deepest nesting a YAML file may hold: at most 64 mappings
+// and lists inside each other, the top-level mapping included (the limit
+// events have at run time). It is checked on the text before any parser
+// reads it (scanDepth), and on the node tree after.
+const MaxDepth = 64
 
 // File is one parsed YAML file.
 type File struct {
@@ -61,6 +65,11 @@ func Parse(name string, src []byte) (*File, diag.List) {
 		ds.Errorf(diag.Pos{File: name, Line: line, Col: col}, "invalid_utf8", "file is not valid UTF-8")
 		return f, ds
 	}
+	if at := scanDepth(src, MaxDepth); at >= 0 {
+		line, col := lineCol(src, at)
+		ds.Errorf(diag.Pos{File: name, Line: line, Col: col}, "too_deep", "%s", tooDeepMsg)
+		return f, ds
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -85,13 +94,30 @@ func Parse(name string, src []byte) (*File, diag.List) {
 	return f, ds
 }
 
+var tooDeepMsg = fmt.Sprintf("nesting is deeper than %d levels: a file holds at most %d mappings and lists inside each other, the top level included", MaxDepth, MaxDepth)
+
+// lineCol returns the line and the column (in runes) of offset at.
+func lineCol(src []byte, at int) (line, col int) {
+	line = 1
+	ls := 0
+	for ls <= at {
+		le, next := lineEnd(src, ls, true)
+		if at <= le || next >= len(src) {
+			break
+		}
+		line, ls = line+1, next
+	}
+	return line, utf8.RuneCount(src[ls:at]) + 1
+}
+
 // check walks the tree for what yaml.v3 accepts but the language refuses.
+// depth is the number of collections n is inside.
 func check(file string, n *yaml.Node, depth int, ds *diag.List) {
 	if n == nil {
 		return
 	}
-	if depth > maxDepth {
-		ds.Errorf(Pos(file, n), "too_deep", "nesting is deeper than %d levels", maxDepth)
+	if depth >= MaxDepth && (n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode) {
+		ds.Errorf(Pos(file, n), "too_deep", "%s", tooDeepMsg)
 		return
 	}
 	if n.Anchor != "" {
@@ -214,12 +240,46 @@ func locate(src []byte) (line, col int, msg string, ok bool) {
 			ok = false
 		}
 	}()
-	_, err := goparser.ParseBytes(src, 0)
+	tokens := golexer.Tokenize(string(src))
+	if nestsDeep(tokens) {
+		return 0, 0, "", false
+	}
+	_, err := goparser.Parse(tokens, 0)
 	var se *goyaml.SyntaxError
 	if errors.As(err, &se) && se.Token != nil && se.Token.Position != nil && se.Token.Position.Line > 0 {
 		return se.Token.Position.Line, max(se.Token.Position.Column, 1), se.Message, true
 	}
 	return 0, 0, "", false
+}
+
+// nestsDeep reports whether goccy's parser would nest deeper than MaxDepth
+// on tokens. scanDepth has refused such text already as YAML nests it, but
+// goccy reads text after an error its own way (after a reserved character,
+// say): its parser's recursion is bounded here by what its own scanner saw.
+func nestsDeep(tokens gotoken.Tokens) bool {
+	flow, entries, line := 0, 0, 0
+	for _, tk := range tokens {
+		switch tk.Type {
+		case gotoken.SequenceStartType, gotoken.MappingStartType:
+			if flow++; flow > MaxDepth {
+				return true
+			}
+		case gotoken.SequenceEndType, gotoken.MappingEndType:
+			flow = max(flow-1, 0)
+		case gotoken.SequenceEntryType, gotoken.MappingKeyType:
+			// "- - - x": entries nested on one line.
+			if tk.Position == nil || tk.Position.Line != line {
+				entries = 0
+			}
+			if tk.Position != nil {
+				line = tk.Position.Line
+			}
+			if entries++; entries > MaxDepth {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // tabIndent finds the first tab in the leading whitespace of a line.
