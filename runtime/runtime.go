@@ -46,7 +46,6 @@
 package runtime
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -308,7 +307,19 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 			}
 		}
 	}
-	in.red = newRedactor(secrets)
+	if len(problems) == 0 {
+		in.plan = planOf(bp)
+		in.requests = map[*compiler.Request]*requestPlan{}
+		for _, e := range v.Events {
+			if in.requests[e.Request] == nil {
+				in.requests[e.Request] = in.planRequest(e.Request)
+			}
+		}
+	}
+	// The secrets, and every credential rendered from config (a vendor may
+	// echo an Authorization header whole), are scrubbed from all the
+	// integration shows.
+	in.red = newRedactor(secrets, in.credentials()...)
 	in.noNameMsg = in.red.String("the track event has no event name")
 	in.filteredMsg = in.red.String("the mapping's filter is false")
 	in.eventNames = map[*compiler.Event]string{}
@@ -318,15 +329,6 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 	if cs := bp.Consent; cs != nil {
 		in.consentDenied = in.red.String(cs.Category + " consent is denied")
 		in.consentMissing = in.red.String(cs.Category + " consent is missing, and missing means denied")
-	}
-	if len(problems) == 0 {
-		in.plan = planOf(bp)
-		in.requests = map[*compiler.Request]*requestPlan{}
-		for _, e := range v.Events {
-			if in.requests[e.Request] == nil {
-				in.requests[e.Request] = in.planRequest(e.Request)
-			}
-		}
 	}
 	if len(problems) > 0 {
 		keys := make([]string, 0, len(problems))
@@ -381,18 +383,9 @@ func (in *Integration) Hosts() []string { return slices.Clone(in.hosts) }
 // written with \u escapes). A sender should not store such an event (the
 // outbox keeps events as they are): send rejects it.
 func (in *Integration) CarriesSecret(event []byte) bool {
-	if !in.red.active() {
-		return false
-	}
-	if in.red.found(bstr(event)) { // no copy
-		return true
-	}
-	// Escapes can hide a secret: \u for any character, \/ for a slash.
-	// Unescaping costs a JSON decode, so only events that have one pay.
-	if bytes.Contains(event, []byte(`\u`)) || bytes.Contains(event, []byte(`\/`)) {
-		return in.red.found(bstr(encoding.CanonicalJSON(event)))
-	}
-	return false
+	// Escapes can hide a secret (\u for any character, \/ for a slash):
+	// only events with a backslash pay for undoing them.
+	return in.red.holds(bstr(event)) // no copy
 }
 
 // RedactJSON scrubs secret config values from JSON text, forms written
@@ -617,21 +610,31 @@ func maskHeader(v string) string {
 	return "***"
 }
 
-func (r *Request) redactedURL() string {
-	if r.secretQuery == "" {
-		return r.URL
+func (r *Request) redactedURL() string { return maskQuery(r.URL, r.secretQuery) }
+
+// maskQuery masks the value of the query parameter name in u.
+func maskQuery(u, name string) string {
+	if name == "" {
+		return u
 	}
-	base, query, ok := strings.Cut(r.URL, "?")
+	base, query, ok := strings.Cut(u, "?")
 	if !ok {
-		return r.URL
+		return u
 	}
 	parts := strings.Split(query, "&")
 	for i, p := range parts {
-		if name, _, _ := strings.Cut(p, "="); name == r.secretQuery {
-			parts[i] = name + "=***"
+		if n, _, _ := strings.Cut(p, "="); n == name {
+			parts[i] = n + "=***"
 		}
 	}
 	return base + "?" + strings.Join(parts, "&")
+}
+
+// RedactURL returns u, a URL req was sent to (rewritten for a sandbox, or
+// a redirect's target), as it may be shown: req's auth query parameter
+// masked and every secret scrubbed, like Redacted(req).URL.
+func (in *Integration) RedactURL(req *Request, u string) string {
+	return in.red.String(maskQuery(u, req.secretQuery))
 }
 
 // MarshalJSON writes the result with secrets redacted, bodies as JSON.
