@@ -229,6 +229,28 @@ func (r *redactor) scrub(s string) (string, bool) {
 	if !r.active() {
 		return s, false
 	}
+	out, ok := r.scrubOnce(s)
+	if !ok {
+		return s, false
+	}
+	// A secret holding the mask's character (*) can form again around a
+	// mask: scrub again (each pass shortens the text), a few times at
+	// most, then show nothing of it.
+	for i := 0; r.holds(out); i++ {
+		if i == maxRescrubs {
+			return Mask, true
+		}
+		out, _ = r.scrubOnce(out)
+	}
+	return out, true
+}
+
+// maxRescrubs bounds the passes over text whose masks formed a secret
+// again.
+const maxRescrubs = 4
+
+// scrubOnce masks every span of s in one pass.
+func (r *redactor) scrubOnce(s string) (string, bool) {
 	var spans [][2]int
 	if r.found(s) || r.mayCut(s) {
 		spans = r.m.spans(s, spans)
