@@ -136,7 +136,9 @@ type Attempt struct {
 	RetryAfter time.Duration
 	Latency    time.Duration
 	// Err is a transport error (no answer): connection refused or dropped,
-	// timeout. The verdict is then retry.
+	// timeout. The verdict is then retry. Like Message, it is redacted: a
+	// *url.Error in it holds the redacted URL, and no error of its chain
+	// shows a secret (errors.Is and Timeout still answer for the cause).
 	Err error
 }
 
