@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 )
@@ -37,5 +38,58 @@ func BenchmarkRedactDots(b *testing.B) {
 	s := strings.Repeat(".", 30_000)
 	for b.Loop() {
 		r.String(s)
+	}
+}
+
+// A secret holding the mask's character cannot form again around a mask.
+func TestRedactMaskCannotReform(t *testing.T) {
+	for _, c := range []struct{ secret, in string }{
+		{"*bcd", "*bcdbcd"},
+		{"***x", "***xxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+		{"a**b", "a**a**bb"},
+	} {
+		r := newRedactor([]string{c.secret})
+		if got := r.String(c.in); strings.Contains(got, c.secret) {
+			t.Errorf("secret %q: String(%q) = %q", c.secret, c.in, got)
+		}
+	}
+}
+
+// The secret in base64 at any offset of any base64 text, in both
+// alphabets, padded or not: none of the characters that depend on it alone
+// is left.
+func TestRedactBase64AnyOffset(t *testing.T) {
+	const secret = "sk-test-123?>~"
+	r := newRedactor([]string{secret})
+	for pre := 0; pre < 7; pre++ {
+		for post := 0; post < 4; post++ {
+			plain := strings.Repeat("p", pre) + secret + strings.Repeat("q", post)
+			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+				e := enc.EncodeToString([]byte(plain))
+				got := r.String("token " + e + " end")
+				a := pre % 3
+				core := enc.EncodeToString(append(make([]byte, a), secret...))[(8*a+5)/6 : (8*a+8*len(secret))/6]
+				if strings.Contains(got, core) || !strings.Contains(got, Mask) {
+					t.Errorf("%d+%d bytes around, %s: %q", pre, post, e, got)
+				}
+			}
+		}
+	}
+}
+
+// A secret written with JSON escapes, in any mix and in any text (JSON
+// or not), is found and masked in place, escapes included.
+func TestRedactJSONEscapesAnyMix(t *testing.T) {
+	r := newRedactor([]string{"sk-test-123"})
+	for in, want := range map[string]string{
+		`{"k":"\u0073k-test-123","n":1}`:              `{"k":"***","n":1}`,
+		`not json: \u0073\u006B\u002dtest\u002d123 !`: `not json: *** !`,
+		`{"k":"sk\u002dtest-123`:                      `{"k":"***`, // JSON cut short
+		`x \u0073k-t...`:                              `x ***...`,  // cut after the start of the secret
+		`sk\/test \u0073k`:                            `sk\/test \u0073k`,
+	} {
+		if got := r.String(in); got != want {
+			t.Errorf("String(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -54,12 +54,12 @@ func (in *Integration) Classify(req *Request, status int, header http.Header, bo
 		}
 		v := Verdict{Outcome: Outcome(r.Outcome), Status: status, Message: r.Message}
 		if v.Message == "" && !v.Delivered() {
-			v.Message = vendorMessage(resp, status, body)
+			v.Message = vendorMessage(resp, status, body, in.red)
 		}
 		v.Message = in.red.String(v.Message)
 		return v
 	}
-	return Verdict{Outcome: Failed, Status: status, Message: in.red.String(vendorMessage(resp, status, body))}
+	return Verdict{Outcome: Failed, Status: status, Message: in.red.String(vendorMessage(resp, status, body, in.red))}
 }
 
 // responseCtx is what a response rule's expression reads.
@@ -79,11 +79,13 @@ func (in *Integration) ruleHolds(e *compiler.Expr, rc *responseCtx) bool {
 }
 
 // vendorMessage is the vendor's error message (at the blueprint's message
-// path), else the start of the body, else the status text.
-func vendorMessage(resp *compiler.Responses, status int, body []byte) string {
+// path), else the start of the body, else the status text. The vendor's
+// text is scrubbed before it is cut, so that no cut falls inside a secret
+// it echoes.
+func vendorMessage(resp *compiler.Responses, status int, body []byte, red *redactor) string {
 	if resp != nil && resp.MessagePath != "" && gjson.ValidBytes(body) {
 		if m := gjson.GetBytes(body, resp.MessagePath); m.Exists() && m.String() != "" {
-			return clip(m.String())
+			return clip(red.String(m.String()))
 		}
 	}
 	text := http.StatusText(status)
@@ -92,7 +94,7 @@ func vendorMessage(resp *compiler.Responses, status int, body []byte) string {
 	}
 	// Strings unescaped first, so that a secret written with \u escapes
 	// is scrubbed like any other.
-	if b := strings.TrimSpace(string(encoding.CanonicalJSON(body))); b != "" && status != 0 {
+	if b := strings.TrimSpace(string(red.Bytes(encoding.CanonicalJSON(body)))); b != "" && status != 0 {
 		return text + ": " + clip(b)
 	}
 	return text

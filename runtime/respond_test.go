@@ -36,7 +36,9 @@ func TestClassifyButton(t *testing.T) {
 		{"teapot", activity.Requests[0], 418, ``, runtime.Failed, "I'm a teapot"},
 		{"a message echoing the key is redacted", order.Requests[0], 400, `{"error":{"message":"bad key sk-live-abc"}}`, runtime.Failed, "bad key ***"},
 		{"a body echoing the key in \\u escapes is redacted", activity.Requests[0], 500, `{"detail":"key \u0073k-live-abc"}`, runtime.Retry, `Internal Server Error: {"detail":"key ***"}`},
-		{"a long body cut in the key is redacted", activity.Requests[0], 500, strings.Repeat("x", 195) + "sk-live-abc", runtime.Retry, "Internal Server Error: " + strings.Repeat("x", 195) + "***..."},
+		// Scrubbed before it is cut: the masked text fits, nothing is cut.
+		{"a long body cut in the key is redacted", activity.Requests[0], 500, strings.Repeat("x", 195) + "sk-live-abc", runtime.Retry, "Internal Server Error: " + strings.Repeat("x", 195) + "***"},
+		{"a longer body is scrubbed, then cut", activity.Requests[0], 500, strings.Repeat("x", 195) + "sk-live-abc" + strings.Repeat("y", 10), runtime.Retry, "Internal Server Error: " + strings.Repeat("x", 195) + "***yy..."},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

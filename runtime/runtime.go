@@ -43,10 +43,56 @@
 // Nothing is unmarshalled into maps unless an expression reads a whole
 // object. A delivered event costs two allocations (its request and body),
 // a skipped one none.
+//
+// # Redaction
+//
+// A request holds the real credentials; every view this package gives of
+// a result, a request or a vendor answer is scrubbed of the integration's
+// secrets: Result.String, MarshalJSON (AppendJSON), LogValue and Message,
+// Integration.Redacted, RedactURL, Redact and RedactJSON, and
+// Verdict.Message from Classify (runtime/send adds the sender's attempt
+// messages and errors, and so what reaches logs and dead letters). What
+// is scrubbed, for each config value of type secret:
+//
+//   - the value as written, url.QueryEscape'd, url.PathEscape'd, inside a
+//     JSON string (HTML-escaped or not) or a Go-quoted one, and behind JSON
+//     string escapes in any mix (sk\u002d..., \u0073k...), in any text,
+//     JSON or not;
+//   - its base64, standard or URL alphabet, padded or not, at any offset of
+//     any base64 text: for each of its 3 alignments in a 3-byte group, the
+//     characters that depend on the value alone, with the last, partial
+//     character and the padding when the value ends the text; and the
+//     whole encodings of value, value+":" and ":"+value;
+//   - every credential rendered from config at Bind, as a unit, in the
+//     same text forms: the Authorization credential after its scheme word
+//     (shown Basic ***), the user:password a Basic credential decodes to,
+//     the value of an auth header or of a header marked secret, the query
+//     auth value as sent and decoded;
+//   - the start of a secret form, 4 bytes or more, right before a cut mark
+//     ("..." or "…"), after any number of marks: values cut to 40 bytes in
+//     messages keep no start of a secret; a vendor's text is scrubbed
+//     before it is cut to 200.
+//
+// Every occurrence is masked (***), overlapping ones as one, in one pass
+// linear in the text (an Aho-Corasick automaton over every form, built at
+// Bind); a text holding none costs a few substring searches. A secret that
+// holds the mask's character cannot form again around a mask.
+//
+// Residual limits: a form shorter than 4 bytes is not scrubbed from free
+// text, so a secret shorter than 4 characters is masked only where it is
+// known to be (auth, secret headers and fields) and in its longer
+// encodings; before a cut mark up to 3 bytes of a secret form may show,
+// and in base64 the one character on each side of an embedded secret that
+// mixes its bits with its neighbours' (a few bits each); the start of a
+// secret at the end of a text that a vendor cut without a mark is not
+// masked; a secret header whose value reads event data is masked in the
+// views of its request but not scrubbed from other text (its value is not
+// known at Bind); other encodings (hex, percent-encoding beyond what
+// url.QueryEscape and url.PathEscape write, base64 of an escaped form,
+// encryption) are not recognised.
 package runtime
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -308,7 +354,19 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 			}
 		}
 	}
-	in.red = newRedactor(secrets)
+	if len(problems) == 0 {
+		in.plan = planOf(bp)
+		in.requests = map[*compiler.Request]*requestPlan{}
+		for _, e := range v.Events {
+			if in.requests[e.Request] == nil {
+				in.requests[e.Request] = in.planRequest(e.Request)
+			}
+		}
+	}
+	// The secrets, and every credential rendered from config (a vendor may
+	// echo an Authorization header whole), are scrubbed from all the
+	// integration shows.
+	in.red = newRedactor(secrets, in.credentials()...)
 	in.noNameMsg = in.red.String("the track event has no event name")
 	in.filteredMsg = in.red.String("the mapping's filter is false")
 	in.eventNames = map[*compiler.Event]string{}
@@ -318,15 +376,6 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 	if cs := bp.Consent; cs != nil {
 		in.consentDenied = in.red.String(cs.Category + " consent is denied")
 		in.consentMissing = in.red.String(cs.Category + " consent is missing, and missing means denied")
-	}
-	if len(problems) == 0 {
-		in.plan = planOf(bp)
-		in.requests = map[*compiler.Request]*requestPlan{}
-		for _, e := range v.Events {
-			if in.requests[e.Request] == nil {
-				in.requests[e.Request] = in.planRequest(e.Request)
-			}
-		}
 	}
 	if len(problems) > 0 {
 		keys := make([]string, 0, len(problems))
@@ -365,8 +414,9 @@ func (in *Integration) Blueprint() *engine.Blueprint { return in.pub }
 // spelling (Bind matches the variant case-insensitively).
 func (in *Integration) Variant() string { return in.variant.Key }
 
-// Redact replaces every secret config value (and its common encodings) in
-// s with ***.
+// Redact replaces every secret config value, every credential rendered
+// from config, and their encodings (see Redaction in the package doc) in s
+// with ***.
 func (in *Integration) Redact(s string) string { return in.red.String(s) }
 
 // HostAllowed reports whether a request may go to host: the blueprint's
@@ -376,23 +426,15 @@ func (in *Integration) HostAllowed(host string) bool { return compiler.HostAllow
 // Hosts returns a copy of the host allow-list.
 func (in *Integration) Hosts() []string { return slices.Clone(in.hosts) }
 
-// CarriesSecret reports whether an event holds a secret config value, in
-// any form the redaction knows (raw, URL- or JSON-escaped, base64, or
-// written with \u escapes). A sender should not store such an event (the
-// outbox keeps events as they are): send rejects it.
+// CarriesSecret reports whether an event holds a secret config value or
+// a credential rendered from config, in any form the redaction knows (raw,
+// URL- or JSON-escaped, base64 at any offset, or written with \u escapes;
+// see Redaction). A sender should not store such an event (the outbox
+// keeps events as they are): send rejects it.
 func (in *Integration) CarriesSecret(event []byte) bool {
-	if !in.red.active() {
-		return false
-	}
-	if in.red.found(bstr(event)) { // no copy
-		return true
-	}
-	// Escapes can hide a secret: \u for any character, \/ for a slash.
-	// Unescaping costs a JSON decode, so only events that have one pay.
-	if bytes.Contains(event, []byte(`\u`)) || bytes.Contains(event, []byte(`\/`)) {
-		return in.red.found(bstr(encoding.CanonicalJSON(event)))
-	}
-	return false
+	// Escapes can hide a secret (\u for any character, \/ for a slash):
+	// only events with a backslash pay for undoing them.
+	return in.red.holds(bstr(event)) // no copy
 }
 
 // RedactJSON scrubs secret config values from JSON text, forms written
@@ -617,21 +659,31 @@ func maskHeader(v string) string {
 	return "***"
 }
 
-func (r *Request) redactedURL() string {
-	if r.secretQuery == "" {
-		return r.URL
+func (r *Request) redactedURL() string { return maskQuery(r.URL, r.secretQuery) }
+
+// maskQuery masks the value of the query parameter name in u.
+func maskQuery(u, name string) string {
+	if name == "" {
+		return u
 	}
-	base, query, ok := strings.Cut(r.URL, "?")
+	base, query, ok := strings.Cut(u, "?")
 	if !ok {
-		return r.URL
+		return u
 	}
 	parts := strings.Split(query, "&")
 	for i, p := range parts {
-		if name, _, _ := strings.Cut(p, "="); name == r.secretQuery {
-			parts[i] = name + "=***"
+		if n, _, _ := strings.Cut(p, "="); n == name {
+			parts[i] = n + "=***"
 		}
 	}
 	return base + "?" + strings.Join(parts, "&")
+}
+
+// RedactURL returns u, a URL req was sent to (rewritten for a sandbox, or
+// a redirect's target), as it may be shown: req's auth query parameter
+// masked and every secret scrubbed, like Redacted(req).URL.
+func (in *Integration) RedactURL(req *Request, u string) string {
+	return in.red.String(maskQuery(u, req.secretQuery))
 }
 
 // MarshalJSON writes the result with secrets redacted, bodies as JSON.

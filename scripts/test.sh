@@ -28,7 +28,7 @@ go test -race -count=1 ./...
 if [ "${FUZZTIME:-}" != "0" ]; then
   for target in "./engine FuzzCompile 20000x" "./runtime FuzzEvaluate 150000x" "./runtime FuzzScanner 100000x" \
                 "./runtime/delivery FuzzReader 150000x" "./runtime/delivery FuzzJSONPrefix 150000x" \
-                "./internal/syntax FuzzScanDepth 100000x"; do
+                "./internal/syntax FuzzScanDepth 100000x" "./runtime/send FuzzNoSecretLeaks 2000x"; do
     set -- $target
     budget=${FUZZTIME:-$3}
     step "fuzz $2 ($budget)"

@@ -136,7 +136,9 @@ type Attempt struct {
 	RetryAfter time.Duration
 	Latency    time.Duration
 	// Err is a transport error (no answer): connection refused or dropped,
-	// timeout. The verdict is then retry.
+	// timeout. The verdict is then retry. Like Message, it is redacted: a
+	// *url.Error in it holds the redacted URL, and no error of its chain
+	// shows a secret (errors.Is and Timeout still answer for the cause).
 	Err error
 }
 
@@ -156,11 +158,12 @@ func (s *Sender) Do(ctx context.Context, in *runtime.Integration, integration st
 func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, item string, req *runtime.Request) Attempt {
 	u, err := url.Parse(req.URL)
 	if err != nil {
-		return failed(fmt.Errorf("request URL does not parse: %w", err))
+		// The parse error quotes the URL, auth query and all.
+		return failed(in, req, fmt.Errorf("request URL does not parse: %w", redactErr(in, req, err)))
 	}
 	// The host list is checked on the URL the blueprint built.
 	if !in.HostAllowed(u.Hostname()) {
-		return failed(fmt.Errorf("%w: %s is not in %s", ErrHostNotAllowed, u.Hostname(), strings.Join(in.Hosts(), ", ")))
+		return failed(in, req, fmt.Errorf("%w: %s is not in %s", ErrHostNotAllowed, u.Hostname(), strings.Join(in.Hosts(), ", ")))
 	}
 	if v := s.opts.VendorURL; v != nil {
 		u.Scheme, u.Host = v.Scheme, v.Host
@@ -179,7 +182,7 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 
 	hreq, err := http.NewRequestWithContext(ctx, req.Method, u.String(), bytes.NewReader(req.Body))
 	if err != nil {
-		return failed(fmt.Errorf("request cannot be built: %w", err))
+		return failed(in, req, fmt.Errorf("request cannot be built: %w", redactErr(in, req, err)))
 	}
 	for _, h := range req.Headers {
 		hreq.Header.Add(h.Name, h.Value)
@@ -189,8 +192,11 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 	resp, err := s.client.Do(hreq)
 	lat := time.Since(start)
 	if err != nil {
-		msg := transportMessage(err)
-		a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: in.Redact(msg)}, Latency: lat, Err: err}
+		// Every net/http error is a *url.Error quoting the URL, query and
+		// all (a redirect's target included): redacted before anything
+		// keeps it.
+		err = redactErr(in, req, err)
+		a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: in.Redact(transportMessage(err))}, Latency: lat, Err: err}
 		s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Latency: lat, Message: a.Message})
 		return a
 	}
@@ -207,7 +213,7 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 	a := Attempt{Verdict: v, Latency: lat, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	if rerr != nil && v.Outcome == runtime.Delivered {
 		a.Verdict.Outcome = runtime.Retry
-		a.Verdict.Message = "answer cut off: " + rerr.Error()
+		a.Verdict.Message = in.Redact("answer cut off: " + redactErr(in, req, rerr).Error())
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		lim.slowDown()
@@ -222,8 +228,71 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 	return a
 }
 
-func failed(err error) Attempt {
-	return Attempt{Verdict: runtime.Verdict{Outcome: runtime.Failed, Message: err.Error()}, Err: err}
+func failed(in *runtime.Integration, req *runtime.Request, err error) Attempt {
+	err = redactErr(in, req, err)
+	return Attempt{Verdict: runtime.Verdict{Outcome: runtime.Failed, Message: in.Redact(err.Error())}, Err: err}
+}
+
+// redactErr returns err as it may be shown, logged or stored (Attempt.Err
+// and Message end in logs and dead letters): a *url.Error, which net/http
+// and url.Parse make quoting the whole URL, query included, gets the
+// redacted URL (Integration.RedactURL) and a redacted cause; any other
+// error in whose chain a secret shows is replaced by its scrubbed text,
+// which still answers errors.Is and Timeout for the original but never
+// gives out its text. An error with nothing to hide is kept as it is.
+func redactErr(in *runtime.Integration, req *runtime.Request, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ue, ok := err.(*url.Error); ok {
+		return &url.Error{Op: ue.Op, URL: in.RedactURL(req, ue.URL), Err: redactErr(in, req, ue.Err)}
+	}
+	if !shows(in, req, err) {
+		return err
+	}
+	return &redactedError{msg: in.Redact(err.Error()), err: err}
+}
+
+// shows reports whether an error of err's chain shows a secret, in its
+// text or in a *url.Error's URL.
+func shows(in *runtime.Integration, req *runtime.Request, err error) bool {
+	if err == nil {
+		return false
+	}
+	if msg := err.Error(); in.Redact(msg) != msg {
+		return true
+	}
+	if ue, ok := err.(*url.Error); ok && in.RedactURL(req, ue.URL) != ue.URL {
+		return true
+	}
+	switch e := err.(type) {
+	case interface{ Unwrap() error }:
+		return shows(in, req, e.Unwrap())
+	case interface{ Unwrap() []error }:
+		for _, x := range e.Unwrap() {
+			if shows(in, req, x) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// redactedError is an error whose text held a secret: its scrubbed text.
+type redactedError struct {
+	msg string
+	err error // the original, for Is and Timeout only
+}
+
+func (e *redactedError) Error() string { return e.msg }
+
+// Is answers for the original (io.EOF, context.DeadlineExceeded ...).
+func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }
+
+// Timeout answers for the original, as net.Error does.
+func (e *redactedError) Timeout() bool {
+	var ne net.Error
+	return errors.As(e.err, &ne) && ne.Timeout()
 }
 
 // transportMessage says what went wrong without the request URL, which Go

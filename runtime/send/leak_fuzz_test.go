@@ -1,0 +1,531 @@
+package send_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/runtime"
+	"github.com/blueprint-engine/blueprint/runtime/outbox"
+	"github.com/blueprint-engine/blueprint/runtime/send"
+)
+
+// FuzzNoSecretLeaks closes the class of issue #11: no output path ever
+// shows a config secret, in any encoding the redaction promises to scrub.
+//
+// Per input: a secret of random length and characters (printable, 4 to 64
+// characters), a Basic user name of random length (so that the secret
+// sits at every offset of the base64 credential), an auth type (basic,
+// bearer, header with a secret header, query), and a vendor that echoes the
+// request's method, URL, headers and body in its error answer, possibly
+// cut at a random length, after 0..20 "x..." cut marks, as a JSON error
+// message, as raw text, as JSON written in \u escapes, or as JSON cut
+// short (then not JSON); or that drops the connection.
+//
+// Output paths: Result.String(), Result.MarshalJSON(), Result.LogValue()
+// through slog text and JSON handlers at every level, Integration.Redacted
+// for every request, Result.Message (of an event carrying the secret in
+// every encoding, and cut in values after 0..20 cut values), Verdict.Message
+// from Classify, the sender's Attempt.Message and error texts (the URL of
+// a *url.Error included; an echoing vendor, a dropped connection and a URL
+// that does not parse), and the dead letter (LastError, URL, MessageID of
+// an outbox.Memory item after a Worker run) with the worker's and sender's
+// log lines.
+//
+// Forbidden forms: the secret as written, url.QueryEscape, url.PathEscape,
+// in a JSON string (json.Marshal's HTML escaping or not), written all in
+// \u escapes, its base64 at each of the 3 alignments in both alphabets
+// (the characters that depend on the secret alone), and the whole Basic
+// credential. A form counts only where it shows more often than in the
+// same run with another secret of the same length (a control), so that a
+// secret that happens to be a word of the output ("status", "deliver") is
+// not taken for a leak.
+//
+//	go test ./runtime/send -run '^$' -fuzz FuzzNoSecretLeaks -fuzztime 60s
+func FuzzNoSecretLeaks(f *testing.F) {
+	for _, s := range []struct {
+		secret, user    string
+		auth            uint8
+		cut             uint16
+		marks, vendorAs uint8
+	}{
+		{"sk-test-123", "app-abc", 0, 0, 0, 0},   // the issue's Basic credential (secret at offset 8: alignment 2)
+		{"sk-test-123", "app-abc", 0, 212, 9, 1}, // ... echoed, cut inside it after 9 cut marks
+		{"sk-test-123", "app-", 0, 77, 8, 2},
+		{"sk-test-123", "a", 3, 0, 0, 0},       // query auth: the key in the URL
+		{"sk-test-123", "a", 3, 0, 0, 4},       // ... and a dropped connection
+		{"sk-live-abc", "app-1", 1, 30, 20, 3}, // bearer
+		{"sk-live-abc", "ab", 2, 5, 12, 1},     // header auth, a secret header
+		{`p@ss w0rd/+=&"<>\`, "user name", 0, 0, 3, 0},
+		{`p@ss w0rd/+=&"<>\`, "u", 3, 100, 0, 2},
+		{"clé-secrète-ü", "ü", 0, 0, 0, 2},
+		{"abcd", "x", 0, 0, 0, 0},
+		{strings.Repeat("K9", 32), "app-abcdefgh", 0, 300, 20, 1},
+		{"*bcd", "ab", 1, 0, 2, 1}, // a secret around the mask
+		{"x**y**z", "abc", 0, 9, 0, 0},
+	} {
+		f.Add(s.secret, s.user, s.auth, s.cut, s.marks, s.vendorAs)
+	}
+	bp := leakBlueprint(f)
+	srv := httptest.NewServer(http.HandlerFunc(echoVendor))
+	defer srv.Close()
+	f.Fuzz(func(t *testing.T, secretIn, userIn string, auth uint8, cut uint16, marks, vendorAs uint8) {
+		secret, user := leakText(secretIn, 4, 64), leakText(userIn, 1, 40)
+		if secret == "" || user == "" || strings.Contains(user, ":") {
+			t.Skip()
+		}
+		p := leakParams{auth: auth % 4, cut: int(cut), marks: int(marks % 21), vendorAs: vendorAs % 5}
+		got := leakOutputs(t, bp, srv.URL, secret, user, p)
+		control := leakOutputs(t, bp, srv.URL, leakControl(secret), user, p)
+		var leaks []string
+		for _, form := range leakForms(secret, user) {
+			for _, path := range sortedKeys(got) {
+				if n, c := strings.Count(got[path], form), strings.Count(control[path], form); n > c {
+					leaks = append(leaks, fmt.Sprintf("%s shows %q (%d times, %d with another secret):\n%s", path, form, n, c, got[path]))
+				}
+			}
+		}
+		if len(leaks) > 0 {
+			t.Fatalf("secret %q, user %q, %+v: %d leaks; first:\n%s", secret, user, p, len(leaks), leaks[0])
+		}
+	})
+}
+
+type leakParams struct {
+	auth     uint8 // 0 basic, 1 bearer, 2 header (and a secret header), 3 query
+	cut      int   // where the vendor cuts its echo (0: not cut)
+	marks    int   // "x..." before the echo, cut values before the secret
+	vendorAs uint8 // 0 JSON message, 1 raw text, 2 JSON in \u escapes, 3 JSON cut short, 4 drop the connection
+}
+
+var leakKinds = []string{"Basic", "Bearer", "Header", "Query"}
+
+// leakBlueprint has one request per auth type; each sends property a and
+// checks number n and list items[].p, whose bad values are cut to 40
+// bytes in messages.
+func leakBlueprint(tb testing.TB) *engine.Blueprint {
+	tb.Helper()
+	body := `    body:
+      a: {from: properties.a}
+      n: {from: properties.n, type: number}
+      items:
+        from: properties.items
+        type: array
+        items:
+          p: {from: p, type: number}
+`
+	src := `key: leak
+version: 1.0.0
+name: Leak
+category: other
+status: alpha
+hosts: [api.example.com]
+config:
+  application_id: {type: string, required: true}
+  api_key: {type: secret, required: true}
+responses:
+  message: error.message
+requests:
+  basic:
+    method: POST
+    url: https://api.example.com/v1/basic?x=1
+    auth: {type: basic, username: "{config.application_id}", password: "{config.api_key}"}
+` + body + `  bearer:
+    method: POST
+    url: https://api.example.com/v1/bearer
+    auth: {type: bearer, token: "{config.api_key}"}
+` + body + `  header:
+    method: PUT
+    url: https://api.example.com/v1/header
+    auth: {type: header, name: X-Api-Key, value: "{config.api_key}"}
+    headers:
+      X-Signature: {value: "key={config.api_key};v=1", secret: true}
+` + body + `  query:
+    method: POST
+    url: https://api.example.com/v1/query?app={config.application_id}
+    auth: {type: query, name: key, value: "{config.api_key}"}
+` + body + `events:
+  Basic: {vendor_event: basic, request: basic}
+  Bearer: {vendor_event: bearer, request: bearer}
+  Header: {vendor_event: header, request: header}
+  Query: {vendor_event: query, request: query}
+`
+	bp, ds := engine.Compile("leak.yaml", []byte(src))
+	if bp == nil {
+		tb.Fatal(ds)
+	}
+	return bp
+}
+
+// leakText keeps the printable characters of s, at most max of them; ""
+// when fewer than min are left.
+func leakText(s string, min, max int) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			continue
+		}
+		if n == max {
+			break
+		}
+		b.WriteRune(r)
+		n++
+	}
+	if n < min {
+		return ""
+	}
+	return b.String()
+}
+
+// leakControl is another secret of the same length, sharing no character
+// position with s.
+func leakControl(s string) string {
+	const alphabet = "Qz7Wq2Jv9Xk5Gm"
+	var b strings.Builder
+	i := 0
+	for _, r := range s {
+		c := rune(alphabet[i%len(alphabet)])
+		if c == r {
+			c = rune(alphabet[(i+1)%len(alphabet)])
+		}
+		b.WriteRune(c)
+		i++
+	}
+	return b.String()
+}
+
+// leakForms are the forms of secret no output may show.
+func leakForms(secret, user string) []string {
+	forms := []string{secret, url.QueryEscape(secret), url.PathEscape(secret), jsonInner(secret, true), jsonInner(secret, false)}
+	var u strings.Builder
+	for _, r := range secret {
+		if r > 0xffff {
+			r1, r2 := utf16Pair(r)
+			fmt.Fprintf(&u, `\u%04x\u%04x`, r1, r2)
+		} else {
+			fmt.Fprintf(&u, `\u%04x`, r)
+		}
+	}
+	forms = append(forms, u.String(), strings.ToUpper(u.String()))
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		for a := 0; a < 3; a++ {
+			e := enc.EncodeToString(append(make([]byte, a), secret...))
+			from, to := (8*a+5)/6, (8*a+8*len(secret))/6
+			forms = append(forms, e[from:to])
+		}
+	}
+	forms = append(forms, base64.StdEncoding.EncodeToString([]byte(user+":"+secret)))
+	var out []string
+	for _, f := range forms {
+		if len(f) >= 4 && !contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func utf16Pair(r rune) (rune, rune) {
+	r -= 0x10000
+	return 0xd800 + (r>>10)&0x3ff, 0xdc00 + r&0x3ff
+}
+
+func jsonInner(s string, html bool) string {
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(html)
+	_ = e.Encode(s)
+	out := strings.TrimSuffix(b.String(), "\n")
+	return out[1 : len(out)-1]
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// The echoing vendor: how it answers is set per run (runs are sequential).
+var (
+	echoMu  sync.Mutex
+	echoCfg leakParams
+)
+
+func echoVendor(w http.ResponseWriter, r *http.Request) {
+	echoMu.Lock()
+	p := echoCfg
+	echoMu.Unlock()
+	if p.vendorAs == 4 {
+		hj, _ := w.(http.Hijacker)
+		c, _, _ := hj.Hijack()
+		c.Close()
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	status, out := echoAnswer(p, r.Method, r.URL, r.Header, body)
+	w.WriteHeader(status)
+	io.WriteString(w, out)
+}
+
+// echoAnswer is the vendor's answer echoing a request.
+func echoAnswer(p leakParams, method string, u *url.URL, header http.Header, body []byte) (int, string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s\n", method, u.String(), u.Query().Encode())
+	names := make([]string, 0, len(header))
+	for n := range header {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s: %s\n", n, strings.Join(header[n], ", "))
+	}
+	b.Write(body)
+	echo := b.String()
+	if p.cut > 0 && p.cut < len(echo) {
+		echo = echo[:p.cut]
+	}
+	echo = strings.Repeat("x... ", p.marks) + echo
+	msg, _ := json.Marshal(echo)
+	var out string
+	switch p.vendorAs {
+	case 1:
+		out = echo
+	case 2:
+		var u strings.Builder
+		for _, c := range string(msg[1 : len(msg)-1]) {
+			if c > 0xffff {
+				r1, r2 := utf16Pair(c)
+				fmt.Fprintf(&u, `\u%04x\u%04x`, r1, r2)
+			} else {
+				fmt.Fprintf(&u, `\u%04x`, c)
+			}
+		}
+		out = `{"error":{"message":"` + u.String() + `"}}`
+	case 3:
+		full := `{"error":{"message":` + string(msg) + `}}`
+		out = full[:len(full)*2/3]
+	default:
+		out = `{"error":{"message":` + string(msg) + `}}`
+	}
+	return []int{400, 500, 401, 409}[(p.cut+p.marks)%4], out
+}
+
+// leakOutputs runs every output path with this secret and returns what
+// each shows.
+func leakOutputs(t *testing.T, bp *engine.Blueprint, vendorURL, secret, user string, p leakParams) map[string]string {
+	t.Helper()
+	echoMu.Lock()
+	echoCfg = p
+	echoMu.Unlock()
+	in, err := runtime.Bind(bp, "", map[string]any{"application_id": user, "api_key": secret})
+	if err != nil {
+		t.Fatalf("Bind: %v", err)
+	}
+	out := map[string]string{}
+	kind := leakKinds[p.auth]
+	cred := base64.StdEncoding.EncodeToString([]byte(user + ":" + secret))
+
+	// An event carrying the secret in every encoding, and cut in values
+	// after p.marks other cut values.
+	var uesc strings.Builder
+	for _, r := range secret {
+		if r > 0xffff {
+			r1, r2 := utf16Pair(r)
+			fmt.Fprintf(&uesc, `\u%04x\u%04x`, r1, r2)
+		} else {
+			fmt.Fprintf(&uesc, `\u%04X`, r)
+		}
+	}
+	str := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	pad := strings.Repeat("x", p.cut%45)
+	carried := []string{
+		secret,
+		"Basic " + cred,
+		base64.StdEncoding.EncodeToString([]byte(pad + secret + pad)),
+		base64.URLEncoding.EncodeToString([]byte(pad[:len(pad)%3] + secret)),
+		"https://x.example/" + url.PathEscape(secret) + "?k=" + url.QueryEscape(secret),
+		pad + secret,
+	}
+	items := make([]string, 0, p.marks+1)
+	for i := 0; i < p.marks; i++ {
+		items = append(items, `{"p":`+str(strings.Repeat("x", 50))+`}`)
+	}
+	items = append(items, `{"p":`+str(pad+secret)+`}`)
+	event := `{"type":"track","event":"` + kind + `","message_id":` + str(secret) + `,"properties":{` +
+		`"a":` + str(strings.Join(carried, " | ")) + `,"u":"` + uesc.String() + `","n":` + str(pad+secret) +
+		`,"items":[` + strings.Join(items, ",") + `]}}`
+	res := in.Evaluate([]byte(event))
+	leakResult(out, "secret event", in, res)
+	// The same with valid values: delivered, with the secret in its body.
+	good := `{"type":"track","event":"` + kind + `","properties":{"a":` + str(strings.Join(carried, " | ")) + `,"u":"` + uesc.String() + `"}}`
+	leakResult(out, "secret body", in, in.Evaluate([]byte(good)))
+	if !in.CarriesSecret([]byte(event)) || !in.CarriesSecret([]byte(good)) {
+		out["CarriesSecret"] += "false "
+	}
+
+	// A clean event, sent.
+	clean := []byte(`{"type":"track","event":"` + kind + `","message_id":"m-1","properties":{"a":"hello","n":1}}`)
+	res = in.Evaluate(clean)
+	if res.Outcome != runtime.Deliver {
+		t.Fatalf("clean event: %s %s: %s", res.Outcome, res.Reason, res.Message)
+	}
+	req := res.Requests[0]
+	u, err := url.Parse(req.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := http.Header{}
+	for _, h := range req.Headers {
+		header.Add(h.Name, h.Value)
+	}
+	_, answer := echoAnswer(p, req.Method, u, header, req.Body)
+	for _, status := range []int{200, 400, 401, 429, 500} {
+		v := in.Classify(req, status, http.Header{}, []byte(answer))
+		out[fmt.Sprintf("Classify %d", status)] = v.Message
+	}
+	var logs bytes.Buffer
+	logger := leakLogger(&logs)
+	vu, _ := url.Parse(vendorURL)
+	s := send.New(send.Options{VendorURL: vu, Logger: logger, Concurrency: 2, AttemptTimeout: 5 * time.Second})
+	out["Do"] = attemptText(s.Do(context.Background(), in, "leak", req))
+	bad := *req
+	bad.URL = strings.Replace(req.URL, "api.example.com", "a b.example.com", 1)
+	out["Do (URL does not parse)"] = attemptText(s.Do(context.Background(), in, "leak", &bad))
+
+	// The dead letter.
+	q := outbox.NewMemory()
+	items2, err := send.Items(in, "leak", "leak@1.0.0", clean, res, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Enqueue(context.Background(), items2); err != nil {
+		t.Fatal(err)
+	}
+	wk := &send.Worker{
+		Queue:       q,
+		Sender:      s,
+		Policy:      send.Policy{MaxAttempts: 1, Base: time.Millisecond, Cap: time.Millisecond},
+		Integration: func(*outbox.Item) (*runtime.Integration, bool) { return in, true },
+		Poll:        time.Millisecond,
+		Logger:      logger,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := wk.Run(ctx, func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []outbox.State{outbox.Dead, outbox.Pending, outbox.Delivered} {
+		list, _, _ := q.List(ctx, st, "", 10)
+		for _, it := range list {
+			out["outbox item"] += fmt.Sprintf("%s %s %s %s %s\n", it.State, it.URL, it.Method, it.MessageID, it.LastError)
+		}
+	}
+	out["logs"] = logs.String()
+	return out
+}
+
+// leakResult records every view of a result.
+func leakResult(out map[string]string, name string, in *runtime.Integration, res runtime.Result) {
+	out[name+": String"] = res.String()
+	j, err := res.MarshalJSON()
+	if err != nil {
+		j = []byte(err.Error())
+	}
+	out[name+": MarshalJSON"] = string(j)
+	out[name+": Message"] = res.Message
+	var logs bytes.Buffer
+	l := leakLogger(&logs)
+	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
+		l.Log(context.Background(), level, "result", "result", res)
+	}
+	out[name+": slog"] = logs.String()
+	for i, q := range res.Requests {
+		r := in.Redacted(q)
+		out[fmt.Sprintf("%s: Redacted(request %d)", name, i)] = fmt.Sprint(r.Method, " ", r.URL, " ", r.Headers, " ", string(r.Body))
+	}
+}
+
+// leakLogger writes every level to w through a text and a JSON handler,
+// without times.
+func leakLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey || a.Key == "latency_ms" {
+			return slog.Attr{}
+		}
+		return a
+	}}
+	return slog.New(teeHandler{slog.NewTextHandler(w, opts), slog.NewJSONHandler(w, opts)})
+}
+
+// attemptText is all an attempt shows.
+func attemptText(a send.Attempt) string {
+	s := a.Message
+	if a.Err != nil {
+		s += "\n" + a.Err.Error() + fmt.Sprintf("\n%v %+v", a.Err, a.Err)
+		var ue *url.Error
+		if errors.As(a.Err, &ue) {
+			s += "\n" + ue.URL
+		}
+		for e := errors.Unwrap(a.Err); e != nil; e = errors.Unwrap(e) {
+			s += "\n" + e.Error()
+		}
+	}
+	return s
+}
+
+type teeHandler []slog.Handler
+
+func (t teeHandler) Enabled(ctx context.Context, l slog.Level) bool { return t[0].Enabled(ctx, l) }
+
+func (t teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	for _, h := range t {
+		if err := h.Handle(ctx, r.Clone()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make(teeHandler, len(t))
+	for i, h := range t {
+		out[i] = h.WithAttrs(as)
+	}
+	return out
+}
+
+func (t teeHandler) WithGroup(g string) slog.Handler {
+	out := make(teeHandler, len(t))
+	for i, h := range t {
+		out[i] = h.WithGroup(g)
+	}
+	return out
+}
