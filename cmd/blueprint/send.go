@@ -174,7 +174,7 @@ type tally struct {
 
 // addFinal counts the final states of the items ids name, read from the
 // outbox, and returns how many are still pending.
-func (t *tally) addFinal(ctx context.Context, q outbox.Queue, ids []string) (pending int, err error) {
+func (t *tally) addFinal(ctx context.Context, q outbox.Store, ids []string) (pending int, err error) {
 	for _, id := range ids {
 		it, err := q.Get(ctx, id)
 		if err != nil {
@@ -548,10 +548,12 @@ event, the attempts, the last status and error (never a secret).`,
 				return err
 			}
 			defer q.Close()
-			items, _, err := q.List(cmd.Context(), outbox.Dead, "", limit)
+			ctx, skipped := countSkips(cmd.Context())
+			items, _, err := q.List(ctx, outbox.Dead, "", limit)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
+			reportSkipped(a.stderr, skipped)
 			if format == "json" {
 				views := make([]itemJSON, len(items))
 				for i, it := range items {

@@ -186,8 +186,8 @@ loop:
 			}(it)
 		}
 		if len(items) == 0 && idle != nil && len(slots) == 0 && idle() {
-			counts, err := w.Queue.Counts(ctx)
-			if err == nil && counts[outbox.Pending] <= w.foreignCount() && len(slots) == 0 {
+			pending, err := w.Queue.Pending(ctx)
+			if err == nil && pending <= w.foreignCount() && len(slots) == 0 {
 				break loop
 			}
 		}
