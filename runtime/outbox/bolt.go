@@ -383,16 +383,34 @@ func (q *Bolt) view(fn func(t *boltTx) error) error {
 	})
 }
 
-// update runs fn in a write transaction, guarded (the commit too).
+// update runs fn in a write transaction, guarded (the commit too). It
+// does what DB.Update does, except on a panic: DB.Update's deferred
+// rollback reloads the free-page list from the file, which on a damaged
+// file faults again and leaves the writer lock held (Close would then
+// hang), where Tx.Rollback only undoes the transaction in memory.
 func (q *Bolt) update(fn func(t *boltTx) error) error {
 	return q.guard(func() error {
-		return q.db.Update(func(tx *bolt.Tx) error {
-			t, err := openTx(tx)
-			if err != nil {
-				return txErr(err)
+		tx, err := q.db.Begin(true)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if p := recover(); p != nil {
+				_ = tx.Rollback()
+				panic(p)
 			}
-			return fn(t)
-		})
+		}()
+		t, err := openTx(tx)
+		if err == nil {
+			err = fn(t)
+		} else {
+			err = txErr(err)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		return tx.Commit()
 	})
 }
 
