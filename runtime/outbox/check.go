@@ -405,14 +405,15 @@ func preflight(path string, lockTimeout time.Duration) error {
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return &inUseError{path: path}
-	case err != nil && !errors.Is(err, os.ErrNotExist):
-		// Not readable as a bbolt file: say why, as found here.
+	case errors.Is(err, os.ErrNotExist):
+		return nil // gone meanwhile: bbolt creates it
+	case err != nil:
+		// bbolt refuses it: damaged if the careful reader finds why (an
+		// I/O or permission error is not damage).
 		if problems, ok := fileProblems(path); ok && len(problems) > 0 {
 			return &damagedError{path: path, msg: problems[0]}
 		}
-		return &damagedError{path: path, msg: fmt.Sprintf("not a bbolt file (%v)", err)}
-	case err != nil:
-		return nil
+		return fmt.Errorf("outbox %s: open: %w", path, err)
 	}
 	defer func() { _ = ro.Close() }()
 	problems, ok := fileProblems(path)
@@ -479,7 +480,9 @@ type CheckReport struct {
 
 // RecordProblem is a record that cannot be read.
 type RecordProblem struct {
-	ID      string `json:"id"`
+	// ID is the key the record is stored under.
+	ID string `json:"id"`
+	// Problem says what is wrong with it (naming the ID).
 	Problem string `json:"problem"`
 }
 

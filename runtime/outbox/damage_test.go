@@ -592,3 +592,19 @@ func TestBoltRepairIndexes(t *testing.T) {
 		t.Errorf("Check after the repair = %+v, %v", r, err)
 	}
 }
+
+// A file bbolt cannot open for another reason than damage (here, no
+// permission) is not called damaged.
+func TestOpenBoltNotDamagedButUnreadable(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads any file")
+	}
+	path, _ := damageFixture(t, 10)
+	if err := os.Chmod(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenBolt(path)
+	if err == nil || errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), path) {
+		t.Errorf("OpenBolt of an unreadable file = %v; want an error naming it, not ErrDamaged", err)
+	}
+}
