@@ -329,13 +329,13 @@ func byState(m map[outbox.State]int) string {
 // damagedHint adds to an error about a damaged outbox what to do about it
 // (keeping the exit code of an *exitError).
 func damagedHint(err error, state string) error {
-	if !errors.Is(err, outbox.ErrDamaged) {
-		return err
-	}
 	code := 1
 	var ee *exitError
-	if errors.As(err, &ee) {
+	if errors.As(err, &ee) { // exitError does not unwrap
 		code, err = ee.code, ee.err
+	}
+	if !errors.Is(err, outbox.ErrDamaged) {
+		return &exitError{code: code, err: err}
 	}
 	return &exitError{code: code, err: fmt.Errorf("%w\n'blueprint outbox check --state %s' tells what is readable; add '--salvage NEWFILE' to copy it into a new file", err, state)}
 }

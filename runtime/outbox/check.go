@@ -308,7 +308,8 @@ func (w *walker) walkPage(id uint64, fn func(k, v []byte, child *bucketRef)) {
 		w.bad++
 		var pe *pageError
 		if errors.As(err, &pe) && pe.missing {
-			w.missing++
+			w.missing++ // the file is truncated: said once, by quick
+			return
 		}
 		w.problem("%v", err)
 		return
@@ -455,8 +456,9 @@ type CheckReport struct {
 	// meta pages, size, pages that cannot be read, bbolt's own consistency
 	// check. Empty when the file is sound.
 	Damage []string `json:"damage,omitempty"`
-	// PagesLost is how many pages could not be read (damaged, or beyond
-	// the end of a truncated file): whatever they held is lost.
+	// PagesLost is how many pages in use cannot be read (damaged, or
+	// beyond the end of a truncated file): whatever they held is lost,
+	// unless an older copy is found (Recovered).
 	PagesLost int `json:"pages_lost,omitempty"`
 	// Records counts the readable records by state, those of Recovered
 	// included.
@@ -556,12 +558,14 @@ func scan(path string, lockTimeout time.Duration) (*scanned, error) {
 	w := newWalker(pf)
 	s.read(w)
 	r.Damage = append(r.Damage, w.problems...)
-	r.PagesLost = w.bad
+	// Lost: the pages met that could not be read, and on a truncated file
+	// every page in use beyond its end (met or not).
+	r.PagesLost = w.bad - w.missing
+	if end := pf.size / pf.pageSize; int64(pf.hwm) > end {
+		r.PagesLost += int(int64(pf.hwm) - end)
+	}
 	if w.bad > 0 {
 		s.readLoose(w)
-	}
-	if w.missing > 0 {
-		r.Damage = append(r.Damage, fmt.Sprintf("%d pages are beyond the end of the file", w.missing))
 	}
 	// bbolt's own check (the free-page list against the pages in use) is
 	// safe only on a file whose every page was read above: it runs in a
