@@ -580,6 +580,9 @@ func TestSendSkipsUnreadablePending(t *testing.T) {
 	if d, _, _, _ := summary(t, out); d != 12 {
 		t.Errorf("summary %q, want 12 delivered", lastLine(out))
 	}
+	if !strings.Contains(errs, "unreadable outbox record skipped") || !strings.Contains(errs, "pend-weird") {
+		t.Errorf("the skipped record was not logged:\n%s", tail(errs, 10))
+	}
 }
 
 // check --salvage copies what a truncated outbox still holds into a new
