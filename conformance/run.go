@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/encoding"
 	"github.com/blueprint-engine/blueprint/runtime"
 )
 
@@ -163,14 +164,20 @@ func compareRequest(at string, want ExpectRequest, got *runtime.Request) []strin
 		}
 	}
 	if want.Body != nil {
-		var w, g any
+		var w any
 		if err := decode(want.Body, &w); err != nil {
 			ps = append(ps, fmt.Sprintf("%s.body: expected body is not JSON: %v", at, err))
 			return ps
 		}
-		if err := decode(got.Body, &g); err != nil {
-			ps = append(ps, fmt.Sprintf("%s.body: got a body that is not JSON: %v", at, err))
-			return ps
+		// The request's encoding reads what was sent into the form the
+		// expected body is compared with.
+		enc, ok := encoding.Lookup(got.Encoding())
+		if !ok {
+			return append(ps, fmt.Sprintf("%s.body: got a body in an unknown encoding %q", at, got.Encoding()))
+		}
+		g, err := enc.Decode(got.Body)
+		if err != nil {
+			return append(ps, fmt.Sprintf("%s.body: got a body that is not %s: %v", at, enc.Title(), err))
 		}
 		ps = append(ps, Diff(at+".body", w, g)...)
 	}

@@ -56,3 +56,33 @@ func ExampleCatalog_Compile() {
 	// button@0.1.0 [default retail]
 	// no blueprint buton in the catalog; did you mean "button"?
 }
+
+// A compiled blueprint is opaque; its accessors give what a program
+// embedding the engine shows or checks: metadata, config fields, variants
+// and their event maps. Variant keys match case-insensitively.
+func ExampleBlueprint() {
+	cat, err := engine.NewCatalog(blueprints.FS)
+	if err != nil {
+		panic(err)
+	}
+	bp, _, err := cat.Compile("Button")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(bp.Ref(), bp.Name(), bp.Category(), bp.Status(), bp.ConsentCategory())
+	for _, f := range bp.ConfigFields() {
+		fmt.Printf("%s %s required=%t secret=%t\n", f.Key, f.Type, f.Required, f.Secret)
+	}
+	v, ok := bp.Variant("Retail")
+	fmt.Println(ok, v.Key, v.Name)
+	for _, m := range v.Events {
+		fmt.Printf("%s -> %s\n", m.Event, m.VendorEvent)
+	}
+	// Output:
+	// button@0.1.0 Button attribution alpha advertising
+	// application_id string required=true secret=false
+	// api_key secret required=true secret=true
+	// true retail Retail
+	// Order Completed -> purchase
+	// Product Added -> add_to_cart
+}

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/blueprint-engine/blueprint/engine"
-	"github.com/blueprint-engine/blueprint/engine/syntax"
+	"github.com/blueprint-engine/blueprint/internal/syntax"
 )
 
 var update = flag.Bool("update", false, "rewrite the .golden files of engine/testdata/errors")
@@ -121,7 +121,7 @@ func TestGoldenCatalogValid(t *testing.T) {
 		t.Fatalf("base@1.0.0 does not compile:\n%v", ds)
 	}
 	var keys []string
-	for _, v := range bp.Variants {
+	for _, v := range bp.Variants() {
 		keys = append(keys, v.Key)
 	}
 	if !slices.Equal(keys, []string{"default", "extra"}) {

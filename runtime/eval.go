@@ -15,7 +15,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 	"github.com/tidwall/gjson"
 
-	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/compiler"
 	"github.com/blueprint-engine/blueprint/internal/conv"
 )
 
@@ -28,7 +28,7 @@ type fault struct {
 // evalCtx is the scratch state of one evaluation, pooled.
 type evalCtx struct {
 	in       *Integration
-	ev       *engine.Event
+	ev       *compiler.Event
 	event    []byte
 	name     []byte
 	slots    []span
@@ -47,7 +47,7 @@ type evalCtx struct {
 	top      scope  // the event's scope: its slots, no fields
 	scopes   []*scope
 	looked   bool // found is the mapping of the event's name
-	found    *engine.Event
+	found    *compiler.Event
 	vm       vm.VM
 	resp     *responseCtx // set while a response rule runs
 }
@@ -95,7 +95,7 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	if msg := c.scan(in, event); msg != "" {
 		return reject(&res, ReasonInvalidEvent, msg)
 	}
-	if typ := c.slots[engine.SlotType]; typ.present() && typ.kind != 'n' && !(typ.kind == '"' && typ.end-typ.start == 2) {
+	if typ := c.slots[compiler.SlotType]; typ.present() && typ.kind != 'n' && !(typ.kind == '"' && typ.end-typ.start == 2) {
 		v := c.spanVal(event, typ)
 		if typ.kind != '"' {
 			return skip(&res, ReasonEventNotMapped, "only track events are mapped; this event's type is "+describeVal(v))
@@ -104,7 +104,7 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 			return skip(&res, ReasonEventNotMapped, "only track events are mapped; this is a "+strconv.Quote(truncate(string(v.b), 40))+" event")
 		}
 	}
-	nameSp := c.slots[engine.SlotEvent]
+	nameSp := c.slots[compiler.SlotEvent]
 	var name []byte
 	if nameSp.kind == '"' {
 		name = c.spanVal(event, nameSp).b
@@ -182,16 +182,22 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 		out.URL += rp.queryAuth
 		out.secretQuery = rp.queryName
 	}
-	if body {
-		out.Body = append([]byte(nil), c.out...)
-		if len(c.secrets) > 0 {
-			out.secretRanges = append([][2]int(nil), c.secrets...)
-		}
-		if !rp.hasCT {
-			out.Headers = append(out.Headers, Header{Name: "Content-Type", Value: "application/json"})
-		}
-	} else {
-		out.Body = []byte("{}")
+	// The body was written as a JSON document; its encoding writes the
+	// bytes sent (for JSON: the document, copied once).
+	doc := c.out
+	if !body {
+		doc = emptyDoc
+	}
+	wire, secrets, err := req.Encoding.Encode(nil, doc, c.secrets)
+	if err != nil {
+		return reject(&res, ReasonInvalidField, "the body cannot be written as "+req.Encoding.Name()+": "+err.Error())
+	}
+	out.Body = wire
+	if len(secrets) > 0 {
+		out.secretRanges = append([][2]int(nil), secrets...) // may be c.secrets, which goes back to the pool
+	}
+	if body && !rp.hasCT {
+		out.Headers = append(out.Headers, Header{Name: "Content-Type", Value: req.Encoding.ContentType()})
 	}
 	box.reqs[0] = out
 	res.Outcome = Deliver
@@ -201,6 +207,9 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	}
 	return res
 }
+
+// emptyDoc is the document of a body none of whose fields is present.
+var emptyDoc = []byte("{}")
 
 // requestBox holds a result's request, its headers and the Requests slice
 // in one allocation.
@@ -230,7 +239,7 @@ func reject(res *Result, reason, msg string) Result {
 }
 
 // lookup finds the mapping of an event name (once per event).
-func (c *evalCtx) lookup(name []byte) *engine.Event {
+func (c *evalCtx) lookup(name []byte) *compiler.Event {
 	if !c.looked {
 		var keyBuf [64]byte
 		key := conv.AppendNormalizedName(keyBuf[:0], bstr(name))
@@ -276,7 +285,7 @@ func (c *evalCtx) scan(in *Integration, event []byte) string {
 		return "event is not valid UTF-8"
 	}
 	c.sc.items = true
-	c.sc.gate, c.sc.gateSlot, c.sc.keep = c, engine.SlotEvent, p.typeNode
+	c.sc.gate, c.sc.gateSlot, c.sc.keep = c, compiler.SlotEvent, p.typeNode
 	c.looked = false
 	err := c.sc.scan(event, p.root, c.slots, in.opts.MaxDepth)
 	c.slots = c.sc.spans[:len(p.paths)]
@@ -383,7 +392,7 @@ func (c *evalCtx) reject(res *Result) Result {
 }
 
 // consent reads the consent decision: granted, and whether anything decided.
-func (c *evalCtx) consent(cs *engine.Consent) (granted, decided bool) {
+func (c *evalCtx) consent(cs *compiler.Consent) (granted, decided bool) {
 	if cs.Expr != nil {
 		out, err := c.runExpr(cs.Expr, &c.top)
 		if err == nil && out.st == present {
@@ -408,15 +417,15 @@ func (c *evalCtx) consent(cs *engine.Consent) (granted, decided bool) {
 }
 
 // value computes a shared value once per event.
-func (c *evalCtx) value(v *engine.Value) rv {
+func (c *evalCtx) value(v *compiler.Value) rv {
 	if c.done[v.Index] {
 		return c.values[v.Index]
 	}
 	var out rv
 	switch {
-	case v.Name == engine.ValueVendorEvent:
+	case v.Name == compiler.ValueVendorEvent:
 		out = textVal(sbytes(c.ev.VendorEvent))
-	case v.Name == engine.ValueSourceEvent:
+	case v.Name == compiler.ValueSourceEvent:
 		out = textVal(c.name)
 	default:
 		out = c.spec(&v.Spec, &c.top)
@@ -427,7 +436,7 @@ func (c *evalCtx) value(v *engine.Value) rv {
 }
 
 // spec selects the first present source and applies the type rule.
-func (c *evalCtx) spec(s *engine.Spec, sc *scope) rv {
+func (c *evalCtx) spec(s *compiler.Spec, sc *scope) rv {
 	in := c.selectSource(s, sc)
 	if in.st != present {
 		return in
@@ -437,7 +446,7 @@ func (c *evalCtx) spec(s *engine.Spec, sc *scope) rv {
 
 // selectSource returns the first present source (or the default), before
 // the type rule.
-func (c *evalCtx) selectSource(s *engine.Spec, sc *scope) rv {
+func (c *evalCtx) selectSource(s *compiler.Spec, sc *scope) rv {
 	for i := range s.Sources {
 		v := c.source(&s.Sources[i], sc)
 		if v.st != absent {
@@ -450,21 +459,21 @@ func (c *evalCtx) selectSource(s *engine.Spec, sc *scope) rv {
 	return rv{}
 }
 
-func (c *evalCtx) source(src *engine.Source, sc *scope) rv {
+func (c *evalCtx) source(src *compiler.Source, sc *scope) rv {
 	switch src.Kind {
-	case engine.SourcePath:
+	case compiler.SourcePath:
 		return c.spanVal(sc.doc, sc.slots[src.Slot])
-	case engine.SourceValue:
+	case compiler.SourceValue:
 		return c.value(src.Value)
-	case engine.SourceConfig:
+	case compiler.SourceConfig:
 		x, ok := c.in.config[src.Config]
 		if !ok {
 			return rv{}
 		}
 		return c.goVal(x)
-	case engine.SourceConst:
+	case compiler.SourceConst:
 		return c.spanVal(src.Const, span{start: 0, end: int32(len(src.Const)), kind: kindOf(src.Const[0])})
-	case engine.SourceExpr:
+	case compiler.SourceExpr:
 		v, _ := c.runExpr(src.Expr, sc)
 		if v.st == present && isAbsent(v) {
 			return rv{}
@@ -489,7 +498,7 @@ func (c *evalCtx) push(n int) (base int) {
 // writeObject evaluates an object's fields and writes the object to c.out.
 // It reports whether the object is present (it is left out when none of
 // its fields is, or when an omit_unless field is absent).
-func (c *evalCtx) writeObject(o *engine.Object, sc *scope) bool {
+func (c *evalCtx) writeObject(o *compiler.Object, sc *scope) bool {
 	mark := len(c.out)
 	fmark, wmark, smark := len(c.faults), len(c.warnings), len(c.secrets)
 	nf := len(o.Fields)
@@ -567,7 +576,7 @@ func (c *evalCtx) writeObject(o *engine.Object, sc *scope) bool {
 
 // writeField evaluates a field and writes it when present; its value is
 // kept in c.stack[at] when at >= 0.
-func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int, at int) {
+func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
 	mark := len(c.out)
 	if *n > 0 {
 		c.out = append(c.out, ',')
@@ -580,11 +589,11 @@ func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int, at int) {
 	}
 	var v rv
 	switch {
-	case f.Type.Kind == engine.KindObject && f.Object != nil:
+	case f.Type.Kind == compiler.KindObject && f.Object != nil:
 		if c.writeObject(f.Object, sc) {
 			v = outVal('{', start, len(c.out))
 		}
-	case f.Type.Kind == engine.KindArray && f.Object != nil:
+	case f.Type.Kind == compiler.KindArray && f.Object != nil:
 		v = c.writeItems(f, sc)
 	default:
 		if f.AsValue != nil {
@@ -620,10 +629,10 @@ func (c *evalCtx) writeField(f *engine.Field, sc *scope, n *int, at int) {
 // only, a JSON string without escapes (text, id) or a small JSON integer
 // (integer) is written as it is in the event. It reports false, having
 // written nothing, for anything else, which takes the general route.
-func (c *evalCtx) direct(f *engine.Field, sc *scope, at int) bool {
+func (c *evalCtx) direct(f *compiler.Field, sc *scope, at int) bool {
 	t := &f.Type
 	switch t.Kind {
-	case engine.KindString, engine.KindID, engine.KindInteger, engine.KindMoney:
+	case compiler.KindString, compiler.KindID, compiler.KindInteger, compiler.KindMoney:
 	default:
 		return false
 	}
@@ -639,7 +648,7 @@ func (c *evalCtx) direct(f *engine.Field, sc *scope, at int) bool {
 			if sp.end-sp.start == 2 {
 				continue // "" is absent
 			}
-			if sp.esc || t.Kind == engine.KindInteger || t.Kind == engine.KindMoney {
+			if sp.esc || t.Kind == compiler.KindInteger || t.Kind == compiler.KindMoney {
 				return false // an integer in text: parsed on the general route
 			}
 			raw := sc.doc[sp.start:sp.end]
@@ -656,10 +665,10 @@ func (c *evalCtx) direct(f *engine.Field, sc *scope, at int) bool {
 			return true
 		case '0':
 			raw := sc.doc[sp.start:sp.end]
-			if t.Kind == engine.KindMoney {
+			if t.Kind == compiler.KindMoney {
 				return !f.List && c.directMoney(t, raw, at)
 			}
-			if t.Kind != engine.KindInteger || f.List || len(raw) > 18 || raw[0] == '0' && len(raw) > 1 {
+			if t.Kind != compiler.KindInteger || f.List || len(raw) > 18 || raw[0] == '0' && len(raw) > 1 {
 				return false
 			}
 			var n int64
@@ -686,7 +695,7 @@ func (c *evalCtx) direct(f *engine.Field, sc *scope, at int) bool {
 // directMoney writes a JSON number as an amount in minor units; it
 // reports false for anything the general route must explain (too large,
 // negative, not a decimal).
-func (c *evalCtx) directMoney(t *engine.Type, raw []byte, at int) bool {
+func (c *evalCtx) directMoney(t *compiler.Type, raw []byte, at int) bool {
 	exp := 2
 	if t.Currency != nil {
 		if cv := c.value(t.Currency); cv.st == present && cv.jt == '"' {
@@ -706,7 +715,7 @@ func (c *evalCtx) directMoney(t *engine.Type, raw []byte, at int) bool {
 
 // evalField evaluates a field without writing it (objects and items are
 // written to the scratch space).
-func (c *evalCtx) evalField(f *engine.Field, sc *scope) rv {
+func (c *evalCtx) evalField(f *compiler.Field, sc *scope) rv {
 	var v rv
 	switch {
 	case f.Object != nil:
@@ -714,7 +723,7 @@ func (c *evalCtx) evalField(f *engine.Field, sc *scope) rv {
 		c.out = nil
 		mark := len(c.secrets)
 		var ok bool
-		if f.Type.Kind == engine.KindObject {
+		if f.Type.Kind == compiler.KindObject {
 			ok = c.writeObject(f.Object, sc)
 			v = rv{st: present}
 		} else {
@@ -724,7 +733,7 @@ func (c *evalCtx) evalField(f *engine.Field, sc *scope) rv {
 		c.secrets = c.secrets[:mark] // nested secrets inside out-of-order objects: redacted as a whole below
 		if ok {
 			v = rv{st: present, jt: '{', b: c.scratchText(func(d []byte) []byte { return append(d, c.out...) })}
-			if f.Type.Kind == engine.KindArray {
+			if f.Type.Kind == compiler.KindArray {
 				v.jt = '['
 			}
 		}
@@ -745,7 +754,7 @@ func (c *evalCtx) evalField(f *engine.Field, sc *scope) rv {
 }
 
 // account records a field's fault or warning.
-func (c *evalCtx) account(f *engine.Field, v *rv) {
+func (c *evalCtx) account(f *compiler.Field, v *rv) {
 	switch v.st {
 	case invalid:
 		c.faults = append(c.faults, fault{path: c.render(f.Path), msg: v.msg})
@@ -768,7 +777,7 @@ func contains(s []string, x string) bool {
 }
 
 // writeItems maps an array item by item, writing it to c.out.
-func (c *evalCtx) writeItems(f *engine.Field, sc *scope) rv {
+func (c *evalCtx) writeItems(f *compiler.Field, sc *scope) rv {
 	in := c.selectSource(&f.Spec, sc)
 	if in.st != present {
 		return in
@@ -852,7 +861,7 @@ func (c *evalCtx) freeScope(sc *scope) {
 
 // recordedArray returns the main scan's record of the array whose text is
 // arr, when arr is in the event and its elements were recorded for obj.
-func (c *evalCtx) recordedArray(arr []byte, obj *engine.Object) *arrRec {
+func (c *evalCtx) recordedArray(arr []byte, obj *compiler.Object) *arrRec {
 	if len(arr) == 0 || len(c.event) == 0 || len(c.sc.arrs) == 0 {
 		return nil
 	}
@@ -923,7 +932,7 @@ func (c *evalCtx) render(path string) string {
 
 // template renders a template; an absent value in it is a missing field
 // named after the value.
-func (c *evalCtx) template(t *engine.Template, dst []byte, where string) []byte {
+func (c *evalCtx) template(t *compiler.Template, dst []byte, where string) []byte {
 	for _, p := range t.Parts {
 		switch {
 		case p.Config != "":
@@ -954,18 +963,18 @@ func (c *evalCtx) template(t *engine.Template, dst []byte, where string) []byte 
 	return dst
 }
 
-func appendEscaped(dst []byte, s string, e engine.Escape) []byte {
+func appendEscaped(dst []byte, s string, e compiler.Escape) []byte {
 	switch e {
-	case engine.EscapePath:
+	case compiler.EscapePath:
 		return append(dst, url.PathEscape(s)...)
-	case engine.EscapeQuery:
+	case compiler.EscapeQuery:
 		return append(dst, url.QueryEscape(s)...)
 	}
 	return append(dst, s...)
 }
 
 // renderStatic renders a template that reads config only.
-func (in *Integration) renderStatic(t *engine.Template) string {
+func (in *Integration) renderStatic(t *compiler.Template) string {
 	var b []byte
 	for _, p := range t.Parts {
 		switch {
@@ -978,7 +987,7 @@ func (in *Integration) renderStatic(t *engine.Template) string {
 	return string(b)
 }
 
-func staticTemplate(t *engine.Template) bool {
+func staticTemplate(t *compiler.Template) bool {
 	if t == nil {
 		return true
 	}
@@ -996,13 +1005,13 @@ type requestPlan struct {
 	staticURL  bool
 	url        string
 	headers    []Header // static, auth included
-	dynHeaders []*engine.Header
+	dynHeaders []*compiler.Header
 	hasCT      bool
 	queryAuth  string // "?name=value" or "&name=value"
 	queryName  string
 }
 
-func (in *Integration) planRequest(r *engine.Request) *requestPlan {
+func (in *Integration) planRequest(r *compiler.Request) *requestPlan {
 	rp := &requestPlan{staticURL: staticTemplate(r.URL)}
 	if rp.staticURL {
 		rp.url = in.renderStatic(r.URL)
@@ -1016,21 +1025,21 @@ func (in *Integration) planRequest(r *engine.Request) *requestPlan {
 		}
 	}
 	if a := r.Auth; a != nil {
-		render := func(t *engine.Template) string {
+		render := func(t *compiler.Template) string {
 			if t == nil {
 				return ""
 			}
 			return in.renderStatic(t)
 		}
 		switch a.Type {
-		case engine.AuthBasic:
+		case compiler.AuthBasic:
 			cred := render(a.Username) + ":" + render(a.Password)
 			rp.headers = append(rp.headers, Header{Name: "Authorization", Value: "Basic " + base64.StdEncoding.EncodeToString([]byte(cred)), Secret: true})
-		case engine.AuthBearer:
+		case compiler.AuthBearer:
 			rp.headers = append(rp.headers, Header{Name: "Authorization", Value: "Bearer " + render(a.Token), Secret: true})
-		case engine.AuthHeader:
+		case compiler.AuthHeader:
 			rp.headers = append(rp.headers, Header{Name: a.Name, Value: render(a.Value), Secret: true})
-		case engine.AuthQuery:
+		case compiler.AuthQuery:
 			sep := "?"
 			if strings.Contains(r.URL.Text, "?") {
 				sep = "&"

@@ -46,7 +46,7 @@ func ExampleBind() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(in.Variant().Key)
+	fmt.Println(in.Variant())
 	// Output:
 	// [application_id]
 	// invalid_config: application_id "shop-1" does not match ^app-[0-9a-zA-Z]+$

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/compiler"
 	"github.com/blueprint-engine/blueprint/internal/conv"
 )
 
@@ -94,7 +94,7 @@ func (c *evalCtx) goValue(v rv) any {
 // gives skipped (it is derived, and never named in a fault); any other
 // failure is invalid (minor_units of "abc" is, even when another input is
 // absent and handled with ??).
-func (c *evalCtx) runExpr(e *engine.Expr, sc *scope) (rv, error) {
+func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 	if a := e.Arith; a != nil {
 		if v, ok := c.arith(e, a, sc); ok {
 			return v, nil
@@ -140,15 +140,15 @@ func (c *evalCtx) runExpr(e *engine.Expr, sc *scope) (rv, error) {
 }
 
 // input resolves one expression input to the Go value the program sees.
-func (c *evalCtx) input(in *engine.Input, sc *scope) (any, state) {
+func (c *evalCtx) input(in *compiler.Input, sc *scope) (any, state) {
 	switch in.Kind {
-	case engine.InputEvent:
+	case compiler.InputEvent:
 		if in.Slot < 0 {
 			return gjson.ParseBytes(c.event).Value(), present
 		}
 		v := c.spanVal(c.event, c.slots[in.Slot])
 		return c.goValue(v), v.st
-	case engine.InputItem:
+	case compiler.InputItem:
 		if in.Slot < 0 {
 			return gjson.ParseBytes(sc.item).Value(), present
 		}
@@ -157,25 +157,25 @@ func (c *evalCtx) input(in *engine.Input, sc *scope) (any, state) {
 		}
 		v := c.spanVal(sc.doc, sc.slots[in.Slot])
 		return c.goValue(v), v.st
-	case engine.InputConfig:
+	case compiler.InputConfig:
 		x := c.in.config[in.Config]
 		if i, ok := x.(int64); ok {
 			x = int(i)
 		}
 		return x, present
-	case engine.InputValue:
+	case compiler.InputValue:
 		v := c.value(in.Value)
 		return c.goValue(v), v.st
-	case engine.InputField:
+	case compiler.InputField:
 		if in.Field < len(sc.fields) {
 			v := sc.fields[in.Field]
 			return c.goValue(v), v.st
 		}
-	case engine.InputStatus:
+	case compiler.InputStatus:
 		if c.resp != nil {
 			return c.resp.status, present
 		}
-	case engine.InputBody:
+	case compiler.InputBody:
 		if c.resp != nil && gjson.ValidBytes(c.resp.body) {
 			if in.Path == "" {
 				return gjson.ParseBytes(c.resp.body).Value(), present
@@ -185,7 +185,7 @@ func (c *evalCtx) input(in *engine.Input, sc *scope) (any, state) {
 				return r.Value(), present
 			}
 		}
-	case engine.InputHeader:
+	case compiler.InputHeader:
 		if c.resp != nil {
 			if v := c.resp.header.Values(in.Path); len(v) > 0 {
 				return v[0], present
@@ -197,7 +197,7 @@ func (c *evalCtx) input(in *engine.Input, sc *scope) (any, state) {
 
 // arith computes checked integer arithmetic on two inputs natively; it
 // reports false when an input is not an integer (the VM then decides).
-func (c *evalCtx) arith(e *engine.Expr, a *engine.Arith, sc *scope) (rv, bool) {
+func (c *evalCtx) arith(e *compiler.Expr, a *compiler.Arith, sc *scope) (rv, bool) {
 	x, sx := c.intInput(&e.Inputs[a.A], sc)
 	y, sy := c.intInput(&e.Inputs[a.B], sc)
 	switch {
@@ -231,15 +231,15 @@ func (c *evalCtx) arith(e *engine.Expr, a *engine.Arith, sc *scope) (rv, bool) {
 
 // intInput reads an input that should be an integer; state 255 means
 // present but not an integer.
-func (c *evalCtx) intInput(in *engine.Input, sc *scope) (int64, state) {
+func (c *evalCtx) intInput(in *compiler.Input, sc *scope) (int64, state) {
 	var v rv
 	switch in.Kind {
-	case engine.InputField:
+	case compiler.InputField:
 		if in.Field >= len(sc.fields) {
 			return 0, 255
 		}
 		v = sc.fields[in.Field]
-	case engine.InputValue:
+	case compiler.InputValue:
 		v = c.value(in.Value)
 	default:
 		return 0, 255
@@ -254,19 +254,19 @@ func (c *evalCtx) intInput(in *engine.Input, sc *scope) (int64, state) {
 }
 
 // nilError reports whether an expression failed on a nil (absent) value:
-// a helper given nothing (engine.ErrAbsent), expr-lang's "invalid
+// a helper given nothing (compiler.ErrAbsent), expr-lang's "invalid
 // operation: <nil> * int", "cannot fetch x from <nil>", "interface {} is
 // nil" (upper, lower...), or a conversion of nothing.
 func nilError(err error) bool {
-	if errors.Is(err, engine.ErrAbsent) {
+	if errors.Is(err, compiler.ErrAbsent) {
 		return true
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "<nil>") || strings.Contains(msg, "is nil") ||
-		strings.Contains(msg, "zero Value") || strings.Contains(msg, engine.ErrAbsent.Error())
+		strings.Contains(msg, "zero Value") || strings.Contains(msg, compiler.ErrAbsent.Error())
 }
 
-func (c *evalCtx) runBool(e *engine.Expr, sc *scope) (bool, error) {
+func (c *evalCtx) runBool(e *compiler.Expr, sc *scope) (bool, error) {
 	v, err := c.runExpr(e, sc)
 	if err != nil {
 		return false, err

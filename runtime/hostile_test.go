@@ -25,6 +25,7 @@ import (
 
 	"github.com/blueprint-engine/blueprint/blueprints"
 	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/compiler"
 	"github.com/blueprint-engine/blueprint/runtime"
 )
 
@@ -825,14 +826,15 @@ func TestBindSnapshotsHostsAndRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hosts := bp.Hosts
-	bp.Hosts = append(slices.Clone(hosts), "evil.example.com")
-	defer func() { bp.Hosts = hosts }()
+	cbp := compiler.Of(bp)
+	hosts := cbp.Hosts
+	cbp.Hosts = append(slices.Clone(hosts), "evil.example.com")
+	defer func() { cbp.Hosts = hosts }()
 	if in.HostAllowed("evil.example.com") || !in.HostAllowed("api.usebutton.com") {
 		t.Error("the allow-list followed a change to the compiled blueprint")
 	}
-	engine.DefaultResponseRules()[0].Outcome = engine.OutcomeFailed
-	if engine.DefaultResponseRules()[0].Outcome != engine.OutcomeDelivered {
+	compiler.DefaultResponseRules()[0].Outcome = compiler.OutcomeFailed
+	if compiler.DefaultResponseRules()[0].Outcome != compiler.OutcomeDelivered {
 		t.Error("the default response rules were changed from outside")
 	}
 	if _, err := runtime.Bind(nil, "", nil); err == nil {

@@ -2,9 +2,8 @@ package runtime
 
 import (
 	"strings"
-	"sync"
 
-	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/compiler"
 )
 
 // bpPlan is what the runtime derives once per compiled blueprint: the trie
@@ -17,7 +16,7 @@ type bpPlan struct {
 	// fallback holds the slots whose path the scanner cannot express
 	// (wildcards, queries), resolved with gjson instead.
 	fallback map[int]string
-	items    map[*engine.Object]*itemPlan
+	items    map[*compiler.Object]*itemPlan
 }
 
 type itemPlan struct {
@@ -26,21 +25,23 @@ type itemPlan struct {
 	fallback map[int]string
 }
 
-var plans sync.Map // *engine.Blueprint -> *bpPlan
+// planOf returns the blueprint's plan, built at most once and kept on the
+// compiled blueprint itself (never in a global map: a blueprint dropped by
+// its last user is freed with its plan).
+func planOf(bp *compiler.Blueprint) *bpPlan {
+	return bp.Derived(func(bp *compiler.Blueprint) any { return buildPlan(bp) }).(*bpPlan)
+}
 
-func planOf(bp *engine.Blueprint) *bpPlan {
-	if p, ok := plans.Load(bp); ok {
-		return p.(*bpPlan)
-	}
-	p := &bpPlan{items: map[*engine.Object]*itemPlan{}}
+func buildPlan(bp *compiler.Blueprint) *bpPlan {
+	p := &bpPlan{items: map[*compiler.Object]*itemPlan{}}
 	p.root, p.paths, p.fallback = buildTrie(bp.Paths)
 	p.typeNode = p.root.child([]byte("type"))
-	seen := map[*engine.Object]bool{}
+	seen := map[*compiler.Object]bool{}
 	// readers counts the items objects read from each array node: a node
 	// records its elements for one object only.
-	readers := map[*trie]map[*engine.Object]bool{}
-	var walk func(o *engine.Object, scope *trie)
-	walk = func(o *engine.Object, scope *trie) {
+	readers := map[*trie]map[*compiler.Object]bool{}
+	var walk func(o *compiler.Object, scope *trie)
+	walk = func(o *compiler.Object, scope *trie) {
 		if o == nil || seen[o] {
 			return
 		}
@@ -49,7 +50,7 @@ func planOf(bp *engine.Blueprint) *bpPlan {
 			if f.Object == nil {
 				continue
 			}
-			if f.Type.Kind != engine.KindArray {
+			if f.Type.Kind != compiler.KindArray {
 				walk(f.Object, scope)
 				continue
 			}
@@ -57,12 +58,12 @@ func planOf(bp *engine.Blueprint) *bpPlan {
 			ip.root, ip.paths, ip.fallback = buildTrie(f.Object.ItemPaths)
 			p.items[f.Object] = ip
 			for _, src := range f.Sources {
-				if src.Kind != engine.SourcePath {
+				if src.Kind != compiler.SourcePath {
 					continue
 				}
 				if n := scope.find(src.Path); n != nil {
 					if readers[n] == nil {
-						readers[n] = map[*engine.Object]bool{}
+						readers[n] = map[*compiler.Object]bool{}
 					}
 					readers[n][f.Object] = true
 					if len(ip.fallback) == 0 && n.index == nil {
@@ -83,8 +84,7 @@ func planOf(bp *engine.Blueprint) *bpPlan {
 			n.each, n.eachN, n.eachObj = nil, 0, nil // read as items of several objects: scanned again
 		}
 	}
-	actual, _ := plans.LoadOrStore(bp, p)
-	return actual.(*bpPlan)
+	return p
 }
 
 func buildTrie(paths []string) (*trie, []string, map[int]string) {

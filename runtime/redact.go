@@ -1,14 +1,11 @@
 package runtime
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/url"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -133,74 +130,3 @@ func (r *redactor) Bytes(b []byte) []byte {
 }
 
 func (r *redactor) active() bool { return r != nil && r.r != nil }
-
-// canonicalJSON rewrites JSON with every string in its plain escaping
-// (no \u escapes for printable characters, no \/), keeping key order and
-// number text. Input that is not JSON is returned as is.
-func canonicalJSON(b []byte) []byte {
-	if !bytes.ContainsRune(b, '\\') {
-		return b
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var out []byte
-	// Per open container: whether the next token is an object key, and
-	// whether a comma is due.
-	type frame struct{ object, needComma, atKey bool }
-	var stack []frame
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			return b
-		}
-		top := len(stack) - 1
-		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
-			out = append(out, byte(d))
-			stack = stack[:top]
-			if top > 0 {
-				stack[top-1].needComma = true
-			}
-			continue
-		}
-		if top >= 0 {
-			f := &stack[top]
-			if f.needComma && (!f.object || f.atKey) {
-				out = append(out, ',')
-				f.needComma = false
-			}
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			out = append(out, byte(t))
-			if top >= 0 && stack[top].object {
-				stack[top].atKey = true
-			}
-			stack = append(stack, frame{object: t == '{', atKey: t == '{'})
-			continue
-		case string:
-			out = appendJSONString(out, t)
-		case json.Number:
-			out = append(out, t...)
-		case bool:
-			out = strconv.AppendBool(out, t)
-		case nil:
-			out = append(out, "null"...)
-		}
-		if top < 0 {
-			continue
-		}
-		f := &stack[top]
-		if f.object && f.atKey {
-			out = append(out, ':')
-			f.atKey = false
-		} else {
-			f.needComma = true
-			if f.object {
-				f.atKey = true
-			}
-		}
-	}
-}

@@ -7,36 +7,36 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/compiler"
+	"github.com/blueprint-engine/blueprint/internal/encoding"
 )
 
 // Verdict is what a vendor's answer means for one attempt.
 type Verdict struct {
-	Outcome engine.ResponseOutcome
+	// Outcome is Delivered, Duplicate, Retry or Failed.
+	Outcome Outcome
 	Status  int
 	// Message says why, for logs and dead letters: the rule's message, the
 	// vendor's error message, or the status text. It never holds a secret.
 	Message string
-	// Rule is the rule that matched.
-	Rule *engine.ResponseRule
 }
 
 // Final reports whether no further attempt will be made.
-func (v Verdict) Final() bool { return v.Outcome != engine.OutcomeRetry }
+func (v Verdict) Final() bool { return v.Outcome != Retry }
 
 // Delivered reports whether the vendor has the request (delivered or
 // duplicate).
 func (v Verdict) Delivered() bool {
-	return v.Outcome == engine.OutcomeDelivered || v.Outcome == engine.OutcomeDuplicate
+	return v.Outcome == Delivered || v.Outcome == Duplicate
 }
 
 // defaultRules answer requests built without a blueprint's rules.
-var defaultRules = engine.DefaultResponseRules()
+var defaultRules = compiler.DefaultResponseRules()
 
 // Classify reads a vendor's answer to req with the blueprint's response
 // rules: the request's own, then the blueprint's, then the defaults.
 func (in *Integration) Classify(req *Request, status int, header http.Header, body []byte) Verdict {
-	var resp *engine.Responses
+	var resp *compiler.Responses
 	if req.spec != nil {
 		resp = req.spec.Responses
 	}
@@ -52,14 +52,14 @@ func (in *Integration) Classify(req *Request, status int, header http.Header, bo
 		if r.When != nil && !in.ruleHolds(r.When, rc) {
 			continue
 		}
-		v := Verdict{Outcome: r.Outcome, Status: status, Rule: r, Message: r.Message}
+		v := Verdict{Outcome: Outcome(r.Outcome), Status: status, Message: r.Message}
 		if v.Message == "" && !v.Delivered() {
 			v.Message = vendorMessage(resp, status, body)
 		}
 		v.Message = in.red.String(v.Message)
 		return v
 	}
-	return Verdict{Outcome: engine.OutcomeFailed, Status: status, Message: in.red.String(vendorMessage(resp, status, body))}
+	return Verdict{Outcome: Failed, Status: status, Message: in.red.String(vendorMessage(resp, status, body))}
 }
 
 // responseCtx is what a response rule's expression reads.
@@ -69,7 +69,7 @@ type responseCtx struct {
 	body   []byte
 }
 
-func (in *Integration) ruleHolds(e *engine.Expr, rc *responseCtx) bool {
+func (in *Integration) ruleHolds(e *compiler.Expr, rc *responseCtx) bool {
 	c := ctxPool.Get().(*evalCtx)
 	defer c.release()
 	c.in = in
@@ -80,7 +80,7 @@ func (in *Integration) ruleHolds(e *engine.Expr, rc *responseCtx) bool {
 
 // vendorMessage is the vendor's error message (at the blueprint's message
 // path), else the start of the body, else the status text.
-func vendorMessage(resp *engine.Responses, status int, body []byte) string {
+func vendorMessage(resp *compiler.Responses, status int, body []byte) string {
 	if resp != nil && resp.MessagePath != "" && gjson.ValidBytes(body) {
 		if m := gjson.GetBytes(body, resp.MessagePath); m.Exists() && m.String() != "" {
 			return clip(m.String())
@@ -92,7 +92,7 @@ func vendorMessage(resp *engine.Responses, status int, body []byte) string {
 	}
 	// Strings unescaped first, so that a secret written with \u escapes
 	// is scrubbed like any other.
-	if b := strings.TrimSpace(string(canonicalJSON(body))); b != "" && status != 0 {
+	if b := strings.TrimSpace(string(encoding.CanonicalJSON(body))); b != "" && status != 0 {
 		return text + ": " + clip(b)
 	}
 	return text

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/runtime"
 )
 
@@ -22,22 +21,22 @@ func TestClassifyButton(t *testing.T) {
 		req     *runtime.Request
 		status  int
 		body    string
-		outcome engine.ResponseOutcome
+		outcome runtime.Outcome
 		message string
 	}{
-		{"order created", order.Requests[0], 200, `{"meta":{"status":"ok"}}`, engine.OutcomeDelivered, ""},
-		{"order accepted", order.Requests[0], 202, ``, engine.OutcomeDelivered, ""},
-		{"order exists", order.Requests[0], 409, `{"error":{"message":"Order already exists"}}`, engine.OutcomeDuplicate, ""},
-		{"activity 409 is a plain 4xx", activity.Requests[0], 409, `{}`, engine.OutcomeFailed, "Conflict: {}"},
-		{"bad api key", order.Requests[0], 401, `{"error":{"message":"Unauthorized"}}`, engine.OutcomeFailed, "bad api_key (Button answered 401 Unauthorized)"},
-		{"validation error", order.Requests[0], 400, errBody, engine.OutcomeFailed, "total must be an integer"},
-		{"throttled", order.Requests[0], 429, ``, engine.OutcomeRetry, "Too Many Requests"},
-		{"timeout", order.Requests[0], 408, ``, engine.OutcomeRetry, "Request Timeout"},
-		{"server error", order.Requests[0], 503, `<html>oops</html>`, engine.OutcomeRetry, "Service Unavailable: <html>oops</html>"},
-		{"teapot", activity.Requests[0], 418, ``, engine.OutcomeFailed, "I'm a teapot"},
-		{"a message echoing the key is redacted", order.Requests[0], 400, `{"error":{"message":"bad key sk-live-abc"}}`, engine.OutcomeFailed, "bad key ***"},
-		{"a body echoing the key in \\u escapes is redacted", activity.Requests[0], 500, `{"detail":"key \u0073k-live-abc"}`, engine.OutcomeRetry, `Internal Server Error: {"detail":"key ***"}`},
-		{"a long body cut in the key is redacted", activity.Requests[0], 500, strings.Repeat("x", 195) + "sk-live-abc", engine.OutcomeRetry, "Internal Server Error: " + strings.Repeat("x", 195) + "***..."},
+		{"order created", order.Requests[0], 200, `{"meta":{"status":"ok"}}`, runtime.Delivered, ""},
+		{"order accepted", order.Requests[0], 202, ``, runtime.Delivered, ""},
+		{"order exists", order.Requests[0], 409, `{"error":{"message":"Order already exists"}}`, runtime.Duplicate, ""},
+		{"activity 409 is a plain 4xx", activity.Requests[0], 409, `{}`, runtime.Failed, "Conflict: {}"},
+		{"bad api key", order.Requests[0], 401, `{"error":{"message":"Unauthorized"}}`, runtime.Failed, "bad api_key (Button answered 401 Unauthorized)"},
+		{"validation error", order.Requests[0], 400, errBody, runtime.Failed, "total must be an integer"},
+		{"throttled", order.Requests[0], 429, ``, runtime.Retry, "Too Many Requests"},
+		{"timeout", order.Requests[0], 408, ``, runtime.Retry, "Request Timeout"},
+		{"server error", order.Requests[0], 503, `<html>oops</html>`, runtime.Retry, "Service Unavailable: <html>oops</html>"},
+		{"teapot", activity.Requests[0], 418, ``, runtime.Failed, "I'm a teapot"},
+		{"a message echoing the key is redacted", order.Requests[0], 400, `{"error":{"message":"bad key sk-live-abc"}}`, runtime.Failed, "bad key ***"},
+		{"a body echoing the key in \\u escapes is redacted", activity.Requests[0], 500, `{"detail":"key \u0073k-live-abc"}`, runtime.Retry, `Internal Server Error: {"detail":"key ***"}`},
+		{"a long body cut in the key is redacted", activity.Requests[0], 500, strings.Repeat("x", 195) + "sk-live-abc", runtime.Retry, "Internal Server Error: " + strings.Repeat("x", 195) + "***..."},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -90,16 +89,16 @@ events:
 		status  int
 		header  http.Header
 		body    string
-		outcome engine.ResponseOutcome
+		outcome runtime.Outcome
 	}{
-		{200, h(), `{"meta":{"status":"ok"}}`, engine.OutcomeDelivered},
-		{200, h(), `{"meta":{"status":"error"}}`, engine.OutcomeFailed},
-		{200, h("X-Refused", "yes"), `not json`, engine.OutcomeFailed},
-		{200, h(), `not json`, engine.OutcomeDelivered},
-		{503, h("Retry-After", "7200"), ``, engine.OutcomeFailed},
-		{503, h("Retry-After", "5"), ``, engine.OutcomeRetry},
-		{503, h(), ``, engine.OutcomeRetry},
-		{404, h(), `{"error":"no such thing"}`, engine.OutcomeFailed},
+		{200, h(), `{"meta":{"status":"ok"}}`, runtime.Delivered},
+		{200, h(), `{"meta":{"status":"error"}}`, runtime.Failed},
+		{200, h("X-Refused", "yes"), `not json`, runtime.Failed},
+		{200, h(), `not json`, runtime.Delivered},
+		{503, h("Retry-After", "7200"), ``, runtime.Failed},
+		{503, h("Retry-After", "5"), ``, runtime.Retry},
+		{503, h(), ``, runtime.Retry},
+		{404, h(), `{"error":"no such thing"}`, runtime.Failed},
 	}
 	for _, c := range cases {
 		v := in.Classify(req, c.status, c.header, []byte(c.body))

@@ -59,16 +59,40 @@ import (
 	"unicode"
 
 	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/compiler"
+	"github.com/blueprint-engine/blueprint/internal/encoding"
 )
 
-// Outcome is the decision for one event.
+// Outcome is one word of the single vocabulary that says what happened to
+// an event and to each of its requests, from the decision to the final
+// state:
+//
+//	stage            outcomes                              where
+//	decision         deliver, skip, reject                 Result.Outcome (Evaluate)
+//	vendor answer    delivered, duplicate, retry, failed   Verdict.Outcome (Classify); a blueprint's responses rules
+//	final state      delivered, skipped, dead              outbox.State (pending until then)
+//
+// A decision of deliver puts each request on its way: every attempt's
+// answer is classified (duplicate counts as delivered, retry waits for the
+// next attempt, failed is final), and each request ends delivered, skipped
+// (consent withdrawn before an attempt) or dead (a dead letter: failed, or
+// out of attempts). The CLI's summary line counts the same words: N
+// delivered, N skipped, N rejected, N dead-lettered.
 type Outcome string
 
-// Outcomes.
+// Decisions: what Evaluate makes of an event.
 const (
-	Deliver Outcome = "deliver"
-	Skip    Outcome = "skip"
-	Reject  Outcome = "reject"
+	Deliver Outcome = "deliver" // one or more vendor requests are built
+	Skip    Outcome = "skip"    // intentionally not sent (Result.Reason says why)
+	Reject  Outcome = "reject"  // cannot be sent as is (Result.Reason and Fields say why)
+)
+
+// Vendor answers: what Classify makes of one attempt's response.
+const (
+	Delivered Outcome = "delivered" // the vendor accepted the request
+	Duplicate Outcome = "duplicate" // the vendor already had it: counted as delivered
+	Retry     Outcome = "retry"     // try again later (timeout, throttled, server error)
+	Failed    Outcome = "failed"    // a permanent failure, never retried: a dead letter
 )
 
 // Reason codes (stable).
@@ -109,8 +133,9 @@ func WithMaxDepth(n int) Option { return func(o *Options) { o.MaxDepth = n } }
 type Integration struct {
 	// hosts is the blueprint's host allow-list, as it was at Bind.
 	hosts   []string
-	bp      *engine.Blueprint
-	variant *engine.Variant
+	pub     *engine.Blueprint
+	bp      *compiler.Blueprint
+	variant *compiler.Variant
 	opts    Options
 	// config holds checked values (string, int64, float64, bool).
 	config map[string]any
@@ -120,7 +145,7 @@ type Integration struct {
 	// plan and requests are derived once: the paths to scan, and each
 	// request's URL and headers as far as config decides them.
 	plan     *bpPlan
-	requests map[*engine.Request]*requestPlan
+	requests map[*compiler.Request]*requestPlan
 	// unmapped caches, per event name the variant does not map, the
 	// result's Event and Message, scrubbed: skipping such an event (the
 	// commonest outcome on a busy source) then allocates nothing.
@@ -130,7 +155,7 @@ type Integration struct {
 	consentDenied, consentMissing, noNameMsg, filteredMsg string
 	// eventNames are the variant's event names as the blueprint writes
 	// them, scrubbed.
-	eventNames map[*engine.Event]string
+	eventNames map[*compiler.Event]string
 }
 
 // skipText is the scrubbed Event and Message of an unmapped event.
@@ -215,7 +240,8 @@ var ErrUnknownVariant = errors.New("unknown variant")
 // refused config returns a *ConfigError naming every key at fault: missing
 // required keys, values that break their type or pattern, unknown keys, and
 // values that cannot stand in a URL host.
-func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...Option) (*Integration, error) {
+func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, opts ...Option) (*Integration, error) {
+	bp := compiler.Of(blueprint)
 	if bp == nil {
 		return nil, errors.New("runtime: Bind: nil blueprint (it did not compile?)")
 	}
@@ -228,6 +254,7 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 	}
 	in := &Integration{
 		hosts:      slices.Clone(bp.Hosts), // a snapshot: the allow-list cannot be widened after Bind
+		pub:        blueprint,
 		bp:         bp,
 		variant:    v,
 		opts:       Options{MaxEventSize: DefaultMaxEventSize, MaxDepth: DefaultMaxDepth},
@@ -255,7 +282,7 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 			}
 			continue
 		}
-		val, err := engine.CheckConfigValue(f, raw)
+		val, err := compiler.CheckConfigValue(f, raw)
 		if err != nil {
 			problems[f.Key] = err.Error()
 			continue
@@ -274,7 +301,7 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 	// A config value written into a URL host must be one DNS label.
 	for _, e := range v.Events {
 		for _, p := range e.Request.URL.Parts {
-			if p.Config != "" && p.Escape == engine.EscapeHost {
+			if p.Config != "" && p.Escape == compiler.EscapeHost {
 				if s, ok := in.configText[p.Config]; ok && !dnsLabel(s) {
 					problems[p.Config] = "cannot stand in the request host (letters, digits and '-' only)"
 				}
@@ -284,7 +311,7 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 	in.red = newRedactor(secrets)
 	in.noNameMsg = in.red.String("the track event has no event name")
 	in.filteredMsg = in.red.String("the mapping's filter is false")
-	in.eventNames = map[*engine.Event]string{}
+	in.eventNames = map[*compiler.Event]string{}
 	for _, e := range v.Events {
 		in.eventNames[e] = in.red.String(e.Name)
 	}
@@ -294,7 +321,7 @@ func Bind(bp *engine.Blueprint, variant string, config map[string]any, opts ...O
 	}
 	if len(problems) == 0 {
 		in.plan = planOf(bp)
-		in.requests = map[*engine.Request]*requestPlan{}
+		in.requests = map[*compiler.Request]*requestPlan{}
 		for _, e := range v.Events {
 			if in.requests[e.Request] == nil {
 				in.requests[e.Request] = in.planRequest(e.Request)
@@ -332,10 +359,11 @@ func dnsLabel(s string) bool {
 }
 
 // Blueprint returns the compiled blueprint.
-func (in *Integration) Blueprint() *engine.Blueprint { return in.bp }
+func (in *Integration) Blueprint() *engine.Blueprint { return in.pub }
 
-// Variant returns the bound variant.
-func (in *Integration) Variant() *engine.Variant { return in.variant }
+// Variant returns the bound variant's key, in its canonical lower-case
+// spelling (Bind matches the variant case-insensitively).
+func (in *Integration) Variant() string { return in.variant.Key }
 
 // Redact replaces every secret config value (and its common encodings) in
 // s with ***.
@@ -343,7 +371,7 @@ func (in *Integration) Redact(s string) string { return in.red.String(s) }
 
 // HostAllowed reports whether a request may go to host: the blueprint's
 // hosts, as they were when the integration was bound.
-func (in *Integration) HostAllowed(host string) bool { return engine.HostAllowed(in.hosts, host) }
+func (in *Integration) HostAllowed(host string) bool { return compiler.HostAllowed(in.hosts, host) }
 
 // Hosts returns a copy of the host allow-list.
 func (in *Integration) Hosts() []string { return slices.Clone(in.hosts) }
@@ -362,7 +390,7 @@ func (in *Integration) CarriesSecret(event []byte) bool {
 	// Escapes can hide a secret: \u for any character, \/ for a slash.
 	// Unescaping costs a JSON decode, so only events that have one pay.
 	if bytes.Contains(event, []byte(`\u`)) || bytes.Contains(event, []byte(`\/`)) {
-		return in.red.found(bstr(canonicalJSON(event)))
+		return in.red.found(bstr(encoding.CanonicalJSON(event)))
 	}
 	return false
 }
@@ -374,7 +402,7 @@ func (in *Integration) RedactJSON(b []byte) []byte {
 	if !in.red.active() {
 		return b
 	}
-	return in.red.Bytes(canonicalJSON(b))
+	return in.red.Bytes(encoding.CanonicalJSON(b))
 }
 
 // Result is the decision for one event.
@@ -489,7 +517,7 @@ type Request struct {
 	Body    []byte
 
 	// spec is the blueprint's request: its host list and response rules.
-	spec *engine.Request
+	spec *compiler.Request
 
 	// secretRanges are byte ranges of Body holding secret fields.
 	secretRanges [][2]int
@@ -520,7 +548,7 @@ type RedactedRequest struct {
 	Method  string            `json:"method"`
 	URL     string            `json:"url"`
 	Headers map[string]string `json:"headers"`
-	// Body is the JSON body with secret fields replaced by "***".
+	// Body is the body as sent, with secret fields replaced by "***".
 	Body []byte `json:"-"`
 }
 
@@ -539,24 +567,27 @@ func (r *Request) redacted(red *redactor) RedactedRequest {
 		}
 		out.Headers[h.Name] = red.String(v)
 	}
-	body := r.Body
-	if len(r.secretRanges) > 0 {
-		var b []byte
-		last := 0
-		for _, rg := range r.secretRanges {
-			b = append(b, body[last:rg[0]]...)
-			b = append(b, `"***"`...)
-			last = rg[1]
-		}
-		body = append(b, body[last:]...)
-	}
+	enc := r.encoder()
+	body := encoding.Redact(enc, r.Body, r.secretRanges)
 	if red.active() {
-		// Unescape strings first so that "sk\u002d..." cannot slip by.
-		body = canonicalJSON(body)
+		// Undo escapes first so that "sk\u002d..." cannot slip by.
+		body = enc.Canonical(body)
 	}
 	out.Body = red.Bytes(body)
 	return out
 }
+
+// encoder is the encoding the body is written in.
+func (r *Request) encoder() encoding.Encoder {
+	if r.spec == nil || r.spec.Encoding == nil {
+		return encoding.JSON
+	}
+	return r.spec.Encoding
+}
+
+// Encoding names how the body is written (json), as the blueprint's
+// encoding: key does.
+func (r *Request) Encoding() string { return r.encoder().Name() }
 
 func (r *Request) redactedText(red *redactor) string {
 	rr := r.redacted(red)
@@ -573,12 +604,7 @@ func (r *Request) redactedText(red *redactor) string {
 	}
 	if len(rr.Body) > 0 {
 		b.WriteString("\n")
-		var pretty bytes.Buffer
-		if json.Indent(&pretty, rr.Body, "", "  ") == nil {
-			b.Write(pretty.Bytes())
-		} else {
-			b.Write(rr.Body)
-		}
+		b.Write(r.encoder().Pretty(rr.Body))
 	}
 	return b.String()
 }
@@ -667,9 +693,14 @@ func (r Result) AppendJSON(b []byte) []byte {
 				b = appendJSONString(b, rr.Headers[n])
 			}
 			b = append(b, '}')
-			if len(rr.Body) > 0 && json.Valid(rr.Body) {
+			switch {
+			case len(rr.Body) == 0:
+			case q.encoder() == encoding.JSON && json.Valid(rr.Body):
 				b = append(b, `,"body":`...)
 				b = append(b, rr.Body...)
+			default: // a body that is not JSON is shown as text
+				b = append(b, `,"body":`...)
+				b = appendJSONString(b, string(rr.Body))
 			}
 			b = append(b, '}')
 		}

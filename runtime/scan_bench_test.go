@@ -9,6 +9,7 @@ import (
 
 	"github.com/blueprint-engine/blueprint/blueprints"
 	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/compiler"
 )
 
 func BenchmarkScan(b *testing.B) {
@@ -29,7 +30,7 @@ func BenchmarkScan(b *testing.B) {
 		if err != nil || bp == nil {
 			b.Fatal("button does not compile")
 		}
-		p := planOf(bp)
+		p := planOf(compiler.Of(bp))
 		var s scanner
 		s.items = true
 		slots := make([]span, len(p.paths))

@@ -10,8 +10,9 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
-	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/compiler"
 	"github.com/blueprint-engine/blueprint/internal/conv"
+	"github.com/blueprint-engine/blueprint/internal/encoding"
 )
 
 // state is what became of a value or field for one event.
@@ -94,7 +95,7 @@ func (c *evalCtx) appendVal(out []byte, v rv) []byte {
 			out = append(out, v.b...)
 			return append(out, '"')
 		}
-		return appendJSONBytes(out, v.b)
+		return encoding.AppendJSONString(out, v.b)
 	}
 	return append(out, v.b...)
 }
@@ -151,11 +152,11 @@ func isAbsent(v rv) bool {
 }
 
 // rule applies a type rule to a present value.
-func (c *evalCtx) rule(t *engine.Type, v rv) rv {
+func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 	switch t.Kind {
-	case engine.KindAny:
+	case compiler.KindAny:
 		return v
-	case engine.KindString:
+	case compiler.KindString:
 		var text []byte
 		switch v.jt {
 		case '"':
@@ -186,7 +187,7 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 			return v
 		}
 		return textVal(text)
-	case engine.KindID:
+	case compiler.KindID:
 		switch v.jt {
 		case '"':
 			if t.Pattern != nil && !t.Pattern.Match(v.b) {
@@ -203,7 +204,7 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 			return invalidVal("expected text or an integer, got the number " + truncate(string(v.b), 40))
 		}
 		return invalidVal("expected text or an integer, got " + describeVal(v))
-	case engine.KindInteger:
+	case compiler.KindInteger:
 		var n int64
 		switch {
 		case v.isInt:
@@ -224,7 +225,7 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 			return invalidVal(strconv.FormatInt(n, 10) + " " + msg)
 		}
 		return intVal(n)
-	case engine.KindNumber:
+	case compiler.KindNumber:
 		var f float64
 		switch {
 		case v.isInt:
@@ -247,14 +248,14 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 			return rv{st: present, jt: '0', b: v.b}
 		}
 		return v
-	case engine.KindBoolean:
+	case compiler.KindBoolean:
 		if v.jt == 't' || v.jt == 'f' {
 			return v
 		}
 		return invalidVal("expected true or false, got " + describeVal(v))
-	case engine.KindMoney:
+	case compiler.KindMoney:
 		return c.money(t, v)
-	case engine.KindCurrency:
+	case compiler.KindCurrency:
 		if v.jt != '"' {
 			return invalidVal("expected a three-letter currency code, got " + describeVal(v))
 		}
@@ -274,7 +275,7 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 			}
 		}
 		return rv{st: present, jt: '"', b: up, plain: true}
-	case engine.KindTime:
+	case compiler.KindTime:
 		if v.jt != '"' {
 			return invalidVal("expected an RFC 3339 time, got " + describeVal(v))
 		}
@@ -289,7 +290,7 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 		}
 		c.scratch = out
 		return rv{st: present, jt: '"', b: out[start:len(out):len(out)], plain: true}
-	case engine.KindEmailSHA256:
+	case compiler.KindEmailSHA256:
 		if v.jt != '"' {
 			return invalidVal("expected an email address, got " + describeVal(v))
 		}
@@ -299,12 +300,12 @@ func (c *evalCtx) rule(t *engine.Type, v rv) rv {
 		}
 		sum := sha256.Sum256(norm)
 		return textVal(c.scratchText(func(d []byte) []byte { return hex.AppendEncode(d, sum[:]) }))
-	case engine.KindObject:
+	case compiler.KindObject:
 		if v.jt != '{' {
 			return invalidVal("expected an object, got " + describeVal(v))
 		}
 		return v
-	case engine.KindArray:
+	case compiler.KindArray:
 		if v.jt != '[' {
 			return invalidVal("expected a list, got " + describeVal(v))
 		}
@@ -356,7 +357,7 @@ func containsAny(b []byte, chars string) bool {
 	return false
 }
 
-func bounds(t *engine.Type, f float64) string {
+func bounds(t *compiler.Type, f float64) string {
 	if t.Min != nil && f < *t.Min {
 		return "is below the minimum " + strconv.FormatFloat(*t.Min, 'f', -1, 64)
 	}
@@ -368,7 +369,7 @@ func bounds(t *engine.Type, f float64) string {
 
 // money converts a JSON number or decimal text to minor units of the
 // currency value's exponent (2 when the currency is absent or invalid).
-func (c *evalCtx) money(t *engine.Type, v rv) rv {
+func (c *evalCtx) money(t *compiler.Type, v rv) rv {
 	exp := 2
 	if t.Currency != nil {
 		if cv := c.value(t.Currency); cv.st == present && cv.jt == '"' {
@@ -497,58 +498,7 @@ func plainDecimal(b []byte) bool {
 }
 
 // appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte { return appendJSONBytes(b, sbytes(s)) }
-
-// appendJSONBytes appends s as a JSON string, escaping what JSON requires
-// (and U+2028, U+2029); invalid UTF-8 becomes U+FFFD.
-func appendJSONBytes(b []byte, s []byte) []byte {
-	const hexd = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexd[c>>4], hexd[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexd[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+func appendJSONString(b []byte, s string) []byte { return encoding.AppendJSONString(b, sbytes(s)) }
 
 // describeAmount shows an amount in a message: its text, or the integer
 // an expression computed.

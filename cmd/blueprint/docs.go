@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blueprint-engine/blueprint/engine"
-	"github.com/blueprint-engine/blueprint/engine/docgen"
+	"github.com/blueprint-engine/blueprint/internal/docgen"
 )
 
 func (a *app) docsCmd() *cobra.Command {
@@ -67,7 +67,7 @@ func (a *app) listCmd() *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%s\t(does not compile: %d errors)\t\t\n", key, strings.Join(versions, ", "), len(ds))
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", key, strings.Join(versions, ", "), bp.Status, strings.Join(bp.VariantKeys(), ", "), bp.Name)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", key, strings.Join(versions, ", "), bp.Status(), strings.Join(bp.VariantKeys(), ", "), bp.Name())
 			}
 			tw.Flush()
 			if failed {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -352,6 +353,28 @@ func reportSkipped(w io.Writer, n *atomic.Int64) {
 	if k := n.Load(); k > 0 {
 		fmt.Fprintf(w, "%d requests skipped: their record cannot be read (moved to the quarantine; see 'blueprint outbox check')\n", k)
 	}
+}
+
+// openOutbox opens the outbox in state, which must exist.
+func openOutbox(state string) (*outbox.Bolt, error) {
+	p, err := outboxPath(state)
+	if err != nil {
+		return nil, err
+	}
+	q, err := outbox.OpenBolt(p)
+	if err != nil {
+		return nil, &exitError{code: 1, err: err}
+	}
+	return q, nil
+}
+
+// outboxPath is the path of the outbox in state, which must exist.
+func outboxPath(state string) (string, error) {
+	p := filepath.Join(state, "outbox.db")
+	if _, err := os.Stat(p); err != nil {
+		return "", &exitError{code: 1, err: fmt.Errorf("no outbox in %s", state)}
+	}
+	return p, nil
 }
 
 // humanBytes is n in B, KiB, MiB or GiB.

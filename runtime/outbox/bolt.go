@@ -940,22 +940,6 @@ func (q *Bolt) Release(ctx context.Context, ids ...string) error {
 	return nil
 }
 
-// Pending implements Queue. It reads a counter kept with every change.
-func (q *Bolt) Pending(ctx context.Context) (int, error) {
-	if err := q.ready(ctx); err != nil {
-		return 0, err
-	}
-	var n int
-	err := q.view(func(t *boltTx) error {
-		n = int(t.count(Pending))
-		return nil
-	})
-	if err != nil {
-		return 0, q.wrap("pending", err)
-	}
-	return n, nil
-}
-
 // Get implements Store. A record that cannot be read gives an error
 // matching ErrCorrupt, and is quarantined.
 func (q *Bolt) Get(ctx context.Context, id string) (*Item, error) {

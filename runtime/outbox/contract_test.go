@@ -55,7 +55,6 @@ func (w queueOnly) Claim(ctx context.Context, now time.Time, max int) ([]*outbox
 }
 func (w queueOnly) Update(ctx context.Context, it *outbox.Item) error { return w.q.Update(ctx, it) }
 func (w queueOnly) Release(ctx context.Context, ids ...string) error  { return w.q.Release(ctx, ids...) }
-func (w queueOnly) Pending(ctx context.Context) (int, error)          { return w.q.Pending(ctx) }
 func (w queueOnly) Purge(ctx context.Context, before time.Time, s ...outbox.State) (int, error) {
 	return w.q.Purge(ctx, before, s...)
 }

@@ -164,21 +164,6 @@ func (m *Memory) Release(ctx context.Context, ids ...string) error {
 	return nil
 }
 
-// Pending implements Queue.
-func (m *Memory) Pending(ctx context.Context) (int, error) {
-	if err := m.lock(ctx); err != nil {
-		return 0, err
-	}
-	defer m.mu.Unlock()
-	n := 0
-	for _, it := range m.items {
-		if it.State == Pending {
-			n++
-		}
-	}
-	return n, nil
-}
-
 // Get implements Store.
 func (m *Memory) Get(ctx context.Context, id string) (*Item, error) {
 	if err := m.lock(ctx); err != nil {

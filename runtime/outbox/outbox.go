@@ -17,9 +17,9 @@
 // # Two interfaces
 //
 // Queue is the delivery contract: what a worker (send.Worker) and a
-// pipeline need to drive items to a final state, and nothing more:
-// Enqueue (idempotent by ID), Claim (with in-memory leases), Update,
-// Release, Pending (how much work is left), Purge (retention) and Close.
+// pipeline (runtime/delivery) need to drive items to a final state, and
+// nothing more: Enqueue (idempotent by ID), Claim (with in-memory leases),
+// Update, Release, Purge (retention) and Close.
 // None of them looks an item up by ID or lists items by state, so a
 // queue built on a log (a Kafka topic per integration, a retry topic, a
 // dead-letter topic, and a compacted topic or a key-value store for the
@@ -151,9 +151,6 @@ type Queue interface {
 	// Release gives claimed items back without an attempt (shutdown).
 	// Unknown or unleased IDs are ignored.
 	Release(ctx context.Context, ids ...string) error
-	// Pending returns how many items are pending: due or not, leased or
-	// not. Zero means there is nothing left to deliver.
-	Pending(ctx context.Context) (int, error)
 	// Purge deletes the items in the given final states (Delivered,
 	// Skipped, Dead; none given means Delivered and Skipped) last updated
 	// before the given time, and returns how many it deleted. A purged ID

@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/runtime"
 	"github.com/blueprint-engine/blueprint/runtime/send"
 )
 
@@ -30,7 +30,7 @@ func BenchmarkSend(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if a := s.Do(context.Background(), in, "button", req); a.Outcome != engine.OutcomeDelivered {
+			if a := s.Do(context.Background(), in, "button", req); a.Outcome != runtime.Delivered {
 				b.Fatalf("%+v", a)
 			}
 		}

@@ -65,9 +65,11 @@ func ExampleWorker() {
 		Integration: func(it *outbox.Item) (*runtime.Integration, bool) { return in, it.Integration == name },
 		Metrics:     metrics,
 	}
-	// Until nothing is pending (a long-running service passes nil and
-	// cancels ctx to stop).
-	if err := w.Run(ctx, func() bool { return true }); err != nil {
+	// Until the item is final (the delivery package counts a run's own
+	// items this way; a long-running service passes nil and cancels ctx to
+	// stop).
+	final := func() bool { return metrics.Delivered.Load()+metrics.Dead.Load()+metrics.Skipped.Load() == 1 }
+	if err := w.Run(ctx, final); err != nil {
 		log.Fatal(err)
 	}
 	counts, _ := q.Counts(ctx)

@@ -87,13 +87,13 @@ func TestDoRewritesAndClassifies(t *testing.T) {
 	res := in.Evaluate(order("o-1"))
 	s := newSender(t, srv)
 	want := []struct {
-		outcome engine.ResponseOutcome
+		outcome runtime.Outcome
 		msg     string
 	}{
-		{engine.OutcomeDelivered, ""},
-		{engine.OutcomeDuplicate, ""},
-		{engine.OutcomeFailed, "bad api_key (Button answered 401 Unauthorized)"},
-		{engine.OutcomeRetry, "vendor says Service Unavailable"},
+		{runtime.Delivered, ""},
+		{runtime.Duplicate, ""},
+		{runtime.Failed, "bad api_key (Button answered 401 Unauthorized)"},
+		{runtime.Retry, "vendor says Service Unavailable"},
 	}
 	for i, w := range want {
 		a := s.Do(context.Background(), in, "button", res.Requests[0])
@@ -117,7 +117,7 @@ func TestDoRefusesHostsTheBlueprintDoesNotList(t *testing.T) {
 	req := *res.Requests[0]
 	req.URL = "https://evil.example.com/v1/order"
 	a := send.New(send.Options{}).Do(context.Background(), in, "button", &req)
-	if a.Outcome != engine.OutcomeFailed || !strings.Contains(a.Message, "evil.example.com") {
+	if a.Outcome != runtime.Failed || !strings.Contains(a.Message, "evil.example.com") {
 		t.Errorf("%+v", a)
 	}
 }
@@ -128,7 +128,7 @@ func TestDoNetworkErrorsAreRetried(t *testing.T) {
 	defer srv.Close()
 	in := button(t)
 	a := newSender(t, srv).Do(context.Background(), in, "button", in.Evaluate(order("o-1")).Requests[0])
-	if a.Outcome != engine.OutcomeRetry || a.Err == nil || a.Status != 0 || strings.Contains(a.Message, srv.URL) {
+	if a.Outcome != runtime.Retry || a.Err == nil || a.Status != 0 || strings.Contains(a.Message, srv.URL) {
 		t.Errorf("%+v", a)
 	}
 }
@@ -178,6 +178,15 @@ func worker(t *testing.T, srv *httptest.Server, q outbox.Queue, in *runtime.Inte
 	}, c
 }
 
+// noPending is a Run's done func for a queue that holds only this
+// worker's items: none is pending.
+func noPending(q outbox.Store) func() bool {
+	return func() bool {
+		counts, err := q.Counts(context.Background())
+		return err == nil && counts[outbox.Pending] == 0
+	}
+}
+
 func enqueue(t *testing.T, q outbox.Queue, in *runtime.Integration, events ...[]byte) {
 	for _, ev := range events {
 		res := in.Evaluate(ev)
@@ -201,7 +210,7 @@ func TestWorkerRetriesThenDelivers(t *testing.T) {
 	w, c := worker(t, srv, q, in, send.Policy{MaxAttempts: 5, Base: time.Millisecond, Cap: 5 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := w.Run(ctx, func() bool { return true }); err != nil {
+	if err := w.Run(ctx, noPending(q)); err != nil {
 		t.Fatal(err)
 	}
 	counts, _ := q.Counts(ctx)
@@ -221,7 +230,7 @@ func TestWorkerDeadLetters(t *testing.T) {
 	w.Concurrency = 1
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := w.Run(ctx, func() bool { return true }); err != nil {
+	if err := w.Run(ctx, noPending(q)); err != nil {
 		t.Fatal(err)
 	}
 	dead, _, _ := q.List(ctx, outbox.Dead, "", 10)
@@ -239,7 +248,7 @@ func TestWorkerDeadLetters(t *testing.T) {
 	if n, _ := q.Replay(ctx, nil, time.Now()); n != 2 {
 		t.Fatalf("replayed %d", n)
 	}
-	if err := w.Run(ctx, func() bool { return true }); err != nil {
+	if err := w.Run(ctx, noPending(q)); err != nil {
 		t.Fatal(err)
 	}
 	if counts, _ := q.Counts(ctx); counts[outbox.Delivered] != 2 {
@@ -258,7 +267,7 @@ func TestWorkerFreshConsent(t *testing.T) {
 	enqueue(t, q, in, order("o-1"))
 	w, c := worker(t, srv, q, in, send.Policy{})
 	w.Consent = func(context.Context, *outbox.Item) (bool, bool) { return false, true }
-	if err := w.Run(context.Background(), func() bool { return true }); err != nil {
+	if err := w.Run(context.Background(), noPending(q)); err != nil {
 		t.Fatal(err)
 	}
 	if counts, _ := q.Counts(context.Background()); counts[outbox.Skipped] != 1 || len(v.got) != 0 || c.Skipped.Load() != 1 {
@@ -327,7 +336,7 @@ func TestWorkerPurgesOldItems(t *testing.T) {
 	enqueue(t, q, in, order("o-1"))
 	w, _ := worker(t, srv, q, in, send.Policy{})
 	w.Retention, w.PurgeEvery = 24*time.Hour, 10*time.Millisecond
-	if err := w.Run(ctx, func() bool { return true }); err != nil {
+	if err := w.Run(ctx, noPending(q)); err != nil {
 		t.Fatal(err)
 	}
 	for id, want := range map[string]bool{"old-delivered": false, "old-skipped": false, "old-dead": true, "recent-delivered": true} {
@@ -384,7 +393,7 @@ func TestWorkerLastAttemptInsideWindow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := w.Run(ctx, func() bool { return true }); err != nil {
+	if err := w.Run(ctx, noPending(q)); err != nil {
 		t.Fatal(err)
 	}
 	it, err := q.Get(ctx, items[0].ID)
@@ -434,10 +443,110 @@ func TestWorkerGivesBackForeignItems(t *testing.T) {
 		t.Fatalf("the foreign item is not pending and due: %+v", items)
 	}
 	b, _ := worker(t, srv, q, in, send.Policy{})
-	if err := b.Run(ctx, func() bool { return true }); err != nil {
+	if err := b.Run(ctx, noPending(q)); err != nil {
 		t.Fatal(err)
 	}
 	if counts, _ := q.Counts(ctx); counts[outbox.Delivered] != 1 {
 		t.Errorf("counts %v: the owning worker could not deliver it", counts)
+	}
+}
+
+// Regression (issue #11 finding 10): a Run waits only for what its done
+// func says, never for the outbox's other pending items. A retry of
+// another integration due in 30 s used to hold Run until it was due (a
+// one-event send after an interrupted run of another variant took 75 s,
+// a dlq replay of one dead letter 56 s).
+func TestWorkerRunWaitsOnlyForItsOwnItems(t *testing.T) {
+	srv := httptest.NewServer(&vendor{})
+	defer srv.Close()
+	in := button(t)
+	q := outbox.NewMemory()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	later := time.Now().Add(30 * time.Second)
+	if _, err := q.Enqueue(ctx, []*outbox.Item{{ID: "foreign-retry", Integration: "button/default", Event: order("f"),
+		State: outbox.Pending, CreatedAt: time.Now(), NextAt: later, UpdatedAt: time.Now(), Attempts: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	ev := order("mine")
+	items, err := send.Items(in, "button", "button@0.1.0", ev, in.Evaluate(ev), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Enqueue(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := worker(t, srv, q, in, send.Policy{})
+	var mine atomic.Bool
+	w.Metrics = send.Hooks{OnFinal: func(f send.FinalInfo) {
+		if f.Item == items[0].ID {
+			mine.Store(true)
+		}
+	}}
+	start := time.Now()
+	if err := w.Run(ctx, mine.Load); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Run took %v: it waited for another integration's retry", took)
+	}
+	if it, _ := q.Get(ctx, items[0].ID); it.State != outbox.Delivered {
+		t.Errorf("own item %s", it.State)
+	}
+	if it, _ := q.Get(ctx, "foreign-retry"); it.State != outbox.Pending || it.Attempts != 1 {
+		t.Errorf("the foreign item was touched: %+v", it)
+	}
+}
+
+// Metrics receive the item's ID with each attempt and final state, and
+// what a live view shows of them (status, attempts, message).
+func TestMetricsReceiveItemIDs(t *testing.T) {
+	v := &vendor{answers: []int{503, 401}}
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	in := button(t)
+	q := outbox.NewMemory()
+	ev := order("o-ids")
+	items, err := send.Items(in, "button", "button@0.1.0", ev, in.Evaluate(ev), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Enqueue(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var attempts []send.AttemptInfo
+	var finals []send.FinalInfo
+	hooks := send.Hooks{
+		OnAttempt: func(a send.AttemptInfo) { mu.Lock(); attempts = append(attempts, a); mu.Unlock() },
+		OnFinal:   func(f send.FinalInfo) { mu.Lock(); finals = append(finals, f); mu.Unlock() },
+	}
+	u, _ := url.Parse(srv.URL)
+	w := &send.Worker{
+		Queue:       q,
+		Sender:      send.New(send.Options{VendorURL: u, Metrics: hooks}),
+		Policy:      send.Policy{Base: time.Millisecond, Cap: time.Millisecond},
+		Integration: func(it *outbox.Item) (*runtime.Integration, bool) { return in, it.Integration == "button" },
+		Poll:        5 * time.Millisecond,
+		Metrics:     hooks,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Run(ctx, noPending(q)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(attempts) != 2 || attempts[0].Item != items[0].ID || attempts[0].Status != 503 || attempts[0].Outcome != runtime.Retry ||
+		attempts[1].Item != items[0].ID || attempts[1].Status != 401 || attempts[0].Integration != "button" {
+		t.Errorf("attempts %+v", attempts)
+	}
+	if len(finals) != 1 {
+		t.Fatalf("finals %+v", finals)
+	}
+	f := finals[0]
+	if f.Item != items[0].ID || f.State != outbox.Dead || f.Attempts != 2 || f.Status != 401 || !strings.Contains(f.Message, "bad api_key") ||
+		f.MessageID != "m-o-ids" || f.VendorEvent != "purchase" || f.At.IsZero() || strings.Contains(f.Message, apiKey) {
+		t.Errorf("final %+v", f)
 	}
 }

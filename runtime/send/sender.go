@@ -26,7 +26,6 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/runtime"
 )
 
@@ -149,6 +148,12 @@ var ErrHostNotAllowed = errors.New("host not allowed by the blueprint")
 // rules. It waits for the integration's rate limit and the host's
 // concurrency limit first; ctx bounds the wait and the attempt.
 func (s *Sender) Do(ctx context.Context, in *runtime.Integration, integration string, req *runtime.Request) Attempt {
+	return s.do(ctx, in, integration, "", req)
+}
+
+// do is Do for the outbox item named item ("" for none), which Metrics
+// receive with the attempt.
+func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, item string, req *runtime.Request) Attempt {
 	u, err := url.Parse(req.URL)
 	if err != nil {
 		return failed(fmt.Errorf("request URL does not parse: %w", err))
@@ -162,13 +167,13 @@ func (s *Sender) Do(ctx context.Context, in *runtime.Integration, integration st
 	}
 	lim := s.limiter(integration)
 	if err := lim.Wait(ctx); err != nil {
-		return Attempt{Verdict: runtime.Verdict{Outcome: engine.OutcomeRetry, Message: "interrupted before sending"}, Err: err}
+		return Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: "interrupted before sending"}, Err: err}
 	}
 	sem := s.hostSem(u.Host)
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():
-		return Attempt{Verdict: runtime.Verdict{Outcome: engine.OutcomeRetry, Message: "interrupted before sending"}, Err: ctx.Err()}
+		return Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: "interrupted before sending"}, Err: ctx.Err()}
 	}
 	defer func() { <-sem }()
 
@@ -185,8 +190,9 @@ func (s *Sender) Do(ctx context.Context, in *runtime.Integration, integration st
 	lat := time.Since(start)
 	if err != nil {
 		msg := transportMessage(err)
-		s.metrics.Attempt(integration, 0, engine.OutcomeRetry, lat)
-		return Attempt{Verdict: runtime.Verdict{Outcome: engine.OutcomeRetry, Message: in.Redact(msg)}, Latency: lat, Err: err}
+		a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: in.Redact(msg)}, Latency: lat, Err: err}
+		s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Latency: lat, Message: a.Message})
+		return a
 	}
 	body, rerr := io.ReadAll(io.LimitReader(resp.Body, s.opts.MaxResponseBody))
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
@@ -199,8 +205,8 @@ func (s *Sender) Do(ctx context.Context, in *runtime.Integration, integration st
 	}
 	v := in.Classify(req, resp.StatusCode, resp.Header, body)
 	a := Attempt{Verdict: v, Latency: lat, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
-	if rerr != nil && v.Outcome == engine.OutcomeDelivered {
-		a.Verdict.Outcome = engine.OutcomeRetry
+	if rerr != nil && v.Outcome == runtime.Delivered {
+		a.Verdict.Outcome = runtime.Retry
 		a.Verdict.Message = "answer cut off: " + rerr.Error()
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
@@ -208,12 +214,16 @@ func (s *Sender) Do(ctx context.Context, in *runtime.Integration, integration st
 	} else if v.Delivered() {
 		lim.speedUp()
 	}
-	s.metrics.Attempt(integration, resp.StatusCode, a.Outcome, lat)
+	info := AttemptInfo{Item: item, Integration: integration, Status: resp.StatusCode, Outcome: a.Outcome, Latency: lat}
+	if !a.Delivered() {
+		info.Message = a.Message
+	}
+	s.metrics.Attempt(info)
 	return a
 }
 
 func failed(err error) Attempt {
-	return Attempt{Verdict: runtime.Verdict{Outcome: engine.OutcomeFailed, Message: err.Error()}, Err: err}
+	return Attempt{Verdict: runtime.Verdict{Outcome: runtime.Failed, Message: err.Error()}, Err: err}
 }
 
 // transportMessage says what went wrong without the request URL, which Go

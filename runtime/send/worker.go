@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/runtime"
 	"github.com/blueprint-engine/blueprint/runtime/outbox"
 )
@@ -105,9 +104,9 @@ type Worker struct {
 	// (default 10 s).
 	Grace  time.Duration
 	Logger *slog.Logger
-	// Metrics receives each item's final state (Final). Attempts (Attempt)
-	// are reported by the Sender, through its Options.Metrics: give both
-	// the same value to see both.
+	// Metrics receives each item's final state (Final), with its ID, once
+	// it is stored. Attempts (Attempt) are reported by the Sender, through
+	// its Options.Metrics: give both the same value to see both.
 	Metrics Metrics
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -126,17 +125,24 @@ type Worker struct {
 	foreign map[string]bool // pending items of other integrations, left alone
 }
 
-// Run delivers due items until ctx is done, or, when idle is set, until
-// idle reports true and no item is pending or in flight (a run over a
-// finite input). After ctx is done it stops claiming, lets in-flight
-// attempts finish within Grace, and leaves everything else in the outbox.
+// Run delivers due items until ctx is done or, when done is set, until
+// done reports true: Run asks it whenever no item is due and no attempt is
+// in flight, and returns when it says so. Run does not count the outbox's
+// pending items: items of other integrations, and retries due later, never
+// hold it up. A caller that waits for its own items to be final counts
+// their final states through Metrics.Final (the delivery package does, for
+// the items it enqueued or replayed), and a caller that wants every
+// pending item of its integrations delivered passes nil and cancels ctx.
+// After ctx is done Run stops claiming, lets in-flight attempts finish
+// within Grace, and leaves everything else in the outbox.
+//
 // Run fills the Worker's zero fields with their defaults (the caller's
 // Policies map is left as it is); do not call it on one Worker from two
 // goroutines at once. Items whose integration the Worker does not know
-// stay leased to it until Run ends: give one Queue one Worker (its
-// Integration func knowing every integration), or Workers that run one
-// after the other.
-func (w *Worker) Run(ctx context.Context, idle func() bool) error {
+// stay leased to it until Run ends (or ReleaseForeign): give one Queue one
+// Worker (its Integration func knowing every integration), or Workers that
+// run one after the other.
+func (w *Worker) Run(ctx context.Context, done func() bool) error {
 	w.defaults()
 	// A record the queue cannot read is skipped (Bolt quarantines it),
 	// never silently.
@@ -190,11 +196,8 @@ loop:
 				w.process(attemptCtx, it)
 			}(it)
 		}
-		if len(items) == 0 && idle != nil && len(slots) == 0 && idle() {
-			pending, err := w.Queue.Pending(ctx)
-			if err == nil && pending <= w.foreignCount() && len(slots) == 0 {
-				break loop
-			}
+		if len(items) == 0 && done != nil && len(slots) == 0 && done() {
+			break loop
 		}
 		switch {
 		case free == 0 || len(items) == free && len(slots) == cap(slots):
@@ -214,13 +217,13 @@ loop:
 		}
 	}
 	// Shutdown: let in-flight attempts finish within the grace period.
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
 	select {
-	case <-done:
+	case <-finished:
 	case <-time.After(w.Grace):
 		cancelAttempts()
-		<-done
+		<-finished
 	}
 	var ids []string
 	inflight.Range(func(k, _ any) bool { ids = append(ids, k.(string)); return true })
@@ -299,11 +302,22 @@ func (w *Worker) defaults() {
 	}
 }
 
-// foreignCount counts pending items left for another integration.
-func (w *Worker) foreignCount() int {
+// ReleaseForeign gives back the items of integrations the Worker did not
+// know, which it holds while Run goes on, so that they are claimed again:
+// call it once its Integration func knows an integration it did not (a
+// service enabling one, say).
+func (w *Worker) ReleaseForeign(ctx context.Context) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.foreign)
+	ids := make([]string, 0, len(w.foreign))
+	for id := range w.foreign {
+		ids = append(ids, id)
+	}
+	w.foreign = nil
+	w.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	return w.Queue.Release(ctx, ids...)
 }
 
 // process makes one attempt for an item and stores the outcome.
@@ -339,8 +353,8 @@ func (w *Worker) process(ctx context.Context, it *outbox.Item) {
 		}
 	}
 	req := res.Requests[it.Request]
-	a := w.Sender.Do(ctx, in, it.Integration, req)
-	if a.Err != nil && a.Status == 0 && a.Outcome == engine.OutcomeRetry && ctx.Err() != nil {
+	a := w.Sender.do(ctx, in, it.Integration, it.ID, req)
+	if a.Err != nil && a.Status == 0 && a.Outcome == runtime.Retry && ctx.Err() != nil {
 		// Shut down before an answer: not an attempt; the item stays
 		// pending for the next run.
 		_ = w.Queue.Release(context.WithoutCancel(ctx), it.ID)
@@ -353,7 +367,7 @@ func (w *Worker) process(ctx context.Context, it *outbox.Item) {
 	case a.Delivered():
 		log.Info("delivered", attrs...)
 		w.finish(ctx, log, it, now, outbox.Delivered, a.Status, a.Message)
-	case a.Outcome == engine.OutcomeFailed:
+	case a.Outcome == runtime.Failed:
 		log.Warn("failed permanently", append(attrs, "error", a.Message)...)
 		w.finish(ctx, log, it, now, outbox.Dead, a.Status, a.Message)
 	default:
@@ -406,5 +420,6 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, it *outbox.Item, 
 		// CLI's default level, so that it is seen).
 		log.Warn("dropped", "reason", msg)
 	}
-	w.Metrics.Final(it.Integration, state)
+	w.Metrics.Final(FinalInfo{Item: it.ID, Integration: it.Integration, State: state, Attempts: it.Attempts,
+		Status: it.LastStatus, Message: it.LastError, MessageID: it.MessageID, VendorEvent: it.VendorEvent, At: now})
 }

@@ -1,12 +1,15 @@
-package engine
+package compiler
 
 import (
 	"regexp"
 	"slices"
+	"strings"
+	"sync"
 
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/blueprint-engine/blueprint/engine/diag"
+	"github.com/blueprint-engine/blueprint/internal/encoding"
 )
 
 // The compiled form. Everything here is built once by Compile and is
@@ -50,13 +53,48 @@ type Blueprint struct {
 
 	variants map[string]*Variant
 	config   map[string]*ConfigField
+
+	// derived is what the runtime derives once per compiled blueprint
+	// (Derived): it lives and dies with the blueprint, so nothing global
+	// keeps a dropped blueprint alive.
+	derived struct {
+		once sync.Once
+		v    any
+	}
 }
+
+// Derived returns what build derives from b, building it at most once per
+// blueprint. The runtime keeps its per-blueprint plan here.
+func (b *Blueprint) Derived(build func(*Blueprint) any) any {
+	b.derived.once.Do(func() { b.derived.v = build(b) })
+	return b.derived.v
+}
+
+// of is set by package engine (SetUnwrap): it returns the compiled form
+// behind an *engine.Blueprint.
+var of func(any) *Blueprint
+
+// SetUnwrap is called once, by package engine's init, so that packages of
+// this module reach the compiled form behind the opaque *engine.Blueprint
+// without it being part of engine's public API.
+func SetUnwrap(f func(any) *Blueprint) { of = f }
+
+// Of returns the compiled form behind bp, an *engine.Blueprint (nil for a
+// nil one).
+func Of(bp any) *Blueprint { return of(bp) }
 
 // Ref returns KEY@VERSION.
 func (b *Blueprint) Ref() string { return b.Key + "@" + b.Version }
 
 // Variant returns the named variant, or nil.
-func (b *Blueprint) Variant(key string) *Variant { return b.variants[key] }
+// Keys are lower case: key matches case-insensitively ("Retail" is
+// "retail", as integration pages spell it).
+func (b *Blueprint) Variant(key string) *Variant {
+	if v := b.variants[key]; v != nil {
+		return v
+	}
+	return b.variants[strings.ToLower(key)]
+}
 
 // ConfigField returns the named config field, or nil.
 func (b *Blueprint) ConfigField(key string) *ConfigField { return b.config[key] }
@@ -165,6 +203,9 @@ type Request struct {
 	Headers     []*Header
 	Auth        *Auth // nil: none
 	Body        *Object
+	// Encoding writes the body on the wire (the blueprint's encoding:,
+	// JSON by default).
+	Encoding encoding.Encoder
 	// Responses says how to read the vendor's answers.
 	Responses *Responses
 	Pos       diag.Pos

@@ -1,4 +1,4 @@
-package engine
+package compiler
 
 import (
 	"fmt"
@@ -75,9 +75,11 @@ func (c *Catalog) Keys() []string {
 func (c *Catalog) Entries(key string) []*Entry { return c.entries[key] }
 
 // Resolve finds KEY@VERSION, or the newest version of KEY: its newest
-// release, or its newest pre-release when it has no release.
+// release, or its newest pre-release when it has no release. KEY matches
+// case-insensitively.
 func (c *Catalog) Resolve(ref string) (*Entry, error) {
 	key, version, hasVersion := strings.Cut(ref, "@")
+	key = strings.ToLower(key) // keys are lower case; "Button" is "button"
 	es := c.entries[key]
 	if len(es) == 0 {
 		return nil, fmt.Errorf("no blueprint %s in the catalog%s", key, suggest.DidYouMean(key, c.Keys()))

@@ -1,4 +1,4 @@
-package engine
+package compiler
 
 // Slot numbers for the two paths every evaluation reads.
 const (

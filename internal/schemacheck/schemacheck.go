@@ -16,8 +16,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/blueprint-engine/blueprint/engine/diag"
-	"github.com/blueprint-engine/blueprint/engine/syntax"
 	"github.com/blueprint-engine/blueprint/internal/suggest"
+	"github.com/blueprint-engine/blueprint/internal/syntax"
 	"github.com/blueprint-engine/blueprint/schemas"
 )
 

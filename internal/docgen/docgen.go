@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/blueprint-engine/blueprint/engine"
+
+	"github.com/blueprint-engine/blueprint/internal/compiler"
 )
 
 // VendorObject is the platform's Catalog Vendor Object, with exactly its
@@ -65,7 +67,8 @@ func CatalogStatus(status string) string {
 }
 
 // Vendor builds the Catalog Vendor Object of a blueprint.
-func Vendor(bp *engine.Blueprint) VendorObject {
+func Vendor(pub *engine.Blueprint) VendorObject {
+	bp := compiler.Of(pub)
 	v := VendorObject{
 		Key:          bp.Key,
 		Name:         bp.Name,
@@ -100,14 +103,15 @@ func Vendor(bp *engine.Blueprint) VendorObject {
 
 // Markdown renders the integration reference. variant "" documents every
 // variant.
-func Markdown(bp *engine.Blueprint, variant string) (string, error) {
+func Markdown(pub *engine.Blueprint, variant string) (string, error) {
+	bp := compiler.Of(pub)
 	variants := bp.Variants
 	if variant != "" {
 		v := bp.Variant(variant)
 		if v == nil {
 			return "", fmt.Errorf("%s has no variant %q (variants: %s)", bp.Ref(), variant, strings.Join(bp.VariantKeys(), ", "))
 		}
-		variants = []*engine.Variant{v}
+		variants = []*compiler.Variant{v}
 	}
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
@@ -177,7 +181,7 @@ func Markdown(bp *engine.Blueprint, variant string) (string, error) {
 	w("%d. Field rules: `reject` / `missing_required_field` (naming every missing field) or, when nothing is missing, `invalid_field` (naming every invalid field).\n", 3+b2i(hasFilter(variants))+b2i(bp.Consent != nil))
 	w("%d. Otherwise `deliver`, with warnings where they apply.\n", 4+b2i(hasFilter(variants))+b2i(bp.Consent != nil))
 
-	seen := map[*engine.Event]bool{}
+	seen := map[*compiler.Event]bool{}
 	for _, v := range variants {
 		for _, e := range v.Events {
 			if seen[e] {
@@ -194,7 +198,7 @@ func Markdown(bp *engine.Blueprint, variant string) (string, error) {
 			w("| `%s` | %s | %s |\n", v.Name, describeSources(&v.Spec), describeType(&v.Type))
 		}
 	}
-	var shared []*engine.Value
+	var shared []*compiler.Value
 	for _, v := range bp.Values {
 		if !v.Builtin && !v.Identity {
 			shared = append(shared, v)
@@ -232,7 +236,7 @@ func Markdown(bp *engine.Blueprint, variant string) (string, error) {
 	return b.String(), nil
 }
 
-func hasFilter(vs []*engine.Variant) bool {
+func hasFilter(vs []*compiler.Variant) bool {
 	for _, v := range vs {
 		for _, e := range v.Events {
 			if e.Filter != nil {
@@ -252,7 +256,7 @@ func b2i(b bool) int {
 
 // inVariants lists the variants whose event map holds e (a base mapping a
 // variant replaces is not in that variant's map).
-func inVariants(vs []*engine.Variant, e *engine.Event) []string {
+func inVariants(vs []*compiler.Variant, e *compiler.Event) []string {
 	var keys []string
 	for _, v := range vs {
 		if slices.Contains(v.Events, e) {
@@ -262,7 +266,7 @@ func inVariants(vs []*engine.Variant, e *engine.Event) []string {
 	return keys
 }
 
-func writeEvent(w func(string, ...any), bp *engine.Blueprint, e *engine.Event, in []string) {
+func writeEvent(w func(string, ...any), bp *compiler.Blueprint, e *compiler.Event, in []string) {
 	r := e.Request
 	where := "every variant"
 	switch {
@@ -286,13 +290,13 @@ func writeEvent(w func(string, ...any), bp *engine.Blueprint, e *engine.Event, i
 	}
 	if a := r.Auth; a != nil {
 		switch a.Type {
-		case engine.AuthBasic:
+		case compiler.AuthBasic:
 			w("- `Authorization: Basic base64(%s:%s)` (redacted in every output)\n", tmplText(a.Username), tmplText(a.Password))
-		case engine.AuthBearer:
+		case compiler.AuthBearer:
 			w("- `Authorization: Bearer %s` (redacted in every output)\n", tmplText(a.Token))
-		case engine.AuthHeader:
+		case compiler.AuthHeader:
 			w("- `%s: %s` (redacted in every output)\n", a.Name, tmplText(a.Value))
-		case engine.AuthQuery:
+		case compiler.AuthQuery:
 			w("- query parameter `%s=%s` (redacted in every output)\n", a.Name, tmplText(a.Value))
 		}
 	} else {
@@ -308,7 +312,7 @@ func writeEvent(w func(string, ...any), bp *engine.Blueprint, e *engine.Event, i
 	if len(e.Warnings) > 0 {
 		w("- Warnings: %s\n", codeList(e.Warnings, ", "))
 	}
-	w("\nBody (JSON; a field that is absent is left out, never `null`):\n\n| field | from | rule | required | when absent |\n| --- | --- | --- | --- | --- |\n")
+	w("\nBody (%s; a field that is absent is left out, never `null`):\n\n| field | from | rule | required | when absent |\n| --- | --- | --- | --- | --- |\n", r.Encoding.Title())
 	writeFields(w, r.Body)
 	if rs := r.Responses; rs != nil {
 		w("\nResponses (first match wins; network errors and timeouts are retried):\n\n| status | when | outcome | note |\n| --- | --- | --- | --- |\n")
@@ -347,24 +351,24 @@ func writeEvent(w func(string, ...any), bp *engine.Blueprint, e *engine.Event, i
 	}
 }
 
-func writeFields(w func(string, ...any), o *engine.Object) {
+func writeFields(w func(string, ...any), o *compiler.Object) {
 	if o == nil {
 		return
 	}
 	for _, f := range o.Fields {
 		from := describeSources(&f.Spec)
 		rule := describeType(&f.Type)
-		if f.Type.Kind == engine.KindAny && len(f.Sources) == 1 && f.Sources[0].Value != nil {
+		if f.Type.Kind == compiler.KindAny && len(f.Sources) == 1 && f.Sources[0].Value != nil {
 			if v := f.Sources[0].Value; v.Builtin {
 				rule = "the " + strings.ReplaceAll(v.Name, "_", " ")
 			} else {
 				rule = describeType(&v.Type)
 			}
 		}
-		if f.Type.Kind == engine.KindArray && f.Object != nil {
+		if f.Type.Kind == compiler.KindArray && f.Object != nil {
 			rule = "a non-empty list, mapped item by item"
 		}
-		if f.Type.Kind == engine.KindObject && f.Object != nil {
+		if f.Type.Kind == compiler.KindObject && f.Object != nil {
 			from = "its fields"
 			rule = "object"
 			if len(f.Object.OmitUnless) > 0 {
@@ -395,21 +399,21 @@ func writeFields(w func(string, ...any), o *engine.Object) {
 	}
 }
 
-func describeSources(s *engine.Spec) string {
+func describeSources(s *compiler.Spec) string {
 	var parts []string
 	for _, src := range s.Sources {
 		switch src.Kind {
-		case engine.SourcePath:
+		case compiler.SourcePath:
 			parts = append(parts, "`"+cell(src.Path)+"`")
-		case engine.SourceValue:
+		case compiler.SourceValue:
 			if src.Value != nil {
 				parts = append(parts, "value `"+src.Value.Name+"`")
 			}
-		case engine.SourceConfig:
+		case compiler.SourceConfig:
 			parts = append(parts, "config `"+src.Config+"`")
-		case engine.SourceConst:
+		case compiler.SourceConst:
 			parts = append(parts, "`"+cell(string(src.Const))+"`")
-		case engine.SourceExpr:
+		case compiler.SourceExpr:
 			if src.Expr != nil {
 				parts = append(parts, "`"+cell(strings.TrimSpace(src.Expr.Text))+"`")
 			}
@@ -421,12 +425,12 @@ func describeSources(s *engine.Spec) string {
 	return strings.Join(parts, ", else ")
 }
 
-func describeType(t *engine.Type) string {
+func describeType(t *compiler.Type) string {
 	s := describeKind(t)
-	if t.Pattern != nil && (t.Kind == engine.KindString || t.Kind == engine.KindID) {
+	if t.Pattern != nil && (t.Kind == compiler.KindString || t.Kind == compiler.KindID) {
 		s += ", matching `" + cell(patternText(t.Pattern)) + "`"
 	}
-	if t.Kind == engine.KindInteger || t.Kind == engine.KindNumber {
+	if t.Kind == compiler.KindInteger || t.Kind == compiler.KindNumber {
 		if t.Min != nil {
 			s += fmt.Sprintf(", at least %v", *t.Min)
 		}
@@ -437,35 +441,35 @@ func describeType(t *engine.Type) string {
 	return s
 }
 
-func describeKind(t *engine.Type) string {
+func describeKind(t *compiler.Type) string {
 	switch t.Kind {
-	case engine.KindAny:
+	case compiler.KindAny:
 		return "copied unchanged"
-	case engine.KindString:
+	case compiler.KindString:
 		return "text (numbers and booleans as their text)"
-	case engine.KindID:
+	case compiler.KindID:
 		return "text, or an integer as its decimal text"
-	case engine.KindInteger:
+	case compiler.KindInteger:
 		return "integer (2.0 and \"2\" accepted)"
-	case engine.KindNumber:
+	case compiler.KindNumber:
 		return "number (decimal text accepted)"
-	case engine.KindMoney:
+	case compiler.KindMoney:
 		cur := "exponent 2"
 		if t.Currency != nil {
 			cur = "currency `" + t.Currency.Name + "` (exponent 2 when it is absent or invalid)"
 		}
 		return "money: integer minor units of " + cur + ", from the decimal text, half away from zero; negative is invalid"
-	case engine.KindCurrency:
+	case compiler.KindCurrency:
 		return "upper-cased; three letters A–Z"
-	case engine.KindTime:
+	case compiler.KindTime:
 		return "RFC 3339, written in UTC as `2006-01-02T15:04:05Z` (fraction dropped)"
-	case engine.KindEmailSHA256:
+	case compiler.KindEmailSHA256:
 		return "hex SHA-256 of the trimmed, lower-cased text"
 	}
 	return t.Kind.String()
 }
 
-func tmplText(t *engine.Template) string {
+func tmplText(t *compiler.Template) string {
 	if t == nil {
 		return ""
 	}

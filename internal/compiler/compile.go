@@ -1,16 +1,12 @@
-// Package engine compiles blueprints: it parses the YAML keeping every
-// position, validates it against the embedded JSON Schema, compiles every
-// expression once, resolves every reference, and returns an immutable
-// *Blueprint or a sorted list of positioned, coded diagnostics.
+// Package compiler is the blueprint compiler behind package engine: it
+// parses the YAML keeping every position, validates it against the embedded
+// JSON Schema, compiles every expression once, resolves every reference, and
+// builds the compiled form (plan.go) that package runtime evaluates.
 //
-//	bp, ds := engine.Compile("button.yaml", src, engine.WithCatalog(cat))
-//	for _, d := range ds {
-//		fmt.Println(d) // button.yaml:12:3: error unknown_key: ...
-//	}
-//
-// The compiled blueprint is read by package runtime, which evaluates it per
-// event. The compiler never imports the runtime.
-package engine
+// The compiled form is internal on purpose: package engine publishes an
+// opaque *engine.Blueprint, and the runtime reaches the form behind it with
+// Of. Everything here is built once and read-only afterwards.
+package compiler
 
 import (
 	"encoding/json"
@@ -23,10 +19,11 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/blueprint-engine/blueprint/engine/diag"
-	"github.com/blueprint-engine/blueprint/engine/schemacheck"
-	"github.com/blueprint-engine/blueprint/engine/syntax"
 	"github.com/blueprint-engine/blueprint/internal/conv"
+	"github.com/blueprint-engine/blueprint/internal/encoding"
+	"github.com/blueprint-engine/blueprint/internal/schemacheck"
 	"github.com/blueprint-engine/blueprint/internal/suggest"
+	"github.com/blueprint-engine/blueprint/internal/syntax"
 	"github.com/blueprint-engine/blueprint/schemas"
 )
 
@@ -777,7 +774,18 @@ func (c *compiler) source(kind string, n *yaml.Node, sc *scope) Source {
 }
 
 func (c *compiler) pathSource(n *yaml.Node, path string) Source {
-	if at, err := checkPath(path); err != nil {
+	return c.checkedPath(n, path, true)
+}
+
+// checkedPath reports a path's faults; onEvent adds those of a path on the
+// event (or an item), which a response body path does not have.
+func (c *compiler) checkedPath(n *yaml.Node, path string, onEvent bool) Source {
+	at, err := checkPath(path)
+	if rest, ok := strings.CutPrefix(path, "event."); ok && onEvent && err == nil {
+		// Only expressions have the event root; a path starts at it.
+		at, err = 0, fmt.Errorf("starts with event., the root of expressions; a field path is already on the event: %s", rest)
+	}
+	if err != nil {
 		pos := c.pos(n)
 		if n.Value == path {
 			pos = c.exprPos(n, runeOffset(path, at))
@@ -817,6 +825,16 @@ func checkPath(p string) (int, error) {
 			return i, fmt.Errorf("uses a modifier (@...), which is not allowed")
 		case ch == '|':
 			return i, fmt.Errorf("uses a pipe (|), which is not allowed; a path names one value")
+		case ch == '[':
+			if j := strings.IndexByte(p[i:], ']'); j > 1 && allDigits(p[i+1:i+j]) {
+				return i, fmt.Errorf("indexes a list with [%s]; field paths index lists with .%s: %s", p[i+1:i+j], p[i+1:i+j], bracketsToDots(p))
+			}
+		case ch == '#' && prev == '.' && i+1 == len(p):
+			return i, fmt.Errorf("uses # (a list's length), which is computed, not a value of the event; use an expression: len(event.%s)", p[:i-1])
+		case ch == '#' && prev == '.' && p[i+1] == '.':
+			return i, fmt.Errorf("uses # (every element's value), which is computed, not a value of the event; read one element (.0), or collect with an expression: map(event.%s, #%s)", strings.TrimSuffix(p[:i], "."), p[i+1:])
+		case ch == '#' && prev == ')' && (i+1 == len(p) || p[i+1] == '.'):
+			return i, fmt.Errorf("uses #(...)#, which collects every match into a computed list, not a value of the event; use #(...) for the first match, or filter in an expression")
 		}
 		prev = ch
 	}
@@ -824,6 +842,34 @@ func checkPath(p string) (int, error) {
 		return len(p) - 1, fmt.Errorf("ends with a lone backslash")
 	}
 	return 0, nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// bracketsToDots rewrites list indices written as [N] the gjson way: .N.
+func bracketsToDots(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == '[' {
+			if j := strings.IndexByte(p[i:], ']'); j > 1 && allDigits(p[i+1:i+j]) {
+				if b.Len() > 0 {
+					b.WriteByte('.')
+				}
+				b.WriteString(p[i+1 : i+j])
+				i += j
+				continue
+			}
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
 }
 
 func (c *compiler) compileConsent(n *yaml.Node) {
@@ -878,6 +924,12 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 			Pos:         c.pos(p.k),
 		}
 		r.URL = c.urlTemplate(get(p.v, "url"))
+		r.Encoding = encoding.JSON
+		if en := get(p.v, "encoding"); en != nil {
+			if e, ok := encoding.Lookup(en.Value); ok { // the schema names the choices
+				r.Encoding = e
+			}
+		}
 		for _, h := range pairs(get(p.v, "headers")) {
 			hd := &Header{Name: h.k.Value}
 			tn := h.v
@@ -894,6 +946,7 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 				c.ds.Errorf(c.pos(tn), "secret_leak", "header %s reads a secret; mark it secret: true (it is then redacted everywhere) or use auth", hd.Name)
 			}
 			r.Headers = append(r.Headers, hd)
+			c.checkContentType(r, hd, tn)
 		}
 		if an := get(p.v, "auth"); an != nil {
 			r.Auth = c.compileAuth(an, getKey(p.v, "auth"))
@@ -906,6 +959,20 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 		r.Responses = &Responses{MessagePath: path, Rules: slices.Concat(rules, c.respRules, DefaultResponseRules())}
 		c.bp.Requests = append(c.bp.Requests, r)
 		c.requests[r.Name] = &requestDef{req: r, node: p.v, body: pairs(get(p.v, "body"))}
+	}
+}
+
+// checkContentType refuses a Content-Type header that says something else
+// than the body's encoding: the vendor would read the body as what the
+// header says, and the body would be written as the encoding says.
+func (c *compiler) checkContentType(r *Request, h *Header, n *yaml.Node) {
+	if !strings.EqualFold(h.Name, "Content-Type") || h.Value == nil || len(h.Value.Parts) != 1 || h.Value.Parts[0].Literal == "" {
+		return
+	}
+	declared := h.Value.Parts[0].Literal
+	if !encoding.ContentTypeOK(r.Encoding, declared) {
+		c.ds.Errorf(c.pos(n), "content_type_mismatch", "request %s declares Content-Type %s, but its body is written as %s (%s); set encoding: to the body's format, or drop the header (it is set from the encoding)",
+			r.Name, declared, r.Encoding.Name(), r.Encoding.ContentType())
 	}
 }
 
@@ -940,7 +1007,7 @@ func (c *compiler) compileResponses(n *yaml.Node) (string, []*ResponseRule) {
 	}
 	path := ""
 	if pn := get(n, "message"); pn != nil {
-		path = c.pathSource(pn, pn.Value).Path
+		path = c.checkedPath(pn, pn.Value, false).Path
 	}
 	var rules []*ResponseRule
 	for _, rn := range contentOf(get(n, "rules")) {

@@ -1,4 +1,4 @@
-package engine
+package compiler
 
 import (
 	"crypto/sha256"

@@ -1,0 +1,47 @@
+package engine_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// Imports run one way, as the data does (README, Layout): the compiler
+// never imports the runtime, nothing imports cmd, and neither engine nor
+// runtime imports conformance. Checked on every package of the module,
+// with the packages each one reaches (not only its direct imports).
+func TestImportRules(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command")
+	}
+	const mod = "github.com/blueprint-engine/blueprint/"
+	out, err := exec.Command("go", "list", "-deps=false", "-f", `{{.ImportPath}} {{join .Deps " "}}`, mod+"...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	under := func(pkg, dir string) bool { return pkg == mod+dir || strings.HasPrefix(pkg, mod+dir+"/") }
+	rules := []struct{ from, to string }{
+		{"engine", "runtime"},
+		{"internal/compiler", "runtime"},
+		{"engine", "conformance"},
+		{"runtime", "conformance"},
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, deps, _ := strings.Cut(line, " ")
+		checked++
+		for _, d := range strings.Fields(deps) {
+			if under(d, "cmd") {
+				t.Errorf("%s imports %s: nothing imports cmd", pkg, d)
+			}
+			for _, r := range rules {
+				if under(pkg, r.from) && under(d, r.to) {
+					t.Errorf("%s imports %s: %s never imports %s", pkg, d, r.from, r.to)
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("go list named only %d packages; the check is broken", checked)
+	}
+}
