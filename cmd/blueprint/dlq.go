@@ -58,10 +58,12 @@ event, the attempts, the last status and error (never a secret).`,
 				return err
 			}
 			defer q.Close()
-			items, _, err := q.List(cmd.Context(), outbox.Dead, "", limit)
+			ctx, skipped := countSkips(cmd.Context())
+			items, _, err := q.List(ctx, outbox.Dead, "", limit)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
+			reportSkipped(a.stderr, skipped)
 			if format == "json" {
 				views := make([]itemJSON, len(items))
 				for i, it := range items {
@@ -104,7 +106,7 @@ event, the attempts, the last status and error (never a secret).`,
 }
 
 // openDLQ opens the outbox in state, which must exist, as a queue.
-func openDLQ(state string) (outbox.Queue, error) {
+func openDLQ(state string) (outbox.Store, error) {
 	q, err := openOutbox(state)
 	if err != nil {
 		return nil, err // not a nil *Bolt in an interface

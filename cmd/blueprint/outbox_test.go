@@ -150,9 +150,10 @@ func TestSendCountsEachLine(t *testing.T) {
 	}
 }
 
-// A purge that fails (here: an index entry without its record) is logged
-// and the run delivers anyway: retention must never stop delivery.
-func TestSendPurgeFailureDoesNotStopDelivery(t *testing.T) {
+// An index entry without its record (a "ghost") used to make every purge
+// fail (logged, and the run went on); the purge now drops the entry and
+// goes on, so retention is not stuck on it run after run.
+func TestSendPurgeDropsGhostIndexEntry(t *testing.T) {
 	path, _, _ := events(t, 6)
 	_, url := fake(t, fakebutton.Options{APIKey: "sk-key"})
 	state := t.TempDir()
@@ -193,8 +194,12 @@ func TestSendPurgeFailureDoesNotStopDelivery(t *testing.T) {
 	if d, _, _, _ := summary(t, out); d != 6 {
 		t.Errorf("summary %q", lastLine(out))
 	}
-	if !strings.Contains(errs, "purge of old outbox items failed; delivering anyway") || !strings.Contains(errs, "ghost") {
-		t.Errorf("the failed purge was not logged:\n%s", errs)
+	if strings.Contains(errs, "purge of old outbox items failed") {
+		t.Errorf("the purge failed:\n%s", errs)
+	}
+	out, errs, code = cli(t, "", "outbox", "check", "--state", state)
+	if code != 0 {
+		t.Errorf("outbox check after the run: exit %d\n%s%s", code, out, errs)
 	}
 }
 
@@ -309,4 +314,387 @@ func eventsTwice(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// ---- A damaged outbox (issue #11 finding 12) ----
+//
+// Each of these failed before the fix: a truncated or overwritten file
+// made stats, dlq list and compact panic and send die with "fatal error:
+// fault" (which no recover catches: the test binary died), and one
+// unreadable record failed every send (Claim), dlq list, replay and purge.
+
+// sendArgs are the arguments of a send of path to url on state with key.
+func sendArgs(state, url, key, path string, extra ...string) []string {
+	return append([]string{"send", "--blueprint", "button", "--variant", "retail",
+		"--config", "application_id=app-abc123", "--config", "api_key=" + key,
+		"--state", state, "--vendor-url", url, "--progress", "none",
+		"--retry-base", "5ms", "--retry-cap", "20ms", path}, extra...)
+}
+
+// deadLetters fills a new state with the n events of eventsN sent with a
+// wrong api_key: every order is a dead letter (401; the add-to-carts are
+// delivered). It returns the state and the fake's URL (whose key is
+// sk-key).
+func deadLetters(t *testing.T, n int) (state, url, events string) {
+	t.Helper()
+	events, orders, _ := eventsN(t, n)
+	_, url = fake(t, fakebutton.Options{APIKey: "sk-key"})
+	state = t.TempDir()
+	out, errs, code := cli(t, "", sendArgs(state, url, "sk-wrong", events, "--log-level", "error")...)
+	if code != 0 {
+		t.Fatalf("send with a wrong key: exit %d\n%s%s", code, out, errs)
+	}
+	if _, _, _, dead := summary(t, out); dead != orders {
+		t.Fatalf("summary %q, want %d dead-lettered", lastLine(out), orders)
+	}
+	return state, url, events
+}
+
+// eventsN is events(t, n), with events of about 1 KB (a padded property),
+// so that an outbox of a few thousand spans many pages.
+func eventsN(t *testing.T, n int) (path string, orders, carts int) {
+	t.Helper()
+	path, orders, carts = events(t, n)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := `"properties":{"note":"` + strings.Repeat("n", 700) + `",`
+	b = bytes.ReplaceAll(b, []byte(`"properties":{`), []byte(pad))
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, orders, carts
+}
+
+// rawOutbox runs fn on the bbolt file of state (no send running).
+func rawOutbox(t *testing.T, state string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(state, "outbox.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// usedBytes is how far the pages in use of the outbox in state reach
+// (meta page 0: page size at 24, high-water mark at 56, little-endian).
+func usedBytes(t *testing.T, state string) int64 {
+	t.Helper()
+	f, err := os.Open(filepath.Join(state, "outbox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var meta [80]byte
+	if _, err := f.ReadAt(meta[:], 0); err != nil {
+		t.Fatal(err)
+	}
+	le := func(b []byte) int64 {
+		var n int64
+		for i := len(b) - 1; i >= 0; i-- {
+			n = n<<8 | int64(b[i])
+		}
+		return n
+	}
+	return le(meta[56:64]) * le(meta[24:28])
+}
+
+// garbage writes pseudo-random bytes over [from, to) of the file at path.
+func garbage(t *testing.T, path string, from, to int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	junk := make([]byte, to-from)
+	x := uint32(2463534242)
+	for i := range junk {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		junk[i] = byte(x)
+	}
+	if _, err := f.WriteAt(junk, from); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every command on a damaged outbox exits 1 with an error naming the file
+// (never a panic or a fault), and those that refuse the file leave it as
+// it is.
+func TestOutboxCommandsOnDamagedFile(t *testing.T) {
+	fixtureState, url, events := deadLetters(t, 400)
+	used := usedBytes(t, fixtureState)
+	if used < 256<<10 {
+		t.Fatalf("the fixture is too small: %d bytes in use", used)
+	}
+	fixture, err := os.ReadFile(filepath.Join(fixtureState, "outbox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		damage  func(t *testing.T, path string, used int64)
+		refused bool // OpenBolt refuses it: no command changes it
+	}{
+		{"truncated", func(t *testing.T, path string, _ int64) {
+			if err := os.Truncate(path, 100000); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"garbage file", func(t *testing.T, path string, used int64) { garbage(t, path, 0, used) }, true},
+		{"garbage pages", func(t *testing.T, path string, used int64) { garbage(t, path, used/4, used*3/4) }, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			state := t.TempDir()
+			path := filepath.Join(state, "outbox.db")
+			if err := os.WriteFile(path, fixture, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tt.damage(t, path, used)
+			orig, _ := os.ReadFile(path)
+			for _, c := range []struct {
+				args    []string
+				mayPass bool
+			}{
+				{[]string{"outbox", "stats", "--state", state}, !tt.refused}, // counts live in pages of their own
+				{[]string{"dlq", "list", "--state", state}, false},
+				{[]string{"outbox", "compact", "--state", state}, false},
+				{[]string{"outbox", "check", "--state", state}, false},
+				{[]string{"outbox", "remove", "some-id", "--state", state}, false},
+				{sendArgs(state, url, "sk-key", events), false},
+			} {
+				out, errs, code := cli(t, "", c.args...)
+				if code == 0 && c.mayPass {
+					continue
+				}
+				if code != 1 || !strings.Contains(out+errs, path) || !strings.Contains(out+errs, "damaged") {
+					t.Errorf("%v: exit %d, want 1 with an error naming %s as damaged:\n%s%s", c.args[:2], code, path, tail(out, 5), tail(errs, 5))
+				}
+			}
+			if now, _ := os.ReadFile(path); tt.refused && !bytes.Equal(now, orig) {
+				t.Error("a command changed the damaged file")
+			}
+		})
+	}
+}
+
+// corruptDead adds unreadable records to the outbox of state: a dead
+// letter that is not JSON, one of an unknown state, and a pending request
+// of an unknown state due first (with their index entries).
+func corruptRecords(t *testing.T, state string) {
+	t.Helper()
+	rawOutbox(t, state, func(tx *bolt.Tx) error {
+		items, due, states := tx.Bucket([]byte("items")), tx.Bucket([]byte("due")), tx.Bucket([]byte("states"))
+		key := func(id string) []byte { return append(make([]byte, 8), id...) } // 1970: first
+		for id, rec := range map[string]string{
+			"dead-badjson": `{"id":"dead-badjson","state":"dead",`,
+			"dead-weird":   `{"id":"dead-weird","state":"zombie"}`,
+			"pend-weird":   `{"id":"pend-weird","state":"limbo"}`,
+		} {
+			if err := items.Put([]byte(id), []byte(rec)); err != nil {
+				return err
+			}
+			idx := "dead"
+			if strings.HasPrefix(id, "pend") {
+				idx = "pending"
+				if err := due.Put(key(id), nil); err != nil {
+					return err
+				}
+			}
+			if err := states.Bucket([]byte(idx)).Put(key(id), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Unreadable records block nothing: check lists them; dlq list, replay
+// --all and purge skip them (moved to the quarantine, counted on stderr);
+// send delivers around a pending one; remove deletes them.
+func TestOutboxUnreadableRecords(t *testing.T) {
+	state, url, _ := deadLetters(t, 6)
+	corruptRecords(t, state)
+
+	out, errs, code := cli(t, "", "outbox", "check", "--state", state)
+	if code != 1 || !strings.Contains(out, "unreadable records: 3") || !strings.Contains(out, `"dead-badjson"`) {
+		t.Errorf("check: exit %d, want 1 listing 3 unreadable records\n%s%s", code, out, errs)
+	}
+
+	out, errs, code = cli(t, "", "dlq", "list", "--state", state)
+	if code != 0 || strings.Count(out, "button@0.1.0/retail") != 4 || !strings.Contains(errs, "2 requests skipped") {
+		t.Errorf("dlq list: exit %d, want 0 with 4 dead letters and 2 skipped\n%s%s", code, out, errs)
+	}
+
+	out, errs, code = cli(t, "", "outbox", "stats", "--state", state)
+	if code != 0 || !strings.Contains(out, "quarantined 2") || !strings.Contains(out, "dead        4") {
+		t.Errorf("stats: exit %d\n%s%s", code, out, errs)
+	}
+
+	// Looking one up quarantines it too. (Done before the replay: the
+	// worker would log it while dlq replay prints, and the CLI's stderr
+	// here is a bytes.Buffer, not safe for concurrent writes.)
+	out, errs, code = cli(t, "", "dlq", "show", "pend-weird", "--state", state)
+	if code != 1 || !strings.Contains(errs, "corrupt record") || !strings.Contains(errs, "moved to the quarantine") {
+		t.Errorf("dlq show of an unreadable record: exit %d\n%s%s", code, out, errs)
+	}
+
+	// replay --all re-drives the readable ones.
+	out, errs, code = cli(t, "", "dlq", "replay", "--all", "--state", state, "--blueprint", "button", "--variant", "retail",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-key", "--vendor-url", url, "--progress", "none")
+	if code != 0 {
+		t.Fatalf("dlq replay --all: exit %d\n%s%s", code, out, errs)
+	}
+	if d, _, _, _ := summary(t, out); d != 4 {
+		t.Errorf("replay summary %q, want 4 delivered", lastLine(out))
+	}
+
+	out, errs, code = cli(t, "", "outbox", "check", "--state", state)
+	if code != 0 || !strings.Contains(out, "quarantined: 3 records") || !strings.Contains(out, "ok") {
+		t.Errorf("check after: exit %d, want 0 with 3 quarantined\n%s%s", code, out, errs)
+	}
+
+	out, errs, code = cli(t, "", "outbox", "remove", "dead-badjson", "pend-weird", "--state", state)
+	if code != 0 || strings.TrimSpace(out) != "removed 2 requests" || !strings.Contains(errs, "outbox compact") {
+		t.Errorf("remove: exit %d\n%s%s", code, out, errs)
+	}
+	if _, counts := outboxStats(t, state); counts["delivered"] != 6 {
+		t.Errorf("stats after: %v, want the 2 carts and 4 replayed orders delivered", counts)
+	}
+	out, _, _ = cli(t, "", "outbox", "stats", "--state", state)
+	if !strings.Contains(out, "quarantined 1") {
+		t.Errorf("stats after removing two quarantined records:\n%s", out)
+	}
+}
+
+// One pending record that cannot be read, due first, made every send fail
+// for good (Claim failed); send now delivers the rest.
+func TestSendSkipsUnreadablePending(t *testing.T) {
+	path, _, _ := events(t, 9)
+	_, url := fake(t, fakebutton.Options{APIKey: "sk-key"})
+	state := t.TempDir()
+	out, errs, code := cli(t, "", sendArgs(state, url, "sk-key", path)...)
+	if code != 0 {
+		t.Fatalf("first send: exit %d\n%s%s", code, out, errs)
+	}
+	corruptRecords(t, state)
+	more, _, _ := events(t, 12) // 3 more events, the first 9 known
+	out, errs, code = cli(t, "", sendArgs(state, url, "sk-key", more, "--retain", "0")...)
+	if code != 0 {
+		t.Fatalf("send with an unreadable pending record: exit %d\n%s%s", code, out, errs)
+	}
+	// The 9 events of the first run are already final (not counted in the
+	// summary); the 3 new ones are delivered.
+	if d, _, _, _ := summary(t, out); d != 3 || !strings.Contains(out, "already final from an earlier run (not sent again): 9 delivered") {
+		t.Errorf("output %q, want 3 delivered and 9 already final", out)
+	}
+	if !strings.Contains(errs, "unreadable outbox record skipped") || !strings.Contains(errs, "pend-weird") {
+		t.Errorf("the skipped record was not logged:\n%s", tail(errs, 10))
+	}
+}
+
+// check --salvage copies what a truncated outbox still holds into a new
+// file that send then uses: only the requests lost are sent again.
+func TestOutboxCheckSalvage(t *testing.T) {
+	path, _, _ := eventsN(t, 1000)
+	srv, url := fake(t, fakebutton.Options{APIKey: "sk-key"})
+	state := t.TempDir()
+	if out, errs, code := cli(t, "", sendArgs(state, url, "sk-key", path)...); code != 0 {
+		t.Fatalf("send: exit %d\n%s%s", code, out, errs)
+	}
+	sent := srv.Stats().Requests
+	db := filepath.Join(state, "outbox.db")
+	if err := os.Truncate(db, usedBytes(t, state)*7/10+100); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := cli(t, "", "outbox", "check", "--state", state)
+	if code != 1 || !strings.Contains(out, "damaged: truncated") || !strings.Contains(errs, "--salvage NEWFILE") {
+		t.Errorf("check: exit %d\n%s%s", code, out, errs)
+	}
+	salvaged := filepath.Join(t.TempDir(), "salvaged.db")
+	out, errs, code = cli(t, "", "outbox", "check", "--state", state, "--salvage", salvaged)
+	if code != 0 || !strings.Contains(out, "salvaged ") || !strings.Contains(errs, "mv "+salvaged+" "+db) {
+		t.Fatalf("check --salvage: exit %d\n%s%s", code, out, errs)
+	}
+	if err := os.Rename(salvaged, db); err != nil {
+		t.Fatal(err)
+	}
+	// Requests found only in stale pages (the free-page list was lost
+	// with the end of the file) may come back pending though they were
+	// delivered: they are sent again (at least once, never lost).
+	_, counts := outboxStats(t, state)
+	kept := counts["delivered"]
+	if kept == 0 || kept >= 1000 || counts["dead"]+counts["skipped"] != 0 {
+		t.Fatalf("the salvaged outbox holds %v", counts)
+	}
+	t.Logf("salvaged from 70 %% of the file: %v", counts)
+	out, errs, code = cli(t, "", sendArgs(state, url, "sk-key", path)...)
+	if code != 0 {
+		t.Fatalf("send on the salvaged outbox: exit %d\n%s%s", code, out, errs)
+	}
+	if again := int(srv.Stats().Requests - sent); again != 1000-kept {
+		t.Errorf("send on the salvaged outbox sent %d requests, want the %d not salvaged as delivered", again, 1000-kept)
+	}
+	if out, errs, code := cli(t, "", "outbox", "check", "--state", state); code != 0 {
+		t.Errorf("check of the salvaged outbox: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// remove deletes requests by ID in any state; an unknown ID is named and
+// the exit is 1.
+func TestOutboxRemove(t *testing.T) {
+	state, _, _ := deadLetters(t, 4) // 3 orders: 3 dead letters
+	out, _, _ := cli(t, "", "dlq", "list", "--state", state, "--format", "json")
+	var dead []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(out), &dead); err != nil || len(dead) != 3 {
+		t.Fatalf("dlq list: %v\n%s", err, out)
+	}
+	out, errs, code := cli(t, "", "outbox", "remove", dead[0].ID, dead[0].ID, "--state", state)
+	if code != 0 || strings.TrimSpace(out) != "removed 1 requests" {
+		t.Errorf("remove: exit %d\n%s%s", code, out, errs)
+	}
+	out, errs, code = cli(t, "", "outbox", "remove", dead[0].ID, dead[1].ID, "--state", state)
+	if code != 1 || strings.TrimSpace(out) != "removed 1 requests" || !strings.Contains(errs, dead[0].ID+": no such request") {
+		t.Errorf("remove of a removed ID: exit %d\n%s%s", code, out, errs)
+	}
+	if _, counts := outboxStats(t, state); counts["dead"] != 1 {
+		t.Errorf("after removing two of three dead letters: %v", counts)
+	}
+}
+
+func TestOutboxCheckUsage(t *testing.T) {
+	state := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"outbox", "check", "--state", state}, 1, "no outbox in " + state},
+		{[]string{"outbox", "remove", "x", "--state", state}, 1, "no outbox in " + state},
+		{[]string{"outbox", "remove", "--state", state}, 2, "give the IDs"},
+		{[]string{"outbox", "check", "--format", "yaml", "--state", state}, 2, `--format "yaml"`},
+	} {
+		out, errs, code := cli(t, "", tt.args...)
+		if code != tt.code || !strings.Contains(errs, tt.want) {
+			t.Errorf("%v: exit %d, want %d with %q\n%s%s", tt.args, code, tt.code, tt.want, out, errs)
+		}
+	}
+	// --salvage never overwrites.
+	other, _, _ := deadLetters(t, 1)
+	existing := filepath.Join(t.TempDir(), "x.db")
+	if err := os.WriteFile(existing, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := cli(t, "", "outbox", "check", "--state", other, "--salvage", existing)
+	if b, _ := os.ReadFile(existing); code != 1 || string(b) != "keep" || !strings.Contains(errs, "already exists") {
+		t.Errorf("--salvage over a file: exit %d\n%s%s", code, out, errs)
+	}
 }

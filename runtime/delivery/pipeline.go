@@ -464,7 +464,9 @@ func (e *ForeignError) Error() string {
 // an error matching outbox.ErrNotFound, or a *ForeignError, and nothing is
 // replayed). A given item that is not a dead letter is not replayed: it is
 // counted as already final (Summary.AlreadyDelivered and the like), or
-// waited for when pending.
+// waited for when pending. It needs the pipeline's queue to be an
+// outbox.Store (dead letters are listed and looked up; Bolt and Memory
+// are).
 func (p *Pipeline) Replay(ctx context.Context, integration string, ids []string) (ReplayReport, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -475,13 +477,17 @@ func (p *Pipeline) Replay(ctx context.Context, integration string, ids []string)
 	case p.state >= draining:
 		return rep, ErrClosed
 	}
+	st, ok := p.q.(outbox.Store)
+	if !ok {
+		return rep, fmt.Errorf("delivery: replay: the queue (%T) is not an outbox.Store: its dead letters cannot be listed", p.q)
+	}
 	if _, ok := p.integration(&outbox.Item{Integration: integration}); !ok {
 		return rep, fmt.Errorf("delivery: replay: %q is not bound", integration)
 	}
 	all := ids == nil
 	if all {
 		for cursor := ""; ; {
-			page, next, err := p.q.List(ctx, outbox.Dead, cursor, 1000)
+			page, next, err := st.List(ctx, outbox.Dead, cursor, 1000)
 			if err != nil {
 				return rep, err
 			}
@@ -496,7 +502,7 @@ func (p *Pipeline) Replay(ctx context.Context, integration string, ids []string)
 	}
 	var dead, other []*outbox.Item
 	for _, id := range slices.Compact(slices.Sorted(slices.Values(ids))) { // each counted once
-		it, err := p.q.Get(ctx, id)
+		it, err := st.Get(ctx, id)
 		switch {
 		case err != nil && all:
 			continue // purged meanwhile
@@ -518,7 +524,7 @@ func (p *Pipeline) Replay(ctx context.Context, integration string, ids []string)
 		return rep, nil
 	}
 	p.tr.add(dead)
-	n, err := p.q.Replay(ctx, itemIDs(dead), p.opts.Now())
+	n, err := st.Replay(ctx, itemIDs(dead), p.opts.Now())
 	if err != nil {
 		p.tr.unadd(dead)
 		return rep, err
@@ -527,7 +533,7 @@ func (p *Pipeline) Replay(ctx context.Context, integration string, ids []string)
 	// An item that was no longer dead (replayed or purged by someone else
 	// meanwhile) is counted as it is now, not waited for.
 	for _, it := range dead {
-		now, err := p.q.Get(context.WithoutCancel(ctx), it.ID)
+		now, err := st.Get(context.WithoutCancel(ctx), it.ID)
 		if err != nil {
 			p.tr.unadd([]*outbox.Item{it})
 			continue

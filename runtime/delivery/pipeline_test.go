@@ -251,7 +251,7 @@ func TestDrainWaitsOnlyForItsOwn(t *testing.T) {
 // slowQueue is a queue whose Enqueue records how many requests were
 // pending before it.
 type slowQueue struct {
-	outbox.Queue
+	outbox.Store
 	mu         sync.Mutex
 	maxPending int
 }
@@ -264,7 +264,7 @@ func (q *slowQueue) Enqueue(ctx context.Context, items []*outbox.Item) ([]*outbo
 	q.mu.Lock()
 	q.maxPending = max(q.maxPending, counts[outbox.Pending])
 	q.mu.Unlock()
-	return q.Queue.Enqueue(ctx, items)
+	return q.Store.Enqueue(ctx, items)
 }
 
 // With MaxPending, feeding waits for requests to be final: the outbox
@@ -273,7 +273,7 @@ func (q *slowQueue) Enqueue(ctx context.Context, items []*outbox.Item) ([]*outbo
 func TestBackpressure(t *testing.T) {
 	srv, vendor := fake(t, fakebutton.Options{APIKey: "sk-bp", ErrorRate: 0.3, Latency: time.Millisecond, Seed: 5})
 	b := bind(t, "retail", "sk-bp")
-	q := &slowQueue{Queue: outbox.NewMemory()}
+	q := &slowQueue{Store: outbox.NewMemory()}
 	opts := fastOptions(vendor)
 	opts.MaxPending = 3
 	p, err := delivery.New(q, opts, b)

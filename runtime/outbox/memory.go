@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -10,8 +11,9 @@ import (
 	"time"
 )
 
-// Memory is a Queue held in memory: nothing survives the process. It is
-// for tests and for programs that keep durability elsewhere.
+// Memory is a Store held in memory: nothing survives the process. It is
+// for tests and for programs that keep durability elsewhere. It passes
+// the same contract tests as Bolt (package queuetest).
 type Memory struct {
 	mu     sync.Mutex
 	items  map[string]*Item
@@ -19,7 +21,7 @@ type Memory struct {
 	closed bool
 }
 
-var _ Queue = (*Memory)(nil)
+var _ Store = (*Memory)(nil)
 
 // NewMemory returns an empty in-memory queue.
 func NewMemory() *Memory {
@@ -32,41 +34,59 @@ func cloneItem(it *Item) *Item {
 	return &c
 }
 
-// Enqueue implements Queue.
-func (m *Memory) Enqueue(_ context.Context, items []*Item) ([]*Item, error) {
+// lock takes the lock, or says why the call cannot start (closed, or ctx
+// done); on an error the lock is not held.
+func (m *Memory) lock(ctx context.Context) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
-		return nil, ErrClosed
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// Enqueue implements Queue.
+func (m *Memory) Enqueue(ctx context.Context, items []*Item) ([]*Item, error) {
+	if err := m.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	now := time.Now().UTC()
+	fresh := make([]*Item, len(items))
+	for i, it := range items {
+		p, err := prepareNew(it, now)
+		if err != nil {
+			return nil, fmt.Errorf("outbox: enqueue item %d: %w", i, err)
+		}
+		fresh[i] = p
 	}
 	out := make([]*Item, len(items))
-	now := time.Now()
-	for i, it := range items {
-		if old, ok := m.items[it.ID]; ok {
+	for i, p := range fresh {
+		if old, ok := m.items[p.ID]; ok {
 			out[i] = cloneItem(old)
 			continue
 		}
-		c := cloneItem(it)
-		if c.State == "" {
-			c.State = Pending
-		}
-		for _, t := range []*time.Time{&c.CreatedAt, &c.NextAt, &c.UpdatedAt} {
-			if t.IsZero() {
-				*t = now
-			}
-		}
-		m.items[c.ID] = c
-		out[i] = cloneItem(c)
+		m.items[p.ID] = p
+		out[i] = cloneItem(p)
 	}
 	return out, nil
 }
 
 // Claim implements Queue.
-func (m *Memory) Claim(_ context.Context, now time.Time, max int) ([]*Item, error) {
-	m.mu.Lock()
+func (m *Memory) Claim(ctx context.Context, now time.Time, max int) ([]*Item, error) {
+	if err := m.lock(ctx); err != nil {
+		return nil, err
+	}
 	defer m.mu.Unlock()
-	if m.closed {
-		return nil, ErrClosed
+	if max <= 0 {
+		return nil, nil
+	}
+	if now.IsZero() {
+		now = time.Now()
 	}
 	var due []*Item
 	for id, it := range m.items {
@@ -92,27 +112,51 @@ func (m *Memory) Claim(_ context.Context, now time.Time, max int) ([]*Item, erro
 }
 
 // Update implements Queue.
-func (m *Memory) Update(_ context.Context, it *Item) error {
-	m.mu.Lock()
+func (m *Memory) Update(ctx context.Context, item *Item) error {
+	if item == nil {
+		return errors.New("outbox: update: nil item")
+	}
+	if item.ID == "" {
+		return errors.New("outbox: update: empty item ID")
+	}
+	if !knownState(item.State) {
+		return fmt.Errorf("outbox: update item %q: unknown state %q", item.ID, item.State)
+	}
+	if err := m.lock(ctx); err != nil {
+		return err
+	}
 	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
+	old, ok := m.items[item.ID]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNotFound, item.ID)
 	}
-	if _, ok := m.items[it.ID]; !ok {
-		return ErrNotFound
+	if old.State == Delivered && item.State != Delivered {
+		return fmt.Errorf("outbox: update item %q: already delivered, cannot become %s", item.ID, item.State)
 	}
-	c := cloneItem(it)
-	if c.State == Delivered {
-		c.Event = nil
+	now := time.Now().UTC()
+	n := cloneItem(old)
+	n.State = item.State
+	n.Attempts = item.Attempts
+	n.NextAt = item.NextAt.UTC()
+	if n.State == Pending {
+		n.NextAt = orNow(item.NextAt, now)
 	}
-	m.items[it.ID] = c
-	delete(m.leased, it.ID)
+	n.UpdatedAt = orNow(item.UpdatedAt, now)
+	n.LastStatus = item.LastStatus
+	n.LastError = item.LastError
+	if n.State == Delivered {
+		n.Event = nil
+	}
+	m.items[item.ID] = n
+	delete(m.leased, item.ID)
 	return nil
 }
 
 // Release implements Queue.
-func (m *Memory) Release(_ context.Context, ids ...string) error {
-	m.mu.Lock()
+func (m *Memory) Release(ctx context.Context, ids ...string) error {
+	if err := m.lock(ctx); err != nil {
+		return err
+	}
 	defer m.mu.Unlock()
 	for _, id := range ids {
 		delete(m.leased, id)
@@ -120,23 +164,45 @@ func (m *Memory) Release(_ context.Context, ids ...string) error {
 	return nil
 }
 
-// Get implements Queue.
-func (m *Memory) Get(_ context.Context, id string) (*Item, error) {
-	m.mu.Lock()
+// Get implements Store.
+func (m *Memory) Get(ctx context.Context, id string) (*Item, error) {
+	if err := m.lock(ctx); err != nil {
+		return nil, err
+	}
 	defer m.mu.Unlock()
 	it, ok := m.items[id]
 	if !ok {
-		return nil, ErrNotFound
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return cloneItem(it), nil
 }
 
-// List implements Queue.
-func (m *Memory) List(_ context.Context, state State, cursor string, limit int) ([]*Item, string, error) {
+// List implements Store.
+func (m *Memory) List(ctx context.Context, state State, cursor string, limit int) ([]*Item, string, error) {
+	if !knownState(state) {
+		return nil, "", fmt.Errorf("outbox: list: unknown state %q", state)
+	}
 	if limit <= 0 {
 		limit = DefaultListLimit // as Bolt
 	}
-	m.mu.Lock()
+	// The cursor is the position (UpdatedAt, ID) of the last item listed:
+	// the next page starts after it even if that item has since moved or
+	// gone (as Bolt's).
+	var (
+		after   time.Time
+		afterID string
+	)
+	if cursor != "" {
+		at, id, ok := strings.Cut(cursor, "|")
+		t, err := time.Parse(time.RFC3339Nano, at)
+		if !ok || err != nil || id == "" {
+			return nil, "", fmt.Errorf("outbox: list: invalid cursor %q", cursor)
+		}
+		after, afterID = t, id
+	}
+	if err := m.lock(ctx); err != nil {
+		return nil, "", err
+	}
 	defer m.mu.Unlock()
 	var all []*Item
 	for _, it := range m.items {
@@ -150,19 +216,11 @@ func (m *Memory) List(_ context.Context, state State, cursor string, limit int) 
 		}
 		return all[i].ID < all[j].ID
 	})
-	// The cursor is the position (UpdatedAt, ID) of the last item listed:
-	// the next page starts after it even if that item has since moved or
-	// gone (as Bolt's).
 	start := 0
-	if cursor != "" {
-		at, id, ok := strings.Cut(cursor, "|")
-		t, err := time.Parse(time.RFC3339Nano, at)
-		if !ok || err != nil {
-			return nil, "", fmt.Errorf("outbox: list: invalid cursor %q", cursor)
-		}
+	if afterID != "" {
 		start = sort.Search(len(all), func(i int) bool {
 			u := all[i].UpdatedAt
-			return u.After(t) || u.Equal(t) && all[i].ID > id
+			return u.After(after) || u.Equal(after) && all[i].ID > afterID
 		})
 	}
 	var out []*Item
@@ -176,21 +234,32 @@ func (m *Memory) List(_ context.Context, state State, cursor string, limit int) 
 	return out, next, nil
 }
 
-// Counts implements Queue.
-func (m *Memory) Counts(context.Context) (map[State]int, error) {
-	m.mu.Lock()
+// Counts implements Store.
+func (m *Memory) Counts(ctx context.Context) (map[State]int, error) {
+	if err := m.lock(ctx); err != nil {
+		return nil, err
+	}
 	defer m.mu.Unlock()
-	out := map[State]int{}
+	out := make(map[State]int, len(states))
+	for _, s := range states {
+		out[s] = 0
+	}
 	for _, it := range m.items {
 		out[it.State]++
 	}
 	return out, nil
 }
 
-// Replay implements Queue.
-func (m *Memory) Replay(_ context.Context, ids []string, now time.Time) (int, error) {
-	m.mu.Lock()
+// Replay implements Store.
+func (m *Memory) Replay(ctx context.Context, ids []string, now time.Time) (int, error) {
+	if err := m.lock(ctx); err != nil {
+		return 0, err
+	}
 	defer m.mu.Unlock()
+	if now.IsZero() {
+		now = time.Now()
+	}
+	now = now.UTC()
 	n := 0
 	for id, it := range m.items {
 		if it.State != Dead || ids != nil && !slices.Contains(ids, id) {
@@ -205,14 +274,10 @@ func (m *Memory) Replay(_ context.Context, ids []string, now time.Time) (int, er
 
 // Purge implements Queue.
 func (m *Memory) Purge(ctx context.Context, before time.Time, states ...State) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return 0, ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
+	if err := m.lock(ctx); err != nil {
 		return 0, err
 	}
+	defer m.mu.Unlock()
 	sts, err := purgeStates(states)
 	if err != nil {
 		return 0, err
@@ -227,10 +292,31 @@ func (m *Memory) Purge(ctx context.Context, before time.Time, states ...State) (
 	return n, nil
 }
 
-// Close implements Queue.
+// Remove implements Store.
+func (m *Memory) Remove(ctx context.Context, ids ...string) (int, error) {
+	if err := m.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer m.mu.Unlock()
+	n := 0
+	for _, id := range ids {
+		if _, ok := m.items[id]; ok {
+			delete(m.items, id)
+			delete(m.leased, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Close implements Queue. Every later call returns ErrClosed.
 func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
 	m.closed = true
+	clear(m.leased)
 	return nil
 }

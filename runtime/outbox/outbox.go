@@ -12,11 +12,33 @@
 // Final items are kept so that enqueueing the same item again is a no-op;
 // Purge deletes those older than a retention window, and Compact gives the
 // freed space of a Bolt file back to the file system (bbolt reuses freed
-// pages for new writes but never shrinks its file).
+// pages but never shrinks its file).
 //
-// Queue is the interface the sender uses; Bolt is the embedded
-// implementation (a single file, no server). A distributed log can replace
-// it without changing the sender.
+// # Two interfaces
+//
+// Queue is the delivery contract: what a worker (send.Worker) and a
+// pipeline (runtime/delivery) need to drive items to a final state, and
+// nothing more: Enqueue (idempotent by ID), Claim (with in-memory leases),
+// Update, Release, Purge (retention) and Close.
+// None of them looks an item up by ID or lists items by state, so a
+// queue built on a log (a Kafka topic per integration, a retry topic, a
+// dead-letter topic, and a compacted topic or a key-value store for the
+// IDs it has seen) can implement Queue without pretending to be a
+// database; such a queue may return 0 from Purge when the log's own
+// retention does the work.
+//
+// Store is a Queue that also keeps its items where an operator can reach
+// them: Get, List by state, Counts, Replay of dead letters and Remove (an
+// erasure request). The dead-letter commands and API need a Store; the
+// worker never does. Bolt and Memory are Stores. A log-based deployment
+// keeps a Store for its dead letters beside its Queue.
+//
+// Bolt also has file tools no interface promises: Compact, Check and
+// Salvage (a damaged file), and a quarantine for records that cannot be
+// read (see Bolt).
+//
+// The package queuetest holds the contract tests every Queue and Store
+// must pass; Bolt and Memory run them.
 package outbox
 
 import (
@@ -96,45 +118,107 @@ type Item struct {
 	LastError  string `json:"last_error,omitempty"`
 }
 
-// Queue is a durable outbox.
+// Queue is the delivery contract of an outbox: what a worker needs to
+// drive items to a final state (see the package doc for why it holds no
+// look-up or listing). Implementations are safe for concurrent use.
+//
+// Every method returns ErrClosed after Close, and ctx's error, without
+// doing anything, when ctx is already done.
 type Queue interface {
-	// Enqueue stores new items durably (fsync'd) before it returns, in one
-	// batch. An item whose ID is already stored, in any state, is left as
-	// it is. It returns the stored copy of each item, in order, so the
-	// caller sees the state of items known from an earlier run.
+	// Enqueue stores new items durably before it returns, in one batch:
+	// all of them or none. An item whose ID is already stored, in any
+	// state, is left as it is (until Purge forgets it). It returns the
+	// stored copy of each item, in order, so the caller sees the state of
+	// items known from an earlier run. Missing CreatedAt, NextAt and
+	// UpdatedAt default to now and a missing State to Pending; a Delivered
+	// item is stored without its Event. The items passed in are not
+	// modified.
 	Enqueue(ctx context.Context, items []*Item) ([]*Item, error)
-	// Claim returns up to max pending items due at or before now, oldest
-	// NextAt first, and leases them to the caller: they are not returned
-	// by Claim again until Update stores their outcome. Leases live in
+	// Claim returns up to max pending items due at or before now (a zero
+	// now means the current time), oldest NextAt first, and leases them
+	// to the caller: they are not returned by Claim again until Update
+	// stores their outcome or Release gives them back. Leases live in
 	// memory: a process that restarts (or another process opening the
 	// outbox after it) sees every pending item as claimable.
 	Claim(ctx context.Context, now time.Time, max int) ([]*Item, error)
 	// Update stores the outcome of an attempt (State, Attempts, NextAt,
-	// UpdatedAt, LastStatus, LastError) durably and releases the lease.
-	// Concurrent Updates are batched into few writes.
+	// UpdatedAt, LastStatus, LastError) durably over the stored item, and
+	// releases the lease; the other fields are kept as stored. A zero
+	// UpdatedAt means now, and so does a zero NextAt for a pending item.
+	// A Delivered item loses its Event and cannot go back to another
+	// state. An unknown ID gives an error matching ErrNotFound.
 	Update(ctx context.Context, item *Item) error
-	// Release gives a claimed item back without an attempt (shutdown).
+	// Release gives claimed items back without an attempt (shutdown).
+	// Unknown or unleased IDs are ignored.
 	Release(ctx context.Context, ids ...string) error
-	// Get returns one item.
-	Get(ctx context.Context, id string) (*Item, error)
-	// List returns items in a state, oldest UpdatedAt first, starting after
-	// cursor ("" for the start), at most limit; next is the cursor of the
-	// following page, "" at the end.
-	List(ctx context.Context, state State, cursor string, limit int) (items []*Item, next string, err error)
-	// Counts returns how many items are in each state.
-	Counts(ctx context.Context) (map[State]int, error)
-	// Replay turns dead items back into pending items due now, with
-	// Attempts, LastStatus and LastError reset; ids nil means every dead
-	// item. It returns how many were replayed; IDs that are not dead are
-	// ignored.
-	Replay(ctx context.Context, ids []string, now time.Time) (int, error)
 	// Purge deletes the items in the given final states (Delivered,
 	// Skipped, Dead; none given means Delivered and Skipped) last updated
 	// before the given time, and returns how many it deleted. A purged ID
 	// is forgotten: enqueueing it again makes a new item, so the time
 	// should lie further back than any input may be re-run. Pending items
-	// are never purged.
+	// are never purged; naming Pending, or an unknown state, is an error.
 	Purge(ctx context.Context, before time.Time, states ...State) (int, error)
 	// Close flushes and closes the outbox.
 	Close() error
+}
+
+// Store is a Queue whose items can be looked up, listed, counted,
+// replayed and removed: the operator's side of an outbox (the dead-letter
+// commands, stats, erasure requests).
+type Store interface {
+	Queue
+	// Get returns one item; an unknown ID gives an error matching
+	// ErrNotFound.
+	Get(ctx context.Context, id string) (*Item, error)
+	// List returns items in a state, oldest UpdatedAt first, starting
+	// after cursor ("" for the start), at most limit (DefaultListLimit if
+	// limit is not positive); next is the cursor of the following page,
+	// "" at the end. A cursor stays valid when the item it ends on changes
+	// state or is purged.
+	List(ctx context.Context, state State, cursor string, limit int) (items []*Item, next string, err error)
+	// Counts returns how many items are in each state; every State is in
+	// the map.
+	Counts(ctx context.Context) (map[State]int, error)
+	// Replay turns dead items back into pending items due at now (a zero
+	// now means the current time), with Attempts, LastStatus and
+	// LastError reset; ids nil means every dead item, an empty non-nil
+	// slice none. It returns how many were replayed; IDs that are not dead
+	// are ignored.
+	Replay(ctx context.Context, ids []string, now time.Time) (int, error)
+	// Remove deletes the items with the given IDs, in any state, leased
+	// or not (a later Update of one gives ErrNotFound), and returns how
+	// many it deleted; unknown IDs are ignored. A removed ID is forgotten,
+	// as a purged one. It is for erasure requests: see the implementation
+	// for where the bytes may linger (Bolt: in free pages until Compact).
+	Remove(ctx context.Context, ids ...string) (int, error)
+}
+
+// Skip tells about a stored record a method passed over because it could
+// not be read (see OnSkip).
+type Skip struct {
+	// ID is the item's ID (the key it is stored under).
+	ID string
+	// Err says what is wrong with it; it matches ErrCorrupt.
+	Err error
+	// Quarantined is true once the record was moved out of the way, its
+	// bytes kept for salvage (Bolt's quarantine).
+	Quarantined bool
+}
+
+type skipKey struct{}
+
+// OnSkip returns a context that makes the methods of a queue it is given
+// to call fn for every unreadable record they skip, so that a caller can
+// say how many were skipped (the methods themselves go on: one bad record
+// does not fail a listing, a claim, a replay or a purge). fn may be
+// called from several goroutines at once when the context is shared.
+func OnSkip(ctx context.Context, fn func(Skip)) context.Context {
+	return context.WithValue(ctx, skipKey{}, fn)
+}
+
+// reportSkip calls the OnSkip function of ctx, if any.
+func reportSkip(ctx context.Context, s Skip) {
+	if fn, ok := ctx.Value(skipKey{}).(func(Skip)); ok && fn != nil {
+		fn(s)
+	}
 }

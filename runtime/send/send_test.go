@@ -180,7 +180,7 @@ func worker(t *testing.T, srv *httptest.Server, q outbox.Queue, in *runtime.Inte
 
 // noPending is a Run's done func for a queue that holds only this
 // worker's items: none is pending.
-func noPending(q outbox.Queue) func() bool {
+func noPending(q outbox.Store) func() bool {
 	return func() bool {
 		counts, err := q.Counts(context.Background())
 		return err == nil && counts[outbox.Pending] == 0

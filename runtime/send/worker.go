@@ -144,6 +144,11 @@ type Worker struct {
 // run one after the other.
 func (w *Worker) Run(ctx context.Context, done func() bool) error {
 	w.defaults()
+	// A record the queue cannot read is skipped (Bolt quarantines it),
+	// never silently.
+	ctx = outbox.OnSkip(ctx, func(s outbox.Skip) {
+		w.Logger.Warn("unreadable outbox record skipped", "item", s.ID, "quarantined", s.Quarantined, "error", s.Err.Error())
+	})
 	// Attempts run under their own context, cancelled only when the grace
 	// period after shutdown runs out.
 	attemptCtx, cancelAttempts := context.WithCancel(context.WithoutCancel(ctx))
