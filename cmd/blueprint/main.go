@@ -84,6 +84,18 @@ func (s *stickyWriter) failed() error {
 	return s.err
 }
 
+// lockedWriter serialises writes to a writer shared by goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 // failed makes a command exit 1 without printing more.
 var errFailed = &exitError{code: 1}
 
@@ -94,6 +106,10 @@ func main() {
 // run is main without the process: tests call it.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	out := &stickyWriter{w: stdout}
+	// Commands and their loggers write to stderr from several goroutines
+	// (a worker's log lines beside a verb's own messages): one lock keeps
+	// their lines whole, and a test's buffer safe.
+	stderr = &lockedWriter{w: stderr}
 	root := newRoot(stdin, out, stderr)
 	root.SetArgs(args)
 	err := root.Execute()
