@@ -14,7 +14,11 @@ import (
 // a bar redrawn in place on a terminal, a line every 5 s otherwise.
 func (a *app) progress(mode string, p *delivery.Pipeline, c *send.Counters) (stop func()) {
 	isTTY := false
-	if f, ok := a.stderr.(*os.File); ok {
+	w := a.stderr
+	if l, ok := w.(*lockedWriter); ok {
+		w = l.w
+	}
+	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			isTTY = true
 		}
