@@ -179,6 +179,11 @@ func (f *deliveryFlags) check(cmd *cobra.Command) error {
 			return err
 		}
 	}
+	switch f.progress {
+	case "auto", "bar", "lines", "none":
+	default:
+		return usageErr("--progress %q: must be auto, bar, lines or none", f.progress)
+	}
 	if f.vendorURL != "" {
 		u, err := url.Parse(f.vendorURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -248,6 +248,16 @@ func TestFlagRanges(t *testing.T) {
 	}
 }
 
+// A value no choice names is a usage error, not silently another choice.
+func TestProgressChoices(t *testing.T) {
+	state := t.TempDir()
+	_, errs, code := cli(t, "", "send", "--state", state, "--progress", "bars", "--blueprint", "button",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-key", "-")
+	if code != 2 || !strings.Contains(errs, `--progress "bars": must be auto, bar, lines or none`) {
+		t.Errorf("exit %d\n%s", code, errs)
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
