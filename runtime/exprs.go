@@ -100,11 +100,16 @@ func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 			return v, nil
 		}
 	}
-	env := make(map[string]any, len(e.Inputs))
+	b := &c.budget
+	if !b.Ready() {
+		b.Reset(c.in.opts.ExprBytes, c.in.opts.ExprSteps)
+	}
+	env := make(map[string]any, len(e.Inputs)+1)
 	anyAbsent, anyBad := false, false
+	var read int64 // bytes of the inputs copied for the program
 	for i := range e.Inputs {
 		in := &e.Inputs[i]
-		x, st := c.input(in, sc)
+		x, st, n := c.input(in, sc)
 		switch st {
 		case invalid, skipped:
 			anyBad = true
@@ -115,16 +120,30 @@ func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 			anyAbsent = true
 		}
 		env[in.Name] = x
+		read += int64(n)
+	}
+	env[compiler.BudgetVar] = b
+	// The run: its inputs, and at most its program's length in steps
+	// besides its loops (which charge their own).
+	if err := b.Charge(read, int64(len(e.Program.Bytecode))); err != nil {
+		return invalidVal(err.Error()), err
 	}
 	out, err := c.vm.Run(e.Program, env)
 	if err != nil {
+		var be *compiler.BudgetError
 		switch {
+		case errors.As(err, &be):
+			// Over the budget is the event's fault, whatever the inputs.
+			return invalidVal(be.Error()), err
 		case anyAbsent && nilError(err):
 			return rv{}, err // it failed on an absent input
 		case anyBad:
 			return rv{st: skipped}, err
 		}
 		return invalidVal(exprMessage(err)), err
+	}
+	if err := c.chargeResult(out); err != nil {
+		return invalidVal(err.Error()), err
 	}
 	v := c.goVal(out)
 	if v.st == invalid && !anyAbsent && !anyBad {
@@ -139,60 +158,87 @@ func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 	return v, nil
 }
 
-// input resolves one expression input to the Go value the program sees.
-func (c *evalCtx) input(in *compiler.Input, sc *scope) (any, state) {
+// chargeResult charges the budget with the JSON text of a list or map
+// result before goVal writes it (a list of a thousand references to one
+// long text is small in memory, and not as text).
+func (c *evalCtx) chargeResult(out any) error {
+	switch out.(type) {
+	case nil, string, bool, int, int64, float64, time.Time:
+		return nil
+	}
+	return c.budget.Charge(compiler.ValueSize(out, c.budget.MaxBytes-c.budget.Bytes+1), 0)
+}
+
+// input resolves one expression input to the Go value the program sees,
+// and says how many bytes of text or JSON it copies (for the budget).
+func (c *evalCtx) input(in *compiler.Input, sc *scope) (any, state, int) {
 	switch in.Kind {
 	case compiler.InputEvent:
 		if in.Slot < 0 {
-			return gjson.ParseBytes(c.event).Value(), present
+			return gjson.ParseBytes(c.event).Value(), present, len(c.event)
 		}
 		v := c.spanVal(c.event, c.slots[in.Slot])
-		return c.goValue(v), v.st
+		return c.goValue(v), v.st, copied(v)
 	case compiler.InputItem:
 		if in.Slot < 0 {
-			return gjson.ParseBytes(sc.item).Value(), present
+			return gjson.ParseBytes(sc.item).Value(), present, len(sc.item)
 		}
 		if sc.item == nil {
-			return nil, absent
+			return nil, absent, 0
 		}
 		v := c.spanVal(sc.doc, sc.slots[in.Slot])
-		return c.goValue(v), v.st
+		return c.goValue(v), v.st, copied(v)
 	case compiler.InputConfig:
 		x := c.in.config[in.Config]
 		if i, ok := x.(int64); ok {
 			x = int(i)
 		}
-		return x, present
+		return x, present, 0
 	case compiler.InputValue:
 		v := c.value(in.Value)
-		return c.goValue(v), v.st
+		return c.goValue(v), v.st, copied(v)
 	case compiler.InputField:
 		if in.Field < len(sc.fields) {
 			v := sc.fields[in.Field]
-			return c.goValue(v), v.st
+			return c.goValue(v), v.st, copied(v)
 		}
 	case compiler.InputStatus:
 		if c.resp != nil {
-			return c.resp.status, present
+			return c.resp.status, present, 0
 		}
 	case compiler.InputBody:
 		if c.resp != nil && gjson.ValidBytes(c.resp.body) {
 			if in.Path == "" {
-				return gjson.ParseBytes(c.resp.body).Value(), present
+				return gjson.ParseBytes(c.resp.body).Value(), present, len(c.resp.body)
 			}
 			r := gjson.GetBytes(c.resp.body, in.Path)
 			if r.Exists() {
-				return r.Value(), present
+				return r.Value(), present, len(r.Raw)
 			}
 		}
 	case compiler.InputHeader:
 		if c.resp != nil {
 			if v := c.resp.header.Values(in.Path); len(v) > 0 {
-				return v[0], present
+				return v[0], present, len(v[0])
 			}
 		}
 	}
-	return nil, absent
+	return nil, absent, 0
+}
+
+// copied is how many bytes goValue copies out of v: its text, or the
+// JSON of an object or list.
+func copied(v rv) int {
+	if v.st != present || v.isInt {
+		return 0
+	}
+	switch {
+	case v.jt == 't' || v.jt == 'f' || v.jt == 'n' || v.jt == '0':
+		return 0
+	case v.inOut:
+		return int(v.end - v.off)
+	}
+	return len(v.b)
 }
 
 // arith computes checked integer arithmetic on two inputs natively; it

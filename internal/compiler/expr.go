@@ -99,6 +99,14 @@ func (c *compiler) compileExpr(n *yaml.Node, sc *scope) *Expr {
 		c.exprError(n, err, "expr_type")
 		return nil
 	}
+	// Bound what it builds and does per event: refuse what provably
+	// exceeds the budget, make every costly operation charge it (see
+	// budget.go).
+	weights := loopWeights(tree.Node)
+	if !c.proveBudget(n, tree.Node, weights) {
+		return nil
+	}
+	budgetPatch(&tree.Node, cfg, weights)
 	if cfg.Optimize {
 		if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
 			c.exprError(n, err, "expr_type")

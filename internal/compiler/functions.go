@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
 
@@ -26,6 +27,9 @@ type Function struct {
 	Example   string
 	fn        func(args ...any) (any, error)
 	types     []any
+	// cost charges the evaluation's budget with what a call is about to
+	// build and read, before it runs (see budget.go); nil: O(1).
+	cost func(b *Budget, args []any) error
 }
 
 // Functions lists the helper functions available to expressions, besides
@@ -38,6 +42,7 @@ var functions = []Function{
 		Doc:     "Converts a decimal amount (a number, or text such as \"25.50\") to integer minor units of an ISO 4217 currency, from the decimal digits as written (never through a float), rounding half away from zero. Fails on a negative or non-decimal amount.",
 		Example: `minor_units("1.005", "USD") == 101`,
 		fn:      fnMinorUnits, types: []any{new(func(any, string) int)},
+		cost: chargeText(1, 0),
 	},
 	{
 		Name: "currency_exponent", Signature: "currency_exponent(code) int",
@@ -51,6 +56,7 @@ var functions = []Function{
 			return conv.CurrencyExponent(strings.ToUpper(s)), nil
 		},
 		types: []any{new(func(string) int)},
+		cost:  chargeText(1, 0),
 	},
 	{
 		Name: "sha256_hex", Signature: "sha256_hex(text) string",
@@ -65,6 +71,7 @@ var functions = []Function{
 			return hex.EncodeToString(sum[:]), nil
 		},
 		types: []any{new(func(string) string)},
+		cost:  chargeText(1, 64),
 	},
 	{
 		Name: "email_sha256", Signature: "email_sha256(email) string",
@@ -79,6 +86,7 @@ var functions = []Function{
 			return hex.EncodeToString(sum[:]), nil
 		},
 		types: []any{new(func(string) string)},
+		cost:  chargeText(2, 64),
 	},
 	{
 		Name: "url_query", Signature: "url_query(url, name) string or nil",
@@ -101,6 +109,7 @@ var functions = []Function{
 			return vs[0], nil
 		},
 		types: []any{new(func(any, string) any)},
+		cost:  chargeText(3, 0),
 	},
 	{
 		Name: "utc_time", Signature: "utc_time(text) string",
@@ -114,6 +123,7 @@ var functions = []Function{
 			return string(conv.AppendUTC(nil, t)), nil
 		},
 		types: []any{new(func(any) string)},
+		cost:  chargeText(0, 32),
 	},
 	{
 		Name: "parse_time", Signature: "parse_time(text) time",
@@ -123,6 +133,7 @@ var functions = []Function{
 			return parseTimeArg(args[0])
 		},
 		types: []any{new(func(any) time.Time)},
+		cost:  chargeText(0, 0),
 	},
 	{
 		Name: "base64", Signature: "base64(text) string",
@@ -136,6 +147,7 @@ var functions = []Function{
 			return base64.StdEncoding.EncodeToString([]byte(s)), nil
 		},
 		types: []any{new(func(string) string)},
+		cost:  chargeBase64,
 	},
 	{
 		Name: "coalesce", Signature: "coalesce(a, b, ...) any",
@@ -151,6 +163,24 @@ var functions = []Function{
 		},
 		types: []any{new(func(...any) any)},
 	},
+}
+
+// chargeText charges a helper that reads its text arguments once and
+// builds perByte bytes per byte of them, plus fixed bytes.
+func chargeText(perByte, fixed int64) func(b *Budget, args []any) error {
+	return func(b *Budget, args []any) error {
+		var n int64
+		for _, a := range args {
+			n = satAdd(n, textLen(a))
+		}
+		return b.Charge(satAdd(satMul(n, perByte), fixed), 1+n>>6)
+	}
+}
+
+// chargeBase64: the text's bytes, then their encoding.
+func chargeBase64(b *Budget, args []any) error {
+	n := textLen(args[0])
+	return b.Charge(n+(n+2)/3*4, 1+n>>6)
 }
 
 // builtinsDisabled are expr-lang builtins that read the clock or can
@@ -228,10 +258,10 @@ func parseTimeArg(v any) (time.Time, error) {
 	}
 	t, ok := conv.ParseTime(s)
 	if !ok {
-		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", clipText(s))
 	}
 	if !conv.WritableUTC(t) {
-		return time.Time{}, fmt.Errorf("%q falls outside the years 0000-9999 in UTC", s)
+		return time.Time{}, fmt.Errorf("%q falls outside the years 0000-9999 in UTC", clipText(s))
 	}
 	return t, nil
 }
@@ -262,12 +292,26 @@ func fnMinorUnits(args ...any) (any, error) {
 	}
 	n, err := conv.MinorUnits([]byte(text), exp, false)
 	if err != nil {
-		return nil, fmt.Errorf("amount %q: %w", text, err)
+		return nil, fmt.Errorf("amount %q: %w", clipText(text), err)
 	}
 	if n < 0 {
-		return nil, fmt.Errorf("amount %q is negative", text)
+		return nil, fmt.Errorf("amount %q is negative", clipText(text))
 	}
 	return int(n), nil
+}
+
+// clipText shortens a value quoted in an error message: a message does
+// not copy a megabyte of event data.
+func clipText(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 func emptyValue(v any) bool {

@@ -1,0 +1,248 @@
+package compiler
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/checker"
+	exprcompiler "github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/optimizer"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+)
+
+// compileBudgetTest compiles text as compileExpr does (same options, same
+// passes), with or without the budget rewrite. Variables: n (int) and str
+// (string) are typed, as config values are; the others are of unknown
+// type, as event values are.
+func compileBudgetTest(t *testing.T, text string, patch bool) *vm.Program {
+	t.Helper()
+	cfg := conf.CreateNew()
+	for _, op := range exprOptions {
+		op(cfg)
+	}
+	expr.AllowUndefinedVariables()(cfg)
+	for name := range cfg.Disabled {
+		delete(cfg.Builtins, name)
+	}
+	tree, err := parser.ParseWithConfig(text, cfg)
+	if err != nil {
+		t.Fatalf("%s: %v", text, err)
+	}
+	cfg.WithEnv(map[string]any{"n": 0, "str": ""})
+	cfg.Strict = false
+	if _, err := new(checker.Checker).PatchAndCheck(tree, cfg); err != nil {
+		t.Fatalf("%s: %v", text, err)
+	}
+	if patch {
+		budgetPatch(&tree.Node, cfg, loopWeights(tree.Node))
+	}
+	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
+		t.Fatalf("%s: %v", text, err)
+	}
+	prog, err := exprcompiler.Compile(tree, cfg)
+	if err != nil {
+		t.Fatalf("%s: %v", text, err)
+	}
+	return prog
+}
+
+var budgetLocRE = regexp.MustCompile(` \(\d+:\d+\)$`)
+
+func firstLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return budgetLocRE.ReplaceAllString(strings.TrimSpace(msg), "")
+}
+
+// The budget rewrite changes nothing but the budget: every rewritten
+// operation gives what expr-lang gives, the same value or the same error,
+// on texts, numbers, nil, lists and maps.
+func TestBudgetPatchKeepsSemantics(t *testing.T) {
+	exprs := []string{
+		`a + b`, `s + "x"`, `str + s`, `str + str`, `n + n`, `a + 1`, `a..b`, `1..n`,
+		`a == b`, `a != b`, `a < b`, `a >= b`, `a > b`, `a <= b`, `s == a`, `str == s`, `s == "lit"`, `arr == arr`,
+		`s contains "x"`, `s contains a`, `s startsWith a`, `s endsWith a`, `not (s contains a)`,
+		`s matches "^b"`, `s matches a`, `a in arr`, `a in m`, `s in m`, `a in 1..3`, `s in ["a", "banana"]`,
+		`upper(s)`, `lower(s)`, `trim(s)`, `trim(s, "a")`, `trimPrefix(s, "b")`, `trimSuffix(s)`,
+		`split(s, ",")`, `split(s, "")`, `split(s, a, 2)`, `splitAfter(s, "a")`,
+		`replace(s, "a", "bb")`, `replace(s, a, b)`, `replace(s, "a", "", 1)`, `replace(s, "", "-")`,
+		`join(arr, ",")`, `join(arr)`, `toJSON(arr)`, `toJSON(m)`, `toJSON(s)`, `fromJSON(s)`,
+		`toBase64(s)`, `fromBase64(s)`, `string(arr)`, `string(m)`, `string(s)`, `string(a)`,
+		`len(s)`, `len(arr)`, `len(m)`, `sort(keys(m))`, `sort(values(m))`, `sort(arr)`, `reverse(arr)`, `uniq(arr)`,
+		`concat(arr, arr)`, `flatten([arr, arr])`, `max(arr)`, `min(arr)`, `mean(arr)`, `median(arr)`,
+		`map(arr, # + 1)`, `filter(arr, # > 1)`, `reduce(arr, #acc + #, 0)`, `reduce(1..5, #acc + "x", "")`,
+		`count(arr, # > 0)`, `all(arr, # > 0)`, `any(arr, # == a)`, `sum(arr)`, `sortBy(arr, #)`, `groupBy(arr, # == a)`,
+		`find(arr, # == a)`, `findIndex(arr, # == a)`, `one(arr, # == a)`, `none(arr, # == a)`,
+		`m[s]`, `m[a]`, `arr[0]`, `int(s)`, `float(s)`, `indexOf(s, a)`, `lastIndexOf(s, "a")`, `hasPrefix(s, a)`, `hasSuffix(s, "a")`,
+		`sha256_hex(s)`, `email_sha256(s)`, `url_query(s, "q")`, `utc_time(s)`, `parse_time(s).Format(a)`, `parse_time(s).Year()`,
+		`base64(s)`, `minor_units(a, "USD")`, `currency_exponent(s)`, `coalesce(a, s)`, `date(s)`, `duration(s)`,
+		`first(arr)`, `last(arr)`, `get(m, s)`, `s[1:3]`, `let x = s + s; x + x`, `a ?? (s + "x")`, `type(a)`, `abs(a)`,
+		`map(arr, ({"k": #}))`, `filter(arr, # in arr)`, `reduce(arr, #acc + string(#), "")`,
+	}
+	envs := []map[string]any{
+		{"a": 1, "b": 2, "s": "a,b", "str": "x", "n": 3, "arr": []any{1, 2, 3}, "m": map[string]any{"a,b": 1, "x": 2}},
+		{"a": "a", "b": "bb", "s": "banana", "str": "b", "n": 0, "arr": []any{"a", "b", "a"}, "m": map[string]any{"banana": "x"}},
+		{"a": nil, "b": nil, "s": nil, "str": "", "n": -2, "arr": nil, "m": nil},
+		{"a": 1.5, "b": "x", "s": "2026-02-25T14:30:00Z", "str": "é", "n": 1, "arr": []any{1.5, "x", nil}, "m": map[string]any{}},
+		{"a": []any{1}, "b": map[string]any{"k": "v"}, "s": "Ä É ß ﬁ İ K <&>", "str": "ﬁ", "n": 2, "arr": []any{[]any{1, 2}, 3}, "m": map[string]any{"k": []any{1}}},
+		{"a": "2006", "b": "", "s": "https://x.example/?q=1&q=2", "str": "q", "n": 5, "arr": []any{"x", "y"}, "m": map[string]any{"q": nil}},
+		{"a": "25.50", "b": true, "s": `{"a":[1,2,{"b":null}]}`, "str": "\x00\xff", "n": 4, "arr": []any{true, false}, "m": map[string]any{"a": 1.5}},
+	}
+	for _, text := range exprs {
+		plain := compileBudgetTest(t, text, false)
+		patched := compileBudgetTest(t, text, true)
+		for i, env := range envs {
+			want, wantErr := vm.Run(plain, env)
+			e := map[string]any{budgetVar: budgetForTest()}
+			for k, v := range env {
+				e[k] = v
+			}
+			got, gotErr := vm.Run(patched, e)
+			if firstLine(gotErr) != firstLine(wantErr) || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s, env %d:\n got  %#v, %v\n want %#v, %v", text, i, got, gotErr, want, wantErr)
+			}
+		}
+	}
+}
+
+func budgetForTest() *Budget {
+	b := new(Budget)
+	b.Reset(0, 0)
+	return b
+}
+
+// Every rewritten operation refuses to start what the budget cannot pay
+// for, before building it, and then the budget is unchanged.
+func TestBudgetRefusesBeforeBuilding(t *testing.T) {
+	big := strings.Repeat("a", 1<<20)
+	env := map[string]any{"s": big, "a": "a", "b": "aaaaaaaaaa", "n": 100, "arr": []any{big, big, big, big, big, big, big, big, big}}
+	for _, tt := range []struct {
+		text, unit string
+	}{
+		{`replace(replace(replace(s, a, b), a, b), a, b)`, "bytes"},
+		{`join(arr, b)`, "bytes"},
+		{`join(concat(arr, arr), "")`, "bytes"},
+		{`s + s + s + s + s + s + s + s + s`, "bytes"},
+		{`let x = s + s; let y = x + x; let z = y + y; z + z`, "bytes"},
+		{`toJSON(arr)`, "bytes"},
+		{`string(arr)`, "bytes"},
+		{`upper(s + s + s + s + s + s + s + s)`, "bytes"},
+		{`split(s + s + s + s + s + s + s, "")`, "bytes"},
+		{`toBase64(s + s + s + s + s)`, "bytes"},
+		{`0..(n * 100000)`, "bytes"},
+		{`map(1..(n * 10000), s)`, "bytes"},
+		{`reduce(1..(n * 100), #acc + s, "")`, "bytes"},
+		{`count(1..(n * 1000), s contains "b")`, "steps"},
+		{`count(1..(n * 10000), s == s + "")`, "steps"},
+		{`count(1..n, s == s + "")`, "bytes"},
+		{`all(1..(n*10), all(1..(n*10), all(1..(n*10), true)))`, "steps"},
+		{`count(1..(n * 1000), s matches "b")`, "steps"},
+		{`count(1..(n * 1000), sha256_hex(s) != "")`, "bytes"},
+		{`count(1..(n * 3000), sha256_hex(a) != "")`, "steps"},
+	} {
+		prog := compileBudgetTest(t, tt.text, true)
+		b := budgetForTest()
+		e := map[string]any{budgetVar: b}
+		for k, v := range env {
+			e[k] = v
+		}
+		start := time.Now()
+		_, err := vm.Run(prog, e)
+		took := time.Since(start)
+		var be *BudgetError
+		if !errors.As(err, &be) || be.Unit != tt.unit {
+			t.Errorf("%s: got %v, want the budget of %s exceeded", tt.text, err, tt.unit)
+			continue
+		}
+		if b.Bytes > b.MaxBytes || b.Steps > b.MaxSteps {
+			t.Errorf("%s: the budget went over: %d bytes, %d steps", tt.text, b.Bytes, b.Steps)
+		}
+		if took > 2*time.Second {
+			t.Errorf("%s: took %v", tt.text, took)
+		}
+		if want := fmt.Sprintf("expression exceeded its budget of %d %s", be.Limit, tt.unit); be.Error() != want {
+			t.Errorf("%s: message %q", tt.text, be.Error())
+		}
+	}
+}
+
+// Without the budget in its environment, a rewritten expression fails
+// rather than runs unbounded.
+func TestBudgetMissingFailsClosed(t *testing.T) {
+	prog := compileBudgetTest(t, `upper(s)`, true)
+	if _, err := vm.Run(prog, map[string]any{"s": "x"}); !errors.Is(err, errNoBudget) {
+		t.Errorf("got %v", err)
+	}
+	if _, err := vm.Run(prog, map[string]any{"s": "x", budgetVar: "not a budget"}); !errors.Is(err, errNoBudget) {
+		t.Errorf("got %v", err)
+	}
+}
+
+// The sizes charged before building are those built (or a little more).
+func TestBudgetSizesBoundWhatIsBuilt(t *testing.T) {
+	for _, s := range []string{"", "abc", "Ä É ß ﬁ İ K", "ı ſ ǅ ῼ", "\xff\xfe", strings.Repeat("ⱥ", 100)} {
+		if got, want := caseLen(s, true), int64(len(strings.ToUpper(s))); got != want {
+			t.Errorf("caseLen(%q, upper) = %d, want %d", s, got, want)
+		}
+		if got, want := caseLen(s, false), int64(len(strings.ToLower(s))); got != want {
+			t.Errorf("caseLen(%q, lower) = %d, want %d", s, got, want)
+		}
+		for _, tt := range [][2]string{{"a", "bb"}, {"", "-"}, {"Ä", ""}, {"x", "x"}} {
+			for _, k := range []int64{-1, 0, 1, 2} {
+				if got, want := replaceLen(s, tt[0], tt[1], k), int64(len(strings.Replace(s, tt[0], tt[1], int(k)))); got != want {
+					t.Errorf("replaceLen(%q, %q, %q, %d) = %d, want %d", s, tt[0], tt[1], k, got, want)
+				}
+			}
+			for _, k := range []int64{-1, 0, 1, 3} {
+				if got, want := splitParts(s, tt[0], k), int64(len(strings.SplitN(s, tt[0], int(k)))); got != want {
+					t.Errorf("splitParts(%q, %q, %d) = %d, want %d", s, tt[0], k, got, want)
+				}
+			}
+		}
+	}
+	for _, v := range []any{
+		"a<b>&\"\\\n\u2028\xff", []any{1, "x", nil, true, 1.5, []any{map[string]any{"k": "v"}}},
+		map[string]any{"a": []int{1, 2}, "b": []string{"x"}, "c": []float64{1e300}}, []any{}, map[string]any{},
+		time.Date(2026, 2, 25, 14, 30, 0, 123, time.UTC), map[any][]any{1: {"x"}},
+	} {
+		text := func(f func() (string, error)) int64 {
+			s, err := f()
+			if err != nil {
+				return 0
+			}
+			return int64(len(s))
+		}
+		jsonLen := text(func() (string, error) { b, err := jsonMarshal(v, false); return string(b), err })
+		indentLen := text(func() (string, error) { b, err := jsonMarshal(v, true); return string(b), err })
+		if got := valueSize(v, sizeJSON, 1<<40); got < jsonLen {
+			t.Errorf("json size of %#v: %d < %d", v, got, jsonLen)
+		}
+		if got := valueSize(v, sizeJSONIndent, 1<<40); got < indentLen {
+			t.Errorf("indented json size of %#v: %d < %d", v, got, indentLen)
+		}
+		if got, want := valueSize(v, sizeText, 1<<40), int64(len(fmt.Sprintf("%v", v))); got < want {
+			t.Errorf("text size of %#v: %d < %d", v, got, want)
+		}
+	}
+}
+
+func jsonMarshal(v any, indent bool) ([]byte, error) {
+	if indent {
+		return json.MarshalIndent(v, "", "  ")
+	}
+	return json.Marshal(v)
+}
