@@ -96,6 +96,20 @@ func isLiteral(n ast.Node) bool {
 	return false
 }
 
+// isLiteralList reports a list of literal scalars.
+func isLiteralList(n ast.Node) bool {
+	a, ok := n.(*ast.ArrayNode)
+	if !ok {
+		return false
+	}
+	for _, e := range a.Nodes {
+		if !isLiteral(e) {
+			return false
+		}
+	}
+	return true
+}
+
 func kindOfNode(n ast.Node) reflect.Kind {
 	t := n.Type()
 	if t == nil {
@@ -163,7 +177,7 @@ func (p *patcher) binary(node *ast.Node, n *ast.BinaryNode) {
 		}
 		p.wrap(node, "matches", args, opMatches(re))
 	case "in":
-		if isLiteral(n.Left) && isLiteral(n.Right) {
+		if isLiteral(n.Left) && (isLiteral(n.Right) || isLiteralList(n.Right)) {
 			return
 		}
 		p.wrap(node, "in", args, opIn)
