@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/builtin"
@@ -241,7 +242,7 @@ func (p *patcher) builtin(node *ast.Node, n *ast.BuiltinNode) {
 		if w == 0 {
 			w = 1
 		}
-		p.wrap(&n.Arguments[0], "loop", []ast.Node{n.Arguments[0]}, opLoop(w, l.bytesPerElem))
+		p.wrap(&n.Arguments[0], "loop", []ast.Node{n.Arguments[0]}, opLoop(w, l.bytesPerElem, n.Name == "sortBy"))
 		return
 	}
 	cost, ok := builtinCosts[n.Name]
@@ -343,10 +344,16 @@ func iterLen(x any) int64 {
 	return shallowLen(x)
 }
 
-func opLoop(w, bytesPerElem int64) opFunc {
+// opLoop charges a loop: w steps and bytesPerElem bytes per element, and
+// for sortBy the sort's comparisons (log2 n per element).
+func opLoop(w, bytesPerElem int64, sorts bool) opFunc {
 	return func(b *Budget, a []any) (any, error) {
 		n := iterLen(a[0])
-		if err := b.Charge(satMul(n, bytesPerElem), satMul(n, w)); err != nil {
+		perElem := w
+		if sorts {
+			perElem = satAdd(perElem, int64(bitsLen(n)))
+		}
+		if err := b.Charge(satMul(n, bytesPerElem), satMul(n, perElem)); err != nil {
 			return nil, err
 		}
 		return a[0], nil
@@ -506,7 +513,7 @@ var builtinCosts = map[string]func(b *Budget, a []any) error{
 	"int":         chargeTextArgs,
 	"float":       chargeTextArgs,
 	"duration":    chargeTextArgs,
-	"trim":        chargeTextArgs,
+	"trim":        chargeTrim,
 	"trimPrefix":  chargeTextArgs,
 	"trimSuffix":  chargeTextArgs,
 	"indexOf":     chargeTextArgs,
@@ -665,6 +672,26 @@ func chargeTextArgs(b *Budget, a []any) error {
 	steps := int64(1)
 	for _, x := range a {
 		steps = satAdd(steps, textSteps(x))
+	}
+	return b.Charge(0, steps)
+}
+
+// chargeTrim: trim(s, cutset) with a cutset that is not ASCII looks up
+// each rune it strips in the cutset.
+func chargeTrim(b *Budget, a []any) error {
+	steps := int64(1)
+	for _, x := range a {
+		steps = satAdd(steps, textSteps(x))
+	}
+	if len(a) == 2 {
+		s, _ := a[0].(string)
+		cut, _ := a[1].(string)
+		for i := 0; i < len(cut); i++ {
+			if cut[i] >= utf8.RuneSelf {
+				steps = satAdd(steps, satMul(int64(len(s)), int64(len(cut)))>>6)
+				break
+			}
+		}
 	}
 	return b.Charge(0, steps)
 }

@@ -77,7 +77,7 @@ func TestBudgetPatchKeepsSemantics(t *testing.T) {
 		`a == b`, `a != b`, `a < b`, `a >= b`, `a > b`, `a <= b`, `s == a`, `str == s`, `s == "lit"`, `arr == arr`,
 		`s contains "x"`, `s contains a`, `s startsWith a`, `s endsWith a`, `not (s contains a)`,
 		`s matches "^b"`, `s matches a`, `a in arr`, `a in m`, `s in m`, `a in 1..3`, `s in ["a", "banana"]`,
-		`upper(s)`, `lower(s)`, `trim(s)`, `trim(s, "a")`, `trimPrefix(s, "b")`, `trimSuffix(s)`,
+		`upper(s)`, `lower(s)`, `trim(s)`, `trim(s, "a")`, `trim(s, str)`, `sortBy(arr, #, "desc")`, `trimPrefix(s, "b")`, `trimSuffix(s)`,
 		`split(s, ",")`, `split(s, "")`, `split(s, a, 2)`, `splitAfter(s, "a")`,
 		`replace(s, "a", "bb")`, `replace(s, a, b)`, `replace(s, "a", "", 1)`, `replace(s, "", "-")`,
 		`join(arr, ",")`, `join(arr)`, `toJSON(arr)`, `toJSON(m)`, `toJSON(s)`, `fromJSON(s)`,
