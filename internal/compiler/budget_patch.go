@@ -279,6 +279,21 @@ func (p *patcher) builtin(node *ast.Node, n *ast.BuiltinNode) {
 func (p *patcher) call(node *ast.Node, n *ast.CallNode) {
 	switch callee := n.Callee.(type) {
 	case *ast.IdentifierNode:
+		if f, ok := overloadsOnce[callee.Value]; ok {
+			// An expr-lang builtin declared as a function (see
+			// overloadsOnce).
+			cost, fn := builtinCosts[f.Name], f.Func
+			if cost == nil {
+				return
+			}
+			p.wrap(node, f.Name, n.Arguments, func(b *Budget, a []any) (any, error) {
+				if err := cost(b, a); err != nil {
+					return nil, err
+				}
+				return fn(a...)
+			})
+			return
+		}
 		for i := range functions {
 			f := &functions[i]
 			if f.Name != callee.Value || f.cost == nil {

@@ -50,6 +50,7 @@ type prover struct {
 	maxBytes, maxSteps int64
 	failed             bool
 	acc                int64 // lower bound of #acc's length in the reduce being read
+	chains             map[ast.Node]chainResult
 }
 
 func (p *prover) report(n ast.Node, format string, args ...any) {
@@ -92,13 +93,15 @@ func (p *prover) cost(n ast.Node) cost {
 	case *ast.ConditionalNode:
 		c = p.cost(n.Cond).plus(minCost(p.cost(n.Exp1), p.cost(n.Exp2)))
 	case *ast.BuiltinNode:
-		switch {
-		case isLoop(n.Name):
+		if isLoop(n.Name) {
 			c = p.loop(n)
-		case n.Name == "replace":
-			c = p.replace(n)
-		default:
+		} else {
 			c = p.children(n)
+		}
+	case *ast.CallNode:
+		c = p.children(n)
+		if name, _ := callOf(n); name == "replace" {
+			c = p.replace(n, c)
 		}
 	default:
 		c = p.children(n)
@@ -232,8 +235,7 @@ func (p *prover) loop(n *ast.BuiltinNode) cost {
 // replace: the chain of replace calls with literal patterns that ends
 // here, judged on its constant input or, over any other input, on one
 // occurrence of the innermost pattern.
-func (p *prover) replace(n *ast.BuiltinNode) cost {
-	c := p.children(n)
+func (p *prover) replace(n ast.Node, c cost) cost {
 	if p.failed {
 		return c
 	}
@@ -268,33 +270,45 @@ func (p *prover) chain(n ast.Node) chainResult {
 	switch n := n.(type) {
 	case *ast.StringNode:
 		return chainResult{out: n.Value, exact: true, ok: true}
-	case *ast.BuiltinNode:
-		if n.Name != "replace" || len(n.Arguments) != 3 {
+	case *ast.CallNode:
+		if name, args := callOf(n); name != "replace" || len(args) != 3 {
 			return chainResult{}
 		}
-		old, ok1 := n.Arguments[1].(*ast.StringNode)
-		nw, ok2 := n.Arguments[2].(*ast.StringNode)
-		if !ok1 || !ok2 {
-			return chainResult{}
+		if r, ok := p.chains[n]; ok {
+			return r // each chain is built once, however deep it nests
 		}
-		r := p.chain(n.Arguments[0])
-		if !r.ok {
-			// Any other input: judged on one occurrence of the pattern.
-			r = chainResult{out: old.Value, ok: true, witness: old.Value}
+		r := p.chain1(n.Arguments)
+		if p.chains == nil {
+			p.chains = map[ast.Node]chainResult{}
 		}
-		if r.over {
-			return r
-		}
-		size := replaceLen(r.out, old.Value, nw.Value, -1)
-		r.total = satAdd(r.total, size)
-		if size > p.maxBytes || r.total > p.maxBytes {
-			r.over, r.out = true, ""
-			return r
-		}
-		r.out = strings.ReplaceAll(r.out, old.Value, nw.Value)
+		p.chains[n] = r
 		return r
 	}
 	return chainResult{}
+}
+
+func (p *prover) chain1(args []ast.Node) chainResult {
+	old, ok1 := args[1].(*ast.StringNode)
+	nw, ok2 := args[2].(*ast.StringNode)
+	if !ok1 || !ok2 {
+		return chainResult{}
+	}
+	r := p.chain(args[0])
+	if !r.ok {
+		// Any other input: judged on one occurrence of the pattern.
+		r = chainResult{out: old.Value, ok: true, witness: old.Value}
+	}
+	if r.over {
+		return r
+	}
+	size := replaceLen(r.out, old.Value, nw.Value, -1)
+	r.total = satAdd(r.total, size)
+	if size > p.maxBytes || r.total > p.maxBytes {
+		r.over, r.out = true, ""
+		return r
+	}
+	r.out = strings.ReplaceAll(r.out, old.Value, nw.Value)
+	return r
 }
 
 // strLB is a lower bound of the length of the text n gives (0 when it may
@@ -313,14 +327,22 @@ func (p *prover) strLB(n ast.Node) int64 {
 		}
 	case *ast.ConditionalNode:
 		return min(p.strLB(n.Exp1), p.strLB(n.Exp2))
-	case *ast.BuiltinNode:
-		if n.Name == "replace" {
+	case *ast.CallNode:
+		if name, _ := callOf(n); name == "replace" {
 			if r := p.chain(n); r.ok && r.exact && !r.over {
 				return int64(len(r.out))
 			}
 		}
 	}
 	return 0
+}
+
+// callOf is the name and arguments of a call of a named function.
+func callOf(n *ast.CallNode) (string, []ast.Node) {
+	if id, ok := n.Callee.(*ast.IdentifierNode); ok {
+		return id.Value, n.Arguments
+	}
+	return "", nil
 }
 
 // lin writes the length of the text n gives as at least a*len(#acc) + g.

@@ -287,3 +287,70 @@ func TestBudgetPatchCovers(t *testing.T) {
 		}
 	}
 }
+
+const budgetDemoHead = `key: demo
+version: 1.0.0
+name: Demo
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/e
+    body:
+`
+
+// Nested calls of builtins with several signatures (replace, split, trim,
+// join) compile in linear time: expr-lang's checker visited the arguments
+// once per signature, 2^depth visits (25 nested replace calls took over
+// a minute).
+func TestNestedOverloadedBuiltinsCompileFast(t *testing.T) {
+	e := "event.properties.x"
+	for i := range 200 {
+		switch i % 4 {
+		case 0:
+			e = `replace(` + e + `, "a", "b")`
+		case 1:
+			e = `trim(` + e + `)`
+		case 2:
+			e = `join(split(` + e + `, ","), ";")`
+		case 3:
+			e = `replace(` + e + `, "c", "d", 1)`
+		}
+	}
+	src := budgetDemoHead + "      s: {expr: '" + e + "'}\nevents:\n  E: {vendor_event: e, request: r}\n"
+	done := make(chan Diagnostics, 1)
+	go func() {
+		_, ds := Compile("demo.yaml", []byte(src))
+		done <- ds
+	}()
+	select {
+	case ds := <-done:
+		if ds.HasErrors() {
+			t.Fatal(ds)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("compiling 200 nested calls did not end in 20 s")
+	}
+}
+
+// A type error inside a function's arguments is reported where it is (it
+// went unreported: expr-lang skips the arguments of calls it has typed
+// once), and the builtins checked by one Validate keep expr-lang's
+// messages.
+func TestTypeErrorsInsideCallArguments(t *testing.T) {
+	for _, tt := range []struct{ expr, want string }{
+		{`sha256_hex(upper(1))`, `demo.yaml:12:35: error expr_type: cannot use int as argument (type string) to call upper`},
+		{`replace("x", "a", upper(1))`, `demo.yaml:12:42: error expr_type: cannot use int as argument (type string) to call upper`},
+		{`replace(1, "a", "b")`, `demo.yaml:12:18: error expr_type: cannot use int as argument (type string) to call replace`},
+		{`split("a")`, `demo.yaml:12:18: error expr_type: not enough arguments to call split`},
+		{`join(["a"], ",", 1)`, `demo.yaml:12:18: error expr_type: too many arguments to call join`},
+	} {
+		src := budgetDemoHead + "      s: {expr: '" + tt.expr + "'}\nevents:\n  E: {vendor_event: e, request: r}\n"
+		_, ds := Compile("demo.yaml", []byte(src))
+		if got := fmt.Sprint(ds); !strings.Contains(got, tt.want) {
+			t.Errorf("%s:\n got %s\nwant %s", tt.expr, got, tt.want)
+		}
+	}
+}

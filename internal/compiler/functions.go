@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/conf"
 
 	"github.com/blueprint-engine/blueprint/internal/conv"
 )
@@ -231,8 +234,95 @@ var exprOptions = func() []expr.Option {
 	for _, b := range builtinsDisabled {
 		opts = append(opts, expr.DisableBuiltin(b))
 	}
+	opts = append(opts, func(c *conf.Config) {
+		for name, f := range overloadsOnce {
+			if !c.Disabled[name] {
+				c.Functions[name] = f
+			}
+		}
+	})
 	return opts
 }()
+
+// overloadsOnce are expr-lang's builtins with several signatures (replace,
+// split, trim, join...), declared as functions of the same name checked by
+// one Validate that picks the signature from the arguments' types; they
+// run expr-lang's own implementation. expr-lang's checker visits a
+// builtin's arguments once per signature it tries, so calls nested in one
+// another took 2^depth visits: 25 nested replace calls took minutes to
+// compile. The messages are expr-lang's; a wrong argument is reported at
+// the call.
+var overloadsOnce = func() map[string]*builtin.Function {
+	m := map[string]*builtin.Function{}
+	for _, f := range builtin.Builtins {
+		if len(f.Types) < 2 || f.Validate != nil || f.Predicate || f.Func == nil {
+			continue
+		}
+		g := *f
+		name, types := f.Name, f.Types
+		g.Types = nil
+		g.Validate = func(args []reflect.Type) (reflect.Type, error) { return pickOverload(name, types, args) }
+		m[name] = &g
+	}
+	return m
+}()
+
+// pickOverload is the result type of the first signature the arguments
+// fit (an argument of unknown type fits any parameter), or the error
+// expr-lang gives for the last one.
+func pickOverload(name string, types []reflect.Type, args []reflect.Type) (reflect.Type, error) {
+	var err error
+	for _, t := range types {
+		if t.IsVariadic() {
+			if len(args) < t.NumIn()-1 {
+				err = fmt.Errorf("not enough arguments to call %s", name)
+				continue
+			}
+		} else if len(args) > t.NumIn() {
+			err = fmt.Errorf("too many arguments to call %s", name)
+			continue
+		} else if len(args) < t.NumIn() {
+			err = fmt.Errorf("not enough arguments to call %s", name)
+			continue
+		}
+		fits := true
+		for i, a := range args {
+			var in reflect.Type
+			if t.IsVariadic() && i >= t.NumIn()-1 {
+				in = t.In(t.NumIn() - 1).Elem()
+			} else {
+				in = t.In(i)
+			}
+			switch {
+			case a == nil:
+				if in.Kind() != reflect.Ptr && in.Kind() != reflect.Interface {
+					err = fmt.Errorf("cannot use nil as argument (type %s) to call %s", in, name)
+					fits = false
+				}
+			case a.Kind() == reflect.Interface || in.Kind() == reflect.Interface || a.AssignableTo(in):
+			case isIntKind(a.Kind()) && isIntKind(in.Kind()):
+			default:
+				err = fmt.Errorf("cannot use %s as argument (type %s) to call %s", a, in, name)
+				fits = false
+			}
+			if !fits {
+				break
+			}
+		}
+		if fits && t.NumOut() > 0 {
+			return t.Out(0), nil
+		}
+	}
+	return anyType, err
+}
+
+func isIntKind(k reflect.Kind) bool {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return true
+	}
+	return false
+}
 
 // ErrAbsent is the error of a helper function called on an absent value
 // (the runtime then treats the expression's result as absent, not
