@@ -312,3 +312,103 @@ func FuzzExprBudget(f *testing.F) {
 		}
 	})
 }
+
+// The budget is shared by one event's expressions, reset for the next
+// event, set by WithExprBudget; a refused operation uses none of it.
+func TestExprBudgetPerEvent(t *testing.T) {
+	src := demoHead + `      a: {expr: 'replace(event.properties.s ?? "", "a", event.properties.ra ?? "")'}
+      b: {expr: 'replace(event.properties.s ?? "", "a", event.properties.rb ?? "")'}
+events:
+  E: {vendor_event: e, request: r}
+`
+	s := strings.Repeat("a", 1000)
+	five := strings.Repeat("x", 5000) // 1000 x 5000 = 5 MB per field
+	ev := func(ra, rb string) []byte {
+		return []byte(`{"type":"track","event":"E","properties":{"s":"` + s + `","ra":"` + ra + `","rb":"` + rb + `"}}`)
+	}
+	in := bindInline(t, src)
+	// Each field alone fits; both do not: the second is named.
+	if res := in.Evaluate(ev(five, "")); res.Outcome != runtime.Deliver {
+		t.Errorf("one field of 5 MB: %s %s %q", res.Outcome, res.Reason, res.Message)
+	}
+	res := in.Evaluate(ev(five, five))
+	if res.Outcome != runtime.Reject || res.Reason != runtime.ReasonInvalidField || len(res.Fields) != 1 || res.Fields[0] != "b" ||
+		res.Message != "b: expression exceeded its budget of 8388608 bytes" {
+		t.Errorf("two fields of 5 MB: %s %s %v %q", res.Outcome, res.Reason, res.Fields, res.Message)
+	}
+	// The next event has a whole budget again.
+	if res := in.Evaluate(ev("", five)); res.Outcome != runtime.Deliver {
+		t.Errorf("the next event: %s %s %q", res.Outcome, res.Reason, res.Message)
+	}
+	// A refused replacement (10 MB) uses nothing: the other field builds
+	// its 5 MB.
+	ten := five + five
+	res = in.Evaluate(ev(ten, five))
+	if res.Outcome != runtime.Reject || len(res.Fields) != 1 || res.Fields[0] != "a" {
+		t.Errorf("10 MB then 5 MB: %s %s %v %q", res.Outcome, res.Reason, res.Fields, res.Message)
+	}
+	// A smaller budget, set at Bind.
+	bp, ds := engine.Compile("demo.yaml", []byte(src))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	small, err := runtime.Bind(bp, "", nil, runtime.WithExprBudget(1<<20, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = small.Evaluate(ev(five, ""))
+	if res.Outcome != runtime.Reject || res.Message != "a: expression exceeded its budget of 1048576 bytes" {
+		t.Errorf("a budget of 1 MiB: %s %s %v %q", res.Outcome, res.Reason, res.Fields, res.Message)
+	}
+	loops := demoHead + `      n: {expr: 'count(1..(event.properties.n ?? 0), # > 0)'}
+events:
+  E: {vendor_event: e, request: r}
+`
+	bp, ds = engine.Compile("demo.yaml", []byte(loops))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	small, err = runtime.Bind(bp, "", nil, runtime.WithExprBudget(0, 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := small.Evaluate([]byte(`{"type":"track","event":"E","properties":{"n":100}}`)); res.Outcome != runtime.Deliver {
+		t.Errorf("100 elements: %s %s %q", res.Outcome, res.Reason, res.Message)
+	}
+	if res := small.Evaluate([]byte(`{"type":"track","event":"E","properties":{"n":1000}}`)); res.Message != "n: expression exceeded its budget of 1000 steps" {
+		t.Errorf("1000 elements with 1000 steps: %s %s %q", res.Outcome, res.Reason, res.Message)
+	}
+}
+
+// An expression in the items of a list reads a long text of the event at
+// every item: each run copies it, and the copies are counted, so a
+// hundred thousand items do not copy a megabyte each (100 GB).
+func TestExprBudgetItemsReadingTheEvent(t *testing.T) {
+	src := demoHead + `      lines:
+        from: properties.items
+        type: array
+        items:
+          note: {expr: 'len(event.properties.note ?? "")'}
+events:
+  E: {vendor_event: e, request: r}
+`
+	in := bindInline(t, src)
+	note := strings.Repeat("n", 400_000)
+	ev := []byte(`{"type":"track","event":"E","properties":{"note":"` + note + `","items":[` + strings.Repeat(`{},`, 100_000) + `{}]}}`)
+	start := time.Now()
+	res := in.Evaluate(ev)
+	if took := time.Since(start); took > budgetEvalTime {
+		t.Errorf("took %v", took)
+	}
+	if res.Outcome != runtime.Reject || res.Reason != runtime.ReasonInvalidField || !strings.Contains(res.Message, "expression exceeded its budget of 8388608 bytes") {
+		t.Errorf("got %s %s %.200q", res.Outcome, res.Reason, res.Message)
+	}
+	// The first items fit: 20 copies of 400 KB are 8 MB.
+	if len(res.Fields) == 0 || res.Fields[0] != "lines[20].note" {
+		t.Errorf("the first item over budget: %.100v", res.Fields)
+	}
+	few := []byte(`{"type":"track","event":"E","properties":{"note":"` + note + `","items":[{},{}]}}`)
+	if res := in.Evaluate(few); res.Outcome != runtime.Deliver || string(res.Requests[0].Body) != `{"lines":[{"note":400000},{"note":400000}]}` {
+		t.Errorf("two items: %s %s %q", res.Outcome, res.Reason, res.Message)
+	}
+}

@@ -104,12 +104,20 @@ func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 	if !b.Ready() {
 		b.Reset(c.in.opts.ExprBytes, c.in.opts.ExprSteps)
 	}
+	// The run: at most its program's length in steps besides its loops
+	// (which charge their own), and its inputs, charged before they are
+	// copied.
+	if err := b.Charge(0, int64(len(e.Program.Bytecode))); err != nil {
+		return invalidVal(err.Error()), err
+	}
 	env := make(map[string]any, len(e.Inputs)+1)
 	anyAbsent, anyBad := false, false
-	var read int64 // bytes of the inputs copied for the program
 	for i := range e.Inputs {
 		in := &e.Inputs[i]
-		x, st, n := c.input(in, sc)
+		if err := b.Charge(c.inputSize(in, sc), 0); err != nil {
+			return invalidVal(err.Error()), err
+		}
+		x, st := c.input(in, sc)
 		switch st {
 		case invalid, skipped:
 			anyBad = true
@@ -120,14 +128,8 @@ func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 			anyAbsent = true
 		}
 		env[in.Name] = x
-		read += int64(n)
 	}
 	env[compiler.BudgetVar] = b
-	// The run: its inputs, and at most its program's length in steps
-	// besides its loops (which charge their own).
-	if err := b.Charge(read, int64(len(e.Program.Bytecode))); err != nil {
-		return invalidVal(err.Error()), err
-	}
 	out, err := c.vm.Run(e.Program, env)
 	if err != nil {
 		var be *compiler.BudgetError
@@ -169,66 +171,56 @@ func (c *evalCtx) chargeResult(out any) error {
 	return c.budget.Charge(compiler.ValueSize(out, c.budget.MaxBytes-c.budget.Bytes+1), 0)
 }
 
-// input resolves one expression input to the Go value the program sees,
-// and says how many bytes of text or JSON it copies (for the budget).
-func (c *evalCtx) input(in *compiler.Input, sc *scope) (any, state, int) {
+// inputSize is how many bytes resolving an input copies for the program
+// (its text, or the JSON of an object or list), read from where the value
+// sits, before anything is copied.
+func (c *evalCtx) inputSize(in *compiler.Input, sc *scope) int64 {
 	switch in.Kind {
 	case compiler.InputEvent:
 		if in.Slot < 0 {
-			return gjson.ParseBytes(c.event).Value(), present, len(c.event)
+			return int64(len(c.event))
 		}
-		v := c.spanVal(c.event, c.slots[in.Slot])
-		return c.goValue(v), v.st, copied(v)
+		return spanSize(c.slots[in.Slot])
 	case compiler.InputItem:
 		if in.Slot < 0 {
-			return gjson.ParseBytes(sc.item).Value(), present, len(sc.item)
+			return int64(len(sc.item))
 		}
 		if sc.item == nil {
-			return nil, absent, 0
+			return 0
 		}
-		v := c.spanVal(sc.doc, sc.slots[in.Slot])
-		return c.goValue(v), v.st, copied(v)
-	case compiler.InputConfig:
-		x := c.in.config[in.Config]
-		if i, ok := x.(int64); ok {
-			x = int(i)
-		}
-		return x, present, 0
+		return spanSize(sc.slots[in.Slot])
 	case compiler.InputValue:
-		v := c.value(in.Value)
-		return c.goValue(v), v.st, copied(v)
+		return copied(c.value(in.Value))
 	case compiler.InputField:
 		if in.Field < len(sc.fields) {
-			v := sc.fields[in.Field]
-			return c.goValue(v), v.st, copied(v)
-		}
-	case compiler.InputStatus:
-		if c.resp != nil {
-			return c.resp.status, present, 0
+			return copied(sc.fields[in.Field])
 		}
 	case compiler.InputBody:
-		if c.resp != nil && gjson.ValidBytes(c.resp.body) {
+		if c.resp != nil {
 			if in.Path == "" {
-				return gjson.ParseBytes(c.resp.body).Value(), present, len(c.resp.body)
+				return int64(len(c.resp.body))
 			}
-			r := gjson.GetBytes(c.resp.body, in.Path)
-			if r.Exists() {
-				return r.Value(), present, len(r.Raw)
-			}
+			return int64(len(gjson.GetBytes(c.resp.body, in.Path).Raw))
 		}
 	case compiler.InputHeader:
 		if c.resp != nil {
-			if v := c.resp.header.Values(in.Path); len(v) > 0 {
-				return v[0], present, len(v[0])
-			}
+			return int64(len(c.resp.header.Get(in.Path)))
 		}
 	}
-	return nil, absent, 0
+	return 0
+}
+
+func spanSize(sp span) int64 {
+	switch sp.kind {
+	case '"', '{', '[':
+		return int64(sp.end - sp.start)
+	}
+	return 0
 }
 
 // copied is how many bytes goValue copies out of v: its text, or the
 // JSON of an object or list.
-func copied(v rv) int {
+func copied(v rv) int64 {
 	if v.st != present || v.isInt {
 		return 0
 	}
@@ -236,9 +228,65 @@ func copied(v rv) int {
 	case v.jt == 't' || v.jt == 'f' || v.jt == 'n' || v.jt == '0':
 		return 0
 	case v.inOut:
-		return int(v.end - v.off)
+		return int64(v.end - v.off)
 	}
-	return len(v.b)
+	return int64(len(v.b))
+}
+
+// input resolves one expression input to the Go value the program sees.
+func (c *evalCtx) input(in *compiler.Input, sc *scope) (any, state) {
+	switch in.Kind {
+	case compiler.InputEvent:
+		if in.Slot < 0 {
+			return gjson.ParseBytes(c.event).Value(), present
+		}
+		v := c.spanVal(c.event, c.slots[in.Slot])
+		return c.goValue(v), v.st
+	case compiler.InputItem:
+		if in.Slot < 0 {
+			return gjson.ParseBytes(sc.item).Value(), present
+		}
+		if sc.item == nil {
+			return nil, absent
+		}
+		v := c.spanVal(sc.doc, sc.slots[in.Slot])
+		return c.goValue(v), v.st
+	case compiler.InputConfig:
+		x := c.in.config[in.Config]
+		if i, ok := x.(int64); ok {
+			x = int(i)
+		}
+		return x, present
+	case compiler.InputValue:
+		v := c.value(in.Value)
+		return c.goValue(v), v.st
+	case compiler.InputField:
+		if in.Field < len(sc.fields) {
+			v := sc.fields[in.Field]
+			return c.goValue(v), v.st
+		}
+	case compiler.InputStatus:
+		if c.resp != nil {
+			return c.resp.status, present
+		}
+	case compiler.InputBody:
+		if c.resp != nil && gjson.ValidBytes(c.resp.body) {
+			if in.Path == "" {
+				return gjson.ParseBytes(c.resp.body).Value(), present
+			}
+			r := gjson.GetBytes(c.resp.body, in.Path)
+			if r.Exists() {
+				return r.Value(), present
+			}
+		}
+	case compiler.InputHeader:
+		if c.resp != nil {
+			if v := c.resp.header.Values(in.Path); len(v) > 0 {
+				return v[0], present
+			}
+		}
+	}
+	return nil, absent
 }
 
 // arith computes checked integer arithmetic on two inputs natively; it
