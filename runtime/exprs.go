@@ -93,7 +93,9 @@ func (c *evalCtx) goValue(v rv) any {
 // its total whatever its quantity). Otherwise one with an invalid input
 // gives skipped (it is derived, and never named in a fault); any other
 // failure is invalid (minor_units of "abc" is, even when another input is
-// absent and handled with ??).
+// absent and handled with ??). An expression that would exceed the
+// event's budget (its run, an input copied whole, an operation, the JSON
+// of a list or map result) is invalid, whatever its inputs.
 func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 	if a := e.Arith; a != nil {
 		if v, ok := c.arith(e, a, sc); ok {

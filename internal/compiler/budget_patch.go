@@ -32,10 +32,46 @@ import (
 // constant name, a comparison with a literal) or is bounded by the
 // expression's own text (literals): over a whole event, the steps each
 // run and each loop iteration count bound it.
-func budgetPatch(tree *ast.Node, cfg *conf.Config, weights map[*ast.BuiltinNode]int64) bool {
-	p := &patcher{cfg: cfg, weights: weights}
+func budgetPatch(tree *ast.Node, cfg *conf.Config, weights map[*ast.BuiltinNode]int64, folded map[ast.Node]bool) bool {
+	p := &patcher{cfg: cfg, weights: weights, folded: folded}
 	ast.Walk(tree, p)
 	return p.k > 0
+}
+
+// foldedNodes lists what expr-lang's optimizer turns into constant work.
+func foldedNodes(tree ast.Node) map[ast.Node]bool {
+	f := &foldFinder{map[ast.Node]bool{}}
+	ast.Walk(&tree, f)
+	return f.folded
+}
+
+// foldFinder marks what expr-lang's optimizer turns into constant work,
+// left as it is so that it still does: an int in a constant range
+// (two comparisons, optimizer/in_range.go) and the sum of a constant
+// range (a number, optimizer/sum_range.go).
+type foldFinder struct{ folded map[ast.Node]bool }
+
+func (f *foldFinder) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.BinaryNode:
+		if r, ok := n.Right.(*ast.BinaryNode); ok && n.Operator == "in" && constRange(r) &&
+			n.Left.Type() != nil && n.Left.Type().Kind() == reflect.Int {
+			f.folded[n], f.folded[r] = true, true
+		}
+	case *ast.BuiltinNode:
+		if n.Name == "sum" && len(n.Arguments) == 1 {
+			if r, ok := n.Arguments[0].(*ast.BinaryNode); ok && constRange(r) {
+				f.folded[n], f.folded[r] = true, true
+			}
+		}
+	}
+}
+
+// constRange reports a range between two integer literals.
+func constRange(n *ast.BinaryNode) bool {
+	_, ok1 := n.Left.(*ast.IntegerNode)
+	_, ok2 := n.Right.(*ast.IntegerNode)
+	return n.Operator == ".." && ok1 && ok2
 }
 
 type opFunc func(b *Budget, a []any) (any, error)
@@ -43,6 +79,7 @@ type opFunc func(b *Budget, a []any) (any, error)
 type patcher struct {
 	cfg     *conf.Config
 	weights map[*ast.BuiltinNode]int64
+	folded  map[ast.Node]bool // left to the optimizer (see foldFinder)
 	k       int
 }
 
@@ -72,6 +109,9 @@ func (p *patcher) wrap(node *ast.Node, label string, args []ast.Node, op opFunc)
 var anyType = reflect.TypeOf((*any)(nil)).Elem()
 
 func (p *patcher) Visit(node *ast.Node) {
+	if p.folded[*node] {
+		return
+	}
 	switch n := (*node).(type) {
 	case *ast.BinaryNode:
 		p.binary(node, n)
@@ -181,8 +221,51 @@ func (p *patcher) binary(node *ast.Node, n *ast.BinaryNode) {
 		if isLiteral(n.Left) && (isLiteral(n.Right) || isLiteralList(n.Right)) {
 			return
 		}
+		if arr, ok := n.Right.(*ast.ArrayNode); ok {
+			// What expr-lang's optimizer would make of it (a set), with
+			// its results (nil in [""] is true).
+			if set := inArraySet(n.Left, arr); set != nil {
+				args[1] = set
+			}
+		}
 		p.wrap(node, "in", args, opIn)
 	}
+}
+
+// inArraySet is the set expr-lang's optimizer (optimizer/in_array.go)
+// makes of a literal list of integers (when x is an int) or of texts, or
+// nil.
+func inArraySet(x ast.Node, arr *ast.ArrayNode) ast.Node {
+	if len(arr.Nodes) == 0 {
+		return nil
+	}
+	if t := x.Type(); t != nil && t.Kind() == reflect.Int {
+		ints := map[int]struct{}{}
+		for _, a := range arr.Nodes {
+			i, ok := a.(*ast.IntegerNode)
+			if !ok {
+				ints = nil
+				break
+			}
+			ints[i.Value] = struct{}{}
+		}
+		if ints != nil {
+			c := &ast.ConstantNode{Value: ints}
+			c.SetType(reflect.TypeOf(ints))
+			return c
+		}
+	}
+	texts := map[string]struct{}{}
+	for _, a := range arr.Nodes {
+		s, ok := a.(*ast.StringNode)
+		if !ok {
+			return nil
+		}
+		texts[s.Value] = struct{}{}
+	}
+	c := &ast.ConstantNode{Value: texts}
+	c.SetType(reflect.TypeOf(texts))
+	return c
 }
 
 // Loops: the collection is charged when the loop starts.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/checker"
 	exprcompiler "github.com/expr-lang/expr/compiler"
 	"github.com/expr-lang/expr/conf"
@@ -25,6 +26,19 @@ import (
 // type, as event values are.
 func compileBudgetTest(t *testing.T, text string, patch bool) *vm.Program {
 	t.Helper()
+	prog, err := compileBudgetExpr(text, patch)
+	if err != nil {
+		t.Fatalf("%s: %v", text, err)
+	}
+	return prog
+}
+
+func compileBudgetExpr(text string, patch bool) (prog *vm.Program, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
 	cfg := conf.CreateNew()
 	for _, op := range exprOptions {
 		op(cfg)
@@ -33,26 +47,39 @@ func compileBudgetTest(t *testing.T, text string, patch bool) *vm.Program {
 	for name := range cfg.Disabled {
 		delete(cfg.Builtins, name)
 	}
+	cfg.MaxNodes = 2000
 	tree, err := parser.ParseWithConfig(text, cfg)
 	if err != nil {
-		t.Fatalf("%s: %v", text, err)
+		return nil, err
+	}
+	// As the rewriter does: only known functions are called.
+	var unknown []string
+	ast.Find(tree.Node, func(n ast.Node) bool {
+		if c, ok := n.(*ast.CallNode); ok {
+			if id, ok := c.Callee.(*ast.IdentifierNode); ok && !knownFunction(id.Value) {
+				unknown = append(unknown, c.Callee.String())
+			}
+		}
+		return false
+	})
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("unknown functions %v", unknown)
 	}
 	cfg.WithEnv(map[string]any{"n": 0, "str": ""})
 	cfg.Strict = false
+	if _, err := new(checker.Checker).Check(tree, cfg); err != nil {
+		return nil, err
+	}
 	if _, err := new(checker.Checker).PatchAndCheck(tree, cfg); err != nil {
-		t.Fatalf("%s: %v", text, err)
+		return nil, err
 	}
 	if patch {
-		budgetPatch(&tree.Node, cfg, loopWeights(tree.Node))
+		budgetPatch(&tree.Node, cfg, loopWeights(tree.Node), foldedNodes(tree.Node))
 	}
 	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
-		t.Fatalf("%s: %v", text, err)
+		return nil, err
 	}
-	prog, err := exprcompiler.Compile(tree, cfg)
-	if err != nil {
-		t.Fatalf("%s: %v", text, err)
-	}
-	return prog
+	return exprcompiler.Compile(tree, cfg)
 }
 
 var budgetLocRE = regexp.MustCompile(` \(\d+:\d+\)$`)
@@ -72,11 +99,69 @@ func firstLine(err error) string {
 // operation gives what expr-lang gives, the same value or the same error,
 // on texts, numbers, nil, lists and maps.
 func TestBudgetPatchKeepsSemantics(t *testing.T) {
-	exprs := []string{
+	for _, text := range budgetExprs {
+		plain := compileBudgetTest(t, text, false)
+		patched := compileBudgetTest(t, text, true)
+		for i, env := range budgetEnvs {
+			if msg := budgetCompare(plain, patched, env); msg != "" {
+				t.Errorf("%s, env %d:\n%s", text, i, msg)
+			}
+		}
+	}
+}
+
+// budgetCompare runs both programs on env and describes any difference;
+// a run over the budget is not compared (the plain one could take long).
+func budgetCompare(plain, patched *vm.Program, env map[string]any) string {
+	e := map[string]any{budgetVar: budgetForTest()}
+	for k, v := range env {
+		e[k] = v
+	}
+	got, gotErr := vm.Run(patched, e)
+	var be *BudgetError
+	if errors.As(gotErr, &be) {
+		return ""
+	}
+	want, wantErr := vm.Run(plain, env)
+	// Equal, or printed the same (NaN, a method value).
+	same := reflect.DeepEqual(got, want) || fmt.Sprintf("%#v", got) == fmt.Sprintf("%#v", want)
+	if firstLine(gotErr) != firstLine(wantErr) || !same {
+		return fmt.Sprintf(" got  %#v, %v\n want %#v, %v", got, gotErr, want, wantErr)
+	}
+	return ""
+}
+
+// FuzzBudgetPatch: for any expression that compiles, the budget rewrite
+// changes nothing but the budget (see TestBudgetPatchKeepsSemantics).
+//
+//	go test ./internal/compiler -run '^$' -fuzz FuzzBudgetPatch -fuzztime 60s
+func FuzzBudgetPatch(f *testing.F) {
+	for _, e := range budgetExprs {
+		f.Add(e)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		plain, err := compileBudgetExpr(text, false)
+		if err != nil {
+			return
+		}
+		patched, err := compileBudgetExpr(text, true)
+		if err != nil {
+			t.Fatalf("%s compiles, and not with the budget: %v", text, err)
+		}
+		for i, env := range budgetEnvs {
+			if msg := budgetCompare(plain, patched, env); msg != "" {
+				t.Errorf("%s, env %d:\n%s", text, i, msg)
+			}
+		}
+	})
+}
+
+var (
+	budgetExprs = []string{
 		`a + b`, `s + "x"`, `str + s`, `str + str`, `n + n`, `a + 1`, `a..b`, `1..n`,
 		`a == b`, `a != b`, `a < b`, `a >= b`, `a > b`, `a <= b`, `s == a`, `str == s`, `s == "lit"`, `arr == arr`,
 		`s contains "x"`, `s contains a`, `s startsWith a`, `s endsWith a`, `not (s contains a)`,
-		`s matches "^b"`, `s matches a`, `a in arr`, `a in m`, `s in m`, `a in 1..3`, `s in ["a", "banana"]`,
+		`s matches "^b"`, `s matches a`, `a in arr`, `a in m`, `s in m`, `a in 1..3`, `n in 1..3`, `n in 1..n`, `sum(1..4)`, `sum(1..4, # * 2)`, `s in ["a", "banana"]`, `a in ["", "x"]`, `n in [1, 3]`,
 		`upper(s)`, `lower(s)`, `trim(s)`, `trim(s, "a")`, `trim(s, str)`, `sortBy(arr, #, "desc")`, `trimPrefix(s, "b")`, `trimSuffix(s)`,
 		`split(s, ",")`, `split(s, "")`, `split(s, a, 2)`, `splitAfter(s, "a")`,
 		`replace(s, "a", "bb")`, `replace(s, a, b)`, `replace(s, "a", "", 1)`, `replace(s, "", "-")`,
@@ -93,7 +178,7 @@ func TestBudgetPatchKeepsSemantics(t *testing.T) {
 		`first(arr)`, `last(arr)`, `get(m, s)`, `s[1:3]`, `let x = s + s; x + x`, `a ?? (s + "x")`, `type(a)`, `abs(a)`,
 		`map(arr, ({"k": #}))`, `filter(arr, # in arr)`, `reduce(arr, #acc + string(#), "")`,
 	}
-	envs := []map[string]any{
+	budgetEnvs = []map[string]any{
 		{"a": 1, "b": 2, "s": "a,b", "str": "x", "n": 3, "arr": []any{1, 2, 3}, "m": map[string]any{"a,b": 1, "x": 2}},
 		{"a": "a", "b": "bb", "s": "banana", "str": "b", "n": 0, "arr": []any{"a", "b", "a"}, "m": map[string]any{"banana": "x"}},
 		{"a": nil, "b": nil, "s": nil, "str": "", "n": -2, "arr": nil, "m": nil},
@@ -102,22 +187,7 @@ func TestBudgetPatchKeepsSemantics(t *testing.T) {
 		{"a": "2006", "b": "", "s": "https://x.example/?q=1&q=2", "str": "q", "n": 5, "arr": []any{"x", "y"}, "m": map[string]any{"q": nil}},
 		{"a": "25.50", "b": true, "s": `{"a":[1,2,{"b":null}]}`, "str": "\x00\xff", "n": 4, "arr": []any{true, false}, "m": map[string]any{"a": 1.5}},
 	}
-	for _, text := range exprs {
-		plain := compileBudgetTest(t, text, false)
-		patched := compileBudgetTest(t, text, true)
-		for i, env := range envs {
-			want, wantErr := vm.Run(plain, env)
-			e := map[string]any{budgetVar: budgetForTest()}
-			for k, v := range env {
-				e[k] = v
-			}
-			got, gotErr := vm.Run(patched, e)
-			if firstLine(gotErr) != firstLine(wantErr) || !reflect.DeepEqual(got, want) {
-				t.Errorf("%s, env %d:\n got  %#v, %v\n want %#v, %v", text, i, got, gotErr, want, wantErr)
-			}
-		}
-	}
-}
+)
 
 func budgetForTest() *Budget {
 	b := new(Budget)
@@ -257,7 +327,7 @@ func TestBudgetPatchCovers(t *testing.T) {
 		patched bool
 	}{
 		{`a + b`, true}, {`s + "x"`, true}, {`str + str`, true}, {`n + n`, false}, {`n * 2 + 1`, false}, {`"a" + "b"`, false},
-		{`a..b`, true}, {`1..3`, true},
+		{`a..b`, true}, {`1..3`, true}, {`n in 1..3`, false}, {`a in 1..3`, true}, {`sum(1..3)`, false}, {`sum(1..n)`, true},
 		{`a == b`, true}, {`a == "x"`, false}, {`n == 1`, false}, {`a != nil`, false}, {`n < n`, false}, {`s < a`, true},
 		{`s contains "x"`, true}, {`"abc" contains s`, false}, {`s startsWith "x"`, false}, {`s startsWith a`, true},
 		{`s matches "^x"`, true}, {`a in arr`, true}, {`1 in [1, 2]`, false},
@@ -282,7 +352,7 @@ func TestBudgetPatchCovers(t *testing.T) {
 		if _, err := new(checker.Checker).PatchAndCheck(tree, cfg); err != nil {
 			t.Fatalf("%s: %v", tt.text, err)
 		}
-		if got := budgetPatch(&tree.Node, cfg, loopWeights(tree.Node)); got != tt.patched {
+		if got := budgetPatch(&tree.Node, cfg, loopWeights(tree.Node), foldedNodes(tree.Node)); got != tt.patched {
 			t.Errorf("%s: rewritten %v, want %v", tt.text, got, tt.patched)
 		}
 	}

@@ -110,11 +110,11 @@ func (c *compiler) compileExpr(n *yaml.Node, sc *scope) *Expr {
 	// Bound what it builds and does per event: refuse what provably
 	// exceeds the budget, make every costly operation charge it (see
 	// budget.go).
-	weights := loopWeights(tree.Node)
-	if !c.proveBudget(n, tree.Node, weights) {
+	weights, folded := loopWeights(tree.Node), foldedNodes(tree.Node)
+	if !c.proveBudget(n, tree.Node, weights, folded) {
 		return nil
 	}
-	budgetPatch(&tree.Node, cfg, weights)
+	budgetPatch(&tree.Node, cfg, weights, folded)
 	if cfg.Optimize {
 		if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
 			c.exprError(n, err, "expr_type")
