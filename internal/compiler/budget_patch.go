@@ -343,11 +343,14 @@ func (p *patcher) builtin(node *ast.Node, n *ast.BuiltinNode) {
 	}
 	bf := builtin.Builtins[id]
 	p.wrap(node, n.Name, n.Arguments, func(b *Budget, a []any) (any, error) {
-		if err := cost(b, a); err != nil {
+		if err := safeCost(cost, b, a); err != nil {
 			return nil, err
 		}
 		switch {
 		case bf.Fast != nil:
+			if len(a) != 1 {
+				panic("stack underflow") // as the VM, for a call it did not check
+			}
 			return bf.Fast(a[0]), nil
 		case bf.Func != nil:
 			return bf.Func(a...)
@@ -370,7 +373,7 @@ func (p *patcher) call(node *ast.Node, n *ast.CallNode) {
 				return
 			}
 			p.wrap(node, f.Name, n.Arguments, func(b *Budget, a []any) (any, error) {
-				if err := cost(b, a); err != nil {
+				if err := safeCost(cost, b, a); err != nil {
 					return nil, err
 				}
 				return fn(a...)
@@ -384,7 +387,7 @@ func (p *patcher) call(node *ast.Node, n *ast.CallNode) {
 			}
 			cost, fn := f.cost, f.fn
 			p.wrap(node, f.Name, n.Arguments, func(b *Budget, a []any) (any, error) {
-				if err := cost(b, a); err != nil {
+				if err := safeCost(cost, b, a); err != nil {
 					return nil, err
 				}
 				return fn(a...)
@@ -400,6 +403,18 @@ func (p *patcher) call(node *ast.Node, n *ast.CallNode) {
 			}
 		}
 	}
+}
+
+// safeCost charges a call's cost; a call with too few arguments (in the
+// arguments of a method of an unknown value, which expr-lang does not
+// check) charges nothing, and the function reports it as it always did.
+func safeCost(cost func(b *Budget, a []any) error, b *Budget, a []any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = nil
+		}
+	}()
+	return cost(b, a)
 }
 
 // The budget-aware operations. Each does what expr-lang's VM does for the
