@@ -49,7 +49,8 @@ type evalCtx struct {
 	looked   bool // found is the mapping of the event's name
 	found    *compiler.Event
 	vm       vm.VM
-	resp     *responseCtx // set while a response rule runs
+	budget   compiler.Budget // what this evaluation's expressions may still build and do
+	resp     *responseCtx    // set while a response rule runs
 }
 
 var ctxPool = sync.Pool{New: func() any { return new(evalCtx) }}
@@ -335,6 +336,7 @@ func (c *evalCtx) fillFallback(doc []byte, paths map[int]string, slots []span) {
 
 func (c *evalCtx) release() {
 	c.in, c.ev, c.event, c.name, c.resp, c.top, c.found = nil, nil, nil, nil, nil, scope{}, nil
+	c.budget = compiler.Budget{} // the next evaluation gets a whole one
 	c.sc.b, c.sc.gate, c.sc.keep = nil, nil, nil
 	clear(c.values)
 	c.faults = c.faults[:0]

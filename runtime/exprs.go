@@ -93,17 +93,32 @@ func (c *evalCtx) goValue(v rv) any {
 // its total whatever its quantity). Otherwise one with an invalid input
 // gives skipped (it is derived, and never named in a fault); any other
 // failure is invalid (minor_units of "abc" is, even when another input is
-// absent and handled with ??).
+// absent and handled with ??). An expression that would exceed the
+// event's budget (its run, an input copied whole, an operation, the JSON
+// of a list or map result) is invalid, whatever its inputs.
 func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 	if a := e.Arith; a != nil {
 		if v, ok := c.arith(e, a, sc); ok {
 			return v, nil
 		}
 	}
-	env := make(map[string]any, len(e.Inputs))
+	b := &c.budget
+	if !b.Ready() {
+		b.Reset(c.in.opts.ExprBytes, c.in.opts.ExprSteps)
+	}
+	// The run: at most its program's length in steps besides its loops
+	// (which charge their own), and its inputs, charged before they are
+	// copied.
+	if err := b.Charge(0, int64(len(e.Program.Bytecode))); err != nil {
+		return invalidVal(err.Error()), err
+	}
+	env := make(map[string]any, len(e.Inputs)+1)
 	anyAbsent, anyBad := false, false
 	for i := range e.Inputs {
 		in := &e.Inputs[i]
+		if err := b.Charge(c.inputSize(in, sc), 0); err != nil {
+			return invalidVal(err.Error()), err
+		}
 		x, st := c.input(in, sc)
 		switch st {
 		case invalid, skipped:
@@ -116,15 +131,23 @@ func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 		}
 		env[in.Name] = x
 	}
+	env[compiler.BudgetVar] = b
 	out, err := c.vm.Run(e.Program, env)
 	if err != nil {
+		var be *compiler.BudgetError
 		switch {
+		case errors.As(err, &be):
+			// Over the budget is the event's fault, whatever the inputs.
+			return invalidVal(be.Error()), err
 		case anyAbsent && nilError(err):
 			return rv{}, err // it failed on an absent input
 		case anyBad:
 			return rv{st: skipped}, err
 		}
 		return invalidVal(exprMessage(err)), err
+	}
+	if err := c.chargeResult(out); err != nil {
+		return invalidVal(err.Error()), err
 	}
 	v := c.goVal(out)
 	if v.st == invalid && !anyAbsent && !anyBad {
@@ -137,6 +160,79 @@ func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 		return rv{}, nil
 	}
 	return v, nil
+}
+
+// chargeResult charges the budget with the JSON text of a list or map
+// result before goVal writes it (a list of a thousand references to one
+// long text is small in memory, and not as text).
+func (c *evalCtx) chargeResult(out any) error {
+	switch out.(type) {
+	case nil, string, bool, int, int64, float64, time.Time:
+		return nil
+	}
+	return c.budget.Charge(compiler.ValueSize(out, c.budget.MaxBytes-c.budget.Bytes+1), 0)
+}
+
+// inputSize is how many bytes resolving an input copies for the program
+// (its text, or the JSON of an object or list), read from where the value
+// sits, before anything is copied.
+func (c *evalCtx) inputSize(in *compiler.Input, sc *scope) int64 {
+	switch in.Kind {
+	case compiler.InputEvent:
+		if in.Slot < 0 {
+			return int64(len(c.event))
+		}
+		return spanSize(c.slots[in.Slot])
+	case compiler.InputItem:
+		if in.Slot < 0 {
+			return int64(len(sc.item))
+		}
+		if sc.item == nil {
+			return 0
+		}
+		return spanSize(sc.slots[in.Slot])
+	case compiler.InputValue:
+		return copied(c.value(in.Value))
+	case compiler.InputField:
+		if in.Field < len(sc.fields) {
+			return copied(sc.fields[in.Field])
+		}
+	case compiler.InputBody:
+		if c.resp != nil {
+			if in.Path == "" {
+				return int64(len(c.resp.body))
+			}
+			return int64(len(gjson.GetBytes(c.resp.body, in.Path).Raw))
+		}
+	case compiler.InputHeader:
+		if c.resp != nil {
+			return int64(len(c.resp.header.Get(in.Path)))
+		}
+	}
+	return 0
+}
+
+func spanSize(sp span) int64 {
+	switch sp.kind {
+	case '"', '{', '[':
+		return int64(sp.end - sp.start)
+	}
+	return 0
+}
+
+// copied is how many bytes goValue copies out of v: its text, or the
+// JSON of an object or list.
+func copied(v rv) int64 {
+	if v.st != present || v.isInt {
+		return 0
+	}
+	switch {
+	case v.jt == 't' || v.jt == 'f' || v.jt == 'n' || v.jt == '0':
+		return 0
+	case v.inOut:
+		return int64(v.end - v.off)
+	}
+	return int64(len(v.b))
 }
 
 // input resolves one expression input to the Go value the program sees.

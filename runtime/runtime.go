@@ -156,6 +156,10 @@ const (
 const (
 	DefaultMaxEventSize = 1 << 20 // 1 MiB
 	DefaultMaxDepth     = 64
+	// DefaultExprBytes is what one event's expressions may build (8 MiB).
+	DefaultExprBytes = compiler.DefaultExprBytes
+	// DefaultExprSteps is how many steps one event's expressions may take.
+	DefaultExprSteps = compiler.DefaultExprSteps
 )
 
 // Options tune an Integration.
@@ -164,6 +168,11 @@ type Options struct {
 	MaxEventSize int
 	// MaxDepth is the deepest nesting of objects and arrays accepted.
 	MaxDepth int
+	// ExprBytes and ExprSteps are the budget one event's expressions
+	// share: the bytes they may build and the steps they may take (0:
+	// DefaultExprBytes, DefaultExprSteps). An expression that would
+	// exceed it fails: its field is invalid_field.
+	ExprBytes, ExprSteps int64
 }
 
 // Option sets an Option.
@@ -174,6 +183,13 @@ func WithMaxEventSize(n int) Option { return func(o *Options) { o.MaxEventSize =
 
 // WithMaxDepth sets the deepest nesting accepted (default 64).
 func WithMaxDepth(n int) Option { return func(o *Options) { o.MaxDepth = n } }
+
+// WithExprBudget sets the budget one event's expressions share: the bytes
+// they may build and the steps they may take (defaults DefaultExprBytes
+// and DefaultExprSteps; 0 keeps a default).
+func WithExprBudget(bytes, steps int64) Option {
+	return func(o *Options) { o.ExprBytes, o.ExprSteps = bytes, steps }
+}
 
 // Integration is a blueprint bound to one variant and one checked config.
 type Integration struct {

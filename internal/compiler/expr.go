@@ -95,10 +95,26 @@ func (c *compiler) compileExpr(n *yaml.Node, sc *scope) *Expr {
 	cfg.WithEnv(env)
 	cfg.Strict = false // inputs of unknown type are left undeclared
 	cfg.Check()
+	// A first check of the tree as written: PatchAndCheck checks it once
+	// before patching and then skips the arguments of every call it has
+	// typed, so a type error inside a function's arguments
+	// (sha256_hex(upper(1))) went unreported.
+	if _, err := new(checker.Checker).Check(tree, cfg); err != nil {
+		c.exprError(n, err, "expr_type")
+		return nil
+	}
 	if _, err := new(checker.Checker).PatchAndCheck(tree, cfg); err != nil {
 		c.exprError(n, err, "expr_type")
 		return nil
 	}
+	// Bound what it builds and does per event: refuse what provably
+	// exceeds the budget, make every costly operation charge it (see
+	// budget.go).
+	weights, folded := loopWeights(tree.Node), foldedNodes(tree.Node)
+	if !c.proveBudget(n, tree.Node, weights, folded) {
+		return nil
+	}
+	budgetPatch(&tree.Node, cfg, weights, folded)
 	if cfg.Optimize {
 		if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
 			c.exprError(n, err, "expr_type")

@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/conf"
 
 	"github.com/blueprint-engine/blueprint/internal/conv"
 )
@@ -26,6 +30,9 @@ type Function struct {
 	Example   string
 	fn        func(args ...any) (any, error)
 	types     []any
+	// cost charges the evaluation's budget with what a call is about to
+	// build and read, before it runs (see budget.go); nil: O(1).
+	cost func(b *Budget, args []any) error
 }
 
 // Functions lists the helper functions available to expressions, besides
@@ -38,6 +45,7 @@ var functions = []Function{
 		Doc:     "Converts a decimal amount (a number, or text such as \"25.50\") to integer minor units of an ISO 4217 currency, from the decimal digits as written (never through a float), rounding half away from zero. Fails on a negative or non-decimal amount.",
 		Example: `minor_units("1.005", "USD") == 101`,
 		fn:      fnMinorUnits, types: []any{new(func(any, string) int)},
+		cost: chargeText(1, 0),
 	},
 	{
 		Name: "currency_exponent", Signature: "currency_exponent(code) int",
@@ -51,6 +59,7 @@ var functions = []Function{
 			return conv.CurrencyExponent(strings.ToUpper(s)), nil
 		},
 		types: []any{new(func(string) int)},
+		cost:  chargeText(1, 0),
 	},
 	{
 		Name: "sha256_hex", Signature: "sha256_hex(text) string",
@@ -65,6 +74,7 @@ var functions = []Function{
 			return hex.EncodeToString(sum[:]), nil
 		},
 		types: []any{new(func(string) string)},
+		cost:  chargeText(1, 64),
 	},
 	{
 		Name: "email_sha256", Signature: "email_sha256(email) string",
@@ -79,6 +89,7 @@ var functions = []Function{
 			return hex.EncodeToString(sum[:]), nil
 		},
 		types: []any{new(func(string) string)},
+		cost:  chargeText(2, 64),
 	},
 	{
 		Name: "url_query", Signature: "url_query(url, name) string or nil",
@@ -101,6 +112,7 @@ var functions = []Function{
 			return vs[0], nil
 		},
 		types: []any{new(func(any, string) any)},
+		cost:  chargeText(3, 0),
 	},
 	{
 		Name: "utc_time", Signature: "utc_time(text) string",
@@ -114,6 +126,7 @@ var functions = []Function{
 			return string(conv.AppendUTC(nil, t)), nil
 		},
 		types: []any{new(func(any) string)},
+		cost:  chargeText(0, 32),
 	},
 	{
 		Name: "parse_time", Signature: "parse_time(text) time",
@@ -123,6 +136,7 @@ var functions = []Function{
 			return parseTimeArg(args[0])
 		},
 		types: []any{new(func(any) time.Time)},
+		cost:  chargeText(0, 0),
 	},
 	{
 		Name: "base64", Signature: "base64(text) string",
@@ -136,6 +150,7 @@ var functions = []Function{
 			return base64.StdEncoding.EncodeToString([]byte(s)), nil
 		},
 		types: []any{new(func(string) string)},
+		cost:  chargeBase64,
 	},
 	{
 		Name: "coalesce", Signature: "coalesce(a, b, ...) any",
@@ -151,6 +166,24 @@ var functions = []Function{
 		},
 		types: []any{new(func(...any) any)},
 	},
+}
+
+// chargeText charges a helper that reads its text arguments once and
+// builds perByte bytes per byte of them, plus fixed bytes.
+func chargeText(perByte, fixed int64) func(b *Budget, args []any) error {
+	return func(b *Budget, args []any) error {
+		var n int64
+		for _, a := range args {
+			n = satAdd(n, textLen(a))
+		}
+		return b.Charge(satAdd(satMul(n, perByte), fixed), 1+n>>6)
+	}
+}
+
+// chargeBase64: the text's bytes, then their encoding.
+func chargeBase64(b *Budget, args []any) error {
+	n := textLen(args[0])
+	return b.Charge(n+(n+2)/3*4, 1+n>>6)
 }
 
 // builtinsDisabled are expr-lang builtins that read the clock or can
@@ -201,8 +234,95 @@ var exprOptions = func() []expr.Option {
 	for _, b := range builtinsDisabled {
 		opts = append(opts, expr.DisableBuiltin(b))
 	}
+	opts = append(opts, func(c *conf.Config) {
+		for name, f := range overloadsOnce {
+			if !c.Disabled[name] {
+				c.Functions[name] = f
+			}
+		}
+	})
 	return opts
 }()
+
+// overloadsOnce are expr-lang's builtins with several signatures (replace,
+// split, trim, join...), declared as functions of the same name checked by
+// one Validate that picks the signature from the arguments' types; they
+// run expr-lang's own implementation. expr-lang's checker visits a
+// builtin's arguments once per signature it tries, so calls nested in one
+// another took 2^depth visits: 25 nested replace calls took minutes to
+// compile. The messages are expr-lang's; a wrong argument is reported at
+// the call.
+var overloadsOnce = func() map[string]*builtin.Function {
+	m := map[string]*builtin.Function{}
+	for _, f := range builtin.Builtins {
+		if len(f.Types) < 2 || f.Validate != nil || f.Predicate || f.Func == nil {
+			continue
+		}
+		g := *f
+		name, types := f.Name, f.Types
+		g.Types = nil
+		g.Validate = func(args []reflect.Type) (reflect.Type, error) { return pickOverload(name, types, args) }
+		m[name] = &g
+	}
+	return m
+}()
+
+// pickOverload is the result type of the first signature the arguments
+// fit (an argument of unknown type fits any parameter), or the error
+// expr-lang gives for the last one.
+func pickOverload(name string, types []reflect.Type, args []reflect.Type) (reflect.Type, error) {
+	var err error
+	for _, t := range types {
+		if t.IsVariadic() {
+			if len(args) < t.NumIn()-1 {
+				err = fmt.Errorf("not enough arguments to call %s", name)
+				continue
+			}
+		} else if len(args) > t.NumIn() {
+			err = fmt.Errorf("too many arguments to call %s", name)
+			continue
+		} else if len(args) < t.NumIn() {
+			err = fmt.Errorf("not enough arguments to call %s", name)
+			continue
+		}
+		fits := true
+		for i, a := range args {
+			var in reflect.Type
+			if t.IsVariadic() && i >= t.NumIn()-1 {
+				in = t.In(t.NumIn() - 1).Elem()
+			} else {
+				in = t.In(i)
+			}
+			switch {
+			case a == nil:
+				if in.Kind() != reflect.Ptr && in.Kind() != reflect.Interface {
+					err = fmt.Errorf("cannot use nil as argument (type %s) to call %s", in, name)
+					fits = false
+				}
+			case a.Kind() == reflect.Interface || in.Kind() == reflect.Interface || a.AssignableTo(in):
+			case isIntKind(a.Kind()) && isIntKind(in.Kind()):
+			default:
+				err = fmt.Errorf("cannot use %s as argument (type %s) to call %s", a, in, name)
+				fits = false
+			}
+			if !fits {
+				break
+			}
+		}
+		if fits && t.NumOut() > 0 {
+			return t.Out(0), nil
+		}
+	}
+	return anyType, err
+}
+
+func isIntKind(k reflect.Kind) bool {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return true
+	}
+	return false
+}
 
 // ErrAbsent is the error of a helper function called on an absent value
 // (the runtime then treats the expression's result as absent, not
@@ -228,10 +348,10 @@ func parseTimeArg(v any) (time.Time, error) {
 	}
 	t, ok := conv.ParseTime(s)
 	if !ok {
-		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", clipText(s))
 	}
 	if !conv.WritableUTC(t) {
-		return time.Time{}, fmt.Errorf("%q falls outside the years 0000-9999 in UTC", s)
+		return time.Time{}, fmt.Errorf("%q falls outside the years 0000-9999 in UTC", clipText(s))
 	}
 	return t, nil
 }
@@ -262,12 +382,26 @@ func fnMinorUnits(args ...any) (any, error) {
 	}
 	n, err := conv.MinorUnits([]byte(text), exp, false)
 	if err != nil {
-		return nil, fmt.Errorf("amount %q: %w", text, err)
+		return nil, fmt.Errorf("amount %q: %w", clipText(text), err)
 	}
 	if n < 0 {
-		return nil, fmt.Errorf("amount %q is negative", text)
+		return nil, fmt.Errorf("amount %q is negative", clipText(text))
 	}
 	return int(n), nil
+}
+
+// clipText shortens a value quoted in an error message: a message does
+// not copy a megabyte of event data.
+func clipText(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 func emptyValue(v any) bool {
