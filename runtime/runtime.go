@@ -51,6 +51,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -298,13 +299,21 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 			problems[k] = "is not a config key of " + bp.Ref()
 		}
 	}
-	// A config value written into a URL host must be one DNS label.
+	// A config value written into a URL must fit where it sits: one DNS
+	// label in the host, a number in the port, no dot segment in the path.
 	for _, e := range v.Events {
 		for _, p := range e.Request.URL.Parts {
-			if p.Config != "" && p.Escape == compiler.EscapeHost {
-				if s, ok := in.configText[p.Config]; ok && !dnsLabel(s) {
-					problems[p.Config] = "cannot stand in the request host (letters, digits and '-' only)"
-				}
+			s, ok := in.configText[p.Config]
+			if p.Config == "" || !ok {
+				continue
+			}
+			switch {
+			case p.Escape == compiler.EscapeHost && !dnsLabel(s):
+				problems[p.Config] = "cannot stand in the request host (one DNS label: letters, digits and '-', 1 to 63 of them, not starting or ending with '-')"
+			case p.Escape == compiler.EscapePort && !portText(s):
+				problems[p.Config] = "cannot stand in the request port (a number from 1 to 65535)"
+			case p.Escape == compiler.EscapePath && dotSegment(sbytes(url.PathEscape(s))):
+				problems[p.Config] = "would make a dot segment (. or ..) of the request path"
 			}
 		}
 	}
@@ -324,7 +333,18 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 		in.requests = map[*compiler.Request]*requestPlan{}
 		for _, e := range v.Events {
 			if in.requests[e.Request] == nil {
-				in.requests[e.Request] = in.planRequest(e.Request)
+				rp := in.planRequest(e.Request)
+				in.requests[e.Request] = rp
+				// A URL that reads config only is built once, here: it is
+				// checked as Evaluate checks the others, once.
+				if msg := in.urlProblem(rp.url); rp.staticURL && msg != "" {
+					for _, k := range rp.hostNames {
+						problems[k] = msg
+					}
+					if len(rp.hostNames) == 0 {
+						problems["url of request "+e.Request.Name] = msg
+					}
+				}
 			}
 		}
 	}
@@ -410,8 +430,10 @@ type Result struct {
 	Outcome Outcome
 	// Reason is the reason code of a skip or reject ("" for deliver).
 	Reason string
-	// Fields names every field at fault (vendor field paths such as
-	// line_items[1].quantity), or the config keys at fault.
+	// Fields names the fields at fault (vendor field paths such as
+	// line_items[1].quantity, or the value a URL placeholder reads): every
+	// one up to 100; past them, a last entry "and N more" says how many
+	// more there are (the message ends the same way).
 	Fields []string
 	// Warnings are codes attached to a delivered event.
 	Warnings []string
