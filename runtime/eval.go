@@ -146,6 +146,11 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 		res.Event, res.msgClean, res.eventClean = t.event, true, true
 		return skip(&res, ReasonEventNotMapped, t.msg)
 	}
+	if c.sc.dupPath != "" {
+		// A key twice below the top level: the event is read, and readers
+		// disagree on it (the top level was refused by the scan itself).
+		return reject(&res, ReasonInvalidEvent, duplicateMessage(c.sc.dupPath))
+	}
 	if string(name) == ev.Name {
 		// The name as the blueprint writes it: no copy, scrubbed at Bind.
 		res.Event, res.eventClean = in.eventNames[ev], true
@@ -322,7 +327,7 @@ func (c *evalCtx) scan(in *Integration, event []byte) string {
 	if !utf8.Valid(event) {
 		return "event is not valid UTF-8"
 	}
-	c.sc.items = true
+	c.sc.items, c.sc.dups = true, true
 	c.sc.gate, c.sc.gateSlot, c.sc.keep = c, compiler.SlotEvent, p.typeNode
 	c.looked = false
 	err := c.sc.scan(event, p.root, c.slots, in.opts.MaxDepth)
@@ -331,6 +336,8 @@ func (c *evalCtx) scan(in *Integration, event []byte) string {
 	switch {
 	case errors.Is(err, errTooDeep):
 		return fmt.Sprintf("event nests deeper than %d levels (the limit)", in.opts.MaxDepth)
+	case errors.Is(err, errDuplicate):
+		return duplicateMessage(c.sc.dupPath)
 	case err != nil:
 		return "event is not well-formed JSON (malformed, truncated, or followed by more data)"
 	}
@@ -341,6 +348,12 @@ func (c *evalCtx) scan(in *Integration, event []byte) string {
 		c.fillFallback(event, p.fallback, c.slots)
 	}
 	return ""
+}
+
+// duplicateMessage says why an event with a key twice in one object is
+// refused.
+func duplicateMessage(path string) string {
+	return "event has the key " + strconv.Quote(path) + " twice in one object: JSON readers disagree on which one counts (JavaScript, Python and Go's encoding/json read the last, others the first)"
 }
 
 func trimRightWS(b []byte) []byte {
@@ -396,6 +409,9 @@ func (c *evalCtx) release() {
 	}
 	if cap(c.sc.arrs) > 1<<12 {
 		c.sc.arrs = nil
+	}
+	if cap(c.sc.keys) > 1<<12 || cap(c.sc.keyText) > 1<<16 || cap(c.sc.dupTable) > 1<<14 {
+		c.sc.keys, c.sc.keyText, c.sc.dupTable = nil, nil, nil
 	}
 	ctxPool.Put(c)
 }

@@ -16,22 +16,52 @@
 // Evaluate checks, in this order, and the first that fails decides:
 //
 //  1. the event: at most the size limit (Options.MaxEventSize), well-formed
-//     JSON, an object, at most MaxDepth deep (else reject invalid_event);
+//     JSON, an object, at most MaxDepth deep, no key twice in its
+//     top-level object (else reject invalid_event);
 //  2. the type: absent, or track (else skip event_not_mapped);
 //  3. the event name, normalised, in the variant's event map (else skip
 //     event_not_mapped);
-//  4. the mapping's filter, if any: only true passes; false, nil or a
+//  4. no key twice in any object of the event (else reject invalid_event,
+//     naming the path, e.g. context.consent.advertising);
+//  5. the mapping's filter, if any: only true passes; false, nil or a
 //     filter that cannot be evaluated skip filtered;
-//  5. consent, when the blueprint is gated (else skip consent_denied);
-//  6. the requests' fields: when any required one is missing, reject
-//     missing_required_field naming every missing field; else, when any is
-//     invalid, reject invalid_field naming every invalid one (a field is
-//     named for its own source, never for what is derived from it);
-//  7. deliver, with the requests and any warnings.
+//  6. consent, when the blueprint is gated (else skip consent_denied);
+//  7. the requests' fields and URLs: when any required one is missing,
+//     reject missing_required_field naming every missing field; else, when
+//     any is invalid, reject invalid_field naming every invalid one (a
+//     field is named for its own source, never for what is derived from
+//     it; a URL placeholder for its value). At most 100 are named; past
+//     them Fields ends with "and N more";
+//  8. deliver, with the requests and any warnings.
 //
 // invalid_config never comes from Evaluate: Bind refuses such a config,
 // with a *ConfigError. Evaluate does not keep the event buffer: the caller
 // may reuse it once Evaluate returns.
+//
+// Duplicate keys. JSON readers disagree about an object holding one key
+// twice: JavaScript, Python and Go's encoding/json read the last, gjson
+// (and a scan that stops at the first match) the first. The platform would
+// then check one value and this engine deliver another (a consent of
+// {"advertising":true,"advertising":false} is denied there). So such an
+// event is refused, whatever reads the key here (a path, a wildcard path,
+// an expression reading a whole object): keys are compared as text after
+// their escapes are undone ("a" and "\u0061" are one key; lone
+// surrogates read as U+FFFD). A duplicate in the top-level object refuses
+// any event (step 1: type and event decide everything else); one deeper
+// refuses an event the variant maps (step 4): an unmapped event is
+// skipped whatever it holds below its top level, as nothing of it is
+// read, and checking it would cost every skipped event about a tenth of
+// its time. The check is part of the one validating scan: small objects
+// key by key against a one-word set of fingerprints, wide ones (over 24
+// keys) with a hash table when they close.
+//
+// URLs. A URL placeholder's text is checked for where it sits: one DNS
+// label in the host, a port number in the port, and no dot segment (. or
+// .., also once percent-decoded, with \ read as / or a ;parameter cut) in
+// the path; and every URL built from event data is parsed and its host
+// checked against the integration's allow-list before Evaluate returns
+// it. A request that would leave the allow-list is never produced: the
+// event is invalid_field, naming the value.
 //
 // Events are read as raw bytes in one validating scan that records where
 // each value the blueprint reads sits (a trie of its paths, built once per

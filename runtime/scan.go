@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"hash/maphash"
 	"math/bits"
 	"strconv"
 	"unicode/utf8"
@@ -78,9 +79,10 @@ func (t *trie) add(segs []string, slot int) {
 }
 
 var (
-	errSyntax   = errors.New("malformed JSON")
-	errTooDeep  = errors.New("too deep")
-	errTrailing = errors.New("trailing data")
+	errSyntax    = errors.New("malformed JSON")
+	errTooDeep   = errors.New("too deep")
+	errTrailing  = errors.New("trailing data")
+	errDuplicate = errors.New("duplicate key")
 )
 
 // scanner validates JSON and fills slots.
@@ -117,6 +119,32 @@ type scanner struct {
 	gateSlot int
 	keep     *trie
 	quiet    bool
+
+	// dups, when set, finds objects holding one key twice: JSON readers
+	// disagree on which of the two counts (JavaScript, Python and
+	// encoding/json take the last, gjson and this scanner the first).
+	// dupPath is where the first one is. One in the top-level object
+	// stops the scan (errDuplicate); one below is recorded and the scan
+	// goes on (the caller decides: an unmapped event is skipped whatever
+	// it holds), and once the gate has found the event unmapped, only
+	// top-level keys are still checked.
+	dups bool
+	// keys are the keys of the open objects, each object's from its
+	// frame's n on; keyText holds the unescaped text of keys written
+	// with escapes; dupTable is the hash table of a wide object's check.
+	keys     []keyRec
+	keyText  []byte
+	dupTable []int32
+	dupPath  string
+}
+
+// keyRec is one key of an open object: a fingerprint (its length and some
+// of its bytes: different fingerprints, different keys) and where its
+// text is (in the event from off, or in keyText from -off-1).
+type keyRec struct {
+	fp  uint64
+	off int32
+	n   int32
 }
 
 // gate decides early whether an event is worth recording.
@@ -157,6 +185,7 @@ var maxWindowSpans = 1 << 18 // a variable for tests only
 func (s *scanner) scan(b []byte, t *trie, slots []span, maxDepth int) error {
 	s.b, s.i, s.maxDepth, s.base, s.stack = b, 0, maxDepth, 0, s.stack[:0]
 	s.spans, s.win, s.elems, s.arrs, s.quiet = slots, 0, s.elems[:0], s.arrs[:0], false
+	s.keys, s.keyText, s.dupPath = s.keys[:0], s.keyText[:0], ""
 	s.ws()
 	if err := s.value(t); err != nil {
 		return err
@@ -198,11 +227,15 @@ type frame struct {
 	// member is, in an object, the node of the member being read.
 	member *trie
 	start  int32
-	// n is, in an array, the index of the element being read.
+	// n is, in an array, the index of the element being read; in an
+	// object, where its keys start in keys.
 	n int32
 	// arr is the recorded array (arrRec), or -1.
 	arr  int32
 	kind byte // '{' or '['
+	// seen is, in an object checked for duplicate keys, a one-word set
+	// of its keys' fingerprints: a key whose bit is clear is new.
+	seen uint64
 }
 
 // value scans one JSON value at s.i (no white space before it), recording
@@ -234,6 +267,7 @@ func (s *scanner) value(t *trie) error {
 			s.stack = append(s.stack, frame{node: vt, start: int32(start), kind: c, arr: -1})
 			f := &s.stack[len(s.stack)-1]
 			if c == '{' {
+				f.n = int32(len(s.keys))
 				if i, vt, err = s.key(i, f); err != nil {
 					return err
 				}
@@ -310,6 +344,14 @@ func (s *scanner) value(t *trie) error {
 			if b[i] != f.kind+2 { // } or ]
 				return errSyntax
 			}
+			if f.kind == '{' && s.dups && len(s.keys) > int(f.n) {
+				if len(s.keys)-int(f.n) > wideObject {
+					if err := s.closeKeys(f); err != nil {
+						return err
+					}
+				}
+				s.keys = s.keys[:f.n] // a small object was checked key by key
+			}
 			i++
 			if f.arr >= 0 {
 				a := &s.arrs[f.arr]
@@ -345,12 +387,178 @@ func (s *scanner) key(i int, f *frame) (int, *trie, error) {
 			ct = nil
 		}
 	}
+	// Keys are checked as they come; once the gate has found the event
+	// unmapped, only the top-level object's (nothing else is read).
+	if s.dups && (!s.quiet || len(s.stack) == 1) {
+		// The common case inline (addKey does the same): a key without
+		// escapes, new to its object.
+		if n := i - 1 - ks; !esc && ks+8 <= len(b) {
+			var fp uint64
+			if n >= 8 {
+				fp = load64(b, ks)&0xffffffff | load64(b, i-9)>>40<<32 | uint64(n&0xff)<<56
+			} else {
+				fp = load64(b, ks)&(1<<(8*n)-1) | uint64(n)<<56
+			}
+			if bit := uint64(1) << (fp * 0x9E3779B97F4A7C15 >> 58); f.seen&bit == 0 {
+				f.seen |= bit
+				s.keys = append(s.keys, keyRec{fp: fp, off: int32(ks), n: int32(n)})
+				goto added
+			}
+		}
+		if err := s.addKey(f, ks, i-1, esc); err != nil {
+			return i, nil, err
+		}
+	}
+added:
 	i = skipWS(b, i)
 	if i >= len(b) || b[i] != ':' {
 		return i, nil, errSyntax
 	}
 	f.member = ct
 	return skipWS(b, i+1), ct, nil
+}
+
+// addKey records the key at b[ks:ke] of the object of frame f (the
+// innermost open one) and refuses it when the object already has it. A
+// key whose fingerprint's bit in f.seen is clear is new: only the others
+// are compared with the object's earlier keys, so a small object costs a
+// few instructions per key. Past wideObject keys the set is full, and the
+// object is checked with a hash table when it closes.
+func (s *scanner) addKey(f *frame, ks, ke int, esc bool) error {
+	b, n := s.b, ke-ks
+	var k keyRec
+	switch {
+	case esc:
+		start := len(s.keyText)
+		s.keyText = unescape(s.keyText, b[ks:ke])
+		text := s.keyText[start:]
+		k = keyRec{fp: fingerprint(text), off: int32(-start - 1), n: int32(len(text))}
+	case n >= 8:
+		// The first four and the last three bytes, and the length.
+		k = keyRec{fp: load64(b, ks)&0xffffffff | load64(b, ke-8)>>40<<32 | uint64(n&0xff)<<56, off: int32(ks), n: int32(n)}
+	case ks+8 <= len(b):
+		k = keyRec{fp: load64(b, ks)&(1<<(8*n)-1) | uint64(n)<<56, off: int32(ks), n: int32(n)}
+	default:
+		k = keyRec{fp: fingerprint(b[ks:ke]), off: int32(ks), n: int32(n)}
+	}
+	bit := uint64(1) << (k.fp * 0x9E3779B97F4A7C15 >> 58)
+	if f.seen&bit != 0 && len(s.keys)-int(f.n) < wideObject {
+		for _, o := range s.keys[f.n:] {
+			if o.fp == k.fp && string(s.keyOf(o)) == string(s.keyOf(k)) {
+				if err := s.duplicate(k); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+	f.seen |= bit
+	s.keys = append(s.keys, k)
+	return nil
+}
+
+// fingerprint is addKey's fingerprint of a key's text, byte by byte.
+func fingerprint(t []byte) uint64 {
+	n := len(t)
+	var fp uint64
+	if n >= 8 {
+		fp = uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+			uint64(t[n-3])<<32 | uint64(t[n-2])<<40 | uint64(t[n-1])<<48
+	} else {
+		for i := n - 1; i >= 0; i-- {
+			fp = fp<<8 | uint64(t[i])
+		}
+	}
+	return fp | uint64(n&0xff)<<56
+}
+
+// keyOf returns the text of a recorded key.
+func (s *scanner) keyOf(k keyRec) []byte {
+	if k.off >= 0 {
+		return s.b[k.off : k.off+k.n]
+	}
+	start := -k.off - 1
+	return s.keyText[start : start+k.n]
+}
+
+// wideObject is the number of keys past which an object's keys are
+// checked with a hash table when it closes, instead of as they come.
+const wideObject = 24
+
+var dupSeed = maphash.MakeSeed()
+
+// closeKeys checks the keys of a wide object (frame f, closing, still on
+// the stack) with a hash table, then forgets them.
+func (s *scanner) closeKeys(f *frame) error {
+	if keys := s.keys[f.n:]; len(keys) > wideObject {
+		size := 1 << bits.Len(uint(2*len(keys)))
+		if cap(s.dupTable) < size {
+			s.dupTable = make([]int32, size)
+		}
+		table := s.dupTable[:size]
+		for i := range table {
+			table[i] = -1
+		}
+		mask := uint64(size - 1)
+		for j, k := range keys {
+			text := s.keyOf(k)
+			h := maphash.Bytes(dupSeed, text)
+			for {
+				at := table[h&mask]
+				if at < 0 {
+					table[h&mask] = int32(j)
+					break
+				}
+				if o := keys[at]; o.fp == k.fp && string(s.keyOf(o)) == string(text) {
+					s.keys = s.keys[:int(f.n)+j] // the keys before it, for its path
+					return s.duplicate(k)
+				}
+				h++
+			}
+		}
+	}
+	s.keys = s.keys[:f.n]
+	return nil
+}
+
+// duplicate records where the duplicate key k of the innermost open
+// object is, as a path from the scanned value (context.consent.advertising,
+// properties.products.1.price), unless one was found before; it returns
+// errDuplicate for a key of the top-level object.
+func (s *scanner) duplicate(k keyRec) error {
+	top := len(s.stack) == 1
+	if s.dupPath != "" && !top {
+		return nil
+	}
+	s.dupPath = s.pathOf(k)
+	if top {
+		return errDuplicate
+	}
+	return nil
+}
+
+// pathOf is the path of key k of the innermost open object.
+func (s *scanner) pathOf(k keyRec) string {
+	var path []byte
+	top := len(s.stack) - 1
+	for i := range top {
+		g := &s.stack[i]
+		if g.kind == '[' {
+			path = strconv.AppendInt(path, int64(g.n), 10)
+			path = append(path, '.')
+			continue
+		}
+		// The object's member being read is its last key before the
+		// keys of the next object up the stack.
+		for j := i + 1; j <= top; j++ {
+			if s.stack[j].kind == '{' {
+				path = append(path, truncate(string(s.keyOf(s.keys[s.stack[j].n-1])), 40)...)
+				path = append(path, '.')
+				break
+			}
+		}
+	}
+	return string(append(path, truncate(string(s.keyOf(k)), 40)...))
 }
 
 // element starts element f.n of an array at i and returns the node it is
