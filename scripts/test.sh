@@ -26,7 +26,7 @@ go test -race -count=1 ./...
 # (golang/go#75804, fixed in Go 1.27); a count has no deadline to race.
 # FUZZTIME=0 skips fuzzing; FUZZTIME=<duration or Nx> overrides every budget.
 if [ "${FUZZTIME:-}" != "0" ]; then
-  for target in "./engine FuzzCompile 20000x" "./runtime FuzzEvaluate 150000x" "./runtime FuzzScanner 100000x"; do
+  for target in "./engine FuzzCompile 20000x" "./runtime FuzzEvaluate 150000x" "./runtime FuzzScanner 100000x" "./runtime FuzzURLPlaceholders 50000x"; do
     set -- $target
     budget=${FUZZTIME:-$3}
     step "fuzz $2 ($budget)"
