@@ -16,13 +16,14 @@
 // Evaluate checks, in this order, and the first that fails decides:
 //
 //  1. the event: at most the size limit (Options.MaxEventSize), well-formed
-//     JSON, an object, at most MaxDepth deep, no key twice in its
-//     top-level object (else reject invalid_event);
+//     JSON, an object, at most MaxDepth deep, no key the blueprint reads
+//     twice in its top-level object (else reject invalid_event);
 //  2. the type: absent, or track (else skip event_not_mapped);
 //  3. the event name, normalised, in the variant's event map (else skip
 //     event_not_mapped);
-//  4. no key twice in any object of the event (else reject invalid_event,
-//     naming the path, e.g. context.consent.advertising);
+//  4. no key the blueprint reads twice in its object, at any level (else
+//     reject invalid_event, naming the path, e.g.
+//     context.consent.advertising);
 //  5. the mapping's filter, if any: only true passes; false, nil or a
 //     filter that cannot be evaluated skip filtered;
 //  6. consent, when the blueprint is gated (else skip consent_denied);
@@ -39,21 +40,30 @@
 // may reuse it once Evaluate returns.
 //
 // Duplicate keys. JSON readers disagree about an object holding one key
-// twice: JavaScript, Python and Go's encoding/json read the last, gjson
-// (and a scan that stops at the first match) the first. The platform would
-// then check one value and this engine deliver another (a consent of
-// {"advertising":true,"advertising":false} is denied there). So such an
-// event is refused, whatever reads the key here (a path, a wildcard path,
-// an expression reading a whole object): keys are compared as text after
-// their escapes are undone ("a" and "\u0061" are one key; lone
-// surrogates read as U+FFFD). A duplicate in the top-level object refuses
-// any event (step 1: type and event decide everything else); one deeper
-// refuses an event the variant maps (step 4): an unmapped event is
-// skipped whatever it holds below its top level, as nothing of it is
-// read, and checking it would cost every skipped event about a tenth of
-// its time. The check is part of the one validating scan: small objects
-// key by key against a one-word set of fingerprints, wide ones (over 24
-// keys) with a hash table when they close.
+// twice: JavaScript, Python and Go's encoding/json read the last; gjson,
+// its Value (what expressions see of an object) and a scan that stops at
+// the first match, the first. The platform would then check one value and
+// this engine deliver another (a consent of
+// {"advertising":true,"advertising":false} is denied there). So an event
+// is refused when an object holds twice a key this engine reads: a key on
+// one of the blueprint's paths, at any level (context, context.consent,
+// context.consent.advertising; type and event), or any key inside a value
+// read whole (an expression input or a value or field an expression
+// reads, items scanned again, or the whole event when a path has
+// wildcards or an expression reads the event). Duplicates nothing here
+// reads are left alone: the engine reads neither, and the platform and the
+// vendor read them as they would without it (an object an any field
+// passes on reaches the vendor as it came).
+// Keys are compared as text after their escapes are undone ("a" and
+// "\u0061" are one key; lone surrogates read as U+FFFD). A duplicate in
+// the top-level object refuses any event (step 1: type and event decide
+// everything else); one deeper refuses an event the variant maps (step
+// 4): an unmapped event is skipped whatever it holds below its top level,
+// as nothing of it is read. The check is part of the one validating scan:
+// a key of the blueprint's paths costs a bit in its object's frame; below
+// a value read whole, small objects are checked key by key against a
+// one-word set of fingerprints, wide ones (over 24 keys) with a hash table
+// when they close.
 //
 // URLs. A URL placeholder's text is checked for where it sits: one DNS
 // label in the host, a port number in the port, and no dot segment (. or

@@ -37,6 +37,10 @@ type trie struct {
 	eachN int
 	// eachObj is the items object the windows are for.
 	eachObj any
+	// whole: the value at this node may be read as a whole, by key,
+	// without the trie (see markWhole): a scan checking duplicate keys
+	// checks every key below it, not only the keys of the trie.
+	whole bool
 }
 
 func newTrie() *trie { return &trie{slot: -1} }
@@ -52,6 +56,11 @@ func (t *trie) child(key []byte) *trie {
 	}
 	return nil
 }
+
+// maxMaskedKeys is the most keys a trie node may have for a scan to check
+// its objects' keys with a bit each (in frame.n); a node with more is
+// read whole (every key below it checked with fingerprints).
+const maxMaskedKeys = 32
 
 func (t *trie) add(segs []string, slot int) {
 	n := t
@@ -120,20 +129,30 @@ type scanner struct {
 	keep     *trie
 	quiet    bool
 
-	// dups, when set, finds objects holding one key twice: JSON readers
-	// disagree on which of the two counts (JavaScript, Python and
-	// encoding/json take the last, gjson and this scanner the first).
-	// dupPath is where the first one is. One in the top-level object
-	// stops the scan (errDuplicate); one below is recorded and the scan
-	// goes on (the caller decides: an unmapped event is skipped whatever
-	// it holds), and once the gate has found the event unmapped, only
-	// top-level keys are still checked.
+	// dups, when set, finds keys read here that an object holds twice:
+	// JSON readers disagree on which of the two counts (JavaScript,
+	// Python and encoding/json take the last; gjson, its Value and this
+	// scanner the first). A key of the trie is checked with a bit of its
+	// object's frame (one per child of the object's node: a shift and a
+	// test); below a node read whole (trie.whole), every key is checked,
+	// with fingerprints (see addKey). Other keys are not: nothing reads
+	// them by name.
+	//
+	// dupPath is where the first duplicate is. One in the top-level
+	// object stops the scan (errDuplicate); one below is recorded and the
+	// scan goes on (the caller decides: an unmapped event is skipped
+	// whatever it holds), and once the gate has found the event unmapped,
+	// only top-level keys are still checked.
 	dups bool
-	// keys are the keys of the open objects checked, each object's from
-	// its frame's n on: first a header, whose fp is a one-word set of the
-	// object's key fingerprints (a key whose bit is clear is new; kept
-	// here rather than in the frame, which must stay 32 bytes: a larger
-	// frame measured 10 % slower on the whole scan), then its keys.
+	// wholeAt is the index in stack of the container read whole that the
+	// scan is in (every object above it checks all its keys), or -1.
+	wholeAt int
+	// keys are the keys of the open objects whose keys are all checked,
+	// each object's from its frame's n on: first a header, whose fp is a
+	// one-word set of the object's key fingerprints (a key whose bit is
+	// clear is new; kept here rather than in the frame, which must stay 32
+	// bytes: a larger frame measured 10 % slower on the whole scan), then
+	// its keys.
 	// keyText holds the unescaped text of keys written with escapes;
 	// dupTable is the hash table of a wide object's check.
 	keys     []keyRec
@@ -189,7 +208,7 @@ var maxWindowSpans = 1 << 18 // a variable for tests only
 func (s *scanner) scan(b []byte, t *trie, slots []span, maxDepth int) error {
 	s.b, s.i, s.maxDepth, s.base, s.stack = b, 0, maxDepth, 0, s.stack[:0]
 	s.spans, s.win, s.elems, s.arrs, s.quiet = slots, 0, s.elems[:0], s.arrs[:0], false
-	s.keys, s.keyText, s.dupPath = s.keys[:0], s.keyText[:0], ""
+	s.keys, s.keyText, s.dupPath, s.wholeAt = s.keys[:0], s.keyText[:0], "", -1
 	s.ws()
 	if err := s.value(t); err != nil {
 		return err
@@ -232,7 +251,9 @@ type frame struct {
 	member *trie
 	start  int32
 	// n is, in an array, the index of the element being read; in an
-	// object, where its keys start in keys (with their header).
+	// object whose keys are all checked, where they start in keys (with
+	// their header); in another object of a scan checking keys, the set of
+	// its node's children seen (a bit each).
 	n int32
 	// arr is the recorded array (arrRec), or -1.
 	arr  int32
@@ -267,12 +288,14 @@ func (s *scanner) value(t *trie) error {
 			}
 			s.stack = append(s.stack, frame{node: vt, start: int32(start), kind: c, arr: -1})
 			f := &s.stack[len(s.stack)-1]
+			// Checking keys, a container read whole starts a region
+			// where every key is checked (an object of the trie elsewhere
+			// starts with no key seen: n is 0).
+			if s.dups && (s.wholeAt >= 0 || vt != nil && vt.whole) {
+				s.open(f)
+			}
 			if c == '{' {
-				f.n = int32(len(s.keys))
-				if s.dups && (!s.quiet || len(s.stack) == 1) {
-					s.keys = append(s.keys, keyRec{}) // the header
-				}
-				if s.dups {
+				if s.dups && (!s.quiet || len(s.stack) == 1) { // once unmapped, the top level only
 					i, vt, err = s.keyDup(i, f)
 				} else {
 					i, vt, err = s.key(i, f)
@@ -341,7 +364,7 @@ func (s *scanner) value(t *trie) error {
 			if b[i] == ',' {
 				i = skipWS(b, i+1)
 				if f.kind == '{' {
-					if s.dups {
+					if s.dups && (!s.quiet || len(s.stack) == 1) { // once unmapped, the top level only
 						i, vt, err = s.keyDup(i, f)
 					} else {
 						i, vt, err = s.key(i, f)
@@ -358,13 +381,10 @@ func (s *scanner) value(t *trie) error {
 			if b[i] != f.kind+2 { // } or ]
 				return errSyntax
 			}
-			if f.kind == '{' && s.dups && len(s.keys) > int(f.n) {
-				if len(s.keys)-int(f.n)-1 > wideObject {
-					if err := s.closeKeys(f); err != nil {
-						return err
-					}
+			if s.dups && s.wholeAt >= 0 {
+				if err := s.close(f); err != nil {
+					return err
 				}
-				s.keys = s.keys[:f.n] // a small object was checked key by key
 			}
 			i++
 			if f.arr >= 0 {
@@ -409,8 +429,14 @@ func (s *scanner) key(i int, f *frame) (int, *trie, error) {
 	return skipWS(b, i+1), ct, nil
 }
 
-// keyDup is key for a scan that checks duplicate keys (a function of its
-// own: the check in key measured 6 % slower on scans that do not make it).
+// keyDup is key for a scan that checks duplicate keys, a copy: the check
+// inside key measured 10 % slower on scans that do not make it, and key
+// calling a function per key as much on those that do. A key of the trie
+// has a bit in its object's frame (n): set, it was seen in this object
+// already. Keys that are not of the trie are not checked (nothing reads
+// them by name: the platform and a vendor given an object as it is read
+// them alike), except below a value read whole; once the gate has found
+// the event unmapped, only the top level's are.
 func (s *scanner) keyDup(i int, f *frame) (int, *trie, error) {
 	b := s.b
 	if i >= len(b) || b[i] != '"' {
@@ -422,46 +448,56 @@ func (s *scanner) keyDup(i int, f *frame) (int, *trie, error) {
 		return i, nil, err
 	}
 	var ct *trie
+	var bit int32 // the key's bit: its index among the node's children
 	if t := f.node; t != nil && len(t.keys) > 0 {
 		key := b[ks : i-1]
 		if esc {
 			s.keyBuf = unescape(s.keyBuf[:0], key)
 			key = s.keyBuf
 		}
-		ct = t.child(key)
-		if s.quiet && ct != s.keep {
-			ct = nil
+		for k, name := range t.keys { // child, with the index
+			if name == string(key) {
+				ct, bit = t.children[k], int32(1)<<k
+				break
+			}
 		}
 	}
-	// Keys are checked as they come; once the gate has found the event
-	// unmapped, only the top-level object's (nothing else is read).
-	if s.dups && (!s.quiet || len(s.stack) == 1) {
-		// The common case inline (addKey does the same): a key without
-		// escapes, new to its object.
-		if n := i - 1 - ks; !esc && ks+8 <= len(b) {
-			var fp uint64
-			if n >= 8 {
-				fp = load64(b, ks)&0xffffffff | load64(b, i-9)>>40<<32 | uint64(n&0xff)<<56
-			} else {
-				fp = load64(b, ks)&(1<<(8*n)-1) | uint64(n)<<56
-			}
-			if h, bit := &s.keys[f.n], uint64(1)<<(fp*0x9E3779B97F4A7C15>>58); h.fp&bit == 0 {
-				h.fp |= bit
-				s.keys = append(s.keys, keyRec{fp: fp, off: int32(ks), n: int32(n)})
-				goto added
-			}
+	switch {
+	case s.wholeAt >= 0:
+		if err := s.checkKey(f, ks, i-1, esc); err != nil {
+			return i, nil, err
 		}
-		if err := s.addKey(f, ks, i-1, esc); err != nil {
+	case f.n&bit == 0:
+		f.n |= bit
+	default:
+		if err := s.checkKey(f, ks, i-1, esc); err != nil {
 			return i, nil, err
 		}
 	}
-added:
+	if s.quiet && ct != s.keep {
+		ct = nil
+	}
 	i = skipWS(b, i)
 	if i >= len(b) || b[i] != ':' {
 		return i, nil, errSyntax
 	}
 	f.member = ct
 	return skipWS(b, i+1), ct, nil
+}
+
+// checkKey is keyDup's slow way for the key at b[ks:ke] of the object of
+// frame f: below a value read whole (every key is checked), and for a key
+// of the trie seen twice (named).
+func (s *scanner) checkKey(f *frame, ks, ke int, esc bool) error {
+	if s.wholeAt >= 0 {
+		return s.addKey(f, ks, ke, esc)
+	}
+	key := s.b[ks:ke]
+	if esc {
+		s.keyBuf = unescape(s.keyBuf[:0], key)
+		key = s.keyBuf
+	}
+	return s.duplicate(key)
 }
 
 // addKey records the key at b[ks:ke] of the object of frame f (the
@@ -492,7 +528,7 @@ func (s *scanner) addKey(f *frame, ks, ke int, esc bool) error {
 	if h.fp&bit != 0 && len(s.keys)-int(f.n)-1 < wideObject {
 		for _, o := range s.keys[f.n+1:] {
 			if o.fp == k.fp && string(s.keyOf(o)) == string(s.keyOf(k)) {
-				if err := s.duplicate(k); err != nil {
+				if err := s.duplicate(s.keyOf(k)); err != nil {
 					return err
 				}
 				break
@@ -534,9 +570,42 @@ const wideObject = 24
 
 var dupSeed = maphash.MakeSeed()
 
-// closeKeys checks the keys of a wide object (frame f, closing, still on
-// the stack) with a hash table, then forgets them.
-func (s *scanner) closeKeys(f *frame) error {
+// open starts the check of the container of frame f (just pushed) read
+// whole, or in a region read whole: the first starts the region, where
+// every key is checked; an object there gets a header in keys.
+func (s *scanner) open(f *frame) {
+	top := len(s.stack) - 1
+	if s.wholeAt < 0 {
+		s.wholeAt = top
+	}
+	if f.kind == '{' {
+		f.n = int32(len(s.keys))
+		if !s.quiet || top == 0 {
+			s.keys = append(s.keys, keyRec{}) // the header
+		}
+	}
+}
+
+// close ends the check of the container of frame f (closing, still on the
+// stack) in a region where every key is checked: a wide object's keys are
+// checked with a hash table (a small one's were, as they came), then
+// forgotten; the region ends with its container.
+func (s *scanner) close(f *frame) error {
+	top := len(s.stack) - 1
+	if f.kind == '{' && len(s.keys) > int(f.n) {
+		if err := s.wideKeys(f); err != nil {
+			return err
+		}
+		s.keys = s.keys[:f.n]
+	}
+	if s.wholeAt == top {
+		s.wholeAt = -1
+	}
+	return nil
+}
+
+// wideKeys checks the keys of a wide object (frame f) with a hash table.
+func (s *scanner) wideKeys(f *frame) error {
 	if keys := s.keys[f.n+1:]; len(keys) > wideObject {
 		size := 1 << bits.Len(uint(2*len(keys)))
 		if cap(s.dupTable) < size {
@@ -558,54 +627,64 @@ func (s *scanner) closeKeys(f *frame) error {
 				}
 				if o := keys[at]; o.fp == k.fp && string(s.keyOf(o)) == string(text) {
 					s.keys = s.keys[:int(f.n)+1+j] // the keys before it, for its path
-					return s.duplicate(k)
+					return s.duplicate(text)
 				}
 				h++
 			}
 		}
 	}
-	s.keys = s.keys[:f.n]
 	return nil
 }
 
-// duplicate records where the duplicate key k of the innermost open
-// object is, as a path from the scanned value (context.consent.advertising,
-// properties.products.1.price), unless one was found before; it returns
-// errDuplicate for a key of the top-level object.
-func (s *scanner) duplicate(k keyRec) error {
+// duplicate records where the duplicate key (its text) of the innermost
+// open object is, as a path from the scanned value
+// (context.consent.advertising, properties.products.1.price), unless one
+// was found before; it returns errDuplicate for a key of the top-level
+// object.
+func (s *scanner) duplicate(key []byte) error {
 	top := len(s.stack) == 1
 	if s.dupPath != "" && !top {
 		return nil
 	}
-	s.dupPath = s.pathOf(k)
-	if top {
-		return errDuplicate
-	}
-	return nil
-}
-
-// pathOf is the path of key k of the innermost open object.
-func (s *scanner) pathOf(k keyRec) string {
 	var path []byte
-	top := len(s.stack) - 1
-	for i := range top {
+	last := len(s.stack) - 1
+	for i := range last {
 		g := &s.stack[i]
 		if g.kind == '[' {
 			path = strconv.AppendInt(path, int64(g.n), 10)
 			path = append(path, '.')
 			continue
 		}
-		// The object's member being read is its last key before the
-		// keys of the next object up the stack.
-		for j := i + 1; j <= top; j++ {
+		path = append(path, truncate(s.memberKey(i), 40)...)
+		path = append(path, '.')
+	}
+	s.dupPath = string(append(path, truncate(string(key), 40)...))
+	if top {
+		return errDuplicate
+	}
+	return nil
+}
+
+// memberKey is the key of the member being read in the object of stack
+// frame i (not the innermost).
+func (s *scanner) memberKey(i int) string {
+	if s.wholeAt >= 0 && i >= s.wholeAt {
+		// Its last key, before the header of the next object up.
+		for j := i + 1; j < len(s.stack); j++ {
 			if s.stack[j].kind == '{' {
-				path = append(path, truncate(string(s.keyOf(s.keys[s.stack[j].n-1])), 40)...)
-				path = append(path, '.')
-				break
+				return string(s.keyOf(s.keys[s.stack[j].n-1]))
 			}
 		}
 	}
-	return string(append(path, truncate(string(s.keyOf(k)), 40)...))
+	g := &s.stack[i]
+	if g.node != nil {
+		for k, c := range g.node.children {
+			if c == g.member {
+				return g.node.keys[k]
+			}
+		}
+	}
+	return "?"
 }
 
 // element starts element f.n of an array at i and returns the node it is
@@ -624,6 +703,11 @@ func (s *scanner) element(f *frame, i int) *trie {
 		a := &s.arrs[f.arr]
 		if !a.ok || len(s.spans)+len(s.elems)+t.eachN > maxWindowSpans {
 			a.ok = false
+			if s.dups && s.wholeAt < 0 {
+				// Its items are scanned again, by key, without the
+				// trie: every key of them is checked.
+				s.wholeAt = len(s.stack) - 1
+			}
 			s.win, s.pend, s.pendN = a.win, a.pend, a.pendN
 			return nil
 		}

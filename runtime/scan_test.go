@@ -54,23 +54,36 @@ func FuzzScanner(f *testing.F) {
 		if (err == nil) != json.Valid(b) {
 			t.Fatalf("scanner err=%v, encoding/json valid=%v for %q", err, json.Valid(b), b)
 		}
-		// With duplicates refused: refused exactly when encoding/json
-		// reads a key twice in one object (the main scan runs on UTF-8
-		// only, as Evaluate checks it first), recording the same values
-		// otherwise.
-		var d scanner
-		d.items, d.dups = true, true
-		derr := d.scan(b, root, make([]span, len(paths)), 1<<20)
-		switch {
-		case err != nil && derr == nil:
-			t.Fatalf("with duplicates refused, %q is accepted (err %v without)", b, err)
-		case err == nil && utf8.Valid(b) && (errors.Is(derr, errDuplicate) || d.dupPath != "") != refHasDuplicate(b):
-			t.Fatalf("duplicate found=%v (%v %q), encoding/json reads a key twice=%v, in %q", errors.Is(derr, errDuplicate) || d.dupPath != "", derr, d.dupPath, refHasDuplicate(b), b)
-		case errors.Is(derr, errDuplicate) && strings.Contains(d.dupPath, "."):
-			t.Fatalf("a duplicate below the top level (%q) stopped the scan of %q", d.dupPath, b)
-		case derr == nil && !slices.Equal(d.spans, s.spans):
-			t.Fatalf("recorded %v with duplicates refused, %v without, in %q", d.spans, s.spans, b)
+		// Checking duplicate keys: with the root read whole, a duplicate
+		// is found exactly when encoding/json reads a key twice in one
+		// object; otherwise, exactly when a key of the trie is twice in
+		// its object (refTrieDuplicate). The main scan runs on UTF-8 only,
+		// as Evaluate checks it first. The values recorded are the same.
+		for _, whole := range []bool{true, false} {
+			root.whole = whole
+			var d scanner
+			d.items, d.dups = true, true
+			derr := d.scan(b, root, make([]span, len(paths)), 1<<20)
+			found := errors.Is(derr, errDuplicate) || d.dupPath != ""
+			var want bool
+			if err == nil && utf8.Valid(b) {
+				want = refTrieDuplicate(b, root)
+				if whole {
+					want = refHasDuplicate(b)
+				}
+			}
+			switch {
+			case err != nil && derr == nil:
+				t.Fatalf("checking duplicates, %q is accepted (err %v without)", b, err)
+			case err == nil && utf8.Valid(b) && found != want:
+				t.Fatalf("whole=%v: duplicate found=%v (%v %q), want %v, in %q", whole, found, derr, d.dupPath, want, b)
+			case errors.Is(derr, errDuplicate) && strings.Contains(d.dupPath, "."):
+				t.Fatalf("a duplicate below the top level (%q) stopped the scan of %q", d.dupPath, b)
+			case derr == nil && !slices.Equal(d.spans, s.spans):
+				t.Fatalf("recorded %v checking duplicates, %v without, in %q", d.spans, s.spans, b)
+			}
 		}
+		root.whole = false
 		if err != nil {
 			return
 		}
@@ -190,6 +203,54 @@ func refHasDuplicate(b []byte) bool {
 	}
 }
 
+// refTrieDuplicate is the reference for duplicate keys of the trie: whether
+// a key the trie names (from root, through each and index children as
+// the scanner follows them) is twice in its object, as encoding/json
+// reads it.
+func refTrieDuplicate(b []byte, root *trie) bool {
+	d := json.NewDecoder(bytes.NewReader(b))
+	var walk func(t *trie) bool
+	walk = func(t *trie) (dup bool) {
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for d.More() {
+				kt, _ := d.Token()
+				k := kt.(string)
+				var c *trie
+				if t != nil && len(t.keys) > 0 {
+					c = t.child([]byte(k))
+				}
+				if c != nil {
+					dup = dup || seen[k]
+					seen[k] = true
+				}
+				dup = walk(c) || dup
+			}
+			d.Token()
+		case json.Delim('['):
+			for n := 0; d.More(); n++ {
+				var c *trie
+				switch {
+				case t == nil:
+				case t.each != nil:
+					c = t.each
+				case t.index != nil:
+					c = t.index[n]
+				}
+				dup = walk(c) || dup
+			}
+			d.Token()
+		}
+		return dup
+	}
+	return walk(root)
+}
+
 // The duplicate check names where the key is, and checks wide objects
 // (a hash table) as well as small ones.
 func TestDuplicatePaths(t *testing.T) {
@@ -218,7 +279,9 @@ func TestDuplicatePaths(t *testing.T) {
 	} {
 		var s scanner
 		s.dups = true
-		err := s.scan([]byte(tt.doc), newTrie(), nil, 64)
+		root := newTrie()
+		root.whole = true // every key checked
+		err := s.scan([]byte(tt.doc), root, nil, 64)
 		// One in the top-level object stops the scan; one below is
 		// recorded.
 		top := tt.path != "" && !strings.Contains(tt.path, ".")
