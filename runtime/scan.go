@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"errors"
 	"hash/maphash"
 	"math/bits"
@@ -144,6 +145,9 @@ type scanner struct {
 	// whatever it holds), and once the gate has found the event unmapped,
 	// only top-level keys are still checked.
 	dups bool
+	// kbit is the bit of the key key last read: its index among its
+	// node's children (0: not a key of the trie).
+	kbit int32
 	// wholeAt is the index in stack of the container read whole that the
 	// scan is in (every object above it checks all its keys), or -1.
 	wholeAt int
@@ -295,13 +299,16 @@ func (s *scanner) value(t *trie) error {
 				s.open(f)
 			}
 			if c == '{' {
-				if s.dups && (!s.quiet || len(s.stack) == 1) { // once unmapped, the top level only
-					i, vt, err = s.keyDup(i, f)
-				} else {
-					i, vt, err = s.key(i, f)
-				}
-				if err != nil {
+				ki := i
+				if i, vt, err = s.key(i, f); err != nil {
 					return err
+				}
+				if s.dups && (s.kbit != 0 || s.wholeAt >= 0) {
+					if s.wholeAt < 0 && f.n&s.kbit == 0 {
+						f.n |= s.kbit // first seen
+					} else if err = s.checkKey(f, ki, i); err != nil {
+						return err
+					}
 				}
 			} else {
 				vt = s.element(f, i)
@@ -364,13 +371,16 @@ func (s *scanner) value(t *trie) error {
 			if b[i] == ',' {
 				i = skipWS(b, i+1)
 				if f.kind == '{' {
-					if s.dups && (!s.quiet || len(s.stack) == 1) { // once unmapped, the top level only
-						i, vt, err = s.keyDup(i, f)
-					} else {
-						i, vt, err = s.key(i, f)
-					}
-					if err != nil {
+					ki := i
+					if i, vt, err = s.key(i, f); err != nil {
 						return err
+					}
+					if s.dups && (s.kbit != 0 || s.wholeAt >= 0) {
+						if s.wholeAt < 0 && f.n&s.kbit == 0 {
+							f.n |= s.kbit // first seen
+						} else if err = s.checkKey(f, ki, i); err != nil {
+							return err
+						}
 					}
 				} else {
 					f.n++
@@ -410,73 +420,24 @@ func (s *scanner) key(i int, f *frame) (int, *trie, error) {
 		return i, nil, err
 	}
 	var ct *trie
+	var bit int32
 	if t := f.node; t != nil && len(t.keys) > 0 {
 		key := b[ks : i-1]
 		if esc {
 			s.keyBuf = unescape(s.keyBuf[:0], key)
 			key = s.keyBuf
 		}
-		ct = t.child(key)
-		if s.quiet && ct != s.keep {
-			ct = nil
-		}
-	}
-	i = skipWS(b, i)
-	if i >= len(b) || b[i] != ':' {
-		return i, nil, errSyntax
-	}
-	f.member = ct
-	return skipWS(b, i+1), ct, nil
-}
-
-// keyDup is key for a scan that checks duplicate keys, a copy: the check
-// inside key measured 10 % slower on scans that do not make it, and key
-// calling a function per key as much on those that do. A key of the trie
-// has a bit in its object's frame (n): set, it was seen in this object
-// already. Keys that are not of the trie are not checked (nothing reads
-// them by name: the platform and a vendor given an object as it is read
-// them alike), except below a value read whole; once the gate has found
-// the event unmapped, only the top level's are.
-func (s *scanner) keyDup(i int, f *frame) (int, *trie, error) {
-	b := s.b
-	if i >= len(b) || b[i] != '"' {
-		return i, nil, errSyntax
-	}
-	ks := i + 1
-	i, esc, err := scanString(b, i)
-	if err != nil {
-		return i, nil, err
-	}
-	var ct *trie
-	var bit int32 // the key's bit: its index among the node's children
-	if t := f.node; t != nil && len(t.keys) > 0 {
-		key := b[ks : i-1]
-		if esc {
-			s.keyBuf = unescape(s.keyBuf[:0], key)
-			key = s.keyBuf
-		}
-		for k, name := range t.keys { // child, with the index
+		for k, name := range t.keys { // child, with its index: the key's bit
 			if name == string(key) {
 				ct, bit = t.children[k], int32(1)<<k
 				break
 			}
 		}
-	}
-	switch {
-	case s.wholeAt >= 0:
-		if err := s.checkKey(f, ks, i-1, esc); err != nil {
-			return i, nil, err
-		}
-	case f.n&bit == 0:
-		f.n |= bit
-	default:
-		if err := s.checkKey(f, ks, i-1, esc); err != nil {
-			return i, nil, err
+		if s.quiet && ct != s.keep {
+			ct = nil
 		}
 	}
-	if s.quiet && ct != s.keep {
-		ct = nil
-	}
+	s.kbit = bit
 	i = skipWS(b, i)
 	if i >= len(b) || b[i] != ':' {
 		return i, nil, errSyntax
@@ -485,14 +446,29 @@ func (s *scanner) keyDup(i int, f *frame) (int, *trie, error) {
 	return skipWS(b, i+1), ct, nil
 }
 
-// checkKey is keyDup's slow way for the key at b[ks:ke] of the object of
-// frame f: below a value read whole (every key is checked), and for a key
-// of the trie seen twice (named).
-func (s *scanner) checkKey(f *frame, ks, ke int, esc bool) error {
+// checkKey is the slow way of the duplicate-key check, for the key of the
+// object of frame f whose quote is at ki and whose value starts at i:
+// below a value read whole (every key is checked; once the gate has found
+// the event unmapped, at the top level only), and for a key of the trie
+// seen twice (named).
+func (s *scanner) checkKey(f *frame, ki, i int) error {
+	if s.quiet && len(s.stack) > 1 {
+		return nil
+	}
+	b := s.b
+	ke := i
+	for b[ke-1] != ':' {
+		ke--
+	}
+	for ke--; b[ke-1] != '"'; ke-- {
+	}
+	ke-- // the closing quote
+	ks := ki + 1
+	esc := bytes.IndexByte(b[ks:ke], '\\') >= 0
 	if s.wholeAt >= 0 {
 		return s.addKey(f, ks, ke, esc)
 	}
-	key := s.b[ks:ke]
+	key := b[ks:ke]
 	if esc {
 		s.keyBuf = unescape(s.keyBuf[:0], key)
 		key = s.keyBuf
