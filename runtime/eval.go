@@ -25,6 +25,31 @@ type fault struct {
 	msg     string
 }
 
+// maxNamedFields bounds the fields a reject names (as compiler
+// diagnostics are bounded): past it, faults are counted, not kept, and the
+// result says how many more there are. A 1 MiB event can hold 500 000
+// faulty items; naming them all made a 40 MB result.
+const maxNamedFields = 100
+
+// room counts a fault of its kind and reports whether it is kept (the
+// first maxNamedFields of each kind are): callers build a fault's path and
+// message only when it is.
+func (c *evalCtx) room(missing bool) bool {
+	if missing {
+		c.nMissing++
+		return c.nMissing <= maxNamedFields
+	}
+	c.nBad++
+	return c.nBad <= maxNamedFields
+}
+
+// addFault keeps a fault when there is room for it.
+func (c *evalCtx) addFault(f fault) {
+	if c.room(f.missing) {
+		c.faults = append(c.faults, f)
+	}
+}
+
 // evalCtx is the scratch state of one evaluation, pooled.
 type evalCtx struct {
 	in       *Integration
@@ -51,6 +76,8 @@ type evalCtx struct {
 	vm       vm.VM
 	budget   compiler.Budget // what this evaluation's expressions may still build and do
 	resp     *responseCtx    // set while a response rule runs
+	// nMissing and nBad count the faults of each kind, kept or not.
+	nMissing, nBad int
 }
 
 var ctxPool = sync.Pool{New: func() any { return new(evalCtx) }}
@@ -120,6 +147,11 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 		res.Event, res.msgClean, res.eventClean = t.event, true, true
 		return skip(&res, ReasonEventNotMapped, t.msg)
 	}
+	if c.sc.dupPath != "" {
+		// A key twice below the top level: the event is read, and readers
+		// disagree on it (the top level was refused by the scan itself).
+		return reject(&res, ReasonInvalidEvent, duplicateMessage(c.sc.dupPath))
+	}
 	if string(name) == ev.Name {
 		// The name as the blueprint writes it: no copy, scrubbed at Bind.
 		res.Event, res.eventClean = in.eventNames[ev], true
@@ -168,7 +200,7 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	for _, h := range rp.dynHeaders {
 		dyn = append(dyn, Header{Name: h.Name, Value: string(c.template(h.Value, nil, "header "+h.Name)), Secret: h.Secret})
 	}
-	if len(c.faults) > 0 {
+	if c.nMissing+c.nBad > 0 {
 		return c.reject(&res)
 	}
 	box := &requestBox{}
@@ -182,6 +214,17 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	if rp.queryAuth != "" {
 		out.URL += rp.queryAuth
 		out.secretQuery = rp.queryName
+	}
+	if !rp.staticURL {
+		// The last line of defence, whatever the template wrote: the
+		// final URL's host is in the bound allow-list (a static URL was
+		// checked at Bind).
+		if msg := in.urlProblem(out.URL); msg != "" {
+			for _, name := range rp.hostNames {
+				c.addFault(fault{path: name, msg: msg})
+			}
+			return c.reject(&res)
+		}
 	}
 	// The body was written as a JSON document; its encoding writes the
 	// bytes sent (for JSON: the document, copied once).
@@ -285,7 +328,7 @@ func (c *evalCtx) scan(in *Integration, event []byte) string {
 	if !utf8.Valid(event) {
 		return "event is not valid UTF-8"
 	}
-	c.sc.items = true
+	c.sc.items, c.sc.dups = true, true
 	c.sc.gate, c.sc.gateSlot, c.sc.keep = c, compiler.SlotEvent, p.typeNode
 	c.looked = false
 	err := c.sc.scan(event, p.root, c.slots, in.opts.MaxDepth)
@@ -294,6 +337,8 @@ func (c *evalCtx) scan(in *Integration, event []byte) string {
 	switch {
 	case errors.Is(err, errTooDeep):
 		return fmt.Sprintf("event nests deeper than %d levels (the limit)", in.opts.MaxDepth)
+	case errors.Is(err, errDuplicate):
+		return duplicateMessage(c.sc.dupPath)
 	case err != nil:
 		return "event is not well-formed JSON (malformed, truncated, or followed by more data)"
 	}
@@ -304,6 +349,12 @@ func (c *evalCtx) scan(in *Integration, event []byte) string {
 		c.fillFallback(event, p.fallback, c.slots)
 	}
 	return ""
+}
+
+// duplicateMessage says why an event with a key twice in one object is
+// refused.
+func duplicateMessage(path string) string {
+	return "event has the key " + strconv.Quote(path) + " twice in one object: JSON readers disagree on which one counts (JavaScript, Python and Go's encoding/json read the last, others the first)"
 }
 
 func trimRightWS(b []byte) []byte {
@@ -340,6 +391,7 @@ func (c *evalCtx) release() {
 	c.sc.b, c.sc.gate, c.sc.keep = nil, nil, nil
 	clear(c.values)
 	c.faults = c.faults[:0]
+	c.nMissing, c.nBad = 0, 0
 	c.warnings = c.warnings[:0]
 	c.idx = c.idx[:0]
 	c.stack = c.stack[:0]
@@ -360,36 +412,64 @@ func (c *evalCtx) release() {
 	if cap(c.sc.arrs) > 1<<12 {
 		c.sc.arrs = nil
 	}
+	if cap(c.sc.keys) > 1<<12 || cap(c.sc.keyText) > 1<<16 || cap(c.sc.dupTable) > 1<<14 {
+		c.sc.keys, c.sc.keyText, c.sc.dupTable = nil, nil, nil
+	}
 	ctxPool.Put(c)
 }
 
 // reject turns the collected faults into a result: missing fields first.
+// It names at most maxNamedFields fields; past them, Fields ends with one
+// entry "and N more" and the message with "; and N more".
 func (c *evalCtx) reject(res *Result) Result {
-	var missing, bad []fault
-	for _, f := range c.faults {
-		if f.missing {
-			missing = append(missing, f)
-		} else {
-			bad = append(bad, f)
-		}
-	}
+	missing := c.nMissing > 0
 	res.Outcome = Reject
-	list := bad
 	res.Reason = ReasonInvalidField
-	if len(missing) > 0 {
-		list = missing
+	count := c.nBad
+	if missing {
 		res.Reason = ReasonMissingRequiredField
+		count = c.nMissing
 	}
-	var msgs []string
-	for _, f := range list {
-		res.Fields = append(res.Fields, f.path)
-		if f.missing {
-			msgs = append(msgs, f.path+" is missing")
-		} else {
-			msgs = append(msgs, f.path+": "+f.msg)
+	// Sized first: the fields and the message are one allocation each.
+	kept, size := 0, 0
+	for _, f := range c.faults {
+		if f.missing == missing {
+			kept++
+			size += len(f.path) + len("; ") + len(": ") + len(f.msg) + len(" is missing")
 		}
 	}
-	res.Message = strings.Join(msgs, "; ")
+	more := count - kept
+	var moreText string
+	if more > 0 {
+		moreText = "and " + strconv.Itoa(more) + " more"
+		kept++
+		size += len("; ") + len(moreText)
+	}
+	res.Fields = make([]string, 0, kept)
+	var msg strings.Builder
+	msg.Grow(size)
+	for _, f := range c.faults {
+		if f.missing != missing {
+			continue
+		}
+		res.Fields = append(res.Fields, f.path)
+		if msg.Len() > 0 {
+			msg.WriteString("; ")
+		}
+		msg.WriteString(f.path)
+		if f.missing {
+			msg.WriteString(" is missing")
+		} else {
+			msg.WriteString(": ")
+			msg.WriteString(f.msg)
+		}
+	}
+	if more > 0 {
+		res.Fields = append(res.Fields, moreText)
+		msg.WriteString("; ")
+		msg.WriteString(moreText)
+	}
+	res.Message = msg.String()
 	return *res
 }
 
@@ -503,6 +583,7 @@ func (c *evalCtx) push(n int) (base int) {
 func (c *evalCtx) writeObject(o *compiler.Object, sc *scope) bool {
 	mark := len(c.out)
 	fmark, wmark, smark := len(c.faults), len(c.warnings), len(c.secrets)
+	nMissing, nBad := c.nMissing, c.nBad
 	nf := len(o.Fields)
 	base := len(c.stack)
 	switch {
@@ -562,6 +643,7 @@ func (c *evalCtx) writeObject(o *compiler.Object, sc *scope) bool {
 		if c.stack[base+i].st != present {
 			omit = true
 			c.faults = c.faults[:fmark]
+			c.nMissing, c.nBad = nMissing, nBad
 			c.warnings = c.warnings[:wmark]
 		}
 	}
@@ -759,10 +841,14 @@ func (c *evalCtx) evalField(f *compiler.Field, sc *scope) rv {
 func (c *evalCtx) account(f *compiler.Field, v *rv) {
 	switch v.st {
 	case invalid:
-		c.faults = append(c.faults, fault{path: c.render(f.Path), msg: v.msg})
+		if c.room(false) {
+			c.faults = append(c.faults, fault{path: c.render(f.Path), msg: v.msg})
+		}
 	case absent:
 		if f.Required {
-			c.faults = append(c.faults, fault{path: c.render(f.Path), missing: true})
+			if c.room(true) {
+				c.faults = append(c.faults, fault{path: c.render(f.Path), missing: true})
+			}
 		} else if f.WarnIfAbsent != "" && !contains(c.warnings, f.WarnIfAbsent) {
 			c.warnings = append(c.warnings, f.WarnIfAbsent)
 		}
@@ -798,7 +884,9 @@ func (c *evalCtx) writeItems(f *compiler.Field, sc *scope) rv {
 			c.out = append(c.out, ',')
 		}
 		if kind != '{' {
-			c.faults = append(c.faults, fault{path: c.render(f.Path) + "[" + strconv.Itoa(i) + "]", msg: "expected an object, got " + describeVal(c.spanVal(el, span{start: 0, end: int32(len(el)), kind: kind}))})
+			if c.room(false) {
+				c.faults = append(c.faults, fault{path: c.render(f.Path) + "[" + strconv.Itoa(i) + "]", msg: "expected an object, got " + describeVal(c.spanVal(el, span{start: 0, end: int32(len(el)), kind: kind}))})
+			}
 			c.out = append(c.out, "null"...)
 			i++
 			return
@@ -933,36 +1021,154 @@ func (c *evalCtx) render(path string) string {
 }
 
 // template renders a template; an absent value in it is a missing field
-// named after the value.
+// named after the value. In a URL, each placeholder's text is checked for
+// where it sits: one DNS label in the host, digits in the port, and no dot
+// segment in the path (see dotSegment); a text that breaks it makes the
+// value invalid, and nothing of it is written.
 func (c *evalCtx) template(t *compiler.Template, dst []byte, where string) []byte {
+	var buf [4]pathMark
+	marks := buf[:0] // the path placeholders, checked once the URL is whole
+	fmark := len(c.faults)
 	for _, p := range t.Parts {
+		var text, name string
 		switch {
 		case p.Config != "":
 			s, ok := c.in.configText[p.Config]
 			if !ok {
-				c.faults = append(c.faults, fault{path: p.Config, missing: true})
+				c.templateFault(fmark, p.Config, true, "")
 				continue
 			}
-			dst = appendEscaped(dst, s, p.Escape)
+			text, name = s, p.Config
 		case p.Value != nil:
 			v := c.value(p.Value)
 			switch v.st {
 			case present:
-				text := v.b
+				b := v.b
 				if v.jt != '"' {
-					text = c.jsonText(v)
+					b = c.jsonText(v)
 				}
-				dst = appendEscaped(dst, bstr(text), p.Escape)
+				text, name = bstr(b), p.Value.Name
 			case invalid:
-				c.faults = append(c.faults, fault{path: p.Value.Name, msg: v.msg + " (in " + where + ")"})
+				c.templateFault(fmark, p.Value.Name, false, v.msg+" (in "+where+")")
+				continue
 			default:
-				c.faults = append(c.faults, fault{path: p.Value.Name, missing: true})
+				c.templateFault(fmark, p.Value.Name, true, "")
+				continue
 			}
 		default:
 			dst = append(dst, p.Literal...)
+			continue
+		}
+		if msg := placeholderProblem(text, p.Escape); msg != "" {
+			c.templateFault(fmark, name, false, msg)
+			continue
+		}
+		start := len(dst)
+		dst = appendEscaped(dst, text, p.Escape)
+		if p.Escape == compiler.EscapePath {
+			marks = append(marks, pathMark{start, len(dst), name})
+		}
+	}
+	bad := [2]int{-1, -1} // the last segment found to be a dot segment
+	for i, m := range marks {
+		seg := segmentAround(dst, m.start, m.end)
+		if i == 0 || marks[i-1].end < seg[0] { // a segment not checked yet
+			if !dotSegment(dst[seg[0]:seg[1]]) {
+				continue
+			}
+			bad = seg
+		}
+		if seg == bad { // every placeholder of a dot segment is named
+			c.templateFault(fmark, m.name, false, strconv.Quote(truncate(bstr(dst[m.start:m.end]), 40))+
+				" would make a dot segment (. or ..) of the URL path, which a server resolves to another path")
 		}
 	}
 	return dst
+}
+
+// pathMark is where a path placeholder's text was written in a URL.
+type pathMark struct {
+	start, end int
+	name       string
+}
+
+// templateFault records a fault of a template placeholder, once per name
+// and kind for the faults since fmark (a value read twice in a URL is
+// named once).
+func (c *evalCtx) templateFault(fmark int, name string, missing bool, msg string) {
+	for _, f := range c.faults[fmark:] {
+		if f.path == name && f.missing == missing {
+			return
+		}
+	}
+	c.addFault(fault{path: name, missing: missing, msg: msg})
+}
+
+// placeholderProblem says why a placeholder's text cannot stand where it
+// sits in a URL, or "".
+func placeholderProblem(s string, e compiler.Escape) string {
+	switch e {
+	case compiler.EscapeHost:
+		if !dnsLabel(s) {
+			return strconv.Quote(truncate(s, 40)) + " cannot stand in the URL host: it must be one DNS label (letters, digits and '-', 1 to 63 of them, not starting or ending with '-')"
+		}
+	case compiler.EscapePort:
+		if !portText(s) {
+			return strconv.Quote(truncate(s, 40)) + " cannot stand in the URL port: it must be a number from 1 to 65535"
+		}
+	}
+	return ""
+}
+
+// portText reports whether s is a port number, 1 to 65535.
+func portText(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 1 && n <= 65535 && s[0] >= '1' && s[0] <= '9'
+}
+
+// segmentAround returns the bounds of the URL path segment holding
+// dst[start:end]: from the '/' before it to the '/', '?' or '#' after.
+func segmentAround(dst []byte, start, end int) [2]int {
+	for start > 0 && dst[start-1] != '/' {
+		start--
+	}
+	for end < len(dst) && dst[end] != '/' && dst[end] != '?' && dst[end] != '#' {
+		end++
+	}
+	return [2]int{start, end}
+}
+
+// dotSegment reports whether a URL path segment is, or holds, a dot
+// segment (. or ..) as any server may read it: after decoding its percent
+// escapes once (%2E is '.', %2F '/'), with '\' read as '/' (as some
+// servers do), and with a ';' parameter cut off (Tomcat reads "..;x" as
+// ".."). url.PathEscape leaves '.' as it is: "..", written in a path,
+// would reach another resource.
+func dotSegment(seg []byte) bool {
+	n, dots, param := 0, true, false
+	for i := 0; i <= len(seg); i++ {
+		end := i == len(seg)
+		var ch byte
+		if !end {
+			ch = seg[i]
+			if ch == '%' && i+2 < len(seg) && isHex(seg[i+1]) && isHex(seg[i+2]) {
+				ch = byte(hex4(seg[i+1 : i+3]))
+				i += 2
+			}
+		}
+		if end || ch == '/' || ch == '\\' || ch == ';' && !param {
+			if !param && dots && (n == 1 || n == 2) {
+				return true
+			}
+			n, dots, param = 0, true, ch == ';'
+			continue
+		}
+		if !param {
+			n++
+			dots = dots && ch == '.'
+		}
+	}
+	return false
 }
 
 func appendEscaped(dst []byte, s string, e compiler.Escape) []byte {
@@ -973,6 +1179,22 @@ func appendEscaped(dst []byte, s string, e compiler.Escape) []byte {
 		return append(dst, url.QueryEscape(s)...)
 	}
 	return append(dst, s...)
+}
+
+// urlProblem says why a request may not be sent to a built URL, or "":
+// it does not parse, carries user information, or its host is not in the
+// bound allow-list. The URL is not quoted (its query may hold a secret).
+func (in *Integration) urlProblem(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return "the request URL does not parse"
+	case u.User != nil:
+		return "the request URL carries user information"
+	case !in.HostAllowed(u.Hostname()):
+		return "the request URL's host " + strconv.Quote(truncate(u.Hostname(), 60)) + " is not in the blueprint's hosts"
+	}
+	return ""
 }
 
 // renderStatic renders a template that reads config only.
@@ -1004,8 +1226,12 @@ func staticTemplate(t *compiler.Template) bool {
 // requestPlan is what an integration knows of a request before any event:
 // its URL and headers when they read config only, auth included.
 type requestPlan struct {
-	staticURL  bool
-	url        string
+	staticURL bool
+	url       string
+	// hostNames are the values and config keys that write the URL's host
+	// and port (all of its placeholders when none does): a URL whose
+	// final host is not allowed names them.
+	hostNames  []string
 	headers    []Header // static, auth included
 	dynHeaders []*compiler.Header
 	hasCT      bool
@@ -1017,6 +1243,21 @@ func (in *Integration) planRequest(r *compiler.Request) *requestPlan {
 	rp := &requestPlan{staticURL: staticTemplate(r.URL)}
 	if rp.staticURL {
 		rp.url = in.renderStatic(r.URL)
+	}
+	for _, host := range []bool{true, false} {
+		for _, p := range r.URL.Parts {
+			name := p.Config
+			if p.Value != nil {
+				name = p.Value.Name
+			}
+			inHost := p.Escape == compiler.EscapeHost || p.Escape == compiler.EscapePort
+			if name != "" && (inHost || !host) && !slices.Contains(rp.hostNames, name) {
+				rp.hostNames = append(rp.hostNames, name)
+			}
+		}
+		if len(rp.hostNames) > 0 {
+			break
+		}
 	}
 	for _, h := range r.Headers {
 		rp.hasCT = rp.hasCT || strings.EqualFold(h.Name, "Content-Type")

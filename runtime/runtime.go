@@ -16,22 +16,62 @@
 // Evaluate checks, in this order, and the first that fails decides:
 //
 //  1. the event: at most the size limit (Options.MaxEventSize), well-formed
-//     JSON, an object, at most MaxDepth deep (else reject invalid_event);
+//     JSON, an object, at most MaxDepth deep, no key the blueprint reads
+//     twice in its top-level object (else reject invalid_event);
 //  2. the type: absent, or track (else skip event_not_mapped);
 //  3. the event name, normalised, in the variant's event map (else skip
 //     event_not_mapped);
-//  4. the mapping's filter, if any: only true passes; false, nil or a
+//  4. no key the blueprint reads twice in its object, at any level (else
+//     reject invalid_event, naming the path, e.g.
+//     context.consent.advertising);
+//  5. the mapping's filter, if any: only true passes; false, nil or a
 //     filter that cannot be evaluated skip filtered;
-//  5. consent, when the blueprint is gated (else skip consent_denied);
-//  6. the requests' fields: when any required one is missing, reject
-//     missing_required_field naming every missing field; else, when any is
-//     invalid, reject invalid_field naming every invalid one (a field is
-//     named for its own source, never for what is derived from it);
-//  7. deliver, with the requests and any warnings.
+//  6. consent, when the blueprint is gated (else skip consent_denied);
+//  7. the requests' fields and URLs: when any required one is missing,
+//     reject missing_required_field naming every missing field; else, when
+//     any is invalid, reject invalid_field naming every invalid one (a
+//     field is named for its own source, never for what is derived from
+//     it; a URL placeholder for its value). At most 100 are named; past
+//     them Fields ends with "and N more";
+//  8. deliver, with the requests and any warnings.
 //
 // invalid_config never comes from Evaluate: Bind refuses such a config,
 // with a *ConfigError. Evaluate does not keep the event buffer: the caller
 // may reuse it once Evaluate returns.
+//
+// Duplicate keys. JSON readers disagree about an object holding one key
+// twice: JavaScript, Python and Go's encoding/json read the last; gjson,
+// its Value (what expressions see of an object) and a scan that stops at
+// the first match, the first. The platform would then check one value and
+// this engine deliver another (a consent of
+// {"advertising":true,"advertising":false} is denied there). So an event
+// is refused when an object holds twice a key this engine reads: a key on
+// one of the blueprint's paths, at any level (context, context.consent,
+// context.consent.advertising; type and event), or any key inside a value
+// read whole (an expression input or a value or field an expression
+// reads, items scanned again, or the whole event when a path has
+// wildcards or an expression reads the event). Duplicates nothing here
+// reads are left alone: the engine reads neither, and the platform and the
+// vendor read them as they would without it (an object an any field
+// passes on reaches the vendor as it came).
+// Keys are compared as text after their escapes are undone ("a" and
+// "\u0061" are one key; lone surrogates read as U+FFFD). A duplicate in
+// the top-level object refuses any event (step 1: type and event decide
+// everything else); one deeper refuses an event the variant maps (step
+// 4): an unmapped event is skipped whatever it holds below its top level,
+// as nothing of it is read. The check is part of the one validating scan:
+// a key of the blueprint's paths costs a bit in its object's frame; below
+// a value read whole, small objects are checked key by key against a
+// one-word set of fingerprints, wide ones (over 24 keys) with a hash table
+// when they close.
+//
+// URLs. A URL placeholder's text is checked for where it sits: one DNS
+// label in the host, a port number in the port, and no dot segment (. or
+// .., also once percent-decoded, with \ read as / or a ;parameter cut) in
+// the path; and every URL built from event data is parsed and its host
+// checked against the integration's allow-list before Evaluate returns
+// it. A request that would leave the allow-list is never produced: the
+// event is invalid_field, naming the value.
 //
 // Events are read as raw bytes in one validating scan that records where
 // each value the blueprint reads sits (a trie of its paths, built once per
@@ -97,6 +137,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -360,13 +401,21 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 			problems[k] = "is not a config key of " + bp.Ref()
 		}
 	}
-	// A config value written into a URL host must be one DNS label.
+	// A config value written into a URL must fit where it sits: one DNS
+	// label in the host, a number in the port, no dot segment in the path.
 	for _, e := range v.Events {
 		for _, p := range e.Request.URL.Parts {
-			if p.Config != "" && p.Escape == compiler.EscapeHost {
-				if s, ok := in.configText[p.Config]; ok && !dnsLabel(s) {
-					problems[p.Config] = "cannot stand in the request host (letters, digits and '-' only)"
-				}
+			s, ok := in.configText[p.Config]
+			if p.Config == "" || !ok {
+				continue
+			}
+			switch {
+			case p.Escape == compiler.EscapeHost && !dnsLabel(s):
+				problems[p.Config] = "cannot stand in the request host (one DNS label: letters, digits and '-', 1 to 63 of them, not starting or ending with '-')"
+			case p.Escape == compiler.EscapePort && !portText(s):
+				problems[p.Config] = "cannot stand in the request port (a number from 1 to 65535)"
+			case p.Escape == compiler.EscapePath && dotSegment(sbytes(url.PathEscape(s))):
+				problems[p.Config] = "would make a dot segment (. or ..) of the request path"
 			}
 		}
 	}
@@ -375,7 +424,18 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 		in.requests = map[*compiler.Request]*requestPlan{}
 		for _, e := range v.Events {
 			if in.requests[e.Request] == nil {
-				in.requests[e.Request] = in.planRequest(e.Request)
+				rp := in.planRequest(e.Request)
+				in.requests[e.Request] = rp
+				// A URL that reads config only is built once, here: it is
+				// checked as Evaluate checks the others, once.
+				if msg := in.urlProblem(rp.url); rp.staticURL && msg != "" {
+					for _, k := range rp.hostNames {
+						problems[k] = msg
+					}
+					if len(rp.hostNames) == 0 {
+						problems["url of request "+e.Request.Name] = msg
+					}
+				}
 			}
 		}
 	}
@@ -468,8 +528,10 @@ type Result struct {
 	Outcome Outcome
 	// Reason is the reason code of a skip or reject ("" for deliver).
 	Reason string
-	// Fields names every field at fault (vendor field paths such as
-	// line_items[1].quantity), or the config keys at fault.
+	// Fields names the fields at fault (vendor field paths such as
+	// line_items[1].quantity, or the value a URL placeholder reads): every
+	// one up to 100; past them, a last entry "and N more" says how many
+	// more there are (the message ends the same way).
 	Fields []string
 	// Warnings are codes attached to a delivered event.
 	Warnings []string

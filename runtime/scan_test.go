@@ -1,9 +1,14 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -34,6 +39,13 @@ func FuzzScanner(f *testing.F) {
 	}
 	arrNode := root.find("properties.items")
 	arrNode.each, arrNode.eachN = each, len(itemPaths)
+	for _, s := range []string{
+		`{"a":1,"a":2}`, `{"a":{"x":1,"x":2},"b":1}`, `{"a":1,"\u0061":2}`, `[{"k":1},{"k":1}]`, `{"a":{"k":1},"b":{"k":1}}`,
+		`{"\ud800":1,"\udc00":2}`, `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"ka":10,"kb":11,"kc":12,"kd":13,"ke":14,"kf":15,"kg":16,"k3":17}`,
+		`{"abcdefgh-1":1,"abcdefgh-2":2,"abcd-xyz-1":3,"abcd---z-1":4}`, `{"a":1,"a":2`,
+	} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s scanner
 		s.items = true
@@ -42,6 +54,36 @@ func FuzzScanner(f *testing.F) {
 		if (err == nil) != json.Valid(b) {
 			t.Fatalf("scanner err=%v, encoding/json valid=%v for %q", err, json.Valid(b), b)
 		}
+		// Checking duplicate keys: with the root read whole, a duplicate
+		// is found exactly when encoding/json reads a key twice in one
+		// object; otherwise, exactly when a key of the trie is twice in
+		// its object (refTrieDuplicate). The main scan runs on UTF-8 only,
+		// as Evaluate checks it first. The values recorded are the same.
+		for _, whole := range []bool{true, false} {
+			root.whole = whole
+			var d scanner
+			d.items, d.dups = true, true
+			derr := d.scan(b, root, make([]span, len(paths)), 1<<20)
+			found := errors.Is(derr, errDuplicate) || d.dupPath != ""
+			var want bool
+			if err == nil && utf8.Valid(b) {
+				want = refTrieDuplicate(b, root)
+				if whole {
+					want = refHasDuplicate(b)
+				}
+			}
+			switch {
+			case err != nil && derr == nil:
+				t.Fatalf("checking duplicates, %q is accepted (err %v without)", b, err)
+			case err == nil && utf8.Valid(b) && found != want:
+				t.Fatalf("whole=%v: duplicate found=%v (%v %q), want %v, in %q", whole, found, derr, d.dupPath, want, b)
+			case errors.Is(derr, errDuplicate) && strings.Contains(d.dupPath, "."):
+				t.Fatalf("a duplicate below the top level (%q) stopped the scan of %q", d.dupPath, b)
+			case derr == nil && !slices.Equal(d.spans, s.spans):
+				t.Fatalf("recorded %v checking duplicates, %v without, in %q", d.spans, s.spans, b)
+			}
+		}
+		root.whole = false
 		if err != nil {
 			return
 		}
@@ -115,5 +157,136 @@ func TestRecordBudget(t *testing.T) {
 	}
 	if a := s.recorded(s.spans[0].start); a == nil || a.ok {
 		t.Errorf("the array past the budget is recorded as complete: %+v", a)
+	}
+}
+
+// refHasDuplicate is the reference for duplicate keys: whether
+// encoding/json, reading valid JSON token by token, meets a key twice in
+// one object (keys compared unescaped).
+func refHasDuplicate(b []byte) bool {
+	type open struct {
+		keys    map[string]bool // nil for an array
+		wantKey bool
+	}
+	var stack []*open
+	d := json.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		var top *open
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if delim, ok := tok.(json.Delim); ok && (delim == '}' || delim == ']') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		if top != nil && top.keys != nil {
+			if top.wantKey {
+				k := tok.(string)
+				if top.keys[k] {
+					return true
+				}
+				top.keys[k], top.wantKey = true, false
+				continue
+			}
+			top.wantKey = true // a value: the next token is a key
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &open{keys: map[string]bool{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, &open{})
+		}
+	}
+}
+
+// refTrieDuplicate is the reference for duplicate keys of the trie: whether
+// a key the trie names (from root, through each and index children as
+// the scanner follows them) is twice in its object, as encoding/json
+// reads it.
+func refTrieDuplicate(b []byte, root *trie) bool {
+	d := json.NewDecoder(bytes.NewReader(b))
+	var walk func(t *trie) bool
+	walk = func(t *trie) (dup bool) {
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for d.More() {
+				kt, _ := d.Token()
+				k := kt.(string)
+				var c *trie
+				if t != nil && len(t.keys) > 0 {
+					c = t.child([]byte(k))
+				}
+				if c != nil {
+					dup = dup || seen[k]
+					seen[k] = true
+				}
+				dup = walk(c) || dup
+			}
+			d.Token()
+		case json.Delim('['):
+			for n := 0; d.More(); n++ {
+				var c *trie
+				switch {
+				case t == nil:
+				case t.each != nil:
+					c = t.each
+				case t.index != nil:
+					c = t.index[n]
+				}
+				dup = walk(c) || dup
+			}
+			d.Token()
+		}
+		return dup
+	}
+	return walk(root)
+}
+
+// The duplicate check names where the key is, and checks wide objects
+// (a hash table) as well as small ones.
+func TestDuplicatePaths(t *testing.T) {
+	wide := func(dup string) string {
+		var b strings.Builder
+		b.WriteString(`{`)
+		for i := range 1000 {
+			fmt.Fprintf(&b, `"key-%04d":%d,`, i, i)
+		}
+		b.WriteString(dup + `"end":1}`)
+		return b.String()
+	}
+	for _, tt := range []struct{ doc, path string }{
+		{`{"a":1,"a":2}`, "a"},
+		{`{"a":1,"\u0061":2}`, "a"},
+		{`{"a":{"b":[0,{"c":{"d":1,"e":1,"d":2}}]}}`, "a.b.1.c.d"},
+		{`{"x":[[],[{"k":1}],[{"k":1},{"k":1,"k":2}]]}`, "x.2.1.k"},
+		{`{"a":1,"a":{"x":1,"x":2}}`, "a"},
+		{`{"a":{"x":1,"x":2},"a":1}`, "a"},
+		{`{"b":{"x":1,"x":2},"c":{"y":1,"y":1}}`, "b.x"},
+		{`{"w":` + wide(`"key-0999":0,`) + `}`, "w.key-0999"},
+		{`{"w":` + wide("") + `,"v":` + wide(`"end":0,`) + `}`, "v.end"},
+		{`{"` + strings.Repeat("k", 100) + `":{"a":1,"a":1}}`, strings.Repeat("k", 40) + "....a"},
+		{`{"w":` + wide("") + `}`, ""},
+		{`{"abcdefgh-1":1,"abcdefgh-2":2,"abcd-xyz-1":3,"abcd---z-1":4,"b":{"a":1},"c":{"a":1}}`, ""},
+	} {
+		var s scanner
+		s.dups = true
+		root := newTrie()
+		root.whole = true // every key checked
+		err := s.scan([]byte(tt.doc), root, nil, 64)
+		// One in the top-level object stops the scan; one below is
+		// recorded.
+		top := tt.path != "" && !strings.Contains(tt.path, ".")
+		if errors.Is(err, errDuplicate) != top || err != nil && !top || s.dupPath != tt.path {
+			t.Errorf("%.80s: %v at %q, want the duplicate at %q", tt.doc, err, s.dupPath, tt.path)
+		}
 	}
 }

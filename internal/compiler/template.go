@@ -1,7 +1,10 @@
 package compiler
 
 import (
+	"regexp"
+	"regexp/syntax"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 
@@ -18,6 +21,7 @@ const (
 	EscapeHost                // one DNS label, checked, never escaped
 	EscapePath                // percent-encoded as a path segment
 	EscapeQuery               // percent-encoded as a query component
+	EscapePort                // the URL's port: digits, checked, never escaped
 )
 
 // template parses text with {config.KEY} and {values.NAME} placeholders.
@@ -190,6 +194,7 @@ func (c *compiler) urlTemplate(n *yaml.Node) *Template {
 	}
 	// Assign escapes by where each placeholder sits.
 	hostStop := hostStart + hostEnd
+	portStart := hostStart + len(host) // the ':' before the port, if any
 	query := strings.IndexAny(shape[hostStop:], "?#")
 	if query < 0 {
 		query = len(shape)
@@ -204,6 +209,8 @@ func (c *compiler) urlTemplate(n *yaml.Node) *Template {
 			continue
 		}
 		switch {
+		case pos < hostStop && port != "" && pos > portStart:
+			p.Escape = EscapePort
 		case pos < hostStop:
 			p.Escape = EscapeHost
 		case pos < query:
@@ -213,7 +220,125 @@ func (c *compiler) urlTemplate(n *yaml.Node) *Template {
 		}
 		pos++
 	}
+	for k, p := range t.Parts {
+		if p.Value != nil && (p.Escape == EscapeHost || p.Escape == EscapePort) {
+			c.checkHostValue(p.Value, p.Escape, at(k))
+		}
+	}
 	return t
+}
+
+// checkHostValue refuses event data in a URL's host or port unless the
+// value declares what it may be: a type string or id with a pattern whose
+// every match is made of a DNS label's characters (digits for a port).
+// The allow-list stops other hosts either way (at run time the text must
+// be one DNS label and the final host is checked), but which of the hosts
+// it covers an event may pick is the author's decision, to be written
+// down: a *.example.com entry would otherwise let any event pick any
+// tenant's subdomain, with the integration's credentials attached.
+func (c *compiler) checkHostValue(v *Value, e Escape, pos diag.Pos) {
+	if !readsEvent(v, map[*Value]bool{}) {
+		return
+	}
+	where, chars, example := "host", "letters, digits and '-'", `type: string, pattern: "[a-z]{2}-[a-z]+"`
+	if e == EscapePort {
+		where, chars, example = "port", "digits", `type: string, pattern: "[0-9]{2,5}"`
+	}
+	switch {
+	case v.Type.Kind != KindString && v.Type.Kind != KindID || v.Type.Pattern == nil:
+		c.ds.Errorf(pos, "host_from_event", "value %s reads event data into the URL %s: declare what it may be with a type string and a pattern of %s only (%s), or take it from config", v.Name, where, chars, example)
+	case !patternWithin(v.Type.Pattern, e == EscapePort):
+		c.ds.Errorf(pos, "host_from_event", "value %s reads event data into the URL %s, and its pattern allows other characters than %s: narrow the pattern (%s)", v.Name, where, chars, example)
+	}
+}
+
+// readsEvent reports whether a value is computed from event data: a path,
+// an expression reading the event or an item, the source event name, or a
+// value that reads one of those.
+func readsEvent(v *Value, seen map[*Value]bool) bool {
+	if v == nil || seen[v] {
+		return false
+	}
+	seen[v] = true
+	if v.Builtin {
+		return v.Name == ValueSourceEvent
+	}
+	for _, s := range v.Sources {
+		switch s.Kind {
+		case SourcePath:
+			return true
+		case SourceValue:
+			if readsEvent(s.Value, seen) {
+				return true
+			}
+		case SourceExpr:
+			if s.Expr == nil {
+				continue
+			}
+			for _, in := range s.Expr.Inputs {
+				switch in.Kind {
+				case InputEvent, InputItem:
+					return true
+				case InputValue:
+					if readsEvent(in.Value, seen) {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
+// patternWithin reports whether every text a pattern matches is made of a
+// DNS label's characters (letters, digits, '-'), or of digits only.
+func patternWithin(re *regexp.Regexp, digits bool) bool {
+	in := func(r rune) bool {
+		return r >= '0' && r <= '9' || !digits && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-')
+	}
+	tree, err := syntax.Parse(re.String(), syntax.Perl)
+	if err != nil {
+		return false
+	}
+	var within func(n *syntax.Regexp) bool
+	within = func(n *syntax.Regexp) bool {
+		switch n.Op {
+		case syntax.OpNoMatch, syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine,
+			syntax.OpBeginText, syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+			return true
+		case syntax.OpLiteral:
+			for _, r := range n.Rune {
+				if !in(r) {
+					return false
+				}
+				// (?i)k also matches the Kelvin sign, (?i)s the long s.
+				for f := unicode.SimpleFold(r); n.Flags&syntax.FoldCase != 0 && f != r; f = unicode.SimpleFold(f) {
+					if !in(f) {
+						return false
+					}
+				}
+			}
+			return true
+		case syntax.OpCharClass:
+			for i := 0; i+1 < len(n.Rune); i += 2 {
+				for r := n.Rune[i]; r <= n.Rune[i+1]; r++ {
+					if !in(r) {
+						return false
+					}
+				}
+			}
+			return true
+		case syntax.OpCapture, syntax.OpStar, syntax.OpPlus, syntax.OpQuest, syntax.OpRepeat, syntax.OpConcat, syntax.OpAlternate:
+			for _, s := range n.Sub {
+				if !within(s) {
+					return false
+				}
+			}
+			return true
+		}
+		return false // any character
+	}
+	return within(tree)
 }
 
 // hostPos is the position of the host in a URL template: it starts in the
