@@ -30,9 +30,10 @@ import (
 // queryKey is the api_key of the query-auth blueprint below.
 const queryKey = "sk-test-123"
 
-// queryAuthBlueprint sends the key in the query (?key=...); its host is
-// read from the event, so that an event can make the URL unparsable (the
-// overlay case of the issue: a value "a b" in the host).
+// queryAuthBlueprint sends the key in the query (?key=...); its host label
+// is read from the event (evaluation refuses a label such as "a b" since
+// #11 finding 2, so the tests break URLs after evaluation, or drop the
+// connection, to reach the sender's error paths).
 const queryAuthBlueprint = `key: qauth
 version: 1.0.0
 name: Query auth
@@ -42,7 +43,7 @@ hosts: ["*.example.com", "api.example.com"]
 config:
   api_key: {type: secret, required: true}
 values:
-  sub: {from: properties.sub, type: string}
+  sub: {from: properties.sub, type: string, pattern: "[a-z]+"}
 requests:
   r:
     method: POST
@@ -168,13 +169,22 @@ func TestDoRedactsTransportErrors(t *testing.T) {
 
 // The same through the worker: the dead letter (LastError) and every log
 // line of the run are free of the key.
-func TestWorkerDeadLetterUnparsableURLHasNoKey(t *testing.T) {
+func TestWorkerDeadLetterTransportErrorHasNoKey(t *testing.T) {
 	in := queryAuth(t)
-	ev := []byte(`{"type":"track","event":"E","properties":{"a":"x","sub":"a b"}}`)
+	// A label evaluation refuses: the reject shows no key either.
+	if res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"a":"x","sub":"a b"}}`)); res.Outcome != runtime.Reject || strings.Contains(res.String(), queryKey) {
+		t.Errorf("host label \"a b\": %s", res.String())
+	}
+	ev := []byte(`{"type":"track","event":"E","properties":{"a":"x","sub":"api"}}`)
 	res := in.Evaluate(ev)
 	if res.Outcome != runtime.Deliver {
-		t.Skipf("the event is no longer delivered (%s %s): evaluation refuses the host first", res.Outcome, res.Reason)
+		t.Fatalf("%s %s: %s", res.Outcome, res.Reason, res.Message)
 	}
+	// A vendor that drops the connection: net/http's error quotes the URL,
+	// query and all; the attempt runs out and the item is a dead letter.
+	drop := httptest.NewServer(&vendor{answers: []int{-1, -1, -1}})
+	defer drop.Close()
+	dropURL, _ := url.Parse(drop.URL)
 	items, err := send.Items(in, "qauth", "qauth@1.0.0", ev, res, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +197,7 @@ func TestWorkerDeadLetterUnparsableURLHasNoKey(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w := &send.Worker{
 		Queue:       q,
-		Sender:      send.New(send.Options{Logger: logger}),
+		Sender:      send.New(send.Options{Logger: logger, VendorURL: dropURL}),
 		Policy:      send.Policy{MaxAttempts: 1, Base: time.Millisecond, Cap: time.Millisecond},
 		Integration: func(*outbox.Item) (*runtime.Integration, bool) { return in, true },
 		Poll:        time.Millisecond,
