@@ -192,9 +192,16 @@ type Variant struct {
 	Events []Mapping
 }
 
-// Mapping is one source event of a variant's event map.
+// Mapping is one entry of a variant's event map.
 type Mapping struct {
-	Event       string
+	// Event is the event map key as written: a track event's name, or a
+	// selector (page:NAME, TYPE:*, * for every other track event, *:*).
+	Event string
+	// Type is the event type it maps (track, page, screen, identify,
+	// group, ...), or "*" for every type.
+	Type string
+	// VendorEvent is the vendor's event, or "" when it is computed per
+	// event.
 	VendorEvent string
 	Description string
 }
@@ -226,7 +233,7 @@ func patternText(re *regexp.Regexp) string {
 func variant(v *compiler.Variant) Variant {
 	out := Variant{Key: v.Key, Name: v.Name, Description: v.Description, DefaultConfig: maps.Clone(v.DefaultConfig)}
 	for _, e := range v.Events {
-		out.Events = append(out.Events, Mapping{Event: e.Name, VendorEvent: e.VendorEvent, Description: e.Description})
+		out.Events = append(out.Events, Mapping{Event: e.Name, Type: e.Type, VendorEvent: e.VendorEvent, Description: e.Description})
 	}
 	return out
 }

@@ -71,7 +71,8 @@ type evalCtx struct {
 	none     []span // an item window where nothing was recorded
 	top      scope  // the event's scope: its slots, no fields
 	scopes   []*scope
-	looked   bool // found is the mapping of the event's name
+	kind     string // the event's type, lower case ("" when not text)
+	looked   bool   // found is the mapping of the event's name
 	found    *compiler.Event
 	vm       vm.VM
 	budget   compiler.Budget // what this evaluation's expressions may still build and do
@@ -123,43 +124,31 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	if msg := c.scan(in, event); msg != "" {
 		return reject(&res, ReasonInvalidEvent, msg)
 	}
-	if typ := c.slots[compiler.SlotType]; typ.present() && typ.kind != 'n' && !(typ.kind == '"' && typ.end-typ.start == 2) {
-		v := c.spanVal(event, typ)
-		if typ.kind != '"' {
-			return skip(&res, ReasonEventNotMapped, "only track events are mapped; this event's type is "+describeVal(v))
-		}
-		if !isTrack(v.b) {
-			return skip(&res, ReasonEventNotMapped, "only track events are mapped; this is a "+strconv.Quote(truncate(string(v.b), 40))+" event")
-		}
-	}
-	nameSp := c.slots[compiler.SlotEvent]
-	var name []byte
-	if nameSp.kind == '"' {
-		name = c.spanVal(event, nameSp).b
-	}
-	if len(trimSpace(name)) == 0 {
-		res.msgClean = true // scrubbed at Bind
-		return skip(&res, ReasonEventNotMapped, in.noNameMsg)
-	}
-	ev := c.lookup(name)
+	ev := c.mapEvent(&res)
 	if ev == nil {
-		t := in.unmappedText(name)
-		res.Event, res.msgClean, res.eventClean = t.event, true, true
-		return skip(&res, ReasonEventNotMapped, t.msg)
+		return res
 	}
 	if c.sc.dupPath != "" {
 		// A key twice below the top level: the event is read, and readers
 		// disagree on it (the top level was refused by the scan itself).
 		return reject(&res, ReasonInvalidEvent, duplicateMessage(c.sc.dupPath))
 	}
-	if string(name) == ev.Name {
+	name := c.name
+	switch {
+	case string(name) == ev.Name:
 		// The name as the blueprint writes it: no copy, scrubbed at Bind.
 		res.Event, res.eventClean = in.eventNames[ev], true
-	} else {
+	case name != nil:
 		res.Event = string(name)
+	case c.kind != "track":
+		res.Event = c.kind // an identify or group event: its type names it
 	}
 	res.VendorEvent = ev.VendorEvent
-	c.ev, c.name = ev, name
+	if ev.VendorSpec != nil {
+		if v := c.value(c.in.bp.VendorEventValue()); v.st == present && v.jt == '"' {
+			res.VendorEvent = string(v.b)
+		}
+	}
 
 	if ev.Filter != nil {
 		// Only a true filter lets the event through: one that cannot be
@@ -263,6 +252,80 @@ type requestBox struct {
 	headers [4]Header
 }
 
+// mapEvent finds the mapping of the scanned event in the variant: a track
+// event by its name, then the variant's selectors by type (TYPE:NAME for
+// page and screen, TYPE:*, *:*). It sets c.ev, c.kind and c.name, or
+// makes res a skip (event_not_mapped) and returns nil.
+func (c *evalCtx) mapEvent(res *Result) *compiler.Event {
+	in, v, event := c.in, c.in.variant, c.event
+	c.kind = "track"
+	if typ := c.slots[compiler.SlotType]; typ.present() && typ.kind != 'n' && !(typ.kind == '"' && typ.end-typ.start == 2) {
+		tv := c.spanVal(event, typ)
+		switch {
+		case typ.kind != '"':
+			c.kind = ""
+			if v.NamesOnly() {
+				skip(res, ReasonEventNotMapped, "only track events are mapped; this event's type is "+describeVal(tv))
+				return nil
+			}
+		case isTrack(tv.b):
+		default:
+			if v.NamesOnly() {
+				skip(res, ReasonEventNotMapped, "only track events are mapped; this is a "+strconv.Quote(truncate(string(tv.b), 40))+" event")
+				return nil
+			}
+			c.kind = strings.ToLower(strings.TrimSpace(string(tv.b)))
+		}
+	}
+	if c.kind != "track" {
+		var norm string
+		if c.kind == "page" || c.kind == "screen" {
+			if sp := c.slots[compiler.SlotName]; sp.kind == '"' {
+				if n := c.spanVal(event, sp).b; len(trimSpace(n)) > 0 {
+					c.name = n
+					norm = conv.NormalizeName(string(n))
+				}
+			}
+		}
+		if ev := v.Select(c.kind, norm); ev != nil {
+			c.ev = ev
+			return ev
+		}
+		what := "an event whose type is not text"
+		if c.kind != "" {
+			what = "a " + strconv.Quote(truncate(c.kind, 40)) + " event"
+		}
+		skip(res, ReasonEventNotMapped, what+" is not in the event map of "+in.bp.Ref()+" variant "+v.Key)
+		return nil
+	}
+	nameSp := c.slots[compiler.SlotEvent]
+	var name []byte
+	if nameSp.kind == '"' {
+		name = c.spanVal(event, nameSp).b
+	}
+	if len(trimSpace(name)) == 0 {
+		if ev := v.Select("track", ""); ev != nil {
+			c.ev = ev
+			return ev
+		}
+		res.msgClean = true // scrubbed at Bind
+		skip(res, ReasonEventNotMapped, in.noNameMsg)
+		return nil
+	}
+	ev := c.lookup(name)
+	if ev == nil {
+		ev = v.Select("track", "")
+	}
+	if ev == nil {
+		t := in.unmappedText(name)
+		res.Event, res.msgClean, res.eventClean = t.event, true, true
+		skip(res, ReasonEventNotMapped, t.msg)
+		return nil
+	}
+	c.ev, c.name = ev, name
+	return ev
+}
+
 func isTrack(b []byte) bool {
 	b = trimSpace(b)
 	return len(b) == 5 && (b[0]|0x20) == 't' && (b[1]|0x20) == 'r' && (b[2]|0x20) == 'a' && (b[3]|0x20) == 'c' && (b[4]|0x20) == 'k'
@@ -329,7 +392,13 @@ func (c *evalCtx) scan(in *Integration, event []byte) string {
 		return "event is not valid UTF-8"
 	}
 	c.sc.items, c.sc.dups = true, true
-	c.sc.gate, c.sc.gateSlot, c.sc.keep = c, compiler.SlotEvent, p.typeNode
+	c.sc.gate, c.sc.gateSlot, c.sc.keep = nil, compiler.SlotEvent, p.typeNode
+	if in.variant.NamesOnly() {
+		// Only track names map: an event whose name is not mapped needs
+		// nothing else read. With selectors (page:*, a catch-all) any
+		// event may map, whatever its name.
+		c.sc.gate = c
+	}
 	c.looked = false
 	err := c.sc.scan(event, p.root, c.slots, in.opts.MaxDepth)
 	c.slots = c.sc.spans[:len(p.paths)]
@@ -386,7 +455,7 @@ func (c *evalCtx) fillFallback(doc []byte, paths map[int]string, slots []span) {
 }
 
 func (c *evalCtx) release() {
-	c.in, c.ev, c.event, c.name, c.resp, c.top, c.found = nil, nil, nil, nil, nil, scope{}, nil
+	c.in, c.ev, c.event, c.name, c.resp, c.top, c.found, c.kind = nil, nil, nil, nil, nil, scope{}, nil, ""
 	c.budget = compiler.Budget{} // the next evaluation gets a whole one
 	c.sc.b, c.sc.gate, c.sc.keep = nil, nil, nil
 	clear(c.values)
@@ -506,9 +575,19 @@ func (c *evalCtx) value(v *compiler.Value) rv {
 	var out rv
 	switch {
 	case v.Name == compiler.ValueVendorEvent:
-		out = textVal(sbytes(c.ev.VendorEvent))
+		if c.ev.VendorSpec != nil {
+			out = c.spec(c.ev.VendorSpec, &c.top)
+		} else {
+			out = textVal(sbytes(c.ev.VendorEvent))
+		}
 	case v.Name == compiler.ValueSourceEvent:
-		out = textVal(c.name)
+		if len(c.name) > 0 {
+			out = textVal(c.name)
+		}
+	case v.Name == compiler.ValueEventType:
+		if c.kind != "" {
+			out = textVal(sbytes(c.kind))
+		}
 	default:
 		out = c.spec(&v.Spec, &c.top)
 	}

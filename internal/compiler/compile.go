@@ -47,8 +47,9 @@ func WithCatalog(cat *Catalog) Option { return func(o *options) { o.catalog = ca
 
 // Builtin shared values, supplied by the runtime for every event.
 const (
-	ValueVendorEvent = "vendor_event" // the mapped vendor event type
-	ValueSourceEvent = "source_event" // the source event name as received
+	ValueVendorEvent = "vendor_event" // the mapped vendor event type (as written, or computed)
+	ValueSourceEvent = "source_event" // the source event name as received (track: event; page, screen: name)
+	ValueEventType   = "event_type"   // the event's type, lower case (track when absent)
 )
 
 // Compile compiles one blueprint file. name is used in diagnostics. It
@@ -557,7 +558,7 @@ func (c *compiler) declareValues(identity, values *yaml.Node) {
 	c.valueNodes = map[*Value]*yaml.Node{}
 	c.valueState = map[*Value]int{}
 	c.secretValue = map[*Value]bool{}
-	for _, name := range []string{ValueVendorEvent, ValueSourceEvent} {
+	for _, name := range []string{ValueVendorEvent, ValueSourceEvent, ValueEventType} {
 		v := &Value{Name: name, Index: len(c.bp.Values), Builtin: true, Spec: Spec{Type: Type{Kind: KindString}}}
 		c.values[name] = v
 		c.valueState[v] = 2
@@ -1200,7 +1201,14 @@ func (c *compiler) compileEvents(base, variants *yaml.Node) {
 
 func (c *compiler) finishVariant(v *Variant, at *yaml.Node, implicit bool) {
 	for _, e := range v.Events {
-		v.byKey[e.Key] = e
+		if e.Type == "track" && e.Key != "track:*" {
+			v.byKey[e.Key] = e
+			continue
+		}
+		if v.sel == nil {
+			v.sel = map[string]*Event{}
+		}
+		v.sel[e.Key] = e
 	}
 	// An event that failed to compile was reported already.
 	if len(v.Events) == 0 && !c.badEvent {
@@ -1244,15 +1252,31 @@ func (c *compiler) eventList(n *yaml.Node, variant string, inherited []*Event) [
 func (c *compiler) compileEvent(p kv, variant string) *Event {
 	e := &Event{
 		Name:        p.k.Value,
-		Key:         conv.NormalizeName(p.k.Value),
-		VendorEvent: text(p.v, "vendor_event"),
 		Description: text(p.v, "description"),
 		Variant:     variant,
 		Pos:         c.pos(p.k),
 	}
-	if e.Key == "" || e.Key == "_" {
-		c.ds.Errorf(c.pos(p.k), "invalid_event_name", "event name %q is empty after normalisation", e.Name)
+	var problem string
+	e.Type, e.Key, problem = eventSelector(p.k.Value)
+	if problem != "" {
+		c.ds.Errorf(c.pos(p.k), "invalid_event_name", "%s", problem)
 		return nil
+	}
+	if vn := get(p.v, "vendor_event"); vn != nil && vn.Kind == yaml.MappingNode {
+		// Computed per event: a value of type string (the shared value
+		// vendor_event), with the sources of a value.
+		sc := &scope{self: -1, where: "vendor_event"}
+		spec := c.compileSpec(vn, sc)
+		c.noSecret(sc, vn, "vendor_event")
+		if spec.Type.Kind == KindAny {
+			spec.Type.Kind = KindString
+		}
+		if len(spec.Sources) == 0 {
+			c.ds.Errorf(c.pos(vn), "missing_key", "a computed vendor_event needs a source (from, value, config, const or expr)")
+		}
+		e.VendorSpec = &spec
+	} else {
+		e.VendorEvent = text(p.v, "vendor_event")
 	}
 	rn := get(p.v, "request")
 	def := c.requests[rn.Value]
@@ -1281,6 +1305,65 @@ func (c *compiler) compileEvent(p kv, variant string) *Event {
 	e.Request = &req
 	e.Warnings = objectWarnings(req.Body, nil)
 	return e
+}
+
+// eventTypes are the event types an event map key may select with TYPE:.
+var eventTypes = map[string]bool{"track": true, "page": true, "screen": true, "identify": true, "group": true}
+
+// eventSelector reads an event map key: a track event's name, or a
+// selector. It returns the type selected and the key the mapping is found
+// by, or why the key selects nothing.
+//
+//	Order Completed     track events named so (after normalisation)
+//	track:Order Completed   the same
+//	* or track:*        every other track event (the catch-all)
+//	page:Home           page (or screen) events named Home
+//	page:*              every other page event; also identify:*, group:*,
+//	                    screen:*, and TYPE:* for any other type word
+//	*:*                 every event of any type no other mapping takes
+func eventSelector(name string) (typ, key, problem string) {
+	trimmed := strings.TrimSpace(name)
+	switch trimmed {
+	case "*", "track:*":
+		return "track", "track:*", ""
+	case "*:*":
+		return "*", "*:*", ""
+	}
+	if t, rest, ok := strings.Cut(trimmed, ":"); ok && isTypeWord(t) {
+		t, rest = strings.ToLower(t), strings.TrimSpace(rest)
+		switch {
+		case rest == "*":
+			return t, t + ":*", ""
+		case t == "track":
+			trimmed = rest
+		case t == "page" || t == "screen":
+			if k := conv.NormalizeName(rest); k != "" && k != "_" {
+				return t, t + ":" + k, ""
+			}
+			return "", "", fmt.Sprintf("event map key %q names no %s: write %s:NAME or %s:*", name, t, t, t)
+		case eventTypes[t]:
+			return "", "", fmt.Sprintf("event map key %q: %s events have no name to match; write %s:*", name, t, t)
+		}
+	}
+	k := conv.NormalizeName(trimmed)
+	if k == "" || k == "_" {
+		return "", "", fmt.Sprintf("event name %q is empty after normalisation", name)
+	}
+	return "track", k, ""
+}
+
+// isTypeWord reports whether s may name an event type before ":" in an
+// event map key: a known type, in any case, or a lower-case word.
+func isTypeWord(s string) bool {
+	if eventTypes[strings.ToLower(s)] {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'a' || s[i] > 'z' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // overlayFields replaces base fields by name, keeping their place, and

@@ -3,6 +3,7 @@ package compiler
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -107,6 +108,9 @@ func (c *compiler) compileExpr(n *yaml.Node, sc *scope) *Expr {
 		c.exprError(n, err, "expr_type")
 		return nil
 	}
+	if !c.literalPatterns(n, tree.Node) {
+		return nil
+	}
 	// Bound what it builds and does per event: refuse what provably
 	// exceeds the budget, make every costly operation charge it (see
 	// budget.go).
@@ -129,6 +133,29 @@ func (c *compiler) compileExpr(n *yaml.Node, sc *scope) *Expr {
 	e := &Expr{Text: text, Pos: c.pos(n), Program: prog, Inputs: rw.inputs}
 	e.Arith = arithOf(prog.Node(), rw.inputs)
 	return e
+}
+
+// literalPatterns checks, when the blueprint compiles, each pattern
+// written as a literal in a call of regex_replace.
+func (c *compiler) literalPatterns(n *yaml.Node, root ast.Node) bool {
+	ok := true
+	ast.Find(root, func(x ast.Node) bool {
+		call, isCall := x.(*ast.CallNode)
+		if !isCall || len(call.Arguments) != 3 {
+			return false
+		}
+		if id, _ := call.Callee.(*ast.IdentifierNode); id == nil || id.Value != "regex_replace" {
+			return false
+		}
+		if p, lit := call.Arguments[1].(*ast.StringNode); lit {
+			if _, err := regexp.Compile(p.Value); err != nil {
+				c.errorAtOffset(n, p.Location().From, "invalid_pattern", "regex_replace: pattern %q is not a valid RE2 regular expression: %s", p.Value, reErr(err))
+				ok = false
+			}
+		}
+		return false
+	})
+	return ok
 }
 
 // arithOf recognises an expression that is one checked integer operation

@@ -1,16 +1,22 @@
 package compiler
 
 import (
+	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"math"
 	"net/url"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -75,6 +81,62 @@ var functions = []Function{
 		},
 		types: []any{new(func(string) string)},
 		cost:  chargeText(1, 64),
+	},
+	{
+		Name: "sha1_hex", Signature: "sha1_hex(text) string",
+		Doc:     "Lower-case hex SHA-1 of the text's UTF-8 bytes (for vendors that match hashed emails by SHA-1, as Impact does).",
+		Example: `sha1_hex("abc") == "a9993e364706816aba3e25717850c26c9cd0d89d"`,
+		fn:      hashHex(sha1.New),
+		types:   []any{new(func(string) string)},
+		cost:    chargeText(1, 40),
+	},
+	{
+		Name: "sha512_hex", Signature: "sha512_hex(text) string",
+		Doc:     "Lower-case hex SHA-512 of the text's UTF-8 bytes.",
+		Example: `len(sha512_hex("abc")) == 128`,
+		fn:      hashHex(sha512.New),
+		types:   []any{new(func(string) string)},
+		cost:    chargeText(1, 128),
+	},
+	{
+		Name: "hmac_sha256_hex", Signature: "hmac_sha256_hex(key, text) string",
+		Doc:     "Lower-case hex HMAC-SHA256 of the text with the key (both UTF-8). A secret cannot be the key: secrets are read only by auth, secret headers and fields, and request signatures (signature:).",
+		Example: `hmac_sha256_hex("key", "The quick brown fox jumps over the lazy dog") == "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"`,
+		fn:      hmacHex(sha256.New),
+		types:   []any{new(func(string, string) string)},
+		cost:    chargeText(1, 64),
+	},
+	{
+		Name: "hmac_sha1_hex", Signature: "hmac_sha1_hex(key, text) string",
+		Doc:     "Lower-case hex HMAC-SHA1 of the text with the key.",
+		Example: `hmac_sha1_hex("key", "The quick brown fox jumps over the lazy dog") == "de7c9b85b8b78aa6bc8a7a36f70a90701c9db4d9"`,
+		fn:      hmacHex(sha1.New),
+		types:   []any{new(func(string, string) string)},
+		cost:    chargeText(1, 40),
+	},
+	{
+		Name: "hmac_sha512_hex", Signature: "hmac_sha512_hex(key, text) string",
+		Doc:     "Lower-case hex HMAC-SHA512 of the text with the key.",
+		Example: `len(hmac_sha512_hex("key", "text")) == 128`,
+		fn:      hmacHex(sha512.New),
+		types:   []any{new(func(string, string) string)},
+		cost:    chargeText(1, 128),
+	},
+	{
+		Name: "regex_replace", Signature: "regex_replace(text, pattern, replacement) string",
+		Doc:     "Replaces every match of an RE2 pattern (linear time, no backtracking) in the text; $1 or ${name} in the replacement insert a group. A pattern written as a literal is checked when the blueprint compiles.",
+		Example: `regex_replace("Tee - Red -- L", " *-+ *", " ") == "Tee Red L"`,
+		fn:      fnRegexReplace,
+		types:   []any{new(func(string, string, string) string)},
+		cost:    chargeRegexReplace,
+	},
+	{
+		Name: "snake_case", Signature: "snake_case(text) string",
+		Doc:     "Lower-cases the text and turns every run of characters other than a-z and 0-9 into one _, trimming _ at both ends: a vendor event name from a source event name.",
+		Example: `snake_case(" Checkout Step-2 Viewed! ") == "checkout_step_2_viewed"`,
+		fn:      fnSnakeCase,
+		types:   []any{new(func(string) string)},
+		cost:    chargeText(1, 0),
 	},
 	{
 		Name: "email_sha256", Signature: "email_sha256(email) string",
@@ -178,6 +240,114 @@ func chargeText(perByte, fixed int64) func(b *Budget, args []any) error {
 		}
 		return b.Charge(satAdd(satMul(n, perByte), fixed), 1+n>>6)
 	}
+}
+
+// hashHex is a helper writing the lower-case hex digest of its text.
+func hashHex(h func() hash.Hash) func(args ...any) (any, error) {
+	return func(args ...any) (any, error) {
+		s, err := str(args[0])
+		if err != nil {
+			return nil, err
+		}
+		d := h()
+		d.Write([]byte(s))
+		return hex.EncodeToString(d.Sum(nil)), nil
+	}
+}
+
+// hmacHex is a helper writing the lower-case hex HMAC of (key, text).
+func hmacHex(h func() hash.Hash) func(args ...any) (any, error) {
+	return func(args ...any) (any, error) {
+		key, err := str(args[0])
+		if err != nil {
+			return nil, err
+		}
+		s, err := str(args[1])
+		if err != nil {
+			return nil, err
+		}
+		m := hmac.New(h, []byte(key))
+		m.Write([]byte(s))
+		return hex.EncodeToString(m.Sum(nil)), nil
+	}
+}
+
+func fnSnakeCase(args ...any) (any, error) {
+	s, err := str(args[0])
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	sep := false
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if sep && b.Len() > 0 {
+				b.WriteByte('_')
+			}
+			sep = false
+			b.WriteRune(r)
+			continue
+		}
+		sep = true
+	}
+	return b.String(), nil
+}
+
+// regexCache keeps compiled patterns of regex_replace, bounded: a pattern
+// read from event data is compiled per call once the cache is full.
+var regexCache struct {
+	sync.Mutex
+	m map[string]*regexp.Regexp
+}
+
+const regexCacheMax = 512
+
+func cachedRegexp(p string) (*regexp.Regexp, error) {
+	regexCache.Lock()
+	re := regexCache.m[p]
+	regexCache.Unlock()
+	if re != nil {
+		return re, nil
+	}
+	re, err := regexp.Compile(p)
+	if err != nil {
+		return nil, fmt.Errorf("regex_replace: bad pattern: %s", reErr(err))
+	}
+	regexCache.Lock()
+	if regexCache.m == nil {
+		regexCache.m = map[string]*regexp.Regexp{}
+	}
+	if len(regexCache.m) < regexCacheMax {
+		regexCache.m[p] = re
+	}
+	regexCache.Unlock()
+	return re, nil
+}
+
+func fnRegexReplace(args ...any) (any, error) {
+	var a [3]string
+	for i := range a {
+		s, err := str(args[i])
+		if err != nil {
+			return nil, err
+		}
+		a[i] = s
+	}
+	re, err := cachedRegexp(a[1])
+	if err != nil {
+		return nil, err
+	}
+	return re.ReplaceAllString(a[0], a[2]), nil
+}
+
+// chargeRegexReplace charges the most regex_replace can build: a match at
+// every position of the text (an empty match), each replaced by the whole
+// replacement with every group expanded to the whole text.
+func chargeRegexReplace(b *Budget, args []any) error {
+	n, p, r := textLen(args[0]), textLen(args[1]), textLen(args[2])
+	groups := int64(strings.Count(fmt.Sprint(args[2]), "$"))
+	per := satAdd(r, satMul(groups, n))
+	return b.Charge(satAdd(n, satMul(n+1, per)), satAdd(1+n>>4, p))
 }
 
 // chargeBase64: the text's bytes, then their encoding.

@@ -83,6 +83,10 @@ func SetUnwrap(f func(any) *Blueprint) { of = f }
 // nil one).
 func Of(bp any) *Blueprint { return of(bp) }
 
+// VendorEventValue returns the builtin value vendor_event (the compiler
+// declares the builtins first, vendor_event at index 0).
+func (b *Blueprint) VendorEventValue() *Value { return b.Values[0] }
+
 // Ref returns KEY@VERSION.
 func (b *Blueprint) Ref() string { return b.Key + "@" + b.Version }
 
@@ -171,18 +175,53 @@ type Variant struct {
 	DefaultConfig map[string]any
 	// Events in declaration order: the base's first, then the variant's.
 	Events []*Event
-	byKey  map[string]*Event
+	// byKey holds the track events mapped by name (normalised); sel the
+	// other selectors, by Event.Key ("page:home", "page:*", "*:*").
+	byKey map[string]*Event
+	sel   map[string]*Event
 }
 
-// Lookup finds the mapping for a normalised event name.
+// Lookup finds the mapping of a track event by its normalised name.
 func (v *Variant) Lookup(normalized string) *Event { return v.byKey[normalized] }
+
+// NamesOnly reports that the variant maps track events by name only: an
+// event whose name it does not map needs nothing else read.
+func (v *Variant) NamesOnly() bool { return len(v.sel) == 0 }
+
+// Select finds the mapping of an event that Lookup did not map, by its
+// type (lower case; "" when the type is not text) and normalised name:
+// TYPE:NAME (page and screen), then TYPE:*, then *:*.
+func (v *Variant) Select(typ, normalized string) *Event {
+	if len(v.sel) == 0 {
+		return nil
+	}
+	if typ != "" {
+		if normalized != "" && (typ == "page" || typ == "screen") {
+			if e := v.sel[typ+":"+normalized]; e != nil {
+				return e
+			}
+		}
+		if e := v.sel[typ+":*"]; e != nil {
+			return e
+		}
+	}
+	return v.sel["*:*"]
+}
 
 // Event maps one source event to one vendor request.
 type Event struct {
-	// Name is the source event name as written; Key is its normalised form.
-	Name        string
-	Key         string
+	// Name is the event map key as written. Key is its normalised form:
+	// the normalised name of a track event mapped by name, else the
+	// selector TYPE:NAME (page, screen), TYPE:* or *:* (Type "*").
+	Name string
+	Key  string
+	// Type is the event type it selects (track, page, screen, identify,
+	// group, another type, or "*" for every type).
+	Type string
+	// VendorEvent is the vendor event as written, or "" when VendorSpec
+	// computes it per event (the shared value vendor_event).
 	VendorEvent string
+	VendorSpec  *Spec
 	Description string
 	Filter      *Expr // nil: no filter
 	Request     *Request

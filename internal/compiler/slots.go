@@ -1,9 +1,11 @@
 package compiler
 
-// Slot numbers for the two paths every evaluation reads.
+// Slot numbers for the paths every evaluation reads: the event's type, its
+// name (track), and its name (page, screen).
 const (
 	SlotType  = 0
 	SlotEvent = 1
+	SlotName  = 2
 )
 
 // slotTable numbers distinct paths.
@@ -31,6 +33,7 @@ func assignSlots(bp *Blueprint) {
 	root := &slotTable{}
 	root.slot("type")
 	root.slot("event")
+	root.slot("name")
 	seenObj := map[*Object]bool{}
 	seenSpec := map[*Spec]bool{}
 	var spec func(s *Spec, t *slotTable)
@@ -121,6 +124,9 @@ func assignSlots(bp *Blueprint) {
 	for _, v := range bp.Variants {
 		for _, e := range v.Events {
 			expr(e.Filter, root)
+			if e.VendorSpec != nil {
+				spec(e.VendorSpec, root)
+			}
 			object(e.Request.Body, root)
 		}
 	}

@@ -261,7 +261,8 @@ func readsEvent(v *Value, seen map[*Value]bool) bool {
 	}
 	seen[v] = true
 	if v.Builtin {
-		return v.Name == ValueSourceEvent
+		// vendor_event may be computed from the event.
+		return v.Name == ValueSourceEvent || v.Name == ValueEventType || v.Name == ValueVendorEvent
 	}
 	for _, s := range v.Sources {
 		switch s.Kind {

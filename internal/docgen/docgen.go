@@ -158,11 +158,17 @@ func Markdown(pub *engine.Blueprint, variant string) (string, error) {
 		}
 	}
 	w("\n## Variants and event map\n\n")
-	w("Source event names match after normalisation: trimmed, lower-cased, and every run of spaces, `-` and `_` turned into one `_` (so `Order Completed`, `order_completed` and `ORDER-COMPLETED` are the same event). Only `track` events are mapped; an event without `type` counts as `track`. Anything else is skipped with `event_not_mapped`.\n\n")
+	w("Source event names match after normalisation: trimmed, lower-cased, and every run of spaces, `-` and `_` turned into one `_` (so `Order Completed`, `order_completed` and `ORDER-COMPLETED` are the same event). ")
+	if selectors(variants) {
+		w("An event without `type` counts as `track`. A key `TYPE:NAME` maps page or screen events by name, `TYPE:*` every event of that type, `*` every other track event, and `*:*` every event no other mapping takes.")
+	} else {
+		w("Only `track` events are mapped; an event without `type` counts as `track`.")
+	}
+	w(" Anything else is skipped with `event_not_mapped`.\n\n")
 	w("| variant | source event | %s event | request |\n| --- | --- | --- | --- |\n", bp.Name)
 	for _, v := range variants {
 		for _, e := range v.Events {
-			w("| `%s` | %s | `%s` | %s `%s` |\n", v.Key, cell(e.Name), e.VendorEvent, e.Request.Method, cell(e.Request.URL.Text))
+			w("| `%s` | %s | %s | %s `%s` |\n", v.Key, cell(e.Name), vendorEventText(e), e.Request.Method, cell(e.Request.URL.Text))
 		}
 	}
 	w("\n")
@@ -234,6 +240,26 @@ func Markdown(pub *engine.Blueprint, variant string) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// selectors reports whether any variant maps events by type (page:*, a
+// catch-all).
+func selectors(vs []*compiler.Variant) bool {
+	for _, v := range vs {
+		if !v.NamesOnly() {
+			return true
+		}
+	}
+	return false
+}
+
+// vendorEventText shows a mapping's vendor event: its name, or how it is
+// computed.
+func vendorEventText(e *compiler.Event) string {
+	if e.VendorSpec != nil {
+		return "computed: " + describeSources(e.VendorSpec)
+	}
+	return "`" + e.VendorEvent + "`"
 }
 
 func hasFilter(vs []*compiler.Variant) bool {
