@@ -224,6 +224,9 @@ func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 		if msg := bounds(t, float64(n)); msg != "" {
 			return invalidVal(strconv.FormatInt(n, 10) + " " + msg)
 		}
+		if t.Text {
+			return textVal(c.scratchText(func(d []byte) []byte { return strconv.AppendInt(d, n, 10) }))
+		}
 		return intVal(n)
 	case compiler.KindNumber:
 		var f float64
@@ -244,7 +247,12 @@ func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 		if msg := bounds(t, f); msg != "" {
 			return invalidVal(truncate(string(v.b), 40) + " " + msg)
 		}
-		if v.jt == '"' {
+		switch {
+		case t.Text && v.isInt:
+			return textVal(c.scratchText(func(d []byte) []byte { return strconv.AppendInt(d, v.n, 10) }))
+		case t.Text:
+			return textVal(v.b)
+		case v.jt == '"':
 			return rv{st: present, jt: '0', b: v.b}
 		}
 		return v
@@ -255,6 +263,8 @@ func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 		return invalidVal("expected true or false, got " + describeVal(v))
 	case compiler.KindMoney:
 		return c.money(t, v)
+	case compiler.KindDecimal:
+		return c.decimal(t, v)
 	case compiler.KindCurrency:
 		if v.jt != '"' {
 			return invalidVal("expected a three-letter currency code, got " + describeVal(v))
@@ -278,6 +288,9 @@ func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 	case compiler.KindTime:
 		if v.jt != '"' {
 			return invalidVal("expected an RFC 3339 time, got " + describeVal(v))
+		}
+		if t.Format != "" {
+			return c.formatTime(t, v)
 		}
 		secs, ok := conv.ParseRFC3339(v.b)
 		if !ok {
@@ -396,6 +409,86 @@ func (c *evalCtx) money(t *compiler.Type, v rv) rv {
 		return invalidVal(describeScalar(v) + " is not a decimal amount")
 	case n < 0 || neg:
 		return invalidVal("amount " + describeAmount(v) + " is negative")
+	}
+	return intVal(n)
+}
+
+// decimal applies the decimal rule: an exact amount in major units, from
+// the digits as written (never through a float), rounded half away from
+// zero to the currency's exponent (with currency: an amount, which cannot
+// be negative), to Scale digits, or kept as written; written with exactly
+// that many fraction digits and no exponent, as a JSON number (or text).
+func (c *evalCtx) decimal(t *compiler.Type, v rv) rv {
+	var raw []byte
+	allowExp := false
+	switch {
+	case v.isInt:
+		raw = strconv.AppendInt(c.num[:0], v.n, 10)
+	case v.jt == '0':
+		raw, allowExp = v.b, true
+	case v.jt == '"':
+		raw = v.b
+	default:
+		return invalidVal("expected an amount (a number or decimal text), got " + describeVal(v))
+	}
+	scale := t.Scale
+	if t.Currency != nil {
+		scale = 2
+		if cv := c.value(t.Currency); cv.st == present && cv.jt == '"' {
+			scale = conv.CurrencyExponent(bstr(cv.b))
+		}
+	} else if scale < 0 {
+		scale = conv.NaturalScale(raw)
+	}
+	n, neg, err := conv.MinorUnitsSign(raw, scale, allowExp)
+	switch {
+	case errors.Is(err, conv.ErrTooLarge):
+		return invalidVal("amount " + describeAmount(v) + " is too large")
+	case err != nil:
+		return invalidVal(describeScalar(v) + " is not a decimal amount")
+	case t.Currency != nil && (n < 0 || neg):
+		return invalidVal("amount " + describeAmount(v) + " is negative")
+	}
+	text := c.scratchText(func(d []byte) []byte { return conv.AppendFixed(d, n, scale) })
+	if t.Min != nil || t.Max != nil {
+		f, _ := strconv.ParseFloat(bstr(text), 64)
+		if msg := bounds(t, f); msg != "" {
+			return invalidVal(bstr(text) + " " + msg)
+		}
+	}
+	if t.Text {
+		return rv{st: present, jt: '"', b: text, plain: true}
+	}
+	return rv{st: present, jt: '0', b: text}
+}
+
+// formatTime writes an RFC 3339 time as the type's format says: Unix
+// seconds, milliseconds or microseconds (digits below dropped; times
+// before 1970 refused), or a Go layout in UTC.
+func (c *evalCtx) formatTime(t *compiler.Type, v rv) rv {
+	tm, ok := conv.ParseTime(bstr(v.b))
+	if !ok {
+		return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " is not an RFC 3339 time")
+	}
+	if !conv.WritableUTC(tm) {
+		return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " falls outside the years 0000-9999 in UTC")
+	}
+	var n int64
+	switch t.Format {
+	case compiler.TimeUnixSeconds:
+		n = tm.Unix()
+	case compiler.TimeUnixMillis:
+		n = tm.UnixMilli()
+	case compiler.TimeUnixMicros:
+		n = tm.UnixMicro()
+	default:
+		return rv{st: present, jt: '"', b: c.scratchText(func(d []byte) []byte { return tm.UTC().AppendFormat(d, t.Format) })}
+	}
+	if n < 0 {
+		return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " is before 1970, which a Unix time cannot say")
+	}
+	if t.Text {
+		return textVal(c.scratchText(func(d []byte) []byte { return strconv.AppendInt(d, n, 10) }))
 	}
 	return intVal(n)
 }

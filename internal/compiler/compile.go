@@ -693,9 +693,39 @@ func (c *compiler) compileSpec(n *yaml.Node, sc *scope) Spec {
 		kind = KindArray
 	}
 	spec.Type.Kind = kind
+	spec.Type.Scale = -1
+	if sn := get(n, "scale"); sn != nil {
+		if kind != KindDecimal {
+			c.ds.Errorf(c.pos(getKey(n, "scale")), "misplaced_key", "scale applies to type decimal, not %s", kind)
+		} else if get(n, "currency") != nil {
+			c.ds.Errorf(c.pos(getKey(n, "scale")), "conflicting_keys", "a decimal has scale or currency (whose exponent is its scale), not both")
+		} else {
+			i, _ := syntax.Scalar(sn).(int64)
+			spec.Type.Scale = int(i) // the schema bounds it
+		}
+	}
+	if fn := get(n, "format"); fn != nil {
+		if kind != KindTime {
+			c.ds.Errorf(c.pos(getKey(n, "format")), "misplaced_key", "format applies to type time, not %s", kind)
+		} else if msg := checkTimeFormat(fn.Value); msg != "" {
+			c.ds.Errorf(c.pos(fn), "invalid_value", "time format %q %s", fn.Value, msg)
+		} else {
+			spec.Type.Format = fn.Value
+		}
+	}
+	if tn := get(n, "text"); tn != nil && flag(n, "text") {
+		switch {
+		case kind == KindDecimal, kind == KindNumber, kind == KindInteger:
+			spec.Type.Text = true
+		case kind == KindTime && strings.HasPrefix(spec.Type.Format, "unix_"):
+			spec.Type.Text = true
+		default:
+			c.ds.Errorf(c.pos(getKey(n, "text")), "misplaced_key", "text applies to types decimal, number, integer, and time written as unix_*, not %s", kind)
+		}
+	}
 	if cn := get(n, "currency"); cn != nil {
-		if kind != KindMoney {
-			c.ds.Errorf(c.pos(getKey(n, "currency")), "misplaced_key", "currency applies to type money, not %s", kind)
+		if kind != KindMoney && kind != KindDecimal {
+			c.ds.Errorf(c.pos(getKey(n, "currency")), "misplaced_key", "currency applies to types money and decimal, not %s", kind)
 		} else if cv := c.valueRef(cn.Value, cn, c.pos(cn)); cv != nil {
 			if cv.Type.Kind != KindCurrency {
 				c.ds.Errorf(c.pos(cn), "invalid_reference", "currency must name a value of type currency; %s is of type %s", cv.Name, cv.Type.Kind)
@@ -707,8 +737,8 @@ func (c *compiler) compileSpec(n *yaml.Node, sc *scope) Spec {
 	}
 	for _, k := range []string{"min", "max"} {
 		if mn := get(n, k); mn != nil {
-			if kind != KindInteger && kind != KindNumber {
-				c.ds.Errorf(c.pos(getKey(n, k)), "misplaced_key", "%s applies to types integer and number, not %s", k, kind)
+			if kind != KindInteger && kind != KindNumber && kind != KindDecimal {
+				c.ds.Errorf(c.pos(getKey(n, k)), "misplaced_key", "%s applies to types integer, number and decimal, not %s", k, kind)
 				continue
 			}
 			f, _ := syntax.Scalar(mn).(float64)
@@ -738,6 +768,18 @@ func (c *compiler) compileSpec(n *yaml.Node, sc *scope) Spec {
 		}
 	}
 	return spec
+}
+
+// checkTimeFormat says what is wrong with a time format, or "".
+func checkTimeFormat(f string) string {
+	switch f {
+	case TimeUnixSeconds, TimeUnixMillis, TimeUnixMicros:
+		return ""
+	}
+	if !strings.Contains(f, "2006") && !strings.Contains(f, "06") && !strings.Contains(f, "15") && !strings.Contains(f, "01") {
+		return "is neither unix_seconds, unix_millis, unix_micros nor a Go time layout (written with the reference time 2006-01-02 15:04:05: e.g. 20060102_1504)"
+	}
+	return ""
 }
 
 // defaultFits reports whether a default is of a form the type accepts
@@ -774,7 +816,7 @@ func defaultFits(k Kind, v any) bool {
 			return err == nil
 		}
 		return false
-	case KindMoney, KindNumber:
+	case KindMoney, KindNumber, KindDecimal:
 		switch x := v.(type) {
 		case int64, float64:
 			return true

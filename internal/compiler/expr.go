@@ -259,7 +259,7 @@ func kindZero(k Kind) any {
 		return ""
 	case KindInteger, KindMoney:
 		return 0
-	case KindNumber:
+	case KindNumber, KindDecimal:
 		return 0.0
 	case KindBoolean:
 		return false

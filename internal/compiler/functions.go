@@ -54,6 +54,30 @@ var functions = []Function{
 		cost: chargeText(1, 0),
 	},
 	{
+		Name: "decimal_mul", Signature: "decimal_mul(a, b) string",
+		Doc:     "The exact product of two amounts (numbers or decimal text), as decimal text: a line total (unit price × quantity) computed from the digits as written, never through a float. Round it once, where it is written, with type decimal (or money) and currency.",
+		Example: `decimal_mul("0.125", 3) == "0.375"`,
+		fn:      decimalOp(conv.Decimal.Mul),
+		types:   []any{new(func(any, any) string)},
+		cost:    chargeText(2, 40),
+	},
+	{
+		Name: "decimal_add", Signature: "decimal_add(a, b) string",
+		Doc:     "The exact sum of two amounts, as decimal text.",
+		Example: `decimal_add("0.1", 0.2) == "0.3"`,
+		fn:      decimalOp(conv.Decimal.Add),
+		types:   []any{new(func(any, any) string)},
+		cost:    chargeText(2, 40),
+	},
+	{
+		Name: "decimal_sum", Signature: "decimal_sum(list) string",
+		Doc:     "The exact sum of a list of amounts, as decimal text (\"0\" for an empty list): an order total from line totals.",
+		Example: `decimal_sum(["12.75", 0.25, 2]) == "15"`,
+		fn:      fnDecimalSum,
+		types:   []any{new(func(any) string)},
+		cost:    chargeDecimalSum,
+	},
+	{
 		Name: "currency_exponent", Signature: "currency_exponent(code) int",
 		Doc:     "The ISO 4217 minor-unit exponent of a currency code: 0 for JPY, KRW and the other zero-decimal currencies, 3 for BHD, IQD, JOD, KWD, LYD, OMR and TND, 2 otherwise.",
 		Example: `currency_exponent("JPY") == 0`,
@@ -350,6 +374,13 @@ func chargeRegexReplace(b *Budget, args []any) error {
 	return b.Charge(satAdd(n, satMul(n+1, per)), satAdd(1+n>>4, p))
 }
 
+// chargeDecimalSum: a step and a parse per element.
+func chargeDecimalSum(b *Budget, args []any) error {
+	list, _ := args[0].([]any)
+	n := int64(len(list))
+	return b.Charge(satMul(n, 48), 1+n)
+}
+
 // chargeBase64: the text's bytes, then their encoding.
 func chargeBase64(b *Budget, args []any) error {
 	n := textLen(args[0])
@@ -526,29 +557,90 @@ func parseTimeArg(v any) (time.Time, error) {
 	return t, nil
 }
 
+// amountText is an amount argument as decimal text.
+func amountText(a any) (string, error) {
+	switch a := a.(type) {
+	case string:
+		return a, nil
+	case int:
+		return strconv.Itoa(a), nil
+	case int64:
+		return strconv.FormatInt(a, 10), nil
+	case float64:
+		// The shortest text that reads back as the same float is the
+		// decimal as written for every amount with up to 15 significant
+		// digits.
+		return strconv.FormatFloat(a, 'f', -1, 64), nil
+	case nil:
+		return "", errNil
+	default:
+		return "", fmt.Errorf("amount is %T, not a number or decimal text", a)
+	}
+}
+
+// decimalArg reads an amount argument as an exact decimal.
+func decimalArg(a any) (conv.Decimal, error) {
+	text, err := amountText(a)
+	if err != nil {
+		return conv.Decimal{}, err
+	}
+	d, err := conv.ParseDecimal([]byte(text), false)
+	if err != nil {
+		return conv.Decimal{}, fmt.Errorf("amount %q: %w", clipText(text), err)
+	}
+	return d, nil
+}
+
+// decimalOp is decimal_mul or decimal_add: an exact operation on two
+// amounts, written as decimal text.
+func decimalOp(op func(a, b conv.Decimal) (conv.Decimal, error)) func(args ...any) (any, error) {
+	return func(args ...any) (any, error) {
+		a, err := decimalArg(args[0])
+		if err != nil {
+			return nil, err
+		}
+		b, err := decimalArg(args[1])
+		if err != nil {
+			return nil, err
+		}
+		r, err := op(a, b)
+		if err != nil {
+			return nil, err
+		}
+		return string(r.Append(nil)), nil
+	}
+}
+
+func fnDecimalSum(args ...any) (any, error) {
+	list, ok := args[0].([]any)
+	if !ok {
+		if args[0] == nil {
+			return nil, errNil
+		}
+		return nil, fmt.Errorf("decimal_sum takes a list, not %T", args[0])
+	}
+	var sum conv.Decimal
+	for _, x := range list {
+		d, err := decimalArg(x)
+		if err != nil {
+			return nil, err
+		}
+		if sum, err = sum.Add(d); err != nil {
+			return nil, err
+		}
+	}
+	return string(sum.Append(nil)), nil
+}
+
 func fnMinorUnits(args ...any) (any, error) {
 	cur, err := str(args[1])
 	if err != nil {
 		return nil, err
 	}
 	exp := conv.CurrencyExponent(strings.ToUpper(cur))
-	var text string
-	switch a := args[0].(type) {
-	case string:
-		text = a
-	case int:
-		text = strconv.Itoa(a)
-	case int64:
-		text = strconv.FormatInt(a, 10)
-	case float64:
-		// The shortest text that reads back as the same float is the
-		// decimal as written for every amount with up to 15 significant
-		// digits.
-		text = strconv.FormatFloat(a, 'f', -1, 64)
-	case nil:
-		return nil, errNil
-	default:
-		return nil, fmt.Errorf("amount is %T, not a number or decimal text", a)
+	text, err := amountText(args[0])
+	if err != nil {
+		return nil, err
 	}
 	n, err := conv.MinorUnits([]byte(text), exp, false)
 	if err != nil {

@@ -331,9 +331,10 @@ const (
 	KindEmailSHA256
 	KindObject
 	KindArray
+	KindDecimal
 )
 
-var kindNames = [...]string{"any", "string", "id", "integer", "number", "boolean", "money", "currency", "time", "email_sha256", "object", "array"}
+var kindNames = [...]string{"any", "string", "id", "integer", "number", "boolean", "money", "currency", "time", "email_sha256", "object", "array", "decimal"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -349,11 +350,28 @@ func kindByName(s string) (Kind, bool) {
 // Type is a type rule with its parameters.
 type Type struct {
 	Kind Kind
-	// Currency is the value of kind currency that money is converted with.
+	// Currency is the value of kind currency that money and decimal are
+	// rounded with (its ISO 4217 exponent; 2 when absent or invalid).
 	Currency *Value
 	Min, Max *float64
 	Pattern  *regexp.Regexp
+	// Scale is the fraction digits a decimal is rounded to and written
+	// with; -1: as written (or the currency's exponent with Currency).
+	Scale int
+	// Format writes a time: "" (RFC 3339 UTC to the second),
+	// unix_seconds, unix_millis, unix_micros, or a Go time layout.
+	Format string
+	// Text writes a decimal, number, integer or unix time as a JSON
+	// string instead of a number.
+	Text bool
 }
+
+// Time formats besides RFC 3339 and Go layouts.
+const (
+	TimeUnixSeconds = "unix_seconds"
+	TimeUnixMillis  = "unix_millis"
+	TimeUnixMicros  = "unix_micros"
+)
 
 // SourceKind says where a source reads from.
 type SourceKind uint8

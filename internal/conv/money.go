@@ -165,3 +165,139 @@ func ValidCurrency(s []byte) bool {
 	}
 	return true
 }
+
+// NaturalScale returns the fraction digits of a decimal as written, its
+// exponent applied ("25.50" 2, "1e3" 0, "1.5e-3" 4), clamped to 0..18;
+// 0 for text that is not a decimal.
+func NaturalScale(text []byte) int {
+	i := 0
+	for i < len(text) && text[i] != '.' && text[i] != 'e' && text[i] != 'E' {
+		i++
+	}
+	frac := 0
+	if i < len(text) && text[i] == '.' {
+		i++
+		for i < len(text) && isDigit(text[i]) {
+			i++
+			frac++
+		}
+	}
+	if i < len(text) && (text[i] == 'e' || text[i] == 'E') {
+		i++
+		neg := false
+		if i < len(text) && (text[i] == '+' || text[i] == '-') {
+			neg = text[i] == '-'
+			i++
+		}
+		e := 0
+		for i < len(text) && isDigit(text[i]) {
+			if e < 1000 {
+				e = e*10 + int(text[i]-'0')
+			}
+			i++
+		}
+		if neg {
+			frac += e
+		} else {
+			frac -= e
+		}
+	}
+	return min(max(frac, 0), 18)
+}
+
+// AppendFixed appends n units of 10^-scale as a decimal with exactly scale
+// fraction digits, never an exponent: 2550, 2 is 25.50; 5, 3 is 0.005;
+// 3, 0 is 3.
+func AppendFixed(dst []byte, n int64, scale int) []byte {
+	if n < 0 {
+		dst = append(dst, '-')
+	}
+	u := uint64(n)
+	if n < 0 {
+		u = uint64(-n) // MinInt64 wraps to its own magnitude as uint64
+	}
+	var buf [24]byte
+	i := len(buf)
+	for k := 0; k < scale || u > 0 || k <= scale; k++ {
+		if k == scale && scale > 0 {
+			i--
+			buf[i] = '.'
+		}
+		i--
+		buf[i] = byte('0' + u%10)
+		u /= 10
+		if u == 0 && k >= scale {
+			break
+		}
+	}
+	return append(dst, buf[i:]...)
+}
+
+// Decimal is an exact decimal: N units of 10^-Scale.
+type Decimal struct {
+	N     int64
+	Scale int
+}
+
+// ParseDecimal reads a decimal as written (a JSON number when allowExp,
+// else plain decimal text), exactly up to 18 fraction digits.
+func ParseDecimal(text []byte, allowExp bool) (Decimal, error) {
+	scale := NaturalScale(text)
+	n, _, err := MinorUnitsSign(text, scale, allowExp)
+	if err != nil {
+		return Decimal{}, err
+	}
+	return Decimal{n, scale}.trim(), nil
+}
+
+// trim drops trailing zero fraction digits.
+func (d Decimal) trim() Decimal {
+	for d.Scale > 0 && d.N%10 == 0 {
+		d.N /= 10
+		d.Scale--
+	}
+	return d
+}
+
+// Append writes d with its scale's fraction digits.
+func (d Decimal) Append(dst []byte) []byte { return AppendFixed(dst, d.N, d.Scale) }
+
+// Mul returns a×b exactly; ErrTooLarge when it does not fit 18 fraction
+// digits and 64 bits.
+func (d Decimal) Mul(b Decimal) (Decimal, error) {
+	if d.N == 0 || b.N == 0 {
+		return Decimal{}, nil
+	}
+	p := d.N * b.N
+	if p/b.N != d.N || (d.N == -1 && b.N == math.MinInt64) || (b.N == -1 && d.N == math.MinInt64) {
+		return Decimal{}, ErrTooLarge
+	}
+	r := Decimal{p, d.Scale + b.Scale}.trim()
+	if r.Scale > 18 {
+		return Decimal{}, ErrTooLarge
+	}
+	return r, nil
+}
+
+// Add returns a+b exactly; ErrTooLarge when it does not fit 64 bits.
+func (d Decimal) Add(b Decimal) (Decimal, error) {
+	for d.Scale < b.Scale {
+		if d.N > math.MaxInt64/10 || d.N < math.MinInt64/10 {
+			return Decimal{}, ErrTooLarge
+		}
+		d.N *= 10
+		d.Scale++
+	}
+	for b.Scale < d.Scale {
+		if b.N > math.MaxInt64/10 || b.N < math.MinInt64/10 {
+			return Decimal{}, ErrTooLarge
+		}
+		b.N *= 10
+		b.Scale++
+	}
+	s := d.N + b.N
+	if (s > d.N) != (b.N > 0) && b.N != 0 {
+		return Decimal{}, ErrTooLarge
+	}
+	return Decimal{s, d.Scale}.trim(), nil
+}

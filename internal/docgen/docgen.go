@@ -485,9 +485,31 @@ func describeKind(t *compiler.Type) string {
 			cur = "currency `" + t.Currency.Name + "` (exponent 2 when it is absent or invalid)"
 		}
 		return "money: integer minor units of " + cur + ", from the decimal text, half away from zero; negative is invalid"
+	case compiler.KindDecimal:
+		var d string
+		switch {
+		case t.Currency != nil:
+			d = "decimal in major units, rounded half away from zero to the exponent of currency `" + t.Currency.Name + "` (2 when it is absent or invalid); negative is invalid"
+		case t.Scale >= 0:
+			d = fmt.Sprintf("decimal, rounded half away from zero to %d fraction digits", t.Scale)
+		default:
+			d = "decimal, exact as written"
+		}
+		d += ", from the decimal text, written without exponent"
+		if t.Text {
+			d += ", as text"
+		}
+		return d
 	case compiler.KindCurrency:
 		return "upper-cased; three letters A–Z"
 	case compiler.KindTime:
+		switch t.Format {
+		case "":
+		case compiler.TimeUnixSeconds, compiler.TimeUnixMillis, compiler.TimeUnixMicros:
+			return "RFC 3339, written as " + strings.ReplaceAll(t.Format, "_", " ") + " (digits below dropped)"
+		default:
+			return "RFC 3339, written in UTC as `" + t.Format + "` (a Go layout)"
+		}
 		return "RFC 3339, written in UTC as `2006-01-02T15:04:05Z` (fraction dropped)"
 	case compiler.KindEmailSHA256:
 		return "hex SHA-256 of the trimmed, lower-cased text"
