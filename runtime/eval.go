@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -183,11 +184,19 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	body := c.writeObject(req.Body, &c.top)
 	url := rp.url
 	if !rp.staticURL {
-		url = string(c.template(req.URL, nil, "the URL"))
+		u := c.template(req.URL, nil, "the URL")
+		if req.URL.HasOptional {
+			u = dropAbsentURL(u)
+		}
+		url = string(u)
 	}
 	var dyn []Header
 	for _, h := range rp.dynHeaders {
-		dyn = append(dyn, Header{Name: h.Name, Value: string(c.template(h.Value, nil, "header "+h.Name)), Secret: h.Secret})
+		v := string(c.template(h.Value, nil, "header "+h.Name))
+		if h.Value.HasOptional && absentHeader(v) {
+			continue
+		}
+		dyn = append(dyn, Header{Name: h.Name, Value: v, Secret: h.Secret})
 	}
 	if c.nMissing+c.nBad > 0 {
 		return c.reject(&res)
@@ -201,7 +210,11 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	}
 	out.Headers = append(append(out.Headers, rp.headers...), dyn...)
 	if rp.queryAuth != "" {
-		out.URL += rp.queryAuth
+		sep := "?"
+		if strings.IndexByte(out.URL, '?') >= 0 {
+			sep = "&"
+		}
+		out.URL += sep + rp.queryAuth
 		out.secretQuery = rp.queryName
 	}
 	if !rp.staticURL {
@@ -1114,7 +1127,11 @@ func (c *evalCtx) template(t *compiler.Template, dst []byte, where string) []byt
 		case p.Config != "":
 			s, ok := c.in.configText[p.Config]
 			if !ok {
-				c.templateFault(fmark, p.Config, true, "")
+				if p.Optional {
+					dst = append(dst, absentMark)
+				} else {
+					c.templateFault(fmark, p.Config, true, "")
+				}
 				continue
 			}
 			text, name = s, p.Config
@@ -1131,7 +1148,11 @@ func (c *evalCtx) template(t *compiler.Template, dst []byte, where string) []byt
 				c.templateFault(fmark, p.Value.Name, false, v.msg+" (in "+where+")")
 				continue
 			default:
-				c.templateFault(fmark, p.Value.Name, true, "")
+				if p.Optional {
+					dst = append(dst, absentMark)
+				} else {
+					c.templateFault(fmark, p.Value.Name, true, "")
+				}
 				continue
 			}
 		default:
@@ -1282,13 +1303,64 @@ func (in *Integration) renderStatic(t *compiler.Template) string {
 	for _, p := range t.Parts {
 		switch {
 		case p.Config != "":
-			b = appendEscaped(b, in.configText[p.Config], p.Escape)
+			s, ok := in.configText[p.Config]
+			if !ok && p.Optional {
+				b = append(b, absentMark)
+				continue
+			}
+			b = appendEscaped(b, s, p.Escape)
 		default:
 			b = append(b, p.Literal...)
 		}
 	}
 	return string(b)
 }
+
+// absentMark stands, in a rendered template, for an optional placeholder
+// that was absent (templates cannot hold a NUL, and escaped values never
+// do): what holds it is then left out.
+const absentMark = 0
+
+// dropAbsentURL leaves out of a rendered URL what held an absent optional
+// placeholder: its query parameter (name=value, and a ? left with
+// nothing), or nothing at all in the path.
+func dropAbsentURL(u []byte) []byte {
+	if bytes.IndexByte(u, absentMark) < 0 {
+		return u
+	}
+	path, query, hasQuery := bytes.Cut(u, []byte("?"))
+	out := make([]byte, 0, len(u))
+	for _, c := range path {
+		if c != absentMark {
+			out = append(out, c)
+		}
+	}
+	if !hasQuery {
+		return out
+	}
+	frag := []byte(nil)
+	if i := bytes.IndexByte(query, '#'); i >= 0 {
+		query, frag = query[:i], query[i:]
+	}
+	n := 0
+	for _, pair := range bytes.Split(query, []byte("&")) {
+		if len(pair) == 0 || bytes.IndexByte(pair, absentMark) >= 0 {
+			continue
+		}
+		if n == 0 {
+			out = append(out, '?')
+		} else {
+			out = append(out, '&')
+		}
+		out = append(out, pair...)
+		n++
+	}
+	return append(out, frag...)
+}
+
+// absentHeader reports a header value that held an absent optional
+// placeholder: the header is left out.
+func absentHeader(v string) bool { return strings.IndexByte(v, absentMark) >= 0 }
 
 func staticTemplate(t *compiler.Template) bool {
 	if t == nil {
@@ -1314,14 +1386,14 @@ type requestPlan struct {
 	headers    []Header // static, auth included
 	dynHeaders []*compiler.Header
 	hasCT      bool
-	queryAuth  string // "?name=value" or "&name=value"
+	queryAuth  string // "name=value", added to the URL's query
 	queryName  string
 }
 
 func (in *Integration) planRequest(r *compiler.Request) *requestPlan {
 	rp := &requestPlan{staticURL: staticTemplate(r.URL)}
 	if rp.staticURL {
-		rp.url = in.renderStatic(r.URL)
+		rp.url = string(dropAbsentURL([]byte(in.renderStatic(r.URL))))
 	}
 	for _, host := range []bool{true, false} {
 		for _, p := range r.URL.Parts {
@@ -1341,7 +1413,9 @@ func (in *Integration) planRequest(r *compiler.Request) *requestPlan {
 	for _, h := range r.Headers {
 		rp.hasCT = rp.hasCT || strings.EqualFold(h.Name, "Content-Type")
 		if staticTemplate(h.Value) {
-			rp.headers = append(rp.headers, Header{Name: h.Name, Value: in.renderStatic(h.Value), Secret: h.Secret})
+			if v := in.renderStatic(h.Value); !absentHeader(v) {
+				rp.headers = append(rp.headers, Header{Name: h.Name, Value: v, Secret: h.Secret})
+			}
 		} else {
 			rp.dynHeaders = append(rp.dynHeaders, h)
 		}
@@ -1362,12 +1436,8 @@ func (in *Integration) planRequest(r *compiler.Request) *requestPlan {
 		case compiler.AuthHeader:
 			rp.headers = append(rp.headers, Header{Name: a.Name, Value: render(a.Value), Secret: true})
 		case compiler.AuthQuery:
-			sep := "?"
-			if strings.Contains(r.URL.Text, "?") {
-				sep = "&"
-			}
 			rp.queryName = url.QueryEscape(a.Name)
-			rp.queryAuth = sep + rp.queryName + "=" + url.QueryEscape(render(a.Value))
+			rp.queryAuth = rp.queryName + "=" + url.QueryEscape(render(a.Value))
 		}
 	}
 	return rp

@@ -1140,10 +1140,22 @@ func (c *compiler) compileAuth(n, key *yaml.Node) *Auth {
 	a := &Auth{Type: AuthType(text(n, "type")), Name: text(n, "name")}
 	sc := &scope{self: -1}
 	tmpl := func(key string) *Template {
-		if tn := get(n, key); tn != nil {
-			return c.template(tn, sc, false)
+		tn := get(n, key)
+		if tn == nil {
+			return nil
 		}
-		return nil
+		t, offsets, _ := c.templateAt(tn, sc)
+		// Auth is rendered once per integration, at Bind, from config:
+		// event data has no place in a credential.
+		for k, p := range t.Parts {
+			switch {
+			case p.Value != nil:
+				c.ds.Errorf(c.exprPos(tn, offsets[k]), "invalid_template", "auth %s reads {values.%s}, but auth is built from config only, once per integration: use {config.KEY}", key, p.Value.Name)
+			case p.Optional:
+				c.ds.Errorf(c.exprPos(tn, offsets[k]), "invalid_template", "auth %s cannot have an optional placeholder (?)", key)
+			}
+		}
+		return t
 	}
 	need := map[AuthType][]string{
 		AuthBasic:  {"username"},

@@ -255,6 +255,8 @@ type Request struct {
 type Template struct {
 	Text  string
 	Parts []TemplatePart
+	// HasOptional: some placeholder is optional ({values.NAME?}).
+	HasOptional bool
 }
 
 // TemplatePart is a literal or one placeholder.
@@ -264,6 +266,10 @@ type TemplatePart struct {
 	Value   *Value // shared value, or nil
 	// Escape says how the placeholder's text is written (URLs only).
 	Escape Escape
+	// Optional placeholders ({values.NAME?}) that are absent leave out
+	// what holds them: their query parameter, their header, or nothing
+	// in a path; a plain one absent is a missing field.
+	Optional bool
 }
 
 // Header is one request header.

@@ -46,6 +46,9 @@ func (c *compiler) templateAt(n *yaml.Node, sc *scope) (*Template, []int, bool) 
 			lit.Reset()
 		}
 	}
+	// Every fault is reported, not only the first: a template is read to
+	// its end.
+	ok := true
 	for i := 0; i < len(s); i++ {
 		switch {
 		case strings.HasPrefix(s[i:], "{{"):
@@ -56,7 +59,10 @@ func (c *compiler) templateAt(n *yaml.Node, sc *scope) (*Template, []int, bool) 
 			i++
 		case s[i] == '}':
 			c.ds.Errorf(c.exprPos(n, runeOffset(s, i)), "invalid_template", "unmatched } in template; write }} for a literal brace")
-			return t, offsets, false
+			ok = false
+		case s[i] == 0:
+			c.ds.Errorf(c.exprPos(n, runeOffset(s, i)), "invalid_template", "a template cannot hold a NUL character")
+			ok = false
 		case s[i] == '{':
 			end := strings.IndexByte(s[i:], '}')
 			if end < 0 {
@@ -66,12 +72,15 @@ func (c *compiler) templateAt(n *yaml.Node, sc *scope) (*Template, []int, bool) 
 			ref := strings.TrimSpace(s[i+1 : i+end])
 			pos := c.exprPos(n, runeOffset(s, i+1))
 			flush()
-			p, ok := c.placeholder(ref, pos, sc)
-			if !ok {
-				return t, offsets, false
+			optional := strings.HasSuffix(ref, "?")
+			p, good := c.placeholder(strings.TrimSpace(strings.TrimSuffix(ref, "?")), pos, sc)
+			p.Optional = optional
+			if good {
+				t.Parts = append(t.Parts, p)
+				offsets = append(offsets, runeOffset(s, i))
+				t.HasOptional = t.HasOptional || optional
 			}
-			t.Parts = append(t.Parts, p)
-			offsets = append(offsets, runeOffset(s, i))
+			ok = ok && good
 			i += end
 			litStart = i + 1
 		default:
@@ -82,7 +91,7 @@ func (c *compiler) templateAt(n *yaml.Node, sc *scope) (*Template, []int, bool) 
 		}
 	}
 	flush()
-	return t, offsets, true
+	return t, offsets, ok
 }
 
 func runeOffset(s string, byteOff int) int { return len([]rune(s[:byteOff])) }
@@ -110,7 +119,7 @@ func (c *compiler) placeholder(ref string, pos diag.Pos, sc *scope) (TemplatePar
 		}
 		return TemplatePart{Value: v}, true
 	}
-	c.ds.Errorf(pos, "invalid_template", "placeholder {%s} must be {config.KEY} or {values.NAME}", ref)
+	c.ds.Errorf(pos, "invalid_template", "placeholder {%s} must be {config.KEY} or {values.NAME} (with ? after it when it may be absent: {values.NAME?})", ref)
 	return TemplatePart{}, false
 }
 
@@ -221,6 +230,9 @@ func (c *compiler) urlTemplate(n *yaml.Node) *Template {
 		pos++
 	}
 	for k, p := range t.Parts {
+		if p.Optional && (p.Escape == EscapeHost || p.Escape == EscapePort) {
+			c.ds.Errorf(at(k), "invalid_template", "a placeholder in the URL host or port cannot be optional (?): a request needs its host")
+		}
 		if p.Value != nil && (p.Escape == EscapeHost || p.Escape == EscapePort) {
 			c.checkHostValue(p.Value, p.Escape, at(k))
 		}
