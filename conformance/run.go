@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/blueprint-engine/blueprint/engine"
@@ -149,8 +151,23 @@ func compareRequest(at string, want ExpectRequest, got *runtime.Request) []strin
 	if want.Method != got.Method {
 		ps = append(ps, fmt.Sprintf("%s.method: expected %s, got %s", at, want.Method, got.Method))
 	}
-	if want.URL != got.URL {
-		ps = append(ps, fmt.Sprintf("%s.url: expected %s, got %s", at, want.URL, got.URL))
+	if want.Query == nil {
+		if want.URL != got.URL {
+			ps = append(ps, fmt.Sprintf("%s.url: expected %s, got %s", at, want.URL, got.URL))
+		}
+	} else {
+		// The query as pairs, in any order; the URL without it.
+		base, rawQuery, _ := strings.Cut(got.URL, "?")
+		rawQuery, _, _ = strings.Cut(rawQuery, "#")
+		if want.URL != base {
+			ps = append(ps, fmt.Sprintf("%s.url: expected %s (without its query), got %s", at, want.URL, base))
+		}
+		q, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			ps = append(ps, fmt.Sprintf("%s.query: got a query that does not parse: %v", at, err))
+		} else {
+			ps = append(ps, comparePairs(at+".query", want.Query, q)...)
+		}
 	}
 	for _, h := range want.Headers {
 		v, ok := got.Header(h.Name)
@@ -162,6 +179,9 @@ func compareRequest(at string, want ExpectRequest, got *runtime.Request) []strin
 		case !h.Absent && v != h.Value:
 			ps = append(ps, fmt.Sprintf("%s.headers.%s: expected %q, got %q", at, h.Name, h.Value, v))
 		}
+	}
+	if want.BodyText != nil && *want.BodyText != string(got.Body) {
+		ps = append(ps, fmt.Sprintf("%s.body_text: expected %q, got %q", at, *want.BodyText, got.Body))
 	}
 	if want.Body != nil {
 		var w any
@@ -179,9 +199,99 @@ func compareRequest(at string, want ExpectRequest, got *runtime.Request) []strin
 		if err != nil {
 			return append(ps, fmt.Sprintf("%s.body: got a body that is not %s: %v", at, enc.Title(), err))
 		}
+		if pairs, ok := g.(url.Values); ok {
+			wm, isMap := w.(map[string]any)
+			if !isMap {
+				return append(ps, fmt.Sprintf("%s.body: the body is %s pairs: expect a mapping of names to values", at, enc.Title()))
+			}
+			return append(ps, comparePairs(at+".body", wm, pairs)...)
+		}
 		ps = append(ps, Diff(at+".body", w, g)...)
 	}
 	return ps
+}
+
+// comparePairs compares name=value pairs (a form body, a query string) as
+// a multiset: every pair sent expected, every expected pair sent, in any
+// order. An expected value is text (compared exactly), a number (the
+// pair's text must be a decimal number equal to it: 12.5 matches 12.50),
+// a boolean, or a list of those (the name repeats).
+func comparePairs(at string, want map[string]any, got url.Values) []string {
+	var ps []string
+	names := make([]string, 0, len(want))
+	for k := range want {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		wv := want[k]
+		ws, isList := wv.([]any)
+		if !isList {
+			ws = []any{wv}
+		}
+		gs := slices.Clone(got[k])
+		var missing []string
+		for _, w := range ws {
+			i := slices.IndexFunc(gs, func(g string) bool { return pairValueEqual(w, g) })
+			if i < 0 {
+				missing = append(missing, show(w))
+				continue
+			}
+			gs = slices.Delete(gs, i, i+1)
+		}
+		switch {
+		case len(got[k]) == 0:
+			ps = append(ps, fmt.Sprintf("%s.%s: expected %s, got nothing", at, k, show(wv)))
+		case len(missing) > 0 || len(gs) > 0:
+			ps = append(ps, fmt.Sprintf("%s.%s: expected %s, got %s", at, k, show(wv), showPairValues(got[k])))
+		}
+	}
+	extra := make([]string, 0)
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	for _, k := range extra {
+		ps = append(ps, fmt.Sprintf("%s.%s: expected nothing, got %s", at, k, showPairValues(got[k])))
+	}
+	return ps
+}
+
+func pairValueEqual(want any, got string) bool {
+	switch w := want.(type) {
+	case string:
+		return w == got
+	case json.Number:
+		return plainNumber(got) && sameNumber(w, json.Number(got))
+	case bool:
+		return strconv.FormatBool(w) == got
+	}
+	return false
+}
+
+// plainNumber reports text written as a JSON number.
+func plainNumber(s string) bool {
+	var v any
+	d := json.NewDecoder(strings.NewReader(s))
+	d.UseNumber()
+	if d.Decode(&v) != nil || d.More() {
+		return false
+	}
+	_, ok := v.(json.Number)
+	return ok
+}
+
+func showPairValues(vs []string) string {
+	if len(vs) == 1 {
+		return strconv.Quote(vs[0])
+	}
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = strconv.Quote(v)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 func decode(b []byte, v *any) error {

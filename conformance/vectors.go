@@ -8,11 +8,14 @@
 package conformance
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -34,7 +37,10 @@ type File struct {
 	BlueprintFile string
 	Variant       string
 	Config        map[string]any
-	Cases         []*Case
+	// Now is the evaluation's clock for every case (zero: each case's own,
+	// else the event's timestamp, else DefaultNow).
+	Now   time.Time
+	Cases []*Case
 
 	// read reads a file relative to the vector file.
 	read func(rel string) (name string, src []byte, err error)
@@ -49,7 +55,9 @@ type Case struct {
 	HasConfig bool
 	Config    map[string]any
 	// Event is the event's raw JSON.
-	Event  []byte
+	Event []byte
+	// Now is the case's clock, or zero.
+	Now    time.Time
 	Expect Expect
 }
 
@@ -71,6 +79,12 @@ type ExpectRequest struct {
 	URL     string
 	Headers []ExpectHeader
 	Body    []byte // JSON, or nil when not checked
+	// Query, when set, holds the URL's query as pairs (name to a value or
+	// a list of values), compared as a multiset; URL is then compared
+	// without its query.
+	Query map[string]any
+	// BodyText, when set, is the exact body.
+	BodyText *string
 }
 
 // ExpectHeader is one expected header; Absent means it must not be sent.
@@ -141,10 +155,19 @@ func Parse(name string, src []byte, read func(rel string) (string, []byte, error
 			out.Variant = v.Value
 		case "config":
 			out.Config = configOf(v)
+		case "now":
+			out.Now = timeOf(v, ds.Errorf, pos)
 		case "cases":
 			seen := map[string]int{}
 			for _, cn := range v.Content {
 				c := parseCase(cn)
+				if nn := getKey(cn, "now"); nn != nil {
+					for i := 0; i+1 < len(cn.Content); i += 2 {
+						if cn.Content[i] == nn {
+							c.Now = timeOf(cn.Content[i+1], ds.Errorf, pos)
+						}
+					}
+				}
 				if e, ej := getKey(cn, "event"), getKey(cn, "event_json"); e != nil && ej != nil {
 					ds.Errorf(pos(ej), "invalid_value", "case %q has both event and event_json (line %d); give one", c.Name, e.Line)
 				}
@@ -187,6 +210,19 @@ func getKey(n *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// DefaultNow is the clock of a case that sets no now and whose event has
+// no timestamp.
+var DefaultNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// timeOf reads an RFC 3339 time (the schema has checked its form).
+func timeOf(n *yaml.Node, errorf func(diag.Pos, string, string, ...any), pos func(*yaml.Node) diag.Pos) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, n.Value)
+	if err != nil {
+		errorf(pos(n), "invalid_value", "now %q is not an RFC 3339 time", n.Value)
+	}
+	return t
 }
 
 func configOf(n *yaml.Node) map[string]any {
@@ -272,6 +308,14 @@ func parseRequest(n *yaml.Node) ExpectRequest {
 			})
 		case "body":
 			r.Body = syntax.JSON(v)
+		case "query":
+			r.Query = map[string]any{}
+			d := json.NewDecoder(bytes.NewReader(syntax.JSON(v)))
+			d.UseNumber()
+			d.Decode(&r.Query) // the schema made it a mapping
+		case "body_text":
+			t := v.Value
+			r.BodyText = &t
 		}
 	})
 	return r

@@ -38,7 +38,8 @@ func (pairsEncoder) Pretty(b []byte) []byte { return bytes.ReplaceAll(b, []byte(
 func (pairsEncoder) Decode(b []byte) (any, error) {
 	return url.ParseQuery(string(b))
 }
-func (pairsEncoder) Encode(dst, doc []byte, secrets [][2]int) ([]byte, [][2]int, error) {
+func (pairsEncoder) InQuery() bool { return false }
+func (pairsEncoder) Encode(dst, doc []byte, secrets [][2]int, _ encoding.Shape) ([]byte, [][2]int, error) {
 	var out [][2]int
 	n := 0
 	var err error

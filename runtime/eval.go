@@ -18,6 +18,7 @@ import (
 
 	"github.com/blueprint-engine/blueprint/internal/compiler"
 	"github.com/blueprint-engine/blueprint/internal/conv"
+	"github.com/blueprint-engine/blueprint/internal/encoding"
 )
 
 type fault struct {
@@ -234,16 +235,42 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	if !body {
 		doc = emptyDoc
 	}
-	wire, secrets, err := req.Encoding.Encode(nil, doc, c.secrets)
+	enc := req.Encoding
+	var shape encoding.Shape
+	if req.Body != nil {
+		shape = req.Body
+	}
+	wire, secrets, err := enc.Encode(nil, doc, c.secrets, shape)
 	if err != nil {
-		return reject(&res, ReasonInvalidField, "the body cannot be written as "+req.Encoding.Name()+": "+err.Error())
+		return reject(&res, ReasonInvalidField, "the body cannot be written as "+enc.Name()+": "+err.Error())
+	}
+	if enc.InQuery() {
+		// The pairs go after the URL's own parameters; no body. (They
+		// are escaped query components: they cannot move the host.)
+		if len(wire) > 0 {
+			sep := "?"
+			if strings.IndexByte(out.URL, '?') >= 0 {
+				sep = "&"
+			}
+			if i := strings.IndexByte(out.URL, '#'); i >= 0 {
+				out.URL = out.URL[:i]
+			}
+			out.URL += sep + string(wire)
+		}
+		box.reqs[0] = out
+		res.Outcome = Deliver
+		res.Requests = box.reqs[:]
+		if len(c.warnings) > 0 {
+			res.Warnings = append([]string(nil), c.warnings...)
+		}
+		return res
 	}
 	out.Body = wire
 	if len(secrets) > 0 {
 		out.secretRanges = append([][2]int(nil), secrets...) // may be c.secrets, which goes back to the pool
 	}
 	if body && !rp.hasCT {
-		out.Headers = append(out.Headers, Header{Name: "Content-Type", Value: req.Encoding.ContentType()})
+		out.Headers = append(out.Headers, Header{Name: "Content-Type", Value: enc.ContentType()})
 	}
 	box.reqs[0] = out
 	res.Outcome = Deliver
@@ -765,6 +792,22 @@ func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
 	}
 	var v rv
 	switch {
+	case f.HasJoin:
+		if v = c.evalField(f, sc); v.st == present {
+			c.out = c.appendVal(c.out, v)
+		}
+		if at >= 0 {
+			c.stack[at] = v
+		}
+		if v.st != present {
+			c.out = c.out[:mark]
+			return
+		}
+		if f.Secret {
+			c.secrets = append(c.secrets, [2]int{start, len(c.out)})
+		}
+		*n++
+		return
 	case f.Type.Kind == compiler.KindObject && f.Object != nil:
 		if c.writeObject(f.Object, sc) {
 			v = outVal('{', start, len(c.out))
@@ -925,8 +968,53 @@ func (c *evalCtx) evalField(f *compiler.Field, sc *scope) rv {
 			v = rv{st: present, jt: '[', b: text}
 		}
 	}
+	if f.HasJoin && v.st == present {
+		v = c.joinList(v, f.Join)
+	}
 	c.account(f, &v)
 	return v
+}
+
+// joinList writes a list as one text: its values (text as is, numbers as
+// written, true and false, null as empty text, so that positions stay
+// aligned) joined with sep; a list of nothing but empty values is absent.
+// A list holding an object or a list, or a value that is not a list, is
+// invalid.
+func (c *evalCtx) joinList(v rv, sep string) rv {
+	if v.jt != '[' {
+		return invalidVal("expected a list to join, got " + describeVal(v))
+	}
+	var msg string
+	filled := false // some value is not empty text
+	text := c.scratchText(func(d []byte) []byte {
+		i := 0
+		gjson.ParseBytes(v.b).ForEach(func(_, x gjson.Result) bool {
+			if i > 0 {
+				d = append(d, sep...)
+			}
+			filled = filled || x.Type != gjson.Null && !(x.Type == gjson.String && x.Str == "")
+			switch x.Type {
+			case gjson.String:
+				d = append(d, x.Str...)
+			case gjson.Null:
+			case gjson.JSON:
+				msg = "item " + strconv.Itoa(i) + " is " + map[bool]string{true: "an object", false: "a list"}[x.IsObject()] + ", which cannot be joined as text"
+				return false
+			default:
+				d = append(d, x.Raw...)
+			}
+			i++
+			return true
+		})
+		return d
+	})
+	if msg != "" {
+		return invalidVal(msg)
+	}
+	if !filled {
+		return rv{} // nothing but empty values: absent
+	}
+	return textVal(text)
 }
 
 // account records a field's fault or warning.
@@ -975,9 +1063,27 @@ func (c *evalCtx) writeItems(f *compiler.Field, sc *scope) rv {
 		if i > 0 {
 			c.out = append(c.out, ',')
 		}
+		if f.Each {
+			// A list of single values: the element's value, or null.
+			c.idx = append(c.idx, i)
+			*isc = scope{item: el, doc: doc, slots: slots}
+			v := c.evalField(f.Object.Fields[0], isc)
+			if v.st == present {
+				c.out = c.appendVal(c.out, v)
+			} else {
+				c.out = append(c.out, "null"...)
+			}
+			c.idx = c.idx[:len(c.idx)-1]
+			i++
+			return
+		}
 		if kind != '{' {
 			if c.room(false) {
-				c.faults = append(c.faults, fault{path: c.render(f.Path) + "[" + strconv.Itoa(i) + "]", msg: "expected an object, got " + describeVal(c.spanVal(el, span{start: 0, end: int32(len(el)), kind: kind}))})
+				name := c.render(f.Path) + "[" + strconv.Itoa(i) + "]"
+				if f.Flatten {
+					name = c.render(f.Path) + strconv.Itoa(i+1)
+				}
+				c.faults = append(c.faults, fault{path: name, msg: "expected an object, got " + describeVal(c.spanVal(el, span{start: 0, end: int32(len(el)), kind: kind}))})
 			}
 			c.out = append(c.out, "null"...)
 			i++
@@ -1094,21 +1200,35 @@ func eachElement(arr []byte, t *trie, slots []span, fn func(el []byte, kind byte
 // render writes a field path with the current item indices:
 // line_items[].total -> line_items[1].total.
 func (c *evalCtx) render(path string) string {
-	if !strings.Contains(path, "[]") {
+	if !strings.Contains(path, "[]") && strings.IndexByte(path, '\x01') < 0 {
 		return path
 	}
 	var b strings.Builder
 	k := 0
 	for {
-		i := strings.Index(path, "[]")
+		i := strings.IndexAny(path, "[\x01")
+		for i >= 0 && path[i] == '[' && !strings.HasPrefix(path[i:], "[]") {
+			j := strings.IndexAny(path[i+1:], "[\x01")
+			if j < 0 {
+				i = -1
+				break
+			}
+			i += 1 + j
+		}
 		if i < 0 || k >= len(c.idx) {
 			b.WriteString(path)
 			return b.String()
 		}
 		b.WriteString(path[:i])
-		b.WriteString("[" + strconv.Itoa(c.idx[k]) + "]")
+		if path[i] == '\x01' {
+			// An indexed list's item: its number from 1 (ItemSku1).
+			b.WriteString(strconv.Itoa(c.idx[k] + 1))
+			path = path[i+1:]
+		} else {
+			b.WriteString("[" + strconv.Itoa(c.idx[k]) + "]")
+			path = path[i+2:]
+		}
 		k++
-		path = path[i+2:]
 	}
 }
 

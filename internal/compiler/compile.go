@@ -1063,6 +1063,10 @@ func (c *compiler) checkContentType(r *Request, h *Header, n *yaml.Node) {
 		return
 	}
 	declared := h.Value.Parts[0].Literal
+	if r.Encoding.InQuery() {
+		c.ds.Errorf(c.pos(n), "content_type_mismatch", "request %s declares Content-Type %s, but it is encoded as query: its fields go to the URL and it has no body; drop the header", r.Name, declared)
+		return
+	}
 	if !encoding.ContentTypeOK(r.Encoding, declared) {
 		c.ds.Errorf(c.pos(n), "content_type_mismatch", "request %s declares Content-Type %s, but its body is written as %s (%s); set encoding: to the body's format, or drop the header (it is set from the encoding)",
 			r.Name, declared, r.Encoding.Name(), r.Encoding.ContentType())
@@ -1358,7 +1362,27 @@ func (c *compiler) compileEvent(p kv, variant string) *Event {
 	}
 	e.Request = &req
 	e.Warnings = objectWarnings(req.Body, nil)
+	c.checkBodyEncoding(&req, req.Body)
 	return e
+}
+
+// checkBodyEncoding refuses body fields the request's encoding cannot
+// write: flatten outside form and query, secrets in a query string (URLs
+// are logged).
+func (c *compiler) checkBodyEncoding(r *Request, o *Object) {
+	if o == nil {
+		return
+	}
+	pairs := r.Encoding != nil && r.Encoding != encoding.JSON
+	for _, f := range o.Fields {
+		if f.Flatten && !pairs {
+			c.ds.Errorf(f.Pos, "misplaced_key", "flatten applies to the form and query encodings; request %s is encoded as %s", r.Name, r.Encoding.Name())
+		}
+		if f.Secret && r.Encoding != nil && r.Encoding.InQuery() {
+			c.ds.Errorf(f.Pos, "secret_leak", "field %s may carry a secret, and request %s writes its fields into the URL, which is logged; use auth (type query: redacted)", f.Path, r.Name)
+		}
+		c.checkBodyEncoding(r, f.Object)
+	}
 }
 
 // eventTypes are the event types an event map key may select with TYPE:.
@@ -1537,8 +1561,11 @@ func (c *compiler) compileField(p kv, prefix string, item bool, sc *scope) *Fiel
 	f.Spec = c.compileSpec(n, sc)
 	f.Pos = c.pos(p.k)
 	f.Deps = uniqInts(sc.fieldDeps)
+	fields, items, each := get(n, "fields"), get(n, "items"), get(n, "each")
+	if each != nil && f.Type.Kind == KindAny && get(n, "type") == nil {
+		f.Type.Kind = KindArray
+	}
 	kind := f.Type.Kind
-	fields, items := get(n, "fields"), get(n, "items")
 	hasSource := len(f.Sources) > 0 || slices.ContainsFunc(sourceKeys, func(k string) bool { return getKey(n, k) != nil })
 	switch {
 	case fields != nil && kind != KindObject:
@@ -1555,6 +1582,48 @@ func (c *compiler) compileField(p kv, prefix string, item bool, sc *scope) *Fiel
 	}
 	if items != nil {
 		f.Object = c.compileObject(pairs(items), f.Path+"[].", true)
+	}
+	switch {
+	case each != nil && kind != KindArray:
+		c.ds.Errorf(c.pos(getKey(n, "each")), "misplaced_key", "each applies to type array, not %s", kind)
+	case each != nil && items != nil:
+		c.ds.Errorf(c.pos(getKey(n, "each")), "conflicting_keys", "field %s has both items (a list of objects) and each (a list of single values); keep one", f.Path)
+	case each != nil:
+		// One unnamed field per element, written bare: faults name
+		// the element, skulist[0].
+		ek := &yaml.Node{Kind: yaml.ScalarNode, Line: each.Line, Column: each.Column}
+		esc := &scope{item: true, fields: map[string]int{"": 0}, kinds: []Kind{c.declaredKind(each)}, secrets: []bool{holdsSecret(each)}, self: 0, where: "field " + f.Path + "[]"}
+		ef := c.compileField(kv{k: ek, v: each}, f.Path+"[]", true, esc)
+		f.Object, f.Each = &Object{Fields: []*Field{ef}, Order: []int{0}}, true
+		if ef.Object != nil {
+			c.ds.Errorf(c.pos(each), "misplaced_key", "each makes a list of single values; for a list of objects use items")
+		}
+	}
+	if jn := get(n, "join"); jn != nil {
+		f.Join, f.HasJoin = jn.Value, true
+		if kind != KindArray && kind != KindAny && !f.List {
+			c.ds.Errorf(c.pos(getKey(n, "join")), "misplaced_key", "join writes a list as one text; field %s is of type %s", f.Path, kind)
+		}
+		if f.Object != nil && !f.Each {
+			c.ds.Errorf(c.pos(getKey(n, "join")), "misplaced_key", "join writes a list of single values as one text; field %s is a list of objects (use each)", f.Path)
+		}
+	}
+	if fl := get(n, "flatten"); fl != nil {
+		f.Flatten = true
+		if kind != KindArray {
+			c.ds.Errorf(c.pos(getKey(n, "flatten")), "misplaced_key", "flatten applies to type array, not %s", kind)
+		}
+		if f.Object != nil && !f.Each {
+			// Item fields are named as the vendor sees them: ItemSku1.
+			for _, ch := range f.Object.Fields {
+				ch.Path = f.Path + ch.Name + "\x01"
+				if ch.Object != nil {
+					c.ds.Errorf(ch.Pos, "misplaced_key", "an indexed list's items are written as flat keys (%s%s1): field %s cannot be an object or a list", f.Path, ch.Name, ch.Name)
+				}
+			}
+		} else if f.Each {
+			f.Object.Fields[0].Path = f.Path + "\x01"
+		}
 	}
 	if on := get(n, "omit_unless"); on != nil {
 		if fields == nil {

@@ -438,7 +438,8 @@ type Field struct {
 	JSONKey string
 	// Path names the field in faults: "order_id", "customer.id",
 	// "line_items[].total" (the runtime writes the index between the
-	// brackets).
+	// brackets), "ItemSku\x01" (an indexed list's item: the runtime
+	// writes the item's number from 1 in place of \x01).
 	Path string
 	Spec
 	Required     bool
@@ -446,14 +447,44 @@ type Field struct {
 	List         bool
 	Secret       bool
 	// Object is set for kind object (its fields) and kind array with items
-	// (the fields of each item).
+	// (the fields of each item), or with each (its one field, whose value
+	// is written bare: a list of single values).
 	Object *Object
+	Each   bool
+	// Join writes a list as one text, its values joined with Join.
+	Join    string
+	HasJoin bool
+	// Flatten writes the list as indexed flat keys in pairs encodings.
+	Flatten bool
 	// Deps are the indices of sibling fields this field's expressions read.
 	Deps []int
 	// Read: a sibling reads this field (Deps) or the object's omit_unless
 	// names it; the runtime keeps its value while writing the object.
 	Read bool
 }
+
+// Member implements encoding.Shape: the named field, or nil.
+func (o *Object) Member(name string) encoding.Shape {
+	if o == nil {
+		return nil
+	}
+	for _, f := range o.Fields {
+		if f.Name == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// Indexed implements encoding.Shape: an object is not a list.
+func (o *Object) Indexed() bool { return false }
+
+// Member implements encoding.Shape: the named field of the field's
+// object or items, or nil.
+func (f *Field) Member(name string) encoding.Shape { return f.Object.Member(name) }
+
+// Indexed implements encoding.Shape.
+func (f *Field) Indexed() bool { return f.Flatten }
 
 // InputKind says what an expression input reads.
 type InputKind uint8

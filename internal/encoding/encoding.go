@@ -26,13 +26,18 @@ type Encoder interface {
 	Name() string
 	// Title names it for people (docs): "JSON".
 	Title() string
-	// ContentType is the Content-Type header value the body is sent with.
+	// ContentType is the Content-Type header value the body is sent with
+	// ("" when there is no body).
 	ContentType() string
+	// InQuery reports an encoding written into the URL's query string
+	// instead of a body.
+	InQuery() bool
 	// Encode appends the wire form of doc, the evaluated body (a JSON
 	// object), to dst. secrets are the byte ranges of doc that hold secret
 	// values; it returns the ranges of the output that hold them (which
-	// may be secrets itself: the caller copies what it keeps).
-	Encode(dst, doc []byte, secrets [][2]int) (out []byte, outSecrets [][2]int, err error)
+	// may be secrets itself: the caller copies what it keeps). shape says
+	// what the blueprint declares of the fields (nil: nothing).
+	Encode(dst, doc []byte, secrets [][2]int, shape Shape) (out []byte, outSecrets [][2]int, err error)
 	// Mask is written in place of a secret value in a redacted body.
 	Mask() []byte
 	// Canonical returns body with every escape in its canonical form (JSON:
@@ -51,7 +56,7 @@ type Encoder interface {
 // JSON is the default encoding: the document as it is.
 var JSON Encoder = jsonEncoder{}
 
-var registry = []Encoder{JSON}
+var registry = []Encoder{JSON, Form, Query}
 
 // Lookup returns the encoder of a name.
 func Lookup(name string) (Encoder, bool) {
@@ -78,8 +83,9 @@ func (jsonEncoder) Name() string        { return "json" }
 func (jsonEncoder) Title() string       { return "JSON" }
 func (jsonEncoder) ContentType() string { return "application/json" }
 func (jsonEncoder) Mask() []byte        { return []byte(`"***"`) }
+func (jsonEncoder) InQuery() bool       { return false }
 
-func (jsonEncoder) Encode(dst, doc []byte, secrets [][2]int) ([]byte, [][2]int, error) {
+func (jsonEncoder) Encode(dst, doc []byte, secrets [][2]int, _ Shape) ([]byte, [][2]int, error) {
 	if len(secrets) > 0 && len(dst) > 0 {
 		secrets = slices.Clone(secrets)
 		for i := range secrets {

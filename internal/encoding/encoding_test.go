@@ -24,7 +24,7 @@ func TestCanonicalJSON(t *testing.T) {
 func TestJSONEncode(t *testing.T) {
 	doc := []byte(`{"a":"x","k":"sk-1"}`)
 	secrets := [][2]int{{13, 19}}
-	out, ranges, err := JSON.Encode([]byte("pre"), doc, secrets)
+	out, ranges, err := JSON.Encode([]byte("pre"), doc, secrets, nil)
 	if err != nil || string(out) != `pre{"a":"x","k":"sk-1"}` || !slices.Equal(ranges, [][2]int{{16, 22}}) {
 		t.Fatalf("Encode = %s %v %v", out, ranges, err)
 	}
