@@ -202,6 +202,13 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	if c.nMissing+c.nBad > 0 {
 		return c.reject(&res)
 	}
+	for _, w := range ev.WarnWhen {
+		// A condition that cannot be evaluated attaches nothing, as a
+		// filter that cannot be evaluated does not hold.
+		if ok, _ := c.runBool(w.Expr, &c.top); ok && !contains(c.warnings, w.Code) {
+			c.warnings = append(c.warnings, w.Code)
+		}
+	}
 	box := &requestBox{}
 	out := &box.req
 	out.Method, out.URL, out.spec = req.Method, url, req
@@ -742,7 +749,7 @@ func (c *evalCtx) writeObject(o *compiler.Object, sc *scope) bool {
 		}
 		for i, f := range o.Fields {
 			v := c.stack[base+i]
-			if v.st != present {
+			if v.st != present || f.Internal {
 				continue
 			}
 			if n > 0 {
@@ -780,6 +787,28 @@ func (c *evalCtx) writeObject(o *compiler.Object, sc *scope) bool {
 // writeField evaluates a field and writes it when present; its value is
 // kept in c.stack[at] when at >= 0.
 func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
+	if f.When != nil || f.Internal {
+		// Evaluated aside: left out when its condition does not hold, never
+		// written when internal.
+		v := c.evalField(f, sc)
+		if at >= 0 {
+			c.stack[at] = v
+		}
+		if f.Internal || v.st != present {
+			return
+		}
+		if *n > 0 {
+			c.out = append(c.out, ',')
+		}
+		c.out = append(c.out, f.JSONKey...)
+		start := len(c.out)
+		c.out = c.appendVal(c.out, v)
+		if f.Secret {
+			c.secrets = append(c.secrets, [2]int{start, len(c.out)})
+		}
+		*n++
+		return
+	}
 	mark := len(c.out)
 	if *n > 0 {
 		c.out = append(c.out, ',')
@@ -935,6 +964,17 @@ func (c *evalCtx) directMoney(t *compiler.Type, raw []byte, at int) bool {
 // evalField evaluates a field without writing it (objects and items are
 // written to the scratch space).
 func (c *evalCtx) evalField(f *compiler.Field, sc *scope) rv {
+	if f.When != nil {
+		ok, err := c.runBool(f.When, sc)
+		if err != nil {
+			v := invalidVal("its when could not be evaluated: " + exprMessage(err))
+			c.account(f, &v)
+			return v
+		}
+		if !ok {
+			return rv{} // not applicable: absent, no fault, no warning
+		}
+	}
 	var v rv
 	switch {
 	case f.Object != nil:

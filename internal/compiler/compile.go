@@ -1050,6 +1050,7 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 			path = c.respPath
 		}
 		r.Responses = &Responses{MessagePath: path, Rules: slices.Concat(rules, c.respRules, DefaultResponseRules())}
+		r.WarnWhen = c.compileWarnWhen(get(p.v, "warn_when"), "request "+r.Name)
 		c.bp.Requests = append(c.bp.Requests, r)
 		c.requests[r.Name] = &requestDef{req: r, node: p.v, body: pairs(get(p.v, "body"))}
 	}
@@ -1361,9 +1362,41 @@ func (c *compiler) compileEvent(p kv, variant string) *Event {
 		req.Body = def.compiled
 	}
 	e.Request = &req
+	e.WarnWhen = slices.Concat(req.WarnWhen, c.compileWarnWhen(get(p.v, "warn_when"), "event "+e.Name))
 	e.Warnings = objectWarnings(req.Body, nil)
+	for _, w := range e.WarnWhen {
+		if !slices.Contains(e.Warnings, w.Code) {
+			e.Warnings = append(e.Warnings, w.Code)
+		}
+	}
 	c.checkBodyEncoding(&req, req.Body)
 	return e
+}
+
+// compileWarnWhen compiles a warn_when block: code -> boolean expression
+// over event, values and config.
+func (c *compiler) compileWarnWhen(n *yaml.Node, where string) []*WarnRule {
+	var out []*WarnRule
+	for _, p := range pairs(n) {
+		code := p.k.Value
+		if !c.warnings[code] {
+			c.badWarn = true
+			c.ds.Errorf(c.pos(p.k), "unknown_warning", "warning %s is not declared under warnings%s", code, suggest.DidYouMean(code, keysOf(c.warnings)))
+		}
+		c.usedWarn[code] = true
+		sc := &scope{self: -1, where: "warn_when " + code + " of " + where}
+		e := c.compileExpr(p.v, sc)
+		c.noSecret(sc, p.v, "warn_when "+code)
+		if e == nil {
+			continue
+		}
+		if !returnsBool(e) {
+			c.ds.Errorf(c.pos(p.v), "expr_type", "warn_when %s must give a boolean, not %s", code, e.Program.Node().Type())
+			continue
+		}
+		out = append(out, &WarnRule{Code: code, Expr: e})
+	}
+	return out
 }
 
 // checkBodyEncoding refuses body fields the request's encoding cannot
@@ -1560,6 +1593,17 @@ func (c *compiler) compileField(p kv, prefix string, item bool, sc *scope) *Fiel
 	}
 	f.Spec = c.compileSpec(n, sc)
 	f.Pos = c.pos(p.k)
+	f.Internal = flag(n, "internal")
+	if wn := get(n, "when"); wn != nil {
+		where := sc.where
+		sc.where = "the when of field " + f.Path
+		f.When = c.compileExpr(wn, sc)
+		sc.where = where
+		c.noSecret(sc, wn, "the when of field "+f.Path)
+		if f.When != nil && !returnsBool(f.When) {
+			c.ds.Errorf(c.pos(wn), "expr_type", "when must give a boolean, not %s", f.When.Program.Node().Type())
+		}
+	}
 	f.Deps = uniqInts(sc.fieldDeps)
 	fields, items, each := get(n, "fields"), get(n, "items"), get(n, "each")
 	if each != nil && f.Type.Kind == KindAny && get(n, "type") == nil {

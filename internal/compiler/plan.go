@@ -227,9 +227,18 @@ type Event struct {
 	Request     *Request
 	// Warnings are the codes this event can attach.
 	Warnings []string
+	// WarnWhen attaches a warning when its expression is true (the
+	// request's rules, then the mapping's).
+	WarnWhen []*WarnRule
 	// Variant is the variant that declared the mapping, "" for the base.
 	Variant string
 	Pos     diag.Pos
+}
+
+// WarnRule attaches a warning code when its expression is true.
+type WarnRule struct {
+	Code string
+	Expr *Expr
 }
 
 // Request is one vendor HTTP request, with the body of the event that
@@ -247,7 +256,9 @@ type Request struct {
 	Encoding encoding.Encoder
 	// Responses says how to read the vendor's answers.
 	Responses *Responses
-	Pos       diag.Pos
+	// WarnWhen are the request's conditional warnings.
+	WarnWhen []*WarnRule
+	Pos      diag.Pos
 }
 
 // Template is text with {config.KEY} and {values.NAME} placeholders,
@@ -446,6 +457,11 @@ type Field struct {
 	WarnIfAbsent string
 	List         bool
 	Secret       bool
+	// When, if set, must be true for the field to be written; otherwise
+	// the field is absent, with no fault and no warning.
+	When *Expr
+	// Internal fields are evaluated and read by siblings, never written.
+	Internal bool
 	// Object is set for kind object (its fields) and kind array with items
 	// (the fields of each item), or with each (its one field, whose value
 	// is written bare: a list of single values).

@@ -99,6 +99,7 @@ func assignSlots(bp *Blueprint) {
 		}
 		for _, f := range o.Fields {
 			spec(&f.Spec, t)
+			expr(f.When, t)
 			if f.Object == nil {
 				continue
 			}
@@ -124,6 +125,9 @@ func assignSlots(bp *Blueprint) {
 	for _, v := range bp.Variants {
 		for _, e := range v.Events {
 			expr(e.Filter, root)
+			for _, w := range e.WarnWhen {
+				expr(w.Expr, root)
+			}
 			if e.VendorSpec != nil {
 				spec(e.VendorSpec, root)
 			}
