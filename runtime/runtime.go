@@ -396,6 +396,11 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 			secrets = append(secrets, val.(string))
 		}
 	}
+	for _, k := range v.RequiredConfig {
+		if _, ok := in.config[k]; !ok && problems[k] == "" {
+			problems[k] = "is required by variant " + v.Key
+		}
+	}
 	for k := range config {
 		if bp.ConfigField(k) == nil {
 			problems[k] = "is not a config key of " + bp.Ref()

@@ -112,6 +112,9 @@ type compiler struct {
 	badEvent    bool // an event mapping failed to compile
 	cycle       []string
 	requests    map[string]*requestDef
+	// variantBody holds a variant's changes to a request's body:
+	// variant -> request -> field changes.
+	variantBody map[string]map[string][]kv
 	root        *yaml.Node
 	// The blueprint-wide response rules, tried after a request's own.
 	respPath  string
@@ -1253,7 +1256,36 @@ func (c *compiler) compileEvents(base, variants *yaml.Node) {
 				v.DefaultConfig[f.Key] = val
 			}
 		}
+		for _, rk := range stringsOf(get(p.v, "required_config")) {
+			if c.config[rk.Value] == nil {
+				c.ds.Errorf(c.pos(rk), "unknown_config", "unknown config key %s%s", rk.Value, suggest.DidYouMean(rk.Value, c.configKeys()))
+				continue
+			}
+			v.RequiredConfig = append(v.RequiredConfig, rk.Value)
+		}
+		for _, rp := range pairs(get(p.v, "requests")) {
+			if c.requests[rp.k.Value] == nil {
+				c.ds.Errorf(c.pos(rp.k), "unknown_request", "unknown request %s%s", rp.k.Value, suggest.DidYouMean(rp.k.Value, keysOf(c.requests)))
+				continue
+			}
+			if c.variantBody == nil {
+				c.variantBody = map[string]map[string][]kv{}
+			}
+			if c.variantBody[v.Key] == nil {
+				c.variantBody[v.Key] = map[string][]kv{}
+			}
+			c.variantBody[v.Key][rp.k.Value] = pairs(get(rp.v, "body"))
+		}
 		v.Events = c.eventList(get(p.v, "events"), v.Key, baseEvents)
+		// The base's mappings of a request the variant changes are
+		// compiled again with the variant's changes.
+		for i, e := range v.Events {
+			if e.Variant == "" && c.variantBody[v.Key][e.Request.Name] != nil {
+				if re := c.compileEvent(e.src, "", v.Key); re != nil {
+					v.Events[i] = re
+				}
+			}
+		}
 		c.finishVariant(v, p.k, false)
 	}
 }
@@ -1288,7 +1320,7 @@ func (c *compiler) eventList(n *yaml.Node, variant string, inherited []*Event) [
 	out := slices.Clone(inherited)
 	own := map[string]*Event{}
 	for _, p := range pairs(n) {
-		e := c.compileEvent(p, variant)
+		e := c.compileEvent(p, variant, variant)
 		if e == nil {
 			c.badEvent = true
 			continue
@@ -1308,12 +1340,13 @@ func (c *compiler) eventList(n *yaml.Node, variant string, inherited []*Event) [
 	return out
 }
 
-func (c *compiler) compileEvent(p kv, variant string) *Event {
+func (c *compiler) compileEvent(p kv, variant, bodyVariant string) *Event {
 	e := &Event{
 		Name:        p.k.Value,
 		Description: text(p.v, "description"),
 		Variant:     variant,
 		Pos:         c.pos(p.k),
+		src:         p,
 	}
 	var problem string
 	e.Type, e.Key, problem = eventSelector(p.k.Value)
@@ -1353,8 +1386,9 @@ func (c *compiler) compileEvent(p kv, variant string) *Event {
 		}
 	}
 	req := *def.req
-	if over := pairs(get(p.v, "body")); len(over) > 0 {
-		req.Body = c.compileObject(overlayFields(def.body, over), "", false)
+	vover := c.variantBody[bodyVariant][rn.Value]
+	if over := pairs(get(p.v, "body")); len(over) > 0 || len(vover) > 0 {
+		req.Body = c.compileObject(c.overlayFields(c.overlayFields(def.body, vover, false), over, len(vover) > 0), "", false)
 	} else {
 		if def.compiled == nil {
 			def.compiled = c.compileObject(def.body, "", false)
@@ -1477,18 +1511,84 @@ func isTypeWord(s string) bool {
 	return s != ""
 }
 
-// overlayFields replaces base fields by name, keeping their place, and
-// appends new ones.
-func overlayFields(base, over []kv) []kv {
+// overlayFields changes base fields: a name replaces the field of that
+// name whole (keeping its place) or appends a new one; a dotted name
+// (customer.email_sha256) reaches a nested field of an object's fields or
+// a list's items; a null value removes the field.
+//
+// lenient passes over a change whose field is not there: an event's
+// changes applied over its variant's, which may have removed the field
+// (the same changes are checked strictly over the request's own body).
+func (c *compiler) overlayFields(base, over []kv, lenient bool) []kv {
 	out := slices.Clone(base)
 	for _, o := range over {
-		if i := slices.IndexFunc(out, func(b kv) bool { return b.k.Value == o.k.Value }); i >= 0 {
+		name, rest, nested := strings.Cut(o.k.Value, ".")
+		i := slices.IndexFunc(out, func(b kv) bool { return b.k.Value == name })
+		switch {
+		case lenient && i < 0 && (nested || isNull(o.v)):
+		case nested && i < 0:
+			c.ds.Errorf(c.pos(o.k), "unknown_field", "%s: there is no field %s to change%s", o.k.Value, name, suggest.DidYouMean(name, kvNames(out)))
+		case nested:
+			key := "fields"
+			child := get(out[i].v, key)
+			if child == nil {
+				key, child = "items", get(out[i].v, "items")
+			}
+			if child == nil {
+				c.ds.Errorf(c.pos(o.k), "unknown_field", "%s: field %s has no fields or items to change", o.k.Value, name)
+				continue
+			}
+			sub := *o.k
+			sub.Value = rest
+			merged := c.overlayFields(pairs(child), []kv{{&sub, o.v}}, lenient)
+			out[i] = kv{out[i].k, withChild(out[i].v, key, merged)}
+		case isNull(o.v) && i < 0:
+			c.ds.Errorf(c.pos(o.k), "remove_unknown", "there is no field %s to remove%s", name, suggest.DidYouMean(name, kvNames(out)))
+		case isNull(o.v):
+			out = slices.Delete(out, i, i+1)
+		case i >= 0:
 			out[i] = o
-		} else {
+		default:
 			out = append(out, o)
 		}
 	}
 	return out
+}
+
+// stringsOf returns the scalar items of a sequence node.
+func stringsOf(n *yaml.Node) []*yaml.Node {
+	if n == nil || n.Kind != yaml.SequenceNode {
+		return nil
+	}
+	return n.Content
+}
+
+func kvNames(ps []kv) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.k.Value
+	}
+	return out
+}
+
+// withChild returns a copy of mapping n whose key's value is a mapping of
+// the given pairs (n itself is left as it is: it may be shared).
+func withChild(n *yaml.Node, key string, ps []kv) *yaml.Node {
+	child := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
+	if old := get(n, key); old != nil {
+		child.Line, child.Column = old.Line, old.Column
+	}
+	for _, p := range ps {
+		child.Content = append(child.Content, p.k, p.v)
+	}
+	cp := *n
+	cp.Content = slices.Clone(n.Content)
+	for i := 0; i+1 < len(cp.Content); i += 2 {
+		if cp.Content[i].Value == key {
+			cp.Content[i+1] = child
+		}
+	}
+	return &cp
 }
 
 func returnsBool(e *Expr) bool {

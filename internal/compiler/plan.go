@@ -173,6 +173,9 @@ type Variant struct {
 	Name          string
 	Description   string
 	DefaultConfig map[string]any
+	// RequiredConfig are config keys this variant needs besides those
+	// every variant needs.
+	RequiredConfig []string
 	// Events in declaration order: the base's first, then the variant's.
 	Events []*Event
 	// byKey holds the track events mapped by name (normalised); sel the
@@ -233,6 +236,9 @@ type Event struct {
 	// Variant is the variant that declared the mapping, "" for the base.
 	Variant string
 	Pos     diag.Pos
+	// src is the mapping as written, compiled again for a variant that
+	// changes its request.
+	src kv
 }
 
 // WarnRule attaches a warning code when its expression is true.
