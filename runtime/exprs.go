@@ -208,6 +208,10 @@ func (c *evalCtx) inputSize(in *compiler.Input, sc *scope) int64 {
 		if c.resp != nil {
 			return int64(len(c.resp.header.Get(in.Path)))
 		}
+	case compiler.InputText:
+		if c.resp != nil {
+			return int64(len(c.resp.body))
+		}
 	}
 	return 0
 }
@@ -286,6 +290,10 @@ func (c *evalCtx) input(in *compiler.Input, sc *scope) (any, state) {
 			if v := c.resp.header.Values(in.Path); len(v) > 0 {
 				return v[0], present
 			}
+		}
+	case compiler.InputText:
+		if c.resp != nil {
+			return string(c.resp.body), present
 		}
 	}
 	return nil, absent

@@ -53,6 +53,11 @@ func (in *Integration) Classify(req *Request, status int, header http.Header, bo
 			continue
 		}
 		v := Verdict{Outcome: Outcome(r.Outcome), Status: status, Message: r.Message}
+		if r.MessageExpr != nil {
+			if m := in.ruleMessage(r.MessageExpr, rc); m != "" {
+				v.Message = clip(in.red.String(m)) // scrubbed before it is cut
+			}
+		}
 		if v.Message == "" && !v.Delivered() {
 			v.Message = vendorMessage(resp, status, body, in.red)
 		}
@@ -76,6 +81,22 @@ func (in *Integration) ruleHolds(e *compiler.Expr, rc *responseCtx) bool {
 	c.resp = rc
 	ok, err := c.runBool(e, &scope{})
 	return err == nil && ok
+}
+
+// ruleMessage runs a rule's message_expr: its text, or "".
+func (in *Integration) ruleMessage(e *compiler.Expr, rc *responseCtx) string {
+	c := ctxPool.Get().(*evalCtx)
+	defer c.release()
+	c.in = in
+	c.resp = rc
+	v, err := c.runExpr(e, &scope{})
+	if err != nil || v.st != present {
+		return ""
+	}
+	if v.jt == '"' {
+		return string(v.b)
+	}
+	return string(c.jsonText(v))
 }
 
 // vendorMessage is the vendor's error message (at the blueprint's message

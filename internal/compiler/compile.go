@@ -1139,6 +1139,10 @@ func (c *compiler) compileResponses(n *yaml.Node) (string, []*ResponseRule) {
 				c.ds.Errorf(c.pos(wn), "expr_type", "a response rule's when must give a boolean, not %s", r.When.Program.Node().Type())
 			}
 		}
+		if mn := get(rn, "message_expr"); mn != nil {
+			sc := &scope{self: -1, response: true, where: "response rule"}
+			r.MessageExpr = c.compileExpr(mn, sc)
+		}
 		rules = append(rules, r)
 	}
 	return path, rules

@@ -141,15 +141,16 @@ func (c *compiler) literalPatterns(n *yaml.Node, root ast.Node) bool {
 	ok := true
 	ast.Find(root, func(x ast.Node) bool {
 		call, isCall := x.(*ast.CallNode)
-		if !isCall || len(call.Arguments) != 3 {
+		if !isCall || len(call.Arguments) < 2 {
 			return false
 		}
-		if id, _ := call.Callee.(*ast.IdentifierNode); id == nil || id.Value != "regex_replace" {
+		id, _ := call.Callee.(*ast.IdentifierNode)
+		if id == nil || id.Value != "regex_replace" && id.Value != "regex_find" {
 			return false
 		}
 		if p, lit := call.Arguments[1].(*ast.StringNode); lit {
 			if _, err := regexp.Compile(p.Value); err != nil {
-				c.errorAtOffset(n, p.Location().From, "invalid_pattern", "regex_replace: pattern %q is not a valid RE2 regular expression: %s", p.Value, reErr(err))
+				c.errorAtOffset(n, p.Location().From, "invalid_pattern", "%s: pattern %q is not a valid RE2 regular expression: %s", id.Value, p.Value, reErr(err))
 				ok = false
 			}
 		}
@@ -247,7 +248,7 @@ func (c *compiler) inputZero(in Input, sc *scope) any {
 		}
 	case InputStatus:
 		return 0
-	case InputHeader:
+	case InputHeader, InputText:
 		return ""
 	}
 	return nil
@@ -324,8 +325,10 @@ func (r *rewriter) identifier(node *ast.Node, n *ast.IdentifierNode) {
 			in.Kind = InputBody
 		case "headers":
 			in.Kind = InputHeader
+		case "text":
+			in.Kind = InputText
 		default:
-			r.fail(n, "unknown_name", "unknown name %s (a response rule reads status, body, headers)%s", n.Value, suggest.DidYouMean(n.Value, []string{"status", "body", "headers"}))
+			r.fail(n, "unknown_name", "unknown name %s (a response rule reads status, body, text, headers)%s", n.Value, suggest.DidYouMean(n.Value, []string{"status", "body", "text", "headers"}))
 			return
 		}
 		k := len(r.inputs)

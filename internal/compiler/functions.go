@@ -155,6 +155,14 @@ var functions = []Function{
 		cost:    chargeRegexReplace,
 	},
 	{
+		Name: "regex_find", Signature: "regex_find(text, pattern) string or nil",
+		Doc:     "The first match of an RE2 pattern in the text: its first group when the pattern has one, else the whole match; nil when nothing matches or the text is absent. Reads vendor answers that are not JSON.",
+		Example: `regex_find("<ok/><bad>2</bad>", "<bad>([0-9]+)</bad>") == "2"`,
+		fn:      fnRegexFind,
+		types:   []any{new(func(any, string) any)},
+		cost:    chargeText(2, 0),
+	},
+	{
 		Name: "snake_case", Signature: "snake_case(text) string",
 		Doc:     "Lower-cases the text and turns every run of characters other than a-z and 0-9 into one _, trimming _ at both ends: a vendor event name from a source event name.",
 		Example: `snake_case(" Checkout Step-2 Viewed! ") == "checkout_step_2_viewed"`,
@@ -335,7 +343,7 @@ func cachedRegexp(p string) (*regexp.Regexp, error) {
 	}
 	re, err := regexp.Compile(p)
 	if err != nil {
-		return nil, fmt.Errorf("regex_replace: bad pattern: %s", reErr(err))
+		return nil, fmt.Errorf("bad pattern: %s", reErr(err))
 	}
 	regexCache.Lock()
 	if regexCache.m == nil {
@@ -362,6 +370,29 @@ func fnRegexReplace(args ...any) (any, error) {
 		return nil, err
 	}
 	return re.ReplaceAllString(a[0], a[2]), nil
+}
+
+func fnRegexFind(args ...any) (any, error) {
+	text, ok := args[0].(string)
+	if !ok {
+		return nil, nil
+	}
+	p, err := str(args[1])
+	if err != nil {
+		return nil, err
+	}
+	re, err := cachedRegexp(p)
+	if err != nil {
+		return nil, err
+	}
+	m := re.FindStringSubmatch(text)
+	switch {
+	case m == nil:
+		return nil, nil
+	case len(m) > 1:
+		return m[1], nil
+	}
+	return m[0], nil
 }
 
 // chargeRegexReplace charges the most regex_replace can build: a match at

@@ -521,6 +521,7 @@ const (
 	InputStatus                  // response rules: the HTTP status
 	InputBody                    // response rules: a path on the response body ("" = all of it)
 	InputHeader                  // response rules: a response header (lower-case name)
+	InputText                    // response rules: the response body as text
 )
 
 // Input is one variable of a compiled expression, resolved at compile time.
@@ -585,6 +586,9 @@ type ResponseRule struct {
 	When        *Expr
 	Outcome     ResponseOutcome
 	Message     string
+	// MessageExpr gives the message to report (nil result: Message, or
+	// the vendor's message).
+	MessageExpr *Expr
 	Description string
 	// Default marks the built-in rules.
 	Default bool
