@@ -582,10 +582,10 @@ type Responses struct {
 // status, the body and the headers).
 type ResponseRule struct {
 	// Statuses are inclusive ranges; empty matches any status.
-	Statuses    []StatusRange
-	When        *Expr
-	Outcome     ResponseOutcome
-	Message     string
+	Statuses []StatusRange
+	When     *Expr
+	Outcome  ResponseOutcome
+	Message  string
 	// MessageExpr gives the message to report (nil result: Message, or
 	// the vendor's message).
 	MessageExpr *Expr
