@@ -484,32 +484,37 @@ func (p *Pipeline) Replay(ctx context.Context, integration string, ids []string)
 	if _, ok := p.integration(&outbox.Item{Integration: integration}); !ok {
 		return rep, fmt.Errorf("delivery: replay: %q is not bound", integration)
 	}
-	all := ids == nil
-	if all {
+	var dead, other []*outbox.Item
+	if ids == nil {
+		// Every dead letter: the listing holds the items themselves, each
+		// counted once (one that died again while it was listed is listed
+		// twice).
+		var listed []*outbox.Item
 		for cursor := ""; ; {
 			page, next, err := st.List(ctx, outbox.Dead, cursor, 1000)
 			if err != nil {
 				return rep, err
 			}
-			for _, it := range page {
-				ids = append(ids, it.ID)
-			}
+			listed = append(listed, page...)
 			if next == "" {
 				break
 			}
 			cursor = next
 		}
+		slices.SortStableFunc(listed, func(a, b *outbox.Item) int { return strings.Compare(a.ID, b.ID) })
+		for _, it := range slices.CompactFunc(listed, func(a, b *outbox.Item) bool { return a.ID == b.ID }) {
+			if it.Integration != integration {
+				rep.Others[it.Integration]++
+			} else {
+				dead = append(dead, it)
+			}
+		}
 	}
-	var dead, other []*outbox.Item
 	for _, id := range slices.Compact(slices.Sorted(slices.Values(ids))) { // each counted once
 		it, err := st.Get(ctx, id)
 		switch {
-		case err != nil && all:
-			continue // purged meanwhile
 		case err != nil:
 			return rep, err
-		case it.Integration != integration && all:
-			rep.Others[it.Integration]++
 		case it.Integration != integration:
 			return rep, &ForeignError{ID: id, Integration: it.Integration, Blueprint: it.Blueprint, Variant: it.Variant, Want: integration}
 		case it.State == outbox.Dead:
