@@ -50,7 +50,8 @@ type Binding struct {
 // Options configure a Pipeline. Zero values take the defaults.
 type Options struct {
 	// Sender configures the HTTP sender; its Metrics is replaced by
-	// Metrics, and a zero Concurrency takes Concurrency.
+	// Metrics, a zero Concurrency takes Concurrency and a nil Logger
+	// takes Logger.
 	Sender send.Options
 	// Policy is the retry schedule (zero fields: send.DefaultPolicy's).
 	Policy send.Policy
@@ -164,7 +165,9 @@ type Pipeline struct {
 	closeOne sync.Once
 }
 
-// bindingSet is the pipeline's integrations, sorted by name and by name.
+// bindingSet is the pipeline's integrations, in a list sorted by name
+// (the order Feed evaluates them in) and in a map by name (the worker's
+// look-up).
 type bindingSet struct {
 	sorted []*Binding
 	byName map[string]*Binding
