@@ -367,8 +367,17 @@ func jsonView(s string, maps bool) (view string, from, to []int32) {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c != '\\' || i+1 == len(s) {
-			emit([]byte{c}, i, i+1)
-			i++
+			// A run without escapes, up to the next backslash, as it is.
+			j := len(s)
+			if k := strings.IndexByte(s[i+1:], '\\'); k >= 0 {
+				j = i + 1 + k
+			}
+			b = append(b, s[i:j]...)
+			for ; maps && i < j; i++ {
+				from = append(from, int32(i))
+				to = append(to, int32(i+1))
+			}
+			i = j
 			continue
 		}
 		var dec byte
