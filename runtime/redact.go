@@ -256,7 +256,10 @@ func (r *redactor) scrubOnce(s string) (string, bool) {
 		spans = r.m.spans(s, spans)
 	}
 	if strings.IndexByte(s, '\\') >= 0 {
-		if v, from, to := jsonView(s, true); len(v) != len(s) && (r.found(v) || r.mayCut(v)) {
+		// The view's map back to s is built only when the view holds
+		// something to mask (it takes 8 bytes per byte of s).
+		if v, _, _ := jsonView(s, false); len(v) != len(s) && (r.found(v) || r.mayCut(v)) {
+			v, from, to := jsonView(s, true)
 			for _, sp := range r.m.spans(v, nil) {
 				spans = append(spans, [2]int{int(from[sp[0]]), int(to[sp[1]-1])})
 			}
