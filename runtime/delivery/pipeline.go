@@ -128,7 +128,10 @@ type Summary struct {
 	// pipeline started (the same event sent by an earlier run): not sent
 	// again, and not counted above.
 	AlreadyDelivered, AlreadySkipped, AlreadyDead int64
-	// Pending is how many requests fed or replayed are not final yet.
+	// Pending is how many requests fed or replayed are not final yet,
+	// among them any whose record the outbox could not read back (moved
+	// to Bolt's quarantine, and no longer waited for: the same event fed
+	// again is enqueued anew).
 	Pending int64
 	// Interrupted is set by Run when its ctx was done before the input
 	// was read to its end, or its requests delivered.
@@ -295,7 +298,9 @@ func (p *Pipeline) Start(ctx context.Context) error {
 			p.log.Info("purged old outbox items", "purged", n, "retain", r)
 		}
 	}
-	runCtx, cancel := context.WithCancel(ctx)
+	// A request the outbox can no longer read is skipped by the worker:
+	// the tracker stops waiting for it.
+	runCtx, cancel := context.WithCancel(outbox.OnSkip(ctx, p.tr.skipped))
 	p.stop = cancel
 	go func() {
 		p.runErr = p.worker.Run(runCtx, p.idle)
@@ -560,8 +565,9 @@ func itemIDs(items []*outbox.Item) []string {
 }
 
 // Drain tells the pipeline that nothing more will be fed, and waits until
-// every request it fed or replayed is final (then delivery stops), or ctx
-// is done (delivery goes on until Close). It returns the worker's error,
+// every request it fed or replayed is final, or unreadable (see the
+// package doc; then delivery stops), or ctx is done (delivery goes on
+// until Close). It returns the worker's error,
 // if it failed, or ctx's.
 func (p *Pipeline) Drain(ctx context.Context) error {
 	p.mu.Lock()
