@@ -13,6 +13,9 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
 	"github.com/expr-lang/expr/vm"
 	"github.com/tidwall/gjson"
 
@@ -1576,6 +1579,8 @@ type requestPlan struct {
 	sigKey []byte
 	// batch is the request's batching, decided at Bind; nil: none.
 	batch *BatchPolicy
+	// oauth gets the bearer token of an oauth2_client_credentials auth.
+	oauth *oauthSource
 }
 
 func (in *Integration) planRequest(r *compiler.Request) *requestPlan {
@@ -1633,6 +1638,10 @@ func (in *Integration) planRequest(r *compiler.Request) *requestPlan {
 			rp.queryAuth = rp.queryName + "=" + url.QueryEscape(render(a.Value))
 		case compiler.AuthSignature:
 			rp.sig, rp.sigKey = a.Signature, []byte(render(a.Signature.Secret))
+		case compiler.AuthOAuth2:
+			rp.oauth = &oauthSource{cfg: clientcredentials.Config{ClientID: render(a.ClientID), ClientSecret: render(a.ClientSecret),
+				TokenURL: render(a.TokenURL), Scopes: a.Scopes, AuthStyle: oauth2.AuthStyleInHeader}}
+			in.hasOAuth = true
 		}
 	}
 	return rp

@@ -271,6 +271,9 @@ type Integration struct {
 	// consent is the consent gate, chosen at Bind when config chooses
 	// the category; nil: no gate.
 	consent *compiler.Consent
+	// hasOAuth: some request fetches a token at send time, which vendor
+	// messages are scrubbed of.
+	hasOAuth bool
 }
 
 // skipText is the scrubbed Event and Message of an unmapped event.
@@ -532,7 +535,12 @@ func (in *Integration) Variant() string { return in.variant.Key }
 // Redact replaces every secret config value, every credential rendered
 // from config, and their encodings (see Redaction in the package doc) in s
 // with ***.
-func (in *Integration) Redact(s string) string { return in.red.String(s) }
+func (in *Integration) Redact(s string) string {
+	if in.hasOAuth {
+		return in.scrubTokens(in.red.String(s))
+	}
+	return in.red.String(s)
+}
 
 // HostAllowed reports whether a request may go to host: the blueprint's
 // hosts, as they were when the integration was bound.

@@ -11,6 +11,7 @@ package compiler
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -1309,6 +1310,22 @@ func (c *compiler) methodConfig(n *yaml.Node) string {
 	return key
 }
 
+// checkTokenURL checks an OAuth 2.0 token endpoint: https, and a literal
+// host covered by hosts (the client secret goes there).
+func (c *compiler) checkTokenURL(t *Template, n *yaml.Node) {
+	if len(t.Parts) != 1 || t.Parts[0].Literal == "" {
+		c.ds.Errorf(c.pos(n), "invalid_url", "token_url must be written out (https://auth.example.com/oauth/token), without placeholders: the client secret is sent there")
+		return
+	}
+	u, err := url.Parse(t.Parts[0].Literal)
+	switch {
+	case err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil:
+		c.ds.Errorf(c.pos(n), "invalid_url", "token_url must be an https URL with a host and no user information")
+	case !c.hostCovered(strings.ToLower(u.Hostname())):
+		c.ds.Errorf(c.pos(n), "host_not_allowed", "token_url host %s is not covered by hosts (%s)", u.Hostname(), strings.Join(c.bp.Hosts, ", "))
+	}
+}
+
 // compileBatch compiles a request's batch block.
 func (c *compiler) compileBatch(r *Request, n, body *yaml.Node) *Batch {
 	b := &Batch{Into: text(n, "into"), Enabled: Setting{Const: 1}, MaxEvents: Setting{Const: 100}, MaxWaitMS: Setting{Const: 5000}, MaxBytes: Setting{Const: 5 << 20}}
@@ -1407,6 +1424,7 @@ func (c *compiler) compileAuth(n, key *yaml.Node) *Auth {
 		AuthHeader:    {"name", "value"},
 		AuthQuery:     {"name", "value"},
 		AuthSignature: {"secret", "header"},
+		AuthOAuth2:    {"token_url", "client_id", "client_secret"},
 	}[a.Type]
 	for _, k := range need {
 		if get(n, k) == nil {
@@ -1419,6 +1437,7 @@ func (c *compiler) compileAuth(n, key *yaml.Node) *Auth {
 		AuthHeader:    {"type", "when", "name", "value"},
 		AuthQuery:     {"type", "when", "name", "value"},
 		AuthSignature: {"type", "when", "secret", "header", "prefix", "algorithm", "timestamp_header", "timestamp", "separator"},
+		AuthOAuth2:    {"type", "when", "token_url", "client_id", "client_secret", "scopes"},
 	}[a.Type]
 	for _, p := range pairs(n) {
 		if !slices.Contains(allowed, p.k.Value) {
@@ -1426,6 +1445,15 @@ func (c *compiler) compileAuth(n, key *yaml.Node) *Auth {
 		}
 	}
 	a.Username, a.Password, a.Token, a.Value = tmpl("username"), tmpl("password"), tmpl("token"), tmpl("value")
+	if a.Type == AuthOAuth2 {
+		a.TokenURL, a.ClientID, a.ClientSecret = tmpl("token_url"), tmpl("client_id"), tmpl("client_secret")
+		for _, sn := range contentOf(get(n, "scopes")) {
+			a.Scopes = append(a.Scopes, sn.Value)
+		}
+		if tn := get(n, "token_url"); tn != nil && a.TokenURL != nil {
+			c.checkTokenURL(a.TokenURL, tn)
+		}
+	}
 	if a.Type == AuthSignature {
 		sig := &Signature{Secret: tmpl("secret"), Header: text(n, "header"), Prefix: text(n, "prefix"), Algorithm: text(n, "algorithm"),
 			TimestampHeader: text(n, "timestamp_header"), TimestampFormat: text(n, "timestamp"), Separator: "."}

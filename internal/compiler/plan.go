@@ -349,6 +349,10 @@ const (
 	// AuthSignature signs the exact body bytes sent with an HMAC, once
 	// per attempt (see Signature).
 	AuthSignature AuthType = "signature"
+	// AuthOAuth2 gets a bearer token from a token endpoint with the OAuth
+	// 2.0 client credentials grant (RFC 6749 §4.4), cached and refreshed
+	// by the sender.
+	AuthOAuth2 AuthType = "oauth2_client_credentials"
 )
 
 // Auth is a request's authentication. Its rendered values are always
@@ -365,6 +369,9 @@ type Auth struct {
 	When *Expr
 	// Signature is set for AuthSignature.
 	Signature *Signature
+	// TokenURL, ClientID, ClientSecret and Scopes: AuthOAuth2.
+	TokenURL, ClientID, ClientSecret *Template
+	Scopes                           []string
 }
 
 // Signature is an HMAC over the exact body bytes sent: hex of

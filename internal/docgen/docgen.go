@@ -341,6 +341,8 @@ func writeEvent(w func(string, ...any), bp *compiler.Blueprint, e *compiler.Even
 			w("- `%s: %s` (redacted in every output)\n", a.Name, tmplText(a.Value))
 		case compiler.AuthQuery:
 			w("- query parameter `%s=%s` (redacted in every output)\n", a.Name, tmplText(a.Value))
+		case compiler.AuthOAuth2:
+			w("- `Authorization: Bearer TOKEN`, TOKEN from `%s` (OAuth 2.0 client credentials, client `%s`), fetched at send time and cached (redacted in every output)\n", tmplText(a.TokenURL), tmplText(a.ClientID))
 		case compiler.AuthSignature:
 			sg := a.Signature
 			signed := "body"

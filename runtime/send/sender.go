@@ -195,6 +195,17 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 
 	// A signature is made for this attempt: a retry is signed afresh.
 	signed := *req
+	if err := in.Authorize(&signed, s.client); err != nil {
+		var ae *runtime.AuthError
+		if errors.As(err, &ae) && ae.Permanent {
+			a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Failed, Status: 0, Message: ae.Message}, Err: err}
+			s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Message: a.Message})
+			return a
+		}
+		a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: in.Redact(err.Error())}, Err: err}
+		s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Message: a.Message})
+		return a
+	}
 	in.Sign(&signed, time.Now())
 	req = &signed
 	hreq, err := http.NewRequestWithContext(ctx, req.Method, u.String(), bytes.NewReader(req.Body))
