@@ -114,6 +114,7 @@ func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 	}
 	env := make(map[string]any, len(e.Inputs)+1)
 	anyAbsent, anyBad := false, false
+	badFrom := "" // an invalid shared value read, and why
 	for i := range e.Inputs {
 		in := &e.Inputs[i]
 		if err := b.Charge(c.inputSize(in, sc), 0); err != nil {
@@ -123,6 +124,11 @@ func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 		switch st {
 		case invalid, skipped:
 			anyBad = true
+			if st == invalid && in.Kind == compiler.InputValue && badFrom == "" {
+				// A shared value is not a body field, so nothing else names
+				// it: the expression's result is invalid, and says why.
+				badFrom = "reads values." + in.Value.Name + ", which is invalid: " + c.value(in.Value).msg
+			}
 		case absent:
 			anyAbsent = true
 		}
@@ -139,6 +145,8 @@ func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 		case errors.As(err, &be):
 			// Over the budget is the event's fault, whatever the inputs.
 			return invalidVal(be.Error()), err
+		case badFrom != "":
+			return invalidVal(badFrom), err
 		case anyAbsent && nilError(err):
 			return rv{}, err // it failed on an absent input
 		case anyBad:
@@ -152,6 +160,11 @@ func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 	v := c.goVal(out)
 	if v.st == invalid && !anyAbsent && !anyBad {
 		return v, nil // a value JSON cannot hold, from good inputs
+	}
+	if badFrom != "" {
+		// Whatever it made of it (?? may hide the bad input), the result
+		// rests on an invalid value.
+		return invalidVal(badFrom), nil
 	}
 	if v.st != present || isAbsent(v) {
 		if anyBad && !anyAbsent {
@@ -307,8 +320,10 @@ func (c *evalCtx) arith(e *compiler.Expr, a *compiler.Arith, sc *scope) (rv, boo
 	switch {
 	case sx == absent || sy == absent: // missing wins (see runExpr)
 		return rv{}, true
+	case sx == invalid && e.Inputs[a.A].Kind == compiler.InputValue || sy == invalid && e.Inputs[a.B].Kind == compiler.InputValue:
+		return rv{}, false // runExpr names the invalid shared value
 	case sx == invalid || sx == skipped || sy == invalid || sy == skipped:
-		return rv{st: skipped}, true
+		return rv{st: skipped}, true // the invalid field is named itself
 	case sx != present || sy != present:
 		return rv{}, false
 	}
@@ -387,5 +402,9 @@ func exprMessage(err error) string {
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i]
 	}
-	return exprLocRE.ReplaceAllString(strings.TrimSpace(msg), "")
+	msg = exprLocRE.ReplaceAllString(strings.TrimSpace(msg), "")
+	if strings.HasPrefix(msg, "invalid operation: []") && strings.Contains(msg, " + []") {
+		msg += " (lists are joined with concat(a, b), not +)"
+	}
+	return msg
 }

@@ -519,7 +519,7 @@ func (c *compiler) exprError(n *yaml.Node, err error, code string) {
 		if strings.HasPrefix(msg, "unknown func") || strings.HasPrefix(msg, "unknown name") {
 			code = "unknown_function"
 		}
-		c.ds.Errorf(c.exprPos(n, fe.From), code, "%s", msg)
+		c.ds.Errorf(c.exprPos(n, fe.From), code, "%s%s", msg, exprHint(msg, n.Value))
 		return
 	}
 	c.ds.Errorf(c.exprPos(n, 0), code, "%s", err.Error())
@@ -666,4 +666,20 @@ func keysOf[V any](m map[string]V) []string {
 		keys = append(keys, k)
 	}
 	return keys
+}
+
+// exprHint adds the fix to an expr-lang error that hides it: lists do not
+// add, and braces right inside map(), filter() and their relatives are a
+// closure, not an object.
+func exprHint(msg, text string) string {
+	switch {
+	case strings.HasPrefix(msg, "invalid operation: + (mismatched types []") && strings.Contains(msg, "and []"):
+		return "; lists are joined with concat(a, b), not +"
+	case strings.HasPrefix(msg, "invalid operation: + (mismatched types map[") && strings.Contains(msg, "and map["):
+		return "; objects do not add: build one object literal ({\"a\": x, \"b\": y})"
+	case strings.Contains(msg, `unexpected token Operator(":")`) && strings.Contains(text, "{"):
+		return "; braces right after the list in map(), filter(), all(), any() and the like are the predicate (a closure), not an object: " +
+			"to build an object per item, wrap it in parentheses: map(items, ({\"sku\": .sku}))"
+	}
+	return ""
 }
