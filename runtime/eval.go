@@ -840,6 +840,11 @@ func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
 	case f.Type.Kind == compiler.KindObject && f.Object != nil:
 		if c.writeObject(f.Object, sc) {
 			v = outVal('{', start, len(c.out))
+		} else if f.Default != nil {
+			// Left out (no field present, or an omit_unless field
+			// absent): the default stands in for it.
+			c.out = append(c.out, f.Default...)
+			v = outVal(f.Default[0], start, len(c.out))
 		}
 	case f.Type.Kind == compiler.KindArray && f.Object != nil:
 		v = c.writeItems(f, sc)
@@ -983,8 +988,10 @@ func (c *evalCtx) evalField(f *compiler.Field, sc *scope) rv {
 		mark := len(c.secrets)
 		var ok bool
 		if f.Type.Kind == compiler.KindObject {
-			ok = c.writeObject(f.Object, sc)
-			v = rv{st: present}
+			// Left out, the object is absent (or its default).
+			if ok = c.writeObject(f.Object, sc); !ok && f.Default != nil {
+				c.out, ok = append(c.out, f.Default...), true
+			}
 		} else {
 			v = c.writeItems(f, sc)
 			ok = v.st == present
