@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -49,11 +50,83 @@ func (c *evalCtx) goVal(x any) rv {
 		return textVal(c.scratchText(func(d []byte) []byte { return conv.AppendUTC(d, x) }))
 	}
 	b, err := json.Marshal(x)
+	if err != nil {
+		// expr-lang builds maps with keys of any type (fromPairs gives
+		// map[any]any, groupBy map[any][]any), which encoding/json
+		// cannot write: with text (or number, or boolean) keys they are
+		// JSON objects.
+		if y, ok := textKeys(x, 0); ok {
+			b, err = json.Marshal(y)
+		}
+	}
 	if err != nil || len(b) == 0 {
 		return rv{}
 	}
 	v := c.spanVal(b, span{start: 0, end: int32(len(b)), kind: kindOf(b[0])})
 	return v
+}
+
+// textKeys copies the maps inside x whose keys are not of type string
+// into map[string]any, their keys written as text (a number as goVal
+// writes it, true, false); ok is false when a key is of another type.
+func textKeys(x any, depth int) (any, bool) {
+	if depth > 10000 {
+		return nil, false
+	}
+	switch x := x.(type) {
+	case nil, string, bool, int, int64, float64, map[string]any:
+		return x, true
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			y, ok := textKeys(e, depth+1)
+			if !ok {
+				return nil, false
+			}
+			out[i] = y
+		}
+		return out, true
+	}
+	rx := reflect.ValueOf(x)
+	switch rx.Kind() {
+	case reflect.Map:
+		out := make(map[string]any, rx.Len())
+		it := rx.MapRange()
+		for it.Next() {
+			var key string
+			switch k := it.Key().Interface().(type) {
+			case string:
+				key = k
+			case int:
+				key = strconv.Itoa(k)
+			case int64:
+				key = strconv.FormatInt(k, 10)
+			case float64:
+				key = strconv.FormatFloat(k, 'f', -1, 64)
+			case bool:
+				key = strconv.FormatBool(k)
+			default:
+				return nil, false
+			}
+			y, ok := textKeys(it.Value().Interface(), depth+1)
+			if !ok {
+				return nil, false
+			}
+			out[key] = y
+		}
+		return out, true
+	case reflect.Slice, reflect.Array:
+		out := make([]any, rx.Len())
+		for i := range out {
+			y, ok := textKeys(rx.Index(i).Interface(), depth+1)
+			if !ok {
+				return nil, false
+			}
+			out[i] = y
+		}
+		return out, true
+	}
+	return x, true
 }
 
 // goValue turns a value into what an expression sees: string, int
