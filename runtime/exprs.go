@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -49,14 +50,14 @@ func (c *evalCtx) goVal(x any) rv {
 	case time.Time:
 		return textVal(c.scratchText(func(d []byte) []byte { return conv.AppendUTC(d, x) }))
 	}
-	b, err := json.Marshal(x)
+	b, err := marshal(x)
 	if err != nil {
 		// expr-lang builds maps with keys of any type (fromPairs gives
 		// map[any]any, groupBy map[any][]any), which encoding/json
 		// cannot write: with text (or number, or boolean) keys they are
 		// JSON objects.
 		if y, ok := textKeys(x, 0); ok {
-			b, err = json.Marshal(y)
+			b, err = marshal(y)
 		}
 	}
 	if err != nil || len(b) == 0 {
@@ -64,6 +65,19 @@ func (c *evalCtx) goVal(x any) rv {
 	}
 	v := c.spanVal(b, span{start: 0, end: int32(len(b)), kind: kindOf(b[0])})
 	return v
+}
+
+// marshal writes a list or map an expression built as compact JSON, as
+// the body writer writes text: <, > and & as they are (encoding/json's
+// Marshal writes them \u003c, \u003e, \u0026, for HTML).
+func marshal(x any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(x); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
 // textKeys copies the maps inside x whose keys are not of type string

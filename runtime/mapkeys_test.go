@@ -42,3 +42,35 @@ events:
 		t.Errorf("body %s, want %s", got, want)
 	}
 }
+
+// Lists and maps built by expressions are written as the body writer
+// writes text: <, > and & as they are, not as encoding/json's HTML escapes
+// (\u003c, \u003e, \u0026).
+func TestExprListsKeepAngleBracketsAndAmpersands(t *testing.T) {
+	src := `key: demo
+version: 1.0.0
+name: Demo
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/e
+    body:
+      text: {from: properties.id, type: string}
+      ids: {expr: 'map(event.properties.products, #.id)'}
+      obj: {expr: '{"a&b": event.properties.id}'}
+events:
+  E: {vendor_event: e, request: r}
+`
+	in := bindInline(t, src)
+	res := in.Evaluate([]byte(`{"event":"E","properties":{"id":"<a&b>","products":[{"id":"x&y"},{"id":"<z>"}]}}`))
+	if res.Outcome != runtime.Deliver {
+		t.Fatalf("%s %s: %s", res.Outcome, res.Reason, res.Message)
+	}
+	want := `{"text":"<a&b>","ids":["x&y","<z>"],"obj":{"a&b":"<a&b>"}}`
+	if got := string(res.Requests[0].Body); got != want {
+		t.Errorf("body %s, want %s", got, want)
+	}
+}
