@@ -28,7 +28,16 @@ type fault struct {
 	path    string
 	missing bool
 	msg     string
+	// derived: the field is invalid only because a shared value it reads
+	// is (derivedPrefix). Such faults are named only when nothing else
+	// is: they keep the event from going out without the field, and
+	// would only repeat a fault named at its source.
+	derived bool
 }
+
+// derivedPrefix starts the message of a field made invalid by an invalid
+// shared value it reads (see runExpr).
+const derivedPrefix = "reads values."
 
 // maxNamedFields bounds the fields a reject names (as compiler
 // diagnostics are bounded): past it, faults are counted, not kept, and the
@@ -570,9 +579,22 @@ func (c *evalCtx) reject(res *Result) Result {
 		res.Reason = ReasonMissingRequiredField
 		count = c.nMissing
 	}
+	// Faults that only repeat another (derived) are named when nothing
+	// else is.
+	skipDerived := false
+	for _, f := range c.faults {
+		if f.missing == missing && !f.derived {
+			skipDerived = true
+			break
+		}
+	}
 	// Sized first: the fields and the message are one allocation each.
 	kept, size := 0, 0
 	for _, f := range c.faults {
+		if f.missing == missing && f.derived && skipDerived {
+			count--
+			continue
+		}
 		if f.missing == missing {
 			kept++
 			size += len(f.path) + len("; ") + len(": ") + len(f.msg) + len(" is missing")
@@ -589,7 +611,7 @@ func (c *evalCtx) reject(res *Result) Result {
 	var msg strings.Builder
 	msg.Grow(size)
 	for _, f := range c.faults {
-		if f.missing != missing {
+		if f.missing != missing || f.derived && skipDerived {
 			continue
 		}
 		res.Fields = append(res.Fields, f.path)
@@ -864,6 +886,11 @@ func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
 	case f.Type.Kind == compiler.KindObject && f.Object != nil:
 		if c.writeObject(f.Object, sc) {
 			v = outVal('{', start, len(c.out))
+		} else if f.Default != nil {
+			// Left out (no field present, or an omit_unless field
+			// absent): the default stands in for it.
+			c.out = append(c.out, f.Default...)
+			v = outVal(f.Default[0], start, len(c.out))
 		}
 	case f.Type.Kind == compiler.KindArray && f.Object != nil:
 		v = c.writeItems(f, sc)
@@ -1007,8 +1034,10 @@ func (c *evalCtx) evalField(f *compiler.Field, sc *scope) rv {
 		mark := len(c.secrets)
 		var ok bool
 		if f.Type.Kind == compiler.KindObject {
-			ok = c.writeObject(f.Object, sc)
-			v = rv{st: present}
+			// Left out, the object is absent (or its default).
+			if ok = c.writeObject(f.Object, sc); !ok && f.Default != nil {
+				c.out, ok = append(c.out, f.Default...), true
+			}
 		} else {
 			v = c.writeItems(f, sc)
 			ok = v.st == present
@@ -1086,7 +1115,7 @@ func (c *evalCtx) account(f *compiler.Field, v *rv) {
 	switch v.st {
 	case invalid:
 		if c.room(false) {
-			c.faults = append(c.faults, fault{path: c.render(f.Path), msg: v.msg})
+			c.faults = append(c.faults, fault{path: c.render(f.Path), msg: v.msg, derived: strings.HasPrefix(v.msg, derivedPrefix)})
 		}
 	case absent:
 		if f.Required {

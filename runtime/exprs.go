@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -48,12 +50,97 @@ func (c *evalCtx) goVal(x any) rv {
 	case time.Time:
 		return textVal(c.scratchText(func(d []byte) []byte { return conv.AppendUTC(d, x) }))
 	}
-	b, err := json.Marshal(x)
+	b, err := marshal(x)
+	if err != nil {
+		// expr-lang builds maps with keys of any type (fromPairs gives
+		// map[any]any, groupBy map[any][]any), which encoding/json
+		// cannot write: with text (or number, or boolean) keys they are
+		// JSON objects.
+		if y, ok := textKeys(x, 0); ok {
+			b, err = marshal(y)
+		}
+	}
 	if err != nil || len(b) == 0 {
 		return rv{}
 	}
 	v := c.spanVal(b, span{start: 0, end: int32(len(b)), kind: kindOf(b[0])})
 	return v
+}
+
+// marshal writes a list or map an expression built as compact JSON, as
+// the body writer writes text: <, > and & as they are (encoding/json's
+// Marshal writes them \u003c, \u003e, \u0026, for HTML).
+func marshal(x any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(x); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// textKeys copies the maps inside x whose keys are not of type string
+// into map[string]any, their keys written as text (a number as goVal
+// writes it, true, false); ok is false when a key is of another type.
+func textKeys(x any, depth int) (any, bool) {
+	if depth > 10000 {
+		return nil, false
+	}
+	switch x := x.(type) {
+	case nil, string, bool, int, int64, float64, map[string]any:
+		return x, true
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			y, ok := textKeys(e, depth+1)
+			if !ok {
+				return nil, false
+			}
+			out[i] = y
+		}
+		return out, true
+	}
+	rx := reflect.ValueOf(x)
+	switch rx.Kind() {
+	case reflect.Map:
+		out := make(map[string]any, rx.Len())
+		it := rx.MapRange()
+		for it.Next() {
+			var key string
+			switch k := it.Key().Interface().(type) {
+			case string:
+				key = k
+			case int:
+				key = strconv.Itoa(k)
+			case int64:
+				key = strconv.FormatInt(k, 10)
+			case float64:
+				key = strconv.FormatFloat(k, 'f', -1, 64)
+			case bool:
+				key = strconv.FormatBool(k)
+			default:
+				return nil, false
+			}
+			y, ok := textKeys(it.Value().Interface(), depth+1)
+			if !ok {
+				return nil, false
+			}
+			out[key] = y
+		}
+		return out, true
+	case reflect.Slice, reflect.Array:
+		out := make([]any, rx.Len())
+		for i := range out {
+			y, ok := textKeys(rx.Index(i).Interface(), depth+1)
+			if !ok {
+				return nil, false
+			}
+			out[i] = y
+		}
+		return out, true
+	}
+	return x, true
 }
 
 // goValue turns a value into what an expression sees: string, int
@@ -127,7 +214,7 @@ func (c *evalCtx) runExpr(e *compiler.Expr, sc *scope) (rv, error) {
 			if st == invalid && in.Kind == compiler.InputValue && badFrom == "" {
 				// A shared value is not a body field, so nothing else names
 				// it: the expression's result is invalid, and says why.
-				badFrom = "reads values." + in.Value.Name + ", which is invalid: " + c.value(in.Value).msg
+				badFrom = derivedPrefix + in.Value.Name + ", which is invalid: " + c.value(in.Value).msg
 			}
 		case absent:
 			anyAbsent = true

@@ -42,13 +42,20 @@ events:
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","userId":{"a":1},"properties":{"price":"abc","q":"zz"}}`))
-	want := []string{"double", "need", "hashed", "q"} // qq reads a field that is named itself
+	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","userId":{"a":1},"properties":{"price":"abc","q":1}}`))
+	want := []string{"double", "need", "hashed"}
 	if res.Reason != runtime.ReasonInvalidField || !slices.Equal(res.Fields, want) {
 		t.Fatalf("got %s %v (%s), want invalid_field %v", res.Reason, res.Fields, res.Message, want)
 	}
 	if !strings.Contains(res.Message, `need: reads values.price, which is invalid: expected a number, got "abc"`) {
 		t.Fatalf("message does not say why: %s", res.Message)
+	}
+	// A fault named at its source: the fields derived from an invalid
+	// value are not named besides it (qq reads q; double reads price,
+	// which nothing else names, but the event is refused anyway).
+	res = in.Evaluate([]byte(`{"type":"track","event":"Order Completed","userId":"u-1","properties":{"price":"abc","q":"zz"}}`))
+	if res.Reason != runtime.ReasonInvalidField || !slices.Equal(res.Fields, []string{"q"}) {
+		t.Fatalf("got %s %v (%s), want invalid_field [q]", res.Reason, res.Fields, res.Message)
 	}
 	// Good inputs: delivered.
 	res = in.Evaluate([]byte(`{"type":"track","event":"Order Completed","userId":"u-1","properties":{"price":2,"q":1}}`))
