@@ -170,7 +170,7 @@ func (c *evalCtx) chargeResult(out any) error {
 	case nil, string, bool, int, int64, float64, time.Time:
 		return nil
 	}
-	return c.budget.Charge(compiler.ValueSize(out, c.budget.MaxBytes-c.budget.Bytes+1), 0)
+	return c.budget.ChargeJSON(out)
 }
 
 // inputSize is how many bytes resolving an input copies for the program

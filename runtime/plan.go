@@ -129,8 +129,7 @@ func markWhole(bp *compiler.Blueprint, p *bpPlan) {
 			}
 		}
 	}
-	var exprs func(e *compiler.Expr, item *trie, obj *compiler.Object, scope *trie)
-	exprs = func(e *compiler.Expr, item *trie, obj *compiler.Object, scope *trie) {
+	exprs := func(e *compiler.Expr, item *trie, obj *compiler.Object, scope *trie) {
 		if e == nil {
 			return
 		}

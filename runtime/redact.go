@@ -256,7 +256,10 @@ func (r *redactor) scrubOnce(s string) (string, bool) {
 		spans = r.m.spans(s, spans)
 	}
 	if strings.IndexByte(s, '\\') >= 0 {
-		if v, from, to := jsonView(s, true); len(v) != len(s) && (r.found(v) || r.mayCut(v)) {
+		// The view's map back to s is built only when the view holds
+		// something to mask (it takes 8 bytes per byte of s).
+		if v, _, _ := jsonView(s, false); len(v) != len(s) && (r.found(v) || r.mayCut(v)) {
+			v, from, to := jsonView(s, true)
 			for _, sp := range r.m.spans(v, nil) {
 				spans = append(spans, [2]int{int(from[sp[0]]), int(to[sp[1]-1])})
 			}
@@ -367,8 +370,17 @@ func jsonView(s string, maps bool) (view string, from, to []int32) {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c != '\\' || i+1 == len(s) {
-			emit([]byte{c}, i, i+1)
-			i++
+			// A run without escapes, up to the next backslash, as it is.
+			j := len(s)
+			if k := strings.IndexByte(s[i+1:], '\\'); k >= 0 {
+				j = i + 1 + k
+			}
+			b = append(b, s[i:j]...)
+			for ; maps && i < j; i++ {
+				from = append(from, int32(i))
+				to = append(to, int32(i+1))
+			}
+			i = j
 			continue
 		}
 		var dec byte

@@ -53,7 +53,7 @@ event, the attempts, the last status and error (never a secret).`,
 			if err := intIn("limit", limit, 1, listLimitMax); err != nil {
 				return err
 			}
-			q, err := openDLQ(state)
+			q, err := openOutbox(state)
 			if err != nil {
 				return err
 			}
@@ -89,7 +89,7 @@ event, the attempts, the last status and error (never a secret).`,
 		Example: `  blueprint dlq show 3f1c0d9e2b7a4c55a0e1d2c3b4a59687 --state /tmp/bp-state`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			q, err := openDLQ(state)
+			q, err := openOutbox(state)
 			if err != nil {
 				return err
 			}
@@ -103,13 +103,4 @@ event, the attempts, the last status and error (never a secret).`,
 	}
 	cmd.AddCommand(list, show, a.replayCmd(&state))
 	return cmd
-}
-
-// openDLQ opens the outbox in state, which must exist, as a queue.
-func openDLQ(state string) (outbox.Store, error) {
-	q, err := openOutbox(state)
-	if err != nil {
-		return nil, err // not a nil *Bolt in an interface
-	}
-	return q, nil
 }

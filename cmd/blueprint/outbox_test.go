@@ -537,9 +537,9 @@ func TestOutboxUnreadableRecords(t *testing.T) {
 		t.Errorf("stats: exit %d\n%s%s", code, out, errs)
 	}
 
-	// Looking one up quarantines it too. (Done before the replay: the
-	// worker would log it while dlq replay prints, and the CLI's stderr
-	// here is a bytes.Buffer, not safe for concurrent writes.)
+	// Looking one up quarantines it too. (Done before the replay, whose
+	// worker claims every due pending request, and so would quarantine
+	// this one first.)
 	out, errs, code = cli(t, "", "dlq", "show", "pend-weird", "--state", state)
 	if code != 1 || !strings.Contains(errs, "corrupt record") || !strings.Contains(errs, "moved to the quarantine") {
 		t.Errorf("dlq show of an unreadable record: exit %d\n%s%s", code, out, errs)

@@ -36,7 +36,7 @@ import (
 // front (replace's output is len(s) + count(old) * (len(new) - len(old))),
 // so no single operation can allocate past the budget. The compiler does
 // this by rewriting those operations into calls of budget-aware versions
-// that receive the budget as a hidden first argument (budgetVar, an
+// that receive the budget as a hidden first argument (BudgetVar, an
 // environment variable no author can name); see budgetPatch.
 //
 // What the compiler can prove exceeds the default budget on every event
@@ -54,14 +54,11 @@ const (
 	DefaultExprSteps = 1_000_000
 )
 
-// budgetVar is the environment variable holding the *Budget of the
-// evaluation. Authors cannot name it: an expression reads only event,
-// item, config, values and fields.
-const budgetVar = "_budget"
-
 // BudgetVar is the name of the environment variable through which the
-// runtime gives an expression its evaluation's *Budget.
-const BudgetVar = budgetVar
+// runtime gives an expression its evaluation's *Budget. Authors cannot
+// name it: an expression reads only event, item, config, values and
+// fields.
+const BudgetVar = "_budget"
 
 // Budget is what one evaluation's expressions may still build and do. It
 // is not safe for concurrent use: one evaluation owns one.
@@ -303,11 +300,13 @@ const (
 // whole.
 const scalarSize = 64
 
-// ValueSize bounds the JSON text json.Marshal writes for v, stopping
-// once it passes limit (it then returns a number over limit). The
-// runtime checks it against the budget before it marshals an expression's
-// list or map result.
-func ValueSize(v any, limit int64) int64 { return valueSize(v, sizeJSON, limit) }
+// ChargeJSON charges, as Charge does, the length of the JSON text that
+// json.Marshal would write for v, counted before anything writes it (the
+// runtime charges an expression's list or map result before it marshals
+// it).
+func (b *Budget) ChargeJSON(v any) error {
+	return b.Charge(valueSize(v, sizeJSON, b.bytesLeft()+1), 0)
+}
 
 func valueSize(v any, mode sizeMode, limit int64) int64 {
 	s := sizer{mode: mode, walker: walker{limit: limit}}

@@ -98,7 +98,7 @@ func (p *patcher) wrap(node *ast.Node, label string, args []ast.Node, op opFunc)
 	loc := (*node).Location()
 	callee := &ast.IdentifierNode{Value: name}
 	callee.SetLocation(loc)
-	bv := &ast.IdentifierNode{Value: budgetVar}
+	bv := &ast.IdentifierNode{Value: BudgetVar}
 	bv.SetLocation(loc)
 	bv.SetType(anyType)
 	call := &ast.CallNode{Callee: callee, Arguments: append([]ast.Node{bv}, args...)}

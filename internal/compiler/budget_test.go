@@ -113,7 +113,7 @@ func TestBudgetPatchKeepsSemantics(t *testing.T) {
 // budgetCompare runs both programs on env and describes any difference;
 // a run over the budget is not compared (the plain one could take long).
 func budgetCompare(plain, patched *vm.Program, env map[string]any) string {
-	e := map[string]any{budgetVar: budgetForTest()}
+	e := map[string]any{BudgetVar: budgetForTest()}
 	for k, v := range env {
 		e[k] = v
 	}
@@ -226,7 +226,7 @@ func TestBudgetRefusesBeforeBuilding(t *testing.T) {
 	} {
 		prog := compileBudgetTest(t, tt.text, true)
 		b := budgetForTest()
-		e := map[string]any{budgetVar: b}
+		e := map[string]any{BudgetVar: b}
 		for k, v := range env {
 			e[k] = v
 		}
@@ -257,7 +257,7 @@ func TestBudgetMissingFailsClosed(t *testing.T) {
 	if _, err := vm.Run(prog, map[string]any{"s": "x"}); !errors.Is(err, errNoBudget) {
 		t.Errorf("got %v", err)
 	}
-	if _, err := vm.Run(prog, map[string]any{"s": "x", budgetVar: "not a budget"}); !errors.Is(err, errNoBudget) {
+	if _, err := vm.Run(prog, map[string]any{"s": "x", BudgetVar: "not a budget"}); !errors.Is(err, errNoBudget) {
 		t.Errorf("got %v", err)
 	}
 }

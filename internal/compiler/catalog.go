@@ -114,14 +114,12 @@ func (c *Catalog) Resolve(ref string) (*Entry, error) {
 // entryAt returns the entry whose file is name (its path in the catalog), or nil.
 func (c *Catalog) entryAt(name string) *Entry { return c.byFile[name] }
 
-func (c *Catalog) read(e *Entry) ([]byte, error) { return fs.ReadFile(c.fsys, e.File) }
-
 // readBounded reads an entry to compile it: over the size limit, it is
 // refused without being read whole.
 func (c *Catalog) readBounded(e *Entry) ([]byte, diag.List) { return syntax.ReadFile(c.fsys, e.File) }
 
 // Source returns the YAML text of an entry.
-func (c *Catalog) Source(e *Entry) ([]byte, error) { return c.read(e) }
+func (c *Catalog) Source(e *Entry) ([]byte, error) { return fs.ReadFile(c.fsys, e.File) }
 
 // Compile compiles (once) and returns the blueprint at ref (KEY@VERSION or
 // KEY). Diagnostics name files by their path in the catalog; when the

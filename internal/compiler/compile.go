@@ -444,6 +444,19 @@ func (c *compiler) compile(root *yaml.Node) *Blueprint {
 	}
 	c.compileConfig(get(root, "config"))
 	for _, h := range get(root, "hosts").Content {
+		if key, ok := strings.CutPrefix(h.Value, "{config."); ok {
+			// The host of a url config value, allowed at Bind.
+			key = strings.TrimSuffix(key, "}")
+			switch f := c.config[key]; {
+			case f == nil:
+				c.ds.Errorf(c.pos(h), "unknown_config", "unknown config key %s%s", key, suggest.DidYouMean(key, c.configKeys()))
+			case f.Type != ConfigURL:
+				c.ds.Errorf(c.pos(h), "host_not_allowed", "hosts may name {config.%s} only when it is of type url, not %s", key, f.Type)
+			case !slices.Contains(bp.HostConfigs, key):
+				bp.HostConfigs = append(bp.HostConfigs, key)
+			}
+			continue
+		}
 		if !slices.Contains(bp.Hosts, h.Value) {
 			bp.Hosts = append(bp.Hosts, h.Value)
 		}
@@ -498,6 +511,25 @@ func (c *compiler) compileConfig(n *yaml.Node) {
 			HelpText:    text(p.v, "help_text"),
 			Pos:         c.pos(p.k),
 		}
+		for _, k := range []string{"min", "max"} {
+			mn := get(p.v, k)
+			if mn == nil {
+				continue
+			}
+			if f.Type != ConfigInteger && f.Type != ConfigNumber {
+				c.ds.Errorf(c.pos(getKey(p.v, k)), "misplaced_key", "%s applies to integer and number config, not %s", k, f.Type)
+				continue
+			}
+			x, _ := syntax.Scalar(mn).(float64)
+			if i, ok := syntax.Scalar(mn).(int64); ok {
+				x = float64(i)
+			}
+			if k == "min" {
+				f.Min = &x
+			} else {
+				f.Max = &x
+			}
+		}
 		if pn := get(p.v, "pattern"); pn != nil {
 			if f.Type != ConfigString && f.Type != ConfigSecret {
 				c.ds.Errorf(c.pos(getKey(p.v, "pattern")), "misplaced_key", "pattern applies to string and secret config, not %s", f.Type)
@@ -528,6 +560,23 @@ func (c *compiler) compileConfig(n *yaml.Node) {
 		}
 		c.config[f.Key] = f
 		c.bp.Config = append(c.bp.Config, f)
+	}
+	// required_when reads other keys: compiled once every key is known.
+	for _, p := range pairs(n) {
+		rn := get(p.v, "required_when")
+		if rn == nil {
+			continue
+		}
+		sc := &scope{self: -1, configOnly: true, where: "required_when of config " + p.k.Value}
+		e := c.compileExpr(rn, sc)
+		c.noSecret(sc, rn, "required_when of config "+p.k.Value)
+		switch {
+		case e == nil:
+		case !returnsBool(e):
+			c.ds.Errorf(c.pos(rn), "expr_type", "required_when must give a boolean, not %s", e.Program.Node().Type())
+		default:
+			c.config[p.k.Value].RequiredWhen = e
+		}
 	}
 }
 

@@ -1,11 +1,15 @@
 package compiler
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/blueprint-engine/blueprint/internal/netguard"
 )
 
 // CheckConfigValue checks one config value against its field and returns it
@@ -14,7 +18,39 @@ import (
 // type, as a command line gives it ("42", "true"). Errors never contain the
 // value of a secret.
 func CheckConfigValue(f *ConfigField, v any) (any, error) {
+	val, err := checkConfigType(f, v)
+	if err != nil {
+		return nil, err
+	}
+	var n float64
+	switch x := val.(type) {
+	case int64:
+		n = float64(x)
+	case float64:
+		n = x
+	default:
+		return val, nil
+	}
+	switch {
+	case f.Min != nil && n < *f.Min:
+		return nil, fmt.Errorf("%v is below the minimum %v", val, *f.Min)
+	case f.Max != nil && n > *f.Max:
+		return nil, fmt.Errorf("%v is above the maximum %v", val, *f.Max)
+	}
+	return val, nil
+}
+
+func checkConfigType(f *ConfigField, v any) (any, error) {
 	switch f.Type {
+	case ConfigURL:
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("must be an https URL, not %s", describeValue(v))
+		}
+		if msg := urlProblem(s); msg != "" {
+			return nil, errors.New(msg)
+		}
+		return s, nil
 	case ConfigString, ConfigSecret, ConfigSelect:
 		s, ok := v.(string)
 		if !ok {
@@ -79,6 +115,47 @@ func CheckConfigValue(f *ConfigField, v any) (any, error) {
 		return nil, fmt.Errorf("must be true or false, not %s", describeValue(v))
 	}
 	return nil, fmt.Errorf("unknown config type %s", f.Type)
+}
+
+// MaxURLLen is the longest url config value accepted.
+const MaxURLLen = 2048
+
+// urlProblem says why a url config value is refused, or "": it must be an
+// absolute https URL (scheme compared case-insensitively) of at most 2048
+// characters, with a host, no user information and no fragment, and a host
+// written as an IP address must not be private, loopback or link-local
+// (names are checked when they are resolved, at every connection).
+func urlProblem(s string) string {
+	if len(s) > MaxURLLen {
+		return fmt.Sprintf("is longer than %d characters", MaxURLLen)
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "is not a URL"
+	case !strings.EqualFold(u.Scheme, "https"):
+		return "must start with https://"
+	case u.Host == "" || u.Hostname() == "":
+		return "has no host"
+	case u.User != nil:
+		return "must not carry user information (user:password@)"
+	case strings.Contains(s, "#"):
+		return "must not have a fragment (#...)"
+	case u.Opaque != "":
+		return "is not an absolute URL"
+	case netguard.RefusedHost(u.Hostname()):
+		return "is a private, loopback or link-local address"
+	}
+	return ""
+}
+
+// URLHost returns the lower-case host of a url config value.
+func URLHost(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
 }
 
 func describeValue(v any) string {

@@ -39,13 +39,16 @@ import (
 
 // scope is what an expression may read where it is written.
 type scope struct {
-	item     bool           // item.* is available
-	response bool           // a response rule: status, body, headers only
-	fields   map[string]int // sibling fields by name; nil: fields.* unavailable
-	kinds    []Kind         // kinds of the sibling fields
-	secrets  []bool         // which sibling fields are secret: true
-	self     int            // index of the field being compiled, or -1
-	where    string         // e.g. "field order_id", for messages
+	item     bool // item.* is available
+	response bool // a response rule: status, body, headers only
+	// configOnly: an expression decided once per integration, at Bind:
+	// config only.
+	configOnly bool
+	fields     map[string]int // sibling fields by name; nil: fields.* unavailable
+	kinds      []Kind         // kinds of the sibling fields
+	secrets    []bool         // which sibling fields are secret: true
+	self       int            // index of the field being compiled, or -1
+	where      string         // e.g. "field order_id", for messages
 
 	// Collected while compiling.
 	fieldDeps []int
@@ -343,6 +346,10 @@ func (r *rewriter) identifier(node *ast.Node, n *ast.IdentifierNode) {
 			r.pendingLoc[k] = n.Location().From
 		}
 		r.patch(node, k)
+		return
+	}
+	if r.sc.configOnly && n.Value != "config" {
+		r.fail(n, "unknown_name", "%s is decided once per integration, from config: it reads config only, not %s", r.sc.where, n.Value)
 		return
 	}
 	switch n.Value {

@@ -31,10 +31,13 @@ type Blueprint struct {
 	// Base is KEY@VERSION of the blueprint this overlay extends, or "".
 	Base string
 
-	Config   []*ConfigField
-	Hosts    []string
-	Consent  *Consent // nil: no consent gate
-	Warnings []Warning
+	Config []*ConfigField
+	// Hosts are the hosts requests may go to; HostConfigs the url config
+	// keys whose host is allowed too ({config.KEY} in hosts).
+	Hosts       []string
+	HostConfigs []string
+	Consent     *Consent // nil: no consent gate
+	Warnings    []Warning
 	// Values holds every shared value, identities included, in
 	// declaration order; Identity is the subset declared under identity.
 	Values   []*Value
@@ -123,6 +126,7 @@ const (
 	ConfigInteger ConfigType = "integer"
 	ConfigNumber  ConfigType = "number"
 	ConfigBoolean ConfigType = "boolean"
+	ConfigURL     ConfigType = "url"
 )
 
 // ConfigField is one configuration key.
@@ -136,7 +140,12 @@ type ConfigField struct {
 	Placeholder string
 	HelpText    string
 	Options     []SelectOption
-	Pos         diag.Pos
+	// Min and Max bound an integer or number.
+	Min, Max *float64
+	// RequiredWhen, an expression over config, makes the key required
+	// when it is true.
+	RequiredWhen *Expr
+	Pos          diag.Pos
 }
 
 // Secret reports whether the value must never be shown.

@@ -68,15 +68,6 @@ func Lookup(name string) (Encoder, bool) {
 	return nil, false
 }
 
-// Names lists the encodings, in the order the docs show them.
-func Names() []string {
-	out := make([]string, len(registry))
-	for i, e := range registry {
-		out[i] = e.Name()
-	}
-	return out
-}
-
 type jsonEncoder struct{}
 
 func (jsonEncoder) Name() string        { return "json" }

@@ -13,29 +13,24 @@ import (
 // MaxFileSize+1 bytes.
 func ReadFile(fsys fs.FS, name string) ([]byte, diag.List) {
 	f, err := fsys.Open(name)
-	if err != nil {
-		var ds diag.List
-		ds.Errorf(diag.Pos{File: name}, "read_error", "%v", err)
-		return nil, ds
-	}
-	defer f.Close()
-	return read(name, f)
+	return read(name, f, err)
 }
 
 // ReadOSFile is ReadFile for a path of the operating system.
 func ReadOSFile(name string) ([]byte, diag.List) {
 	f, err := os.Open(name)
+	return read(name, f, err)
+}
+
+// read reads f, opened as name (or not: err), within MaxFileSize, and
+// closes it.
+func read(name string, f fs.File, err error) ([]byte, diag.List) {
+	var ds diag.List
 	if err != nil {
-		var ds diag.List
 		ds.Errorf(diag.Pos{File: name}, "read_error", "%v", err)
 		return nil, ds
 	}
 	defer f.Close()
-	return read(name, f)
-}
-
-func read(name string, f fs.File) ([]byte, diag.List) {
-	var ds diag.List
 	src, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		ds.Errorf(diag.Pos{File: name}, "read_error", "%v", err)

@@ -52,5 +52,8 @@
 // Drain and Run wait for the requests this pipeline fed or replayed, never
 // for other pending items of the outbox (another integration's, or retries
 // left by an earlier run that are not due): those are delivered when they
-// are due while the pipeline runs, and otherwise left for a later one.
+// are due while the pipeline runs, and otherwise left for a later one. A
+// request whose stored record the outbox can no longer read (Bolt moves it
+// to its quarantine) is not waited for either: it counts in
+// Summary.Pending, and the same event fed again is enqueued anew.
 package delivery

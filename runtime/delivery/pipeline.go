@@ -50,7 +50,8 @@ type Binding struct {
 // Options configure a Pipeline. Zero values take the defaults.
 type Options struct {
 	// Sender configures the HTTP sender; its Metrics is replaced by
-	// Metrics, and a zero Concurrency takes Concurrency.
+	// Metrics, a zero Concurrency takes Concurrency and a nil Logger
+	// takes Logger.
 	Sender send.Options
 	// Policy is the retry schedule (zero fields: send.DefaultPolicy's).
 	Policy send.Policy
@@ -127,7 +128,10 @@ type Summary struct {
 	// pipeline started (the same event sent by an earlier run): not sent
 	// again, and not counted above.
 	AlreadyDelivered, AlreadySkipped, AlreadyDead int64
-	// Pending is how many requests fed or replayed are not final yet.
+	// Pending is how many requests fed or replayed are not final yet,
+	// among them any whose record the outbox could not read back (moved
+	// to Bolt's quarantine, and no longer waited for: the same event fed
+	// again is enqueued anew).
 	Pending int64
 	// Interrupted is set by Run when its ctx was done before the input
 	// was read to its end, or its requests delivered.
@@ -164,7 +168,9 @@ type Pipeline struct {
 	closeOne sync.Once
 }
 
-// bindingSet is the pipeline's integrations, sorted by name and by name.
+// bindingSet is the pipeline's integrations, in a list sorted by name
+// (the order Feed evaluates them in) and in a map by name (the worker's
+// look-up).
 type bindingSet struct {
 	sorted []*Binding
 	byName map[string]*Binding
@@ -292,7 +298,9 @@ func (p *Pipeline) Start(ctx context.Context) error {
 			p.log.Info("purged old outbox items", "purged", n, "retain", r)
 		}
 	}
-	runCtx, cancel := context.WithCancel(ctx)
+	// A request the outbox can no longer read is skipped by the worker:
+	// the tracker stops waiting for it.
+	runCtx, cancel := context.WithCancel(outbox.OnSkip(ctx, p.tr.skipped))
 	p.stop = cancel
 	go func() {
 		p.runErr = p.worker.Run(runCtx, p.idle)
@@ -484,32 +492,37 @@ func (p *Pipeline) Replay(ctx context.Context, integration string, ids []string)
 	if _, ok := p.integration(&outbox.Item{Integration: integration}); !ok {
 		return rep, fmt.Errorf("delivery: replay: %q is not bound", integration)
 	}
-	all := ids == nil
-	if all {
+	var dead, other []*outbox.Item
+	if ids == nil {
+		// Every dead letter: the listing holds the items themselves, each
+		// counted once (one that died again while it was listed is listed
+		// twice).
+		var listed []*outbox.Item
 		for cursor := ""; ; {
 			page, next, err := st.List(ctx, outbox.Dead, cursor, 1000)
 			if err != nil {
 				return rep, err
 			}
-			for _, it := range page {
-				ids = append(ids, it.ID)
-			}
+			listed = append(listed, page...)
 			if next == "" {
 				break
 			}
 			cursor = next
 		}
+		slices.SortStableFunc(listed, func(a, b *outbox.Item) int { return strings.Compare(a.ID, b.ID) })
+		for _, it := range slices.CompactFunc(listed, func(a, b *outbox.Item) bool { return a.ID == b.ID }) {
+			if it.Integration != integration {
+				rep.Others[it.Integration]++
+			} else {
+				dead = append(dead, it)
+			}
+		}
 	}
-	var dead, other []*outbox.Item
 	for _, id := range slices.Compact(slices.Sorted(slices.Values(ids))) { // each counted once
 		it, err := st.Get(ctx, id)
 		switch {
-		case err != nil && all:
-			continue // purged meanwhile
 		case err != nil:
 			return rep, err
-		case it.Integration != integration && all:
-			rep.Others[it.Integration]++
 		case it.Integration != integration:
 			return rep, &ForeignError{ID: id, Integration: it.Integration, Blueprint: it.Blueprint, Variant: it.Variant, Want: integration}
 		case it.State == outbox.Dead:
@@ -552,8 +565,9 @@ func itemIDs(items []*outbox.Item) []string {
 }
 
 // Drain tells the pipeline that nothing more will be fed, and waits until
-// every request it fed or replayed is final (then delivery stops), or ctx
-// is done (delivery goes on until Close). It returns the worker's error,
+// every request it fed or replayed is final, or unreadable (see the
+// package doc; then delivery stops), or ctx is done (delivery goes on
+// until Close). It returns the worker's error,
 // if it failed, or ctx's.
 func (p *Pipeline) Drain(ctx context.Context) error {
 	p.mu.Lock()

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -623,6 +625,88 @@ func TestRunEnqueueFails(t *testing.T) {
 	sum, err := p.Run(context.Background(), strings.NewReader(order(1)+"\n"+`{"type":"page"}`))
 	if err == nil || err.Error() != "outbox: disk full" || sum.Delivered != 0 || sum.Pending != 0 || sum.Skipped != 1 || sum.Events != 2 {
 		t.Errorf("%+v %v", sum, err)
+	}
+}
+
+// gatedQueue claims nothing until open is set.
+type gatedQueue struct {
+	*outbox.Bolt
+	open atomic.Bool
+}
+
+func (q *gatedQueue) Claim(ctx context.Context, now time.Time, max int) ([]*outbox.Item, error) {
+	if !q.open.Load() {
+		return nil, nil
+	}
+	return q.Bolt.Claim(ctx, now, max)
+}
+
+// A request whose record the outbox can no longer read is skipped by the
+// worker (Bolt moves it to its quarantine) and not waited for: Drain
+// returns, and the request counts as pending, not final. Drain waited for
+// it until its ctx ran out.
+func TestDrainDoesNotWaitForAnUnreadableRequest(t *testing.T) {
+	_, vendor := fake(t, fakebutton.Options{APIKey: "sk-x"})
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	bq, err := outbox.OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bq.Close()
+	q := &gatedQueue{Bolt: bq}
+	p, err := delivery.New(q, fastOptions(vendor), bind(t, "retail", "sk-x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Feed(ctx, []byte(order(1)), []byte(order(2))); err != nil {
+		t.Fatal(err)
+	}
+	// Damage order 1's stored record (every copy in the file) while the
+	// outbox is open: an unknown state makes it unreadable.
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := 0
+	for at := 0; ; {
+		i := bytes.Index(data[at:], []byte(`"message_id":"msg-1"`))
+		if i < 0 {
+			break
+		}
+		at += i
+		j := bytes.Index(data[at:], []byte(`"state":"pending"`))
+		if j < 0 {
+			break
+		}
+		if _, err := f.WriteAt([]byte(`"state":"pendinX"`), int64(at+j)); err != nil {
+			t.Fatal(err)
+		}
+		damaged++
+		at += j
+	}
+	f.Close()
+	if damaged == 0 {
+		t.Fatal("order 1's record is not in the file")
+	}
+	q.open.Store(true)
+	if err := p.Drain(ctx); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if s := p.Summary(); s.Delivered != 1 || s.Pending != 1 || s.Dead != 0 {
+		t.Errorf("summary %s, %d pending; want 1 delivered and 1 pending", s, s.Pending)
+	}
+	if qr, err := bq.Quarantine(context.Background()); err != nil || len(qr) != 1 {
+		t.Errorf("quarantine %d records, %v; want 1", len(qr), err)
 	}
 }
 

@@ -21,9 +21,12 @@ import (
 type tracker struct {
 	start time.Time
 
-	mu      sync.Mutex
-	open    map[string]int
-	sum     Summary
+	mu   sync.Mutex
+	open map[string]int
+	sum  Summary
+	// lost counts the requests the outbox could not read back (see lost):
+	// not final, and no longer waited for.
+	lost    int64
 	changed chan struct{} // a request ended
 }
 
@@ -76,6 +79,21 @@ func (t *tracker) Final(f send.FinalInfo) {
 	t.signal()
 }
 
+// skipped is the worker's outbox.OnSkip function: a request whose record
+// the outbox could not read (moved to Bolt's quarantine) will not reach a
+// final state in this pipeline, so it is no longer waited for. It counts
+// as pending: it is not final, and the same event fed again is enqueued
+// anew.
+func (t *tracker) skipped(s outbox.Skip) {
+	t.mu.Lock()
+	if n, ok := t.open[s.ID]; ok {
+		delete(t.open, s.ID)
+		t.lost += int64(n)
+	}
+	t.mu.Unlock()
+	t.signal()
+}
+
 func (t *tracker) signal() {
 	select {
 	case t.changed <- struct{}{}:
@@ -121,6 +139,7 @@ func (t *tracker) summary() Summary {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.sum
+	s.Pending = t.lost
 	for _, n := range t.open {
 		s.Pending += int64(n)
 	}

@@ -656,20 +656,16 @@ func (q *Bolt) Enqueue(ctx context.Context, items []*Item) ([]*Item, error) {
 		return nil, err
 	}
 	now := time.Now().UTC()
-	fresh := make([]*Item, len(items))
-	for i, it := range items {
-		p, err := prepareNew(it, now)
-		if err != nil {
-			return nil, fmt.Errorf("outbox: enqueue item %d: %w", i, err)
-		}
-		fresh[i] = p
+	fresh, err := prepareAll(items, now)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]*Item, len(items))
 	if len(items) == 0 {
 		return out, nil
 	}
 	var skipped []Skip
-	err := q.update(func(t *boltTx) error {
+	err = q.update(func(t *boltTx) error {
 		skipped = skipped[:0]
 		for i, p := range fresh {
 			old, err := t.get(p.ID)
@@ -708,6 +704,20 @@ func reportSkips(ctx context.Context, skipped []Skip) {
 	}
 }
 
+// prepareAll validates the items given to Enqueue and returns normalized
+// copies.
+func prepareAll(items []*Item, now time.Time) ([]*Item, error) {
+	fresh := make([]*Item, len(items))
+	for i, it := range items {
+		p, err := prepareNew(it, now)
+		if err != nil {
+			return nil, fmt.Errorf("outbox: enqueue item %d: %w", i, err)
+		}
+		fresh[i] = p
+	}
+	return fresh, nil
+}
+
 // prepareNew validates an item to enqueue and returns a normalized copy.
 func prepareNew(it *Item, now time.Time) (*Item, error) {
 	if it == nil {
@@ -731,6 +741,41 @@ func prepareNew(it *Item, now time.Time) (*Item, error) {
 		p.Event = nil
 	}
 	return &p, nil
+}
+
+// prepareUpdate validates the item given to Update (whose ID the caller
+// checked) and returns a copy of the outcome it holds (State, Attempts,
+// NextAt, UpdatedAt, LastStatus, LastError) with its times normalized: in
+// UTC, a zero UpdatedAt, and a zero NextAt of a pending item, now.
+func prepareUpdate(item *Item, now time.Time) (*Item, error) {
+	if item == nil {
+		return nil, errors.New("outbox: update: nil item")
+	}
+	if !knownState(item.State) {
+		return nil, fmt.Errorf("outbox: update item %q: unknown state %q", item.ID, item.State)
+	}
+	u := &Item{ID: item.ID, State: item.State, Attempts: item.Attempts, NextAt: item.NextAt.UTC(),
+		UpdatedAt: orNow(item.UpdatedAt, now), LastStatus: item.LastStatus, LastError: item.LastError}
+	if u.State == Pending {
+		u.NextAt = orNow(item.NextAt, now)
+	}
+	return u, nil
+}
+
+// updated returns the stored item old with the outcome u (prepareUpdate's)
+// over it, its other fields as stored: a delivered item loses its Event,
+// and cannot go back to another state.
+func updated(old, u *Item) (*Item, error) {
+	if old.State == Delivered && u.State != Delivered {
+		return nil, fmt.Errorf("outbox: update item %q: already delivered, cannot become %s", u.ID, u.State)
+	}
+	n := *old
+	n.State, n.Attempts, n.NextAt, n.UpdatedAt = u.State, u.Attempts, u.NextAt, u.UpdatedAt
+	n.LastStatus, n.LastError = u.LastStatus, u.LastError
+	if n.State == Delivered {
+		n.Event = nil
+	}
+	return &n, nil
 }
 
 func checkID(id string) error {
@@ -866,30 +911,20 @@ func (q *Bolt) Update(ctx context.Context, item *Item) error {
 	if err := q.ready(ctx); err != nil {
 		return err
 	}
-	if item == nil {
-		return errors.New("outbox: update: nil item")
+	if item != nil {
+		if err := checkID(item.ID); err != nil {
+			return fmt.Errorf("outbox: update: %w", err)
+		}
 	}
-	if err := checkID(item.ID); err != nil {
-		return fmt.Errorf("outbox: update: %w", err)
+	u, err := prepareUpdate(item, time.Now().UTC())
+	if err != nil {
+		return err
 	}
-	if !knownState(item.State) {
-		return fmt.Errorf("outbox: update item %q: unknown state %q", item.ID, item.State)
-	}
-	now := time.Now().UTC()
-	id := item.ID
-	st := item.State
-	attempts := item.Attempts
-	nextAt := item.NextAt.UTC()
-	if st == Pending {
-		nextAt = orNow(item.NextAt, now)
-	}
-	updatedAt := orNow(item.UpdatedAt, now)
-	lastStatus := item.LastStatus
-	lastError := item.LastError
+	id := u.ID
 
 	// The function may run more than once (a batch is run again without
 	// a failing call), so it only reads its arguments.
-	err := q.batch(func(t *boltTx) error {
+	err = q.batch(func(t *boltTx) error {
 		old, err := t.get(id)
 		if err != nil {
 			return txErr(err)
@@ -897,20 +932,11 @@ func (q *Bolt) Update(ctx context.Context, item *Item) error {
 		if old == nil {
 			return txErr(fmt.Errorf("%w: %s", ErrNotFound, id))
 		}
-		if old.State == Delivered && st != Delivered {
-			return txErr(fmt.Errorf("outbox: update item %q: already delivered, cannot become %s", id, st))
+		n, err := updated(old, u)
+		if err != nil {
+			return txErr(err)
 		}
-		n := *old
-		n.State = st
-		n.Attempts = attempts
-		n.NextAt = nextAt
-		n.UpdatedAt = updatedAt
-		n.LastStatus = lastStatus
-		n.LastError = lastError
-		if st == Delivered {
-			n.Event = nil
-		}
-		return txErr(t.put(old, &n))
+		return txErr(t.put(old, n))
 	})
 	if err != nil {
 		if errors.Is(err, ErrCorrupt) {

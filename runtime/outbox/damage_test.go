@@ -270,6 +270,18 @@ func skips() (context.Context, *[]Skip) {
 	return OnSkip(tctx, func(s Skip) { got = append(got, s) }), &got
 }
 
+// OnSkip inside OnSkip tells both, the outer first: a worker that logs
+// what it skips does not hide it from the caller that runs the worker.
+func TestOnSkipNests(t *testing.T) {
+	var told []string
+	ctx := OnSkip(tctx, func(s Skip) { told = append(told, "outer "+s.ID) })
+	ctx = OnSkip(ctx, func(s Skip) { told = append(told, "inner "+s.ID) })
+	reportSkip(ctx, Skip{ID: "a"})
+	if !slices.Equal(told, []string{"outer a", "inner a"}) {
+		t.Errorf("told %q", told)
+	}
+}
+
 // One pending record that cannot be read, due first, used to make Claim
 // fail (and so every send, for good). Claim skips it, moves it to the
 // quarantine with its bytes, and goes on.

@@ -55,14 +55,9 @@ func (m *Memory) Enqueue(ctx context.Context, items []*Item) ([]*Item, error) {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	now := time.Now().UTC()
-	fresh := make([]*Item, len(items))
-	for i, it := range items {
-		p, err := prepareNew(it, now)
-		if err != nil {
-			return nil, fmt.Errorf("outbox: enqueue item %d: %w", i, err)
-		}
-		fresh[i] = p
+	fresh, err := prepareAll(items, time.Now().UTC())
+	if err != nil {
+		return nil, err
 	}
 	out := make([]*Item, len(items))
 	for i, p := range fresh {
@@ -113,42 +108,27 @@ func (m *Memory) Claim(ctx context.Context, now time.Time, max int) ([]*Item, er
 
 // Update implements Queue.
 func (m *Memory) Update(ctx context.Context, item *Item) error {
-	if item == nil {
-		return errors.New("outbox: update: nil item")
-	}
-	if item.ID == "" {
+	if item != nil && item.ID == "" {
 		return errors.New("outbox: update: empty item ID")
 	}
-	if !knownState(item.State) {
-		return fmt.Errorf("outbox: update item %q: unknown state %q", item.ID, item.State)
+	u, err := prepareUpdate(item, time.Now().UTC())
+	if err != nil {
+		return err
 	}
 	if err := m.lock(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
-	old, ok := m.items[item.ID]
+	old, ok := m.items[u.ID]
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrNotFound, item.ID)
+		return fmt.Errorf("%w: %s", ErrNotFound, u.ID)
 	}
-	if old.State == Delivered && item.State != Delivered {
-		return fmt.Errorf("outbox: update item %q: already delivered, cannot become %s", item.ID, item.State)
+	n, err := updated(old, u)
+	if err != nil {
+		return err
 	}
-	now := time.Now().UTC()
-	n := cloneItem(old)
-	n.State = item.State
-	n.Attempts = item.Attempts
-	n.NextAt = item.NextAt.UTC()
-	if n.State == Pending {
-		n.NextAt = orNow(item.NextAt, now)
-	}
-	n.UpdatedAt = orNow(item.UpdatedAt, now)
-	n.LastStatus = item.LastStatus
-	n.LastError = item.LastError
-	if n.State == Delivered {
-		n.Event = nil
-	}
-	m.items[item.ID] = n
-	delete(m.leased, item.ID)
+	m.items[u.ID] = n
+	delete(m.leased, u.ID)
 	return nil
 }
 

@@ -210,9 +210,19 @@ type skipKey struct{}
 // OnSkip returns a context that makes the methods of a queue it is given
 // to call fn for every unreadable record they skip, so that a caller can
 // say how many were skipped (the methods themselves go on: one bad record
-// does not fail a listing, a claim, a replay or a purge). fn may be
-// called from several goroutines at once when the context is shared.
+// does not fail a listing, a claim, a replay or a purge). A function that
+// an enclosing OnSkip set on ctx is called too, first: a worker that logs
+// what it skips does not hide it from the caller that runs the worker. fn
+// may be called from several goroutines at once when the context is
+// shared.
 func OnSkip(ctx context.Context, fn func(Skip)) context.Context {
+	if outer, ok := ctx.Value(skipKey{}).(func(Skip)); ok && outer != nil {
+		inner := fn
+		fn = func(s Skip) {
+			outer(s)
+			inner(s)
+		}
+	}
 	return context.WithValue(ctx, skipKey{}, fn)
 }
 

@@ -46,7 +46,6 @@ func Items(in *runtime.Integration, integration, blueprint string, event []byte,
 		h.Write([]byte{0})
 		h.Write([]byte(strconv.Itoa(i)))
 		id := hex.EncodeToString(h.Sum(nil))[:32]
-		rr := in.Redacted(req)
 		items = append(items, &outbox.Item{
 			ID:          id,
 			Integration: integration,
@@ -56,8 +55,8 @@ func Items(in *runtime.Integration, integration, blueprint string, event []byte,
 			Request:     i,
 			MessageID:   in.Redact(msgID.String()),
 			VendorEvent: res.VendorEvent,
-			Method:      rr.Method,
-			URL:         rr.URL,
+			Method:      req.Method,
+			URL:         in.RedactURL(req, req.URL),
 			State:       outbox.Pending,
 			CreatedAt:   now,
 			NextAt:      now,

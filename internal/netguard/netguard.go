@@ -1,0 +1,78 @@
+// Package netguard decides which network addresses a request to a URL
+// taken from an integration's config may reach: not a private, loopback,
+// link-local or unspecified address (nor their IPv4-mapped IPv6 forms),
+// so that a customer-owned URL cannot point delivery at the operator's own
+// network. The check runs on the URL's host when it is installed (an IP
+// literal) and on every address a connection uses, after DNS, so that a
+// name cannot be re-pointed after install.
+package netguard
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+)
+
+// refused are the ranges a customer-owned URL may not reach.
+var refused = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"),    // loopback
+	netip.MustParsePrefix("::1/128"),        // loopback
+	netip.MustParsePrefix("10.0.0.0/8"),     // private
+	netip.MustParsePrefix("172.16.0.0/12"),  // private
+	netip.MustParsePrefix("192.168.0.0/16"), // private
+	netip.MustParsePrefix("fc00::/7"),       // unique local
+	netip.MustParsePrefix("169.254.0.0/16"), // link-local
+	netip.MustParsePrefix("fe80::/10"),      // link-local
+	netip.MustParsePrefix("0.0.0.0/8"),      // unspecified, "this network"
+	netip.MustParsePrefix("::/128"),         // unspecified
+}
+
+// Refused reports whether a may not be reached.
+func Refused(a netip.Addr) bool {
+	a = a.Unmap() // ::ffff:10.0.0.1 is 10.0.0.1
+	for _, p := range refused {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// RefusedHost reports whether a URL host (without port) is an IP literal
+// that may not be reached. Names are checked when they are resolved.
+func RefusedHost(host string) bool {
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && Refused(a)
+}
+
+// Error is the refusal of an address at connection time.
+type Error struct{ Addr string }
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("resolves to a private, loopback or link-local address (%s); refused", e.Addr)
+}
+
+// Control is a net.Dialer Control function that refuses a connection to a
+// refused address: it runs after DNS, on the address actually dialled.
+func Control(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		host = address
+	}
+	if a, err := netip.ParseAddr(host); err == nil && Refused(a) {
+		return &Error{Addr: a.Unmap().String()}
+	}
+	return nil
+}
+
+// DialContext dials with Control, for an http.Transport.
+func DialContext(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	guarded := *d
+	guarded.Control = Control
+	return guarded.DialContext
+}
