@@ -301,6 +301,9 @@ func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 		if !writable {
 			return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " falls outside the years 0000-9999 in UTC")
 		}
+		if msg := timeBounds(t, secs); msg != "" {
+			return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " " + msg)
+		}
 		c.scratch = out
 		return rv{st: present, jt: '"', b: out[start:len(out):len(out)], plain: true}
 	case compiler.KindEmailSHA256:
@@ -376,6 +379,25 @@ func bounds(t *compiler.Type, f float64) string {
 	}
 	if t.Max != nil && f > *t.Max {
 		return "is above the maximum " + strconv.FormatFloat(*t.Max, 'f', -1, 64)
+	}
+	return ""
+}
+
+// timeBounds applies min/max to a time: Unix seconds of the time in UTC
+// (min: 0 refuses a time before 1970), the fraction dropped (floor).
+func timeBounds(t *compiler.Type, secs int64) string {
+	at := func(b float64) string {
+		s, ok := conv.AppendUTCSeconds(nil, int64(b))
+		if !ok {
+			return strconv.FormatFloat(b, 'f', -1, 64) + " Unix seconds"
+		}
+		return string(s)
+	}
+	if t.Min != nil && float64(secs) < *t.Min {
+		return "is before " + at(math.Ceil(*t.Min))
+	}
+	if t.Max != nil && float64(secs) > *t.Max {
+		return "is after " + at(math.Floor(*t.Max))
 	}
 	return ""
 }
@@ -472,6 +494,9 @@ func (c *evalCtx) formatTime(t *compiler.Type, v rv) rv {
 	}
 	if !conv.WritableUTC(tm) {
 		return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " falls outside the years 0000-9999 in UTC")
+	}
+	if msg := timeBounds(t, tm.Unix()); msg != "" {
+		return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " " + msg)
 	}
 	var n int64
 	switch t.Format {
