@@ -157,3 +157,49 @@ events:
 		t.Errorf("body %s, want %s", got, want)
 	}
 }
+
+// min and max bound a list's number of elements, mapped (items) or not;
+// the fault names the list, and a list over the bound is not mapped.
+func TestArrayLengthBounds(t *testing.T) {
+	src := `key: demo
+version: 1.0.0
+name: Demo
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/e
+    body:
+      items:
+        from: properties.products
+        type: array
+        max: 2
+        items:
+          sku: {from: sku, type: string, required: true}
+      tags: {from: properties.tags, type: array, min: 1, max: 2}
+events:
+  E: {vendor_event: e, request: r}
+`
+	in := bindInline(t, src)
+	eval := func(props string) runtime.Result {
+		return in.Evaluate([]byte(`{"type":"track","event":"E","properties":` + props + `}`))
+	}
+	for _, c := range []struct{ props, field, msg string }{
+		{`{"products":[{"sku":"a"},{"sku":"b"},{}]}`, "items", "has 3 elements, more than the maximum 2"},
+		{`{"tags":["a","b","c"]}`, "tags", "has 3 elements, more than the maximum 2"},
+	} {
+		res := eval(c.props)
+		if res.Outcome != runtime.Reject || res.Reason != runtime.ReasonInvalidField || len(res.Fields) != 1 || res.Fields[0] != c.field || !strings.Contains(res.Message, c.msg) {
+			t.Errorf("%s: %s %s %v: %s", c.props, res.Outcome, res.Reason, res.Fields, res.Message)
+		}
+	}
+	res := eval(`{"products":[{"sku":"a"},{"sku":"b"}],"tags":["x"]}`)
+	if res.Outcome != runtime.Deliver {
+		t.Fatalf("%s %s: %s", res.Outcome, res.Reason, res.Message)
+	}
+	if got, want := string(res.Requests[0].Body), `{"items":[{"sku":"a"},{"sku":"b"}],"tags":["x"]}`; got != want {
+		t.Errorf("body %s, want %s", got, want)
+	}
+}

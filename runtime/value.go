@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/blueprint-engine/blueprint/internal/compiler"
 	"github.com/blueprint-engine/blueprint/internal/conv"
 	"github.com/blueprint-engine/blueprint/internal/encoding"
@@ -325,9 +327,28 @@ func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 		if v.jt != '[' {
 			return invalidVal("expected a list, got " + describeVal(v))
 		}
+		if msg := lengthBounds(t, v.b); msg != "" {
+			return invalidVal(msg)
+		}
 		return v
 	}
 	return v
+}
+
+// lengthBounds applies min/max to a list: its number of elements.
+func lengthBounds(t *compiler.Type, list []byte) string {
+	if t.Min == nil && t.Max == nil {
+		return ""
+	}
+	n := 0
+	gjson.ParseBytes(list).ForEach(func(_, _ gjson.Result) bool { n++; return true })
+	if t.Min != nil && float64(n) < *t.Min {
+		return "has " + strconv.Itoa(n) + " elements, fewer than the minimum " + strconv.FormatFloat(*t.Min, 'f', -1, 64)
+	}
+	if t.Max != nil && float64(n) > *t.Max {
+		return "has " + strconv.Itoa(n) + " elements, more than the maximum " + strconv.FormatFloat(*t.Max, 'f', -1, 64)
+	}
+	return ""
 }
 
 // appendLowerTrim appends s trimmed of white space and lower-cased.

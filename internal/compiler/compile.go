@@ -789,8 +789,8 @@ func (c *compiler) compileSpec(n *yaml.Node, sc *scope) Spec {
 	}
 	for _, k := range []string{"min", "max"} {
 		if mn := get(n, k); mn != nil {
-			if kind != KindInteger && kind != KindNumber && kind != KindDecimal && kind != KindTime {
-				c.ds.Errorf(c.pos(getKey(n, k)), "misplaced_key", "%s applies to types integer, number, decimal and time, not %s", k, kind)
+			if kind != KindInteger && kind != KindNumber && kind != KindDecimal && kind != KindTime && kind != KindArray {
+				c.ds.Errorf(c.pos(getKey(n, k)), "misplaced_key", "%s applies to types integer, number, decimal, time and array, not %s", k, kind)
 				continue
 			}
 			f, _ := syntax.Scalar(mn).(float64)
