@@ -37,6 +37,12 @@ requests:
                 fault_name: items
                 items:
                   sku: {from: sku, type: string, required: true}
+      skus:
+        from: properties.skus
+        fault_name: skulist
+        internal: true
+        items:
+          sku: {from: [sku, product_id], type: string, fault_name: ""}
 events:
   E: {vendor_event: e, request: r}
 `
@@ -50,6 +56,12 @@ events:
 	}
 	res = eval(`{"order_id":"o-1","products":"x"}`)
 	if want := []string{"newOrders[0].items"}; res.Reason != runtime.ReasonInvalidField || !slices.Equal(res.Fields, want) {
+		t.Errorf("got %s %s %v, want invalid %v", res.Outcome, res.Reason, res.Fields, want)
+	}
+	// An item's one field named by the item: a vendor's list of single
+	// values (skulist[1]), for a bad value and for an item not an object.
+	res = eval(`{"order_id":"o-1","skus":[{"sku":"a"},{"sku":{"x":1}},7]}`)
+	if want := []string{"skulist[1]", "skulist[2]"}; res.Reason != runtime.ReasonInvalidField || !slices.Equal(sorted(res.Fields), want) {
 		t.Errorf("got %s %s %v, want invalid %v", res.Outcome, res.Reason, res.Fields, want)
 	}
 	res = eval(`{"order_id":"o-1","products":[{"sku":"a"}]}`)

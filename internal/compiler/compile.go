@@ -1784,8 +1784,8 @@ func (c *compiler) compileField(p kv, prefix string, item bool, sc *scope) *Fiel
 	case fields == nil && !hasSource:
 		c.ds.Errorf(c.pos(p.k), "missing_source", "field %s needs a source: from, value, config, const or expr", f.Path)
 	}
-	if fn != nil && fn.Value == "" && fields == nil {
-		c.ds.Errorf(c.pos(fn), "invalid_value", "an empty fault_name leaves a wrapper object out of its fields' fault names; field %s has no fields", p.k.Value)
+	if fn != nil && fn.Value == "" && path == "" && fields == nil {
+		c.ds.Errorf(c.pos(fn), "invalid_value", "an empty fault_name names field %s by its parent, and a top-level field has none: only a wrapper object (with fields) can leave its name out", p.k.Value)
 	}
 	if fields != nil {
 		childPrefix := f.Path + "."
