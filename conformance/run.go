@@ -12,6 +12,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/internal/encoding"
@@ -89,7 +92,9 @@ func (r *Runner) RunCase(bp *engine.Blueprint, f *File, c *Case) CaseResult {
 	if c.HasConfig {
 		config = c.Config
 	}
-	in, err := runtime.Bind(bp, variant, config, r.Options...)
+	now := caseNow(f, c)
+	opts := append(slices.Clip(r.Options), runtime.WithClock(func() time.Time { return now }))
+	in, err := runtime.Bind(bp, variant, config, opts...)
 	var got runtime.Result
 	var cerr *runtime.ConfigError
 	switch {
@@ -418,4 +423,21 @@ func setString(s []string) string {
 		return "[]"
 	}
 	return "[" + strings.Join(slices.Sorted(slices.Values(s)), ", ") + "]"
+}
+
+// caseNow is a case's clock: its now, else the file's, else the event's
+// timestamp (RFC 3339), else DefaultNow.
+func caseNow(f *File, c *Case) time.Time {
+	switch {
+	case !c.Now.IsZero():
+		return c.Now
+	case !f.Now.IsZero():
+		return f.Now
+	}
+	if ts := gjson.GetBytes(c.Event, "timestamp"); ts.Type == gjson.String {
+		if t, err := time.Parse(time.RFC3339Nano, ts.Str); err == nil {
+			return t
+		}
+	}
+	return DefaultNow
 }

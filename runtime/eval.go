@@ -13,6 +13,9 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
 	"github.com/expr-lang/expr/vm"
 	"github.com/tidwall/gjson"
 
@@ -165,7 +168,7 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 			return skip(&res, ReasonFiltered, in.filteredMsg)
 		}
 	}
-	if cs := in.bp.Consent; cs != nil {
+	if cs := in.consent; cs != nil {
 		granted, decided := c.consent(cs)
 		if !decided {
 			granted = cs.Allow
@@ -182,7 +185,10 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	req := ev.Request
 	c.out = c.out[:0]
 	c.secrets = c.secrets[:0]
-	body := c.writeObject(req.Body, &c.top)
+	body := false
+	if !req.BodyFromEvent {
+		body = c.writeObject(req.Body, &c.top)
+	}
 	url := rp.url
 	if !rp.staticURL {
 		u := c.template(req.URL, nil, "the URL")
@@ -211,7 +217,7 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	}
 	box := &requestBox{}
 	out := &box.req
-	out.Method, out.URL, out.spec = req.Method, url, req
+	out.Method, out.URL, out.spec = rp.method, url, req
 	out.Headers = box.headers[:0]
 	if n := len(rp.headers) + len(dyn); n > len(box.headers) {
 		out.Headers = make([]Header, 0, n)
@@ -235,6 +241,15 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 			}
 			return c.reject(&res)
 		}
+	}
+	if req.BodyFromEvent {
+		// The event as received, byte for byte; a batch of one when the
+		// request batches.
+		out.Body = in.passThrough(c.event, rp)
+		if !rp.hasCT {
+			out.Headers = append(out.Headers, Header{Name: "Content-Type", Value: encoding.JSON.ContentType()})
+		}
+		return c.deliver(&res, box, out, rp)
 	}
 	// The body was written as a JSON document; its encoding writes the
 	// bytes sent (for JSON: the document, copied once).
@@ -279,13 +294,22 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	if body && !rp.hasCT {
 		out.Headers = append(out.Headers, Header{Name: "Content-Type", Value: enc.ContentType()})
 	}
+	return c.deliver(&res, box, out, rp)
+}
+
+// deliver finishes a result that delivers out: signed when its auth is a
+// signature.
+func (c *evalCtx) deliver(res *Result, box *requestBox, out *Request, rp *requestPlan) Result {
+	if rp.sig != nil {
+		c.in.sign(out, rp, c.in.now())
+	}
 	box.reqs[0] = out
 	res.Outcome = Deliver
 	res.Requests = box.reqs[:]
 	if len(c.warnings) > 0 {
 		res.Warnings = append([]string(nil), c.warnings...)
 	}
-	return res
+	return *res
 }
 
 // emptyDoc is the document of a body none of whose fields is present.
@@ -1551,6 +1575,15 @@ type requestPlan struct {
 	hasCT      bool
 	queryAuth  string // "name=value", added to the URL's query
 	queryName  string
+	// method is the request's method, from config when it says so.
+	method string
+	// sig and sigKey sign the body when the chosen auth is a signature.
+	sig    *compiler.Signature
+	sigKey []byte
+	// batch is the request's batching, decided at Bind; nil: none.
+	batch *BatchPolicy
+	// oauth gets the bearer token of an oauth2_client_credentials auth.
+	oauth *oauthSource
 }
 
 func (in *Integration) planRequest(r *compiler.Request) *requestPlan {
@@ -1583,7 +1616,12 @@ func (in *Integration) planRequest(r *compiler.Request) *requestPlan {
 			rp.dynHeaders = append(rp.dynHeaders, h)
 		}
 	}
-	if a := r.Auth; a != nil {
+	rp.method = r.Method
+	if r.MethodConfig != "" {
+		rp.method = in.configText[r.MethodConfig]
+	}
+	rp.batch = in.batchPolicy(r)
+	if a := in.chooseAuth(r); a != nil {
 		render := func(t *compiler.Template) string {
 			if t == nil {
 				return ""
@@ -1601,6 +1639,12 @@ func (in *Integration) planRequest(r *compiler.Request) *requestPlan {
 		case compiler.AuthQuery:
 			rp.queryName = url.QueryEscape(a.Name)
 			rp.queryAuth = rp.queryName + "=" + url.QueryEscape(render(a.Value))
+		case compiler.AuthSignature:
+			rp.sig, rp.sigKey = a.Signature, []byte(render(a.Signature.Secret))
+		case compiler.AuthOAuth2:
+			rp.oauth = &oauthSource{cfg: clientcredentials.Config{ClientID: render(a.ClientID), ClientSecret: render(a.ClientSecret),
+				TokenURL: render(a.TokenURL), Scopes: a.Scopes, AuthStyle: oauth2.AuthStyleInHeader}}
+			in.hasOAuth = true
 		}
 	}
 	return rp

@@ -55,16 +55,16 @@ func (in *Integration) Classify(req *Request, status int, header http.Header, bo
 		v := Verdict{Outcome: Outcome(r.Outcome), Status: status, Message: r.Message}
 		if r.MessageExpr != nil {
 			if m := in.ruleMessage(r.MessageExpr, rc); m != "" {
-				v.Message = clip(in.red.String(m)) // scrubbed before it is cut
+				v.Message = clip(in.Redact(m)) // scrubbed before it is cut
 			}
 		}
 		if v.Message == "" && !v.Delivered() {
 			v.Message = vendorMessage(resp, status, body, in.red)
 		}
-		v.Message = in.red.String(v.Message)
+		v.Message = in.Redact(v.Message)
 		return v
 	}
-	return Verdict{Outcome: Failed, Status: status, Message: in.red.String(vendorMessage(resp, status, body, in.red))}
+	return Verdict{Outcome: Failed, Status: status, Message: in.Redact(vendorMessage(resp, status, body, in.red))}
 }
 
 // responseCtx is what a response rule's expression reads.

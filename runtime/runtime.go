@@ -143,6 +143,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 	"unicode"
 
 	"github.com/blueprint-engine/blueprint/engine"
@@ -214,6 +215,10 @@ type Options struct {
 	// DefaultExprBytes, DefaultExprSteps). An expression that would
 	// exceed it fails: its field is invalid_field.
 	ExprBytes, ExprSteps int64
+	// Clock gives the time of signing of a signature auth at Evaluate
+	// (nil: time.Now). The sender signs every attempt again, with its own
+	// clock.
+	Clock func() time.Time
 }
 
 // Option sets an Option.
@@ -231,6 +236,10 @@ func WithMaxDepth(n int) Option { return func(o *Options) { o.MaxDepth = n } }
 func WithExprBudget(bytes, steps int64) Option {
 	return func(o *Options) { o.ExprBytes, o.ExprSteps = bytes, steps }
 }
+
+// WithClock sets the clock that signs requests at Evaluate (default
+// time.Now): conformance vectors fix it with now.
+func WithClock(now func() time.Time) Option { return func(o *Options) { o.Clock = now } }
 
 // Integration is a blueprint bound to one variant and one checked config.
 type Integration struct {
@@ -259,6 +268,12 @@ type Integration struct {
 	// eventNames are the variant's event names as the blueprint writes
 	// them, scrubbed.
 	eventNames map[*compiler.Event]string
+	// consent is the consent gate, chosen at Bind when config chooses
+	// the category; nil: no gate.
+	consent *compiler.Consent
+	// hasOAuth: some request fetches a token at send time, which vendor
+	// messages are scrubbed of.
+	hasOAuth bool
 }
 
 // skipText is the scrubbed Event and Message of an unmapped event.
@@ -401,6 +416,28 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 			problems[k] = "is required by variant " + v.Key
 		}
 	}
+	for _, f := range bp.Config {
+		if _, ok := in.config[f.Key]; ok || f.RequiredWhen == nil || problems[f.Key] != "" {
+			continue
+		}
+		if in.configHolds(f.RequiredWhen) {
+			problems[f.Key] = "is required when " + f.RequiredWhen.Text
+		}
+	}
+	// A url config's host is allowed ({config.KEY} in hosts).
+	for _, k := range bp.HostConfigs {
+		if s, ok := in.config[k].(string); ok {
+			if h := compiler.URLHost(s); h != "" && !slices.Contains(in.hosts, h) {
+				in.hosts = append(in.hosts, h)
+			}
+		}
+	}
+	in.consent = bp.Consent
+	if k := bp.ConsentConfig; k != "" {
+		if s, ok := in.config[k].(string); ok {
+			in.consent = bp.ConsentByOption[s]
+		}
+	}
 	for k := range config {
 		if bp.ConfigField(k) == nil {
 			problems[k] = "is not a config key of " + bp.Ref()
@@ -454,7 +491,7 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 	for _, e := range v.Events {
 		in.eventNames[e] = in.red.String(e.Name)
 	}
-	if cs := bp.Consent; cs != nil {
+	if cs := in.consent; cs != nil {
 		in.consentDenied = in.red.String(cs.Category + " consent is denied")
 		in.consentMissing = in.red.String(cs.Category + " consent is missing, and missing means denied")
 	}
@@ -498,7 +535,12 @@ func (in *Integration) Variant() string { return in.variant.Key }
 // Redact replaces every secret config value, every credential rendered
 // from config, and their encodings (see Redaction in the package doc) in s
 // with ***.
-func (in *Integration) Redact(s string) string { return in.red.String(s) }
+func (in *Integration) Redact(s string) string {
+	if in.hasOAuth {
+		return in.scrubTokens(in.red.String(s))
+	}
+	return in.red.String(s)
+}
 
 // HostAllowed reports whether a request may go to host: the blueprint's
 // hosts, as they were when the integration was bound.

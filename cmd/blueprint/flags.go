@@ -131,6 +131,7 @@ type deliveryFlags struct {
 	retain      time.Duration
 	maxPending  int
 	rejects     string
+	allowPriv   bool
 }
 
 // defaultRetention is how long send keeps delivered and skipped requests.
@@ -141,6 +142,7 @@ func (f *deliveryFlags) register(cmd *cobra.Command, withState bool) {
 		cmd.Flags().StringVar(&f.state, "state", defaultStateDir(), "`DIR` holding the durable outbox (outbox.db)")
 	}
 	cmd.Flags().StringVar(&f.vendorURL, "vendor-url", "", "send every request to this scheme://host:port instead of the vendor's, keeping path and query (sandboxes, tests)")
+	cmd.Flags().BoolVar(&f.allowPriv, "allow-private-addresses", false, "let requests reach private, loopback and link-local addresses (internal receivers); by default every connection's address is checked after DNS and such a request fails")
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", 16, fmt.Sprintf("most requests in flight per host (1 to %d)", concurrencyMax))
 	cmd.Flags().IntVar(&f.maxAttempts, "max-attempts", send.DefaultPolicy.MaxAttempts, fmt.Sprintf("most delivery attempts per request before it becomes a dead letter (1 to %d)", maxAttemptsMax))
 	cmd.Flags().DurationVar(&f.retryBase, "retry-base", send.DefaultPolicy.Base, "first retry backoff (times 4 per attempt, each up to 20 % shorter at random; 1ms to "+fmtDur(retryBaseMax)+")")
@@ -251,7 +253,7 @@ func (f *deliveryFlags) options(log *slog.Logger, metrics send.Metrics, maxEvent
 		vendor, _ = url.Parse(f.vendorURL) // checked
 	}
 	return delivery.Options{
-		Sender:       send.Options{Rate: f.rate, VendorURL: vendor, AttemptTimeout: f.timeout, UserAgent: "blueprint-engine/" + version},
+		Sender:       send.Options{Rate: f.rate, VendorURL: vendor, AllowPrivateAddresses: f.allowPriv, AttemptTimeout: f.timeout, UserAgent: "blueprint-engine/" + version},
 		Policy:       send.Policy{MaxAttempts: f.maxAttempts, Base: f.retryBase, Cap: f.retryCap, MaxAge: f.maxAge},
 		Concurrency:  f.concurrency,
 		MaxPending:   f.maxPending,

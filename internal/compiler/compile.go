@@ -11,6 +11,7 @@ package compiler
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -1037,6 +1038,15 @@ func (c *compiler) compileConsent(n *yaml.Node) {
 	if from != nil && from.Kind == yaml.SequenceNode {
 		items = from.Content
 	}
+	if key, ok := strings.CutPrefix(cs.Category, "{config."); ok {
+		c.consentByConfig(n, strings.TrimSuffix(key, "}"), cs, items)
+		return
+	}
+	for _, k := range []string{"none", "canonical"} {
+		if get(n, k) != nil {
+			c.ds.Errorf(c.pos(getKey(n, k)), "misplaced_key", "consent %s applies only when the category is chosen by config (category: \"{config.KEY}\")", k)
+		}
+	}
 	for _, it := range items {
 		if it != nil {
 			cs.Paths = append(cs.Paths, c.pathSource(it, it.Value).Path)
@@ -1051,6 +1061,68 @@ func (c *compiler) compileConsent(n *yaml.Node) {
 		}
 	}
 	c.bp.Consent = cs
+}
+
+// consentByConfig compiles a consent gate whose category is the value of
+// a select config: one gate per option, its paths with {category} and
+// {canonical} filled in, and none for the option named by none.
+func (c *compiler) consentByConfig(n *yaml.Node, key string, tmpl *Consent, items []*yaml.Node) {
+	at := get(n, "category")
+	f := c.config[key]
+	switch {
+	case f == nil:
+		c.ds.Errorf(c.pos(at), "unknown_config", "unknown config key %s%s", key, suggest.DidYouMean(key, c.configKeys()))
+		return
+	case f.Type != ConfigSelect:
+		c.ds.Errorf(c.pos(at), "invalid_consent", "consent category {config.%s} must name a select config (its options are the categories), not a %s", key, f.Type)
+		return
+	case tmpl.Expr != nil:
+		c.ds.Errorf(c.pos(getKey(n, "expr")), "conflicting_keys", "a consent category chosen by config is read with from (paths with {category}), not expr")
+		return
+	}
+	none := text(n, "none")
+	canonical := map[string]string{}
+	for _, p := range pairs(get(n, "canonical")) {
+		canonical[p.k.Value] = p.v.Value
+	}
+	if none != "" && !slices.ContainsFunc(f.Options, func(o SelectOption) bool { return o.Value == none }) {
+		c.ds.Errorf(c.pos(get(n, "none")), "invalid_consent", "consent none %q is not an option of config %s", none, key)
+	}
+	c.bp.ConsentConfig = key
+	c.bp.ConsentByOption = map[string]*Consent{}
+	for _, o := range f.Options {
+		if o.Value == none {
+			c.bp.ConsentByOption[o.Value] = nil
+			continue
+		}
+		if !validCategory(o.Value) {
+			c.ds.Errorf(c.pos(at), "invalid_consent", "option %q of config %s is not a consent category (lower case letters, digits and _, starting with a letter)", o.Value, key)
+			continue
+		}
+		canon := canonical[o.Value]
+		if canon == "" {
+			canon = o.Value
+		}
+		cs := &Consent{Category: o.Value, Allow: tmpl.Allow}
+		for _, it := range items {
+			if it == nil {
+				continue
+			}
+			p := strings.NewReplacer("{category}", o.Value, "{canonical}", canon).Replace(it.Value)
+			cs.Paths = append(cs.Paths, c.pathSource(it, p).Path)
+		}
+		c.bp.ConsentByOption[o.Value] = cs
+	}
+}
+
+func validCategory(s string) bool {
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !(ch >= 'a' && ch <= 'z' || i > 0 && (ch >= '0' && ch <= '9' || ch == '_')) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func (c *compiler) noSecret(sc *scope, n *yaml.Node, where string) {
@@ -1094,7 +1166,22 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 			c.checkContentType(r, hd, tn)
 		}
 		if an := get(p.v, "auth"); an != nil {
-			r.Auth = c.compileAuth(an, getKey(p.v, "auth"))
+			r.Auths = c.compileAuths(an, getKey(p.v, "auth"))
+		}
+		if mn := get(p.v, "method"); mn != nil {
+			r.MethodConfig = c.methodConfig(mn)
+		}
+		if bn := get(p.v, "body_from"); bn != nil {
+			r.BodyFromEvent = bn.Value == "event" // the schema names the choices
+			if get(p.v, "body") != nil {
+				c.ds.Errorf(c.pos(getKey(p.v, "body")), "conflicting_keys", "request %s has both body and body_from; give one", r.Name)
+			}
+			if r.Encoding != encoding.JSON {
+				c.ds.Errorf(c.pos(getKey(p.v, "encoding")), "conflicting_keys", "request %s sends the event as received (body_from: event), which is JSON; drop encoding: %s", r.Name, r.Encoding.Name())
+			}
+		}
+		if bn := get(p.v, "batch"); bn != nil {
+			r.Batch = c.compileBatch(r, bn, get(p.v, "body"))
 		}
 		c.checkScheme(r, get(p.v, "url"))
 		path, rules := c.compileResponses(get(p.v, "responses"))
@@ -1134,7 +1221,7 @@ func (c *compiler) checkScheme(r *Request, un *yaml.Node) {
 		return
 	}
 	var creds []string
-	if r.Auth != nil {
+	if len(r.Auths) > 0 {
 		creds = append(creds, "auth")
 	}
 	for _, h := range r.Headers {
@@ -1197,6 +1284,119 @@ func (c *compiler) compileResponses(n *yaml.Node) (string, []*ResponseRule) {
 	return path, rules
 }
 
+// methodConfig returns the config key of a method written {config.KEY},
+// or "" for a literal method (the schema checks those). The key must be a
+// select whose every option is a method.
+func (c *compiler) methodConfig(n *yaml.Node) string {
+	key, ok := strings.CutPrefix(n.Value, "{config.")
+	if !ok {
+		return ""
+	}
+	key = strings.TrimSuffix(key, "}")
+	f := c.config[key]
+	switch {
+	case f == nil:
+		c.ds.Errorf(c.pos(n), "unknown_config", "unknown config key %s%s", key, suggest.DidYouMean(key, c.configKeys()))
+		return ""
+	case f.Type != ConfigSelect:
+		c.ds.Errorf(c.pos(n), "invalid_method", "method {config.%s} must name a select config (whose options are methods), not a %s", key, f.Type)
+		return ""
+	}
+	for _, o := range f.Options {
+		if !slices.Contains([]string{"GET", "POST", "PUT", "PATCH", "DELETE"}, o.Value) {
+			c.ds.Errorf(c.pos(n), "invalid_method", "method {config.%s}: option %q of config %s is not a method (GET, POST, PUT, PATCH or DELETE)", key, o.Value, key)
+		}
+	}
+	return key
+}
+
+// checkTokenURL checks an OAuth 2.0 token endpoint: https, and a literal
+// host covered by hosts (the client secret goes there).
+func (c *compiler) checkTokenURL(t *Template, n *yaml.Node) {
+	if len(t.Parts) != 1 || t.Parts[0].Literal == "" {
+		c.ds.Errorf(c.pos(n), "invalid_url", "token_url must be written out (https://auth.example.com/oauth/token), without placeholders: the client secret is sent there")
+		return
+	}
+	u, err := url.Parse(t.Parts[0].Literal)
+	switch {
+	case err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil:
+		c.ds.Errorf(c.pos(n), "invalid_url", "token_url must be an https URL with a host and no user information")
+	case !c.hostCovered(strings.ToLower(u.Hostname())):
+		c.ds.Errorf(c.pos(n), "host_not_allowed", "token_url host %s is not covered by hosts (%s)", u.Hostname(), strings.Join(c.bp.Hosts, ", "))
+	}
+}
+
+// compileBatch compiles a request's batch block.
+func (c *compiler) compileBatch(r *Request, n, body *yaml.Node) *Batch {
+	b := &Batch{Into: text(n, "into"), Enabled: Setting{Const: 1}, MaxEvents: Setting{Const: 100}, MaxWaitMS: Setting{Const: 5000}, MaxBytes: Setting{Const: 5 << 20}}
+	if r.Encoding != encoding.JSON {
+		c.ds.Errorf(c.pos(n), "invalid_batch", "request %s is encoded as %s; only JSON bodies can be batched", r.Name, r.Encoding.Name())
+	}
+	if !r.BodyFromEvent && b.Into != "" && get(body, b.Into) == nil {
+		c.ds.Errorf(c.pos(get(n, "into")), "invalid_batch", "batch into %s: request %s has no body field %s (the array the events' arrays are joined into)", b.Into, r.Name, b.Into)
+	}
+	setting := func(key string, dst *Setting, want ConfigType) {
+		sn := get(n, key)
+		if sn == nil {
+			return
+		}
+		if k, ok := strings.CutPrefix(sn.Value, "{config."); ok && sn.Tag == "!!str" {
+			k = strings.TrimSuffix(k, "}")
+			switch f := c.config[k]; {
+			case f == nil:
+				c.ds.Errorf(c.pos(sn), "unknown_config", "unknown config key %s%s", k, suggest.DidYouMean(k, c.configKeys()))
+			case f.Type != want:
+				c.ds.Errorf(c.pos(sn), "invalid_batch", "batch %s {config.%s} must name a config of type %s, not %s", key, k, want, f.Type)
+			default:
+				*dst = Setting{Config: k}
+			}
+			return
+		}
+		switch v := syntax.Scalar(sn).(type) {
+		case bool:
+			if v {
+				*dst = Setting{Const: 1}
+			} else {
+				*dst = Setting{}
+			}
+		case int64:
+			*dst = Setting{Const: v}
+		}
+	}
+	setting("enabled", &b.Enabled, ConfigBoolean)
+	setting("max_events", &b.MaxEvents, ConfigInteger)
+	setting("max_wait_ms", &b.MaxWaitMS, ConfigInteger)
+	setting("max_bytes", &b.MaxBytes, ConfigInteger)
+	return b
+}
+
+// compileAuths compiles a request's auth: one, or a list of alternatives
+// each chosen by a when over config.
+func (c *compiler) compileAuths(n, key *yaml.Node) []*Auth {
+	if n.Kind != yaml.SequenceNode {
+		if get(n, "when") != nil {
+			c.ds.Errorf(c.pos(getKey(n, "when")), "misplaced_key", "when chooses among a list of auths; a single auth is always used")
+		}
+		return []*Auth{c.compileAuth(n, key)}
+	}
+	var out []*Auth
+	for i, an := range n.Content {
+		a := c.compileAuth(an, an)
+		if wn := get(an, "when"); wn != nil {
+			sc := &scope{self: -1, configOnly: true, where: "the when of an auth"}
+			a.When = c.compileExpr(wn, sc)
+			c.noSecret(sc, wn, "the when of an auth")
+			if a.When != nil && !returnsBool(a.When) {
+				c.ds.Errorf(c.pos(wn), "expr_type", "an auth's when must give a boolean, not %s", a.When.Program.Node().Type())
+			}
+		} else if i < len(n.Content)-1 {
+			c.ds.Errorf(c.pos(an), "missing_key", "auth %d of %d has no when, so the ones after it are never used; give it a when, or put it last", i+1, len(n.Content))
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 func (c *compiler) compileAuth(n, key *yaml.Node) *Auth {
 	a := &Auth{Type: AuthType(text(n, "type")), Name: text(n, "name")}
 	sc := &scope{self: -1}
@@ -1219,10 +1419,12 @@ func (c *compiler) compileAuth(n, key *yaml.Node) *Auth {
 		return t
 	}
 	need := map[AuthType][]string{
-		AuthBasic:  {"username"},
-		AuthBearer: {"token"},
-		AuthHeader: {"name", "value"},
-		AuthQuery:  {"name", "value"},
+		AuthBasic:     {"username"},
+		AuthBearer:    {"token"},
+		AuthHeader:    {"name", "value"},
+		AuthQuery:     {"name", "value"},
+		AuthSignature: {"secret", "header"},
+		AuthOAuth2:    {"token_url", "client_id", "client_secret"},
 	}[a.Type]
 	for _, k := range need {
 		if get(n, k) == nil {
@@ -1230,10 +1432,12 @@ func (c *compiler) compileAuth(n, key *yaml.Node) *Auth {
 		}
 	}
 	allowed := map[AuthType][]string{
-		AuthBasic:  {"type", "username", "password"},
-		AuthBearer: {"type", "token"},
-		AuthHeader: {"type", "name", "value"},
-		AuthQuery:  {"type", "name", "value"},
+		AuthBasic:     {"type", "when", "username", "password"},
+		AuthBearer:    {"type", "when", "token"},
+		AuthHeader:    {"type", "when", "name", "value"},
+		AuthQuery:     {"type", "when", "name", "value"},
+		AuthSignature: {"type", "when", "secret", "header", "prefix", "algorithm", "timestamp_header", "timestamp", "separator"},
+		AuthOAuth2:    {"type", "when", "token_url", "client_id", "client_secret", "scopes"},
 	}[a.Type]
 	for _, p := range pairs(n) {
 		if !slices.Contains(allowed, p.k.Value) {
@@ -1241,6 +1445,34 @@ func (c *compiler) compileAuth(n, key *yaml.Node) *Auth {
 		}
 	}
 	a.Username, a.Password, a.Token, a.Value = tmpl("username"), tmpl("password"), tmpl("token"), tmpl("value")
+	if a.Type == AuthOAuth2 {
+		a.TokenURL, a.ClientID, a.ClientSecret = tmpl("token_url"), tmpl("client_id"), tmpl("client_secret")
+		for _, sn := range contentOf(get(n, "scopes")) {
+			a.Scopes = append(a.Scopes, sn.Value)
+		}
+		if tn := get(n, "token_url"); tn != nil && a.TokenURL != nil {
+			c.checkTokenURL(a.TokenURL, tn)
+		}
+	}
+	if a.Type == AuthSignature {
+		sig := &Signature{Secret: tmpl("secret"), Header: text(n, "header"), Prefix: text(n, "prefix"), Algorithm: text(n, "algorithm"),
+			TimestampHeader: text(n, "timestamp_header"), TimestampFormat: text(n, "timestamp"), Separator: "."}
+		if get(n, "separator") != nil {
+			sig.Separator = text(n, "separator")
+		}
+		if sig.Algorithm == "" {
+			sig.Algorithm = "sha256"
+		}
+		if sig.TimestampFormat == "" {
+			sig.TimestampFormat = "unix_millis"
+		}
+		for _, k := range []string{"header", "timestamp_header"} {
+			if hn := get(n, k); hn != nil && !validHeaderName(hn.Value) {
+				c.ds.Errorf(c.pos(hn), "invalid_header", "%q is not a valid HTTP header name", hn.Value)
+			}
+		}
+		a.Signature = sig
+	}
 	if a.Type == AuthHeader && !validHeaderName(a.Name) {
 		c.ds.Errorf(c.pos(get(n, "name")), "invalid_header", "%q is not a valid HTTP header name", a.Name)
 	}

@@ -37,7 +37,12 @@ type Blueprint struct {
 	Hosts       []string
 	HostConfigs []string
 	Consent     *Consent // nil: no consent gate
-	Warnings    []Warning
+	// ConsentConfig, when set, names the select config key choosing the
+	// consent category: ConsentByOption holds the gate of each option (nil
+	// for the option meaning no gate), and Consent is nil.
+	ConsentConfig   string
+	ConsentByOption map[string]*Consent
+	Warnings        []Warning
 	// Values holds every shared value, identities included, in
 	// declaration order; Identity is the subset declared under identity.
 	Values   []*Value
@@ -157,6 +162,24 @@ type SelectOption struct {
 	Label string
 }
 
+// Consents returns every consent gate of the blueprint: its one gate, or
+// the gate of each option of the config choosing the category, in option
+// order.
+func (bp *Blueprint) Consents() []*Consent {
+	if bp.Consent != nil {
+		return []*Consent{bp.Consent}
+	}
+	var out []*Consent
+	if f := bp.ConfigField(bp.ConsentConfig); f != nil {
+		for _, o := range f.Options {
+			if cs := bp.ConsentByOption[o.Value]; cs != nil {
+				out = append(out, cs)
+			}
+		}
+	}
+	return out
+}
+
 // Consent is the consent gate.
 type Consent struct {
 	Category string
@@ -264,8 +287,17 @@ type Request struct {
 	Method      string
 	URL         *Template
 	Headers     []*Header
-	Auth        *Auth // nil: none
-	Body        *Object
+	// MethodConfig, when set, names the select config key whose value is
+	// the method.
+	MethodConfig string
+	// Auths are the request's auths: one, or alternatives with When;
+	// the first that holds at Bind is used. None: no auth.
+	Auths []*Auth
+	// BodyFromEvent: the body is the received event, byte for byte.
+	BodyFromEvent bool
+	// Batch, when set, lets the sender join events into one request.
+	Batch *Batch
+	Body  *Object
 	// Encoding writes the body on the wire (the blueprint's encoding:,
 	// JSON by default).
 	Encoding encoding.Encoder
@@ -314,6 +346,13 @@ const (
 	AuthBearer AuthType = "bearer"
 	AuthHeader AuthType = "header"
 	AuthQuery  AuthType = "query"
+	// AuthSignature signs the exact body bytes sent with an HMAC, once
+	// per attempt (see Signature).
+	AuthSignature AuthType = "signature"
+	// AuthOAuth2 gets a bearer token from a token endpoint with the OAuth
+	// 2.0 client credentials grant (RFC 6749 §4.4), cached and refreshed
+	// by the sender.
+	AuthOAuth2 AuthType = "oauth2_client_credentials"
 )
 
 // Auth is a request's authentication. Its rendered values are always
@@ -325,6 +364,45 @@ type Auth struct {
 	Token    *Template // bearer
 	Name     string    // header or query parameter name
 	Value    *Template // header, query
+	// When, over config only, chooses this auth among a request's
+	// alternatives (the first that holds); nil holds.
+	When *Expr
+	// Signature is set for AuthSignature.
+	Signature *Signature
+	// TokenURL, ClientID, ClientSecret and Scopes: AuthOAuth2.
+	TokenURL, ClientID, ClientSecret *Template
+	Scopes                           []string
+}
+
+// Signature is an HMAC over the exact body bytes sent: hex of
+// HMAC-Algorithm(Secret, [TIMESTAMP Separator] BODY), written as Prefix +
+// hex into Header, and the time of signing into TimestampHeader when set.
+// It is computed for every attempt, so a retry carries a fresh timestamp.
+type Signature struct {
+	Secret          *Template
+	Header          string
+	Prefix          string
+	Algorithm       string // sha256, sha1, sha512
+	TimestampHeader string
+	TimestampFormat string // unix_millis, unix_seconds
+	Separator       string
+}
+
+// Batch says how events of one request are sent together.
+type Batch struct {
+	// Into is the top-level body array the events' arrays are joined
+	// into.
+	Into string
+	// Enabled, MaxEvents, MaxWaitMS and MaxBytes are constants or config
+	// keys, decided at Bind.
+	Enabled                        Setting
+	MaxEvents, MaxWaitMS, MaxBytes Setting
+}
+
+// Setting is a constant or the value of a config key.
+type Setting struct {
+	Const  int64 // booleans: 1 true, 0 false
+	Config string
 }
 
 // Object is an ordered set of fields.

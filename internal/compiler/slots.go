@@ -115,7 +115,7 @@ func assignSlots(bp *Blueprint) {
 	for _, v := range bp.Values {
 		spec(&v.Spec, root)
 	}
-	if cs := bp.Consent; cs != nil {
+	for _, cs := range bp.Consents() {
 		cs.Slots = make([]int, len(cs.Paths))
 		for i, p := range cs.Paths {
 			cs.Slots[i] = root.slot(p)

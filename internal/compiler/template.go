@@ -3,6 +3,7 @@ package compiler
 import (
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -132,6 +133,20 @@ func (c *compiler) urlTemplate(n *yaml.Node) *Template {
 		return t
 	}
 	at := func(k int) diag.Pos { return c.exprPos(n, offsets[k]) }
+	// A url config is a whole URL: it stands alone, written as it is, and
+	// its host is allowed by {config.KEY} in hosts.
+	for k, p := range t.Parts {
+		if f := c.config[p.Config]; f == nil || f.Type != ConfigURL {
+			continue
+		}
+		switch {
+		case len(t.Parts) != 1 || p.Optional:
+			c.ds.Errorf(at(k), "invalid_url", "config %s is a whole URL: write url: \"{config.%s}\" with nothing around it", p.Config, p.Config)
+		case !slices.Contains(c.bp.HostConfigs, p.Config):
+			c.ds.Errorf(at(k), "host_not_allowed", "the URL is config %s: add \"{config.%s}\" to hosts to allow its host", p.Config, p.Config)
+		}
+		return t
+	}
 	for k, p := range t.Parts {
 		if p.Config != "" && c.config[p.Config] != nil && c.config[p.Config].Secret() || p.Value != nil && c.secretValue[p.Value] {
 			c.ds.Errorf(at(k), "secret_leak", "the URL reads a secret, and URLs are logged; use auth (type query puts a secret in the query string, redacted)")

@@ -10,6 +10,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -316,7 +317,23 @@ func writeEvent(w func(string, ...any), bp *compiler.Blueprint, e *compiler.Even
 	if e.Filter != nil {
 		w("- Sent only when `%s`; otherwise `skip` / `filtered`.\n", cell(e.Filter.Text))
 	}
-	if a := r.Auth; a != nil {
+	if r.MethodConfig != "" {
+		w("- The method is config `%s`.\n", r.MethodConfig)
+	}
+	if r.BodyFromEvent {
+		w("- The body is the event as received, byte for byte.\n")
+	}
+	if b := r.Batch; b != nil {
+		w("- Batched (%s): events are joined into `%s`; a request holds at most %s events and %s bytes, and waits at most %s ms.\n",
+			settingText(b.Enabled), b.Into, settingText(b.MaxEvents), settingText(b.MaxBytes), settingText(b.MaxWaitMS))
+	}
+	if len(r.Auths) == 0 {
+		w("- No authentication.\n")
+	}
+	for _, a := range r.Auths {
+		if a.When != nil {
+			w("- When `%s`:\n  ", cell(a.When.Text))
+		}
 		switch a.Type {
 		case compiler.AuthBasic:
 			w("- `Authorization: Basic base64(%s:%s)` (redacted in every output)\n", tmplText(a.Username), tmplText(a.Password))
@@ -326,9 +343,17 @@ func writeEvent(w func(string, ...any), bp *compiler.Blueprint, e *compiler.Even
 			w("- `%s: %s` (redacted in every output)\n", a.Name, tmplText(a.Value))
 		case compiler.AuthQuery:
 			w("- query parameter `%s=%s` (redacted in every output)\n", a.Name, tmplText(a.Value))
+		case compiler.AuthOAuth2:
+			w("- `Authorization: Bearer TOKEN`, TOKEN from `%s` (OAuth 2.0 client credentials, client `%s`), fetched at send time and cached (redacted in every output)\n", tmplText(a.TokenURL), tmplText(a.ClientID))
+		case compiler.AuthSignature:
+			sg := a.Signature
+			signed := "body"
+			if sg.TimestampHeader != "" {
+				w("- `%s`: the time of signing (%s)\n", sg.TimestampHeader, sg.TimestampFormat)
+				signed = sg.TimestampHeader + " + `" + sg.Separator + "` + body"
+			}
+			w("- `%s: %s` + hex HMAC-%s(%s, %s), computed for every attempt (redacted in every output)\n", sg.Header, sg.Prefix, strings.ToUpper(sg.Algorithm), tmplText(sg.Secret), signed)
 		}
-	} else {
-		w("- No authentication.\n")
 	}
 	for _, h := range r.Headers {
 		sec := ""
@@ -624,4 +649,12 @@ func cell(s string) string {
 // anchors it as ^(?:...)$).
 func patternText(re *regexp.Regexp) string {
 	return strings.TrimSuffix(strings.TrimPrefix(re.String(), "^(?:"), ")$")
+}
+
+// settingText writes a batch setting: its number, or the config key.
+func settingText(s compiler.Setting) string {
+	if s.Config != "" {
+		return "config `" + s.Config + "`"
+	}
+	return strconv.FormatInt(s.Const, 10)
 }

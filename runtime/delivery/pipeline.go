@@ -351,7 +351,10 @@ func (p *Pipeline) feed(ctx context.Context, events []fed, always bool) error {
 	bs := p.bindings.Load().sorted
 	decisions := make([]Decision, 0, len(events)*len(bs))
 	var items []*outbox.Item
-	for _, ev := range events {
+	for ei, ev := range events {
+		// Each event one nanosecond after the one before: the queue
+		// claims in input order (and a batch keeps it).
+		evNow := now.Add(time.Duration(ei))
 		for _, b := range bs {
 			d := Decision{Integration: b.Name, In: b.Integration, Event: ev.data}
 			if ev.data == nil {
@@ -360,7 +363,7 @@ func (p *Pipeline) feed(ctx context.Context, events []fed, always bool) error {
 				d.Result = b.Integration.Evaluate(ev.data)
 			}
 			if d.Result.Outcome == runtime.Deliver {
-				its, err := send.Items(b.Integration, b.Name, b.Ref, ev.data, d.Result, now)
+				its, err := send.Items(b.Integration, b.Name, b.Ref, ev.data, d.Result, evNow)
 				if err != nil {
 					// The outbox keeps events as they are: one holding the
 					// integration's own secret is not stored.

@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/blueprint-engine/blueprint/internal/netguard"
 	"github.com/blueprint-engine/blueprint/runtime"
 )
 
@@ -51,7 +52,15 @@ type Options struct {
 	UserAgent string
 	// Client overrides the HTTP client built from the options.
 	Client *http.Client
-	Logger *slog.Logger
+	// AllowPrivateAddresses lets requests reach private, loopback and
+	// link-local addresses. By default every connection's address is
+	// checked after DNS (internal/netguard), so that a URL from config
+	// (a customer's webhook) cannot reach the operator's own network; a
+	// request that would is failed, not retried. With VendorURL set, the
+	// operator chose the address, and it is not checked. Behind an
+	// HTTP(S)_PROXY the address checked is the proxy's.
+	AllowPrivateAddresses bool
+	Logger                *slog.Logger
 	// Metrics receives every attempt (Attempt); final states (Final) are
 	// reported by the Worker, through its Metrics: give both the same
 	// value to see both.
@@ -99,10 +108,14 @@ func New(opts Options) *Sender {
 	s.client = opts.Client
 	if s.client == nil {
 		dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
+		dial := dialer.DialContext
+		if !opts.AllowPrivateAddresses && opts.VendorURL == nil {
+			dial = netguard.DialContext(dialer)
+		}
 		s.client = &http.Client{
 			Transport: &http.Transport{
 				Proxy:                 http.ProxyFromEnvironment,
-				DialContext:           dialer.DialContext,
+				DialContext:           dial,
 				ForceAttemptHTTP2:     true,
 				TLSHandshakeTimeout:   opts.TLSTimeout,
 				ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
@@ -180,6 +193,21 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 	}
 	defer func() { <-sem }()
 
+	// A signature is made for this attempt: a retry is signed afresh.
+	signed := *req
+	if err := in.Authorize(&signed, s.client); err != nil {
+		var ae *runtime.AuthError
+		if errors.As(err, &ae) && ae.Permanent {
+			a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Failed, Status: 0, Message: ae.Message}, Err: err}
+			s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Message: a.Message})
+			return a
+		}
+		a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: in.Redact(err.Error())}, Err: err}
+		s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Message: a.Message})
+		return a
+	}
+	in.Sign(&signed, time.Now())
+	req = &signed
 	hreq, err := http.NewRequestWithContext(ctx, req.Method, u.String(), bytes.NewReader(req.Body))
 	if err != nil {
 		return failed(in, req, fmt.Errorf("request cannot be built: %w", redactErr(in, req, err)))
@@ -195,6 +223,13 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 		// Every net/http error is a *url.Error quoting the URL, query and
 		// all (a redirect's target included): redacted before anything
 		// keeps it.
+		if ge := (*netguard.Error)(nil); errors.As(err, &ge) {
+			// Not a passing fault: the address is refused on every try.
+			a := failed(in, req, fmt.Errorf("%s url %s", in.Blueprint().Key(), ge.Error()))
+			a.Latency = lat
+			s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Latency: lat, Message: a.Message})
+			return a
+		}
 		err = redactErr(in, req, err)
 		a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: in.Redact(transportMessage(err))}, Latency: lat, Err: err}
 		s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Latency: lat, Message: a.Message})

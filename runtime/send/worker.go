@@ -123,6 +123,7 @@ type Worker struct {
 
 	mu      sync.Mutex
 	foreign map[string]bool // pending items of other integrations, left alone
+	batches *batcher        // items held for a batch, while Run runs
 }
 
 // Run delivers due items until ctx is done or, when done is set, until
@@ -161,9 +162,11 @@ func (w *Worker) Run(ctx context.Context, done func() bool) error {
 	freed := make(chan struct{}, 1) // a slot came free
 	var wg sync.WaitGroup
 	var inflight sync.Map
+	w.batches = &batcher{w: w, ctx: attemptCtx, wg: &wg, freed: freed}
 	ticker := time.NewTicker(w.Poll)
 	defer ticker.Stop()
 	var runErr error
+	var seq uint64 // claim order: a batch keeps it
 loop:
 	for {
 		if ctx.Err() != nil {
@@ -180,10 +183,11 @@ loop:
 			}
 		}
 		for _, it := range items {
+			seq++
 			slots <- struct{}{}
 			wg.Add(1)
 			inflight.Store(it.ID, true)
-			go func(it *outbox.Item) {
+			go func(it *outbox.Item, seq uint64) {
 				defer func() {
 					<-slots
 					inflight.Delete(it.ID)
@@ -193,8 +197,8 @@ loop:
 					}
 					wg.Done()
 				}()
-				w.process(attemptCtx, it)
-			}(it)
+				w.process(attemptCtx, it, seq)
+			}(it, seq)
 		}
 		if len(items) == 0 && done != nil && len(slots) == 0 && done() {
 			break loop
@@ -216,7 +220,9 @@ loop:
 			}
 		}
 	}
-	// Shutdown: let in-flight attempts finish within the grace period.
+	// Shutdown: batches held are sent now, and in-flight attempts may
+	// finish within the grace period.
+	w.batches.flushAll()
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
 	select {
@@ -321,7 +327,7 @@ func (w *Worker) ReleaseForeign(ctx context.Context) error {
 }
 
 // process makes one attempt for an item and stores the outcome.
-func (w *Worker) process(ctx context.Context, it *outbox.Item) {
+func (w *Worker) process(ctx context.Context, it *outbox.Item, seq uint64) {
 	in, ok := w.Integration(it)
 	if !ok {
 		// Not ours to send: its lease is kept while this Run goes on (so
@@ -353,6 +359,11 @@ func (w *Worker) process(ctx context.Context, it *outbox.Item) {
 		}
 	}
 	req := res.Requests[it.Request]
+	if p, ok := in.Batch(req); ok && w.batches != nil {
+		// Held, still leased, until its batch is sent (batch.go).
+		w.batches.add(in, p, heldItem{it, req, log, seq})
+		return
+	}
 	a := w.Sender.do(ctx, in, it.Integration, it.ID, req)
 	if a.Err != nil && a.Status == 0 && a.Outcome == runtime.Retry && ctx.Err() != nil {
 		// Shut down before an answer: not an attempt; the item stays
@@ -360,8 +371,14 @@ func (w *Worker) process(ctx context.Context, it *outbox.Item) {
 		_ = w.Queue.Release(context.WithoutCancel(ctx), it.ID)
 		return
 	}
+	w.settle(ctx, log, it, a)
+}
+
+// settle stores the outcome of an attempt of it: delivered, a dead
+// letter, or pending again with its next attempt scheduled.
+func (w *Worker) settle(ctx context.Context, log *slog.Logger, it *outbox.Item, a Attempt) {
 	it.Attempts++
-	now = w.Now()
+	now := w.Now()
 	attrs := []any{"attempt", it.Attempts, "status", a.Status, "latency_ms", a.Latency.Milliseconds(), "outcome", string(a.Outcome)}
 	switch {
 	case a.Delivered():

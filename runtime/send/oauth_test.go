@@ -1,0 +1,138 @@
+package send_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/runtime"
+	"github.com/blueprint-engine/blueprint/runtime/send"
+)
+
+const oauthBlueprint = `key: oauthdemo
+version: 1.0.0
+name: OAuth demo
+category: other
+status: alpha
+config:
+  client_id: {type: string, label: Client ID, required: true}
+  client_secret: {type: secret, label: Client secret, required: true}
+hosts: [api.example.com, auth.example.com]
+requests:
+  collect:
+    method: POST
+    url: https://api.example.com/v1/collect
+    auth:
+      type: oauth2_client_credentials
+      token_url: https://auth.example.com/oauth/token
+      client_id: "{config.client_id}"
+      client_secret: "{config.client_secret}"
+      scopes: [events.write]
+    body:
+      id: {from: properties.id, type: id, required: true}
+events:
+  Order Completed: {vendor_event: purchase, request: collect}
+`
+
+// rewrite sends every request to srv, keeping its path: the test's
+// stand-in for DNS.
+type rewrite struct{ to *url.URL }
+
+func (r rewrite) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.URL.Scheme, req.URL.Host = r.to.Scheme, r.to.Host
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+func TestOAuth2ClientCredentials(t *testing.T) {
+	var tokenCalls atomic.Int32
+	var tokenStatus atomic.Int32
+	tokenStatus.Store(200)
+	var lastAuth atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/oauth/token":
+			tokenCalls.Add(1)
+			user, pass, _ := r.BasicAuth()
+			r.ParseForm()
+			if user != "cid" || pass != "csecret-123" || r.Form.Get("grant_type") != "client_credentials" || r.Form.Get("scope") != "events.write" {
+				w.WriteHeader(401)
+				io.WriteString(w, `{"error":"invalid_client"}`)
+				return
+			}
+			if st := int(tokenStatus.Load()); st != 200 {
+				w.WriteHeader(st)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"access_token":"tok-live-777","token_type":"bearer","expires_in":3600}`)
+		default:
+			lastAuth.Store(r.Header.Get("Authorization"))
+			if strings.Contains(r.URL.RawQuery, "echo") {
+				w.WriteHeader(400)
+				io.WriteString(w, "bad request; you sent Authorization: "+r.Header.Get("Authorization"))
+				return
+			}
+			w.WriteHeader(200)
+		}
+	}))
+	defer srv.Close()
+	to, _ := url.Parse(srv.URL)
+	client := &http.Client{Transport: rewrite{to}}
+
+	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	bind := func(secret string) *runtime.Integration {
+		in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	in := bind("csecret-123")
+	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
+	if res.Outcome != runtime.Deliver {
+		t.Fatal(res.Outcome, res.Message)
+	}
+	s := send.New(send.Options{Client: client})
+	for i := range 3 {
+		if a := s.Do(context.Background(), in, "o", res.Requests[0]); a.Outcome != runtime.Delivered {
+			t.Fatalf("attempt %d: %v %s", i, a.Outcome, a.Message)
+		}
+	}
+	if got := lastAuth.Load(); got != "Bearer tok-live-777" {
+		t.Fatalf("vendor saw Authorization %q", got)
+	}
+	if n := tokenCalls.Load(); n != 1 {
+		t.Fatalf("%d token requests for 3 sends, want 1 (cached)", n)
+	}
+	// A vendor that echoes the token: scrubbed from the message.
+	echo := *res.Requests[0]
+	echo.URL += "?echo=1"
+	a := s.Do(context.Background(), in, "o", &echo)
+	if a.Outcome != runtime.Failed || strings.Contains(a.Message, "tok-live-777") || !strings.Contains(a.Message, "***") {
+		t.Fatalf("echo: %v %q", a.Outcome, a.Message)
+	}
+
+	// Refused client credentials: failed, not retried, no secret shown.
+	bad := bind("wrong-secret-456")
+	a = send.New(send.Options{Client: client}).Do(context.Background(), bad, "o", bad.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`)).Requests[0])
+	if a.Outcome != runtime.Failed || !strings.Contains(a.Message, "refused the client credentials (401)") || strings.Contains(a.Message, "wrong-secret") {
+		t.Fatalf("bad secret: %v %q", a.Outcome, a.Message)
+	}
+	// A token endpoint that is down: retried.
+	tokenStatus.Store(503)
+	fresh := bind("csecret-123")
+	a = send.New(send.Options{Client: client}).Do(context.Background(), fresh, "o", fresh.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-2"}}`)).Requests[0])
+	if a.Outcome != runtime.Retry || strings.Contains(a.Message, "csecret") {
+		t.Fatalf("token endpoint down: %v %q", a.Outcome, a.Message)
+	}
+}

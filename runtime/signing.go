@@ -1,0 +1,242 @@
+package runtime
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/blueprint-engine/blueprint/internal/compiler"
+)
+
+// configHolds runs an expression over config only (a required_when, an
+// auth's when): true when it gives true. One that cannot be evaluated (a
+// key it reads is absent or invalid) does not hold.
+func (in *Integration) configHolds(e *compiler.Expr) bool {
+	c := ctxPool.Get().(*evalCtx)
+	defer c.release()
+	c.in = in
+	ok, err := c.runBool(e, &scope{})
+	return err == nil && ok
+}
+
+// chooseAuth returns the request's auth for this integration: the first
+// whose when holds (or that has none), or nil.
+func (in *Integration) chooseAuth(r *compiler.Request) *compiler.Auth {
+	for _, a := range r.Auths {
+		if a.When == nil || in.configHolds(a.When) {
+			return a
+		}
+	}
+	return nil
+}
+
+// BatchPolicy says how a sender joins the requests of one batching
+// request (see Integration.Batch): it sends a batch when it holds
+// MaxEvents requests, MaxWait after the first was queued, or before the
+// joined body would pass MaxBytes.
+type BatchPolicy struct {
+	// Into is the top-level body array the requests' arrays are joined
+	// into.
+	Into      string
+	MaxEvents int
+	MaxWait   time.Duration
+	MaxBytes  int
+}
+
+// batchPolicy decides a request's batching from config, or nil when it
+// does not batch.
+func (in *Integration) batchPolicy(r *compiler.Request) *BatchPolicy {
+	b := r.Batch
+	if b == nil {
+		return nil
+	}
+	get := func(s compiler.Setting) int64 {
+		if s.Config == "" {
+			return s.Const
+		}
+		switch v := in.config[s.Config].(type) {
+		case bool:
+			if v {
+				return 1
+			}
+		case int64:
+			return v
+		}
+		return 0
+	}
+	if get(b.Enabled) == 0 {
+		return nil
+	}
+	p := &BatchPolicy{Into: b.Into, MaxEvents: int(max(1, get(b.MaxEvents))), MaxWait: time.Duration(max(0, get(b.MaxWaitMS))) * time.Millisecond, MaxBytes: int(max(1, get(b.MaxBytes)))}
+	return p
+}
+
+// Batch reports whether the sender may join req with other requests of
+// the same request of this integration, and how.
+func (in *Integration) Batch(req *Request) (BatchPolicy, bool) {
+	if req == nil || req.spec == nil {
+		return BatchPolicy{}, false
+	}
+	rp := in.requests[req.spec]
+	if rp == nil || rp.batch == nil {
+		return BatchPolicy{}, false
+	}
+	return *rp.batch, true
+}
+
+// passThrough returns the body of a body_from: event request: the event
+// as received, copied, or {"INTO":[event]} when the request batches.
+func (in *Integration) passThrough(event []byte, rp *requestPlan) []byte {
+	if rp.batch == nil {
+		return append([]byte(nil), event...)
+	}
+	b := make([]byte, 0, len(event)+len(rp.batch.Into)+8)
+	b = append(b, `{"`...)
+	b = append(b, rp.batch.Into...)
+	b = append(b, `":[`...)
+	b = append(b, event...)
+	return append(b, "]}"...)
+}
+
+// ErrBatch is returned by JoinBatch for requests that cannot be joined.
+var ErrBatch = errors.New("runtime: requests cannot be joined into one batch")
+
+// JoinBatch joins requests of one batching request of this integration
+// (Batch says which) into one: the first request's method, URL and
+// headers, and its body with the array named by the policy's Into holding
+// the items of every request's array, in order. The bytes of each item
+// are kept as they are. A signature is computed again over the joined
+// body, at now.
+func (in *Integration) JoinBatch(reqs []*Request, now time.Time) (*Request, error) {
+	if len(reqs) == 0 {
+		return nil, fmt.Errorf("%w: none given", ErrBatch)
+	}
+	first := reqs[0]
+	p, ok := in.Batch(first)
+	if !ok {
+		return nil, fmt.Errorf("%w: the request does not batch", ErrBatch)
+	}
+	head := gjson.GetBytes(first.Body, p.Into)
+	if !head.IsArray() || head.Index <= 0 {
+		return nil, fmt.Errorf("%w: the body has no array %s", ErrBatch, p.Into)
+	}
+	var items []byte
+	for _, r := range reqs {
+		if r.spec != first.spec || r.URL != first.URL || r.Method != first.Method {
+			return nil, fmt.Errorf("%w: they go to different requests", ErrBatch)
+		}
+		arr := gjson.GetBytes(r.Body, p.Into)
+		if !arr.IsArray() {
+			return nil, fmt.Errorf("%w: a body has no array %s", ErrBatch, p.Into)
+		}
+		inner := trimJSONSpace([]byte(arr.Raw[1 : len(arr.Raw)-1]))
+		if len(inner) == 0 {
+			continue
+		}
+		if len(items) > 0 {
+			items = append(items, ',')
+		}
+		items = append(items, inner...)
+	}
+	out := *first
+	out.Headers = append([]Header(nil), first.Headers...)
+	body := make([]byte, 0, len(first.Body)+len(items))
+	body = append(body, first.Body[:head.Index]...)
+	body = append(body, '[')
+	body = append(body, items...)
+	body = append(body, ']')
+	body = append(body, first.Body[head.Index+len(head.Raw):]...)
+	out.Body = body
+	out.secretRanges = nil // batching bodies hold no secret fields (checked at compile)
+	if rp := in.requests[first.spec]; rp != nil && rp.sig != nil {
+		in.sign(&out, rp, now)
+	}
+	return &out, nil
+}
+
+func trimJSONSpace(b []byte) []byte {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func (in *Integration) now() time.Time {
+	if in.opts.Clock != nil {
+		return in.opts.Clock()
+	}
+	return time.Now()
+}
+
+// Sign computes the signature headers of req again, at now, when its auth
+// is a signature: the sender calls it before every attempt, so that a
+// retry carries a fresh time of signing. Other requests are left as they
+// are.
+func (in *Integration) Sign(req *Request, now time.Time) {
+	if req == nil || req.spec == nil {
+		return
+	}
+	if rp := in.requests[req.spec]; rp != nil && rp.sig != nil {
+		in.sign(req, rp, now)
+	}
+}
+
+// sign sets the signature headers of req over its body, at now.
+func (in *Integration) sign(req *Request, rp *requestPlan, now time.Time) {
+	sig := rp.sig
+	var ts string
+	if sig.TimestampHeader != "" {
+		if sig.TimestampFormat == "unix_seconds" {
+			ts = strconv.FormatInt(now.Unix(), 10)
+		} else {
+			ts = strconv.FormatInt(now.UnixMilli(), 10)
+		}
+	}
+	var newHash func() hash.Hash
+	switch sig.Algorithm {
+	case "sha1":
+		newHash = sha1.New
+	case "sha512":
+		newHash = sha512.New
+	default:
+		newHash = sha256.New
+	}
+	m := hmac.New(newHash, rp.sigKey)
+	if ts != "" {
+		m.Write([]byte(ts))
+		m.Write([]byte(sig.Separator))
+	}
+	m.Write(req.Body)
+	value := sig.Prefix + hex.EncodeToString(m.Sum(nil))
+	if ts != "" {
+		setHeader(req, sig.TimestampHeader, ts)
+	}
+	setHeader(req, sig.Header, value)
+}
+
+// setHeader sets a secret header of req, replacing one of the same name.
+// The headers are copied first: a Result's headers may share an array.
+func setHeader(req *Request, name, value string) {
+	for i := range req.Headers {
+		if req.Headers[i].Name == name {
+			hs := append([]Header(nil), req.Headers...)
+			hs[i].Value = value
+			req.Headers = hs
+			return
+		}
+	}
+	req.Headers = append(req.Headers, Header{Name: name, Value: value, Secret: true})
+}
