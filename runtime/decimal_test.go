@@ -111,3 +111,95 @@ func contains(s []string, x string) bool {
 	}
 	return false
 }
+
+// min and max bound a time in Unix seconds (vendors-common.md: a time
+// before 1970 or after 9999 is invalid_field, in every written form).
+func TestTimeBounds(t *testing.T) {
+	src := `key: demo
+version: 1.0.0
+name: Demo
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/e
+    body:
+      at: {from: timestamp, type: time, min: 0}
+      ymd_hm: {from: properties.t, type: time, format: "20060102_1504", min: 0, max: 1772029800}
+      plain: {from: properties.p, type: time}
+events:
+  E: {vendor_event: e, request: r}
+`
+	in := bindInline(t, src)
+	eval := func(ts, props string) runtime.Result {
+		return in.Evaluate([]byte(`{"type":"track","event":"E","timestamp":"` + ts + `","properties":` + props + `}`))
+	}
+	for _, c := range []struct{ ts, props, field, msg string }{
+		{"1969-12-31T23:59:59Z", `{}`, "at", "is before 1970-01-01T00:00:00Z"},
+		{"1969-12-31T23:59:59.999Z", `{}`, "at", "is before 1970-01-01T00:00:00Z"},
+		{"1970-01-01T00:30:00+01:00", `{}`, "at", "is before 1970-01-01T00:00:00Z"},
+		{"2026-02-25T14:30:00Z", `{"t":"1969-07-20T20:17:00Z"}`, "ymd_hm", "is before 1970-01-01T00:00:00Z"},
+		{"2026-02-25T14:30:00Z", `{"t":"2026-02-25T14:31:00Z"}`, "ymd_hm", "is after 2026-02-25T14:30:00Z"},
+	} {
+		res := eval(c.ts, c.props)
+		if res.Outcome != runtime.Reject || res.Reason != runtime.ReasonInvalidField || !contains(res.Fields, c.field) || !strings.Contains(res.Message, c.msg) {
+			t.Errorf("%s %s: %s %s %v: %s", c.ts, c.props, res.Outcome, res.Reason, res.Fields, res.Message)
+		}
+	}
+	// On the bounds, and without bounds, a time is accepted.
+	res := eval("1970-01-01T00:00:00Z", `{"t":"2026-02-25T14:30:00.999Z","p":"1969-07-20T20:17:00Z"}`)
+	if res.Outcome != runtime.Deliver {
+		t.Fatalf("%s %s: %s", res.Outcome, res.Reason, res.Message)
+	}
+	if got, want := string(res.Requests[0].Body), `{"at":"1970-01-01T00:00:00Z","ymd_hm":"20260225_1430","plain":"1969-07-20T20:17:00Z"}`; got != want {
+		t.Errorf("body %s, want %s", got, want)
+	}
+}
+
+// min and max bound a list's number of elements, mapped (items) or not;
+// the fault names the list, and a list over the bound is not mapped.
+func TestArrayLengthBounds(t *testing.T) {
+	src := `key: demo
+version: 1.0.0
+name: Demo
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/e
+    body:
+      items:
+        from: properties.products
+        type: array
+        max: 2
+        items:
+          sku: {from: sku, type: string, required: true}
+      tags: {from: properties.tags, type: array, min: 1, max: 2}
+events:
+  E: {vendor_event: e, request: r}
+`
+	in := bindInline(t, src)
+	eval := func(props string) runtime.Result {
+		return in.Evaluate([]byte(`{"type":"track","event":"E","properties":` + props + `}`))
+	}
+	for _, c := range []struct{ props, field, msg string }{
+		{`{"products":[{"sku":"a"},{"sku":"b"},{}]}`, "items", "has 3 elements, more than the maximum 2"},
+		{`{"tags":["a","b","c"]}`, "tags", "has 3 elements, more than the maximum 2"},
+	} {
+		res := eval(c.props)
+		if res.Outcome != runtime.Reject || res.Reason != runtime.ReasonInvalidField || len(res.Fields) != 1 || res.Fields[0] != c.field || !strings.Contains(res.Message, c.msg) {
+			t.Errorf("%s: %s %s %v: %s", c.props, res.Outcome, res.Reason, res.Fields, res.Message)
+		}
+	}
+	res := eval(`{"products":[{"sku":"a"},{"sku":"b"}],"tags":["x"]}`)
+	if res.Outcome != runtime.Deliver {
+		t.Fatalf("%s %s: %s", res.Outcome, res.Reason, res.Message)
+	}
+	if got, want := string(res.Requests[0].Body), `{"items":[{"sku":"a"},{"sku":"b"}],"tags":["x"]}`; got != want {
+		t.Errorf("body %s, want %s", got, want)
+	}
+}

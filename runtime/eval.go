@@ -1146,6 +1146,9 @@ func (c *evalCtx) writeItems(f *compiler.Field, sc *scope) rv {
 	if in.jt != '[' {
 		return invalidVal("expected a list, got " + describeVal(in))
 	}
+	if msg := lengthBounds(&f.Type, in.b); msg != "" {
+		return invalidVal(msg)
+	}
 	ip := c.in.plan.items[f.Object]
 	start := len(c.out)
 	c.out = append(c.out, '[')

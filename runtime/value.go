@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/blueprint-engine/blueprint/internal/compiler"
 	"github.com/blueprint-engine/blueprint/internal/conv"
 	"github.com/blueprint-engine/blueprint/internal/encoding"
@@ -301,6 +303,9 @@ func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 		if !writable {
 			return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " falls outside the years 0000-9999 in UTC")
 		}
+		if msg := timeBounds(t, secs); msg != "" {
+			return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " " + msg)
+		}
 		c.scratch = out
 		return rv{st: present, jt: '"', b: out[start:len(out):len(out)], plain: true}
 	case compiler.KindEmailSHA256:
@@ -322,9 +327,28 @@ func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 		if v.jt != '[' {
 			return invalidVal("expected a list, got " + describeVal(v))
 		}
+		if msg := lengthBounds(t, v.b); msg != "" {
+			return invalidVal(msg)
+		}
 		return v
 	}
 	return v
+}
+
+// lengthBounds applies min/max to a list: its number of elements.
+func lengthBounds(t *compiler.Type, list []byte) string {
+	if t.Min == nil && t.Max == nil {
+		return ""
+	}
+	n := 0
+	gjson.ParseBytes(list).ForEach(func(_, _ gjson.Result) bool { n++; return true })
+	if t.Min != nil && float64(n) < *t.Min {
+		return "has " + strconv.Itoa(n) + " elements, fewer than the minimum " + strconv.FormatFloat(*t.Min, 'f', -1, 64)
+	}
+	if t.Max != nil && float64(n) > *t.Max {
+		return "has " + strconv.Itoa(n) + " elements, more than the maximum " + strconv.FormatFloat(*t.Max, 'f', -1, 64)
+	}
+	return ""
 }
 
 // appendLowerTrim appends s trimmed of white space and lower-cased.
@@ -376,6 +400,25 @@ func bounds(t *compiler.Type, f float64) string {
 	}
 	if t.Max != nil && f > *t.Max {
 		return "is above the maximum " + strconv.FormatFloat(*t.Max, 'f', -1, 64)
+	}
+	return ""
+}
+
+// timeBounds applies min/max to a time: Unix seconds of the time in UTC
+// (min: 0 refuses a time before 1970), the fraction dropped (floor).
+func timeBounds(t *compiler.Type, secs int64) string {
+	at := func(b float64) string {
+		s, ok := conv.AppendUTCSeconds(nil, int64(b))
+		if !ok {
+			return strconv.FormatFloat(b, 'f', -1, 64) + " Unix seconds"
+		}
+		return string(s)
+	}
+	if t.Min != nil && float64(secs) < *t.Min {
+		return "is before " + at(math.Ceil(*t.Min))
+	}
+	if t.Max != nil && float64(secs) > *t.Max {
+		return "is after " + at(math.Floor(*t.Max))
 	}
 	return ""
 }
@@ -472,6 +515,9 @@ func (c *evalCtx) formatTime(t *compiler.Type, v rv) rv {
 	}
 	if !conv.WritableUTC(tm) {
 		return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " falls outside the years 0000-9999 in UTC")
+	}
+	if msg := timeBounds(t, tm.Unix()); msg != "" {
+		return invalidVal(strconv.Quote(truncate(string(v.b), 40)) + " " + msg)
 	}
 	var n int64
 	switch t.Format {

@@ -790,8 +790,8 @@ func (c *compiler) compileSpec(n *yaml.Node, sc *scope) Spec {
 	}
 	for _, k := range []string{"min", "max"} {
 		if mn := get(n, k); mn != nil {
-			if kind != KindInteger && kind != KindNumber && kind != KindDecimal {
-				c.ds.Errorf(c.pos(getKey(n, k)), "misplaced_key", "%s applies to types integer, number and decimal, not %s", k, kind)
+			if kind != KindInteger && kind != KindNumber && kind != KindDecimal && kind != KindTime && kind != KindArray {
+				c.ds.Errorf(c.pos(getKey(n, k)), "misplaced_key", "%s applies to types integer, number, decimal, time and array, not %s", k, kind)
 				continue
 			}
 			f, _ := syntax.Scalar(mn).(float64)
@@ -1967,10 +1967,20 @@ func (c *compiler) fieldOrder(obj *Object, fields []kv) []int {
 func (c *compiler) compileField(p kv, prefix string, item bool, sc *scope) *Field {
 	n := p.v
 	key, _ := json.Marshal(p.k.Value)
+	path := prefix + p.k.Value
+	fn := get(n, "fault_name")
+	if fn != nil {
+		// The name faults use for this field (and inside it); "" leaves
+		// a wrapper object out of its fields' names.
+		path = prefix + fn.Value
+		if fn.Value == "" {
+			path = strings.TrimSuffix(prefix, ".")
+		}
+	}
 	f := &Field{
 		Name:         p.k.Value,
 		JSONKey:      string(key) + ":",
-		Path:         prefix + p.k.Value,
+		Path:         path,
 		Required:     flag(n, "required"),
 		WarnIfAbsent: text(n, "warn_if_absent"),
 		List:         flag(n, "list"),
@@ -2006,8 +2016,15 @@ func (c *compiler) compileField(p kv, prefix string, item bool, sc *scope) *Fiel
 	case fields == nil && !hasSource:
 		c.ds.Errorf(c.pos(p.k), "missing_source", "field %s needs a source: from, value, config, const or expr", f.Path)
 	}
+	if fn != nil && fn.Value == "" && path == "" && fields == nil {
+		c.ds.Errorf(c.pos(fn), "invalid_value", "an empty fault_name names field %s by its parent, and a top-level field has none: only a wrapper object (with fields) can leave its name out", p.k.Value)
+	}
 	if fields != nil {
-		f.Object = c.compileObject(pairs(fields), f.Path+".", item)
+		childPrefix := f.Path + "."
+		if f.Path == "" {
+			childPrefix = ""
+		}
+		f.Object = c.compileObject(pairs(fields), childPrefix, item)
 	}
 	if items != nil {
 		f.Object = c.compileObject(pairs(items), f.Path+"[].", true)

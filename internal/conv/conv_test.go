@@ -61,6 +61,10 @@ func TestMinorUnits(t *testing.T) {
 		{"25.50", 2, 2550, false}, {"1.005", 2, 101, false}, {"0.125", 2, 13, false}, {"0.124", 2, 12, false},
 		{"1500.5", 0, 1501, false}, {"12.3456", 3, 12346, false}, {"-1.005", 2, -101, false}, {"1e3", 2, 0, true},
 		{"abc", 2, 0, true}, {".5", 2, 0, true}, {"5.", 2, 0, true}, {"99999999999999999999", 2, 0, true}, {"0", 2, 0, false},
+		// The largest amount that fits: math.MaxInt64 minor units, and one over.
+		{"92233720368547758.07", 2, 9223372036854775807, false}, {"92233720368547758.08", 2, 0, true},
+		{"9223372036854775807", 0, 9223372036854775807, false}, {"9223372036854775808", 0, 0, true},
+		{"92233720368547758.065", 2, 9223372036854775807, false}, {"92233720368547758.075", 2, 0, true},
 	}
 	for _, c := range cases {
 		got, err := MinorUnits([]byte(c.in), c.exp, false)

@@ -88,7 +88,7 @@ func MinorUnitsSign(text []byte, exp int, allowExp bool) (minor int64, negative 
 	shift := exp + e10 - len(fracDigits)
 	var n uint64
 	digit := func(d byte) error {
-		if n > (math.MaxInt64-9)/10 {
+		if n > (math.MaxInt64-uint64(d-'0'))/10 {
 			return ErrTooLarge
 		}
 		n = n*10 + uint64(d-'0')

@@ -7,10 +7,12 @@ package docgen
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/blueprint-engine/blueprint/engine"
 
@@ -364,7 +366,7 @@ func writeEvent(w func(string, ...any), bp *compiler.Blueprint, e *compiler.Even
 		w("- Warnings: %s\n", codeList(e.Warnings, ", "))
 	}
 	w("\nBody (%s; a field that is absent is left out, never `null`):\n\n| field | from | rule | required | when absent |\n| --- | --- | --- | --- | --- |\n", r.Encoding.Title())
-	writeFields(w, r.Body)
+	writeFields(w, r.Body, "", "", false)
 	if rs := r.Responses; rs != nil {
 		w("\nResponses (first match wins; network errors and timeouts are retried):\n\n| status | when | outcome | note |\n| --- | --- | --- | --- |\n")
 		for _, rule := range rs.Rules {
@@ -402,11 +404,19 @@ func writeEvent(w func(string, ...any), bp *compiler.Blueprint, e *compiler.Even
 	}
 }
 
-func writeFields(w func(string, ...any), o *compiler.Object) {
+// writeFields writes a row per field, named by its path as written in
+// the request: prefix is its parent's, faultPrefix the parent's name in
+// faults (as the compiler builds Path), flat whether the parent is an
+// indexed list (whose item keys are written ItemSku{n}).
+func writeFields(w func(string, ...any), o *compiler.Object, prefix, faultPrefix string, flat bool) {
 	if o == nil {
 		return
 	}
 	for _, f := range o.Fields {
+		written := prefix + f.Name
+		if flat {
+			written += "{n}"
+		}
 		from := describeSources(&f.Spec)
 		rule := describeType(&f.Type)
 		if f.Type.Kind == compiler.KindAny && len(f.Sources) == 1 && f.Sources[0].Value != nil {
@@ -418,6 +428,13 @@ func writeFields(w func(string, ...any), o *compiler.Object) {
 		}
 		if f.Type.Kind == compiler.KindArray && f.Object != nil {
 			rule = "a non-empty list, mapped item by item"
+			if f.Each {
+				rule = "a non-empty list, one entry per element (null when absent)"
+			}
+			if f.Flatten {
+				rule += ", written as indexed flat keys from 1"
+			}
+			rule += lengthRule(&f.Type)
 		}
 		if f.Type.Kind == compiler.KindObject && f.Object != nil {
 			from = "its fields"
@@ -433,8 +450,24 @@ func writeFields(w func(string, ...any), o *compiler.Object) {
 		if f.List {
 			rule += "; written as a one-element list"
 		}
+		if f.HasJoin {
+			rule += "; written as one text, joined with `" + f.Join + "` (an absent entry empty; left out when all are)"
+		}
 		if f.Secret {
 			rule += "; secret (redacted)"
+		}
+		if f.When != nil {
+			rule += "; sent only when `" + strings.TrimSpace(f.When.Text) + "`"
+		}
+		if !flat && f.Path != faultPrefix+f.Name {
+			if f.Path == "" {
+				rule += "; left out of its fields' names in faults"
+			} else {
+				rule += "; faults name it `" + docPath(f.Path) + "`"
+			}
+		}
+		if f.Internal {
+			rule = "not sent: a helper the fields beside it read; " + rule
 		}
 		absent := "omitted"
 		switch {
@@ -445,9 +478,38 @@ func writeFields(w func(string, ...any), o *compiler.Object) {
 		case f.WarnIfAbsent != "":
 			absent = "omitted, warning `" + f.WarnIfAbsent + "`"
 		}
-		w("| `%s` | %s | %s | %s | %s |\n", strings.ReplaceAll(f.Path, "[]", "[i]"), from, cell(rule), yesNo(f.Required), absent)
-		writeFields(w, f.Object)
+		w("| `%s` | %s | %s | %s | %s |\n", docPath(written), from, cell(rule), yesNo(f.Required), absent)
+		switch {
+		case f.Object == nil:
+		case f.Type.Kind == compiler.KindObject:
+			fp := f.Path + "."
+			if f.Path == "" {
+				fp = ""
+			}
+			writeFields(w, f.Object, written+".", fp, false)
+		case f.Flatten:
+			writeFields(w, f.Object, written, "", true)
+		case f.Each:
+			writeFields(w, f.Object, written+"[]", f.Path+"[]", false)
+		default:
+			writeFields(w, f.Object, written+"[].", f.Path+"[].", false)
+		}
 	}
+}
+
+// docPath writes an item's index as [i].
+func docPath(p string) string { return strings.ReplaceAll(p, "[]", "[i]") }
+
+// lengthRule says how min and max bound a list.
+func lengthRule(t *compiler.Type) string {
+	s := ""
+	if t.Min != nil {
+		s += fmt.Sprintf(", at least %v elements", *t.Min)
+	}
+	if t.Max != nil {
+		s += fmt.Sprintf(", at most %v elements", *t.Max)
+	}
+	return s
 }
 
 func describeSources(s *compiler.Spec) string {
@@ -481,13 +543,26 @@ func describeType(t *compiler.Type) string {
 	if t.Pattern != nil && (t.Kind == compiler.KindString || t.Kind == compiler.KindID) {
 		s += ", matching `" + cell(patternText(t.Pattern)) + "`"
 	}
-	if t.Kind == compiler.KindInteger || t.Kind == compiler.KindNumber {
+	switch t.Kind {
+	case compiler.KindInteger, compiler.KindNumber, compiler.KindDecimal:
 		if t.Min != nil {
 			s += fmt.Sprintf(", at least %v", *t.Min)
 		}
 		if t.Max != nil {
 			s += fmt.Sprintf(", at most %v", *t.Max)
 		}
+	case compiler.KindTime:
+		at := func(secs float64) string {
+			return time.Unix(int64(secs), 0).UTC().Format("2006-01-02T15:04:05Z")
+		}
+		if t.Min != nil {
+			s += ", not before " + at(math.Ceil(*t.Min))
+		}
+		if t.Max != nil {
+			s += ", not after " + at(math.Floor(*t.Max))
+		}
+	case compiler.KindArray:
+		s += lengthRule(t)
 	}
 	return s
 }
