@@ -477,6 +477,9 @@ func (c *evalCtx) runBool(e *compiler.Expr, sc *scope) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if v.st == invalid {
+		return false, errors.New(v.msg) // it rests on an invalid value
+	}
 	return v.st == present && v.jt == 't', nil
 }
 

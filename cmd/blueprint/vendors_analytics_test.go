@@ -20,29 +20,28 @@ import (
 
 // The canonical events of docs/vendors-common.md.
 const (
-	canonicalOrder = `{"type":"track","event":"Order Completed","messageId":"m-1","anonymousId":"anon-1","userId":"u-1","timestamp":"2026-02-25T14:30:00.000Z","context":{"ip":"203.0.113.9","userAgent":"Mozilla/5.0","page":{"url":"https://shop.example/checkout?irclickid=ic-1&awc=aw-1&cjevent=cj-1&ranSiteID=rs-1&ranLand=20260225_1400","referrer":"https://ref.example/"},"consent":{"advertising":true,"analytics":true},"traits":{"email":" Jane@Example.com "}},"properties":{"order_id":"o-1","total":30.5,"revenue":25.5,"subtotal":"25.50","tax":3,"shipping":2,"currency":"usd","coupon":"SAVE5","products":[{"product_id":"p-1","sku":"S-1","name":"Tee","category":"Shirts","brand":"Acme","price":"12.75","quantity":2}]}}`
-	canonicalPage  = `{"type":"page","name":"Checkout","messageId":"m-2","anonymousId":"anon-1","userId":"u-1","timestamp":"2026-02-25T14:29:00.000Z","context":{"ip":"203.0.113.9","userAgent":"Mozilla/5.0","page":{"url":"https://shop.example/checkout?irclickid=ic-1","referrer":"https://ref.example/","title":"Checkout"},"consent":{"advertising":true,"analytics":true}}}`
+	canonicalPage = `{"type":"page","name":"Checkout","messageId":"m-2","anonymousId":"anon-1","userId":"u-1","timestamp":"2026-02-25T14:29:00.000Z","context":{"ip":"203.0.113.9","userAgent":"Mozilla/5.0","page":{"url":"https://shop.example/checkout?irclickid=ic-1","referrer":"https://ref.example/","title":"Checkout"},"consent":{"advertising":true,"analytics":true}}}`
 )
 
-// received is one request as the vendor's server saw it.
-type received struct {
+// captured is one request as the vendor's server saw it.
+type captured struct {
 	method, path, query string
 	header              http.Header
 	body                string
 }
 
-// vendorServer answers with answer(n) to its n-th request (from 1) and
+// captureServer answers with answer(n) to its n-th request (from 1) and
 // records every request.
-type vendorServer struct {
+type captureServer struct {
 	mu     sync.Mutex
-	reqs   []received
+	reqs   []captured
 	answer func(n int) (status int, body string)
 }
 
-func (s *vendorServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *captureServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
-	s.reqs = append(s.reqs, received{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), string(b)})
+	s.reqs = append(s.reqs, captured{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), string(b)})
 	n := len(s.reqs)
 	s.mu.Unlock()
 	status, body := s.answer(n)
@@ -51,18 +50,18 @@ func (s *vendorServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, body)
 }
 
-func (s *vendorServer) received() []received {
+func (s *captureServer) captured() []captured {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]received(nil), s.reqs...)
+	return append([]captured(nil), s.reqs...)
 }
 
 // sendTo runs `blueprint send` with events (NDJSON) against a server
 // answering with answer, with fast retries; it returns the server, the
 // CLI's output and the state directory.
-func sendTo(t *testing.T, answer func(n int) (int, string), key string, config []string, events ...string) (srv *vendorServer, out, errs, state string) {
+func sendTo(t *testing.T, answer func(n int) (int, string), key string, config []string, events ...string) (srv *captureServer, out, errs, state string) {
 	t.Helper()
-	srv = &vendorServer{answer: answer}
+	srv = &captureServer{answer: answer}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	path := filepath.Join(t.TempDir(), "events.ndjson")
@@ -108,8 +107,8 @@ func vendorDeadLetters(t *testing.T, state string) []struct {
 	return items
 }
 
-// expectRequest checks one received request against the contract.
-func expectRequest(t *testing.T, got received, path, query, body string) {
+// expectRequest checks one captured request against the contract.
+func expectRequest(t *testing.T, got captured, path, query, body string) {
 	t.Helper()
 	if got.method != http.MethodPost || got.path != path || got.query != query {
 		t.Errorf("request %s %s?%s, want POST %s?%s", got.method, got.path, got.query, path, query)
@@ -145,7 +144,7 @@ const (
 func TestSendGA4CanonicalEvents(t *testing.T) {
 	srv, out, errs, _ := sendTo(t, func(int) (int, string) { return 204, "" }, "ga4", ga4Config, canonicalOrder, canonicalPage)
 	expectSummary(t, out, 2, 0, 0, 0)
-	reqs := srv.received()
+	reqs := srv.captured()
 	if len(reqs) != 2 {
 		t.Fatalf("%d requests, want 2", len(reqs))
 	}
@@ -162,7 +161,7 @@ func TestSendGA4CanonicalEvents(t *testing.T) {
 		delete(want, name)
 	}
 	if len(want) != 0 {
-		t.Errorf("not received: %v", want)
+		t.Errorf("not captured: %v", want)
 	}
 	noSecret(t, "gs-secret", out, errs)
 }
@@ -172,7 +171,7 @@ func TestSendGA4CanonicalEvents(t *testing.T) {
 func TestSendGA4ClientErrorIsDeadLetter(t *testing.T) {
 	srv, out, errs, state := sendTo(t, func(int) (int, string) { return 400, `bad request: no measurement_id` }, "ga4", ga4Config, canonicalOrder)
 	expectSummary(t, out, 0, 0, 0, 1)
-	if n := len(srv.received()); n != 1 {
+	if n := len(srv.captured()); n != 1 {
 		t.Errorf("%d attempts, want 1 (failed is permanent)", n)
 	}
 	dl := vendorDeadLetters(t, state)
@@ -192,7 +191,7 @@ func TestSendGA4ServerErrorIsRetried(t *testing.T) {
 		return 204, ""
 	}, "ga4", ga4Config, canonicalPage)
 	expectSummary(t, out, 1, 0, 0, 0)
-	reqs := srv.received()
+	reqs := srv.captured()
 	if len(reqs) != 2 {
 		t.Fatalf("%d attempts, want 2", len(reqs))
 	}
@@ -213,7 +212,7 @@ func TestSendMetaCanonicalEvents(t *testing.T) {
 	srv, out, errs, _ := sendTo(t, func(int) (int, string) { return 200, metaOK }, "meta_capi",
 		append(metaConfig, "test_event_code=TEST12345"), canonicalOrder, canonicalPage)
 	expectSummary(t, out, 2, 0, 0, 0)
-	reqs := srv.received()
+	reqs := srv.captured()
 	if len(reqs) != 2 {
 		t.Fatalf("%d requests, want 2", len(reqs))
 	}
@@ -230,7 +229,7 @@ func TestSendMetaCanonicalEvents(t *testing.T) {
 		delete(want, name)
 	}
 	if len(want) != 0 {
-		t.Errorf("not received: %v", want)
+		t.Errorf("not captured: %v", want)
 	}
 	noSecret(t, "EAAB-secret", out, errs)
 }
@@ -251,7 +250,7 @@ func TestSendMetaClientErrorsAreDeadLetters(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			srv, out, errs, state := sendTo(t, func(int) (int, string) { return c.status, c.answer }, "meta_capi", metaConfig, canonicalOrder)
 			expectSummary(t, out, 0, 0, 0, 1)
-			if n := len(srv.received()); n != 1 {
+			if n := len(srv.captured()); n != 1 {
 				t.Errorf("%d attempts, want 1 (failed is permanent)", n)
 			}
 			dl := vendorDeadLetters(t, state)
@@ -283,7 +282,7 @@ func TestSendMetaRetries(t *testing.T) {
 				return 200, metaOK
 			}, "meta_capi", metaConfig, canonicalPage)
 			expectSummary(t, out, 1, 0, 0, 0)
-			reqs := srv.received()
+			reqs := srv.captured()
 			if len(reqs) != 2 {
 				t.Fatalf("%d attempts, want 2", len(reqs))
 			}
