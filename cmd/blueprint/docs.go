@@ -17,10 +17,12 @@ func (a *app) docsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "docs KEY[@VERSION]|FILE",
 		Short: "Print an integration's Markdown reference, generated from its blueprint",
-		Long: `Print the Markdown reference of an integration: configuration (secrets
-marked), variants and event map, every request with its field table (vendor
-field, source, rule, required, what happens when absent), identity, shared
-values, consent, hosts and warnings. Everything comes from the blueprint.`,
+		Long: `Print the Markdown reference of an integration: prerequisites, configuration
+(secrets marked), variants and event map, every request with its field table
+(vendor field, source, rule, required, what happens when absent) and the
+response rules that can match, the identities and shared values each variant
+sends, consent, hosts, warnings, how to verify it and troubleshooting.
+Everything comes from the blueprint (the page's own sections from its docs:).`,
 		Example: `  blueprint docs button
   blueprint docs button@0.1.0 --variant retail
   blueprint docs blueprints/button/overlays/custom-event.yaml`,

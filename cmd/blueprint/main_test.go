@@ -297,10 +297,24 @@ func TestDocsGolden(t *testing.T) {
 	// The facts of the integration page.
 	for _, fact := range []string{"`application_id`", "`api_key`", "**secret**", "Product Added", "`add_to_cart`",
 		"Order Completed", "`purchase`", "`order_id`", "`total`", "`currency`", "`line_items`", "`customer_id`",
-		"`ip_address`", "`user_agent`", "**advertising**", "0.1.0", "alpha", "`api.usebutton.com`"} {
+		"`ip_address`", "`user_agent`", "**advertising**", "0.1.0", "alpha", "`api.usebutton.com`",
+		// The page's own sections, from the blueprint's docs.
+		"## Prerequisites", "Settings > Applications", "Settings > API Keys", "## Verify", "## Troubleshooting",
+		"| failed, 401", "Check the API key", "| failed, 400", "`order_id`, `total`, `currency` and `line_items`",
+		"`missing_attribution_token`) |", "Capture `btn_ref`", "`invalid_config` `application_id`"} {
 		if !strings.Contains(out, fact) {
 			t.Errorf("docs lack %s", fact)
 		}
+	}
+	// The default variant sends neither ip_address nor user_agent (not
+	// fields of the Order API): its identity table says so.
+	_, ids, _ := strings.Cut(out, "\n## Identity\n")
+	ids, _, _ = strings.Cut(ids, "\n## ")
+	_, def, _ := strings.Cut(ids, "### Variant `default`")
+	def, retail, _ := strings.Cut(def, "### Variant `retail`")
+	if strings.Contains(def, "| `ip_address`") || strings.Contains(def, "| `user_agent`") || !strings.Contains(def, "| `customer_id`") ||
+		!strings.Contains(retail, "| `ip_address`") || !strings.Contains(retail, "| `user_agent`") {
+		t.Errorf("identity by variant:\n%s", ids)
 	}
 }
 

@@ -468,6 +468,7 @@ func (c *compiler) compile(root *yaml.Node) *Blueprint {
 		c.warnings[p.k.Value] = true
 		bp.Warnings = append(bp.Warnings, Warning{Code: p.k.Value, Description: p.v.Value})
 	}
+	bp.Docs = compileDocs(get(root, "docs"))
 	c.declareValues(get(root, "identity"), get(root, "values"))
 	c.compileConsent(get(root, "consent"))
 	c.respPath, c.respRules = c.compileResponses(get(root, "responses"))
@@ -498,6 +499,29 @@ func (c *compiler) compile(root *yaml.Node) *Blueprint {
 }
 
 func (c *compiler) configKeys() []string { return keysOf(c.config) }
+
+// compileDocs reads the docs block (schema-valid: its shape is checked),
+// or returns nil when there is none or it holds nothing.
+func compileDocs(n *yaml.Node) *Docs {
+	if n == nil {
+		return nil
+	}
+	d := &Docs{Verify: strings.TrimSpace(text(n, "verify"))}
+	for _, it := range contentOf(get(n, "prerequisites")) {
+		d.Prerequisites = append(d.Prerequisites, strings.TrimSpace(it.Value))
+	}
+	for _, it := range contentOf(get(n, "troubleshooting")) {
+		d.Troubleshooting = append(d.Troubleshooting, Trouble{
+			Symptom: strings.TrimSpace(text(it, "symptom")),
+			Meaning: strings.TrimSpace(text(it, "meaning")),
+			Fix:     strings.TrimSpace(text(it, "fix")),
+		})
+	}
+	if len(d.Prerequisites) == 0 && d.Verify == "" && len(d.Troubleshooting) == 0 {
+		return nil
+	}
+	return d
+}
 
 func (c *compiler) compileConfig(n *yaml.Node) {
 	c.config = map[string]*ConfigField{}

@@ -26,6 +26,9 @@ type Blueprint struct {
 	// Status is the blueprint's lifecycle: alpha, beta or ga.
 	Status  string
 	Website string
+	// Docs holds the integration page's own sections (docs:), for
+	// blueprint docs only: nothing at run time reads it. Nil when absent.
+	Docs *Docs
 	// File is the name the blueprint was compiled from.
 	File string
 	// Base is KEY@VERSION of the blueprint this overlay extends, or "".
@@ -197,6 +200,20 @@ type Consent struct {
 type Warning struct {
 	Code        string
 	Description string
+}
+
+// Docs is the integration page's own text, which the blueprint states
+// because no other part of it can: what a customer needs first, how to
+// verify the integration, and what a symptom means. Markdown, trimmed.
+type Docs struct {
+	Prerequisites   []string
+	Verify          string
+	Troubleshooting []Trouble
+}
+
+// Trouble is one row of a troubleshooting table. Meaning may be "".
+type Trouble struct {
+	Symptom, Meaning, Fix string
 }
 
 // Variant is one variant with its whole event map resolved.

@@ -134,6 +134,12 @@ func Markdown(pub *engine.Blueprint, variant string) (string, error) {
 	if bp.Base != "" {
 		w("| Extends | `%s` |\n", bp.Base)
 	}
+	if d := bp.Docs; d != nil && len(d.Prerequisites) > 0 {
+		w("\n## Prerequisites\n\n")
+		for _, p := range d.Prerequisites {
+			w("- %s\n", indent(p, "  "))
+		}
+	}
 	w("\n## Configuration\n\n")
 	if len(bp.Config) == 0 {
 		w("None.\n")
@@ -201,24 +207,7 @@ func Markdown(pub *engine.Blueprint, variant string) (string, error) {
 		}
 	}
 
-	if len(bp.Identity) > 0 {
-		w("\n## Identity\n\nIdentifiers forwarded to %s.\n\n| identifier | from | rule |\n| --- | --- | --- |\n", bp.Name)
-		for _, v := range bp.Identity {
-			w("| `%s` | %s | %s |\n", v.Name, describeSources(&v.Spec), describeType(&v.Type))
-		}
-	}
-	var shared []*compiler.Value
-	for _, v := range bp.Values {
-		if !v.Builtin && !v.Identity {
-			shared = append(shared, v)
-		}
-	}
-	if len(shared) > 0 {
-		w("\n## Shared values\n\nComputed at most once per event; the first source present and non-empty wins (absent, `null`, `\"\"` and `[]` count as absent).\n\n| value | from | rule | meaning |\n| --- | --- | --- | --- |\n")
-		for _, v := range shared {
-			w("| `%s` | %s | %s | %s |\n", v.Name, describeSources(&v.Spec), describeType(&v.Type), cell(strings.TrimSpace(v.Description)))
-		}
-	}
+	writeValues(w, bp, variants)
 	w("\n## Consent\n\n")
 	if cs := bp.Consent; cs != nil {
 		w("Category **%s**. ", cs.Category)
@@ -240,6 +229,19 @@ func Markdown(pub *engine.Blueprint, variant string) (string, error) {
 		w("\n## Warnings\n\nAttached to a delivered event; the event is still sent.\n\n| code | meaning |\n| --- | --- |\n")
 		for _, x := range bp.Warnings {
 			w("| `%s` | %s |\n", x.Code, cell(strings.TrimSpace(x.Description)))
+		}
+	}
+	if d := bp.Docs; d != nil && d.Verify != "" {
+		w("\n## Verify\n\n%s\n", d.Verify)
+	}
+	if d := bp.Docs; d != nil && len(d.Troubleshooting) > 0 {
+		w("\n## Troubleshooting\n\n| symptom | meaning | fix |\n| --- | --- | --- |\n")
+		for _, t := range d.Troubleshooting {
+			meaning := cell(t.Meaning)
+			if meaning == "" {
+				meaning = "—"
+			}
+			w("| %s | %s | %s |\n", cell(t.Symptom), meaning, cell(t.Fix))
 		}
 	}
 	return b.String(), nil
@@ -368,8 +370,13 @@ func writeEvent(w func(string, ...any), bp *compiler.Blueprint, e *compiler.Even
 	w("\nBody (%s; a field that is absent is left out, never `null`):\n\n| field | from | rule | required | when absent |\n| --- | --- | --- | --- | --- |\n", r.Encoding.Title())
 	writeFields(w, r.Body, "", "", false)
 	if rs := r.Responses; rs != nil {
-		w("\nResponses (first match wins; network errors and timeouts are retried):\n\n| status | when | outcome | note |\n| --- | --- | --- | --- |\n")
-		for _, rule := range rs.Rules {
+		rules := reachable(rs.Rules)
+		w("\nResponses (first match wins; network errors and timeouts are retried")
+		if n := len(rs.Rules) - len(rules); n > 0 {
+			w("; %s that can never match, as earlier rules take every status %s names, %s not shown", plural(n, "1 rule", fmt.Sprintf("%d rules", n)), plural(n, "it", "each"), plural(n, "is", "are"))
+		}
+		w("):\n\n| status | when | outcome | note |\n| --- | --- | --- | --- |\n")
+		for _, rule := range rules {
 			var st []string
 			for _, x := range rule.Statuses {
 				switch {

@@ -583,6 +583,9 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 	}
 	p.draining.Store(true)
 	p.mu.Unlock()
+	// Nothing more is fed: a batch held for more events is sent now
+	// rather than after its wait.
+	p.worker.FlushBatches()
 	select {
 	case <-p.stopped:
 		return p.runErr

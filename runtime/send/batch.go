@@ -97,6 +97,18 @@ func (b *batcher) flushAll() {
 	}
 }
 
+// flushOpen sends every batch held now; later items form new batches.
+func (b *batcher) flushOpen() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return // flushAll sent them, and Run may be waiting on wg
+	}
+	for _, bt := range b.open {
+		b.sendLocked(bt)
+	}
+}
+
 // sendLocked takes bt out of the open batches and sends it in its own
 // goroutine. b.mu is held.
 func (b *batcher) sendLocked(bt *batch) {

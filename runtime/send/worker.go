@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/blueprint-engine/blueprint/runtime"
@@ -124,6 +125,8 @@ type Worker struct {
 	mu      sync.Mutex
 	foreign map[string]bool // pending items of other integrations, left alone
 	batches *batcher        // items held for a batch, while Run runs
+	// flushing: nothing more is fed; batches go out once nothing is due.
+	flushing atomic.Bool
 }
 
 // Run delivers due items until ctx is done or, when done is set, until
@@ -162,7 +165,9 @@ func (w *Worker) Run(ctx context.Context, done func() bool) error {
 	freed := make(chan struct{}, 1) // a slot came free
 	var wg sync.WaitGroup
 	var inflight sync.Map
+	w.mu.Lock()
 	w.batches = &batcher{w: w, ctx: attemptCtx, wg: &wg, freed: freed}
+	w.mu.Unlock()
 	ticker := time.NewTicker(w.Poll)
 	defer ticker.Stop()
 	var runErr error
@@ -199,6 +204,10 @@ loop:
 				}()
 				w.process(attemptCtx, it, seq)
 			}(it, seq)
+		}
+		if len(items) == 0 && len(slots) == 0 && w.flushing.Load() {
+			// Every due item was claimed and handed over.
+			w.batches.flushOpen()
 		}
 		if len(items) == 0 && done != nil && len(slots) == 0 && done() {
 			break loop
@@ -305,6 +314,20 @@ func (w *Worker) defaults() {
 	}
 	if w.PurgeEvery <= 0 {
 		w.PurgeEvery = time.Hour
+	}
+}
+
+// FlushBatches tells the worker that nothing more is fed (a finite input
+// was read to its end, or the service is draining): from now on, a batch
+// is sent as soon as no other item is due, without waiting for it to fill
+// or for its wait to end.
+func (w *Worker) FlushBatches() {
+	w.flushing.Store(true)
+	w.mu.Lock()
+	b := w.batches
+	w.mu.Unlock()
+	if b != nil {
+		b.flushOpen()
 	}
 }
 
