@@ -26,7 +26,7 @@ values, consent, hosts and warnings. Everything comes from the blueprint.`,
   blueprint docs blueprints/button/overlays/custom-event.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bp, err := a.loadBlueprint(args[0])
+			bp, err := a.loadRef(args[0], "")
 			if err != nil {
 				return err
 			}
