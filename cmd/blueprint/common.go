@@ -32,7 +32,9 @@ func isFileRef(ref string) bool {
 
 // loadBlueprint compiles KEY[@VERSION] from the catalog, or a file. Compile
 // errors are printed and make the command fail.
-func (a *app) loadBlueprint(ref string) (*engine.Blueprint, error) { return a.loadRef(ref, "--blueprint ") }
+func (a *app) loadBlueprint(ref string) (*engine.Blueprint, error) {
+	return a.loadRef(ref, "--blueprint ")
+}
 
 // loadRef is loadBlueprint for a reference given by flag (its name and a
 // space) or, with flag "", as an argument.

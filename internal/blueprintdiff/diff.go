@@ -356,7 +356,9 @@ func (d *differ) patternAt(k, o, n string, w *where) {
 	}
 }
 
-func (d *differ) bounds(k string, omin, omax, nmin, nmax *float64) { d.boundsAt(k, omin, omax, nmin, nmax, nil) }
+func (d *differ) bounds(k string, omin, omax, nmin, nmax *float64) {
+	d.boundsAt(k, omin, omax, nmin, nmax, nil)
+}
 
 func (d *differ) boundsAt(k string, omin, omax, nmin, nmax *float64, w *where) {
 	num := func(f *float64) string { return strconv.FormatFloat(*f, 'g', -1, 64) }
