@@ -249,6 +249,12 @@ func TestValidateVersionBump(t *testing.T) {
 	if code != 0 || out != f+line+"diff "+filepath.Join(dir, "button", "0.1.0.yaml")+" "+f+"\n" {
 		t.Errorf("path: exit %d\n%s%s", code, out, errs)
 	}
+	// Given in its own folder.
+	t.Chdir(filepath.Join(dir, "button"))
+	out, errs, code = cli(t, "", "validate", "0.1.1.yaml")
+	if code != 0 || out != "0.1.1.yaml"+line+"diff 0.1.0.yaml 0.1.1.yaml\n" {
+		t.Errorf("in its folder: exit %d\n%s%s", code, out, errs)
+	}
 	out, _, _ = cli(t, "", "validate", "--format", "json", dir)
 	var doc struct {
 		Diagnostics []struct{ File, Severity, Code string }

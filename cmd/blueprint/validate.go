@@ -144,7 +144,11 @@ func (a *app) versionBump(fsys fs.FS, name string, src []byte, bp *engine.Bluepr
 		fsys = sub
 	} else {
 		dir, base, join = filepath.Dir(name), filepath.Base(name), filepath.Join
-		folder = filepath.Base(dir)
+		abs, err := filepath.Abs(dir) // "0.1.1.yaml" given in its own folder
+		if err != nil {
+			return nil
+		}
+		folder = filepath.Base(abs)
 		fsys = os.DirFS(dir)
 	}
 	version, ok := versionOfFile(base)
