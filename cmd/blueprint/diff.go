@@ -26,7 +26,9 @@ Each change is a line "LEVEL: change (where)"; the last line is
 "needs: LEVEL; OLD -> NEW is a MAJOR|MINOR|PATCH bump" (or "is not a bump").
 Exit 0 when NEW's version is bumped at least as much as its changes need, 1
 when the bump is too small (or either does not compile), 2 on usage errors.`,
-		Example: `  blueprint diff button@0.1.0 blueprints/button/0.1.0.yaml
+		Example: `  # A catalog version against a file (your edited copy of it, say):
+  blueprint diff button@0.1.0 blueprints/button/0.1.0.yaml
+  # Two catalog versions (KEY alone is the newest), as JSON:
   blueprint diff --format json button@0.1.0 button`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -37,6 +37,7 @@ KEY is lower-case letters, digits and _, starting with a letter. DIR is
 file is never overwritten unless --force is given. Exit 0 when written, 1
 when a file exists or cannot be written, 2 on usage errors.`,
 		Example: `  blueprint init acme --dir /tmp/my-blueprints
+  # Name and category of your own, over files that exist:
   blueprint init acme_ads --dir /tmp/my-blueprints --name "Acme Ads" --category advertising --force`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
