@@ -33,6 +33,12 @@ func isFileRef(ref string) bool {
 // loadBlueprint compiles KEY[@VERSION] from the catalog, or a file. Compile
 // errors are printed and make the command fail.
 func (a *app) loadBlueprint(ref string) (*engine.Blueprint, error) {
+	return a.loadRef(ref, "--blueprint ")
+}
+
+// loadRef is loadBlueprint for a reference given by flag (its name and a
+// space) or, with flag "", as an argument.
+func (a *app) loadRef(ref, flag string) (*engine.Blueprint, error) {
 	cat, err := a.catalog()
 	if err != nil {
 		return nil, err
@@ -44,7 +50,7 @@ func (a *app) loadBlueprint(ref string) (*engine.Blueprint, error) {
 	if isFileRef(ref) {
 		src, err := os.ReadFile(ref)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, usageErr("--blueprint %s: no such file", ref)
+			return nil, usageErr("%s%s: no such file", flag, ref)
 		}
 		if err != nil {
 			return nil, &exitError{code: 1, err: err}

@@ -28,7 +28,7 @@ Everything comes from the blueprint (the page's own sections from its docs:).`,
   blueprint docs blueprints/button/overlays/custom-event.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bp, err := a.loadBlueprint(args[0])
+			bp, err := a.loadRef(args[0], "")
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,8 @@
 //	blueprint docs KEY[@VERSION]        the integration's Markdown reference
 //	blueprint list                      the catalog
 //	blueprint catalog [KEY]             the platform's Catalog Vendor Objects (JSON)
+//	blueprint init KEY                  a scaffold blueprint and its vectors, ready to edit
+//	blueprint diff OLD NEW              the changes between two versions and the semver bump they need
 //	blueprint send --blueprint KEY ...  deliver events through the durable outbox
 //	blueprint dlq list|show|replay      inspect and re-drive dead letters
 //	blueprint outbox stats|purge|compact  look after the outbox file
@@ -187,6 +189,8 @@ Exit codes: 0 success, 1 failure, 2 usage.`,
 		a.docsCmd(),
 		a.listCmd(),
 		a.catalogCmd(),
+		a.initCmd(),
+		a.diffCmd(),
 		a.sendCmd(),
 		a.dlqCmd(),
 		a.outboxCmd(),

@@ -384,7 +384,7 @@ func TestList(t *testing.T) {
 
 // Every verb has --help with an example.
 func TestHelp(t *testing.T) {
-	for _, verb := range []string{"validate", "test", "eval", "docs", "list", "catalog"} {
+	for _, verb := range []string{"validate", "test", "eval", "docs", "list", "catalog", "init", "diff"} {
 		out, _, code := cli(t, "", verb, "--help")
 		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "blueprint "+verb) {
 			t.Errorf("%s --help: exit %d\n%s", verb, code, out)
@@ -422,6 +422,8 @@ func TestHelpExamplesRun(t *testing.T) {
 	t.Cleanup(func() { fb.Close() })
 	fakeHost := strings.TrimPrefix(fakeURL, "http://")
 	state := t.TempDir()
+	// init's examples write into /tmp/my-blueprints: a temporary folder here.
+	scratch := t.TempDir()
 	wd, _ := os.Getwd()
 	defer os.Chdir(wd)
 	if err := os.Chdir("../.."); err != nil {
@@ -447,6 +449,7 @@ func TestHelpExamplesRun(t *testing.T) {
 			}
 			l = strings.ReplaceAll(l, "127.0.0.1:8787", fakeHost)
 			l = strings.ReplaceAll(l, "/tmp/bp-state", state)
+			l = strings.ReplaceAll(l, "/tmp/my-blueprints", scratch)
 			if strings.HasPrefix(l, "blueprint dlq show") {
 				continue // names an ID of the reader's own outbox
 			}

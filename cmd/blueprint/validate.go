@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -14,6 +15,9 @@ import (
 	"github.com/blueprint-engine/blueprint/conformance"
 	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/engine/diag"
+	"github.com/blueprint-engine/blueprint/internal/blueprintdiff"
+	"github.com/blueprint-engine/blueprint/internal/compiler"
+	"github.com/blueprint-engine/blueprint/internal/syntax"
 )
 
 func (a *app) validateCmd() *cobra.Command {
@@ -41,6 +45,9 @@ allowed), 1 when there is any, 2 on usage errors.`,
 			type job struct {
 				name string
 				src  []byte
+				// fsys holds the file at name, for the versions beside it
+				// (nil: a path of the operating system).
+				fsys fs.FS
 			}
 			var jobs []job
 			if len(args) == 0 {
@@ -53,7 +60,7 @@ allowed), 1 when there is any, 2 on usage errors.`,
 						return err
 					}
 					src, err := fs.ReadFile(fsys, p)
-					jobs = append(jobs, job{p, src})
+					jobs = append(jobs, job{p, src, fsys})
 					return err
 				})
 				if err != nil {
@@ -70,7 +77,7 @@ allowed), 1 when there is any, 2 on usage errors.`,
 					if err != nil {
 						return &exitError{code: 1, err: err}
 					}
-					jobs = append(jobs, job{f, src})
+					jobs = append(jobs, job{f, src, nil})
 				}
 			}
 			var all diag.List
@@ -82,7 +89,10 @@ allowed), 1 when there is any, 2 on usage errors.`,
 			}
 			var results []fileResult
 			for _, j := range jobs {
-				_, ds := engine.Compile(j.name, j.src, engine.WithCatalog(cat))
+				bp, ds := engine.Compile(j.name, j.src, engine.WithCatalog(cat))
+				if bp != nil {
+					ds = append(ds, a.versionBump(j.fsys, j.name, j.src, bp, cat)...)
+				}
 				fr := fileResult{File: j.name}
 				fr.Errors, fr.Warnings = ds.Counts()
 				fr.OK = fr.Errors == 0
@@ -116,6 +126,89 @@ allowed), 1 when there is any, 2 on usage errors.`,
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "output `format`: text or json")
 	return cmd
+}
+
+// versionBump checks a catalog file KEY/VERSION.yaml against the version
+// it follows, the newest release older than it in the same folder: a bump
+// smaller than the changes need is the warning version_bump_too_small.
+// fsys holds name (nil: name is a path of the operating system).
+func (a *app) versionBump(fsys fs.FS, name string, src []byte, bp *engine.Blueprint, cat *engine.Catalog) diag.List {
+	inCatalog := fsys != nil
+	dir, base, join := path.Dir(name), path.Base(name), path.Join
+	folder := path.Base(dir)
+	if inCatalog {
+		sub, err := fs.Sub(fsys, dir)
+		if err != nil {
+			return nil
+		}
+		fsys = sub
+	} else {
+		dir, base, join = filepath.Dir(name), filepath.Base(name), filepath.Join
+		abs, err := filepath.Abs(dir) // "0.1.1.yaml" given in its own folder
+		if err != nil {
+			return nil
+		}
+		folder = filepath.Base(abs)
+		fsys = os.DirFS(dir)
+	}
+	version, ok := versionOfFile(base)
+	if !ok || version != bp.Version() || folder != bp.Key() {
+		return nil // not laid out as a catalog entry
+	}
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil
+	}
+	prev, prevFile := "", ""
+	for _, e := range entries {
+		v, ok := versionOfFile(e.Name())
+		if !ok || e.IsDir() || blueprintdiff.IsPrerelease(v) || blueprintdiff.CompareVersions(v, version) >= 0 {
+			continue
+		}
+		if prev == "" || blueprintdiff.CompareVersions(v, prev) > 0 {
+			prev, prevFile = v, e.Name()
+		}
+	}
+	if prev == "" {
+		return nil
+	}
+	psrc, ds := syntax.ReadFile(fsys, prevFile)
+	if ds.HasErrors() {
+		return nil
+	}
+	old, _ := engine.Compile(join(dir, prevFile), psrc, engine.WithCatalog(cat))
+	if old == nil || old.Key() != bp.Key() || old.Version() != prev {
+		return nil // its own diagnostics say why
+	}
+	hint := "see: blueprint diff " + shellQuote(join(dir, prevFile)) + " " + shellQuote(name)
+	if inCatalog {
+		hint = "see: blueprint diff " + old.Ref() + " " + bp.Ref()
+		if a.catalogDir != "" {
+			hint = "see: blueprint --catalog " + shellQuote(a.catalogDir) + " diff " + old.Ref() + " " + bp.Ref()
+		}
+	}
+	return blueprintdiff.BumpWarning(versionPos(name, src), compiler.Of(old), compiler.Of(bp), hint)
+}
+
+// versionOfFile returns VERSION of a file named VERSION.yaml (or .yml).
+func versionOfFile(base string) (string, bool) {
+	v, ok := strings.CutSuffix(base, ".yaml")
+	if !ok {
+		v, ok = strings.CutSuffix(base, ".yml")
+	}
+	return v, ok && blueprintdiff.ValidVersion(v)
+}
+
+// versionPos is the position of the top-level version's value in src (the
+// file as a whole when it has none of its own).
+func versionPos(name string, src []byte) diag.Pos {
+	for i, line := range strings.Split(string(src), "\n") {
+		if rest, ok := strings.CutPrefix(line, "version:"); ok {
+			col := len("version:") + len(rest) - len(strings.TrimLeft(rest, " \t")) + 1
+			return diag.Pos{File: name, Line: i + 1, Col: col}
+		}
+	}
+	return diag.Pos{File: name}
 }
 
 func plural(n int, one, many string) string {

@@ -37,7 +37,7 @@ func TestDiagnosticCodesDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	var files []string
-	for _, dir := range []string{".", "../syntax", "../schemacheck", "../../engine", "../../engine/diag", "../../conformance"} {
+	for _, dir := range []string{".", "../syntax", "../schemacheck", "../../engine", "../../engine/diag", "../../conformance", "../blueprintdiff"} {
 		m, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 		files = append(files, m...)
 	}
