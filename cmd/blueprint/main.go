@@ -195,6 +195,7 @@ Exit codes: 0 success, 1 failure, 2 usage.`,
 		a.dlqCmd(),
 		a.outboxCmd(),
 		a.fakeButtonCmd(),
+		a.serveCmd(),
 	)
 	// A verb with subcommands given none, or an unknown one, is a usage
 	// error (cobra would print its help and exit 0).

@@ -1,0 +1,238 @@
+package service
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/blueprint-engine/blueprint/internal/service/auth"
+	"github.com/blueprint-engine/blueprint/internal/service/live"
+	"github.com/blueprint-engine/blueprint/internal/service/store"
+)
+
+//go:embed openapi.json
+var openAPI []byte
+
+// handlerFunc is a handler that returns its error; errors become the
+// API's error answers.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+type ctxKey struct{}
+
+// claims returns the caller of an authenticated request.
+func claims(r *http.Request) *auth.Claims {
+	c, _ := r.Context().Value(ctxKey{}).(*auth.Claims)
+	return c
+}
+
+// adminHandler routes the management listener.
+func (s *Service) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	open := func(pattern string, h handlerFunc) { mux.Handle(pattern, s.wrap(h, false)) }
+	authed := func(pattern string, h handlerFunc) { mux.Handle(pattern, s.wrap(h, true)) }
+
+	open("POST /v1/admin/auth/login", s.login)
+	open("POST /v1/admin/auth/refresh", s.refresh)
+	authed("GET /v1/admin/integration-catalog", s.catalogList)
+	authed("GET /v1/admin/integration-catalog/{key}", s.catalogGet)
+	authed("POST /v1/admin/integration-catalog/{key}/install", s.install)
+	authed("GET /v1/admin/integrations", s.integrationsList)
+	authed("GET /v1/admin/integrations/{id}", s.integrationGet)
+	authed("PATCH /v1/admin/integrations/{id}", s.integrationPatch)
+	authed("DELETE /v1/admin/integrations/{id}", s.integrationDelete)
+	authed("GET /v1/admin/integrations/{id}/revisions", s.revisionsList)
+	authed("GET /v1/admin/integrations/{id}/dlq", s.dlqList)
+	authed("GET /v1/admin/integrations/{id}/dlq/{item}", s.dlqGet)
+	authed("POST /v1/admin/integrations/{id}/dlq/replay", s.dlqReplay)
+	authed("POST /v1/admin/sources", s.sourceCreate)
+	authed("GET /v1/admin/sources", s.sourcesList)
+	open("GET /v1/admin/openapi.json", func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPI)
+		return nil
+	})
+	mux.Handle("GET /v1/admin/live", s.hub.Handler(func(r *http.Request) error {
+		tok := bearer(r)
+		if tok == "" {
+			tok = r.URL.Query().Get("access_token")
+		}
+		_, err := s.auth.Verify(tok)
+		return err
+	}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.pipe.Err(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "delivery stopped"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /{$}", live.Page())
+	mux.Handle("GET /app.js", live.Page())
+	mux.Handle("GET /app.css", live.Page())
+	mux.Handle("/v1/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(http.StatusNotFound, "NOT_FOUND", "no endpoint %s %s", r.Method, r.URL.Path)
+	}, false))
+	return mux
+}
+
+// wrap turns a handlerFunc into a handler: it checks the Bearer token and
+// the caller's rate limit when asked, and writes errors.
+func (s *Service) wrap(h handlerFunc, needAuth bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if needAuth {
+			c, err := s.auth.Verify(bearer(r))
+			if err != nil {
+				writeError(w, tokenError(err))
+				return
+			}
+			if ok, wait := s.limiter.Allow(c.UserID); !ok {
+				writeError(w, &apiError{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED", Message: "too many requests: at most 100 a minute per user", RetryAfter: wait})
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, c))
+		}
+		if err := h(w, r); err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) {
+				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err.Error())
+			}
+			writeError(w, err)
+		}
+	})
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+func tokenError(err error) *apiError {
+	if errors.Is(err, auth.ErrExpiredToken) {
+		return errorf(http.StatusUnauthorized, "EXPIRED_TOKEN", "the access token has expired: refresh it (POST /v1/admin/auth/refresh)")
+	}
+	return errorf(http.StatusUnauthorized, "INVALID_TOKEN", "a valid access token is required (Authorization: Bearer <access_token> from POST /v1/admin/auth/login)")
+}
+
+type tokensView struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+}
+
+func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if ok, wait := s.limiter.Allow("login:" + strings.ToLower(body.Email)); !ok {
+		return &apiError{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED", Message: "too many login attempts", RetryAfter: wait}
+	}
+	t, err := s.auth.Login(body.Email, body.Password)
+	var le *auth.LockedError
+	switch {
+	case errors.As(err, &le):
+		return &apiError{Status: http.StatusTooManyRequests, Code: "ACCOUNT_LOCKED", Message: "too many failed logins: the account is locked until " + le.Until.UTC().Format(time.RFC3339), RetryAfter: le.Until.Sub(s.cfg.Now())}
+	case errors.Is(err, auth.ErrLocked):
+		return &apiError{Status: http.StatusTooManyRequests, Code: "ACCOUNT_LOCKED", Message: "too many failed logins: the account is locked for 15 minutes", RetryAfter: 15 * time.Minute}
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		s.metrics.logins.WithLabelValues("refused").Inc()
+		return errorf(http.StatusUnauthorized, "INVALID_CREDENTIALS", "wrong email or password")
+	case err != nil:
+		return err
+	}
+	s.metrics.logins.WithLabelValues("ok").Inc()
+	writeJSON(w, http.StatusOK, tokensView{t.AccessToken, t.RefreshToken, "Bearer", t.ExpiresIn})
+	return nil
+}
+
+func (s *Service) refresh(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	t, err := s.auth.Refresh(body.RefreshToken)
+	switch {
+	case errors.Is(err, auth.ErrExpiredToken):
+		return errorf(http.StatusUnauthorized, "EXPIRED_TOKEN", "the refresh token has expired: log in again")
+	case errors.Is(err, auth.ErrInvalidToken):
+		msg := "the refresh token is not valid: log in again"
+		if err.Error() != auth.ErrInvalidToken.Error() {
+			msg = err.Error()
+		}
+		return errorf(http.StatusUnauthorized, "INVALID_TOKEN", "%s", msg)
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusOK, tokensView{t.AccessToken, t.RefreshToken, "Bearer", t.ExpiresIn})
+	return nil
+}
+
+type sourceView struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	PipelineKey string    `json:"pipeline_key"`
+	SecretKey   string    `json:"secret_key,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// sourceCreate answers POST /v1/admin/sources: the secret key is shown in
+// this answer only.
+func (s *Service) sourceCreate(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Name string `json:"name"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if strings.TrimSpace(body.Name) == "" {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "INVALID_NAME", Message: "name is required", Fields: []string{"name"}}
+	}
+	src := &store.Source{Name: body.Name, CreatedAt: s.cfg.Now().UTC()}
+	if err := s.st.CreateSource(src); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errorf(http.StatusConflict, "NAME_TAKEN", "a source named %q exists", body.Name)
+		}
+		return err
+	}
+	writeJSON(w, http.StatusCreated, sourceView{src.ID, src.Name, src.PipelineKey, src.SecretKey, src.CreatedAt})
+	return nil
+}
+
+func (s *Service) sourcesList(w http.ResponseWriter, r *http.Request) error {
+	cursor, limit, err := paging(r)
+	if err != nil {
+		return err
+	}
+	all, err := s.st.ListSources()
+	if err != nil {
+		return err
+	}
+	views := make([]sourceView, len(all))
+	for i, src := range all {
+		views[i] = sourceView{ID: src.ID, Name: src.Name, PipelineKey: src.PipelineKey, CreatedAt: src.CreatedAt}
+	}
+	p, err := pageOf(views, cursor, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}

@@ -1,0 +1,127 @@
+package service
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// apiError is the body of every error answer: {"error":{"code","message"}},
+// with the config keys at fault for a 422.
+type apiError struct {
+	Status  int      `json:"-"`
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	Fields  []string `json:"fields,omitempty"`
+	// RetryAfter sets the Retry-After header of a 429.
+	RetryAfter time.Duration `json:"-"`
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func errorf(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"INTERNAL","message":"the answer could not be written"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// writeError writes an *apiError, or a 500 that says nothing of err.
+func writeError(w http.ResponseWriter, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		ae = errorf(http.StatusInternalServerError, "INTERNAL", "internal error")
+	}
+	if ae.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((ae.RetryAfter+time.Second-1)/time.Second)))
+	}
+	writeJSON(w, ae.Status, map[string]*apiError{"error": ae})
+}
+
+// maxAdminBody bounds a management request's body.
+const maxAdminBody = 1 << 20
+
+// decode reads a JSON object body into v: unknown fields, wrong types,
+// trailing data and bodies over 1 MiB are 400 with what is wrong.
+func decode(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return errorf(http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "the body must be JSON (Content-Type: application/json), not %s", ct)
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxAdminBody+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.Is(err, io.EOF):
+			return errorf(http.StatusBadRequest, "INVALID_JSON", "the body is empty; a JSON object is expected")
+		case errors.As(err, &te):
+			return errorf(http.StatusBadRequest, "INVALID_JSON", "field %s must be %s, not %s", te.Field, te.Type.String(), te.Value)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return errorf(http.StatusBadRequest, "UNKNOWN_FIELD", "%s", strings.TrimPrefix(err.Error(), "json: "))
+		}
+		return errorf(http.StatusBadRequest, "INVALID_JSON", "the body is not valid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, "INVALID_JSON", "the body holds more than one JSON value")
+	}
+	if dec.InputOffset() > maxAdminBody {
+		return errorf(http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE", "the body is over %d bytes", maxAdminBody)
+	}
+	return nil
+}
+
+// page is a list answer: {"data":[...],"next_cursor":...,"has_more":...}.
+type page[T any] struct {
+	Data       []T     `json:"data"`
+	NextCursor *string `json:"next_cursor"`
+	HasMore    bool    `json:"has_more"`
+}
+
+// paging reads ?cursor= and ?limit= (default 50, at most 100).
+func paging(r *http.Request) (cursor string, limit int, err error) {
+	cursor, limit = r.URL.Query().Get("cursor"), 50
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, perr := strconv.Atoi(s)
+		if perr != nil || n < 1 || n > 100 {
+			return "", 0, errorf(http.StatusBadRequest, "INVALID_PARAMETER", "limit must be a number from 1 to 100, not %q", s)
+		}
+		limit = n
+	}
+	return cursor, limit, nil
+}
+
+// pageOf cuts a whole list at an opaque offset cursor.
+func pageOf[T any](all []T, cursor string, limit int) (page[T], error) {
+	start := 0
+	if cursor != "" {
+		n, err := strconv.Atoi(cursor)
+		if err != nil || n < 0 || n > len(all) {
+			return page[T]{}, errorf(http.StatusBadRequest, "INVALID_PARAMETER", "cursor %q is not one this API gave", cursor)
+		}
+		start = n
+	}
+	end := min(start+limit, len(all))
+	p := page[T]{Data: all[start:end]}
+	if p.Data == nil {
+		p.Data = []T{}
+	}
+	if end < len(all) {
+		next := strconv.Itoa(end)
+		p.NextCursor, p.HasMore = &next, true
+	}
+	return p, nil
+}

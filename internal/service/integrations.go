@@ -1,0 +1,467 @@
+package service
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/compiler"
+	"github.com/blueprint-engine/blueprint/internal/docgen"
+	"github.com/blueprint-engine/blueprint/internal/service/store"
+	"github.com/blueprint-engine/blueprint/runtime"
+	"github.com/blueprint-engine/blueprint/runtime/delivery"
+)
+
+// masked stands for a secret config value in every answer; given back in
+// a PATCH, it keeps the stored value.
+const masked = "***"
+
+// integrationView is an integration as the API shows it.
+type integrationView struct {
+	ID                string         `json:"id"`
+	Vendor            string         `json:"vendor"`
+	Version           string         `json:"version"`
+	Name              string         `json:"name"`
+	Variant           string         `json:"variant"`
+	Enabled           bool           `json:"enabled"`
+	Config            map[string]any `json:"config"`
+	DeliveryMode      string         `json:"delivery_mode"`
+	ConsentCategories []string       `json:"consent_categories"`
+	Revision          revisionView   `json:"revision"`
+	CreatedAt         time.Time      `json:"created_at"`
+	UpdatedAt         time.Time      `json:"updated_at"`
+}
+
+type revisionView struct {
+	RevisionNumber int            `json:"revision_number"`
+	Variant        string         `json:"variant"`
+	Config         map[string]any `json:"config"`
+	DeliveryMode   string         `json:"delivery_mode"`
+	ChangeSummary  string         `json:"change_summary"`
+	CreatedAt      time.Time      `json:"created_at"`
+}
+
+// blueprintOf compiles the blueprint an integration was installed from.
+func (s *Service) blueprintOf(vendor, version string) (*engine.Blueprint, error) {
+	bp, _, err := s.cfg.Catalog.Compile(vendor + "@" + version)
+	if err != nil {
+		return nil, err
+	}
+	return bp, nil
+}
+
+// secretKeys are the keys of bp's secret config.
+func secretKeys(bp *engine.Blueprint) []string {
+	var out []string
+	for _, f := range bp.ConfigFields() {
+		if f.Secret {
+			out = append(out, f.Key)
+		}
+	}
+	return out
+}
+
+// maskConfig copies config with every secret value shown as ***.
+func maskConfig(config map[string]any, secrets []string) map[string]any {
+	out := make(map[string]any, len(config))
+	for k, v := range config {
+		if slices.Contains(secrets, k) && v != nil && v != "" {
+			v = masked
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// consentCategories are the consent categories gating an integration.
+func consentCategories(bp *engine.Blueprint, config map[string]any) []string {
+	cb := compiler.Of(bp)
+	out := []string{}
+	switch {
+	case cb.Consent != nil:
+		out = append(out, cb.Consent.Category)
+	case cb.ConsentConfig != "":
+		v, _ := config[cb.ConsentConfig].(string)
+		if v == "" {
+			if f := cb.ConfigField(cb.ConsentConfig); f != nil {
+				v, _ = f.Default.(string)
+			}
+		}
+		if cs := cb.ConsentByOption[v]; cs != nil {
+			out = append(out, cs.Category)
+		}
+	}
+	return out
+}
+
+func (s *Service) view(in *store.Integration) (integrationView, error) {
+	revs, err := s.st.Revisions(in.ID)
+	if err != nil || len(revs) == 0 {
+		return integrationView{}, errors.Join(err, errors.New("no revision"))
+	}
+	rev := revs[len(revs)-1]
+	var secrets []string
+	cats := []string{}
+	if bp, err := s.blueprintOf(in.Vendor, in.Version); err == nil {
+		secrets = secretKeys(bp)
+		cats = consentCategories(bp, rev.Config)
+	}
+	cfg := maskConfig(rev.Config, secrets)
+	return integrationView{
+		ID: in.ID, Vendor: in.Vendor, Version: in.Version, Name: in.Name, Variant: in.Variant, Enabled: in.Enabled,
+		Config: cfg, DeliveryMode: in.DeliveryMode, ConsentCategories: cats,
+		Revision:  revisionView{RevisionNumber: rev.Number, Variant: rev.Variant, Config: cfg, DeliveryMode: rev.DeliveryMode, ChangeSummary: rev.ChangeSummary, CreatedAt: rev.CreatedAt},
+		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
+	}, nil
+}
+
+// bindConfig checks a variant and config the way Bind does: a refused one
+// is 422 naming every key at fault (the variant as "variant").
+func bindConfig(bp *engine.Blueprint, variant string, config map[string]any) (*runtime.Integration, error) {
+	in, err := runtime.Bind(bp, variant, config)
+	var ce *runtime.ConfigError
+	switch {
+	case err == nil:
+		return in, nil
+	case errors.As(err, &ce):
+		return nil, &apiError{Status: http.StatusUnprocessableEntity, Code: "INVALID_CONFIG", Message: ce.Error(), Fields: ce.Keys}
+	case errors.Is(err, runtime.ErrUnknownVariant):
+		return nil, &apiError{Status: http.StatusUnprocessableEntity, Code: "INVALID_VARIANT", Message: err.Error(), Fields: []string{"variant"}}
+	}
+	return nil, errorf(http.StatusUnprocessableEntity, "INVALID_CONFIG", "%s", err.Error())
+}
+
+// rebind binds every enabled integration's current revision and hands the
+// set to the pipeline at once: an event is evaluated against the old set
+// or the new one, never half of each.
+func (s *Service) rebind() error {
+	all, err := s.st.ListIntegrations()
+	if err != nil {
+		return err
+	}
+	var bs []delivery.Binding
+	keep := map[string]bool{}
+	for _, it := range all {
+		if !it.Enabled {
+			continue
+		}
+		revs, err := s.st.Revisions(it.ID)
+		if err != nil || len(revs) == 0 {
+			s.log.Error("integration has no readable revision; not delivering", "integration", it.ID, "error", errText(err))
+			continue
+		}
+		rev := revs[len(revs)-1]
+		bp, err := s.blueprintOf(it.Vendor, it.Version)
+		if err != nil {
+			s.log.Error("integration's blueprint does not compile; not delivering", "integration", it.ID, "blueprint", it.Vendor+"@"+it.Version, "error", err.Error())
+			continue
+		}
+		in, err := runtime.Bind(bp, rev.Variant, rev.Config)
+		if err != nil {
+			s.log.Error("integration's config is refused; not delivering", "integration", it.ID, "error", err.Error())
+			continue
+		}
+		bs = append(bs, delivery.Binding{Name: it.ID, Ref: it.Vendor + "@" + it.Version, Integration: in})
+		s.bound.Store(it.ID, in)
+		keep[it.ID] = true
+	}
+	s.bound.Range(func(k, _ any) bool {
+		if !keep[k.(string)] {
+			s.bound.Delete(k)
+		}
+		return true
+	})
+	return s.pipe.SetBindings(bs...)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "none"
+	}
+	return err.Error()
+}
+
+// catalogList answers GET /v1/admin/integration-catalog: the newest
+// version of every blueprint, as Catalog Vendor Objects.
+func (s *Service) catalogList(w http.ResponseWriter, r *http.Request) error {
+	out := []docgen.VendorObject{}
+	for _, k := range s.cfg.Catalog.Keys() {
+		bp, err := s.latest(k)
+		if err != nil {
+			continue
+		}
+		out = append(out, docgen.Vendor(bp))
+	}
+	writeJSON(w, http.StatusOK, page[docgen.VendorObject]{Data: out})
+	return nil
+}
+
+// latest compiles the newest version of a catalog key.
+func (s *Service) latest(key string) (*engine.Blueprint, error) {
+	es := s.cfg.Catalog.Entries(key)
+	if len(es) == 0 {
+		return nil, errorf(http.StatusNotFound, "NOT_FOUND", "the catalog has no blueprint %q", key)
+	}
+	bp, _, err := s.cfg.Catalog.Compile(es[len(es)-1].Ref())
+	if err != nil {
+		return nil, errorf(http.StatusInternalServerError, "INTERNAL", "blueprint %s does not compile", key)
+	}
+	return bp, nil
+}
+
+func (s *Service) catalogGet(w http.ResponseWriter, r *http.Request) error {
+	bp, err := s.latest(strings.ToLower(r.PathValue("key")))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, docgen.Vendor(bp))
+	return nil
+}
+
+type installBody struct {
+	Name         string         `json:"name"`
+	Variant      string         `json:"variant"`
+	Config       map[string]any `json:"config"`
+	DeliveryMode string         `json:"delivery_mode"`
+	SourceIDs    []string       `json:"source_ids"`
+}
+
+// install answers POST /v1/admin/integration-catalog/{key}/install.
+func (s *Service) install(w http.ResponseWriter, r *http.Request) error {
+	bp, err := s.latest(strings.ToLower(r.PathValue("key")))
+	if err != nil {
+		return err
+	}
+	var body installBody
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if strings.TrimSpace(body.Name) == "" {
+		body.Name = bp.Name()
+	}
+	if body.DeliveryMode == "" {
+		body.DeliveryMode = "server_side"
+	}
+	if body.DeliveryMode != "server_side" {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "INVALID_DELIVERY_MODE", Message: "delivery_mode must be server_side (the engine delivers server to server)", Fields: []string{"delivery_mode"}}
+	}
+	if body.Config == nil {
+		body.Config = map[string]any{}
+	}
+	in, err := bindConfig(bp, body.Variant, body.Config)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now().UTC()
+	it := &store.Integration{Vendor: bp.Key(), Version: bp.Version(), Name: body.Name, Variant: in.Variant(), DeliveryMode: body.DeliveryMode,
+		Enabled: true, SourceIDs: body.SourceIDs, CreatedAt: now, UpdatedAt: now}
+	rev := &store.Revision{Variant: in.Variant(), DeliveryMode: body.DeliveryMode, Config: body.Config, ChangeSummary: "installed", CreatedAt: now}
+	if err := s.st.CreateIntegration(it, rev, secretKeys(bp)); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errorf(http.StatusConflict, "NAME_TAKEN", "an integration named %q exists", body.Name)
+		}
+		return err
+	}
+	if err := s.rebind(); err != nil {
+		return err
+	}
+	s.log.Info("integration installed", "integration", it.ID, "blueprint", bp.Ref(), "variant", it.Variant)
+	v, err := s.view(it)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func (s *Service) getIntegration(id string) (*store.Integration, error) {
+	it, err := s.st.GetIntegration(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errorf(http.StatusNotFound, "NOT_FOUND", "no integration %q", id)
+	}
+	return it, err
+}
+
+func (s *Service) integrationsList(w http.ResponseWriter, r *http.Request) error {
+	cursor, limit, err := paging(r)
+	if err != nil {
+		return err
+	}
+	all, err := s.st.ListIntegrations()
+	if err != nil {
+		return err
+	}
+	p, err := pageOf(all, cursor, limit)
+	if err != nil {
+		return err
+	}
+	out := page[integrationView]{Data: []integrationView{}, NextCursor: p.NextCursor, HasMore: p.HasMore}
+	for _, it := range p.Data {
+		v, err := s.view(it)
+		if err != nil {
+			return err
+		}
+		out.Data = append(out.Data, v)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Service) integrationGet(w http.ResponseWriter, r *http.Request) error {
+	it, err := s.getIntegration(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	v, err := s.view(it)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+type patchBody struct {
+	Name          *string        `json:"name"`
+	Variant       *string        `json:"variant"`
+	Config        map[string]any `json:"config"`
+	Enabled       *bool          `json:"enabled"`
+	ChangeSummary string         `json:"change_summary"`
+}
+
+// integrationPatch answers PATCH /v1/admin/integrations/{id}: name and
+// enabled change the integration; config and variant make a new immutable
+// revision. Config keys given replace the stored ones, null removes one,
+// and "***" keeps a stored secret (so a client may send back what it
+// read). The new config is checked as install checks it, and the bound
+// integration is swapped at once.
+func (s *Service) integrationPatch(w http.ResponseWriter, r *http.Request) error {
+	var body patchBody
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, err := s.getIntegration(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	revs, err := s.st.Revisions(it.ID)
+	if err != nil || len(revs) == 0 {
+		return errors.Join(err, errors.New("no revision"))
+	}
+	cur := revs[len(revs)-1]
+	bp, err := s.blueprintOf(it.Vendor, it.Version)
+	if err != nil {
+		return errorf(http.StatusConflict, "BLUEPRINT_UNAVAILABLE", "blueprint %s@%s is no longer in the catalog", it.Vendor, it.Version)
+	}
+	var rev *store.Revision
+	if body.Config != nil || body.Variant != nil {
+		cfg := make(map[string]any, len(cur.Config))
+		for k, v := range cur.Config {
+			cfg[k] = v
+		}
+		for k, v := range body.Config {
+			switch {
+			case v == nil:
+				delete(cfg, k)
+			case v == masked && slices.Contains(secretKeys(bp), k):
+				// keep the stored secret
+			default:
+				cfg[k] = v
+			}
+		}
+		variant := cur.Variant
+		if body.Variant != nil {
+			variant = *body.Variant
+		}
+		in, err := bindConfig(bp, variant, cfg)
+		if err != nil {
+			return err
+		}
+		summary := body.ChangeSummary
+		if summary == "" {
+			summary = "updated"
+		}
+		rev = &store.Revision{Variant: in.Variant(), DeliveryMode: cur.DeliveryMode, Config: cfg, ChangeSummary: summary, CreatedAt: s.cfg.Now().UTC()}
+		it.Variant = in.Variant()
+	}
+	if body.Name != nil {
+		if strings.TrimSpace(*body.Name) == "" {
+			return &apiError{Status: http.StatusUnprocessableEntity, Code: "INVALID_NAME", Message: "name must not be empty", Fields: []string{"name"}}
+		}
+		it.Name = *body.Name
+	}
+	if body.Enabled != nil {
+		it.Enabled = *body.Enabled
+	}
+	it.UpdatedAt = s.cfg.Now().UTC()
+	if err := s.st.UpdateIntegration(it, rev, secretKeys(bp)); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errorf(http.StatusConflict, "NAME_TAKEN", "an integration named %q exists", it.Name)
+		}
+		return err
+	}
+	if err := s.rebind(); err != nil {
+		return err
+	}
+	s.log.Info("integration updated", "integration", it.ID, "revision", it.Revision, "enabled", it.Enabled)
+	v, err := s.view(it)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *Service) integrationDelete(w http.ResponseWriter, r *http.Request) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, err := s.getIntegration(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := s.st.DeleteIntegration(it.ID); err != nil {
+		return err
+	}
+	if err := s.rebind(); err != nil {
+		return err
+	}
+	s.log.Info("integration deleted", "integration", it.ID)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Service) revisionsList(w http.ResponseWriter, r *http.Request) error {
+	it, err := s.getIntegration(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	cursor, limit, err := paging(r)
+	if err != nil {
+		return err
+	}
+	revs, err := s.st.Revisions(it.ID)
+	if err != nil {
+		return err
+	}
+	var secrets []string
+	if bp, err := s.blueprintOf(it.Vendor, it.Version); err == nil {
+		secrets = secretKeys(bp)
+	}
+	views := make([]revisionView, len(revs))
+	for i, rv := range revs {
+		views[len(revs)-1-i] = revisionView{RevisionNumber: rv.Number, Variant: rv.Variant, Config: maskConfig(rv.Config, secrets),
+			DeliveryMode: rv.DeliveryMode, ChangeSummary: rv.ChangeSummary, CreatedAt: rv.CreatedAt} // newest first
+	}
+	p, err := pageOf(views, cursor, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
