@@ -29,11 +29,11 @@ type Integration struct {
 // the values as given, secrets decrypted; numbers read back are int64 when
 // integral, float64 otherwise.
 type Revision struct {
-	IntegrationID                         string
-	Number                                int
+	IntegrationID                        string
+	Number                               int
 	Variant, DeliveryMode, ChangeSummary string
-	Config                                map[string]any
-	CreatedAt                             time.Time
+	Config                               map[string]any
+	CreatedAt                            time.Time
 }
 
 type integrationRecord struct {

@@ -61,8 +61,8 @@ func readKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("secret key file %s: %w", path, err)
 	}
 	text := bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
-	key := make([]byte, KeySize)
-	if n, err := hex.Decode(key, text); err != nil || n != KeySize || len(text) != 2*KeySize {
+	key, err := hex.DecodeString(string(text))
+	if err != nil || len(key) != KeySize {
 		return nil, fmt.Errorf("secret key file %s holds %d bytes, not a key: it must hold exactly %d hexadecimal characters and a newline. Restore the key file this state was created with; only if the state is new or disposable, move the file aside and a new key is created on the next start (secrets encrypted with the old key can then not be read)", path, len(b), 2*KeySize)
 	}
 	return key, nil

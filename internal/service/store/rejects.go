@@ -245,4 +245,3 @@ func (s *Store) DeleteReject(integrationID, id string) error {
 	}
 	return nil
 }
-
