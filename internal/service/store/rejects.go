@@ -55,63 +55,79 @@ func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 // AddReject records r for its integration (ErrNotFound when there is no
 // such integration), filling ID ("rej_…") and CreatedAt when empty. An
 // integration keeps the newest 10,000 rejects: the oldest are dropped.
-func (s *Store) AddReject(r *Reject) error {
-	if r.ID == "" {
-		r.ID = newID("rej_")
+func (s *Store) AddReject(r *Reject) error { return s.AddRejects([]*Reject{r}) }
+
+// AddRejects records rs as AddReject does, all in one transaction (one
+// fsync): either all are recorded or, on an error, none.
+func (s *Store) AddRejects(rs []*Reject) error {
+	recs := make([]rejectRecord, len(rs))
+	for i, r := range rs {
+		if r.ID == "" {
+			r.ID = newID("rej_")
+		}
+		if r.CreatedAt.IsZero() {
+			r.CreatedAt = s.now()
+		}
+		recs[i] = rejectRecord{ID: r.ID, IntegrationID: r.IntegrationID, Error: r.Error, Details: r.Details, Fields: r.Fields, OriginalEvent: r.OriginalEvent, CreatedAt: r.CreatedAt}
 	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = s.now()
-	}
-	rec := rejectRecord{ID: r.ID, IntegrationID: r.IntegrationID, Error: r.Error, Details: r.Details, Fields: r.Fields, OriginalEvent: r.OriginalEvent, CreatedAt: r.CreatedAt}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		if r.IntegrationID == "" || tx.Bucket(bIntegrations).Get([]byte(r.IntegrationID)) == nil {
-			return fmt.Errorf("integration %s: %w", r.IntegrationID, ErrNotFound)
-		}
-		b, err := tx.Bucket(bRejects).CreateBucketIfNotExists([]byte(r.IntegrationID))
-		if err != nil {
-			return err
-		}
-		items, err := b.CreateBucketIfNotExists(bItems)
-		if err != nil {
-			return err
-		}
-		ids, err := b.CreateBucketIfNotExists(bIDs)
-		if err != nil {
-			return err
-		}
-		if ids.Get([]byte(r.ID)) != nil {
-			return fmt.Errorf("reject ID %s is taken: %w", r.ID, ErrConflict)
-		}
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		if err := putJSON(items, seqKey(seq), rec); err != nil {
-			return err
-		}
-		if err := ids.Put([]byte(r.ID), seqKey(seq)); err != nil {
-			return err
-		}
-		n := rejectCount(b) + 1
-		c := items.Cursor()
-		for k, v := c.First(); k != nil && n > s.maxRejects; k, v = c.First() {
-			var old rejectRecord
-			if err := json.Unmarshal(v, &old); err == nil {
-				if err := ids.Delete([]byte(old.ID)); err != nil {
-					return err
-				}
-			}
-			if err := c.Delete(); err != nil {
+		for i := range recs {
+			if err := s.addReject(tx, &recs[i]); err != nil {
 				return err
 			}
-			n--
 		}
-		return b.Put(kCount, strconv.AppendInt(nil, int64(n), 10))
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("add reject: %w", err)
 	}
 	return nil
+}
+
+func (s *Store) addReject(tx *bolt.Tx, rec *rejectRecord) error {
+	if rec.IntegrationID == "" || tx.Bucket(bIntegrations).Get([]byte(rec.IntegrationID)) == nil {
+		return fmt.Errorf("integration %s: %w", rec.IntegrationID, ErrNotFound)
+	}
+	b, err := tx.Bucket(bRejects).CreateBucketIfNotExists([]byte(rec.IntegrationID))
+	if err != nil {
+		return err
+	}
+	items, err := b.CreateBucketIfNotExists(bItems)
+	if err != nil {
+		return err
+	}
+	ids, err := b.CreateBucketIfNotExists(bIDs)
+	if err != nil {
+		return err
+	}
+	if ids.Get([]byte(rec.ID)) != nil {
+		return fmt.Errorf("reject ID %s is taken: %w", rec.ID, ErrConflict)
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	if err := putJSON(items, seqKey(seq), rec); err != nil {
+		return err
+	}
+	if err := ids.Put([]byte(rec.ID), seqKey(seq)); err != nil {
+		return err
+	}
+	n := rejectCount(b) + 1
+	c := items.Cursor()
+	for k, v := c.First(); k != nil && n > s.maxRejects; k, v = c.First() {
+		var old rejectRecord
+		if err := json.Unmarshal(v, &old); err == nil {
+			if err := ids.Delete([]byte(old.ID)); err != nil {
+				return err
+			}
+		}
+		if err := c.Delete(); err != nil {
+			return err
+		}
+		n--
+	}
+	return b.Put(kCount, strconv.AppendInt(nil, int64(n), 10))
 }
 
 func rejectCount(b *bolt.Bucket) int {

@@ -205,15 +205,16 @@ func TestRejectsDefaultCap(t *testing.T) {
 	in := &Integration{Name: "Button"}
 	s.CreateIntegration(in, &Revision{}, nil)
 	var first string
-	// One fsync per reject is slow and the test needs only the count.
-	s.db.NoSync = true
-	for i := range MaxRejects + 1 {
-		r := &Reject{IntegrationID: in.ID}
-		if err := s.AddReject(r); err != nil {
+	for i := 0; i <= MaxRejects; i += 1000 {
+		var batch []*Reject
+		for j := i; j < min(i+1000, MaxRejects+1); j++ {
+			batch = append(batch, &Reject{IntegrationID: in.ID})
+		}
+		if err := s.AddRejects(batch); err != nil {
 			t.Fatal(err)
 		}
 		if i == 0 {
-			first = r.ID
+			first = batch[0].ID
 		}
 	}
 	if _, err := s.GetReject(in.ID, first); !errors.Is(err, ErrNotFound) {
@@ -233,6 +234,25 @@ func TestRejectsDefaultCap(t *testing.T) {
 	}
 	if n != MaxRejects {
 		t.Errorf("%d kept, want %d", n, MaxRejects)
+	}
+}
+
+func TestAddRejectsAllOrNothing(t *testing.T) {
+	s, _, _ := newStore(t)
+	in := &Integration{Name: "Button"}
+	s.CreateIntegration(in, &Revision{}, nil)
+	err := s.AddRejects([]*Reject{{IntegrationID: in.ID}, {IntegrationID: "int_gone"}})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("error %v, want ErrNotFound", err)
+	}
+	if rs, _, _ := s.ListRejects(in.ID, "", 10); len(rs) != 0 {
+		t.Errorf("a failed batch recorded %d", len(rs))
+	}
+	if err := s.AddRejects([]*Reject{{IntegrationID: in.ID}, {IntegrationID: in.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if rs, _, _ := s.ListRejects(in.ID, "", 10); len(rs) != 2 {
+		t.Errorf("a batch of 2 recorded %d", len(rs))
 	}
 }
 
