@@ -1,0 +1,118 @@
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// KeySize is the length of the state's secret key in bytes.
+const KeySize = 32
+
+// LoadOrCreateKey returns the 32-byte secret key held in the file at path,
+// creating the file (mode 0600, missing directories 0700) with a new random
+// key when it does not exist. The file holds the key as 64 hexadecimal
+// characters and a newline. A file that group or others may read or write,
+// or that does not hold exactly one key, is an error that says how to fix it:
+// the key protects every secret in the state, and a wrong one is never
+// silently replaced.
+func LoadOrCreateKey(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("secret key file: no path given")
+	}
+	key, err := readKey(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return key, err
+	}
+	if err := createKey(path); err != nil {
+		return nil, err
+	}
+	return readKey(path)
+}
+
+func readKey(path string) ([]byte, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("secret key file %s: %w", path, err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		// Follow it, but check the file it names.
+		if fi, err = os.Stat(path); err != nil {
+			return nil, fmt.Errorf("secret key file %s: %w", path, err)
+		}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("secret key file %s is not a regular file (%s); point at the key file, or at a path that does not exist yet to create a new key", path, fi.Mode().Type())
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("secret key file %s has mode %04o: group and others must have no access to it; run: chmod 600 %s", path, perm, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("secret key file %s: %w", path, err)
+	}
+	text := bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
+	key, err := hex.DecodeString(string(text))
+	if err != nil || len(key) != KeySize {
+		return nil, fmt.Errorf("secret key file %s holds %d bytes, not a key: it must hold exactly %d hexadecimal characters and a newline. Restore the key file this state was created with; only if the state is new or disposable, move the file aside and a new key is created on the next start (secrets encrypted with the old key can then not be read)", path, len(b), 2*KeySize)
+	}
+	return key, nil
+}
+
+// createKey writes a new key to path without ever replacing an existing
+// file: the key is written and synced to a temporary file in the same
+// directory, then hard-linked into place, so that two processes starting at
+// once agree on one key and a crash never leaves a short key file.
+func createKey(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("secret key file %s: creating its directory: %w", path, err)
+	}
+	key := make([]byte, KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("secret key file %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(dir, ".key-*")
+	if err != nil {
+		return fmt.Errorf("secret key file %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	text := make([]byte, 0, 2*KeySize+1)
+	text = hex.AppendEncode(text, key)
+	text = append(text, '\n')
+	werr := tmp.Chmod(0o600)
+	if werr == nil {
+		_, werr = tmp.Write(text)
+	}
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("secret key file %s: writing a new key: %w", path, werr)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("secret key file %s: %w", path, err)
+	}
+	syncDir(dir)
+	return nil
+}
+
+// syncDir makes a new directory entry durable, where the platform allows.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+}
