@@ -67,18 +67,38 @@ func (h *Hub) Handler(authorize func(r *http.Request) error) http.Handler {
 	})
 }
 
-// serve streams the subscription's messages to c until the client goes,
-// ctx ends or the hub closes.
-func (h *Hub) serve(ctx context.Context, c *websocket.Conn, integrationID, remote string) {
+// serve streams the subscription's messages to c until the client goes or
+// stops answering, reqCtx ends or the hub closes.
+func (h *Hub) serve(reqCtx context.Context, c *websocket.Conn, integrationID, remote string) {
 	ch, cancel := h.Subscribe(integrationID)
 	defer cancel()
 	h.log.Debug("live: client connected", "remote", remote, "integration_id", integrationID)
+	defer h.log.Debug("live: client disconnected", "remote", remote, "integration_id", integrationID)
 
-	// CloseRead answers pings and the close handshake, and ends ctx when the
-	// client goes away or sends data.
-	ctx, stop := context.WithCancel(c.CloseRead(ctx))
+	// ctx bounds the reader, the pinger and the writes. It does not end with
+	// reqCtx: a read or write whose context ends drops the connection at
+	// once, and on shutdown the client is told "going away" first.
+	ctx, stop := context.WithCancel(context.WithoutCancel(reqCtx))
 	var wg sync.WaitGroup
-	defer func() { stop(); wg.Wait() }()
+	defer func() {
+		stop()
+		c.CloseNow()
+		wg.Wait()
+	}()
+
+	// The reader answers pings and the close handshake. The stream is one
+	// way: a client that sends a message is closed with policy violation.
+	gone := make(chan struct{})
+	wg.Go(func() {
+		defer close(gone)
+		if _, _, err := c.Read(ctx); err == nil {
+			c.Close(websocket.StatusPolicyViolation, "the live stream takes no messages")
+		}
+	})
+
+	// The pinger keeps proxies from closing an idle stream and notices a
+	// peer that has gone without a word.
+	dead := make(chan struct{})
 	wg.Go(func() {
 		t := time.NewTicker(h.pingInterval)
 		defer t.Stop()
@@ -94,26 +114,25 @@ func (h *Hub) serve(ctx context.Context, c *websocket.Conn, integrationID, remot
 					if ctx.Err() == nil {
 						h.log.Debug("live: client did not answer a ping", "remote", remote, "err", err)
 					}
-					stop()
+					close(dead)
 					return
 				}
 			}
 		}
 	})
 
-	goingAway := func(why string) {
-		stop() // ends the ping loop
-		c.Close(websocket.StatusGoingAway, why)
-	}
 	for {
 		select {
-		case <-ctx.Done():
-			goingAway("")
-			h.log.Debug("live: client disconnected", "remote", remote)
+		case <-reqCtx.Done():
+			c.Close(websocket.StatusGoingAway, "server shutting down")
+			return
+		case <-gone:
+			return
+		case <-dead:
 			return
 		case m, ok := <-ch:
 			if !ok { // the hub was closed
-				goingAway("server shutting down")
+				c.Close(websocket.StatusGoingAway, "server shutting down")
 				return
 			}
 			b, err := json.Marshal(m)
@@ -126,7 +145,6 @@ func (h *Hub) serve(ctx context.Context, c *websocket.Conn, integrationID, remot
 			wcancel()
 			if err != nil {
 				h.log.Debug("live: cannot write to client", "remote", remote, "err", err)
-				stop()
 				return
 			}
 		}
