@@ -44,7 +44,7 @@ var assets = func() map[string]asset {
 }()
 
 // Page serves the embedded single-page app at "/" ("/", "/index.html",
-// "/app.js", "/app.css"; any other path is 404), with a strict
+// "/app.js", "/app.css"; "/favicon.ico" is 204 and any other path 404), with a strict
 // Content-Security-Policy. Mount it at "/" of the admin listener; the page
 // calls /v1/admin/auth/login, /v1/admin/auth/refresh,
 // /v1/admin/integrations and the WebSocket /v1/admin/live on the same origin.
@@ -55,6 +55,10 @@ func Page() http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
+		if r.URL.Path == "/favicon.ico" { // none: answer without a console error
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		a, ok := assets[r.URL.Path]
 		if !ok {
 			writeError(w, http.StatusNotFound, "NOT_FOUND", "no such page")
