@@ -98,7 +98,7 @@ func TestPageScriptNeverParsesHTML(t *testing.T) {
 		}
 	}
 	// setTimeout and setInterval take only functions, never strings.
-	if m := regexp.MustCompile(`set(Timeout|Interval)\(\s*['"`+"`"+`]`).Find(js); m != nil {
+	if m := regexp.MustCompile(`set(Timeout|Interval)\(\s*['"` + "`" + `]`).Find(js); m != nil {
 		t.Errorf("app.js passes a string to %s", m)
 	}
 }
