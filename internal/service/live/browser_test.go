@@ -372,6 +372,13 @@ func TestPageInBrowser(t *testing.T) {
 		t.Errorf("%s rows, want only int_button's", got)
 	}
 
+	// A reload keeps the session and the filter, without asking to log in.
+	step("reload", chromedp.Reload())
+	waitConnected("int_button")
+	if got := eval(`document.getElementById('login').hidden + ' ' + document.getElementById('integration').value`); got != "true int_button" {
+		t.Errorf("after a reload: login hidden, filter = %s", got)
+	}
+
 	// The server drops the stream (as at a restart): the page reconnects,
 	// with a token it has refreshed meanwhile.
 	old := fake.hub.Load()

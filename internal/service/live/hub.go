@@ -138,10 +138,14 @@ func NewHub(opts Options) *Hub {
 // integration and goes to all). It never blocks: a subscriber whose buffer
 // is full loses the message, and the next message it does get is preceded
 // by a "dropped" message saying how many it lost. It costs one atomic load
-// when nobody listens.
+// when nobody listens. A message without a time is stamped with the
+// current one.
 func (h *Hub) Publish(m Message) {
 	if h.n.Load() == 0 {
 		return
+	}
+	if m.At.IsZero() {
+		m.At = time.Now().UTC()
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()

@@ -314,3 +314,19 @@ func BenchmarkPublishOneSubscriber(b *testing.B) {
 		h.Publish(m)
 	}
 }
+
+func TestHubStampsTime(t *testing.T) {
+	h := quietHub(Options{})
+	ch, cancel := h.Subscribe("")
+	defer cancel()
+	before := time.Now()
+	h.Publish(Message{Type: TypeReceived, EventID: "e"})
+	if m := recv(t, ch); m.At.Before(before) || m.At.After(time.Now()) || m.At.Location() != time.UTC {
+		t.Errorf("At = %v, want now in UTC", m.At)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	h.Publish(Message{Type: TypeReceived, EventID: "e", At: at})
+	if m := recv(t, ch); !m.At.Equal(at) {
+		t.Errorf("At = %v, want the caller's %v", m.At, at)
+	}
+}
