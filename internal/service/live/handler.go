@@ -29,7 +29,8 @@ import (
 // is closed; after Close, new connections get 503.
 //
 // The WebSocket upgrade checks that the Origin, when present, is the
-// request's host (no cross-site use of a browser's credentials).
+// request's host or matches Options.OriginPatterns (403 otherwise): no other
+// site's page may open the stream.
 func (h *Hub) Handler(authorize func(r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if authorize == nil {
@@ -56,7 +57,7 @@ func (h *Hub) Handler(authorize func(r *http.Request) error) http.Handler {
 		default:
 		}
 		integrationID := r.URL.Query().Get("integration_id")
-		c, err := websocket.Accept(w, r, nil)
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.origins})
 		if err != nil {
 			// Accept has answered (426 or 403) already.
 			h.log.Debug("live: websocket upgrade refused", "err", err, "remote", r.RemoteAddr)

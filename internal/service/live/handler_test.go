@@ -298,3 +298,17 @@ func TestHandlerRefusesCrossOrigin(t *testing.T) {
 		t.Errorf("cross-origin dial: %v %v, want 403", err, resp)
 	}
 }
+
+func TestHandlerAllowsListedOrigin(t *testing.T) {
+	h := quietHub(Options{OriginPatterns: []string{"admin.example"}})
+	_, url := liveServer(t, h)
+	dial(t, h, url+"?access_token="+testToken, &websocket.DialOptions{
+		HTTPHeader: http.Header{"Origin": {"https://admin.example"}},
+	})
+	_, resp, err := websocket.Dial(context.Background(), url+"?access_token="+testToken, &websocket.DialOptions{
+		HTTPHeader: http.Header{"Origin": {"https://evil.example"}},
+	})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("unlisted origin: %v %v, want 403", err, resp)
+	}
+}

@@ -73,6 +73,11 @@ type Options struct {
 	// WriteTimeout bounds the sending of one message or ping to a client;
 	// a client that takes longer is disconnected (default 10 s).
 	WriteTimeout time.Duration
+	// OriginPatterns are the other origins (hosts, or scheme://host, with
+	// path.Match patterns) whose pages may open the stream; the request's
+	// own host always may. Needed only when a proxy serves the page under
+	// another host than the one the service sees.
+	OriginPatterns []string
 }
 
 // Hub fans published messages out to subscribers. Its methods are safe for
@@ -82,6 +87,7 @@ type Hub struct {
 	log          *slog.Logger
 	pingInterval time.Duration
 	writeTimeout time.Duration
+	origins      []string
 
 	// n counts subscribers, so that Publish costs one atomic load when
 	// nobody listens.
@@ -115,6 +121,7 @@ func NewHub(opts Options) *Hub {
 		log:          opts.Logger,
 		pingInterval: opts.PingInterval,
 		writeTimeout: opts.WriteTimeout,
+		origins:      opts.OriginPatterns,
 		subs:         make(map[*subscriber]struct{}),
 		done:         make(chan struct{}),
 	}

@@ -307,7 +307,7 @@
     if (same) same.push(row); else byEvent.set(eventId, [row]);
     tbody.insertBefore(tr, tbody.firstChild);
     $('empty').hidden = true;
-    while (rows.size > MAX_ROWS) dropRow(tbody.lastElementChild);
+    while (rows.size > MAX_ROWS && tbody.lastElementChild) dropRow(tbody.lastElementChild);
     showReceived(row);
     showIntegration(row);
     return row;
