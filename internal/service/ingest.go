@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -197,5 +196,3 @@ func eventName(e []byte) string {
 	}
 	return s
 }
-
-var errNoRoom = errors.New("no room")

@@ -75,7 +75,7 @@ func statusClass(status int) string {
 func (s *Service) onDecision(d delivery.Decision) {
 	res := d.Result
 	s.metrics.decisions.WithLabelValues(d.Integration, string(res.Outcome), res.Reason).Inc()
-	if !s.hub.Active() {
+	if !(s.hub.Subscribers() > 0) {
 		return
 	}
 	at := s.cfg.Now().UTC()
@@ -103,7 +103,7 @@ func (s *Service) Attempt(a send.AttemptInfo) {
 	if a.Outcome == runtime.Retry {
 		s.metrics.retries.WithLabelValues(a.Integration).Inc()
 	}
-	if !s.hub.Active() {
+	if !(s.hub.Subscribers() > 0) {
 		return
 	}
 	id, _ := s.items.Load(a.Item)
@@ -120,7 +120,7 @@ func (s *Service) Final(f send.FinalInfo) {
 	if ev == "" {
 		ev = f.MessageID
 	}
-	if !s.hub.Active() {
+	if !(s.hub.Subscribers() > 0) {
 		return
 	}
 	s.hub.Publish(live.Message{Type: "final", At: f.At.UTC(), EventID: ev, IntegrationID: f.Integration, Item: f.Item,

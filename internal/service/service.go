@@ -180,6 +180,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	s.ingest = &http.Server{Handler: s.ingestHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	s.admin.RegisterOnShutdown(s.hub.Close) // live streams are told "going away"
 	ok = true
 	return s, nil
 }
