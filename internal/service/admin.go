@@ -91,6 +91,11 @@ func (s *Service) wrap(h handlerFunc, needAuth bool) http.Handler {
 		if needAuth {
 			c, err := s.auth.Verify(bearer(r))
 			if err != nil {
+				if !errors.Is(err, auth.ErrInvalidToken) && !errors.Is(err, auth.ErrExpiredToken) {
+					s.log.Error("token check failed", "error", err.Error())
+					writeError(w, err) // the store failed: a 500, not the caller's fault
+					return
+				}
 				writeError(w, tokenError(err))
 				return
 			}
@@ -172,12 +177,10 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.Is(err, auth.ErrExpiredToken):
 		return errorf(http.StatusUnauthorized, "EXPIRED_TOKEN", "the refresh token has expired: log in again")
+	case errors.Is(err, auth.ErrRefreshReuse):
+		return errorf(http.StatusUnauthorized, "INVALID_TOKEN", "refresh token reuse detected: every session of this user was signed out; log in again")
 	case errors.Is(err, auth.ErrInvalidToken):
-		msg := "the refresh token is not valid: log in again"
-		if err.Error() != auth.ErrInvalidToken.Error() {
-			msg = err.Error()
-		}
-		return errorf(http.StatusUnauthorized, "INVALID_TOKEN", "%s", msg)
+		return errorf(http.StatusUnauthorized, "INVALID_TOKEN", "the refresh token is not valid: log in again")
 	case err != nil:
 		return err
 	}

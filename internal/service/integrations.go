@@ -401,6 +401,9 @@ func (s *Service) integrationPatch(w http.ResponseWriter, r *http.Request) error
 	}
 	it.UpdatedAt = s.cfg.Now().UTC()
 	if err := s.st.UpdateIntegration(it, rev, secretKeys(bp)); err != nil {
+		if errors.Is(err, store.ErrStale) {
+			return errorf(http.StatusConflict, "CONFLICT", "the integration changed meanwhile: read it again")
+		}
 		if errors.Is(err, store.ErrConflict) {
 			return errorf(http.StatusConflict, "NAME_TAKEN", "an integration named %q exists", it.Name)
 		}
