@@ -30,32 +30,50 @@ func claims(r *http.Request) *auth.Claims {
 	return c
 }
 
+// route is one management endpoint.
+type route struct {
+	method, path string
+	auth         bool
+	h            handlerFunc
+}
+
+// routes are the management API's JSON endpoints (the OpenAPI document
+// lists exactly these, and a test checks it).
+func (s *Service) routes() []route {
+	return []route{
+		{"POST", "/v1/admin/auth/login", false, s.login},
+		{"POST", "/v1/admin/auth/refresh", false, s.refresh},
+		{"GET", "/v1/admin/integration-catalog", true, s.catalogList},
+		{"GET", "/v1/admin/integration-catalog/{key}", true, s.catalogGet},
+		{"POST", "/v1/admin/integration-catalog/{key}/install", true, s.install},
+		{"GET", "/v1/admin/integrations", true, s.integrationsList},
+		{"GET", "/v1/admin/integrations/{id}", true, s.integrationGet},
+		{"PATCH", "/v1/admin/integrations/{id}", true, s.integrationPatch},
+		{"DELETE", "/v1/admin/integrations/{id}", true, s.integrationDelete},
+		{"GET", "/v1/admin/integrations/{id}/revisions", true, s.revisionsList},
+		{"GET", "/v1/admin/integrations/{id}/dlq", true, s.dlqList},
+		{"GET", "/v1/admin/integrations/{id}/dlq/{item}", true, s.dlqGet},
+		{"POST", "/v1/admin/integrations/{id}/dlq/replay", true, s.dlqReplay},
+		{"POST", "/v1/admin/sources", true, s.sourceCreate},
+		{"GET", "/v1/admin/sources", true, s.sourcesList},
+		{"GET", "/v1/admin/openapi.json", false, func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(openAPI)
+			return nil
+		}},
+	}
+}
+
+// otherRoutes are the endpoints that are not JSON handlers: the live
+// stream, the page, metrics and health (and the ingest listener's).
+var otherRoutes = []string{"GET /v1/admin/live", "GET /metrics", "GET /healthz", "GET /readyz", "POST /v1/events", "POST /v1/batch"}
+
 // adminHandler routes the management listener.
 func (s *Service) adminHandler() http.Handler {
 	mux := http.NewServeMux()
-	open := func(pattern string, h handlerFunc) { mux.Handle(pattern, s.wrap(h, false)) }
-	authed := func(pattern string, h handlerFunc) { mux.Handle(pattern, s.wrap(h, true)) }
-
-	open("POST /v1/admin/auth/login", s.login)
-	open("POST /v1/admin/auth/refresh", s.refresh)
-	authed("GET /v1/admin/integration-catalog", s.catalogList)
-	authed("GET /v1/admin/integration-catalog/{key}", s.catalogGet)
-	authed("POST /v1/admin/integration-catalog/{key}/install", s.install)
-	authed("GET /v1/admin/integrations", s.integrationsList)
-	authed("GET /v1/admin/integrations/{id}", s.integrationGet)
-	authed("PATCH /v1/admin/integrations/{id}", s.integrationPatch)
-	authed("DELETE /v1/admin/integrations/{id}", s.integrationDelete)
-	authed("GET /v1/admin/integrations/{id}/revisions", s.revisionsList)
-	authed("GET /v1/admin/integrations/{id}/dlq", s.dlqList)
-	authed("GET /v1/admin/integrations/{id}/dlq/{item}", s.dlqGet)
-	authed("POST /v1/admin/integrations/{id}/dlq/replay", s.dlqReplay)
-	authed("POST /v1/admin/sources", s.sourceCreate)
-	authed("GET /v1/admin/sources", s.sourcesList)
-	open("GET /v1/admin/openapi.json", func(w http.ResponseWriter, r *http.Request) error {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(openAPI)
-		return nil
-	})
+	for _, rt := range s.routes() {
+		mux.Handle(rt.method+" "+rt.path, s.wrap(rt.h, rt.auth))
+	}
 	mux.Handle("GET /v1/admin/live", s.hub.Handler(func(r *http.Request) error {
 		tok := bearer(r)
 		if tok == "" {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/blueprint-engine/blueprint/internal/service/live"
 	"github.com/blueprint-engine/blueprint/internal/service/store"
+	"github.com/blueprint-engine/blueprint/runtime"
 )
 
 // The platform's ingestion limits.
@@ -91,8 +92,10 @@ func (s *Service) serveIngest(w http.ResponseWriter, r *http.Request, batch bool
 			}
 		}
 	}
-	for _, e := range events {
-		s.hub.Publish(live.Message{Type: "received", At: s.cfg.Now().UTC(), EventID: eventID(e), SourceID: source, EventName: eventName(e)})
+	if s.hub.Subscribers() > 0 {
+		for _, e := range events {
+			s.hub.Publish(live.Message{Type: "received", At: s.cfg.Now().UTC(), EventID: s.redactAll(eventID(e)), SourceID: source, EventName: s.redactAll(eventName(e))})
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), feedWait)
 	defer cancel()
@@ -195,4 +198,14 @@ func eventName(e []byte) string {
 		s = s[:100]
 	}
 	return s
+}
+
+// redactAll scrubs every bound integration's secrets from text that is
+// shown for all of them (an event is received once, for every one).
+func (s *Service) redactAll(text string) string {
+	s.bound.Range(func(_, v any) bool {
+		text = v.(*runtime.Integration).Redact(text)
+		return true
+	})
+	return text
 }
