@@ -31,7 +31,9 @@ var refused = []netip.Prefix{
 
 // Refused reports whether a may not be reached.
 func Refused(a netip.Addr) bool {
-	a = a.Unmap() // ::ffff:10.0.0.1 is 10.0.0.1
+	// ::ffff:10.0.0.1 is 10.0.0.1, and ::1%lo is ::1: a prefix never
+	// contains an address with a zone, which a dialler still reaches.
+	a = a.WithZone("").Unmap()
 	for _, p := range refused {
 		if p.Contains(a) {
 			return true
@@ -65,7 +67,7 @@ func Control(_, address string, _ syscall.RawConn) error {
 		host = address
 	}
 	if a, err := netip.ParseAddr(host); err == nil && Refused(a) {
-		return &Error{Addr: a.Unmap().String()}
+		return &Error{Addr: a.WithZone("").Unmap().String()}
 	}
 	return nil
 }
