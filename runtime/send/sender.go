@@ -195,7 +195,7 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 
 	// A signature is made for this attempt: a retry is signed afresh.
 	signed := *req
-	if err := in.Authorize(&signed, s.client); err != nil {
+	if err := in.AuthorizeContext(ctx, &signed, s.client); err != nil {
 		var ae *runtime.AuthError
 		if errors.As(err, &ae) && ae.Permanent {
 			a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Failed, Status: 0, Message: ae.Message}, Err: err}
