@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -50,6 +51,13 @@ type BatchPolicy struct {
 	MaxEvents int
 	MaxWait   time.Duration
 	MaxBytes  int
+	// Key is what the requests of one batch must share, given by Batch
+	// for a request: its method, URL, headers (the signature's aside, made
+	// again over the joined body) and its body outside the Into array. A
+	// joined request carries the first request's, so requests whose Keys
+	// differ (a header or a body field read from the event) are never
+	// joined: each would be sent as another event's.
+	Key string
 }
 
 // batchPolicy decides a request's batching from config, or nil when it
@@ -90,7 +98,37 @@ func (in *Integration) Batch(req *Request) (BatchPolicy, bool) {
 	if rp == nil || rp.batch == nil {
 		return BatchPolicy{}, false
 	}
-	return *rp.batch, true
+	p := *rp.batch
+	p.Key = batchKey(req, rp)
+	return p, true
+}
+
+// batchKey is a digest of what the requests of one batch must share (see
+// BatchPolicy.Key).
+func batchKey(req *Request, rp *requestPlan) string {
+	h := sha256.New()
+	field := func(s string) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	field(req.Method)
+	field(req.URL)
+	for _, hd := range req.Headers {
+		if rp.sig != nil && (hd.Name == rp.sig.Header || hd.Name == rp.sig.TimestampHeader) {
+			continue
+		}
+		field(hd.Name)
+		field(hd.Value)
+	}
+	if arr := gjson.GetBytes(req.Body, rp.batch.Into); arr.IsArray() && arr.Index > 0 {
+		field(string(req.Body[:arr.Index]))
+		field(string(req.Body[arr.Index+len(arr.Raw):]))
+	} else {
+		field(string(req.Body))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // passThrough returns the body of a body_from: event request: the event
@@ -129,10 +167,15 @@ func (in *Integration) JoinBatch(reqs []*Request, now time.Time) (*Request, erro
 	if !head.IsArray() || head.Index <= 0 {
 		return nil, fmt.Errorf("%w: the body has no array %s", ErrBatch, p.Into)
 	}
+	rp := in.requests[first.spec]
+	key := batchKey(first, rp)
 	var items []byte
 	for _, r := range reqs {
 		if r.spec != first.spec || r.URL != first.URL || r.Method != first.Method {
 			return nil, fmt.Errorf("%w: they go to different requests", ErrBatch)
+		}
+		if batchKey(r, rp) != key {
+			return nil, fmt.Errorf("%w: their headers or bodies outside %s differ", ErrBatch, p.Into)
 		}
 		arr := gjson.GetBytes(r.Body, p.Into)
 		if !arr.IsArray() {
@@ -157,7 +200,7 @@ func (in *Integration) JoinBatch(reqs []*Request, now time.Time) (*Request, erro
 	body = append(body, first.Body[head.Index+len(head.Raw):]...)
 	out.Body = body
 	out.secretRanges = nil // batching bodies hold no secret fields (checked at compile)
-	if rp := in.requests[first.spec]; rp != nil && rp.sig != nil {
+	if rp.sig != nil {
 		in.sign(&out, rp, now)
 	}
 	return &out, nil

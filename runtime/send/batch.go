@@ -33,6 +33,7 @@ type batcher struct {
 
 type batchKey struct {
 	integration, method, url string
+	shape                    string // runtime.BatchPolicy.Key
 }
 
 type batch struct {
@@ -55,7 +56,7 @@ type heldItem struct {
 // goroutine, which Run's wait group counts.
 func (b *batcher) add(in *runtime.Integration, p runtime.BatchPolicy, h heldItem) {
 	req := h.req
-	key := batchKey{h.it.Integration, req.Method, req.URL}
+	key := batchKey{h.it.Integration, req.Method, req.URL, p.Key}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.open == nil {

@@ -1,0 +1,79 @@
+package runtime_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/runtime"
+)
+
+// batchPerCustomer batches a request whose header and a body field outside
+// the batched array are read from the event.
+const batchPerCustomer = `key: batchcust
+version: 0.1.0
+name: Batch per customer
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/v1/ingest
+    headers:
+      X-Customer: "{values.customer}"
+    batch: {into: items, max_events: 10}
+    body:
+      customer_id: {value: customer}
+      items: {expr: '[event.properties]', type: array}
+values:
+  customer: {from: userId, type: string}
+events:
+  "*": {vendor_event: e, request: r}
+`
+
+// TestBatchNeverJoinsDifferentHeadersOrBodies: a joined request carries
+// the first request's headers and the first body outside the batched
+// array, so requests that differ there (read from the event) must not be
+// joined: their policies' Keys differ, and JoinBatch refuses them. Before,
+// bob's order was sent in alice's batch, as alice's.
+func TestBatchNeverJoinsDifferentHeadersOrBodies(t *testing.T) {
+	bp, ds := engine.Compile("batchcust.yaml", []byte(batchPerCustomer))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(event string) *runtime.Request {
+		res := in.Evaluate([]byte(event))
+		if res.Outcome != runtime.Deliver {
+			t.Fatalf("%v %s", res.Outcome, res.Message)
+		}
+		return res.Requests[0]
+	}
+	a1 := req(`{"type":"track","event":"a","userId":"alice","properties":{"n":1}}`)
+	a2 := req(`{"type":"track","event":"a","userId":"alice","properties":{"n":2}}`)
+	b := req(`{"type":"track","event":"a","userId":"bob","properties":{"n":3}}`)
+	pa1, _ := in.Batch(a1)
+	pa2, _ := in.Batch(a2)
+	pb, ok := in.Batch(b)
+	if !ok || pa1.Key == "" || pa1.Key != pa2.Key {
+		t.Fatalf("alice's requests do not share a batch key: %q %q", pa1.Key, pa2.Key)
+	}
+	if pb.Key == pa1.Key {
+		t.Fatal("bob's request has alice's batch key: it would be sent as hers")
+	}
+	if _, err := in.JoinBatch([]*runtime.Request{a1, b}, time.Now()); !errors.Is(err, runtime.ErrBatch) {
+		t.Fatalf("JoinBatch(alice, bob) = %v, want ErrBatch", err)
+	}
+	j, err := in.JoinBatch([]*runtime.Request{a1, a2}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"customer_id":"alice","items":[{"n":1},{"n":2}]}`; string(j.Body) != want {
+		t.Fatalf("joined %s, want %s", j.Body, want)
+	}
+}
