@@ -29,6 +29,32 @@ type batcher struct {
 	mu     sync.Mutex
 	open   map[batchKey]*batch
 	closed bool // Run is shutting down: items are sent as they come
+	// held and heldBytes count the items added and not settled yet (in
+	// open batches, or in batches being sent) and their bodies' bytes;
+	// maxEvents and maxBytes are the largest policy limits seen. Run
+	// claims no more while full says so: held items hold no concurrency
+	// slot, and would otherwise be claimed without bound (the whole
+	// outbox, when the vendor is slow or many batches are open).
+	held, heldBytes     int
+	maxEvents, maxBytes int
+}
+
+// full reports whether the items held are as many (or as large) as
+// Concurrency+1 full batches: one filling, and one per request in
+// flight.
+func (b *batcher) full() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := b.w.Concurrency + 1
+	return b.held > 0 && (b.held >= n*b.maxEvents || b.heldBytes >= n*b.maxBytes)
+}
+
+// done counts the items of a batch settled.
+func (b *batcher) done(bt *batch) {
+	b.mu.Lock()
+	b.held -= len(bt.items)
+	b.heldBytes -= bt.bytes
+	b.mu.Unlock()
 }
 
 type batchKey struct {
@@ -62,6 +88,10 @@ func (b *batcher) add(in *runtime.Integration, p runtime.BatchPolicy, h heldItem
 	if b.open == nil {
 		b.open = map[batchKey]*batch{}
 	}
+	b.held++
+	b.heldBytes += len(req.Body)
+	b.maxEvents = max(b.maxEvents, p.MaxEvents)
+	b.maxBytes = max(b.maxBytes, p.MaxBytes)
 	bt := b.open[key]
 	if bt != nil && bt.bytes+len(req.Body) > p.MaxBytes {
 		b.sendLocked(bt) // this item would make the body too large
@@ -128,6 +158,7 @@ func (b *batcher) sendLocked(bt *batch) {
 			}
 			b.wg.Done()
 		}()
+		defer b.done(bt)
 		b.send(bt)
 	}()
 }

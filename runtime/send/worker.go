@@ -178,6 +178,10 @@ loop:
 			break
 		}
 		free := cap(slots) - len(slots)
+		if w.batches.full() {
+			// Enough is held for batches: claim more once one is sent.
+			free = 0
+		}
 		var items []*outbox.Item
 		if free > 0 {
 			var err error
