@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"strconv"
 	"time"
 
@@ -170,6 +172,10 @@ func (in *Integration) JoinBatch(reqs []*Request, now time.Time) (*Request, erro
 	rp := in.requests[first.spec]
 	key := batchKey(first, rp)
 	var items []byte
+	// The secret fields' ranges follow their bytes into the joined body
+	// (Redacted masks them there too).
+	var ranges [][2]int
+	start := head.Index + 1 // of items in the joined body
 	for _, r := range reqs {
 		if r.spec != first.spec || r.URL != first.URL || r.Method != first.Method {
 			return nil, fmt.Errorf("%w: they go to different requests", ErrBatch)
@@ -178,15 +184,22 @@ func (in *Integration) JoinBatch(reqs []*Request, now time.Time) (*Request, erro
 			return nil, fmt.Errorf("%w: their headers or bodies outside %s differ", ErrBatch, p.Into)
 		}
 		arr := gjson.GetBytes(r.Body, p.Into)
-		if !arr.IsArray() {
+		if !arr.IsArray() || arr.Index <= 0 {
 			return nil, fmt.Errorf("%w: a body has no array %s", ErrBatch, p.Into)
 		}
-		inner := trimJSONSpace([]byte(arr.Raw[1 : len(arr.Raw)-1]))
+		from, to := arr.Index+1, arr.Index+len(arr.Raw)-1
+		inner := trimJSONSpace(r.Body[from:to])
 		if len(inner) == 0 {
 			continue
 		}
 		if len(items) > 0 {
 			items = append(items, ',')
+		}
+		from += bytes.Index(r.Body[from:to], inner) // after white space
+		for _, x := range r.secretRanges {
+			if x[0] >= from && x[1] <= from+len(inner) {
+				ranges = append(ranges, [2]int{x[0] - from + start + len(items), x[1] - from + start + len(items)})
+			}
 		}
 		items = append(items, inner...)
 	}
@@ -197,9 +210,21 @@ func (in *Integration) JoinBatch(reqs []*Request, now time.Time) (*Request, erro
 	body = append(body, '[')
 	body = append(body, items...)
 	body = append(body, ']')
-	body = append(body, first.Body[head.Index+len(head.Raw):]...)
+	tail := head.Index + len(head.Raw)
+	body = append(body, first.Body[tail:]...)
 	out.Body = body
-	out.secretRanges = nil // batching bodies hold no secret fields (checked at compile)
+	shift := len(body) - len(first.Body)
+	var kept [][2]int
+	for _, x := range first.secretRanges {
+		switch {
+		case x[1] <= head.Index:
+			kept = append(kept, x)
+		case x[0] >= tail:
+			kept = append(kept, [2]int{x[0] + shift, x[1] + shift})
+		}
+	}
+	out.secretRanges = append(kept, ranges...)
+	slices.SortFunc(out.secretRanges, func(a, b [2]int) int { return a[0] - b[0] })
 	if rp.sig != nil {
 		in.sign(&out, rp, now)
 	}
