@@ -143,3 +143,43 @@ events:
 		t.Fatalf("redacted too much: %s", view)
 	}
 }
+
+// TestBatchHugeWaitDoesNotWrap: a max_wait_ms read from a config without
+// max, past what a time.Duration holds in milliseconds, wrapped around to
+// a negative wait (the batch sent at once); it is now the longest wait.
+func TestBatchHugeWaitDoesNotWrap(t *testing.T) {
+	bp, ds := engine.Compile("batchwait.yaml", []byte(`key: batchwait
+version: 0.1.0
+name: Batch wait
+category: other
+status: alpha
+config:
+  wait: {type: integer, default: 1000}
+  size: {type: integer, default: 10}
+  bytes: {type: integer, default: 1000}
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/v1/ingest
+    body_from: event
+    batch: {into: batch, max_wait_ms: "{config.wait}", max_events: "{config.size}", max_bytes: "{config.bytes}"}
+events:
+  "*": {vendor_event: e, request: r}
+`))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", map[string]any{"wait": int64(1) << 62, "size": int64(1) << 62, "bytes": int64(1) << 62})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"a"}`))
+	if res.Outcome != runtime.Deliver {
+		t.Fatalf("%v %s", res.Outcome, res.Message)
+	}
+	p, ok := in.Batch(res.Requests[0])
+	if !ok || p.MaxWait <= 0 || p.MaxEvents <= 0 || p.MaxBytes <= 0 {
+		t.Fatalf("policy %+v", p)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -86,7 +87,10 @@ func (in *Integration) batchPolicy(r *compiler.Request) *BatchPolicy {
 	if get(b.Enabled) == 0 {
 		return nil
 	}
-	p := &BatchPolicy{Into: b.Into, MaxEvents: int(max(1, get(b.MaxEvents))), MaxWait: time.Duration(max(0, get(b.MaxWaitMS))) * time.Millisecond, MaxBytes: int(max(1, get(b.MaxBytes)))}
+	// A wait past what a Duration holds (a config without max) would wrap
+	// around to a negative one.
+	wait := time.Duration(min(max(0, get(b.MaxWaitMS)), int64(math.MaxInt64/time.Millisecond))) * time.Millisecond
+	p := &BatchPolicy{Into: b.Into, MaxEvents: int(max(1, get(b.MaxEvents))), MaxWait: wait, MaxBytes: int(max(1, get(b.MaxBytes)))}
 	return p
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -46,7 +47,15 @@ func (b *batcher) full() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := b.w.Concurrency + 1
-	return b.held > 0 && (b.held >= n*b.maxEvents || b.heldBytes >= n*b.maxBytes)
+	return b.held > 0 && (b.held >= mulSat(n, b.maxEvents) || b.heldBytes >= mulSat(n, b.maxBytes))
+}
+
+// mulSat is n*m for positive n and m, or the largest int past it.
+func mulSat(n, m int) int {
+	if m > math.MaxInt/n {
+		return math.MaxInt
+	}
+	return n * m
 }
 
 // done counts the items of a batch settled.
