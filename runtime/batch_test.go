@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blueprint-engine/blueprint/blueprints"
 	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/runtime"
 )
@@ -181,5 +182,44 @@ events:
 	p, ok := in.Batch(res.Requests[0])
 	if !ok || p.MaxWait <= 0 || p.MaxEvents <= 0 || p.MaxBytes <= 0 {
 		t.Fatalf("policy %+v", p)
+	}
+}
+
+// TestBatchOfOneIsWhatIsSent: an event with white space around it, in a
+// batching body_from: event request, is shown (dry runs, vectors) as the
+// sender sends it: JoinBatch trims the white space, and the evaluation
+// kept it, so the body and signature a vector pins differed from the
+// wire's.
+func TestBatchOfOneIsWhatIsSent(t *testing.T) {
+	cat, err := engine.NewCatalog(blueprints.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bp, ds, err := cat.Compile("webhook@0.1.0")
+	if bp == nil {
+		t.Fatal(err, ds)
+	}
+	now := time.Date(2026, 2, 25, 14, 30, 0, 123e6, time.UTC)
+	in, err := runtime.Bind(bp, "", map[string]any{"url": "https://hooks.example.com/e", "batch_enabled": true, "authentication": "hmac", "signing_secret": "whsec-test"},
+		runtime.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(" \t{\"type\":\"page\"}\r\n"))
+	if res.Outcome != runtime.Deliver {
+		t.Fatalf("%v %s", res.Outcome, res.Message)
+	}
+	j, err := in.JoinBatch(res.Requests, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown, sent := res.Requests[0], j
+	if string(shown.Body) != string(sent.Body) || string(sent.Body) != `{"batch":[{"type":"page"}]}` {
+		t.Fatalf("shown %q, sent %q", shown.Body, sent.Body)
+	}
+	a, _ := shown.Header("X-Signature")
+	b, _ := sent.Header("X-Signature")
+	if a != b {
+		t.Fatalf("shown signature %s, sent %s", a, b)
 	}
 }

@@ -143,6 +143,9 @@ func (in *Integration) passThrough(event []byte, rp *requestPlan) []byte {
 	if rp.batch == nil {
 		return append([]byte(nil), event...)
 	}
+	// Without the white space around it, as the sender joins it: the dry
+	// run's batch of one is the bytes sent.
+	event = trimJSONSpace(event)
 	b := make([]byte, 0, len(event)+len(rp.batch.Into)+8)
 	b = append(b, `{"`...)
 	b = append(b, rp.batch.Into...)
