@@ -210,3 +210,39 @@ func TestOAuth2EchoedEscapedSecretRedacted(t *testing.T) {
 		t.Fatalf("the echoed credentials show: %v %q", a.Outcome, a.Message)
 	}
 }
+
+// TestOAuth2TokenFromVendorURL: with VendorURL (a sandbox, --vendor-url)
+// the token request goes there too. Before, a sandbox run sent the client
+// secret to the production token endpoint, and the production token to
+// the sandbox.
+func TestOAuth2TokenFromVendorURL(t *testing.T) {
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.Path)
+		if r.URL.Path == "/oauth/token" {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"access_token":"tok-sandbox","token_type":"bearer","expires_in":3600}`)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer tok-sandbox" {
+			w.WriteHeader(401)
+		}
+	}))
+	defer srv.Close()
+	to, _ := url.Parse(srv.URL)
+	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": "csecret-123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a := send.New(send.Options{VendorURL: to}).Do(ctx, in, "o", res.Requests[0])
+	if a.Outcome != runtime.Delivered || strings.Join(paths, " ") != "/oauth/token /v1/collect" {
+		t.Fatalf("got %v %q; the sandbox saw %v", a.Outcome, a.Message, paths)
+	}
+}
