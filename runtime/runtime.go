@@ -436,6 +436,10 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 	if k := bp.ConsentConfig; k != "" {
 		if s, ok := in.config[k].(string); ok {
 			in.consent = bp.ConsentByOption[s]
+		} else if problems[k] == "" {
+			// Without a category there is no gate: consent would fail
+			// open, every event sent whatever its consent says.
+			problems[k] = "is required: it chooses the consent category"
 		}
 	}
 	for k := range config {
