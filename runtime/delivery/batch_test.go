@@ -275,3 +275,60 @@ events:
 		t.Fatalf("got %d requests %q, want one batch per customer %q", len(v.bodies), got, want)
 	}
 }
+
+// TestBatchFullByBytesSentAtOnce: a batch whose body reaches max_bytes
+// (here one event larger than it) can take no more events: it is sent at
+// once, not after its wait (a minute here) while nothing can join it.
+func TestBatchFullByBytesSentAtOnce(t *testing.T) {
+	v := &batchVendor{}
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	bp, ds := engine.Compile("batchbytes.yaml", []byte(`key: batchbytes
+version: 0.1.0
+name: Batch bytes
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/v1/ingest
+    body_from: event
+    batch: {into: batch, max_events: 100, max_wait_ms: 60000, max_bytes: 64}
+events:
+  "*": {vendor_event: e, request: r}
+`))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := delivery.New(outbox.NewMemory(), delivery.Options{Sender: send.Options{VendorURL: u}, Poll: 10 * time.Millisecond},
+		delivery.Binding{Name: "b", Ref: "batchbytes", Integration: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	big := `{"type":"track","event":"a","messageId":"m-1","pad":"` + strings.Repeat("x", 100) + `"}`
+	if err := p.Feed(ctx, []byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		v.mu.Lock()
+		n := len(v.bodies)
+		v.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("a batch past max_bytes was held for its wait")
+}

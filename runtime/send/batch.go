@@ -121,7 +121,7 @@ func (b *batcher) add(in *runtime.Integration, p runtime.BatchPolicy, h heldItem
 	}
 	bt.items = append(bt.items, h)
 	bt.bytes += len(req.Body)
-	if b.closed || len(bt.items) >= p.MaxEvents {
+	if b.closed || len(bt.items) >= p.MaxEvents || bt.bytes >= p.MaxBytes {
 		b.sendLocked(bt)
 	}
 }
