@@ -424,6 +424,29 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 			problems[f.Key] = "is required when " + f.RequiredWhen.Text
 		}
 	}
+	// The chosen auth is rendered from config: a key it reads must be
+	// given, or the credential is sent empty (a signature keyed with
+	// nothing, which anyone can forge; "Bearer " with no token).
+	for _, e := range v.Events {
+		a := in.chooseAuth(e.Request)
+		if a == nil {
+			continue
+		}
+		ts := []*compiler.Template{a.Username, a.Password, a.Token, a.Value, a.TokenURL, a.ClientID, a.ClientSecret}
+		if a.Signature != nil {
+			ts = append(ts, a.Signature.Secret)
+		}
+		for _, t := range ts {
+			if t == nil {
+				continue
+			}
+			for _, p := range t.Parts {
+				if _, ok := in.config[p.Config]; p.Config != "" && !ok && problems[p.Config] == "" {
+					problems[p.Config] = "is required by the auth of request " + e.Request.Name
+				}
+			}
+		}
+	}
 	// A url config's host is allowed ({config.KEY} in hosts).
 	for _, k := range bp.HostConfigs {
 		if s, ok := in.config[k].(string); ok {
