@@ -150,6 +150,9 @@ func urlProblem(s string) string {
 		return "has a port outside 1 to 65535"
 	case netguard.RefusedHost(u.Hostname()):
 		return "is a private, loopback or link-local address"
+	case !hostChars(u.Hostname()):
+		// A * would be read by the host allow-list as a wildcard.
+		return "has a host that is not a host name (letters, digits, '-' and '.')"
 	case numericHost(u.Hostname()):
 		// 2130706433, 0x7f.1, 127.1, 127.0.0.1.: resolvers that follow
 		// inet_aton (and browsers) read them as IPv4 addresses, which
@@ -157,6 +160,21 @@ func urlProblem(s string) string {
 		return "writes an IP address in a form other than A.B.C.D (or it is not a host name)"
 	}
 	return ""
+}
+
+// hostChars reports whether host is an IP literal or made of what a
+// host name may hold: letters, digits, '-', '.', '_' (some DNS names have
+// it) and any non-ASCII character (IDN).
+func hostChars(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c >= 0x80) {
+			return false
+		}
+	}
+	return true
 }
 
 func validPort(p string) bool {

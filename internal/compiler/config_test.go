@@ -5,7 +5,9 @@ import (
 	"testing"
 )
 
-// TestURLConfigHosts: the url config type refuses a port outside 1 to
+// TestURLConfigHosts: the url config type refuses a host that is no host
+// name (https://*.example.com/ put a wildcard in the integration's host
+// allow-list), a port outside 1 to
 // 65535 and an IPv4 address written in a form other than A.B.C.D, which
 // resolvers following inet_aton (and browsers) read as the address it
 // hides: 2130706433 and 0x7f.1 are 127.0.0.1, and 127.0.0.1. (a trailing
@@ -38,6 +40,10 @@ func TestURLConfigHosts(t *testing.T) {
 		"https://hooks.example.com.123/":     false,
 		"https://[::1%25lo]/":                false,
 		"https://[::ffff:7f00:1]:443/events": false,
+		"https://*.example.com/":             false,
+		"https://*/":                         false,
+		"https://ex'ample.com/":              false,
+		"https://a_b.example.com/":           true,
 	} {
 		_, err := CheckConfigValue(f, u)
 		if (err == nil) != ok {
