@@ -64,3 +64,40 @@ events:
 		}
 	}
 }
+
+// TestMethodConfigRequired: a method read from a select that the install
+// left out (no default, not required) was "", which net/http sends as
+// GET. Bind now refuses the config, naming the key.
+func TestMethodConfigRequired(t *testing.T) {
+	bp, ds := engine.Compile("methodcfg.yaml", []byte(`key: methodcfg
+version: 0.1.0
+name: Method from config
+category: other
+status: alpha
+config:
+  m: {type: select, options: [{value: POST}, {value: PUT}]}
+hosts: [api.example.com]
+requests:
+  r:
+    method: "{config.m}"
+    url: https://api.example.com/v1/ingest
+    body_from: event
+events:
+  "*": {vendor_event: e, request: r}
+`))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	_, err := runtime.Bind(bp, "", nil)
+	var ce *runtime.ConfigError
+	if !errors.As(err, &ce) || !slices.Equal(ce.Keys, []string{"m"}) {
+		t.Fatalf("Bind without the method: %v, want invalid_config [m]", err)
+	}
+	in, err := runtime.Bind(bp, "", map[string]any{"m": "PUT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := in.Evaluate([]byte(`{"type":"track","event":"x"}`)); res.Outcome != runtime.Deliver || res.Requests[0].Method != "PUT" {
+		t.Fatalf("%v %s", res.Outcome, res.Message)
+	}
+}

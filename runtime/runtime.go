@@ -424,10 +424,16 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 			problems[f.Key] = "is required when " + f.RequiredWhen.Text
 		}
 	}
-	// The chosen auth is rendered from config: a key it reads must be
-	// given, or the credential is sent empty (a signature keyed with
+	// A request's method from config must be given. The chosen auth is
+	// rendered from config: a key it reads must be given, or the credential is sent empty (a signature keyed with
 	// nothing, which anyone can forge; "Bearer " with no token).
 	for _, e := range v.Events {
+		if k := e.Request.MethodConfig; k != "" && problems[k] == "" {
+			if _, ok := in.config[k]; !ok {
+				// Else the method is "", which net/http sends as GET.
+				problems[k] = "is required: it is the method of request " + e.Request.Name
+			}
+		}
 		a := in.chooseAuth(e.Request)
 		if a == nil {
 			continue
