@@ -332,3 +332,72 @@ events:
 	}
 	t.Fatal("a batch past max_bytes was held for its wait")
 }
+
+// TestBatchManyOpenBatchesNotStalled: when the items held fill the bound
+// (Concurrency+1 full batches) spread over many open batches that each
+// stay short (one per customer here), nothing more is claimed and the
+// batches cannot grow: they are sent at once, not after their wait (a
+// minute here), so delivery goes on.
+func TestBatchManyOpenBatchesNotStalled(t *testing.T) {
+	v := &batchVendor{}
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	bp, ds := engine.Compile("batchcust.yaml", []byte(`key: batchcust
+version: 0.1.0
+name: Batch per customer
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/v1/ingest
+    headers:
+      X-Customer: "{values.customer}"
+    batch: {into: items, max_events: 2, max_wait_ms: 60000}
+    body:
+      items: {expr: '[event.properties]', type: array}
+values:
+  customer: {from: userId, type: string}
+events:
+  "*": {vendor_event: e, request: r}
+`))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := delivery.New(outbox.NewMemory(), delivery.Options{Sender: send.Options{VendorURL: u}, Poll: 10 * time.Millisecond, Concurrency: 1},
+		delivery.Binding{Name: "c", Ref: "batchcust", Integration: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var events [][]byte
+	for i := range 12 {
+		events = append(events, fmt.Appendf(nil, `{"type":"track","event":"a","messageId":"m-%d","userId":"c-%d","properties":{"n":%d}}`, i, i, i))
+	}
+	if err := p.Feed(ctx, events...); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		v.mu.Lock()
+		n := len(v.bodies)
+		v.mu.Unlock()
+		if n == 12 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	t.Fatalf("%d of 12 events sent after 10s: short batches waited for their minute", len(v.bodies))
+}

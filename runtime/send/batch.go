@@ -38,16 +38,17 @@ type batcher struct {
 	// outbox, when the vendor is slow or many batches are open).
 	held, heldBytes     int
 	maxEvents, maxBytes int
+	sending             int // batches being sent
 }
 
 // full reports whether the items held are as many (or as large) as
 // Concurrency+1 full batches: one filling, and one per request in
-// flight.
-func (b *batcher) full() bool {
+// flight; idle, whether no batch is being sent meanwhile.
+func (b *batcher) full() (full, idle bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := b.w.Concurrency + 1
-	return b.held > 0 && (b.held >= mulSat(n, b.maxEvents) || b.heldBytes >= mulSat(n, b.maxBytes))
+	return b.held > 0 && (b.held >= mulSat(n, b.maxEvents) || b.heldBytes >= mulSat(n, b.maxBytes)), b.sending == 0
 }
 
 // mulSat is n*m for positive n and m, or the largest int past it.
@@ -63,6 +64,7 @@ func (b *batcher) done(bt *batch) {
 	b.mu.Lock()
 	b.held -= len(bt.items)
 	b.heldBytes -= bt.bytes
+	b.sending--
 	b.mu.Unlock()
 }
 
@@ -159,6 +161,7 @@ func (b *batcher) sendLocked(bt *batch) {
 	// Counted before Run's wait: either Run is not waiting yet, or the
 	// attempt adding the item is itself counted.
 	b.wg.Add(1)
+	b.sending++
 	go func() {
 		defer func() {
 			select {
