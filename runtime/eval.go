@@ -1671,8 +1671,8 @@ func (in *Integration) planRequest(r *compiler.Request) *requestPlan {
 		case compiler.AuthSignature:
 			rp.sig, rp.sigKey = a.Signature, []byte(render(a.Signature.Secret))
 		case compiler.AuthOAuth2:
-			rp.oauth = &oauthSource{cfg: clientcredentials.Config{ClientID: render(a.ClientID), ClientSecret: render(a.ClientSecret),
-				TokenURL: render(a.TokenURL), Scopes: a.Scopes, AuthStyle: oauth2.AuthStyleInHeader}}
+			rp.oauth = newOAuthSource(clientcredentials.Config{ClientID: render(a.ClientID), ClientSecret: render(a.ClientSecret),
+				TokenURL: render(a.TokenURL), Scopes: a.Scopes, AuthStyle: oauth2.AuthStyleInHeader})
 			in.hasOAuth = true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -13,32 +14,57 @@ import (
 )
 
 // oauthSource gets and caches the bearer token of an
-// oauth2_client_credentials auth: golang.org/x/oauth2 refreshes it
-// shortly before it expires, and one token serves every request of the
-// integration.
+// oauth2_client_credentials auth: one token serves every request of the
+// integration, and a new one is fetched shortly before it expires
+// (oauth2.Token.Valid). A fetch is bound to the context of the attempt
+// that needs it: a token endpoint that hangs holds an attempt no longer
+// than its context allows (and a shutdown no longer than its grace).
 type oauthSource struct {
 	cfg clientcredentials.Config
 
+	// fetch is held by the one fetch under way; others wait for it, or
+	// for their context to end.
+	fetch chan struct{}
+
 	mu     sync.Mutex
-	ts     oauth2.TokenSource
+	tok    *oauth2.Token
 	issued []string // tokens handed out, scrubbed from vendor messages
 }
 
-func (o *oauthSource) token(client *http.Client) (*oauth2.Token, error) {
+func newOAuthSource(cfg clientcredentials.Config) *oauthSource {
+	return &oauthSource{cfg: cfg, fetch: make(chan struct{}, 1)}
+}
+
+func (o *oauthSource) cached() *oauth2.Token {
 	o.mu.Lock()
-	if o.ts == nil {
-		// The token is fetched with the sender's client (its timeouts and
-		// its address checks); not bound to one attempt's context.
-		ctx := context.WithValue(context.Background(), oauth2.HTTPClient, client)
-		o.ts = o.cfg.TokenSource(ctx)
+	defer o.mu.Unlock()
+	if o.tok.Valid() {
+		return o.tok
 	}
-	ts := o.ts
-	o.mu.Unlock()
-	tok, err := ts.Token()
+	return nil
+}
+
+func (o *oauthSource) token(ctx context.Context, client *http.Client) (*oauth2.Token, error) {
+	if tok := o.cached(); tok != nil {
+		return tok, nil
+	}
+	select {
+	case o.fetch <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-o.fetch }()
+	if tok := o.cached(); tok != nil { // fetched while we waited
+		return tok, nil
+	}
+	// The token is fetched with the sender's client (its timeouts and its
+	// address checks), within the attempt's context.
+	tok, err := o.cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, client))
 	if err != nil {
 		return nil, err
 	}
 	o.mu.Lock()
+	o.tok = tok
 	if len(o.issued) == 0 || o.issued[len(o.issued)-1] != tok.AccessToken {
 		o.issued = append(o.issued, tok.AccessToken)
 		if len(o.issued) > 4 {
@@ -56,16 +82,29 @@ type AuthError struct {
 	Status    int // the token endpoint's HTTP status, 0 when none
 	Permanent bool
 	Message   string // redacted
+	err       error  // the cause, for Is only (its text may show a secret)
 }
 
 func (e *AuthError) Error() string { return e.Message }
+
+// Is answers for the cause (context.DeadlineExceeded, context.Canceled).
+func (e *AuthError) Is(target error) bool { return e.err != nil && errors.Is(e.err, target) }
 
 // Authorize adds the credentials that are fetched at send time to req: a
 // bearer token from the token endpoint of an oauth2_client_credentials
 // auth, got once and reused until shortly before it expires. Other
 // requests are left as they are. A sender calls it before every attempt
-// with its HTTP client; the error is an *AuthError.
+// with its HTTP client; the error is an *AuthError. It is
+// AuthorizeContext with context.Background(): a token endpoint that hangs
+// holds it as long as the client's own timeout allows.
 func (in *Integration) Authorize(req *Request, client *http.Client) error {
+	return in.AuthorizeContext(context.Background(), req, client)
+}
+
+// AuthorizeContext is Authorize within ctx: a token fetch ends when ctx
+// does (an attempt's deadline, a shutdown), and the error then answers
+// errors.Is for ctx's error.
+func (in *Integration) AuthorizeContext(ctx context.Context, req *Request, client *http.Client) error {
 	if req == nil || req.spec == nil {
 		return nil
 	}
@@ -73,9 +112,9 @@ func (in *Integration) Authorize(req *Request, client *http.Client) error {
 	if rp == nil || rp.oauth == nil {
 		return nil
 	}
-	tok, err := rp.oauth.token(client)
+	tok, err := rp.oauth.token(ctx, client)
 	if err != nil {
-		ae := &AuthError{}
+		ae := &AuthError{err: err}
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil {
 			ae.Status = re.Response.StatusCode
@@ -90,6 +129,24 @@ func (in *Integration) Authorize(req *Request, client *http.Client) error {
 	}
 	setHeader(req, "Authorization", "Bearer "+tok.AccessToken)
 	return nil
+}
+
+// oauthSecrets are the forms of client secrets that the token request
+// carries and the redaction would not know otherwise: golang.org/x/oauth2
+// query-escapes the secret before it base64-encodes it into Basic
+// credentials, so a token endpoint that echoes the Authorization header
+// shows base64 of the escaped secret ("a/b" is sent as "a%2Fb").
+func (in *Integration) oauthSecrets() []string {
+	var out []string
+	for _, rp := range in.requests {
+		if rp.oauth == nil {
+			continue
+		}
+		if esc := url.QueryEscape(rp.oauth.cfg.ClientSecret); esc != rp.oauth.cfg.ClientSecret {
+			out = append(out, esc)
+		}
+	}
+	return out
 }
 
 // scrubTokens removes the access tokens handed out from s (a vendor may

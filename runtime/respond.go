@@ -53,18 +53,49 @@ func (in *Integration) Classify(req *Request, status int, header http.Header, bo
 			continue
 		}
 		v := Verdict{Outcome: Outcome(r.Outcome), Status: status, Message: r.Message}
+		if v.Delivered() && r.MessageExpr == nil {
+			v.Message = in.Redact(v.Message) // nothing of the vendor's is kept
+			return v
+		}
+		red := in.requestRedactor(req)
 		if r.MessageExpr != nil {
 			if m := in.ruleMessage(r.MessageExpr, rc); m != "" {
-				v.Message = clip(in.Redact(m)) // scrubbed before it is cut
+				v.Message = clip(in.Redact(red.String(m))) // scrubbed before it is cut
 			}
 		}
 		if v.Message == "" && !v.Delivered() {
-			v.Message = vendorMessage(resp, status, body, in.red)
+			v.Message = vendorMessage(resp, status, body, red, in.red)
 		}
 		v.Message = in.Redact(v.Message)
 		return v
 	}
-	return Verdict{Outcome: Failed, Status: status, Message: in.Redact(vendorMessage(resp, status, body, in.red))}
+	return Verdict{Outcome: Failed, Status: status, Message: in.Redact(vendorMessage(resp, status, body, in.requestRedactor(req), in.red))}
+}
+
+// requestRedactor knows the secret headers req carries that were not
+// rendered at Bind: a signature made for this attempt (and for each batch),
+// a secret header read from the event. A vendor echoing them in its answer
+// must not put them in a message (logs, dead letters): a signature lets
+// whoever reads it replay the request.
+func (in *Integration) requestRedactor(req *Request) *redactor {
+	var vals []string
+	var sig *compiler.Signature
+	if rp := in.requests[req.spec]; rp != nil {
+		sig = rp.sig
+	}
+	for _, h := range req.Headers {
+		if !h.Secret || sig != nil && h.Name == sig.TimestampHeader {
+			continue // a time is no secret
+		}
+		vals = append(vals, h.Value)
+		if sig != nil && h.Name == sig.Header {
+			vals = append(vals, strings.TrimPrefix(h.Value, sig.Prefix))
+		}
+	}
+	if len(vals) == 0 {
+		return &redactor{}
+	}
+	return newRedactor(nil, vals...)
 }
 
 // responseCtx is what a response rule's expression reads.
@@ -103,10 +134,16 @@ func (in *Integration) ruleMessage(e *compiler.Expr, rc *responseCtx) string {
 // path), else the start of the body, else the status text. The vendor's
 // text is scrubbed before it is cut, so that no cut falls inside a secret
 // it echoes.
-func vendorMessage(resp *compiler.Responses, status int, body []byte, red *redactor) string {
+func vendorMessage(resp *compiler.Responses, status int, body []byte, reds ...*redactor) string {
+	scrub := func(s string) string {
+		for _, r := range reds {
+			s = r.String(s)
+		}
+		return s
+	}
 	if resp != nil && resp.MessagePath != "" && gjson.ValidBytes(body) {
 		if m := gjson.GetBytes(body, resp.MessagePath); m.Exists() && m.String() != "" {
-			return clip(red.String(m.String()))
+			return clip(scrub(m.String()))
 		}
 	}
 	text := http.StatusText(status)
@@ -115,7 +152,7 @@ func vendorMessage(resp *compiler.Responses, status int, body []byte, red *redac
 	}
 	// Strings unescaped first, so that a secret written with \u escapes
 	// is scrubbed like any other.
-	if b := strings.TrimSpace(string(red.Bytes(encoding.CanonicalJSON(body)))); b != "" && status != 0 {
+	if b := strings.TrimSpace(scrub(string(encoding.CanonicalJSON(body)))); b != "" && status != 0 {
 		return text + ": " + clip(b)
 	}
 	return text

@@ -424,6 +424,35 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 			problems[f.Key] = "is required when " + f.RequiredWhen.Text
 		}
 	}
+	// A request's method from config must be given. The chosen auth is
+	// rendered from config: a key it reads must be given, or the credential is sent empty (a signature keyed with
+	// nothing, which anyone can forge; "Bearer " with no token).
+	for _, e := range v.Events {
+		if k := e.Request.MethodConfig; k != "" && problems[k] == "" {
+			if _, ok := in.config[k]; !ok {
+				// Else the method is "", which net/http sends as GET.
+				problems[k] = "is required: it is the method of request " + e.Request.Name
+			}
+		}
+		a := in.chooseAuth(e.Request)
+		if a == nil {
+			continue
+		}
+		ts := []*compiler.Template{a.Username, a.Password, a.Token, a.Value, a.TokenURL, a.ClientID, a.ClientSecret}
+		if a.Signature != nil {
+			ts = append(ts, a.Signature.Secret)
+		}
+		for _, t := range ts {
+			if t == nil {
+				continue
+			}
+			for _, p := range t.Parts {
+				if _, ok := in.config[p.Config]; p.Config != "" && !ok && problems[p.Config] == "" {
+					problems[p.Config] = "is required by the auth of request " + e.Request.Name
+				}
+			}
+		}
+	}
 	// A url config's host is allowed ({config.KEY} in hosts).
 	for _, k := range bp.HostConfigs {
 		if s, ok := in.config[k].(string); ok {
@@ -436,6 +465,10 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 	if k := bp.ConsentConfig; k != "" {
 		if s, ok := in.config[k].(string); ok {
 			in.consent = bp.ConsentByOption[s]
+		} else if problems[k] == "" {
+			// Without a category there is no gate: consent would fail
+			// open, every event sent whatever its consent says.
+			problems[k] = "is required: it chooses the consent category"
 		}
 	}
 	for k := range config {
@@ -484,7 +517,7 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 	// The secrets, and every credential rendered from config (a vendor may
 	// echo an Authorization header whole), are scrubbed from all the
 	// integration shows.
-	in.red = newRedactor(secrets, in.credentials()...)
+	in.red = newRedactor(append(secrets, in.oauthSecrets()...), in.credentials()...)
 	in.noNameMsg = in.red.String("the track event has no event name")
 	in.filteredMsg = in.red.String("the mapping's filter is false")
 	in.eventNames = map[*compiler.Event]string{}

@@ -1,14 +1,18 @@
 package runtime
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
+	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -50,6 +54,13 @@ type BatchPolicy struct {
 	MaxEvents int
 	MaxWait   time.Duration
 	MaxBytes  int
+	// Key is what the requests of one batch must share, given by Batch
+	// for a request: its method, URL, headers (the signature's aside, made
+	// again over the joined body) and its body outside the Into array. A
+	// joined request carries the first request's, so requests whose Keys
+	// differ (a header or a body field read from the event) are never
+	// joined: each would be sent as another event's.
+	Key string
 }
 
 // batchPolicy decides a request's batching from config, or nil when it
@@ -76,7 +87,10 @@ func (in *Integration) batchPolicy(r *compiler.Request) *BatchPolicy {
 	if get(b.Enabled) == 0 {
 		return nil
 	}
-	p := &BatchPolicy{Into: b.Into, MaxEvents: int(max(1, get(b.MaxEvents))), MaxWait: time.Duration(max(0, get(b.MaxWaitMS))) * time.Millisecond, MaxBytes: int(max(1, get(b.MaxBytes)))}
+	// A wait past what a Duration holds (a config without max) would wrap
+	// around to a negative one.
+	wait := time.Duration(min(max(0, get(b.MaxWaitMS)), int64(math.MaxInt64/time.Millisecond))) * time.Millisecond
+	p := &BatchPolicy{Into: b.Into, MaxEvents: int(max(1, get(b.MaxEvents))), MaxWait: wait, MaxBytes: int(max(1, get(b.MaxBytes)))}
 	return p
 }
 
@@ -90,7 +104,37 @@ func (in *Integration) Batch(req *Request) (BatchPolicy, bool) {
 	if rp == nil || rp.batch == nil {
 		return BatchPolicy{}, false
 	}
-	return *rp.batch, true
+	p := *rp.batch
+	p.Key = batchKey(req, rp)
+	return p, true
+}
+
+// batchKey is a digest of what the requests of one batch must share (see
+// BatchPolicy.Key).
+func batchKey(req *Request, rp *requestPlan) string {
+	h := sha256.New()
+	field := func(s string) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	field(req.Method)
+	field(req.URL)
+	for _, hd := range req.Headers {
+		if rp.sig != nil && (hd.Name == rp.sig.Header || hd.Name == rp.sig.TimestampHeader) {
+			continue
+		}
+		field(hd.Name)
+		field(hd.Value)
+	}
+	if arr := gjson.GetBytes(req.Body, rp.batch.Into); arr.IsArray() && arr.Index > 0 {
+		field(string(req.Body[:arr.Index]))
+		field(string(req.Body[arr.Index+len(arr.Raw):]))
+	} else {
+		field(string(req.Body))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // passThrough returns the body of a body_from: event request: the event
@@ -99,6 +143,9 @@ func (in *Integration) passThrough(event []byte, rp *requestPlan) []byte {
 	if rp.batch == nil {
 		return append([]byte(nil), event...)
 	}
+	// Without the white space around it, as the sender joins it: the dry
+	// run's batch of one is the bytes sent.
+	event = trimJSONSpace(event)
 	b := make([]byte, 0, len(event)+len(rp.batch.Into)+8)
 	b = append(b, `{"`...)
 	b = append(b, rp.batch.Into...)
@@ -129,21 +176,37 @@ func (in *Integration) JoinBatch(reqs []*Request, now time.Time) (*Request, erro
 	if !head.IsArray() || head.Index <= 0 {
 		return nil, fmt.Errorf("%w: the body has no array %s", ErrBatch, p.Into)
 	}
+	rp := in.requests[first.spec]
+	key := batchKey(first, rp)
 	var items []byte
+	// The secret fields' ranges follow their bytes into the joined body
+	// (Redacted masks them there too).
+	var ranges [][2]int
+	start := head.Index + 1 // of items in the joined body
 	for _, r := range reqs {
 		if r.spec != first.spec || r.URL != first.URL || r.Method != first.Method {
 			return nil, fmt.Errorf("%w: they go to different requests", ErrBatch)
 		}
+		if batchKey(r, rp) != key {
+			return nil, fmt.Errorf("%w: their headers or bodies outside %s differ", ErrBatch, p.Into)
+		}
 		arr := gjson.GetBytes(r.Body, p.Into)
-		if !arr.IsArray() {
+		if !arr.IsArray() || arr.Index <= 0 {
 			return nil, fmt.Errorf("%w: a body has no array %s", ErrBatch, p.Into)
 		}
-		inner := trimJSONSpace([]byte(arr.Raw[1 : len(arr.Raw)-1]))
+		from, to := arr.Index+1, arr.Index+len(arr.Raw)-1
+		inner := trimJSONSpace(r.Body[from:to])
 		if len(inner) == 0 {
 			continue
 		}
 		if len(items) > 0 {
 			items = append(items, ',')
+		}
+		from += bytes.Index(r.Body[from:to], inner) // after white space
+		for _, x := range r.secretRanges {
+			if x[0] >= from && x[1] <= from+len(inner) {
+				ranges = append(ranges, [2]int{x[0] - from + start + len(items), x[1] - from + start + len(items)})
+			}
 		}
 		items = append(items, inner...)
 	}
@@ -154,10 +217,22 @@ func (in *Integration) JoinBatch(reqs []*Request, now time.Time) (*Request, erro
 	body = append(body, '[')
 	body = append(body, items...)
 	body = append(body, ']')
-	body = append(body, first.Body[head.Index+len(head.Raw):]...)
+	tail := head.Index + len(head.Raw)
+	body = append(body, first.Body[tail:]...)
 	out.Body = body
-	out.secretRanges = nil // batching bodies hold no secret fields (checked at compile)
-	if rp := in.requests[first.spec]; rp != nil && rp.sig != nil {
+	shift := len(body) - len(first.Body)
+	var kept [][2]int
+	for _, x := range first.secretRanges {
+		switch {
+		case x[1] <= head.Index:
+			kept = append(kept, x)
+		case x[0] >= tail:
+			kept = append(kept, [2]int{x[0] + shift, x[1] + shift})
+		}
+	}
+	out.secretRanges = append(kept, ranges...)
+	slices.SortFunc(out.secretRanges, func(a, b [2]int) int { return a[0] - b[0] })
+	if rp.sig != nil {
 		in.sign(&out, rp, now)
 	}
 	return &out, nil

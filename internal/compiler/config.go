@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -96,7 +97,9 @@ func checkConfigType(f *ConfigField, v any) (any, error) {
 		case int:
 			return float64(x), nil
 		case float64:
-			return x, nil
+			if !math.IsInf(x, 0) && !math.IsNaN(x) { // YAML's .nan and .inf, or a Go caller's
+				return x, nil
+			}
 		case string:
 			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
 				return f, nil
@@ -143,10 +146,71 @@ func urlProblem(s string) string {
 		return "must not have a fragment (#...)"
 	case u.Opaque != "":
 		return "is not an absolute URL"
+	case u.Port() != "" && !validPort(u.Port()):
+		return "has a port outside 1 to 65535"
 	case netguard.RefusedHost(u.Hostname()):
 		return "is a private, loopback or link-local address"
+	case !hostChars(u.Hostname()):
+		// A * would be read by the host allow-list as a wildcard.
+		return "has a host that is not a host name (letters, digits, '-' and '.')"
+	case numericHost(u.Hostname()):
+		// 2130706433, 0x7f.1, 127.1, 127.0.0.1.: resolvers that follow
+		// inet_aton (and browsers) read them as IPv4 addresses, which
+		// the check above would not see.
+		return "writes an IP address in a form other than A.B.C.D (or it is not a host name)"
 	}
 	return ""
+}
+
+// hostChars reports whether host is an IP literal or made of what a
+// host name may hold: letters, digits, '-', '.', '_' (some DNS names have
+// it) and any non-ASCII character (IDN).
+func hostChars(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c >= 0x80) {
+			return false
+		}
+	}
+	return true
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+// numericHost reports whether host is not an IP literal netip reads but
+// ends in a label that is a number (decimal, or hex with 0x), as the
+// WHATWG URL standard says an IPv4 host does: no DNS name ends so (a
+// top-level domain is never numeric), and inet_aton reads such hosts as
+// addresses in decimal, octal or hex, with fewer than four parts.
+func numericHost(host string) bool {
+	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return false // a literal, checked above
+	}
+	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
+	last := strings.ToLower(labels[len(labels)-1])
+	if h, ok := strings.CutPrefix(last, "0x"); ok {
+		last = h
+		for _, c := range h {
+			if !strings.ContainsRune("0123456789abcdef", c) {
+				return false
+			}
+		}
+		return true
+	}
+	if last == "" {
+		return false
+	}
+	for _, c := range last {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // URLHost returns the lower-case host of a url config value.

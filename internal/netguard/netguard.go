@@ -31,14 +31,34 @@ var refused = []netip.Prefix{
 
 // Refused reports whether a may not be reached.
 func Refused(a netip.Addr) bool {
-	a = a.Unmap() // ::ffff:10.0.0.1 is 10.0.0.1
+	// ::ffff:10.0.0.1 is 10.0.0.1, and ::1%lo is ::1: a prefix never
+	// contains an address with a zone, which a dialler still reaches.
+	a = a.WithZone("").Unmap()
 	for _, p := range refused {
 		if p.Contains(a) {
 			return true
 		}
 	}
+	// IPv6 forms that carry an IPv4 address a network may route to: NAT64
+	// (64:ff9b::10.0.0.1, which a NAT64 gateway translates), 6to4
+	// (2002:0a00:0001::) and the deprecated IPv4-compatible ::10.0.0.1.
+	if a.Is6() {
+		b := a.As16()
+		switch {
+		case nat64.Contains(a), ipv4Compatible.Contains(a):
+			return Refused(netip.AddrFrom4([4]byte(b[12:16])))
+		case sixToFour.Contains(a):
+			return Refused(netip.AddrFrom4([4]byte(b[2:6])))
+		}
+	}
 	return false
 }
+
+var (
+	nat64          = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour      = netip.MustParsePrefix("2002::/16")
+	ipv4Compatible = netip.MustParsePrefix("::/96")
+)
 
 // RefusedHost reports whether a URL host (without port) is an IP literal
 // that may not be reached. Names are checked when they are resolved.
@@ -65,7 +85,7 @@ func Control(_, address string, _ syscall.RawConn) error {
 		host = address
 	}
 	if a, err := netip.ParseAddr(host); err == nil && Refused(a) {
-		return &Error{Addr: a.Unmap().String()}
+		return &Error{Addr: a.WithZone("").Unmap().String()}
 	}
 	return nil
 }

@@ -209,3 +209,195 @@ func TestBatchSentAfterItsWait(t *testing.T) {
 		t.Fatalf("sent after %v, before its wait of 150ms", waited)
 	}
 }
+
+// TestBatchSplitsByHeader: a batching request whose header and a body
+// field outside the batched array are read from the event is joined only
+// with requests that agree on them: alice's and bob's events arrive in two
+// batches, each with its own customer, and none is sent as the other's.
+func TestBatchSplitsByHeader(t *testing.T) {
+	v := &batchVendor{}
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	bp, ds := engine.Compile("batchcust.yaml", []byte(`key: batchcust
+version: 0.1.0
+name: Batch per customer
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/v1/ingest
+    headers:
+      X-Customer: "{values.customer}"
+    batch: {into: items, max_events: 10, max_wait_ms: 60000}
+    body:
+      customer_id: {value: customer}
+      items: {expr: '[event.properties]', type: array}
+values:
+  customer: {from: userId, type: string}
+events:
+  "*": {vendor_event: e, request: r}
+`))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := delivery.New(outbox.NewMemory(), delivery.Options{Sender: send.Options{VendorURL: u}, Poll: 10 * time.Millisecond},
+		delivery.Binding{Name: "c", Ref: "batchcust", Integration: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var input strings.Builder
+	for i, who := range []string{"alice", "bob", "alice", "bob"} {
+		fmt.Fprintf(&input, `{"type":"track","event":"a","messageId":"m-%d","userId":%q,"properties":{"n":%d}}`+"\n", i, who, i)
+	}
+	sum, err := p.Run(context.Background(), strings.NewReader(input.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sum.String(); !strings.HasPrefix(got, "4 delivered, 0 skipped, 0 rejected, 0 dead-lettered") {
+		t.Fatalf("summary %q", got)
+	}
+	got := map[string]string{}
+	for i, b := range v.bodies {
+		got[v.headers[i].Get("X-Customer")] = b
+	}
+	want := map[string]string{
+		"alice": `{"customer_id":"alice","items":[{"n":0},{"n":2}]}`,
+		"bob":   `{"customer_id":"bob","items":[{"n":1},{"n":3}]}`,
+	}
+	if len(v.bodies) != 2 || got["alice"] != want["alice"] || got["bob"] != want["bob"] {
+		t.Fatalf("got %d requests %q, want one batch per customer %q", len(v.bodies), got, want)
+	}
+}
+
+// TestBatchFullByBytesSentAtOnce: a batch whose body reaches max_bytes
+// (here one event larger than it) can take no more events: it is sent at
+// once, not after its wait (a minute here) while nothing can join it.
+func TestBatchFullByBytesSentAtOnce(t *testing.T) {
+	v := &batchVendor{}
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	bp, ds := engine.Compile("batchbytes.yaml", []byte(`key: batchbytes
+version: 0.1.0
+name: Batch bytes
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/v1/ingest
+    body_from: event
+    batch: {into: batch, max_events: 100, max_wait_ms: 60000, max_bytes: 64}
+events:
+  "*": {vendor_event: e, request: r}
+`))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := delivery.New(outbox.NewMemory(), delivery.Options{Sender: send.Options{VendorURL: u}, Poll: 10 * time.Millisecond},
+		delivery.Binding{Name: "b", Ref: "batchbytes", Integration: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	big := `{"type":"track","event":"a","messageId":"m-1","pad":"` + strings.Repeat("x", 100) + `"}`
+	if err := p.Feed(ctx, []byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		v.mu.Lock()
+		n := len(v.bodies)
+		v.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("a batch past max_bytes was held for its wait")
+}
+
+// TestBatchManyOpenBatchesNotStalled: when the items held fill the bound
+// (Concurrency+1 full batches) spread over many open batches that each
+// stay short (one per customer here), nothing more is claimed and the
+// batches cannot grow: they are sent at once, not after their wait (a
+// minute here), so delivery goes on.
+func TestBatchManyOpenBatchesNotStalled(t *testing.T) {
+	v := &batchVendor{}
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	bp, ds := engine.Compile("batchcust.yaml", []byte(`key: batchcust
+version: 0.1.0
+name: Batch per customer
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/v1/ingest
+    headers:
+      X-Customer: "{values.customer}"
+    batch: {into: items, max_events: 2, max_wait_ms: 60000}
+    body:
+      items: {expr: '[event.properties]', type: array}
+values:
+  customer: {from: userId, type: string}
+events:
+  "*": {vendor_event: e, request: r}
+`))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := delivery.New(outbox.NewMemory(), delivery.Options{Sender: send.Options{VendorURL: u}, Poll: 10 * time.Millisecond, Concurrency: 1},
+		delivery.Binding{Name: "c", Ref: "batchcust", Integration: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var events [][]byte
+	for i := range 12 {
+		events = append(events, fmt.Appendf(nil, `{"type":"track","event":"a","messageId":"m-%d","userId":"c-%d","properties":{"n":%d}}`, i, i, i))
+	}
+	if err := p.Feed(ctx, events...); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		v.mu.Lock()
+		n := len(v.bodies)
+		v.mu.Unlock()
+		if n == 12 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	t.Fatalf("%d of 12 events sent after 10s: short batches waited for their minute", len(v.bodies))
+}

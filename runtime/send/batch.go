@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -29,10 +30,47 @@ type batcher struct {
 	mu     sync.Mutex
 	open   map[batchKey]*batch
 	closed bool // Run is shutting down: items are sent as they come
+	// held and heldBytes count the items added and not settled yet (in
+	// open batches, or in batches being sent) and their bodies' bytes;
+	// maxEvents and maxBytes are the largest policy limits seen. Run
+	// claims no more while full says so: held items hold no concurrency
+	// slot, and would otherwise be claimed without bound (the whole
+	// outbox, when the vendor is slow or many batches are open).
+	held, heldBytes     int
+	maxEvents, maxBytes int
+	sending             int // batches being sent
+}
+
+// full reports whether the items held are as many (or as large) as
+// Concurrency+1 full batches: one filling, and one per request in
+// flight; idle, whether no batch is being sent meanwhile.
+func (b *batcher) full() (full, idle bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := b.w.Concurrency + 1
+	return b.held > 0 && (b.held >= mulSat(n, b.maxEvents) || b.heldBytes >= mulSat(n, b.maxBytes)), b.sending == 0
+}
+
+// mulSat is n*m for positive n and m, or the largest int past it.
+func mulSat(n, m int) int {
+	if m > math.MaxInt/n {
+		return math.MaxInt
+	}
+	return n * m
+}
+
+// done counts the items of a batch settled.
+func (b *batcher) done(bt *batch) {
+	b.mu.Lock()
+	b.held -= len(bt.items)
+	b.heldBytes -= bt.bytes
+	b.sending--
+	b.mu.Unlock()
 }
 
 type batchKey struct {
 	integration, method, url string
+	shape                    string // runtime.BatchPolicy.Key
 }
 
 type batch struct {
@@ -55,12 +93,16 @@ type heldItem struct {
 // goroutine, which Run's wait group counts.
 func (b *batcher) add(in *runtime.Integration, p runtime.BatchPolicy, h heldItem) {
 	req := h.req
-	key := batchKey{h.it.Integration, req.Method, req.URL}
+	key := batchKey{h.it.Integration, req.Method, req.URL, p.Key}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.open == nil {
 		b.open = map[batchKey]*batch{}
 	}
+	b.held++
+	b.heldBytes += len(req.Body)
+	b.maxEvents = max(b.maxEvents, p.MaxEvents)
+	b.maxBytes = max(b.maxBytes, p.MaxBytes)
 	bt := b.open[key]
 	if bt != nil && bt.bytes+len(req.Body) > p.MaxBytes {
 		b.sendLocked(bt) // this item would make the body too large
@@ -81,7 +123,7 @@ func (b *batcher) add(in *runtime.Integration, p runtime.BatchPolicy, h heldItem
 	}
 	bt.items = append(bt.items, h)
 	bt.bytes += len(req.Body)
-	if b.closed || len(bt.items) >= p.MaxEvents {
+	if b.closed || len(bt.items) >= p.MaxEvents || bt.bytes >= p.MaxBytes {
 		b.sendLocked(bt)
 	}
 }
@@ -119,6 +161,7 @@ func (b *batcher) sendLocked(bt *batch) {
 	// Counted before Run's wait: either Run is not waiting yet, or the
 	// attempt adding the item is itself counted.
 	b.wg.Add(1)
+	b.sending++
 	go func() {
 		defer func() {
 			select {
@@ -127,6 +170,7 @@ func (b *batcher) sendLocked(bt *batch) {
 			}
 			b.wg.Done()
 		}()
+		defer b.done(bt)
 		b.send(bt)
 	}()
 }

@@ -1,6 +1,7 @@
 package send
 
 import (
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -51,5 +52,17 @@ func TestAdaptiveLimiter(t *testing.T) {
 	capped.slowDown()
 	if capped.current != 3 {
 		t.Errorf("a configured rate below the floor stays: %v", capped.current)
+	}
+}
+
+// TestMulSat: the bound on items held for batches does not wrap around
+// for a policy of huge limits (a config without max), which would make it
+// negative and stop the worker claiming after one held item.
+func TestMulSat(t *testing.T) {
+	if got := mulSat(17, math.MaxInt/4); got != math.MaxInt {
+		t.Fatalf("mulSat overflowed to %d", got)
+	}
+	if got := mulSat(17, 1000); got != 17000 {
+		t.Fatalf("mulSat(17, 1000) = %d", got)
 	}
 }

@@ -2,6 +2,8 @@ package send_test
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/runtime"
@@ -134,5 +137,112 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 	a = send.New(send.Options{Client: client}).Do(context.Background(), fresh, "o", fresh.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-2"}}`)).Requests[0])
 	if a.Outcome != runtime.Retry || strings.Contains(a.Message, "csecret") {
 		t.Fatalf("token endpoint down: %v %q", a.Outcome, a.Message)
+	}
+}
+
+// TestOAuth2TokenFetchBoundByContext: a token endpoint that never answers
+// holds an attempt no longer than the attempt's context (a deadline, a
+// shutdown's grace), even with a client that has no timeout of its own:
+// the attempt is retried, and its error says why.
+func TestOAuth2TokenFetchBoundByContext(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	to, _ := url.Parse(srv.URL)
+	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": "csecret-123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
+	s := send.New(send.Options{Client: &http.Client{Transport: rewrite{to}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	done := make(chan send.Attempt, 1)
+	go func() { done <- s.Do(ctx, in, "o", res.Requests[0]) }()
+	select {
+	case a := <-done:
+		if a.Outcome != runtime.Retry || !errors.Is(a.Err, context.DeadlineExceeded) {
+			t.Fatalf("got %v %q (%v), want a retry for the deadline", a.Outcome, a.Message, a.Err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("the attempt took %v past its 200ms deadline", d)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the token fetch ignored the attempt's deadline: still waiting after 3s")
+	}
+}
+
+// TestOAuth2EchoedEscapedSecretRedacted: golang.org/x/oauth2 query-escapes
+// the client secret before base64-encoding it into the token request's
+// Basic credentials; a token endpoint that echoes that header in an error
+// must not put the (decodable) secret in the attempt's message.
+func TestOAuth2EchoedEscapedSecretRedacted(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(500)
+		io.WriteString(w, "upstream failed for "+r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+	to, _ := url.Parse(srv.URL)
+	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	const secret = "s3cr3t/with+plus=="
+	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
+	a := send.New(send.Options{Client: &http.Client{Transport: rewrite{to}}}).Do(context.Background(), in, "o", res.Requests[0])
+	sent := base64.StdEncoding.EncodeToString([]byte("cid:" + url.QueryEscape(secret)))
+	if a.Outcome != runtime.Retry || strings.Contains(a.Message, sent[4:]) || strings.Contains(a.Err.Error(), sent[4:]) {
+		t.Fatalf("the echoed credentials show: %v %q", a.Outcome, a.Message)
+	}
+}
+
+// TestOAuth2TokenFromVendorURL: with VendorURL (a sandbox, --vendor-url)
+// the token request goes there too. Before, a sandbox run sent the client
+// secret to the production token endpoint, and the production token to
+// the sandbox.
+func TestOAuth2TokenFromVendorURL(t *testing.T) {
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.Path)
+		if r.URL.Path == "/oauth/token" {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"access_token":"tok-sandbox","token_type":"bearer","expires_in":3600}`)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer tok-sandbox" {
+			w.WriteHeader(401)
+		}
+	}))
+	defer srv.Close()
+	to, _ := url.Parse(srv.URL)
+	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": "csecret-123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a := send.New(send.Options{VendorURL: to}).Do(ctx, in, "o", res.Requests[0])
+	if a.Outcome != runtime.Delivered || strings.Join(paths, " ") != "/oauth/token /v1/collect" {
+		t.Fatalf("got %v %q; the sandbox saw %v", a.Outcome, a.Message, paths)
 	}
 }

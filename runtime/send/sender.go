@@ -45,7 +45,8 @@ type Options struct {
 	Rate  float64
 	Burst int
 	// VendorURL, when set, replaces the scheme, host and port of every
-	// request (sandboxes, tests); path and query are kept. The host check
+	// request, an OAuth token request included (sandboxes, tests); path
+	// and query are kept. The host check
 	// applies to the URL the blueprint built, before this rewrite.
 	VendorURL *url.URL
 	// UserAgent overrides "blueprint-engine/VERSION".
@@ -71,10 +72,12 @@ type Options struct {
 
 // Sender sends requests. It is safe for concurrent use.
 type Sender struct {
-	opts    Options
-	client  *http.Client
-	log     *slog.Logger
-	metrics Metrics
+	opts   Options
+	client *http.Client
+	// tokenClient fetches OAuth tokens: client, sent to VendorURL when set.
+	tokenClient *http.Client
+	log         *slog.Logger
+	metrics     Metrics
 
 	mu       sync.Mutex
 	hosts    map[string]chan struct{}
@@ -129,6 +132,15 @@ func New(opts Options) *Sender {
 			// A vendor redirect must not carry credentials elsewhere.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
+	}
+	s.tokenClient = s.client
+	if v := opts.VendorURL; v != nil {
+		// The token endpoint is a vendor request too: a sandbox run must
+		// not send the client secret to the production token endpoint
+		// (nor its token to the sandbox).
+		c := *s.client
+		c.Transport = vendorTransport{base: c.Transport, to: v}
+		s.tokenClient = &c
 	}
 	s.log = opts.Logger
 	if s.log == nil {
@@ -195,7 +207,7 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 
 	// A signature is made for this attempt: a retry is signed afresh.
 	signed := *req
-	if err := in.Authorize(&signed, s.client); err != nil {
+	if err := in.AuthorizeContext(ctx, &signed, s.tokenClient); err != nil {
 		var ae *runtime.AuthError
 		if errors.As(err, &ae) && ae.Permanent {
 			a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Failed, Status: 0, Message: ae.Message}, Err: err}
@@ -261,6 +273,24 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 	}
 	s.metrics.Attempt(info)
 	return a
+}
+
+// vendorTransport sends every request to another scheme, host and port
+// (Options.VendorURL), keeping its path and query.
+type vendorTransport struct {
+	base http.RoundTripper
+	to   *url.URL
+}
+
+func (t vendorTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.URL.Scheme, req.URL.Host = t.to.Scheme, t.to.Host
+	req.Host = ""
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return base.RoundTrip(req)
 }
 
 func failed(in *runtime.Integration, req *runtime.Request, err error) Attempt {

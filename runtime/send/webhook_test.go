@@ -164,3 +164,32 @@ func TestWebhookRedirectNotFollowed(t *testing.T) {
 		t.Fatal("the redirect was followed")
 	}
 }
+
+// TestWebhookEchoedSignatureRedacted: a receiver that echoes the request's
+// headers in its error must not put the attempt's signature in the
+// message (logs, dead letters): whoever reads it could replay the
+// request. The signature is made per attempt, so the redaction of config
+// secrets does not know it.
+func TestWebhookEchoedSignatureRedacted(t *testing.T) {
+	in := webhook(t, map[string]any{"url": "https://hooks.example.com/events", "authentication": "hmac", "signing_secret": signingSecret})
+	res := in.Evaluate([]byte(`{"type":"page"}`))
+	var sent []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sig := r.Header.Get("X-Signature")
+		sent = append(sent, sig)
+		w.WriteHeader(400)
+		io.WriteString(w, `{"error":"bad signature `+sig+` (digest `+strings.TrimPrefix(sig, "sha256=")+`)"}`)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	a := send.New(send.Options{VendorURL: u}).Do(context.Background(), in, "hook", res.Requests[0])
+	if a.Outcome != runtime.Failed || len(sent) != 1 {
+		t.Fatalf("got %v %q", a.Outcome, a.Message)
+	}
+	if digest := strings.TrimPrefix(sent[0], "sha256="); strings.Contains(a.Message, digest[:16]) {
+		t.Fatalf("the message shows the signature: %q", a.Message)
+	}
+	if !strings.Contains(a.Message, "bad signature ***") {
+		t.Fatalf("message %q", a.Message)
+	}
+}

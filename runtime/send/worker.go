@@ -178,6 +178,16 @@ loop:
 			break
 		}
 		free := cap(slots) - len(slots)
+		if full, idle := w.batches.full(); full {
+			// Enough is held for batches: claim more once one is sent.
+			free = 0
+			if idle && len(slots) == 0 {
+				// Nothing is being sent and nothing more comes: the open
+				// batches (many, each short) cannot grow; they go now,
+				// not when their waits end.
+				w.batches.flushOpen()
+			}
+		}
 		var items []*outbox.Item
 		if free > 0 {
 			var err error
