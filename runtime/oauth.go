@@ -75,6 +75,33 @@ func (o *oauthSource) token(ctx context.Context, client *http.Client) (*oauth2.T
 	return tok, nil
 }
 
+// forget drops the cached token tok (a vendor refused it: revoked, or
+// expired without saying when), so that the next attempt fetches a new
+// one. A newer token is kept.
+func (o *oauthSource) forget(tok string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.tok != nil && o.tok.AccessToken == tok {
+		o.tok = nil
+	}
+}
+
+// ForgetToken tells the integration that the vendor refused req's fetched
+// token (a 401): the next attempt fetches a new one. A token sent without
+// expires_in would otherwise be used until the process ends.
+func (in *Integration) ForgetToken(req *Request) {
+	if req == nil || req.spec == nil {
+		return
+	}
+	rp := in.requests[req.spec]
+	if rp == nil || rp.oauth == nil {
+		return
+	}
+	if h, ok := req.Header("Authorization"); ok {
+		rp.oauth.forget(strings.TrimPrefix(h, "Bearer "))
+	}
+}
+
 // AuthError is a failure to get a request's credentials before sending
 // it: the token endpoint refused the client (Permanent), or could not be
 // reached or answered an error that may pass.

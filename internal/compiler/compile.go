@@ -11,6 +11,7 @@ package compiler
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"slices"
@@ -549,11 +550,18 @@ func (c *compiler) compileConfig(n *yaml.Node) {
 			if i, ok := syntax.Scalar(mn).(int64); ok {
 				x = float64(i)
 			}
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				c.ds.Errorf(c.pos(mn), "invalid_value", "%s must be a finite number", k)
+				continue
+			}
 			if k == "min" {
 				f.Min = &x
 			} else {
 				f.Max = &x
 			}
+		}
+		if f.Min != nil && f.Max != nil && *f.Min > *f.Max {
+			c.ds.Errorf(c.pos(get(p.v, "max")), "invalid_value", "max %v is below min %v: no value would be accepted", *f.Max, *f.Min)
 		}
 		if pn := get(p.v, "pattern"); pn != nil {
 			if f.Type != ConfigString && f.Type != ConfigSecret {

@@ -391,7 +391,13 @@ func Describe(n *yaml.Node) string {
 		return "null"
 	case "!!bool":
 		return "a boolean"
-	case "!!int", "!!float":
+	case "!!int":
+		return "a number"
+	case "!!float":
+		switch strings.ToLower(strings.TrimLeft(n.Value, "+-")) {
+		case ".nan", ".inf":
+			return n.Value + ", which is not a finite number"
+		}
 		return "a number"
 	}
 	return fmt.Sprintf("the string %q", n.Value)

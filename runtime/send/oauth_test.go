@@ -246,3 +246,44 @@ func TestOAuth2TokenFromVendorURL(t *testing.T) {
 		t.Fatalf("got %v %q; the sandbox saw %v", a.Outcome, a.Message, paths)
 	}
 }
+
+// TestOAuth2TokenRefusedIsFetchedAgain: a token sent without expires_in
+// is kept until the vendor refuses it (401); the next attempt gets a new
+// one instead of dead-lettering every event until a restart.
+func TestOAuth2TokenRefusedIsFetchedAgain(t *testing.T) {
+	var issued atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/oauth/token" {
+			n := issued.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"access_token":"tok-`+string(rune('0'+n))+`","token_type":"bearer"}`)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer tok-2" {
+			w.WriteHeader(401)
+			return
+		}
+		w.WriteHeader(200)
+	}))
+	defer srv.Close()
+	to, _ := url.Parse(srv.URL)
+	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": "csecret-123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`)).Requests[0]
+	s := send.New(send.Options{Client: &http.Client{Transport: rewrite{to}}})
+	if a := s.Do(context.Background(), in, "o", req); a.Status != 401 {
+		t.Fatalf("first attempt: %d %s", a.Status, a.Message)
+	}
+	if a := s.Do(context.Background(), in, "o", req); a.Outcome != runtime.Delivered {
+		t.Fatalf("second attempt, with a new token: %v %d %s", a.Outcome, a.Status, a.Message)
+	}
+	if n := issued.Load(); n != 2 {
+		t.Fatalf("%d tokens fetched, want 2", n)
+	}
+}

@@ -256,6 +256,9 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 		// body was cut off.
 		rerr = nil
 	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		in.ForgetToken(req) // a fetched token the vendor no longer takes
+	}
 	v := in.Classify(req, resp.StatusCode, resp.Header, body)
 	a := Attempt{Verdict: v, Latency: lat, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	if rerr != nil && v.Outcome == runtime.Delivered {
