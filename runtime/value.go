@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -321,6 +322,9 @@ func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 	case compiler.KindObject:
 		if v.jt != '{' {
 			return invalidVal("expected an object, got " + describeVal(v))
+		}
+		if t.Keep != nil {
+			return c.keepMembers(t.Keep, v)
 		}
 		return v
 	case compiler.KindArray:
@@ -646,4 +650,47 @@ func describeAmount(v rv) string {
 		return strconv.FormatInt(v.n, 10)
 	}
 	return truncate(string(v.b), 40)
+}
+
+// keepMembers copies the members of an object whose JSON type is in keep,
+// byte for byte and in order (keys and values as written: 2.50 stays
+// 2.50, escapes stay escapes).
+func (c *evalCtx) keepMembers(keep []string, v rv) rv {
+	out := c.scratchText(func(d []byte) []byte {
+		d = append(d, '{')
+		n := 0
+		gjson.ParseBytes(v.b).ForEach(func(k, val gjson.Result) bool {
+			if !slices.Contains(keep, jsonTypeName(val)) {
+				return true
+			}
+			if n > 0 {
+				d = append(d, ',')
+			}
+			d = append(d, k.Raw...)
+			d = append(d, ':')
+			d = append(d, val.Raw...)
+			n++
+			return true
+		})
+		return append(d, '}')
+	})
+	return rv{st: present, jt: '{', b: out}
+}
+
+// jsonTypeName names a JSON value's type as keep lists it.
+func jsonTypeName(r gjson.Result) string {
+	switch r.Type {
+	case gjson.String:
+		return "string"
+	case gjson.Number:
+		return "number"
+	case gjson.True, gjson.False:
+		return "boolean"
+	case gjson.Null:
+		return "null"
+	}
+	if r.IsArray() {
+		return "array"
+	}
+	return "object"
 }

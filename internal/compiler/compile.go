@@ -820,6 +820,14 @@ func (c *compiler) compileSpec(n *yaml.Node, sc *scope) Spec {
 			}
 		}
 	}
+	if kn := get(n, "keep"); kn != nil {
+		if kind != KindObject {
+			c.ds.Errorf(c.pos(getKey(n, "keep")), "misplaced_key", "keep applies to type object, not %s", kind)
+		}
+		for _, it := range contentOf(kn) {
+			spec.Type.Keep = append(spec.Type.Keep, it.Value)
+		}
+	}
 	for _, k := range []string{"min", "max"} {
 		if mn := get(n, k); mn != nil {
 			if kind != KindInteger && kind != KindNumber && kind != KindDecimal && kind != KindTime && kind != KindArray {

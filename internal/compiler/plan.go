@@ -491,6 +491,9 @@ type Type struct {
 	// Text writes a decimal, number, integer or unix time as a JSON
 	// string instead of a number.
 	Text bool
+	// Keep, for an object, lists the JSON types of the members kept
+	// ("string", "number", ...); nil keeps every member.
+	Keep []string
 }
 
 // Time formats besides RFC 3339 and Go layouts.
