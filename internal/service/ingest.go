@@ -100,7 +100,7 @@ func (s *Service) serveIngest(w http.ResponseWriter, r *http.Request, batch bool
 	ctx, cancel := context.WithTimeout(r.Context(), feedWait)
 	defer cancel()
 	if len(events) > 0 {
-		if err := s.pipe.Feed(ctx, events...); err != nil {
+		if err := s.pipe.FeedFrom(ctx, source, events...); err != nil {
 			s.log.Warn("events not accepted", "source", source, "events", len(events), "error", err.Error())
 			s.metrics.ingested.WithLabelValues(source, "unavailable").Add(float64(len(events)))
 			writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", Message: "the events could not be stored now; send them again", RetryAfter: 5 * time.Second})

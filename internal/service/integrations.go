@@ -30,6 +30,7 @@ type integrationView struct {
 	Config            map[string]any `json:"config"`
 	DeliveryMode      string         `json:"delivery_mode"`
 	ConsentCategories []string       `json:"consent_categories"`
+	SourceIDs         []string       `json:"source_ids"`
 	Revision          revisionView   `json:"revision"`
 	CreatedAt         time.Time      `json:"created_at"`
 	UpdatedAt         time.Time      `json:"updated_at"`
@@ -112,7 +113,7 @@ func (s *Service) view(in *store.Integration) (integrationView, error) {
 	cfg := maskConfig(rev.Config, secrets)
 	return integrationView{
 		ID: in.ID, Vendor: in.Vendor, Version: in.Version, Name: in.Name, Variant: in.Variant, Enabled: in.Enabled,
-		Config: cfg, DeliveryMode: in.DeliveryMode, ConsentCategories: cats,
+		Config: cfg, DeliveryMode: in.DeliveryMode, ConsentCategories: cats, SourceIDs: nonNil(in.SourceIDs),
 		Revision:  revisionView{RevisionNumber: rev.Number, Variant: rev.Variant, Config: cfg, DeliveryMode: rev.DeliveryMode, ChangeSummary: rev.ChangeSummary, CreatedAt: rev.CreatedAt},
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
 	}, nil
@@ -164,7 +165,7 @@ func (s *Service) rebind() error {
 			s.log.Error("integration's config is refused; not delivering", "integration", it.ID, "error", err.Error())
 			continue
 		}
-		bs = append(bs, delivery.Binding{Name: it.ID, Ref: it.Vendor + "@" + it.Version, Integration: in})
+		bs = append(bs, delivery.Binding{Name: it.ID, Ref: it.Vendor + "@" + it.Version, Integration: in, Sources: it.SourceIDs})
 		s.bound.Store(it.ID, in)
 		keep[it.ID] = true
 	}
@@ -255,6 +256,9 @@ func (s *Service) install(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkSources(body.SourceIDs); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now().UTC()
@@ -330,6 +334,7 @@ type patchBody struct {
 	Variant       *string        `json:"variant"`
 	Config        map[string]any `json:"config"`
 	Enabled       *bool          `json:"enabled"`
+	SourceIDs     *[]string      `json:"source_ids"`
 	ChangeSummary string         `json:"change_summary"`
 }
 
@@ -399,6 +404,12 @@ func (s *Service) integrationPatch(w http.ResponseWriter, r *http.Request) error
 	if body.Enabled != nil {
 		it.Enabled = *body.Enabled
 	}
+	if body.SourceIDs != nil {
+		if err := s.checkSources(*body.SourceIDs); err != nil {
+			return err
+		}
+		it.SourceIDs = *body.SourceIDs
+	}
 	it.UpdatedAt = s.cfg.Now().UTC()
 	if err := s.st.UpdateIntegration(it, rev, secretKeys(bp)); err != nil {
 		if errors.Is(err, store.ErrStale) {
@@ -467,4 +478,21 @@ func (s *Service) revisionsList(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, p)
 	return nil
+}
+
+// checkSources refuses source IDs that name no source (422 source_ids).
+func (s *Service) checkSources(ids []string) error {
+	for _, id := range ids {
+		if _, err := s.st.SourceByID(id); err != nil {
+			return &apiError{Status: http.StatusUnprocessableEntity, Code: "INVALID_SOURCE", Message: "source_ids names " + id + ", which is not a source", Fields: []string{"source_ids"}}
+		}
+	}
+	return nil
+}
+
+func nonNil(ss []string) []string {
+	if ss == nil {
+		return []string{}
+	}
+	return ss
 }

@@ -390,3 +390,29 @@ func TestServeAuthErrors(t *testing.T) {
 		t.Fatalf("rate limit: %d %v", last, hdr)
 	}
 }
+
+// TestServeSourceIDsNarrow: an integration that lists source_ids receives
+// only the events of those sources.
+func TestServeSourceIDsNarrow(t *testing.T) {
+	h := start(t)
+	tok := h.login()
+	_, a, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "app"})
+	_, b, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
+	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button app", "variant": "default",
+		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}, "source_ids": []string{a["id"].(string)}})
+	if st != 201 {
+		t.Fatalf("install: %d %v", st, out)
+	}
+	if st, out, _ = h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Bad", "config": map[string]any{"application_id": "app-abc123", "api_key": apiKey},
+		"source_ids": []string{"src_nope"}}); st != 422 || errCode(out) != "INVALID_SOURCE" {
+		t.Fatalf("unknown source: %d %v", st, out)
+	}
+	now := time.Now().UnixMilli()
+	h.post("/v1/events", b["pipeline_key"].(string), b["secret_key"].(string), order("from-web"), now)
+	h.post("/v1/events", a["pipeline_key"].(string), a["secret_key"].(string), order("from-app"), now)
+	waitFor(t, "the app's order", func() bool { _, ok := h.fake.Order("from-app"); return ok })
+	time.Sleep(100 * time.Millisecond)
+	if _, ok := h.fake.Order("from-web"); ok {
+		t.Fatal("an event of another source was delivered")
+	}
+}

@@ -41,6 +41,9 @@ type Binding struct {
 	// Ref is the blueprint the integration was compiled from (a catalog
 	// ref or a file), recorded in its items for inspection.
 	Ref string
+	// Sources, when set, narrows the events the integration receives to
+	// those fed from these sources (FeedFrom); nil receives every event.
+	Sources []string
 	// Integration is the blueprint bound to a variant and a checked config.
 	// Items are rebuilt from their events with it at every attempt, so a
 	// corrected config applies to items already queued.
@@ -323,17 +326,24 @@ func (p *Pipeline) idle() bool { return p.draining.Load() && p.tr.openCount() ==
 // accepted; an error wrapping ErrRejects that the Rejects sink failed (the
 // events were otherwise handled).
 func (p *Pipeline) Feed(ctx context.Context, events ...[]byte) error {
+	return p.FeedFrom(ctx, "", events...)
+}
+
+// FeedFrom is Feed for events of one source: an integration whose
+// Binding.Sources is set receives them only when it lists source.
+func (p *Pipeline) FeedFrom(ctx context.Context, source string, events ...[]byte) error {
 	in := make([]fed, len(events))
 	for i, ev := range events {
-		in[i] = fed{data: ev, size: len(ev)}
+		in[i] = fed{data: ev, size: len(ev), source: source}
 	}
 	return p.feed(ctx, in, false)
 }
 
 // fed is an event to feed: data nil when it was too large to keep.
 type fed struct {
-	data []byte
-	size int
+	data   []byte
+	size   int
+	source string
 }
 
 // feed is Feed; always enqueues even when ctx is done while waiting (what
@@ -356,6 +366,9 @@ func (p *Pipeline) feed(ctx context.Context, events []fed, always bool) error {
 		// claims in input order (and a batch keeps it).
 		evNow := now.Add(time.Duration(ei))
 		for _, b := range bs {
+			if len(b.Sources) > 0 && !slices.Contains(b.Sources, ev.source) {
+				continue // not one of this integration's sources
+			}
 			d := Decision{Integration: b.Name, In: b.Integration, Event: ev.data}
 			if ev.data == nil {
 				d.Result = TooLarge(ev.size, p.opts.MaxEventSize)
