@@ -230,7 +230,7 @@ func (s *Service) dlqReplay(w http.ResponseWriter, r *http.Request) error {
 		if err := s.st.DeleteReject(it.ID, id); err != nil {
 			return err
 		}
-		if err := s.pipe.Feed(r.Context(), rj.OriginalEvent); err != nil {
+		if err := s.pipe.FeedTo(r.Context(), it.ID, rj.OriginalEvent); err != nil {
 			return err
 		}
 		replayed++

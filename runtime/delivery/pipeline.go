@@ -339,11 +339,23 @@ func (p *Pipeline) FeedFrom(ctx context.Context, source string, events ...[]byte
 	return p.feed(ctx, in, false)
 }
 
+// FeedTo is Feed for one integration only (the binding named
+// integration): a rejected event evaluated again after its config was
+// corrected, without sending it to the others a second time.
+func (p *Pipeline) FeedTo(ctx context.Context, integration string, events ...[]byte) error {
+	in := make([]fed, len(events))
+	for i, ev := range events {
+		in[i] = fed{data: ev, size: len(ev), only: integration}
+	}
+	return p.feed(ctx, in, false)
+}
+
 // fed is an event to feed: data nil when it was too large to keep.
 type fed struct {
 	data   []byte
 	size   int
-	source string
+	source string // FeedFrom's source
+	only   string // FeedTo's integration
 }
 
 // feed is Feed; always enqueues even when ctx is done while waiting (what
@@ -366,8 +378,8 @@ func (p *Pipeline) feed(ctx context.Context, events []fed, always bool) error {
 		// claims in input order (and a batch keeps it).
 		evNow := now.Add(time.Duration(ei))
 		for _, b := range bs {
-			if len(b.Sources) > 0 && !slices.Contains(b.Sources, ev.source) {
-				continue // not one of this integration's sources
+			if len(b.Sources) > 0 && !slices.Contains(b.Sources, ev.source) || ev.only != "" && ev.only != b.Name {
+				continue // not one of this integration's sources, or fed to another
 			}
 			d := Decision{Integration: b.Name, In: b.Integration, Event: ev.data}
 			if ev.data == nil {
