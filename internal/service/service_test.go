@@ -416,3 +416,36 @@ func TestServeSourceIDsNarrow(t *testing.T) {
 		t.Fatal("an event of another source was delivered")
 	}
 }
+
+// TestServeRejectsInDeadLetters: a rejected event is in the integration's
+// dead-letter view with its reason and fields, in the dlq-events shape,
+// and no secret.
+func TestServeRejectsInDeadLetters(t *testing.T) {
+	h := start(t)
+	tok := h.login()
+	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
+	_, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
+		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
+	id := out["id"].(string)
+	bad := []byte(`{"type":"track","event":"Order Completed","messageId":"m-bad","context":{"consent":{"advertising":true}},"properties":{"note":"` + apiKey + `","total":1,"currency":"USD"}}`)
+	if st, out := h.post("/v1/events", src["pipeline_key"].(string), src["secret_key"].(string), bad, time.Now().UnixMilli()); st != 200 {
+		t.Fatalf("ingest: %d %v", st, out)
+	}
+	var dlq map[string]any
+	waitFor(t, "the reject", func() bool {
+		_, dlq, _ = h.call("GET", "/v1/admin/integrations/"+id+"/dlq?kind=reject", tok, nil)
+		return len(dlq["data"].([]any)) == 1
+	})
+	rj := dlq["data"].([]any)[0].(map[string]any)
+	if rj["error"] != "missing_required_field" || !strings.Contains(strings.Join(anyStrings(rj["fields"]), ","), "order_id") || rj["integration_id"] != id {
+		t.Fatalf("reject: %v", rj)
+	}
+	_, one, _ := h.call("GET", "/v1/admin/integrations/"+id+"/dlq/"+rj["id"].(string), tok, nil)
+	raw, _ := json.Marshal(one)
+	if strings.Contains(string(raw), apiKey) || one["original_event"] == nil {
+		t.Fatalf("reject shown with its secret, or without its event: %s", raw)
+	}
+	if st, out, _ := h.call("POST", "/v1/admin/integrations/"+id+"/dlq/replay", tok, map[string]any{"ids": []string{rj["id"].(string)}}); st != 200 || out["replayed"] != float64(1) {
+		t.Fatalf("replay: %d %v", st, out)
+	}
+}
