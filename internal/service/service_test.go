@@ -57,6 +57,9 @@ type options struct {
 	// cost-12 hash or login takes seconds. Tests of the first start leave
 	// it false.
 	fastOwner bool
+	// poll is how often the delivery worker looks at the outbox (10 ms
+	// when 0).
+	poll time.Duration
 }
 
 func start(t *testing.T) *harness {
@@ -70,6 +73,9 @@ func startWith(t *testing.T, o options) *harness {
 	if o.fastOwner {
 		seedOwner(t, h.state, adminEmail, adminPass)
 	}
+	if o.poll == 0 {
+		o.poll = 10 * time.Millisecond
+	}
 	fsrv := httptest.NewServer(h.fake)
 	t.Cleanup(fsrv.Close)
 	u, _ := url.Parse(fsrv.URL)
@@ -80,7 +86,7 @@ func startWith(t *testing.T, o options) *harness {
 	h.svc, err = service.New(service.Config{
 		StateDir: h.state, AdminListen: "127.0.0.1:0", IngestListen: "127.0.0.1:0", Catalog: cat,
 		Delivery: delivery.Options{Sender: send.Options{VendorURL: u}, Policy: send.Policy{Base: 20 * time.Millisecond, Cap: 50 * time.Millisecond, MaxAttempts: 3},
-			Poll: 10 * time.Millisecond},
+			Poll: o.poll},
 		AdminEmail: adminEmail, AdminPassword: adminPass,
 		Now: func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) },
 	})
