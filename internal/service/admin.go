@@ -96,6 +96,7 @@ func (s *Service) adminHandler() http.Handler {
 	mux.Handle("GET /{$}", live.Page())
 	mux.Handle("GET /app.js", live.Page())
 	mux.Handle("GET /app.css", live.Page())
+	mux.Handle("GET /favicon.ico", live.Page()) // 204: a browser asks at every load
 	mux.Handle("/v1/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "NOT_FOUND", "no endpoint %s %s", r.Method, r.URL.Path)
 	}, false))

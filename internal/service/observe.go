@@ -88,7 +88,6 @@ func (s *Service) onDecision(d delivery.Decision) {
 		rm := live.Message{Type: "request", At: at, EventID: id, IntegrationID: d.Integration, Method: rr.Method, URL: rr.URL, Request: requestText(rr)}
 		if i < len(d.Items) {
 			rm.Item = d.Items[i].ID
-			s.items.Store(d.Items[i].ID, id)
 		}
 		s.hub.Publish(rm)
 	}
@@ -106,8 +105,12 @@ func (s *Service) Attempt(a send.AttemptInfo) {
 	if !(s.hub.Subscribers() > 0) {
 		return
 	}
-	id, _ := s.items.Load(a.Item)
-	ev, _ := id.(string)
+	var ev string
+	if id, ok := s.items.Load(a.Item); ok {
+		ev = id.(string)
+	} else if ev = s.eventOf(a.Item); ev != "" {
+		s.items.Store(a.Item, ev) // for the final step: a delivered item no longer holds its event
+	}
 	s.hub.Publish(live.Message{Type: "attempt", At: s.cfg.Now().UTC(), EventID: ev, IntegrationID: a.Integration, Item: a.Item,
 		Outcome: string(a.Outcome), Status: a.Status, DurationMS: a.Latency.Milliseconds(), Message: a.Message, BodyExcerpt: excerpt(a.Message)})
 }
@@ -116,15 +119,31 @@ func (s *Service) Attempt(a send.AttemptInfo) {
 func (s *Service) Final(f send.FinalInfo) {
 	s.metrics.finals.WithLabelValues(f.Integration, string(f.State)).Inc()
 	id, _ := s.items.LoadAndDelete(f.Item)
-	ev, _ := id.(string)
-	if ev == "" {
-		ev = f.MessageID
-	}
 	if !(s.hub.Subscribers() > 0) {
 		return
 	}
+	ev, _ := id.(string)
+	if ev == "" {
+		ev = s.eventOf(f.Item)
+	}
+	if ev == "" {
+		ev = f.MessageID
+	}
 	s.hub.Publish(live.Message{Type: "final", At: f.At.UTC(), EventID: ev, IntegrationID: f.Integration, Item: f.Item,
 		Outcome: string(f.State), Status: f.Status, Attempt: f.Attempts, Message: f.Message})
+}
+
+// eventOf is the live id of the event of an outbox item, read from the
+// item itself: the worker may attempt an item, and settle it, before the
+// feeder reports its decision (after the whole batch is in the outbox), so
+// nothing noted at decision time can be relied on. "" when it cannot be
+// read or the item no longer holds its event (delivered).
+func (s *Service) eventOf(item string) string {
+	it, err := s.box.Get(context.Background(), item)
+	if err != nil || len(it.Event) == 0 {
+		return ""
+	}
+	return eventID(it.Event)
 }
 
 func excerpt(s string) string {

@@ -80,7 +80,8 @@ type Service struct {
 	mu sync.Mutex
 	// bound holds each enabled integration's bound form, swapped whole.
 	bound sync.Map // id -> *runtime.Integration
-	// items maps an outbox item to its event's live id, until it is final.
+	// items maps an outbox item to its event's live id, from its first
+	// attempt watched live until it is final.
 	items sync.Map
 
 	admin, ingest *http.Server

@@ -20,10 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/blueprint-engine/blueprint/blueprints"
 	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/internal/fakebutton"
 	"github.com/blueprint-engine/blueprint/internal/service"
+	"github.com/blueprint-engine/blueprint/internal/service/store"
 	"github.com/blueprint-engine/blueprint/runtime/delivery"
 	"github.com/blueprint-engine/blueprint/runtime/send"
 )
@@ -47,9 +50,32 @@ type harness struct {
 	done   chan error
 }
 
+// options change what startWith builds; the zero value is start's.
+type options struct {
+	// fastOwner creates the owner before the service starts, with a bcrypt
+	// hash of the lowest cost (see seedOwner): under the race detector a
+	// cost-12 hash or login takes seconds. Tests of the first start leave
+	// it false.
+	fastOwner bool
+	// poll is how often the delivery worker looks at the outbox (10 ms
+	// when 0).
+	poll time.Duration
+}
+
 func start(t *testing.T) *harness {
 	t.Helper()
+	return startWith(t, options{})
+}
+
+func startWith(t *testing.T, o options) *harness {
+	t.Helper()
 	h := &harness{t: t, state: t.TempDir(), fake: fakebutton.New(fakebutton.Options{})}
+	if o.fastOwner {
+		seedOwner(t, h.state, adminEmail, adminPass)
+	}
+	if o.poll == 0 {
+		o.poll = 10 * time.Millisecond
+	}
 	fsrv := httptest.NewServer(h.fake)
 	t.Cleanup(fsrv.Close)
 	u, _ := url.Parse(fsrv.URL)
@@ -60,7 +86,7 @@ func start(t *testing.T) *harness {
 	h.svc, err = service.New(service.Config{
 		StateDir: h.state, AdminListen: "127.0.0.1:0", IngestListen: "127.0.0.1:0", Catalog: cat,
 		Delivery: delivery.Options{Sender: send.Options{VendorURL: u}, Policy: send.Policy{Base: 20 * time.Millisecond, Cap: 50 * time.Millisecond, MaxAttempts: 3},
-			Poll: 10 * time.Millisecond},
+			Poll: o.poll},
 		AdminEmail: adminEmail, AdminPassword: adminPass,
 		Now: func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) },
 	})
@@ -73,6 +99,29 @@ func start(t *testing.T) *harness {
 	go func() { h.done <- h.svc.Run(ctx) }()
 	t.Cleanup(h.stop)
 	return h
+}
+
+// seedOwner creates the owner in the state at dir as the first start
+// would, but with a bcrypt hash of the lowest cost, so that logins are
+// cheap; the service then starts on a state that has a user.
+func seedOwner(t *testing.T, dir, email, password string) {
+	t.Helper()
+	key, err := store.LoadOrCreateKey(filepath.Join(dir, "secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "service.db"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateUser(&store.User{Email: email, PasswordHash: string(hash), Role: "owner"}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (h *harness) stop() {
