@@ -74,13 +74,26 @@ func (s *Service) adminHandler() http.Handler {
 	for _, rt := range s.routes() {
 		mux.Handle(rt.method+" "+rt.path, s.wrap(rt.h, rt.auth))
 	}
-	mux.Handle("GET /v1/admin/live", s.hub.Handler(func(r *http.Request) error {
+	liveToken := func(r *http.Request) string {
 		tok := bearer(r)
 		if tok == "" {
 			tok = r.URL.Query().Get("access_token")
 		}
-		_, err := s.auth.Verify(tok)
+		return tok
+	}
+	liveHandler := s.hub.Handler(func(r *http.Request) error {
+		_, err := s.auth.Verify(liveToken(r))
 		return err
+	})
+	mux.Handle("GET /v1/admin/live", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The stream ends when the token it was opened with expires: a
+		// token that no longer opens anything does not keep watching.
+		if c, err := s.auth.Verify(liveToken(r)); err == nil && !c.ExpiresAt.IsZero() {
+			ctx, cancel := context.WithTimeout(r.Context(), c.ExpiresAt.Sub(s.cfg.Now()))
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		liveHandler.ServeHTTP(w, r)
 	}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/blueprint-engine/blueprint/internal/service/store"
+	"github.com/blueprint-engine/blueprint/runtime/delivery"
 	"github.com/blueprint-engine/blueprint/runtime/outbox"
 )
 
@@ -212,7 +213,12 @@ func (s *Service) dlqReplay(w http.ResponseWriter, r *http.Request) error {
 	replayed := 0
 	if len(itemIDs) > 0 {
 		rep, err := s.pipe.Replay(r.Context(), it.ID, itemIDs)
-		if err != nil {
+		var fe *delivery.ForeignError
+		switch {
+		case errors.Is(err, outbox.ErrNotFound), errors.As(err, &fe):
+			// Another integration's item is as unknown here as a made-up ID.
+			return errorf(http.StatusNotFound, "NOT_FOUND", "ids names an item that is not a dead letter of integration %s: nothing was replayed", it.ID)
+		case err != nil:
 			return err
 		}
 		replayed += rep.Replayed
