@@ -1,11 +1,13 @@
 package service_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io/fs"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -181,4 +183,25 @@ func TestAttackLiveEndsWithToken(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// A batch of millions of tiny items (5 MB of "1,") is refused without
+// building a parsed value per item (about a gigabyte).
+func TestAttackHugeBatchCountIsCheap(t *testing.T) {
+	h := start(t)
+	tok := h.login()
+	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
+	body := append([]byte(`{"batch":[`), bytes.Repeat([]byte("1,"), 2_400_000)...)
+	body = append(body[:len(body)-1], ']', '}')
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	st, out := h.post("/v1/batch", src["pipeline_key"].(string), src["secret_key"].(string), body, time.Now().UnixMilli())
+	runtime.ReadMemStats(&m1)
+	if st != 400 || errCode(out) != "BATCH_TOO_LARGE" {
+		t.Fatalf("batch: %d %v", st, out)
+	}
+	if mb := (m1.TotalAlloc - m0.TotalAlloc) >> 20; mb > 200 {
+		t.Errorf("refusing a 5 MB batch allocated %d MB", mb)
+	}
 }
