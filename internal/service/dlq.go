@@ -233,10 +233,13 @@ func (s *Service) dlqReplay(w http.ResponseWriter, r *http.Request) error {
 		if len(rj.OriginalEvent) == 0 || rj.OriginalEvent[0] != '{' {
 			continue // not an event that can be evaluated again
 		}
-		if err := s.st.DeleteReject(it.ID, id); err != nil {
+		// Fed first, then taken out of the view: an event that cannot be
+		// fed stays a dead letter rather than vanish (fed twice at worst,
+		// and the same messageId is not delivered twice).
+		if err := s.pipe.FeedTo(r.Context(), it.ID, rj.OriginalEvent); err != nil {
 			return err
 		}
-		if err := s.pipe.FeedTo(r.Context(), it.ID, rj.OriginalEvent); err != nil {
+		if err := s.st.DeleteReject(it.ID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		replayed++
