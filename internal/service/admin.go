@@ -115,10 +115,17 @@ func (s *Service) adminHandler() http.Handler {
 	return mux
 }
 
+// adminBodyTimeout bounds the reading of a management request's body.
+var adminBodyTimeout = 30 * time.Second
+
 // wrap turns a handlerFunc into a handler: it checks the Bearer token and
 // the caller's rate limit when asked, and writes errors.
 func (s *Service) wrap(h handlerFunc, needAuth bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A body that trickles in (a byte now and then) must not hold the
+		// connection forever: the server has no ReadTimeout, which would
+		// also end the live stream's hijacked connections.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(adminBodyTimeout))
 		if needAuth {
 			c, err := s.auth.Verify(bearer(r))
 			if err != nil {
