@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -182,6 +183,15 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := decode(r, &body); err != nil {
 		return err
+	}
+	// Per address too: each login costs a bcrypt comparison, and ever new
+	// emails would each get a fresh allowance.
+	addr := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		addr = host
+	}
+	if ok, wait := s.limiter.Allow("login-addr:" + addr); !ok {
+		return &apiError{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED", Message: "too many login attempts", RetryAfter: wait}
 	}
 	if ok, wait := s.limiter.Allow("login:" + strings.ToLower(body.Email)); !ok {
 		return &apiError{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED", Message: "too many login attempts", RetryAfter: wait}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,20 +26,24 @@ import (
 )
 
 // startOn is start over a given state directory and catalog.
-func startOn(t *testing.T, state string, cat *engine.Catalog) *harness {
+func startOn(t *testing.T, state string, cat *engine.Catalog, tweak ...func(*service.Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, state: state, fake: fakebutton.New(fakebutton.Options{})}
 	fsrv := httptest.NewServer(h.fake)
 	t.Cleanup(fsrv.Close)
 	u, _ := url.Parse(fsrv.URL)
-	var err error
-	h.svc, err = service.New(service.Config{
+	cfg := service.Config{
 		StateDir: h.state, AdminListen: "127.0.0.1:0", IngestListen: "127.0.0.1:0", Catalog: cat,
 		Delivery: delivery.Options{Sender: send.Options{VendorURL: u}, Policy: send.Policy{Base: 20 * time.Millisecond, Cap: 50 * time.Millisecond, MaxAttempts: 3},
 			Poll: 10 * time.Millisecond},
 		AdminEmail: adminEmail, AdminPassword: adminPass,
 		Now: func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) },
-	})
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	var err error
+	h.svc, err = service.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,5 +208,24 @@ func TestAttackHugeBatchCountIsCheap(t *testing.T) {
 	}
 	if mb := (m1.TotalAlloc - m0.TotalAlloc) >> 20; mb > 200 {
 		t.Errorf("refusing a 5 MB batch allocated %d MB", mb)
+	}
+}
+
+// Logins with ever new emails from one address are limited too: each costs
+// a bcrypt comparison, and a limit per email alone lets one client keep
+// every CPU busy without a password.
+func TestAttackLoginFloodOfEmails(t *testing.T) {
+	cat, err := engine.NewCatalog(blueprints.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startOn(t, t.TempDir(), cat, func(c *service.Config) { c.RatePerMinute = 3 })
+	codes := []string{}
+	for i := range 5 {
+		st, out, _ := h.call("POST", "/v1/admin/auth/login", "", map[string]string{"email": "x" + strconv.Itoa(i) + "@example.com", "password": "whatever-123"})
+		codes = append(codes, strconv.Itoa(st)+" "+errCode(out))
+	}
+	if codes[4] != "429 RATE_LIMITED" {
+		t.Fatalf("five logins with five emails from one address: %v", codes)
 	}
 }
