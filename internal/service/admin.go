@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -74,13 +75,26 @@ func (s *Service) adminHandler() http.Handler {
 	for _, rt := range s.routes() {
 		mux.Handle(rt.method+" "+rt.path, s.wrap(rt.h, rt.auth))
 	}
-	mux.Handle("GET /v1/admin/live", s.hub.Handler(func(r *http.Request) error {
+	liveToken := func(r *http.Request) string {
 		tok := bearer(r)
 		if tok == "" {
 			tok = r.URL.Query().Get("access_token")
 		}
-		_, err := s.auth.Verify(tok)
+		return tok
+	}
+	liveHandler := s.hub.Handler(func(r *http.Request) error {
+		_, err := s.auth.Verify(liveToken(r))
 		return err
+	})
+	mux.Handle("GET /v1/admin/live", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The stream ends when the token it was opened with expires: a
+		// token that no longer opens anything does not keep watching.
+		if c, err := s.auth.Verify(liveToken(r)); err == nil && !c.ExpiresAt.IsZero() {
+			ctx, cancel := context.WithTimeout(r.Context(), c.ExpiresAt.Sub(s.cfg.Now()))
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		liveHandler.ServeHTTP(w, r)
 	}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -103,10 +117,17 @@ func (s *Service) adminHandler() http.Handler {
 	return mux
 }
 
+// adminBodyTimeout bounds the reading of a management request's body.
+var adminBodyTimeout = 30 * time.Second
+
 // wrap turns a handlerFunc into a handler: it checks the Bearer token and
 // the caller's rate limit when asked, and writes errors.
 func (s *Service) wrap(h handlerFunc, needAuth bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A body that trickles in (a byte now and then) must not hold the
+		// connection forever: the server has no ReadTimeout, which would
+		// also end the live stream's hijacked connections.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(adminBodyTimeout))
 		if needAuth {
 			c, err := s.auth.Verify(bearer(r))
 			if err != nil {
@@ -163,6 +184,15 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := decode(r, &body); err != nil {
 		return err
+	}
+	// Per address too: each login costs a bcrypt comparison, and ever new
+	// emails would each get a fresh allowance.
+	addr := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		addr = host
+	}
+	if ok, wait := s.limiter.Allow("login-addr:" + addr); !ok {
+		return &apiError{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED", Message: "too many login attempts", RetryAfter: wait}
 	}
 	if ok, wait := s.limiter.Allow("login:" + strings.ToLower(body.Email)); !ok {
 		return &apiError{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED", Message: "too many login attempts", RetryAfter: wait}

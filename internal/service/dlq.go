@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/blueprint-engine/blueprint/internal/service/store"
+	"github.com/blueprint-engine/blueprint/runtime/delivery"
 	"github.com/blueprint-engine/blueprint/runtime/outbox"
 )
 
@@ -212,7 +213,12 @@ func (s *Service) dlqReplay(w http.ResponseWriter, r *http.Request) error {
 	replayed := 0
 	if len(itemIDs) > 0 {
 		rep, err := s.pipe.Replay(r.Context(), it.ID, itemIDs)
-		if err != nil {
+		var fe *delivery.ForeignError
+		switch {
+		case errors.Is(err, outbox.ErrNotFound), errors.As(err, &fe):
+			// Another integration's item is as unknown here as a made-up ID.
+			return errorf(http.StatusNotFound, "NOT_FOUND", "ids names an item that is not a dead letter of integration %s: nothing was replayed", it.ID)
+		case err != nil:
 			return err
 		}
 		replayed += rep.Replayed
@@ -227,10 +233,13 @@ func (s *Service) dlqReplay(w http.ResponseWriter, r *http.Request) error {
 		if len(rj.OriginalEvent) == 0 || rj.OriginalEvent[0] != '{' {
 			continue // not an event that can be evaluated again
 		}
-		if err := s.st.DeleteReject(it.ID, id); err != nil {
+		// Fed first, then taken out of the view: an event that cannot be
+		// fed stays a dead letter rather than vanish (fed twice at worst,
+		// and the same messageId is not delivered twice).
+		if err := s.pipe.FeedTo(r.Context(), it.ID, rj.OriginalEvent); err != nil {
 			return err
 		}
-		if err := s.pipe.FeedTo(r.Context(), it.ID, rj.OriginalEvent); err != nil {
+		if err := s.st.DeleteReject(it.ID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		replayed++

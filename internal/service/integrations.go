@@ -65,11 +65,13 @@ func secretKeys(bp *engine.Blueprint) []string {
 	return out
 }
 
-// maskConfig copies config with every secret value shown as ***.
-func maskConfig(config map[string]any, secrets []string) map[string]any {
+// maskConfig copies config with every secret value shown as ***. Without
+// the blueprint (known false: it is no longer in the catalog), which keys
+// are secret is not known, and every value is masked.
+func maskConfig(config map[string]any, secrets []string, known bool) map[string]any {
 	out := make(map[string]any, len(config))
 	for k, v := range config {
-		if slices.Contains(secrets, k) && v != nil && v != "" {
+		if (!known || slices.Contains(secrets, k)) && v != nil && v != "" {
 			v = masked
 		}
 		out[k] = v
@@ -106,11 +108,12 @@ func (s *Service) view(in *store.Integration) (integrationView, error) {
 	rev := revs[len(revs)-1]
 	var secrets []string
 	cats := []string{}
-	if bp, err := s.blueprintOf(in.Vendor, in.Version); err == nil {
+	bp, err := s.blueprintOf(in.Vendor, in.Version)
+	if err == nil {
 		secrets = secretKeys(bp)
 		cats = consentCategories(bp, rev.Config)
 	}
-	cfg := maskConfig(rev.Config, secrets)
+	cfg := maskConfig(rev.Config, secrets, err == nil)
 	return integrationView{
 		ID: in.ID, Vendor: in.Vendor, Version: in.Version, Name: in.Name, Variant: in.Variant, Enabled: in.Enabled,
 		Config: cfg, DeliveryMode: in.DeliveryMode, ConsentCategories: cats, SourceIDs: nonNil(in.SourceIDs),
@@ -464,12 +467,13 @@ func (s *Service) revisionsList(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var secrets []string
-	if bp, err := s.blueprintOf(it.Vendor, it.Version); err == nil {
+	bp, bperr := s.blueprintOf(it.Vendor, it.Version)
+	if bperr == nil {
 		secrets = secretKeys(bp)
 	}
 	views := make([]revisionView, len(revs))
 	for i, rv := range revs {
-		views[len(revs)-1-i] = revisionView{RevisionNumber: rv.Number, Variant: rv.Variant, Config: maskConfig(rv.Config, secrets),
+		views[len(revs)-1-i] = revisionView{RevisionNumber: rv.Number, Variant: rv.Variant, Config: maskConfig(rv.Config, secrets, bperr == nil),
 			DeliveryMode: rv.DeliveryMode, ChangeSummary: rv.ChangeSummary, CreatedAt: rv.CreatedAt} // newest first
 	}
 	p, err := pageOf(views, cursor, limit)

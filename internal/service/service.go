@@ -179,8 +179,8 @@ func New(cfg Config) (*Service, error) {
 		s.adminLn.Close()
 		return nil, fmt.Errorf("serve: ingest listener: %w", err)
 	}
-	s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
-	s.ingest = &http.Server{Handler: s.ingestHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	s.ingest = &http.Server{Handler: s.ingestHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	s.admin.RegisterOnShutdown(s.hub.Close) // live streams are told "going away"
 	ok = true
 	return s, nil

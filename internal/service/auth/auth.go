@@ -87,7 +87,12 @@ type Tokens struct {
 
 // Claims is who an access token speaks for, as the user is now (email and
 // role are read from the state, not from the token).
-type Claims struct{ UserID, Email, Role string }
+type Claims struct {
+	UserID, Email, Role string
+	// ExpiresAt is when the access token expires: a stream opened with it
+	// must end then.
+	ExpiresAt time.Time
+}
 
 // tokenClaims is the JWT payload of both kinds of token.
 type tokenClaims struct {
@@ -267,7 +272,11 @@ func (a *Auth) Verify(access string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Claims{UserID: u.ID, Email: u.Email, Role: u.Role}, nil
+	cl := &Claims{UserID: u.ID, Email: u.Email, Role: u.Role}
+	if c.ExpiresAt != nil {
+		cl.ExpiresAt = c.ExpiresAt.Time
+	}
+	return cl, nil
 }
 
 // user returns the user a token of epoch speaks for, or ErrInvalidToken when
