@@ -38,10 +38,15 @@ type deadLetterView struct {
 
 // deadItems lists an integration's dead outbox items, oldest first.
 func (s *Service) deadItems(ctx context.Context, id string) ([]*outbox.Item, error) {
+	return s.itemsOf(ctx, id, outbox.Dead)
+}
+
+// itemsOf lists an integration's outbox items in a state, oldest first.
+func (s *Service) itemsOf(ctx context.Context, id string, state outbox.State) ([]*outbox.Item, error) {
 	var out []*outbox.Item
 	cursor := ""
 	for {
-		items, next, err := s.box.List(ctx, outbox.Dead, cursor, 500)
+		items, next, err := s.box.List(ctx, state, cursor, 500)
 		if err != nil {
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/blueprint-engine/blueprint/internal/service/store"
 	"github.com/blueprint-engine/blueprint/runtime"
 	"github.com/blueprint-engine/blueprint/runtime/delivery"
+	"github.com/blueprint-engine/blueprint/runtime/outbox"
 )
 
 // masked stands for a secret config value in every answer; given back in
@@ -441,6 +442,27 @@ func (s *Service) integrationDelete(w http.ResponseWriter, r *http.Request) erro
 	it, err := s.getIntegration(r.PathValue("id"))
 	if err != nil {
 		return err
+	}
+	// Requests still in the outbox would be stranded (never sent, never a
+	// dead letter anyone can see): refuse, unless told to drop them.
+	var queued []string
+	for _, st := range []outbox.State{outbox.Pending, outbox.Dead} {
+		items, err := s.itemsOf(r.Context(), it.ID, st)
+		if err != nil {
+			return err
+		}
+		for _, x := range items {
+			queued = append(queued, x.ID)
+		}
+	}
+	if len(queued) > 0 && r.URL.Query().Get("force") != "true" {
+		return errorf(http.StatusConflict, "INTEGRATION_HAS_QUEUED", "integration %s has %d requests waiting or dead in the outbox: disable it and replay or wait, or delete with ?force=true to drop them", it.ID, len(queued))
+	}
+	if len(queued) > 0 {
+		if _, err := s.box.Remove(r.Context(), queued...); err != nil {
+			return err
+		}
+		s.log.Warn("integration deleted with queued requests dropped", "integration", it.ID, "dropped", len(queued))
 	}
 	if err := s.st.DeleteIntegration(it.ID); err != nil {
 		return err

@@ -498,3 +498,29 @@ func TestServeRejectsInDeadLetters(t *testing.T) {
 		t.Fatalf("replay: %d %v", st, out)
 	}
 }
+
+// TestServeDeleteWithQueuedRequests: deleting an integration whose
+// requests are still in the outbox is refused (they would be stranded),
+// unless forced, which drops them.
+func TestServeDeleteWithQueuedRequests(t *testing.T) {
+	h := start(t)
+	tok := h.login()
+	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
+	_, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
+		"config": map[string]any{"application_id": "app-abc123", "api_key": "sk-wrong-1"}})
+	id := out["id"].(string)
+	h.post("/v1/events", src["pipeline_key"].(string), src["secret_key"].(string), order("q-1"), time.Now().UnixMilli())
+	waitFor(t, "a dead letter", func() bool {
+		_, dlq, _ := h.call("GET", "/v1/admin/integrations/"+id+"/dlq?kind=delivery", tok, nil)
+		return len(dlq["data"].([]any)) == 1
+	})
+	if st, out, _ := h.call("DELETE", "/v1/admin/integrations/"+id, tok, nil); st != 409 || errCode(out) != "INTEGRATION_HAS_QUEUED" {
+		t.Fatalf("delete with a dead letter: %d %v", st, out)
+	}
+	if st, out, _ := h.call("DELETE", "/v1/admin/integrations/"+id+"?force=true", tok, nil); st != 204 {
+		t.Fatalf("forced delete: %d %v", st, out)
+	}
+	if st, _, _ := h.call("GET", "/v1/admin/integrations/"+id, tok, nil); st != 404 {
+		t.Fatalf("after delete: %d", st)
+	}
+}
