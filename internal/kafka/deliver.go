@@ -151,7 +151,6 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		kgo.ConsumerGroup(DeliverGroup(id)),
 		kgo.ConsumeTopics(DeliveryTopic(id), RetryTopic(id)),
 		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond),
 		kgo.OnPartitionsRevoked(d.revoked),
@@ -183,7 +182,6 @@ func (d *Deliverer) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		cl.AllowRebalance()
 	}
 }
 

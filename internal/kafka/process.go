@@ -72,7 +72,6 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.ConsumerGroup(p.opts.Group),
 		kgo.ConsumeTopics(RawEvents),
 		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond),
 	)
@@ -106,7 +105,6 @@ func (p *Processor) Run(ctx context.Context) error {
 				return fmt.Errorf("kafka: process: commit: %w", err)
 			}
 		}
-		cl.AllowRebalance()
 	}
 }
 
