@@ -473,3 +473,8 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, it *outbox.Item, 
 	w.Metrics.Final(FinalInfo{Item: it.ID, Integration: it.Integration, State: state, Attempts: it.Attempts,
 		Status: it.LastStatus, Message: it.LastError, MessageID: it.MessageID, VendorEvent: it.VendorEvent, At: now})
 }
+
+// WithDefaults is the policy with its zero fields filled from
+// DefaultPolicy, as a Worker uses it: for deliverers that drive retries
+// themselves (the Kafka deliverer keeps the same schedule).
+func (p Policy) WithDefaults() Policy { return p.withDefaults() }

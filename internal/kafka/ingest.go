@@ -1,0 +1,45 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Ingester produces accepted events to raw-events. It is safe for
+// concurrent use.
+type Ingester struct {
+	cl *kgo.Client
+}
+
+// NewIngester connects a producer (acks=all, idempotent).
+func NewIngester(cfg Config) (*Ingester, error) {
+	cl, err := cfg.client()
+	if err != nil {
+		return nil, fmt.Errorf("kafka: ingest: %w", err)
+	}
+	return &Ingester{cl: cl}, nil
+}
+
+// Ingest produces events (raw JSON objects), each keyed by EventKey, and
+// returns once every one is acknowledged by the brokers (acks=all), or
+// the first error: then the caller must not acknowledge any of them (some
+// may be on the topic: the processor's item IDs make a resent event the
+// same requests).
+func (g *Ingester) Ingest(ctx context.Context, events ...[]byte) error {
+	if len(events) == 0 {
+		return nil
+	}
+	recs := make([]*kgo.Record, len(events))
+	for i, ev := range events {
+		recs[i] = &kgo.Record{Topic: RawEvents, Key: EventKey(ev), Value: ev}
+	}
+	if err := g.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("kafka: produce to %s: %w", RawEvents, err)
+	}
+	return nil
+}
+
+// Close flushes nothing (Ingest waits for its records) and disconnects.
+func (g *Ingester) Close() { g.cl.Close() }

@@ -1,0 +1,169 @@
+package kafka
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/blueprint-engine/blueprint/runtime"
+	"github.com/blueprint-engine/blueprint/runtime/delivery"
+	"github.com/blueprint-engine/blueprint/runtime/send"
+)
+
+// ProcessGroup is the processors' consumer group on raw-events.
+const ProcessGroup = "blueprint-process"
+
+// ProcessorOptions configure a Processor.
+type ProcessorOptions struct {
+	Config   Config
+	Registry Registry
+	// Group overrides ProcessGroup.
+	Group string
+	// OnDecision, when set, is called for each event and integration once
+	// the records it led to are acknowledged.
+	OnDecision func(delivery.Decision)
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// ProcessStats counts what a Processor did.
+type ProcessStats struct {
+	Events, Requests, Skipped, Rejected atomic.Int64
+}
+
+// Processor is the process role. Run it; Stats counts.
+type Processor struct {
+	opts  ProcessorOptions
+	Stats ProcessStats
+}
+
+// NewProcessor returns a Processor.
+func NewProcessor(opts ProcessorOptions) *Processor {
+	if opts.Group == "" {
+		opts.Group = ProcessGroup
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Processor{opts: opts}
+}
+
+// Run consumes raw-events in the group until ctx is done. For each poll
+// it evaluates every event for every binding, produces the requests and
+// rejects, waits for their acknowledgement, and only then commits the
+// poll's offsets: a crash in between re-reads the events, and their
+// requests are produced again with the same item IDs (the deliverer's
+// vendor sees the same identity). A produce that fails stops Run with the
+// error, offsets uncommitted.
+func (p *Processor) Run(ctx context.Context) error {
+	if p.opts.Registry == nil {
+		return errors.New("kafka: process: no registry")
+	}
+	cl, err := p.opts.Config.client(
+		kgo.ConsumerGroup(p.opts.Group),
+		kgo.ConsumeTopics(RawEvents),
+		kgo.DisableAutoCommit(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)
+	if err != nil {
+		return fmt.Errorf("kafka: process: %w", err)
+	}
+	defer cl.Close()
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errs := fs.Errors(); len(errs) > 0 {
+			for _, e := range errs {
+				p.opts.Logger.Warn("fetch error", "topic", e.Topic, "partition", e.Partition, "error", e.Err)
+			}
+		}
+		var recs []*kgo.Record
+		fs.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
+		if len(recs) > 0 {
+			if err := p.handle(ctx, cl, recs); err != nil {
+				if ctx.Err() != nil {
+					return nil // interrupted: uncommitted, read again later
+				}
+				return err
+			}
+			if err := cl.CommitRecords(ctx, recs...); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("kafka: process: commit: %w", err)
+			}
+		}
+	}
+}
+
+func (p *Processor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
+	bs := p.opts.Registry.Bindings()
+	now := p.opts.Now()
+	var out []*kgo.Record
+	var decisions []delivery.Decision
+	var skipped, rejected, requests int64
+	for ei, r := range recs {
+		ev := r.Value
+		evNow := now.Add(time.Duration(ei))
+		for _, b := range bs {
+			d := delivery.Decision{Integration: b.Name, In: b.Integration, Event: ev, Result: b.Integration.Evaluate(ev)}
+			if d.Result.Outcome == runtime.Deliver {
+				its, err := send.Items(b.Integration, b.Name, b.Ref, ev, d.Result, evNow)
+				if err != nil {
+					// An event holding the integration's own secret is
+					// never put on a topic, as the outbox never stores it.
+					d.Result = runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidEvent, Event: d.Result.Event, Message: err.Error()}
+				}
+				d.Items = its
+				for _, it := range its {
+					v, err := json.Marshal(DeliveryRecord{ID: it.ID, IntegrationID: b.Name, Blueprint: it.Blueprint, Variant: it.Variant,
+						Request: it.Request, MessageID: it.MessageID, VendorEvent: it.VendorEvent, Event: it.Event, CreatedAt: it.CreatedAt})
+					if err != nil {
+						return fmt.Errorf("kafka: process: %w", err)
+					}
+					out = append(out, &kgo.Record{Topic: DeliveryTopic(b.Name), Key: r.Key, Value: v})
+					requests++
+				}
+			}
+			switch d.Result.Outcome {
+			case runtime.Skip:
+				skipped++
+			case runtime.Reject:
+				rejected++
+				v, err := json.Marshal(delivery.NewRejectRecord(b.Name, b.Integration, ev, d.Result))
+				if err != nil {
+					return fmt.Errorf("kafka: process: %w", err)
+				}
+				out = append(out, &kgo.Record{Topic: DLQEvents, Key: r.Key, Value: v})
+			}
+			decisions = append(decisions, d)
+		}
+	}
+	if len(out) > 0 {
+		if err := cl.ProduceSync(ctx, out...).FirstErr(); err != nil {
+			return fmt.Errorf("kafka: process: produce: %w", err)
+		}
+	}
+	p.Stats.Events.Add(int64(len(recs)))
+	p.Stats.Requests.Add(requests)
+	p.Stats.Skipped.Add(skipped)
+	p.Stats.Rejected.Add(rejected)
+	if p.opts.OnDecision != nil {
+		for _, d := range decisions {
+			p.opts.OnDecision(d)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package kafka
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/blueprint-engine/blueprint/runtime/delivery"
+)
+
+// The platform's topics (DESIGN §7).
+const (
+	RawEvents = "raw-events"
+	DLQEvents = "dlq-events"
+)
+
+// DeliveryTopic holds the built requests of one integration (no secret).
+func DeliveryTopic(integrationID string) string { return "delivery-" + integrationID }
+
+// RetryTopic holds the requests of one integration waiting for a later
+// attempt, each with its due time.
+func RetryTopic(integrationID string) string { return "delivery-retry-" + integrationID }
+
+// EventKey is the partition key of an event: anonymousId, else userId,
+// else messageId (the snake_case spellings too), so that one user's events
+// stay in order. nil when the event has none of them.
+func EventKey(event []byte) []byte {
+	for _, path := range []string{"anonymousId", "anonymous_id", "userId", "user_id", "messageId", "message_id"} {
+		if v := gjson.GetBytes(event, path); v.Type == gjson.String && v.Str != "" {
+			return []byte(v.Str)
+		}
+	}
+	return nil
+}
+
+// DeliveryRecord is the value of a record of delivery-{id} and
+// delivery-retry-{id}. It holds what the request is rebuilt from, never
+// the request itself (its credentials are added at send time, from the
+// integration's current revision).
+type DeliveryRecord struct {
+	// ID is the outbox item ID (send.Items): the integration, the event's
+	// message id (or the hash of its bytes) and the request index. The
+	// same request redelivered after a crash or rebalance has the same ID.
+	ID            string `json:"id"`
+	IntegrationID string `json:"integration_id"`
+	// Blueprint is the catalog ref (key@version) and Variant the variant
+	// the request was built with, for inspection; the deliverer uses the
+	// integration's current revision whatever they say.
+	Blueprint string `json:"blueprint"`
+	Variant   string `json:"variant"`
+	// Request is the index of the request among the event's requests.
+	Request     int    `json:"request"`
+	MessageID   string `json:"message_id,omitempty"`
+	VendorEvent string `json:"vendor_event,omitempty"`
+	// Event is the raw event JSON.
+	Event json.RawMessage `json:"event"`
+	// CreatedAt starts the retry window (Policy.MaxAge).
+	CreatedAt time.Time `json:"created_at"`
+	// Attempts made so far (0 on delivery-{id}).
+	Attempts int `json:"attempts"`
+	// DueAt is when the next attempt is due (retry topic only).
+	DueAt time.Time `json:"due_at,omitzero"`
+	// LastStatus and LastError describe the last attempt, redacted.
+	LastStatus int    `json:"last_status,omitempty"`
+	LastError  string `json:"last_error,omitempty"`
+}
+
+// DeadRecord is a dead delivery on dlq-events: the platform's shape
+// (delivery.RejectRecord's fields) plus what the service's DLQ view shows
+// of a delivery. Rejected events go to dlq-events as a
+// delivery.RejectRecord.
+type DeadRecord struct {
+	delivery.RejectRecord
+	// Kind is "delivery" (attempts ran out, or a permanent failure).
+	Kind     string `json:"kind"`
+	ItemID   string `json:"item_id"`
+	Request  int    `json:"request"`
+	Status   int    `json:"status"`
+	Attempts int    `json:"attempts"`
+}
+
+// Dead-letter error codes of deliveries.
+const (
+	ErrorDeliveryFailed    = "delivery_failed"    // a permanent failure (4xx)
+	ErrorAttemptsExhausted = "attempts_exhausted" // retries ran out
+	ErrorNotDeliverable    = "not_deliverable"    // the current revision no longer delivers it
+)
+
+// Config names the brokers and the client options every role uses.
+type Config struct {
+	// Brokers are the seed brokers, host:port.
+	Brokers []string
+	// Opts are more client options (TLS, SASL) for every client.
+	Opts []kgo.Opt
+}
+
+func (c Config) client(extra ...kgo.Opt) (*kgo.Client, error) {
+	if len(c.Brokers) == 0 {
+		return nil, errors.New("kafka: no brokers")
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		// acks=all with the idempotent producer (kgo's default, stated).
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+	}
+	opts = append(opts, c.Opts...)
+	opts = append(opts, extra...)
+	return kgo.NewClient(opts...)
+}
+
+// EnsureTopics creates raw-events, dlq-events and each integration's
+// delivery and retry topics with the given partitions (replication
+// factor: the broker's default), leaving those that exist alone.
+func EnsureTopics(ctx context.Context, cfg Config, partitions int32, integrationIDs ...string) error {
+	cl, err := cfg.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topics := []string{RawEvents, DLQEvents}
+	for _, id := range integrationIDs {
+		topics = append(topics, DeliveryTopic(id), RetryTopic(id))
+	}
+	res, err := adm.CreateTopics(ctx, partitions, -1, nil, topics...)
+	if err != nil {
+		return fmt.Errorf("kafka: create topics: %w", err)
+	}
+	for _, r := range res.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("kafka: create topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	return nil
+}
