@@ -302,13 +302,19 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("revisions: %d %v", st, out)
 	}
 
-	// Metrics count it.
-	resp, err := http.Get(h.admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	// Metrics count it, once the worker has stored both final states (the
+	// fake has the orders a moment before).
+	var m []byte
+	delivered := `blueprint_requests_final_total{integration="` + id + `",state="delivered"} 2`
+	waitFor(t, "both deliveries counted", func() bool {
+		resp, err := http.Get(h.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return strings.Contains(string(m), delivered)
+	})
 	for _, want := range []string{`blueprint_events_ingested_total{result="accepted",source="src_`, `blueprint_decisions_total{integration="` + id + `",outcome="deliver",reason=""} 2`,
 		`blueprint_vendor_attempts_total{integration="` + id + `",outcome="failed",status_class="4xx"} 2`, `blueprint_requests_final_total{integration="` + id + `",state="delivered"} 2`} {
 		if !strings.Contains(string(m), want) {
