@@ -41,6 +41,8 @@ var validTrie = func() *trie {
 	return t
 }()
 
+var validDefaults = Options{MaxEventSize: DefaultMaxEventSize, MaxDepth: DefaultMaxDepth}
+
 var validPool = sync.Pool{New: func() any { return new(scanner) }}
 
 // Valid checks an event once, as Evaluate checks it before anything else:
@@ -56,9 +58,14 @@ var validPool = sync.Pool{New: func() any { return new(scanner) }}
 // not refused here: whether they refuse the event depends on the keys a
 // blueprint reads, and EvaluateValid checks them as Evaluate does.
 func Valid(event []byte, opts ...Option) (ValidEvent, error) {
-	o := Options{MaxEventSize: DefaultMaxEventSize, MaxDepth: DefaultMaxDepth}
-	for _, f := range opts {
-		f(&o)
+	o := validDefaults
+	if len(opts) > 0 {
+		p := new(Options) // escapes to the options: only allocated with some
+		*p = o
+		for _, f := range opts {
+			f(p)
+		}
+		o = *p
 	}
 	if len(event) > o.MaxEventSize {
 		return ValidEvent{}, fmt.Errorf("event is %d bytes; the limit is %d", len(event), o.MaxEventSize)
