@@ -474,6 +474,22 @@ func (c *evalCtx) scan(in *Integration, event []byte, pre *ValidEvent) string {
 		c.slots = make([]span, len(p.paths))
 	}
 	c.slots = c.slots[:len(p.paths)]
+	c.looked = false
+	if pre != nil && in.variant.NamesOnly() && !pre.topDup && !c.pass(pre.name) {
+		// What the gate would find when the scan reads the event's name
+		// (the first top-level "event", as Valid recorded it): not
+		// mapped. The full scan would then only validate the rest,
+		// check top-level keys twice (Valid found none) and record the
+		// type (Valid did): nothing is left to read. Nothing but the
+		// type and name slots is read either (mapEvent): the others and
+		// the values are not cleared (c.values stays empty, so release
+		// clears none).
+		c.slots[compiler.SlotType], c.slots[compiler.SlotEvent], c.slots[compiler.SlotName] = pre.typ, pre.name, span{}
+		c.values, c.done = c.values[:0], c.done[:0]
+		c.sc.dupPath = ""
+		c.top = scope{doc: event, slots: c.slots}
+		return ""
+	}
 	clear(c.slots)
 	n := len(in.bp.Values)
 	if cap(c.values) < n {
@@ -482,7 +498,6 @@ func (c *evalCtx) scan(in *Integration, event []byte, pre *ValidEvent) string {
 	}
 	c.values, c.done = c.values[:n], c.done[:n]
 	clear(c.done)
-	c.looked = false
 	i := 0
 	if pre == nil {
 		for i < len(event) && (event[i] == ' ' || event[i] == '\t' || event[i] == '\n' || event[i] == '\r') {
@@ -494,16 +509,6 @@ func (c *evalCtx) scan(in *Integration, event []byte, pre *ValidEvent) string {
 		if !utf8.Valid(event) {
 			return "event is not valid UTF-8"
 		}
-	} else if in.variant.NamesOnly() && !pre.topDup && !c.pass(pre.name) {
-		// What the gate would find when the scan reads the event's name
-		// (the first top-level "event", as Valid recorded it): not
-		// mapped. The full scan would then only validate the rest,
-		// check top-level keys twice (Valid found none) and record the
-		// type (Valid did): nothing is left to read.
-		c.slots[compiler.SlotType], c.slots[compiler.SlotEvent] = pre.typ, pre.name
-		c.sc.dupPath = ""
-		c.top = scope{doc: event, slots: c.slots}
-		return ""
 	}
 	c.sc.items, c.sc.dups = true, true
 	c.sc.gate, c.sc.gateSlot, c.sc.keep = nil, compiler.SlotEvent, p.typeNode
