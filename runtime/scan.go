@@ -163,11 +163,6 @@ type scanner struct {
 	keyText  []byte
 	dupTable []int32
 	dupPath  string
-
-	// tops, when collect is set (Valid), gets every key of the top-level
-	// object, in order: Valid tells whether one is there twice.
-	collect bool
-	tops    []keyRec
 }
 
 // keyRec is one key of an open object: a fingerprint (its length and some
@@ -423,9 +418,6 @@ func (s *scanner) key(i int, f *frame) (int, *trie, error) {
 	i, esc, err := scanString(b, i)
 	if err != nil {
 		return i, nil, err
-	}
-	if s.collect && len(s.stack) == 1 {
-		s.addTop(ks, i-1, esc)
 	}
 	var ct *trie
 	var bit int32

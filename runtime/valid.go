@@ -33,11 +33,15 @@ type ValidEvent struct {
 func (v ValidEvent) Bytes() []byte { return v.b }
 
 // validTrie records the top-level type and event, at the slots the
-// compiler gives them in every blueprint.
+// compiler gives them in every blueprint. Its root is read whole: a scan
+// checking duplicate keys checks every key, and stops at one twice in the
+// top-level object (which the scan that records values needs no branch
+// for).
 var validTrie = func() *trie {
 	t := newTrie()
 	t.add([]string{"type"}, compiler.SlotType)
 	t.add([]string{"event"}, compiler.SlotEvent)
+	t.whole = true
 	return t
 }()
 
@@ -79,9 +83,9 @@ func Valid(event []byte, opts ...Option) (ValidEvent, error) {
 	}
 	s := validPool.Get().(*scanner)
 	defer func() {
-		s.b, s.tops, s.collect = nil, s.tops[:0], false
-		if cap(s.tops) > 1<<12 || cap(s.keyText) > 1<<16 || cap(s.stack) > 1<<10 {
-			s.tops, s.keyText, s.stack = nil, nil, nil
+		s.b = nil
+		if cap(s.keys) > 1<<12 || cap(s.keyText) > 1<<16 || cap(s.dupTable) > 1<<14 || cap(s.stack) > 1<<10 {
+			s.keys, s.keyText, s.dupTable, s.stack = nil, nil, nil, nil
 		}
 		validPool.Put(s)
 	}()
@@ -91,8 +95,17 @@ func Valid(event []byte, opts ...Option) (ValidEvent, error) {
 	}
 	slots = slots[:2]
 	clear(slots)
-	s.collect, s.tops = true, s.tops[:0]
+	// Every key checked: a key twice in the top-level object stops the
+	// scan (errDuplicate; one deeper is only noted, and ignored here), and
+	// the event is scanned again, only validated, for its other faults.
+	s.dups = true
 	err := s.scan(event, validTrie, slots, o.MaxDepth)
+	topDup := errors.Is(err, errDuplicate)
+	if topDup {
+		s.dups = false
+		clear(slots)
+		err = s.scan(event, validTrie, slots, o.MaxDepth)
+	}
 	switch {
 	case errors.Is(err, errTooDeep):
 		return ValidEvent{}, fmt.Errorf("event nests deeper than %d levels (the limit)", o.MaxDepth)
@@ -105,7 +118,7 @@ func Valid(event []byte, opts ...Option) (ValidEvent, error) {
 	return ValidEvent{
 		b: event, maxDepth: o.MaxDepth,
 		typ: s.spans[compiler.SlotType], name: s.spans[compiler.SlotEvent],
-		topDup: s.topDuplicate(), ok: true,
+		topDup: topDup, ok: true,
 	}, nil
 }
 
@@ -124,43 +137,4 @@ func describeKind(kind byte) string {
 		return "a list"
 	}
 	return "an object"
-}
-
-// addTop records a key of the top-level object (its text at s.b[ks:ke],
-// escaped or not) for topDuplicate.
-//
-//go:noinline
-func (s *scanner) addTop(ks, ke int, esc bool) {
-	k := keyRec{off: int32(ks), n: int32(ke - ks)}
-	if esc {
-		start := len(s.keyText)
-		s.keyText = unescape(s.keyText, s.b[ks:ke])
-		k = keyRec{off: int32(-start - 1), n: int32(len(s.keyText) - start)}
-	}
-	k.fp = fingerprint(s.keyOf(k))
-	s.tops = append(s.tops, k)
-}
-
-// topDuplicate reports whether the top-level object holds a key twice.
-func (s *scanner) topDuplicate() bool {
-	keys := s.tops
-	if len(keys) > 64 {
-		seen := make(map[string]struct{}, len(keys))
-		for _, k := range keys {
-			t := string(s.keyOf(k))
-			if _, ok := seen[t]; ok {
-				return true
-			}
-			seen[t] = struct{}{}
-		}
-		return false
-	}
-	for j, k := range keys {
-		for _, o := range keys[:j] {
-			if o.fp == k.fp && string(s.keyOf(o)) == string(s.keyOf(k)) {
-				return true
-			}
-		}
-	}
-	return false
 }
