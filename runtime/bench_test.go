@@ -86,7 +86,8 @@ func BenchmarkValid(b *testing.B) {
 // Button integrations (8 tenants sharing one compiled blueprint), per
 // event: validated_once is runtime.Valid once then EvaluateValid for each
 // integration, evaluate_each is Evaluate for each (every integration
-// validating the bytes again).
+// validating the bytes again); unmapped_* are the same for an event none
+// of them maps (skip_event_not_mapped).
 func BenchmarkFanOut8(b *testing.B) {
 	ev, err := os.ReadFile(filepath.Join("testdata", "bench", "button_purchase_3_items.json"))
 	if err != nil {
@@ -99,26 +100,35 @@ func BenchmarkFanOut8(b *testing.B) {
 			b.Fatalf("%s %s %v", res.Outcome, res.Reason, res.Fields)
 		}
 	}
-	b.Run("validated_once", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			v, err := runtime.Valid(ev)
-			if err != nil {
-				b.Fatal(err)
+	skip, err := os.ReadFile(filepath.Join("testdata", "bench", "skip_event_not_mapped.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		ev   []byte
+	}{{"", ev}, {"unmapped_", skip}} {
+		b.Run(c.name+"validated_once", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				v, err := runtime.Valid(c.ev)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, in := range ins {
+					in.EvaluateValid(v)
+				}
 			}
-			for _, in := range ins {
-				in.EvaluateValid(v)
+		})
+		b.Run(c.name+"evaluate_each", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, in := range ins {
+					in.Evaluate(c.ev)
+				}
 			}
-		}
-	})
-	b.Run("evaluate_each", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			for _, in := range ins {
-				in.Evaluate(ev)
-			}
-		}
-	})
+		})
+	}
 }
 
 // BenchmarkEvaluateParallel is BenchmarkEvaluate's 3-item purchase on
