@@ -11,7 +11,14 @@ import (
 
 // TestShippedVectors runs every vector file of the embedded catalog, one
 // subtest per case.
-func TestShippedVectors(t *testing.T) {
+func TestShippedVectors(t *testing.T) { testShippedVectors(t, false) }
+
+// TestShippedVectorsValidated runs them again, each event checked once by
+// runtime.Valid and evaluated with EvaluateValid, as a service validating
+// at ingestion does: every case must pass the same way.
+func TestShippedVectorsValidated(t *testing.T) { testShippedVectors(t, true) }
+
+func testShippedVectors(t *testing.T, validated bool) {
 	cat, err := engine.NewCatalog(blueprints.FS)
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +30,7 @@ func TestShippedVectors(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no vector files shipped")
 	}
-	r := &conformance.Runner{Catalog: cat}
+	r := &conformance.Runner{Catalog: cat, Validated: validated}
 	total := 0
 	for _, f := range files {
 		t.Run(f.Path, func(t *testing.T) {

@@ -26,6 +26,10 @@ type Runner struct {
 	Catalog *engine.Catalog
 	// Options are passed to runtime.Bind.
 	Options []runtime.Option
+	// Validated evaluates each event as a service that validates events
+	// once at ingestion does: runtime.Valid, then EvaluateValid (an event
+	// Valid refuses goes to Evaluate). The decisions must be the same.
+	Validated bool
 }
 
 // CaseResult is the outcome of one case.
@@ -105,6 +109,11 @@ func (r *Runner) RunCase(bp *engine.Blueprint, f *File, c *Case) CaseResult {
 		return res
 	default:
 		got = in.Evaluate(c.Event)
+		if r.Validated {
+			if v, err := runtime.Valid(c.Event); err == nil {
+				got = in.EvaluateValid(v)
+			}
+		}
 	}
 	res.Got = got
 	res.Problems = compare(c.Expect, got)

@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -41,6 +42,90 @@ func BenchmarkEvaluate(b *testing.B) {
 			b.SetBytes(int64(len(ev)))
 			for b.Loop() {
 				in.Evaluate(ev)
+			}
+		})
+		if c.name != "button_purchase_3_items" && c.name != "skip_event_not_mapped" {
+			continue
+		}
+		// The same event checked once beforehand by runtime.Valid (as
+		// the service does at ingestion), evaluated with EvaluateValid.
+		v, err := runtime.Valid(ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res := in.EvaluateValid(v); res.Outcome != c.outcome {
+			b.Fatalf("%s pre-validated: %s %s", c.name, res.Outcome, res.Reason)
+		}
+		b.Run(c.name+"_prevalidated", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(ev)))
+			for b.Loop() {
+				in.EvaluateValid(v)
+			}
+		})
+	}
+}
+
+// BenchmarkValid is runtime.Valid alone on the 3-item purchase: what the
+// service pays once per event at ingestion.
+func BenchmarkValid(b *testing.B) {
+	ev, err := os.ReadFile(filepath.Join("testdata", "bench", "button_purchase_3_items.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(ev)))
+	for b.Loop() {
+		if _, err := runtime.Valid(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFanOut8 is one event (the 3-item purchase) sent to 8 bound
+// Button integrations (8 tenants sharing one compiled blueprint), per
+// event: validated_once is runtime.Valid once then EvaluateValid for each
+// integration, evaluate_each is Evaluate for each (every integration
+// validating the bytes again); unmapped_* are the same for an event none
+// of them maps (skip_event_not_mapped).
+func BenchmarkFanOut8(b *testing.B) {
+	ev, err := os.ReadFile(filepath.Join("testdata", "bench", "button_purchase_3_items.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ins := make([]*runtime.Integration, 8)
+	for i := range ins {
+		ins[i] = robustBind(b, "retail", fmt.Sprintf("sk-bench-key-%d", i))
+		if res := ins[i].Evaluate(ev); res.Outcome != runtime.Deliver {
+			b.Fatalf("%s %s %v", res.Outcome, res.Reason, res.Fields)
+		}
+	}
+	skip, err := os.ReadFile(filepath.Join("testdata", "bench", "skip_event_not_mapped.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		ev   []byte
+	}{{"", ev}, {"unmapped_", skip}} {
+		b.Run(c.name+"validated_once", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				v, err := runtime.Valid(c.ev)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, in := range ins {
+					in.EvaluateValid(v)
+				}
+			}
+		})
+		b.Run(c.name+"evaluate_each", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, in := range ins {
+					in.Evaluate(c.ev)
+				}
 			}
 		})
 	}

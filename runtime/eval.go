@@ -112,7 +112,26 @@ type scope struct {
 // Evaluate decides what to do with one event, given as raw JSON. It never
 // panics and never blocks; see the package documentation for the order of
 // checks.
-func (in *Integration) Evaluate(event []byte) (res Result) {
+func (in *Integration) Evaluate(event []byte) Result { return in.evaluate(event, nil) }
+
+// EvaluateValid is Evaluate for an event Valid has checked: the same
+// decision, byte for byte, without checking again what Valid checked
+// (UTF-8, one well-formed object, nothing after it, its depth). An event
+// the variant does not map by name is then skipped without being read
+// past its type and name, and one event sent to many integrations is
+// validated once. What Valid did not settle for this integration (a
+// smaller size or depth limit than Valid's, a key twice in the top-level
+// object) is checked as Evaluate checks it. The zero ValidEvent, which
+// Valid never returns, is evaluated as Evaluate(nil).
+func (in *Integration) EvaluateValid(v ValidEvent) Result {
+	if !v.ok || len(v.b) > in.opts.MaxEventSize || in.opts.MaxDepth < v.maxDepth {
+		return in.evaluate(v.b, nil)
+	}
+	return in.evaluate(v.b, &v)
+}
+
+// evaluate is Evaluate; pre, when set, is what Valid found of the event.
+func (in *Integration) evaluate(event []byte, pre *ValidEvent) (res Result) {
 	res.red = in.red
 	defer func() {
 		if r := recover(); r != nil {
@@ -135,7 +154,7 @@ func (in *Integration) Evaluate(event []byte) (res Result) {
 	}
 	c := ctxPool.Get().(*evalCtx)
 	defer c.release()
-	if msg := c.scan(in, event); msg != "" {
+	if msg := c.scan(in, event, pre); msg != "" {
 		return reject(&res, ReasonInvalidEvent, msg)
 	}
 	ev := c.mapEvent(&res)
@@ -445,14 +464,32 @@ func (c *evalCtx) pass(sp span) bool {
 }
 
 // scan validates the event and resolves every path the blueprint reads.
-// It returns why the event cannot be read, or "".
-func (c *evalCtx) scan(in *Integration, event []byte) string {
+// It returns why the event cannot be read, or "". With pre (what Valid
+// found of the event), what Valid checked is not checked again, and an
+// event the gate refuses is not scanned at all.
+func (c *evalCtx) scan(in *Integration, event []byte, pre *ValidEvent) string {
 	c.in, c.event = in, event
 	p := in.plan
 	if cap(c.slots) < len(p.paths) {
 		c.slots = make([]span, len(p.paths))
 	}
 	c.slots = c.slots[:len(p.paths)]
+	c.looked = false
+	if pre != nil && in.variant.NamesOnly() && !pre.topDup && !c.pass(pre.name) {
+		// What the gate would find when the scan reads the event's name
+		// (the first top-level "event", as Valid recorded it): not
+		// mapped. The full scan would then only validate the rest,
+		// check top-level keys twice (Valid found none) and record the
+		// type (Valid did): nothing is left to read. Nothing but the
+		// type and name slots is read either (mapEvent): the others and
+		// the values are not cleared (c.values stays empty, so release
+		// clears none).
+		c.slots[compiler.SlotType], c.slots[compiler.SlotEvent], c.slots[compiler.SlotName] = pre.typ, pre.name, span{}
+		c.values, c.done = c.values[:0], c.done[:0]
+		c.sc.dupPath = ""
+		c.top = scope{doc: event, slots: c.slots}
+		return ""
+	}
 	clear(c.slots)
 	n := len(in.bp.Values)
 	if cap(c.values) < n {
@@ -462,14 +499,16 @@ func (c *evalCtx) scan(in *Integration, event []byte) string {
 	c.values, c.done = c.values[:n], c.done[:n]
 	clear(c.done)
 	i := 0
-	for i < len(event) && (event[i] == ' ' || event[i] == '\t' || event[i] == '\n' || event[i] == '\r') {
-		i++
-	}
-	if i == len(event) {
-		return "event is empty"
-	}
-	if !utf8.Valid(event) {
-		return "event is not valid UTF-8"
+	if pre == nil {
+		for i < len(event) && (event[i] == ' ' || event[i] == '\t' || event[i] == '\n' || event[i] == '\r') {
+			i++
+		}
+		if i == len(event) {
+			return "event is empty"
+		}
+		if !utf8.Valid(event) {
+			return "event is not valid UTF-8"
+		}
 	}
 	c.sc.items, c.sc.dups = true, true
 	c.sc.gate, c.sc.gateSlot, c.sc.keep = nil, compiler.SlotEvent, p.typeNode
@@ -479,7 +518,6 @@ func (c *evalCtx) scan(in *Integration, event []byte) string {
 		// event may map, whatever its name.
 		c.sc.gate = c
 	}
-	c.looked = false
 	err := c.sc.scan(event, p.root, c.slots, in.opts.MaxDepth)
 	c.slots = c.sc.spans[:len(p.paths)]
 	c.top = scope{doc: event, slots: c.slots}
@@ -491,7 +529,7 @@ func (c *evalCtx) scan(in *Integration, event []byte) string {
 	case err != nil:
 		return "event is not well-formed JSON (malformed, truncated, or followed by more data)"
 	}
-	if event[i] != '{' {
+	if pre == nil && event[i] != '{' {
 		return "event is " + describeVal(c.spanVal(event, span{start: int32(i), end: int32(len(trimRightWS(event))), kind: kindOf(event[i])})) + ", not a JSON object"
 	}
 	if len(p.fallback) > 0 {

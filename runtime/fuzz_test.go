@@ -15,20 +15,9 @@ import (
 	"github.com/blueprint-engine/blueprint/runtime"
 )
 
-// FuzzEvaluate feeds arbitrary bytes to the Button blueprint (retail
-// variant, so that both the Order API and the activity request are
-// reachable). Whatever the input, Evaluate must not panic and must return
-// one well-formed result: one of the three outcomes with a reason from the
-// fixed set, requests only on deliver, each with a valid JSON body and a
-// Button host, fields on a field fault, no recovered panic, and the same
-// result when evaluated again.
-//
-// The seed corpus is testdata/seeds/*.json (realistic events) plus the
-// malformed inputs below; crashers found by go test -fuzz are kept under
-// testdata/fuzz/FuzzEvaluate as regression seeds.
-//
-//	go test ./runtime -run '^$' -fuzz FuzzEvaluate -fuzztime 60s
-func FuzzEvaluate(f *testing.F) {
+// evaluateSeeds is FuzzEvaluate's seed corpus (FuzzEvaluateValid's too):
+// the events of testdata/seeds and malformed inputs.
+func evaluateSeeds(f testing.TB) (out [][]byte) {
 	seeds, err := filepath.Glob(filepath.Join("testdata", "seeds", "*.json"))
 	if err != nil {
 		f.Fatal(err)
@@ -41,7 +30,7 @@ func FuzzEvaluate(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(b)
+		out = append(out, b)
 	}
 	for _, s := range []string{
 		``,
@@ -63,7 +52,27 @@ func FuzzEvaluate(f *testing.F) {
 		`{"event":"Product Added","timestamp":"0000-01-01T00:00:00+01:00","context":{"consent":{"advertising":true}},"properties":{"sku":"s"}}`,
 		`{"a":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`,
 	} {
-		f.Add([]byte(s))
+		out = append(out, []byte(s))
+	}
+	return out
+}
+
+// FuzzEvaluate feeds arbitrary bytes to the Button blueprint (retail
+// variant, so that both the Order API and the activity request are
+// reachable). Whatever the input, Evaluate must not panic and must return
+// one well-formed result: one of the three outcomes with a reason from the
+// fixed set, requests only on deliver, each with a valid JSON body and a
+// Button host, fields on a field fault, no recovered panic, and the same
+// result when evaluated again.
+//
+// The seed corpus is testdata/seeds/*.json (realistic events) plus the
+// malformed inputs of evaluateSeeds; crashers found by go test -fuzz are kept under
+// testdata/fuzz/FuzzEvaluate as regression seeds.
+//
+//	go test ./runtime -run '^$' -fuzz FuzzEvaluate -fuzztime 60s
+func FuzzEvaluate(f *testing.F) {
+	for _, b := range evaluateSeeds(f) {
+		f.Add(b)
 	}
 	in := robustBind(f, "retail", robustAPIKey)
 	f.Fuzz(func(t *testing.T, event []byte) {

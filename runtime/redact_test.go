@@ -3,6 +3,7 @@ package runtime
 import (
 	"encoding/base64"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -90,6 +91,42 @@ func TestRedactJSONEscapesAnyMix(t *testing.T) {
 	} {
 		if got := r.String(in); got != want {
 			t.Errorf("String(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestRedactLazyMatcher: the automaton is built at the first text that may
+// hold a secret, once, however many goroutines scrub at the same time
+// (run with -race), and masks as one built at once does.
+func TestRedactLazyMatcher(t *testing.T) {
+	const secret = "sk-lazy-0123456789"
+	r := newRedactor([]string{secret}, "Basic dXNlcjpzay1sYXp5LTAxMjM0NTY3ODk=")
+	if r.m != nil {
+		t.Fatal("the automaton was built before any text needed it")
+	}
+	if got := r.String("nothing to hide"); got != "nothing to hide" || r.m != nil {
+		t.Fatalf("a clean text built the automaton or changed: %q", got)
+	}
+	text := "key=" + secret + " cut sk-lazy-01234..."
+	want := newRedactor([]string{secret}, "Basic dXNlcjpzay1sYXp5LTAxMjM0NTY3ODk=")
+	want.matcher()
+	w := want.String(text)
+	if strings.Contains(w, "0123456789") || strings.Contains(w, "sk-lazy-01234") {
+		t.Fatalf("not masked: %q", w)
+	}
+	var wg sync.WaitGroup
+	got := make([]string, 8)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = r.String(text)
+		}()
+	}
+	wg.Wait()
+	for _, g := range got {
+		if g != w {
+			t.Fatalf("lazy %q, eager %q", g, w)
 		}
 	}
 }

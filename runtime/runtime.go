@@ -84,6 +84,16 @@
 // object. A delivered event costs two allocations (its request and body),
 // a skipped one none.
 //
+// Validating once. A service that checks every event at ingestion, or
+// sends one event to many integrations, calls Valid once (size, UTF-8, one
+// well-formed object, nothing after it, depth) and EvaluateValid per
+// integration: the same decision as Evaluate, without scanning the bytes
+// to check them again; an event a name-only variant does not map is
+// skipped from its type and name alone, without being read further. A
+// ValidEvent is made only by Valid (its fields are unexported): arbitrary
+// bytes cannot be passed as checked. Keys twice in one object are checked
+// by EvaluateValid, as by Evaluate, for the keys each blueprint reads.
+//
 // # Redaction
 //
 // A request holds the real credentials; every view this package gives of

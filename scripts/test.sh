@@ -26,7 +26,7 @@ go test -race -count=1 ./...
 # (golang/go#75804, fixed in Go 1.27); a count has no deadline to race.
 # FUZZTIME=0 skips fuzzing; FUZZTIME=<duration or Nx> overrides every budget.
 if [ "${FUZZTIME:-}" != "0" ]; then
-  for target in "./engine FuzzCompile 20000x" "./runtime FuzzEvaluate 150000x" "./runtime FuzzScanner 100000x" \
+  for target in "./engine FuzzCompile 20000x" "./runtime FuzzEvaluate 150000x" "./runtime FuzzEvaluateValid 20000x" "./runtime FuzzScanner 100000x" \
                 "./runtime FuzzURLPlaceholders 50000x" "./runtime FuzzExprBudget 20000x" \
                 "./runtime/delivery FuzzReader 150000x" "./runtime/delivery FuzzJSONPrefix 150000x" \
                 "./internal/syntax FuzzScanDepth 100000x" "./runtime/send FuzzNoSecretLeaks 2000x"; do
