@@ -547,18 +547,10 @@ func describeVal(v rv) string {
 	switch v.jt {
 	case '"':
 		return "a string (" + strconv.Quote(truncate(string(v.b), 40)) + ")"
-	case '0':
-		return "a number"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	case '[':
-		return "a list"
-	case '{':
-		return "an object"
+	case 0:
+		return "nothing"
 	}
-	return "nothing"
+	return describeKind(v.jt)
 }
 
 // describeScalar describes a scalar with its text, for messages.

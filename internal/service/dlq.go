@@ -115,21 +115,14 @@ func (s *Service) dlqList(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if kind != "delivery" {
-		next := ""
-		for {
-			rs, n, err := s.st.ListRejects(it.ID, next, 100)
-			if err != nil {
-				return err
-			}
-			for _, x := range rs {
-				v := rejectView(x)
-				v.OriginalEvent = nil
-				all = append(all, v)
-			}
-			if n == "" || len(all) > 20000 {
-				break
-			}
-			next = n
+		rs, err := s.rejectsOf(it.ID)
+		if err != nil {
+			return err
+		}
+		for _, x := range rs {
+			v := rejectView(x)
+			v.OriginalEvent = nil
+			all = append(all, v)
 		}
 	}
 	p, err := pageOf(all, cursor, limit)
@@ -192,19 +185,12 @@ func (s *Service) dlqReplay(w http.ResponseWriter, r *http.Request) error {
 		for _, x := range items {
 			itemIDs = append(itemIDs, x.ID)
 		}
-		next := ""
-		for {
-			rs, n, err := s.st.ListRejects(it.ID, next, 100)
-			if err != nil {
-				return err
-			}
-			for _, x := range rs {
-				rejectIDs = append(rejectIDs, x.ID)
-			}
-			if n == "" {
-				break
-			}
-			next = n
+		rs, err := s.rejectsOf(it.ID)
+		if err != nil {
+			return err
+		}
+		for _, x := range rs {
+			rejectIDs = append(rejectIDs, x.ID)
 		}
 	} else {
 		for _, id := range body.IDs {
@@ -252,4 +238,22 @@ func (s *Service) dlqReplay(w http.ResponseWriter, r *http.Request) error {
 	s.log.Info("dead letters replayed", "integration", it.ID, "replayed", replayed)
 	writeJSON(w, http.StatusOK, map[string]int{"replayed": replayed})
 	return nil
+}
+
+// rejectsOf lists an integration's rejects, newest first (the store keeps
+// at most store.MaxRejects of them).
+func (s *Service) rejectsOf(id string) ([]*store.Reject, error) {
+	var out []*store.Reject
+	next := ""
+	for {
+		rs, n, err := s.st.ListRejects(id, next, 500)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+		if n == "" {
+			return out, nil
+		}
+		next = n
+	}
 }
