@@ -371,6 +371,22 @@
     td.className = '';
     td.textContent = integrations.get(row.integrationId) || row.integrationId;
     td.title = row.integrationId;
+    if (!integrations.has(row.integrationId)) refreshIntegrationsSoon();
+  }
+
+  // An integration installed after the page loaded: list them again (at
+  // most every 5 s), so that the picker and the rows name it.
+  let refreshPending = false;
+  function refreshIntegrationsSoon() {
+    if (refreshPending) return;
+    refreshPending = true;
+    setTimeout(async () => {
+      try {
+        await loadIntegrations();
+        for (const r of rows.values()) showIntegration(r);
+      } catch (e) { /* the next message tries again */ }
+      refreshPending = false;
+    }, 5000);
   }
 
   function showDecision(row, m) {
@@ -541,6 +557,9 @@
       button.disabled = false;
     }
   });
+  // Opening the picker lists the integrations again (one installed since
+  // the page loaded shows up).
+  picker.addEventListener('focus', () => { loadIntegrations().catch(() => {}); });
   picker.addEventListener('change', () => {
     try { sessionStorage.setItem(FILTER_KEY, picker.value); } catch (e) { /* not kept */ }
     clearRows();
