@@ -513,3 +513,16 @@ func shellFields(s string) []string {
 	}
 	return out
 }
+
+// TestServeKafkaUsage: --role is of Kafka mode, and only the four roles.
+func TestServeKafkaUsage(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"serve", "--state", dir, "--role", "ingest"},
+		{"serve", "--state", dir, "--kafka-brokers", "127.0.0.1:1", "--role", "bogus"},
+	} {
+		if _, errOut, code := cli(t, "", args...); code != 2 || !strings.Contains(errOut, "--role") {
+			t.Errorf("%v: exit %d, want 2 (usage); stderr %q", args, code, errOut)
+		}
+	}
+}

@@ -14,9 +14,10 @@ import (
 
 func (a *app) serveCmd() *cobra.Command {
 	var df deliveryFlags
-	var adminListen, ingestListen, keyFile string
+	var adminListen, ingestListen, keyFile, role string
+	var brokers []string
 	cmd := &cobra.Command{
-		Use:   "serve [--state DIR] [--admin-listen ADDR] [--ingest-listen ADDR] [--vendor-url URL]",
+		Use:   "serve [--state DIR] [--admin-listen ADDR] [--ingest-listen ADDR] [--vendor-url URL] [--kafka-brokers HOST:PORT,... [--role ROLE]]",
 		Short: "Run the service: management API, signed ingestion, live events page, delivery",
 		Long: `Run the platform's face for the engine, with every piece of state in --state
 (users, sources, integrations and their immutable revisions, rejected events,
@@ -35,6 +36,13 @@ config values and source secret keys are encrypted at rest (AES-256-GCM) with
 the key in --secret-key-file (default STATE/secret.key, created 0600 on first
 start): keep it, or the secrets in the state cannot be read again.
 
+With --kafka-brokers host:port,... delivery runs on Kafka (docs/kafka.md):
+ingest answers 200 once the events are on raw-events (acks=all), and
+--role (default all) says which of the ingest, process and deliver roles
+this process runs. The state directory still holds users, sources and
+integrations; the outbox is not used, and the dead-letter API answers 501
+(dead letters are on the dlq-events topic).
+
 SIGINT/SIGTERM stop accepting, let requests in flight finish (10 s at most)
 and keep everything queued for the next start.`,
 		Example: `  BLUEPRINT_ADMIN_EMAIL=admin@example.com BLUEPRINT_ADMIN_PASSWORD=change-me-now \
@@ -43,6 +51,16 @@ and keep everything queued for the next start.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := df.check(cmd); err != nil {
 				return err
+			}
+			var kc *service.KafkaConfig
+			switch {
+			case len(brokers) > 0:
+				if !service.ValidKafkaRole(role) {
+					return usageErr("--role %q: want all, ingest, process or deliver", role)
+				}
+				kc = &service.KafkaConfig{Brokers: brokers, Role: role}
+			case cmd.Flags().Changed("role"):
+				return usageErr("--role needs --kafka-brokers (roles are of Kafka mode)")
 			}
 			log, err := df.logger(a.stderr)
 			if err != nil {
@@ -61,6 +79,7 @@ and keep everything queued for the next start.`,
 				Delivery:      df.options(log, nil, 0),
 				AdminEmail:    os.Getenv("BLUEPRINT_ADMIN_EMAIL"),
 				AdminPassword: os.Getenv("BLUEPRINT_ADMIN_PASSWORD"),
+				Kafka:         kc,
 				Logger:        log,
 			})
 			if err != nil {
@@ -78,6 +97,8 @@ and keep everything queued for the next start.`,
 	df.register(cmd, true)
 	cmd.Flags().StringVar(&adminListen, "admin-listen", "127.0.0.1:8084", "management API, live page and metrics `ADDR`")
 	cmd.Flags().StringVar(&ingestListen, "ingest-listen", "127.0.0.1:8080", "event ingestion `ADDR`")
+	cmd.Flags().StringSliceVar(&brokers, "kafka-brokers", nil, "deliver through Kafka: seed brokers `host:port,...`")
+	cmd.Flags().StringVar(&role, "role", "all", "Kafka `role` of this process: all, ingest, process or deliver (needs --kafka-brokers)")
 	cmd.Flags().StringVar(&keyFile, "secret-key-file", "", "`FILE` holding the key that encrypts secrets at rest (default STATE/secret.key, created 0600 when absent)")
 	return cmd
 }

@@ -28,12 +28,28 @@ func NewIngester(cfg Config) (*Ingester, error) {
 // may be on the topic: the processor's item IDs make a resent event the
 // same requests).
 func (g *Ingester) Ingest(ctx context.Context, events ...[]byte) error {
+	return g.IngestFrom(ctx, "", events...)
+}
+
+// SourceHeader is the raw-events record header naming the source an event
+// came from (absent: unknown). The processor delivers an event only to the
+// bindings whose Sources are empty or list it, as delivery.Pipeline's
+// FeedFrom does.
+const SourceHeader = "source"
+
+// IngestFrom is Ingest with each record carrying source in SourceHeader
+// ("" adds no header).
+func (g *Ingester) IngestFrom(ctx context.Context, source string, events ...[]byte) error {
 	if len(events) == 0 {
 		return nil
 	}
+	var hs []kgo.RecordHeader
+	if source != "" {
+		hs = []kgo.RecordHeader{{Key: SourceHeader, Value: []byte(source)}}
+	}
 	recs := make([]*kgo.Record, len(events))
 	for i, ev := range events {
-		recs[i] = &kgo.Record{Topic: RawEvents, Key: EventKey(ev), Value: ev}
+		recs[i] = &kgo.Record{Topic: RawEvents, Key: EventKey(ev), Value: ev, Headers: hs}
 	}
 	if err := g.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("kafka: produce to %s: %w", RawEvents, err)

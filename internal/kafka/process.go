@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -117,7 +118,11 @@ func (p *Processor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 	for ei, r := range recs {
 		ev := r.Value
 		evNow := now.Add(time.Duration(ei))
+		source, sourced := recordSource(r)
 		for _, b := range bs {
+			if sourced && len(b.Sources) > 0 && !slices.Contains(b.Sources, source) {
+				continue // narrowed to other sources
+			}
 			d := delivery.Decision{Integration: b.Name, In: b.Integration, Event: ev, Result: b.Integration.Evaluate(ev)}
 			if d.Result.Outcome == runtime.Deliver {
 				its, err := send.Items(b.Integration, b.Name, b.Ref, ev, d.Result, evNow)
@@ -166,4 +171,14 @@ func (p *Processor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 		}
 	}
 	return nil
+}
+
+// recordSource is the source a raw-events record names (SourceHeader).
+func recordSource(r *kgo.Record) (string, bool) {
+	for _, h := range r.Headers {
+		if h.Key == SourceHeader {
+			return string(h.Value), true
+		}
+	}
+	return "", false
 }

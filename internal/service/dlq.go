@@ -92,6 +92,9 @@ func rejectView(r *store.Reject) deadLetterView {
 // (oldest first), then rejects (newest first); ?kind=delivery|reject
 // narrows it.
 func (s *Service) dlqList(w http.ResponseWriter, r *http.Request) error {
+	if s.kafka != nil {
+		return errKafkaDLQ
+	}
 	it, err := s.getIntegration(r.PathValue("id"))
 	if err != nil {
 		return err
@@ -134,6 +137,9 @@ func (s *Service) dlqList(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) dlqGet(w http.ResponseWriter, r *http.Request) error {
+	if s.kafka != nil {
+		return errKafkaDLQ
+	}
 	it, err := s.getIntegration(r.PathValue("id"))
 	if err != nil {
 		return err
@@ -159,6 +165,9 @@ func (s *Service) dlqGet(w http.ResponseWriter, r *http.Request) error {
 // dead deliveries are sent again with the integration's current config;
 // rejected events are evaluated again (a corrected config may take them).
 func (s *Service) dlqReplay(w http.ResponseWriter, r *http.Request) error {
+	if s.kafka != nil {
+		return errKafkaDLQ
+	}
 	it, err := s.getIntegration(r.PathValue("id"))
 	if err != nil {
 		return err

@@ -106,8 +106,19 @@ func (s *Service) serveIngest(w http.ResponseWriter, r *http.Request, batch bool
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), feedWait)
 	defer cancel()
+	if s.kafka != nil && s.kafka.ing == nil {
+		writeError(w, errorf(http.StatusServiceUnavailable, "NOT_INGESTING", "this process runs the Kafka role %q: send events to a process with role ingest or all", s.kafka.role))
+		return
+	}
 	if len(events) > 0 {
-		if err := s.pipe.FeedFrom(ctx, source, events...); err != nil {
+		var err error
+		if s.kafka != nil {
+			// 200 only once the brokers acknowledged every event (acks=all).
+			err = s.kafka.ing.IngestFrom(ctx, source, events...)
+		} else {
+			err = s.pipe.FeedFrom(ctx, source, events...)
+		}
+		if err != nil {
 			s.log.Warn("events not accepted", "source", source, "events", len(events), "error", err.Error())
 			s.metrics.ingested.WithLabelValues(source, "unavailable").Add(float64(len(events)))
 			writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", Message: "the events could not be stored now; send them again", RetryAfter: 5 * time.Second})

@@ -179,6 +179,10 @@ func (s *Service) rebind() error {
 		}
 		return true
 	})
+	if s.kafka != nil {
+		s.kafka.set(bs) // the local pipeline delivers nothing in Kafka mode
+		return nil
+	}
 	return s.pipe.SetBindings(bs...)
 }
 

@@ -58,7 +58,11 @@ type Config struct {
 	// ShutdownGrace bounds the wait for requests in flight at shutdown
 	// (default 10 s).
 	ShutdownGrace time.Duration
-	Logger        *slog.Logger
+	// Kafka, when set, puts delivery on Kafka (docs/kafka.md): ingest
+	// produces to raw-events, the process and deliver roles run here as
+	// its Role says, and the outbox is not used.
+	Kafka  *KafkaConfig
+	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -74,6 +78,8 @@ type Service struct {
 	box     *outbox.Bolt
 	pipe    *delivery.Pipeline
 	metrics *metrics
+	// kafka is set in Kafka mode.
+	kafka *kafkaMode
 
 	// mu serialises changes to integrations (install, patch, enable,
 	// delete) and the pipeline's bindings that follow them.
@@ -167,6 +173,11 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
+	if cfg.Kafka != nil {
+		if s.kafka, err = newKafka(s, cfg.Kafka); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.rebind(); err != nil {
 		return nil, err
 	}
@@ -220,13 +231,19 @@ func (s *Service) firstUser() error {
 // (attempts in flight finish; everything queued stays in the outbox for
 // the next start) and closes the state.
 func (s *Service) Run(ctx context.Context) error {
-	if err := s.pipe.Start(ctx); err != nil {
+	if s.kafka != nil {
+		s.kafka.start(ctx)
+	} else if err := s.pipe.Start(ctx); err != nil {
 		return err
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- s.admin.Serve(s.adminLn) }()
 	go func() { errc <- s.ingest.Serve(s.ingestLn) }()
-	s.log.Info("serving", "admin", s.AdminAddr(), "ingest", s.IngestAddr(), "state", s.cfg.StateDir)
+	if s.kafka != nil {
+		s.log.Info("serving", "admin", s.AdminAddr(), "ingest", s.IngestAddr(), "state", s.cfg.StateDir, "kafka", s.kafka.cfg.Brokers, "role", s.kafka.role)
+	} else {
+		s.log.Info("serving", "admin", s.AdminAddr(), "ingest", s.IngestAddr(), "state", s.cfg.StateDir)
+	}
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -239,6 +256,9 @@ func (s *Service) Run(ctx context.Context) error {
 	defer cancel()
 	_ = s.ingest.Shutdown(sctx) // ingest first: nothing new is accepted
 	_ = s.admin.Shutdown(sctx)
+	if s.kafka != nil {
+		s.kafka.stop() // attempts in flight end; the unsettled stay on their topics
+	}
 	if err := s.pipe.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
@@ -248,6 +268,9 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 func (s *Service) closeState() {
+	if s.kafka != nil {
+		s.kafka.close()
+	}
 	if s.box != nil {
 		s.box.Close()
 	}

@@ -60,6 +60,8 @@ type options struct {
 	// poll is how often the delivery worker looks at the outbox (10 ms
 	// when 0).
 	poll time.Duration
+	// kafka, when set, runs the service in Kafka mode.
+	kafka *service.KafkaConfig
 }
 
 // start starts a service whose owner has a cheap password hash (a
@@ -90,7 +92,7 @@ func startWith(t *testing.T, o options) *harness {
 		StateDir: h.state, AdminListen: "127.0.0.1:0", IngestListen: "127.0.0.1:0", Catalog: cat,
 		Delivery: delivery.Options{Sender: send.Options{VendorURL: u}, Policy: send.Policy{Base: 20 * time.Millisecond, Cap: 50 * time.Millisecond, MaxAttempts: 3},
 			Poll: o.poll},
-		AdminEmail: adminEmail, AdminPassword: adminPass,
+		AdminEmail: adminEmail, AdminPassword: adminPass, Kafka: o.kafka,
 		Now: func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) },
 	})
 	if err != nil {

@@ -1,0 +1,229 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/blueprint-engine/blueprint/internal/kafka"
+	"github.com/blueprint-engine/blueprint/runtime/delivery"
+	"github.com/blueprint-engine/blueprint/runtime/send"
+)
+
+// KafkaConfig puts the service's delivery on Kafka (docs/kafka.md): the
+// ingest listener produces to raw-events, and the process and deliver
+// roles run in this process, as Role says.
+type KafkaConfig struct {
+	// Brokers are the seed brokers, host:port.
+	Brokers []string
+	// Role is "all" (the default), "ingest", "process" or "deliver".
+	Role string
+	// Partitions of the topics the service creates (default 3); existing
+	// topics are left alone.
+	Partitions int32
+	// Opts are more client options (TLS, SASL) for every client.
+	Opts []kgo.Opt
+}
+
+// Roles of a Kafka-mode process.
+var kafkaRoles = []string{"all", "ingest", "process", "deliver"}
+
+// ValidKafkaRole reports whether role is one of all, ingest, process,
+// deliver.
+func ValidKafkaRole(role string) bool { return slices.Contains(kafkaRoles, role) }
+
+// kafkaMode is the Kafka side of a service: the ingester, the registry
+// the roles read (filled by rebind), and the role goroutines.
+type kafkaMode struct {
+	cfg    kafka.Config
+	role   string
+	parts  int32
+	reg    *kafka.StaticRegistry
+	ing    *kafka.Ingester // nil unless the role ingests
+	sender *send.Sender
+	policy send.Policy
+	conc   int
+	s      *Service
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	ensured map[string]bool // integrations whose topics exist
+	ctx     context.Context // the roles' context, nil until start
+	cancel  context.CancelFunc
+	dels    map[string]context.CancelFunc // running deliverers
+	wg      sync.WaitGroup
+}
+
+func (k *kafkaMode) ingests() bool   { return k.role == "all" || k.role == "ingest" }
+func (k *kafkaMode) processes() bool { return k.role == "all" || k.role == "process" }
+func (k *kafkaMode) delivers() bool  { return k.role == "all" || k.role == "deliver" }
+
+// newKafka checks the config, creates raw-events and dlq-events, and
+// connects the ingester when the role ingests.
+func newKafka(s *Service, kc *KafkaConfig) (*kafkaMode, error) {
+	if len(kc.Brokers) == 0 {
+		return nil, errors.New("serve: kafka: no brokers")
+	}
+	role := kc.Role
+	if role == "" {
+		role = "all"
+	}
+	if !ValidKafkaRole(role) {
+		return nil, fmt.Errorf("serve: kafka: role %q: want all, ingest, process or deliver", role)
+	}
+	parts := kc.Partitions
+	if parts <= 0 {
+		parts = 3
+	}
+	so := s.cfg.Delivery.Sender
+	if so.Concurrency == 0 {
+		so.Concurrency = s.cfg.Delivery.Concurrency
+	}
+	if so.Logger == nil {
+		so.Logger = s.log
+	}
+	so.Metrics = s
+	k := &kafkaMode{cfg: kafka.Config{Brokers: kc.Brokers, Opts: kc.Opts}, role: role, parts: parts, reg: kafka.NewRegistry(),
+		sender: send.New(so), policy: s.cfg.Delivery.Policy, conc: s.cfg.Delivery.Concurrency, s: s, log: s.log,
+		ensured: map[string]bool{}, dels: map[string]context.CancelFunc{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := kafka.EnsureTopics(ctx, k.cfg, parts); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	if k.ingests() {
+		var err error
+		if k.ing, err = kafka.NewIngester(k.cfg); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+	}
+	return k, nil
+}
+
+// set hands the bound integrations to the roles: their topics are created
+// first (a processor never sees a binding without its delivery topic,
+// unless creating it failed, logged), then the registry is swapped whole
+// (StaticRegistry.Set: an event is evaluated against the old set or the
+// new one), then deliverers are started for new integrations and stopped
+// for those gone (their records wait on their topics).
+func (k *kafkaMode) set(bs []delivery.Binding) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.processes() || k.delivers() {
+		k.ensure(bs)
+	}
+	k.reg.Set(bs...)
+	k.reconcile()
+}
+
+// ensure creates the topics of the integrations not yet seen (k.mu held).
+func (k *kafkaMode) ensure(bs []delivery.Binding) {
+	var ids []string
+	for _, b := range bs {
+		if !k.ensured[b.Name] {
+			ids = append(ids, b.Name)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := kafka.EnsureTopics(ctx, k.cfg, k.parts, ids...); err != nil {
+		k.log.Error("kafka: integration topics not created; retried on the next change or processor restart", "integrations", ids, "error", err.Error())
+		return
+	}
+	for _, id := range ids {
+		k.ensured[id] = true
+	}
+}
+
+// reconcile runs one deliverer per bound integration (k.mu held; nothing
+// before start).
+func (k *kafkaMode) reconcile() {
+	if k.ctx == nil || !k.delivers() {
+		return
+	}
+	want := map[string]bool{}
+	for _, b := range k.reg.Bindings() {
+		want[b.Name] = true
+		if k.dels[b.Name] != nil {
+			continue
+		}
+		ctx, cancel := context.WithCancel(k.ctx)
+		k.dels[b.Name] = cancel
+		d := kafka.NewDeliverer(kafka.DelivererOptions{Config: k.cfg, Registry: k.reg, IntegrationID: b.Name, Sender: k.sender,
+			Policy: k.policy, Concurrency: k.conc, Metrics: k.s, Logger: k.log.With("role", "deliver", "integration", b.Name)})
+		k.supervise(ctx, "deliver "+b.Name, d.Run)
+	}
+	for id, cancel := range k.dels {
+		if !want[id] {
+			cancel() // Run returns once its attempts in flight end; stop waits
+			delete(k.dels, id)
+		}
+	}
+}
+
+// start runs the process and deliver roles until stop.
+func (k *kafkaMode) start(ctx context.Context) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.ctx, k.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if k.processes() {
+		p := kafka.NewProcessor(kafka.ProcessorOptions{Config: k.cfg, Registry: k.reg, OnDecision: k.s.onDecision, Logger: k.log.With("role", "process")})
+		k.supervise(k.ctx, "process", func(ctx context.Context) error {
+			k.mu.Lock()
+			k.ensure(k.reg.Bindings())
+			k.mu.Unlock()
+			return p.Run(ctx)
+		})
+	}
+	k.reconcile()
+}
+
+// supervise runs f until ctx is done, again a second after each error.
+func (k *kafkaMode) supervise(ctx context.Context, name string, f func(context.Context) error) {
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		for ctx.Err() == nil {
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				k.log.Error("kafka role stopped; restarting in 1s", "role", name, "error", err.Error())
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+}
+
+// stop stops the roles, waits for them, and disconnects the ingester.
+func (k *kafkaMode) stop() {
+	k.mu.Lock()
+	if k.cancel != nil {
+		k.cancel()
+	}
+	k.mu.Unlock()
+	k.wg.Wait()
+	k.close()
+}
+
+func (k *kafkaMode) close() {
+	if k.ing != nil {
+		k.ing.Close()
+		k.ing = nil
+	}
+}
+
+// errKafkaDLQ answers the dead-letter API in Kafka mode: dead letters and
+// rejects are on the dlq-events topic, not in the state directory.
+var errKafkaDLQ = errorf(http.StatusNotImplemented, "NOT_IMPLEMENTED",
+	"in Kafka mode dead letters and rejected events are records of the %s topic (docs/kafka.md); this API does not read it yet", kafka.DLQEvents)

@@ -1,0 +1,61 @@
+package service_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/blueprint-engine/blueprint/internal/service"
+)
+
+// TestServeKafka runs serve in Kafka mode (role all) on kfake: Button
+// installed through the API for one source, signed orders posted to
+// ingest (200 once on raw-events), the process and deliver roles in the
+// same process deliver the one of that source to the fake Button, the
+// other source's order is not delivered, and the dead-letter API says
+// 501 pointing to dlq-events.
+func TestServeKafka(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	h := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: c.ListenAddrs(), Role: "all", Partitions: 2}})
+	tok := h.login()
+	_, a, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "app"})
+	_, b, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
+	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
+		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}, "source_ids": []string{a["id"].(string)}})
+	if st != 201 {
+		t.Fatalf("install: %d %v", st, out)
+	}
+	id := out["id"].(string)
+	now := time.Now().UnixMilli()
+	if st, out := h.post("/v1/events", b["pipeline_key"].(string), b["secret_key"].(string), order("k-web"), now); st != 200 {
+		t.Fatalf("ingest web: %d %v", st, out)
+	}
+	if st, out := h.post("/v1/events", a["pipeline_key"].(string), a["secret_key"].(string), order("k-app"), now); st != 200 || out["success"] != true {
+		t.Fatalf("ingest app: %d %v", st, out)
+	}
+	deadline := time.Now().Add(30 * time.Second) // group joins on kfake take a few seconds
+	for {
+		if _, ok := h.fake.Order("k-app"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the order at the fake Button")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, ok := h.fake.Order("k-web"); ok {
+		t.Fatal("an event of another source was delivered")
+	}
+	if n := len(h.fake.Orders()); n != 1 {
+		t.Fatalf("%d orders at the fake, want 1", n)
+	}
+	if st, out, _ := h.call("GET", "/v1/admin/integrations/"+id+"/dlq", tok, nil); st != 501 || errCode(out) != "NOT_IMPLEMENTED" {
+		t.Fatalf("dlq in Kafka mode: %d %v", st, out)
+	}
+}
