@@ -95,6 +95,11 @@ and keep everything queued for the next start.`,
 		},
 	}
 	df.register(cmd, true)
+	// send's flags that mean nothing to a service: rejects go to the
+	// dead-letter view, progress is the live page.
+	_ = cmd.Flags().MarkHidden("rejects")
+	_ = cmd.Flags().MarkHidden("progress")
+	cmd.Flags().Lookup("state").Usage = "`DIR` holding the service's state: service.db, outbox.db and secret.key"
 	cmd.Flags().StringVar(&adminListen, "admin-listen", "127.0.0.1:8084", "management API, live page and metrics `ADDR`")
 	cmd.Flags().StringVar(&ingestListen, "ingest-listen", "127.0.0.1:8080", "event ingestion `ADDR`")
 	cmd.Flags().StringSliceVar(&brokers, "kafka-brokers", nil, "deliver through Kafka: seed brokers `host:port,...`")
