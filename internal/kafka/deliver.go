@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -430,18 +429,11 @@ func (d *Deliverer) attempt(ctx context.Context, e *entry) outcome {
 		log.Warn("failed permanently", append(attrs, "error", a.Message)...)
 		return d.dead(e, in, rec, ErrorDeliveryFailed, a.Status, a.Message, now)
 	}
-	p := d.policy
-	if rec.Attempts >= p.MaxAttempts || now.Sub(rec.CreatedAt) >= p.MaxAge {
+	// The same schedule as send.Worker's.
+	delay, giveUp := d.policy.Next(rec.Attempts, rec.CreatedAt, now, a.RetryAfter)
+	if giveUp {
 		log.Warn("dead letter", append(attrs, "error", a.Message)...)
 		return d.dead(e, in, rec, ErrorAttemptsExhausted, a.Status, fmt.Sprintf("gave up after %d attempts: %s", rec.Attempts, a.Message), now)
-	}
-	// The same schedule as send.Worker's.
-	delay := p.Delay(rec.Attempts, rand.Float64())
-	if end := rec.CreatedAt.Add(p.MaxAge).Sub(now); delay > end {
-		delay = max(end, 0)
-	}
-	if ra := min(a.RetryAfter, p.RetryAfterCap); ra > delay {
-		delay = ra
 	}
 	log.Info("retrying", append(attrs, "error", a.Message, "retry_in_ms", delay.Milliseconds())...)
 	rec.DueAt = now.Add(delay)

@@ -81,6 +81,27 @@ func (p Policy) Delay(n int, u float64) time.Duration {
 	return time.Duration((1 - jitter*u) * bound)
 }
 
+// Next decides what follows a failed attempt (retry outcome) of a
+// request created at created, after attempts attempts, at now: give up
+// (its attempts or its retry window are used up), or wait delay before
+// the next one. The wait is Delay's, shortened so that the last chance
+// lands inside the retry window, unless the vendor asked to wait longer
+// (retryAfter, capped by RetryAfterCap). The send.Worker and the Kafka
+// deliverer share it, so both keep the same promise.
+func (p Policy) Next(attempts int, created, now time.Time, retryAfter time.Duration) (delay time.Duration, giveUp bool) {
+	if attempts >= p.MaxAttempts || now.Sub(created) >= p.MaxAge {
+		return 0, true
+	}
+	delay = p.Delay(attempts, rand.Float64())
+	if end := created.Add(p.MaxAge).Sub(now); delay > end {
+		delay = max(end, 0)
+	}
+	if ra := min(retryAfter, p.RetryAfterCap); ra > delay {
+		delay = ra
+	}
+	return delay, false
+}
+
 // Worker drives the items of an outbox to a final state.
 type Worker struct {
 	Queue  outbox.Queue
@@ -425,20 +446,12 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, it *outbox.Item, 
 		if p, ok := w.Policies[it.Integration]; ok {
 			policy = p
 		}
-		if it.Attempts >= policy.MaxAttempts || now.Sub(it.CreatedAt) >= policy.MaxAge {
+		delay, giveUp := policy.Next(it.Attempts, it.CreatedAt, now, a.RetryAfter)
+		if giveUp {
 			msg := fmt.Sprintf("gave up after %d attempts: %s", it.Attempts, a.Message)
 			log.Warn("dead letter", append(attrs, "error", a.Message)...)
 			w.finish(ctx, log, it, now, outbox.Dead, a.Status, msg)
 			return
-		}
-		delay := policy.Delay(it.Attempts, rand.Float64())
-		// The last chance lands inside the retry window, not after it...
-		if end := it.CreatedAt.Add(policy.MaxAge).Sub(now); delay > end {
-			delay = max(end, 0)
-		}
-		// ...unless the vendor asked to wait longer (Retry-After).
-		if ra := min(a.RetryAfter, policy.RetryAfterCap); ra > delay {
-			delay = ra
 		}
 		log.Info("retrying", append(attrs, "error", a.Message, "retry_in_ms", delay.Milliseconds())...)
 		it.State = outbox.Pending
