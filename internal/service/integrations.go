@@ -102,11 +102,10 @@ func consentCategories(bp *engine.Blueprint, config map[string]any) []string {
 }
 
 func (s *Service) view(in *store.Integration) (integrationView, error) {
-	revs, err := s.st.Revisions(in.ID)
-	if err != nil || len(revs) == 0 {
-		return integrationView{}, errors.Join(err, errors.New("no revision"))
+	rev, err := s.st.GetRevision(in.ID, in.Revision)
+	if err != nil {
+		return integrationView{}, err
 	}
-	rev := revs[len(revs)-1]
 	var secrets []string
 	cats := []string{}
 	bp, err := s.blueprintOf(in.Vendor, in.Version)
@@ -153,12 +152,11 @@ func (s *Service) rebind() error {
 		if !it.Enabled {
 			continue
 		}
-		revs, err := s.st.Revisions(it.ID)
-		if err != nil || len(revs) == 0 {
-			s.log.Error("integration has no readable revision; not delivering", "integration", it.ID, "error", errText(err))
+		rev, err := s.st.GetRevision(it.ID, it.Revision)
+		if err != nil {
+			s.log.Error("integration has no readable revision; not delivering", "integration", it.ID, "error", err.Error())
 			continue
 		}
-		rev := revs[len(revs)-1]
 		bp, err := s.blueprintOf(it.Vendor, it.Version)
 		if err != nil {
 			s.log.Error("integration's blueprint does not compile; not delivering", "integration", it.ID, "blueprint", it.Vendor+"@"+it.Version, "error", err.Error())
@@ -184,13 +182,6 @@ func (s *Service) rebind() error {
 		return nil
 	}
 	return s.pipe.SetBindings(bs...)
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "none"
-	}
-	return err.Error()
 }
 
 // catalogList answers GET /v1/admin/integration-catalog: the newest
@@ -363,11 +354,10 @@ func (s *Service) integrationPatch(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	revs, err := s.st.Revisions(it.ID)
-	if err != nil || len(revs) == 0 {
-		return errors.Join(err, errors.New("no revision"))
+	cur, err := s.st.GetRevision(it.ID, it.Revision)
+	if err != nil {
+		return err
 	}
-	cur := revs[len(revs)-1]
 	bp, err := s.blueprintOf(it.Vendor, it.Version)
 	if err != nil {
 		return errorf(http.StatusConflict, "BLUEPRINT_UNAVAILABLE", "blueprint %s@%s is no longer in the catalog", it.Vendor, it.Version)
