@@ -376,9 +376,11 @@ func (s *depthScan) flowScan(i, le int) int {
 				s.pop()
 			}
 			s.flowToken, s.flowJSONKey = true, false
-		case c == ':' && (s.flowJSONKey || s.blankAfter(i, le)):
-			// A key indicator: inside a list, the pair is a mapping, one
-			// level above its key (which may be a collection: [[a]: b]).
+		case c == ':' && (s.flowJSONKey || s.flowToken || s.blankAfter(i, le)):
+			// A key indicator (at the start of a flow token, as after an
+			// anchor in [&a :], yaml.v3 reads ':' as one whatever follows):
+			// inside a list, the pair is a mapping, one level above its
+			// key (which may be a collection: [[a]: b]).
 			if n := len(s.flow); n > 0 && s.flow[n-1] == '[' {
 				if s.push('p', s.keyAt) {
 					return le
