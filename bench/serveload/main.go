@@ -36,6 +36,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,6 +67,9 @@ type config struct {
 }
 
 func main() {
+	// The load generator and the fake Button share the machine with serve:
+	// the less CPU they spend collecting garbage, the more serve gets.
+	debug.SetGCPercent(400)
 	var c config
 	flag.StringVar(&c.blueprint, "blueprint", "bin/blueprint", "the blueprint `binary` to run serve with")
 	flag.Float64Var(&c.rate, "rate", 500, "target events per second, all workers together (0: as fast as they can)")

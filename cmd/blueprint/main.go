@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 
@@ -102,7 +103,28 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 var errFailed = &exitError{code: 1}
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	// BLUEPRINT_CPUPROFILE=FILE writes a CPU profile of the whole run
+	// (bench/serve-load.sh -cpuprofile uses it to see where serve spends
+	// its time). Not a flag: it is for whoever measures this binary.
+	stop := startCPUProfile(os.Getenv("BLUEPRINT_CPUPROFILE"))
+	code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func startCPUProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "blueprint: BLUEPRINT_CPUPROFILE:", err)
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // run is main without the process: tests call it.

@@ -215,6 +215,7 @@ type Bolt struct {
 	wmu        sync.Mutex
 	batchDelay time.Duration
 	maxBatch   int
+	commits    atomic.Int64 // write transactions committed (tests read it)
 }
 
 // inUseError is the error of OpenBolt when the lock is held elsewhere.
@@ -410,6 +411,7 @@ func (q *Bolt) update(fn func(t *boltTx) error) error {
 			_ = tx.Rollback()
 			return err
 		}
+		q.commits.Add(1)
 		return tx.Commit()
 	})
 }
@@ -648,7 +650,10 @@ func (q *Bolt) wrap(op string, err error) error {
 }
 
 // Enqueue implements Queue. The whole batch is written in one write
-// transaction, fsync'd before Enqueue returns. An ID whose stored record
+// transaction, fsync'd before Enqueue returns; concurrent Enqueues (and
+// Updates) share that transaction and its fsync, as Update does (see
+// WithBatchDelay): a service enqueueing each request's events as they
+// arrive pays one fsync per group, not one per request. An ID whose stored record
 // cannot be read is quarantined and enqueued anew (at least once: the
 // event may be sent again).
 func (q *Bolt) Enqueue(ctx context.Context, items []*Item) ([]*Item, error) {
@@ -665,7 +670,9 @@ func (q *Bolt) Enqueue(ctx context.Context, items []*Item) ([]*Item, error) {
 		return out, nil
 	}
 	var skipped []Skip
-	err = q.update(func(t *boltTx) error {
+	// The function may run more than once (a batch is run again without
+	// a failing call): it starts over each time.
+	err = q.batch(func(t *boltTx) error {
 		skipped = skipped[:0]
 		for i, p := range fresh {
 			old, err := t.get(p.ID)

@@ -593,3 +593,40 @@ func BenchmarkUpdate(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
 }
+
+// TestBoltConcurrentEnqueuesShareCommits: enqueues that arrive together
+// (a service storing each request's events as they come) share write
+// transactions and fsyncs, and each keeps its own outcome: the same ID
+// enqueued twice in one transaction is stored once.
+func TestBoltConcurrentEnqueuesShareCommits(t *testing.T) {
+	q, _ := openTempBolt(t, WithBatchDelay(20*time.Millisecond))
+	before := q.commits.Load()
+	const n = 64
+	var wg sync.WaitGroup
+	outs := make([][]*Item, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Pairs of callers enqueue the same ID.
+			outs[i], errs[i] = q.Enqueue(tctx, []*Item{testItem(fmt.Sprintf("e%02d", i/2), tBase)})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Enqueue %d: %v", i, err)
+		}
+		if len(outs[i]) != 1 || outs[i][0].ID != fmt.Sprintf("e%02d", i/2) {
+			t.Fatalf("Enqueue %d returned %v", i, outs[i])
+		}
+	}
+	if got := countsOK(t, q)[Pending]; got != n/2 {
+		t.Fatalf("%d pending, want %d (one per ID)", got, n/2)
+	}
+	assertIndexesConsistent(t, q)
+	if commits := q.commits.Load() - before; commits >= n/2 {
+		t.Fatalf("%d concurrent Enqueues took %d write transactions: they do not share commits", n, commits)
+	}
+}
