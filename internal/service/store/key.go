@@ -36,6 +36,22 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 	return readKey(path)
 }
 
+// LoadKey returns the key held in the file at path, as LoadOrCreateKey
+// does, but never creates one: a process that reads secrets sealed by
+// another (a Kafka process/deliver role reading the integrations topic)
+// must use that process's key, and a new key would open nothing. A
+// missing file is an error wrapping fs.ErrNotExist that says so.
+func LoadKey(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("secret key file: no path given")
+	}
+	key, err := readKey(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("secret key file %s does not exist: copy the key file of the process that owns the state (its --secret-key-file, by default STATE/secret.key) here, mode 0600: %w", path, err)
+	}
+	return key, err
+}
+
 func readKey(path string) ([]byte, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {

@@ -17,8 +17,6 @@ package store
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
@@ -86,7 +84,7 @@ var (
 type Store struct {
 	db      *bolt.DB
 	path    string
-	aead    cipher.AEAD
+	sealer  *Sealer
 	signing []byte
 
 	// now is the clock for CreatedAt and UpdatedAt stamps and for purging
@@ -108,15 +106,7 @@ func Open(path string, key []byte) (*Store, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("store %s: the secret key must be %d bytes, not %d", path, KeySize, len(key))
 	}
-	sub, err := hkdf.Key(sha256.New, key, nil, storeInfo, 32)
-	if err != nil {
-		return nil, fmt.Errorf("store %s: deriving the encryption key: %w", path, err)
-	}
-	block, err := aes.NewCipher(sub)
-	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", path, err)
-	}
-	aead, err := cipher.NewGCM(block)
+	sealer, err := NewSealer(key, storeInfo)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
@@ -136,7 +126,7 @@ func Open(path string, key []byte) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, aead: aead, signing: signing, now: time.Now, maxRejects: MaxRejects}
+	s := &Store{db: db, path: path, sealer: sealer, signing: signing, now: time.Now, maxRejects: MaxRejects}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -184,29 +174,10 @@ func (s *Store) Path() string { return s.path }
 // subkey. The slice is a copy.
 func (s *Store) SigningKey() []byte { return bytes.Clone(s.signing) }
 
-// seal encrypts plain, binding it to aad (the record and field it belongs
-// to): version byte, 12-byte random nonce, ciphertext and tag.
-func (s *Store) seal(aad string, plain []byte) ([]byte, error) {
-	out := make([]byte, 1+nonceSize, 1+nonceSize+len(plain)+s.aead.Overhead())
-	out[0] = sealVersion
-	if _, err := rand.Read(out[1 : 1+nonceSize]); err != nil {
-		return nil, err
-	}
-	return s.aead.Seal(out, out[1:1+nonceSize], plain, []byte(aad)), nil
-}
+// seal and open encrypt and decrypt with the state's subkey (Sealer).
+func (s *Store) seal(aad string, plain []byte) ([]byte, error) { return s.sealer.Seal(aad, plain) }
 
-var errDecrypt = errors.New("a secret in the state cannot be decrypted (damaged, or moved from another record)")
-
-func (s *Store) open(aad string, sealed []byte) ([]byte, error) {
-	if len(sealed) < 1+nonceSize+s.aead.Overhead() || sealed[0] != sealVersion {
-		return nil, errDecrypt
-	}
-	plain, err := s.aead.Open(nil, sealed[1:1+nonceSize], sealed[1+nonceSize:], []byte(aad))
-	if err != nil {
-		return nil, errDecrypt
-	}
-	return plain, nil
-}
+func (s *Store) open(aad string, sealed []byte) ([]byte, error) { return s.sealer.Open(aad, sealed) }
 
 // newID returns prefix and 24 random hexadecimal characters.
 func newID(prefix string) string {
