@@ -159,15 +159,14 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	if d.opts.Registry == nil || id == "" {
 		return errors.New("kafka: deliver: a registry and an integration ID are required")
 	}
-	cl, err := d.opts.Config.client(
-		kgo.ConsumerGroup(DeliverGroup(id)),
+	cl, err := d.opts.Config.client(append(d.opts.Config.member(DeliverGroup(id)),
 		kgo.ConsumeTopics(DeliveryTopic(id), RetryTopic(id)),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond),
 		kgo.OnPartitionsRevoked(d.revoked),
 		kgo.OnPartitionsLost(d.lost),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("kafka: deliver: %w", err)
 	}

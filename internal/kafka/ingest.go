@@ -3,6 +3,8 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -10,8 +12,14 @@ import (
 // Ingester produces accepted events to raw-events. It is safe for
 // concurrent use.
 type Ingester struct {
-	cl *kgo.Client
+	cl       *kgo.Client
+	configAt atomic.Int64
 }
+
+// SetConfigOffset makes every record produced after it carry offset in
+// ConfigHeader (0: no header): the process that owns the state calls it
+// after each publish to IntegrationsTopic, before answering the change.
+func (g *Ingester) SetConfigOffset(offset int64) { g.configAt.Store(offset) }
 
 // NewIngester connects a producer (acks=all, idempotent).
 func NewIngester(cfg Config) (*Ingester, error) {
@@ -45,7 +53,10 @@ func (g *Ingester) IngestFrom(ctx context.Context, source string, events ...[]by
 	}
 	var hs []kgo.RecordHeader
 	if source != "" {
-		hs = []kgo.RecordHeader{{Key: SourceHeader, Value: []byte(source)}}
+		hs = append(hs, kgo.RecordHeader{Key: SourceHeader, Value: []byte(source)})
+	}
+	if at := g.configAt.Load(); at > 0 {
+		hs = append(hs, kgo.RecordHeader{Key: ConfigHeader, Value: strconv.AppendInt(nil, at, 10)})
 	}
 	recs := make([]*kgo.Record, len(events))
 	for i, ev := range events {

@@ -143,7 +143,7 @@ func run(t *testing.T, f func(ctx context.Context) error) (stop func() error) {
 // readAll reads every record of every topic of the cluster.
 func readAll(t *testing.T, cfg Config) map[string][][]byte {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cl, err := cfg.client()
 	if err != nil {
@@ -167,7 +167,10 @@ func readAll(t *testing.T, cfg Config) map[string][][]byte {
 		want[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
 		total += o.Offset
 	})
-	rd, err := cfg.client(kgo.ConsumePartitions(want))
+	// A short fetch wait: kfake now and then holds a first fetch for the
+	// whole wait (kgo's default 5 s) although the partitions hold records;
+	// the next fetch returns them.
+	rd, err := cfg.client(kgo.ConsumePartitions(want), kgo.FetchMaxWait(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,13 +69,12 @@ func (p *Processor) Run(ctx context.Context) error {
 	if p.opts.Registry == nil {
 		return errors.New("kafka: process: no registry")
 	}
-	cl, err := p.opts.Config.client(
-		kgo.ConsumerGroup(p.opts.Group),
+	cl, err := p.opts.Config.client(append(p.opts.Config.member(p.opts.Group),
 		kgo.ConsumeTopics(RawEvents),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("kafka: process: %w", err)
 	}
@@ -93,6 +92,10 @@ func (p *Processor) Run(ctx context.Context) error {
 		var recs []*kgo.Record
 		fs.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
 		if len(recs) > 0 {
+			p.waitConfig(ctx, recs)
+			if ctx.Err() != nil {
+				return nil // uncommitted: read again later
+			}
 			if err := p.handle(ctx, cl, recs); err != nil {
 				if ctx.Err() != nil {
 					return nil // interrupted: uncommitted, read again later
@@ -106,6 +109,37 @@ func (p *Processor) Run(ctx context.Context) error {
 				return fmt.Errorf("kafka: process: commit: %w", err)
 			}
 		}
+	}
+}
+
+// configWait is how often a processor waiting for its registry (see
+// ConfigWaiter) says so in the log (a variable for tests).
+var configWait = 10 * time.Second
+
+// waitConfig waits, when the registry follows IntegrationsTopic, until it
+// has applied every config change published before recs were accepted
+// (their ConfigHeader) and binds every enabled integration: an event is
+// never evaluated without an integration it should reach, which would
+// drop it for that integration. It waits as long as it takes (the
+// records stay uncommitted), saying why every configWait, until ctx is
+// done.
+func (p *Processor) waitConfig(ctx context.Context, recs []*kgo.Record) {
+	w, ok := p.opts.Registry.(ConfigWaiter)
+	if !ok {
+		return
+	}
+	var need int64
+	for _, r := range recs {
+		need = max(need, configOffset(r))
+	}
+	for waited := time.Duration(0); ; waited += configWait {
+		wctx, cancel := context.WithTimeout(ctx, configWait)
+		err := w.WaitConfig(wctx, need)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		p.opts.Logger.Warn("raw-events held: the integrations are not all known here yet", "events", len(recs), "waited_s", (waited + configWait).Seconds(), "reason", err.Error())
 	}
 }
 

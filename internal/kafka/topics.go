@@ -99,6 +99,23 @@ type Config struct {
 	Brokers []string
 	// Opts are more client options (TLS, SASL) for every client.
 	Opts []kgo.Opt
+	// InstanceID, when set, makes every consumer group member static
+	// (Kafka's group.instance.id): a process restarted with the same ID
+	// within the session timeout takes its partitions back at once, with
+	// no rebalance. Each process of a deployment needs its own, stable
+	// across restarts (a pod name, say). Without it, the partitions of a
+	// process that died wait for the session timeout (45 s) before
+	// another member gets them.
+	InstanceID string
+}
+
+// member is the options of a consumer group member of group.
+func (c Config) member(group string) []kgo.Opt {
+	opts := []kgo.Opt{kgo.ConsumerGroup(group)}
+	if c.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.InstanceID))
+	}
+	return opts
 }
 
 func (c Config) client(extra ...kgo.Opt) (*kgo.Client, error) {

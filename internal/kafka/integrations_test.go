@@ -1,0 +1,255 @@
+package kafka
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestEnsureIntegrationsTopic: created with one partition and
+// cleanup.policy=compact, left alone when it exists as it must, and
+// refused (saying how to fix it) with more partitions or a deleting
+// policy.
+func TestEnsureIntegrationsTopic(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cfg := Config{Brokers: c.ListenAddrs()}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 2 { // the second finds it and checks it
+		if err := EnsureIntegrationsTopic(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl, err := cfg.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	tds, err := adm.ListTopics(ctx, IntegrationsTopic)
+	if err != nil || len(tds[IntegrationsTopic].Partitions) != 1 {
+		t.Fatalf("topic: %v %v", tds, err)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, IntegrationsTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := rcs.On(IntegrationsTopic, nil)
+	policy := ""
+	for _, c := range rc.Configs {
+		if c.Key == "cleanup.policy" {
+			policy = c.MaybeValue()
+		}
+	}
+	if policy != "compact" {
+		t.Errorf("cleanup.policy = %q, want compact", policy)
+	}
+
+	// A topic made by hand the wrong way is refused.
+	for name, tc := range map[string]struct {
+		parts  int32
+		policy string
+		want   string
+	}{
+		"partitions": {3, "compact", "has 3 partitions; it must have 1"},
+		"policy":     {1, "delete", "cleanup.policy=delete; it must be compact"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			if err := c.CreateTopic(IntegrationsTopic, tc.parts, map[string]string{"cleanup.policy": tc.policy}); err != nil {
+				t.Fatal(err)
+			}
+			err = EnsureIntegrationsTopic(ctx, Config{Brokers: c.ListenAddrs()})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func configCluster(t *testing.T) Config {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cfg := Config{Brokers: c.ListenAddrs()}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := EnsureTopics(ctx, cfg, 1, intID); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureIntegrationsTopic(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestConfigReader: CatchUp returns the newest record of each
+// integration (a tombstone removes it, an unreadable value is an entry
+// with Err), and Follow applies what comes later.
+func TestConfigReader(t *testing.T) {
+	cfg := configCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	empty, err := NewConfigReader(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	if es, next, err := empty.CatchUp(ctx); err != nil || len(es) != 0 || next != 0 {
+		t.Fatalf("CatchUp of an empty topic: %v %d %v", es, next, err)
+	}
+
+	pub, err := NewConfigPublisher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	rec := func(id string, rev int) IntegrationRecord {
+		return IntegrationRecord{ID: id, Vendor: "button", Version: "0.1.0", Variant: "default", Revision: rev, Enabled: true, Config: json.RawMessage(`{}`)}
+	}
+	next, err := pub.Publish(ctx, []IntegrationRecord{rec("int_a", 1), rec("int_b", 1), rec("int_a", 2)}, nil)
+	if err != nil || next != 3 {
+		t.Fatalf("Publish: %d %v", next, err)
+	}
+	if next, err = pub.Publish(ctx, nil, []string{"int_b"}); err != nil || next != 4 {
+		t.Fatalf("Publish tombstone: %d %v", next, err)
+	}
+	raw, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if err := raw.ProduceSync(ctx, &kgo.Record{Topic: IntegrationsTopic, Key: []byte("int_c"), Value: []byte("not json")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	rd, err := NewConfigReader(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	es, at, err := rd.CatchUp(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at != 5 || len(es) != 2 || es["int_a"].Record.Revision != 2 || es["int_a"].Err != nil || es["int_c"].Err == nil {
+		t.Fatalf("CatchUp: at %d, %+v", at, es)
+	}
+
+	got := make(chan int64, 10)
+	fctx, fcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- rd.Follow(fctx, func(es map[string]ConfigEntry, at int64) {
+			if _, ok := es["int_d"]; ok {
+				got <- at
+			}
+		})
+	}()
+	if _, err := pub.Publish(ctx, []IntegrationRecord{rec("int_d", 1)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-got:
+		if at != 6 {
+			t.Errorf("Follow applied up to %d, want 6", at)
+		}
+	case <-ctx.Done():
+		t.Fatal("Follow never applied the new record")
+	}
+	fcancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProcessorWaitsForConfig: an event accepted after a config change
+// (its ConfigHeader past what the registry applied) is not evaluated
+// until the registry has applied the change, nor while an enabled
+// integration cannot be bound: it is held, uncommitted, and then
+// delivered to the integration it was meant for, never dropped.
+func TestProcessorWaitsForConfig(t *testing.T) {
+	cfg := configCluster(t)
+	full := registry(t)
+	reg := NewRegistry()
+	reg.SetAt(0, nil) // followed, nothing applied yet
+	ing, err := NewIngester(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ing.Close()
+	ing.SetConfigOffset(1) // the install was published at offset 0
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := ing.Ingest(ctx, order("wait-1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	old := configWait
+	configWait = 50 * time.Millisecond
+	t.Cleanup(func() { configWait = old })
+	var logs syncBuffer
+	proc := NewProcessor(ProcessorOptions{Config: cfg, Registry: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	run(t, proc.Run)
+
+	// The processor has the event and says why it holds it.
+	held := func(why string) {
+		t.Helper()
+		waitFor(t, "the processor to hold the event ("+why+")", func() bool { return strings.Contains(logs.String(), why) })
+		if n := proc.Stats.Events.Load(); n != 0 {
+			t.Fatalf("%s: %d events evaluated, want 0 (held)", why, n)
+		}
+	}
+	held("applied up to offset 0 here, and the events need 1")
+	reg.SetAt(1, errors.New("integration int_x: its blueprint is not in this binary's catalog"))
+	held("its blueprint is not in this binary's catalog")
+	reg.SetAt(1, nil, full.Bindings()...)
+	waitFor(t, "the held event evaluated", func() bool { return proc.Stats.Requests.Load() == 1 })
+
+	// A registry filled by Set waits for nothing.
+	if err := NewRegistry().WaitConfig(ctx, 99); err != nil {
+		t.Errorf("WaitConfig of a Set registry: %v", err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer wcancel()
+	if err := reg.WaitConfig(wctx, 5); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "applied up to offset 1 here, and the events need 5") {
+		t.Errorf("WaitConfig behind: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
