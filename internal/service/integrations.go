@@ -147,7 +147,6 @@ func (s *Service) rebind() error {
 		return err
 	}
 	var bs []delivery.Binding
-	keep := map[string]bool{}
 	for _, it := range all {
 		if !it.Enabled {
 			continue
@@ -168,8 +167,23 @@ func (s *Service) rebind() error {
 			continue
 		}
 		bs = append(bs, delivery.Binding{Name: it.ID, Ref: it.Vendor + "@" + it.Version, Integration: in, Sources: it.SourceIDs})
-		s.bound.Store(it.ID, in)
-		keep[it.ID] = true
+	}
+	s.setBound(bs)
+	if s.kafka != nil {
+		s.kafka.set(bs) // the local pipeline delivers nothing in Kafka mode
+		// The processes of roles process and deliver learn it from the
+		// integrations topic, before the change is answered.
+		return s.publishIntegrations(all)
+	}
+	return s.pipe.SetBindings(bs...)
+}
+
+// setBound makes bs the bound integrations (s.bound).
+func (s *Service) setBound(bs []delivery.Binding) {
+	keep := make(map[string]bool, len(bs))
+	for _, b := range bs {
+		s.bound.Store(b.Name, b.Integration)
+		keep[b.Name] = true
 	}
 	s.bound.Range(func(k, _ any) bool {
 		if !keep[k.(string)] {
@@ -177,11 +191,6 @@ func (s *Service) rebind() error {
 		}
 		return true
 	})
-	if s.kafka != nil {
-		s.kafka.set(bs) // the local pipeline delivers nothing in Kafka mode
-		return nil
-	}
-	return s.pipe.SetBindings(bs...)
 }
 
 // catalogList answers GET /v1/admin/integration-catalog: the newest

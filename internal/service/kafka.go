@@ -30,6 +30,10 @@ type KafkaConfig struct {
 	Partitions int32
 	// Opts are more client options (TLS, SASL) for every client.
 	Opts []kgo.Opt
+	// InstanceID makes this process a static member of its consumer
+	// groups (kafka.Config.InstanceID): restarted with the same ID, it
+	// takes its partitions back at once.
+	InstanceID string
 }
 
 // Roles of a Kafka-mode process.
@@ -52,6 +56,7 @@ type kafkaMode struct {
 	conc   int
 	s      *Service
 	log    *slog.Logger
+	config topicConfig // the integrations topic: published or followed (kafkaconfig.go)
 
 	mu      sync.Mutex
 	ensured map[string]bool // integrations whose topics exist
@@ -65,9 +70,16 @@ func (k *kafkaMode) ingests() bool   { return k.role == "all" || k.role == "inge
 func (k *kafkaMode) processes() bool { return k.role == "all" || k.role == "process" }
 func (k *kafkaMode) delivers() bool  { return k.role == "all" || k.role == "deliver" }
 
-// newKafka checks the config, creates raw-events and dlq-events, and
-// connects the ingester when the role ingests.
-func newKafka(s *Service, kc *KafkaConfig) (*kafkaMode, error) {
+// follows says whether the role learns integrations from the
+// integrations topic (process, deliver) rather than owning the state
+// that publishes them (all, ingest).
+func follows(role string) bool { return role == "process" || role == "deliver" }
+
+// newKafka checks the config, creates raw-events, dlq-events and the
+// integrations topic, connects the ingester when the role ingests, and
+// reads the integrations topic (openConfig). key is the deployment's
+// secret key, which seals secret config on the integrations topic.
+func newKafka(s *Service, kc *KafkaConfig, key []byte) (*kafkaMode, error) {
 	if len(kc.Brokers) == 0 {
 		return nil, errors.New("serve: kafka: no brokers")
 	}
@@ -90,7 +102,7 @@ func newKafka(s *Service, kc *KafkaConfig) (*kafkaMode, error) {
 		so.Logger = s.log
 	}
 	so.Metrics = s
-	k := &kafkaMode{cfg: kafka.Config{Brokers: kc.Brokers, Opts: kc.Opts}, role: role, parts: parts, reg: kafka.NewRegistry(),
+	k := &kafkaMode{cfg: kafka.Config{Brokers: kc.Brokers, Opts: kc.Opts, InstanceID: kc.InstanceID}, role: role, parts: parts, reg: kafka.NewRegistry(),
 		sender: send.New(so), policy: s.cfg.Delivery.Policy, conc: s.cfg.Delivery.Concurrency, s: s, log: s.log,
 		ensured: map[string]bool{}, dels: map[string]context.CancelFunc{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -98,11 +110,18 @@ func newKafka(s *Service, kc *KafkaConfig) (*kafkaMode, error) {
 	if err := kafka.EnsureTopics(ctx, k.cfg, parts); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
+	if err := kafka.EnsureIntegrationsTopic(ctx, k.cfg); err != nil {
+		return nil, &StartError{Code: "INTEGRATIONS_TOPIC", Message: err.Error()}
+	}
 	if k.ingests() {
 		var err error
 		if k.ing, err = kafka.NewIngester(k.cfg); err != nil {
 			return nil, fmt.Errorf("serve: %w", err)
 		}
+	}
+	if err := k.openConfig(key); err != nil {
+		k.close()
+		return nil, err
 	}
 	return k, nil
 }
@@ -113,13 +132,23 @@ func newKafka(s *Service, kc *KafkaConfig) (*kafkaMode, error) {
 // (StaticRegistry.Set: an event is evaluated against the old set or the
 // new one), then deliverers are started for new integrations and stopped
 // for those gone (their records wait on their topics).
-func (k *kafkaMode) set(bs []delivery.Binding) {
+func (k *kafkaMode) set(bs []delivery.Binding) { k.setAt(-1, nil, bs) }
+
+// setAt is set for a role that follows the integrations topic: the
+// registry has applied it up to offset at, and blocked says why an
+// enabled integration is not bound (kafka.StaticRegistry.SetAt). A
+// negative at is set's.
+func (k *kafkaMode) setAt(at int64, blocked error, bs []delivery.Binding) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.processes() || k.delivers() {
 		k.ensure(bs)
 	}
-	k.reg.Set(bs...)
+	if at < 0 {
+		k.reg.Set(bs...)
+	} else {
+		k.reg.SetAt(at, blocked, bs...)
+	}
 	k.reconcile()
 }
 
@@ -185,6 +214,7 @@ func (k *kafkaMode) start(ctx context.Context) {
 			return p.Run(ctx)
 		})
 	}
+	k.startConfig()
 	k.reconcile()
 }
 
@@ -221,6 +251,7 @@ func (k *kafkaMode) close() {
 		k.ing.Close()
 		k.ing = nil
 	}
+	k.config.close()
 }
 
 // errKafkaDLQ answers the dead-letter API in Kafka mode: dead letters and

@@ -98,6 +98,9 @@ type Service struct {
 // New opens the state, creates the first user when asked, binds every
 // enabled integration and listens; Run serves.
 func New(cfg Config) (*Service, error) {
+	if cfg.Kafka != nil && follows(cfg.Kafka.Role) {
+		return newFollower(cfg) // no state: integrations from Kafka
+	}
 	if cfg.StateDir == "" {
 		return nil, errors.New("serve: a state directory is required (--state DIR)")
 	}
@@ -174,7 +177,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	if cfg.Kafka != nil {
-		if s.kafka, err = newKafka(s, cfg.Kafka); err != nil {
+		if s.kafka, err = newKafka(s, cfg.Kafka, key); err != nil {
 			return nil, err
 		}
 	}
@@ -198,9 +201,15 @@ func New(cfg Config) (*Service, error) {
 }
 
 // AdminAddr and IngestAddr are the listeners' addresses (a :0 port
-// resolved).
-func (s *Service) AdminAddr() string  { return s.adminLn.Addr().String() }
-func (s *Service) IngestAddr() string { return s.ingestLn.Addr().String() }
+// resolved); IngestAddr is "" for a process that takes no events (Kafka
+// roles process and deliver).
+func (s *Service) AdminAddr() string { return s.adminLn.Addr().String() }
+func (s *Service) IngestAddr() string {
+	if s.ingestLn == nil {
+		return ""
+	}
+	return s.ingestLn.Addr().String()
+}
 
 // firstUser creates the owner from the config when the state has no user,
 // and refuses to start on an empty state without one.
@@ -238,7 +247,9 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- s.admin.Serve(s.adminLn) }()
-	go func() { errc <- s.ingest.Serve(s.ingestLn) }()
+	if s.ingest != nil {
+		go func() { errc <- s.ingest.Serve(s.ingestLn) }()
+	}
 	if s.kafka != nil {
 		s.log.Info("serving", "admin", s.AdminAddr(), "ingest", s.IngestAddr(), "state", s.cfg.StateDir, "kafka", s.kafka.cfg.Brokers, "role", s.kafka.role)
 	} else {
@@ -254,13 +265,17 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownGrace)
 	defer cancel()
-	_ = s.ingest.Shutdown(sctx) // ingest first: nothing new is accepted
+	if s.ingest != nil {
+		_ = s.ingest.Shutdown(sctx) // ingest first: nothing new is accepted
+	}
 	_ = s.admin.Shutdown(sctx)
 	if s.kafka != nil {
 		s.kafka.stop() // attempts in flight end; the unsettled stay on their topics
 	}
-	if err := s.pipe.Close(); err != nil && runErr == nil {
-		runErr = err
+	if s.pipe != nil {
+		if err := s.pipe.Close(); err != nil && runErr == nil {
+			runErr = err
+		}
 	}
 	s.closeState()
 	s.log.Info("stopped")

@@ -45,6 +45,7 @@ type harness struct {
 	admin  string
 	ingest string
 	fake   *fakebutton.Server
+	vendor *url.URL     // the fake's
 	clock  atomic.Int64 // offset added to the real time, ns
 	cancel context.CancelFunc
 	done   chan error
@@ -84,6 +85,7 @@ func startWith(t *testing.T, o options) *harness {
 	fsrv := httptest.NewServer(h.fake)
 	t.Cleanup(fsrv.Close)
 	u, _ := url.Parse(fsrv.URL)
+	h.vendor = u
 	cat, err := engine.NewCatalog(blueprints.FS)
 	if err != nil {
 		t.Fatal(err)

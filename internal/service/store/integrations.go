@@ -195,6 +195,15 @@ func (s *Store) revision(r *revisionRecord) (*Revision, error) {
 	return &Revision{IntegrationID: r.IntegrationID, Number: r.Number, Variant: r.Variant, DeliveryMode: r.DeliveryMode, ChangeSummary: r.ChangeSummary, Config: cfg, CreatedAt: r.CreatedAt}, nil
 }
 
+// DecodeValue decodes a JSON value as the store reads config back: numbers
+// are int64 when integral and within range, float64 otherwise (the types
+// the compiler's config check takes).
+func DecodeValue(raw []byte) (any, error) {
+	var v any
+	err := decodeJSON(raw, &v)
+	return v, err
+}
+
 // decodeJSON decodes keeping every number exact: int64 when it is an
 // integer that fits, float64 otherwise (the types the compiler's config
 // check takes).

@@ -1,0 +1,316 @@
+package service_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/blueprint-engine/blueprint/blueprints"
+	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/internal/kafka"
+	"github.com/blueprint-engine/blueprint/internal/service"
+	"github.com/blueprint-engine/blueprint/internal/service/store"
+	"github.com/blueprint-engine/blueprint/runtime/delivery"
+	"github.com/blueprint-engine/blueprint/runtime/send"
+)
+
+// follower is a running service of role process or deliver.
+type follower struct {
+	svc   *service.Service
+	admin string
+}
+
+func startFollower(t *testing.T, h *harness, brokers []string, role string) *follower {
+	t.Helper()
+	svc, err := service.New(followerConfig(t, h, brokers, role, filepath.Join(h.state, "secret.key")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: Run: %v", role, err)
+		}
+	})
+	return &follower{svc: svc, admin: "http://" + svc.AdminAddr()}
+}
+
+func followerConfig(t *testing.T, h *harness, brokers []string, role, keyFile string) service.Config {
+	t.Helper()
+	cat, err := engine.NewCatalog(blueprints.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return service.Config{AdminListen: "127.0.0.1:0", Catalog: cat, SecretKeyFile: keyFile,
+		Delivery: delivery.Options{Sender: send.Options{VendorURL: h.vendor}, Policy: send.Policy{Base: 20 * time.Millisecond, Cap: 50 * time.Millisecond, MaxAttempts: 3}},
+		Kafka:    &service.KafkaConfig{Brokers: brokers, Role: role, Partitions: 2}}
+}
+
+// metric reads one unlabelled series of the process's /metrics (-1: none).
+func metric(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
+}
+
+// TestServeKafkaSplit runs the roles as separate services on one kfake
+// cluster: the owner of the state (role ingest: admin API, sources,
+// ingest) and two followers holding no state (role process, role
+// deliver). The followers learn every change from the integrations
+// topic: an install (an order posted right after the 201 is delivered:
+// the processor waits for the config its event was accepted under), a
+// PATCH rotating the API key (the deliverer sends with the new one), a
+// disable, an enable and a delete. Then every record of every topic but
+// raw-events is read and grepped for both API keys and their base64
+// forms: none.
+func TestServeKafkaSplit(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	h := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: 2}})
+	tok := h.login()
+	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
+	pk, sk := src["pipeline_key"].(string), src["secret_key"].(string)
+
+	proc := startFollower(t, h, brokers, "process")
+	del := startFollower(t, h, brokers, "deliver")
+	if h.svc.IngestAddr() == "" || proc.svc.IngestAddr() != "" {
+		t.Errorf("ingest listeners: owner %q, follower %q; want the owner's only", h.svc.IngestAddr(), proc.svc.IngestAddr())
+	}
+	for _, f := range []*follower{proc, del} {
+		resp, err := http.Get(f.admin + "/readyz")
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("follower readyz: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		resp, err = http.Get(f.admin + "/v1/admin/integrations")
+		if err != nil || resp.StatusCode != 404 {
+			t.Fatalf("follower admin API: %v %v, want 404 NO_ADMIN_API", resp, err)
+		}
+		resp.Body.Close()
+	}
+
+	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
+		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
+	if st != 201 {
+		t.Fatalf("install: %d %v", st, out)
+	}
+	id := out["id"].(string)
+	// At once: the event carries the topic's offset after the install.
+	if st, out := h.post("/v1/events", pk, sk, order("split-1"), time.Now().UnixMilli()); st != 200 {
+		t.Fatalf("ingest: %d %v", st, out)
+	}
+	deadline := 30 * time.Second // group joins on kfake take a few seconds
+	waitLong(t, deadline, "split-1 at the fake Button", func() bool { _, ok := h.fake.Order("split-1"); return ok })
+	if n := metric(t, proc.admin, "blueprint_integrations_bound"); n != 1 {
+		t.Errorf("process role binds %v integrations, want 1", n)
+	}
+
+	// A rotated key reaches the deliverer: with a key the fake refuses,
+	// the order is a dead letter (401); with the right one again, sent.
+	const wrongKey = "sk-rotated-WRONG-0042"
+	patch := func(body map[string]any) {
+		t.Helper()
+		if st, out, _ := h.call("PATCH", "/v1/admin/integrations/"+id, tok, body); st != 200 {
+			t.Fatalf("PATCH %v: %d %v", body, st, out)
+		}
+	}
+	patch(map[string]any{"config": map[string]any{"api_key": wrongKey}})
+	h.post("/v1/events", pk, sk, order("split-2"), time.Now().UnixMilli())
+	waitLong(t, deadline, "split-2 refused for its key", func() bool { return h.fake.Stats().Unauthorized >= 1 })
+	patch(map[string]any{"config": map[string]any{"api_key": apiKey}})
+	h.post("/v1/events", pk, sk, order("split-3"), time.Now().UnixMilli())
+	waitLong(t, deadline, "split-3 at the fake Button", func() bool { _, ok := h.fake.Order("split-3"); return ok })
+	if _, ok := h.fake.Order("split-2"); ok {
+		t.Error("split-2 was created with a key the fake refuses")
+	}
+
+	// Disable, enable, delete: the followers' registries follow.
+	bound := func(want float64) {
+		t.Helper()
+		waitLong(t, 10*time.Second, fmt.Sprintf("%v integrations bound in both followers", want), func() bool {
+			return metric(t, proc.admin, "blueprint_integrations_bound") == want && metric(t, del.admin, "blueprint_integrations_bound") == want
+		})
+	}
+	patch(map[string]any{"enabled": false})
+	bound(0)
+	patch(map[string]any{"enabled": true})
+	bound(1)
+	if st, out, _ := h.call("DELETE", "/v1/admin/integrations/"+id, tok, nil); st != 204 {
+		t.Fatalf("delete: %d %v", st, out)
+	}
+	bound(0)
+	if a, b := metric(t, h.admin, "blueprint_integrations_topic_offset"), metric(t, proc.admin, "blueprint_integrations_topic_offset"); a <= 0 || a != b {
+		t.Errorf("topic offsets: owner published up to %v, follower applied up to %v", a, b)
+	}
+
+	// No secret on any topic (raw-events holds what clients sent).
+	recs := readTopics(t, brokers)
+	if len(recs[kafka.IntegrationsTopic]) < 6 {
+		t.Errorf("%s holds %d records, want the install, 2 patches, disable, enable and the tombstone", kafka.IntegrationsTopic, len(recs[kafka.IntegrationsTopic]))
+	}
+	var forms []string
+	for _, s := range []string{apiKey, wrongKey} {
+		forms = append(forms, s)
+		for _, v := range []string{s, s + ":", `"` + s + `"`} {
+			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+				forms = append(forms, enc.EncodeToString([]byte(v)))
+			}
+		}
+	}
+	for topic, rs := range recs {
+		if topic == kafka.RawEvents {
+			continue
+		}
+		for _, r := range rs {
+			for _, f := range forms {
+				if bytes.Contains(r, []byte(f)) {
+					t.Errorf("topic %s holds a secret (%q): %s", topic, f, r)
+				}
+			}
+		}
+	}
+	if !bytes.Contains(bytes.Join(recs[kafka.IntegrationsTopic], nil), []byte("app-abc123")) {
+		t.Error("the integrations topic does not hold the non-secret config (is the grep reading it?)")
+	}
+}
+
+func waitLong(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readTopics reads every record (key and value) of every topic.
+func readTopics(t *testing.T, brokers []string) map[string][][]byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[int32]kgo.Offset{}
+	total := int64(0)
+	ends.Each(func(o kadm.ListedOffset) {
+		if strings.HasPrefix(o.Topic, "__") {
+			return
+		}
+		if want[o.Topic] == nil {
+			want[o.Topic] = map[int32]kgo.Offset{}
+		}
+		want[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
+		total += o.Offset
+	})
+	rd, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(want), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	out := map[string][][]byte{}
+	for n := int64(0); n < total; {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records", n, total)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			out[r.Topic] = append(out[r.Topic], append(append([]byte(nil), r.Key...), r.Value...))
+			n++
+		})
+	}
+	return out
+}
+
+// TestServeKafkaFollowerStart: a process of role process or deliver
+// refuses to start, with a stable code, without the deployment's key
+// file, with a state directory, or with a key that does not open the
+// secrets on the integrations topic.
+func TestServeKafkaFollowerStart(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	h := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: 1}})
+	tok := h.login()
+	if st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button",
+		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}}); st != 201 {
+		t.Fatalf("install: %d %v", st, out)
+	}
+	otherKey := filepath.Join(t.TempDir(), "other.key")
+	if _, err := store.LoadOrCreateKey(otherKey); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, code string
+		cfg        func(service.Config) service.Config
+	}{
+		{"no key file", "SECRET_KEY_REQUIRED", func(c service.Config) service.Config { c.SecretKeyFile = ""; return c }},
+		{"missing key file", "SECRET_KEY_UNREADABLE", func(c service.Config) service.Config {
+			c.SecretKeyFile = filepath.Join(t.TempDir(), "absent.key")
+			return c
+		}},
+		{"state directory", "STATE_NOT_USED", func(c service.Config) service.Config { c.StateDir = t.TempDir(); return c }},
+		{"another key", "SECRET_KEY_MISMATCH", func(c service.Config) service.Config { c.SecretKeyFile = otherKey; return c }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg(followerConfig(t, h, brokers, "deliver", filepath.Join(h.state, "secret.key")))
+			svc, err := service.New(cfg)
+			var se *service.StartError
+			if !errors.As(err, &se) || se.Code != tc.code {
+				if svc != nil {
+					t.Fatalf("started; want %s", tc.code)
+				}
+				t.Fatalf("err = %v, want a StartError %s", err, tc.code)
+			}
+			if strings.Contains(err.Error(), apiKey) {
+				t.Errorf("the error holds the API key: %v", err)
+			}
+			if _, err := os.Stat(cfg.SecretKeyFile); tc.code == "SECRET_KEY_UNREADABLE" && err == nil {
+				t.Error("a key file was created")
+			}
+		})
+	}
+}
