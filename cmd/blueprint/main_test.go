@@ -514,15 +514,23 @@ func shellFields(s string) []string {
 	return out
 }
 
-// TestServeKafkaUsage: --role is of Kafka mode, and only the four roles.
+// TestServeKafkaUsage: --role and --kafka-instance-id are of Kafka mode,
+// only the four roles, and roles process and deliver take no --state and
+// no --ingest-listen (they keep no state and take no events).
 func TestServeKafkaUsage(t *testing.T) {
 	dir := t.TempDir()
-	for _, args := range [][]string{
-		{"serve", "--state", dir, "--role", "ingest"},
-		{"serve", "--state", dir, "--kafka-brokers", "127.0.0.1:1", "--role", "bogus"},
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--state", dir, "--role", "ingest"}, "--role"},
+		{[]string{"serve", "--state", dir, "--kafka-instance-id", "p-1"}, "--kafka-instance-id"},
+		{[]string{"serve", "--state", dir, "--kafka-brokers", "127.0.0.1:1", "--role", "bogus"}, "--role"},
+		{[]string{"serve", "--state", dir, "--kafka-brokers", "127.0.0.1:1", "--role", "deliver"}, "--state is not used by role deliver"},
+		{[]string{"serve", "--ingest-listen", "127.0.0.1:0", "--kafka-brokers", "127.0.0.1:1", "--role", "process"}, "--ingest-listen is not used by role process"},
 	} {
-		if _, errOut, code := cli(t, "", args...); code != 2 || !strings.Contains(errOut, "--role") {
-			t.Errorf("%v: exit %d, want 2 (usage); stderr %q", args, code, errOut)
+		if _, errOut, code := cli(t, "", tc.args...); code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, want 2 (usage) saying %q; stderr %q", tc.args, code, tc.want, errOut)
 		}
 	}
 }

@@ -15,7 +15,7 @@ import (
 
 func (a *app) serveCmd() *cobra.Command {
 	var df deliveryFlags
-	var adminListen, ingestListen, keyFile, role string
+	var adminListen, ingestListen, keyFile, role, instanceID string
 	var brokers []string
 	cmd := &cobra.Command{
 		Use:   "serve [--state DIR] [--admin-listen ADDR] [--ingest-listen ADDR] [--vendor-url URL] [--kafka-brokers HOST:PORT,... [--role ROLE]]",
@@ -40,9 +40,17 @@ start): keep it, or the secrets in the state cannot be read again.
 With --kafka-brokers host:port,... delivery runs on Kafka (docs/kafka.md):
 ingest answers 200 once the events are on raw-events (acks=all), and
 --role (default all) says which of the ingest, process and deliver roles
-this process runs. The state directory still holds users, sources and
-integrations; the outbox is not used, and the dead-letter API answers 501
-(dead letters are on the dlq-events topic).
+this process runs. The process that owns the state (role all or ingest:
+users, sources, integrations; one per deployment) publishes every
+integration to the compacted integrations topic before it answers a change.
+Roles process and deliver keep no state (no --state, no users, no ingest
+listener): they read the integrations topic, whose secret config values are
+sealed with the owner's key, so they need a copy of its key file in
+--secret-key-file; their admin listener serves /metrics, /healthz and
+/readyz only. --kafka-instance-id gives each process a stable identity in
+its consumer groups, so that a restarted process takes its partitions back
+at once. The outbox is not used, and the dead-letter API answers 501 (dead
+letters are on the dlq-events topic).
 
 A long-running service trades memory for CPU: unless GOGC or GOMEMLIMIT
 is set in the environment, serve runs the Go garbage collector at GOGC=400
@@ -59,14 +67,24 @@ and keep everything queued for the next start.`,
 				return err
 			}
 			var kc *service.KafkaConfig
+			state := df.state
 			switch {
 			case len(brokers) > 0:
 				if !service.ValidKafkaRole(role) {
 					return usageErr("--role %q: want all, ingest, process or deliver", role)
 				}
-				kc = &service.KafkaConfig{Brokers: brokers, Role: role}
-			case cmd.Flags().Changed("role"):
-				return usageErr("--role needs --kafka-brokers (roles are of Kafka mode)")
+				kc = &service.KafkaConfig{Brokers: brokers, Role: role, InstanceID: instanceID}
+				if role == "process" || role == "deliver" {
+					// No state: integrations come from the integrations topic.
+					for _, f := range []string{"state", "ingest-listen"} {
+						if cmd.Flags().Changed(f) {
+							return usageErr("--%s is not used by role %s (it keeps no state and takes no events): run it on the process with role ingest or all", f, role)
+						}
+					}
+					state = ""
+				}
+			case cmd.Flags().Changed("role"), cmd.Flags().Changed("kafka-instance-id"):
+				return usageErr("--role and --kafka-instance-id need --kafka-brokers (they are of Kafka mode)")
 			}
 			log, err := df.logger(a.stderr)
 			if err != nil {
@@ -78,7 +96,7 @@ and keep everything queued for the next start.`,
 				return err
 			}
 			svc, err := service.New(service.Config{
-				StateDir:      df.state,
+				StateDir:      state,
 				SecretKeyFile: keyFile,
 				AdminListen:   adminListen,
 				IngestListen:  ingestListen,
@@ -94,7 +112,11 @@ and keep everything queued for the next start.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			fmt.Fprintf(a.stdout, "serving: admin http://%s, ingest http://%s, state %s\n", svc.AdminAddr(), svc.IngestAddr(), df.state)
+			if state == "" {
+				fmt.Fprintf(a.stdout, "serving: admin http://%s, kafka role %s, integrations from the integrations topic, no state\n", svc.AdminAddr(), role)
+			} else {
+				fmt.Fprintf(a.stdout, "serving: admin http://%s, ingest http://%s, state %s\n", svc.AdminAddr(), svc.IngestAddr(), state)
+			}
 			if err := svc.Run(ctx); err != nil {
 				return &exitError{code: 1, err: err}
 			}
@@ -111,7 +133,8 @@ and keep everything queued for the next start.`,
 	cmd.Flags().StringVar(&ingestListen, "ingest-listen", "127.0.0.1:8080", "event ingestion `ADDR`")
 	cmd.Flags().StringSliceVar(&brokers, "kafka-brokers", nil, "deliver through Kafka: seed brokers `host:port,...`")
 	cmd.Flags().StringVar(&role, "role", "all", "Kafka `role` of this process: all, ingest, process or deliver (needs --kafka-brokers)")
-	cmd.Flags().StringVar(&keyFile, "secret-key-file", "", "`FILE` holding the key that encrypts secrets at rest (default STATE/secret.key, created 0600 when absent)")
+	cmd.Flags().StringVar(&instanceID, "kafka-instance-id", "", "stable `ID` of this process in its Kafka consumer groups (group.instance.id), unique per process: restarted with it, a process takes its partitions back at once")
+	cmd.Flags().StringVar(&keyFile, "secret-key-file", "", "`FILE` holding the key that encrypts secrets at rest (default STATE/secret.key, created 0600 when absent); roles process and deliver need a copy of the owner's")
 	return cmd
 }
 
