@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,12 +13,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/blueprint-engine/blueprint/blueprints"
 	"github.com/blueprint-engine/blueprint/engine"
@@ -312,5 +316,79 @@ func TestServeKafkaFollowerStart(t *testing.T) {
 				t.Error("a key file was created")
 			}
 		})
+	}
+}
+
+// TestServeKafkaNotPublished: when the brokers refuse the integrations
+// topic's records, a change is saved in the state but answered 503
+// CONFIG_NOT_PUBLISHED; the next change publishes both, and a follower
+// applies them.
+func TestServeKafkaNotPublished(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var fail atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kr.(*kmsg.ProduceRequest)
+		if !fail.Load() { // (only the integrations topic is produced to meanwhile)
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	brokers := c.ListenAddrs()
+	h := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: 1}})
+	tok := h.login()
+	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button",
+		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
+	if st != 201 {
+		t.Fatalf("install: %d %v", st, out)
+	}
+	id := out["id"].(string)
+	del := startFollower(t, h, brokers, "deliver")
+	if n := metric(t, del.admin, "blueprint_integrations_bound"); n != 1 {
+		t.Fatalf("deliver role binds %v integrations, want 1", n)
+	}
+
+	fail.Store(true)
+	st, out, hdr := h.call("PATCH", "/v1/admin/integrations/"+id, tok, map[string]any{"name": "Button EU"})
+	if st != 503 || errCode(out) != "CONFIG_NOT_PUBLISHED" || hdr.Get("Retry-After") == "" {
+		t.Fatalf("PATCH with the topic refusing: %d %v, want 503 CONFIG_NOT_PUBLISHED", st, out)
+	}
+	if st, out, _ := h.call("GET", "/v1/admin/integrations/"+id, tok, nil); st != 200 || out["name"] != "Button EU" {
+		t.Fatalf("the change is not saved: %d %v", st, out)
+	}
+	fail.Store(false)
+	if st, out, _ := h.call("PATCH", "/v1/admin/integrations/"+id, tok, map[string]any{"enabled": false}); st != 200 {
+		t.Fatalf("PATCH: %d %v", st, out)
+	}
+	waitLong(t, 10*time.Second, "the follower to unbind the disabled integration", func() bool {
+		return metric(t, del.admin, "blueprint_integrations_bound") == 0
+	})
+	names := map[string]bool{}
+	for _, r := range readTopics(t, brokers)[kafka.IntegrationsTopic] {
+		i := bytes.IndexByte(r, '{')
+		var rec kafka.IntegrationRecord
+		if i < 0 || json.Unmarshal(r[i:], &rec) != nil {
+			t.Fatalf("unreadable record %q", r)
+		}
+		names[fmt.Sprintf("%s enabled=%v", rec.Name, rec.Enabled)] = true
+	}
+	if !names["Button enabled=true"] || !names["Button EU enabled=false"] || len(names) != 2 {
+		t.Errorf("the topic holds %v; want the install, then both changes in one record", names)
 	}
 }

@@ -46,6 +46,10 @@ func topicAAD(id string, revision int, key string) string {
 	return "integrations/" + id + "/" + strconv.Itoa(revision) + "/" + key
 }
 
+// codeNotPublished is the error code of a change saved in the state but
+// not published to the integrations topic.
+const codeNotPublished = "CONFIG_NOT_PUBLISHED"
+
 // republishEvery is how often a failed publish is tried again.
 const republishEvery = 5 * time.Second
 
@@ -206,8 +210,8 @@ func (s *Service) publishIntegrations(all []*store.Integration) error {
 		if err := s.sealRecord(&want); err != nil {
 			tc.dirty.Store(true)
 			s.log.Error("integration not published: its record could not be made", "integration", it.ID, "error", err.Error())
-			return errorf(http.StatusServiceUnavailable, "CONFIG_NOT_PUBLISHED",
-				"the change is saved, but integration %s could not be published to the %s topic for the processes with role process or deliver: %v", it.ID, kafka.IntegrationsTopic, err)
+			return errorf(http.StatusServiceUnavailable, codeNotPublished,
+				"integration %s is saved in the state, but its record for the %s topic could not be made (%v): the processes with role process or deliver do not have it", it.ID, kafka.IntegrationsTopic, err)
 		}
 		recs = append(recs, want)
 	}
@@ -228,8 +232,8 @@ func (s *Service) publishIntegrations(all []*store.Integration) error {
 	if err != nil {
 		tc.dirty.Store(true)
 		s.log.Error("integrations not published; retried every 5 s and at the next change", "integrations", len(recs), "deleted", len(gone), "error", err.Error())
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "CONFIG_NOT_PUBLISHED", RetryAfter: republishEvery,
-			Message: fmt.Sprintf("the change is saved, but could not be published to the %s topic for the processes with role process or deliver (%v); it is published again within seconds and at the next change", kafka.IntegrationsTopic, err)}
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeNotPublished, RetryAfter: republishEvery,
+			Message: fmt.Sprintf("the change is saved in the state, but could not be published to the %s topic for the processes with role process or deliver (%v); a running service publishes it again every %s and at the next change", kafka.IntegrationsTopic, err, republishEvery)}
 	}
 	for i := range recs {
 		r := recs[i]

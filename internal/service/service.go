@@ -182,6 +182,10 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	if err := s.rebind(); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Code == codeNotPublished {
+			return nil, &StartError{Code: codeNotPublished, Message: "the state's integrations could not be published to the integrations topic: " + ae.Message}
+		}
 		return nil, err
 	}
 	s.adminLn, err = net.Listen("tcp", cfg.AdminListen)
