@@ -19,7 +19,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/blueprint-engine/blueprint/runtime"
 	"github.com/blueprint-engine/blueprint/runtime/delivery"
 )
 
@@ -84,6 +83,8 @@ type DeadLetter struct {
 	Details       string          `json:"details"`
 	Fields        []string        `json:"fields"`
 	OriginalEvent json.RawMessage `json:"original_event,omitempty"`
+	// MessageID is the event's message id (a dead delivery's).
+	MessageID string `json:"message_id,omitempty"`
 	// Request, Status and Attempts describe a dead delivery.
 	Request  int `json:"request,omitempty"`
 	Status   int `json:"status,omitempty"`
@@ -121,7 +122,9 @@ type DLQIndex struct {
 	db   *bolt.DB
 	cl   *kgo.Client // replays' produces, end offsets
 
-	replayMu sync.Mutex // one replay at a time
+	replayMu  sync.Mutex // one replay at a time
+	closeOnce sync.Once
+	closeErr  error
 
 	mu      sync.Mutex
 	next    map[int32]int64 // the offset after the last record indexed
@@ -192,10 +195,14 @@ func OpenDLQIndex(opts DLQIndexOptions) (*DLQIndex, error) {
 	return x, nil
 }
 
-// Close disconnects and closes the file. Stop Run first.
+// Close disconnects and closes the file (once: later calls return the
+// first's error). Stop Run first; a call made after Close fails.
 func (x *DLQIndex) Close() error {
-	x.cl.Close()
-	return x.db.Close()
+	x.closeOnce.Do(func() {
+		x.cl.Close()
+		x.closeErr = x.db.Close()
+	})
+	return x.closeErr
 }
 
 // Run reads dlq-events into the index until ctx is done: every partition,
@@ -423,6 +430,7 @@ func (x *DLQIndex) parse(r *kgo.Record) DeadLetter {
 		}
 		dl.ID, dl.Error, dl.Details, dl.OriginalEvent = dr.ItemID, dr.Error, dr.Details, dr.OriginalEvent
 		dl.Request, dl.Status, dl.Attempts = dr.Request, dr.Status, dr.Attempts
+		dl.MessageID = messageID(dr.OriginalEvent)
 		if dr.Fields != nil {
 			dl.Fields = dr.Fields
 		}
@@ -744,7 +752,7 @@ func (x *DLQIndex) Replay(ctx context.Context, b delivery.Binding, ids []string,
 			continue
 		}
 		v, err := json.Marshal(DeliveryRecord{ID: dl.ID, IntegrationID: id, Blueprint: b.Ref, Variant: b.Integration.Variant(), Request: dl.Request,
-			MessageID: messageID(b.Integration, dl.OriginalEvent), Event: dl.OriginalEvent, CreatedAt: now})
+			MessageID: b.Integration.Redact(dl.MessageID), Event: dl.OriginalEvent, CreatedAt: now})
 		if err != nil {
 			return res, fmt.Errorf("kafka: dlq replay: %w", err)
 		}
@@ -830,11 +838,11 @@ func isObject(b []byte) bool {
 	return len(b) > 0 && b[0] == '{'
 }
 
-// messageID is the event's message id as send.Items records it (redacted).
-func messageID(in *runtime.Integration, event []byte) string {
+// messageID is the event's message id, read as send.Items reads it.
+func messageID(event []byte) string {
 	m := gjson.GetBytes(event, "message_id")
 	if !m.Exists() || m.String() == "" {
 		m = gjson.GetBytes(event, "messageId")
 	}
-	return in.Redact(m.String())
+	return m.String()
 }
