@@ -41,8 +41,8 @@ With --kafka-brokers host:port,... delivery runs on Kafka (docs/kafka.md):
 ingest answers 200 once the events are on raw-events (acks=all), and
 --role (default all) says which of the ingest, process and deliver roles
 this process runs. The state directory still holds users, sources and
-integrations; the outbox is not used, and the dead-letter API answers 501
-(dead letters are on the dlq-events topic).
+integrations; the outbox is not used, and the dead-letter API reads and
+replays the dlq-events topic through an index in STATE/dlq-index.db.
 
 A long-running service trades memory for CPU: unless GOGC or GOMEMLIMIT
 is set in the environment, serve runs the Go garbage collector at GOGC=400

@@ -377,7 +377,13 @@ func (x *DLQIndex) index(recs []*kgo.Record) error {
 		return err
 	}
 	for _, dl := range unreadable {
-		x.opts.Logger.Error("dlq index: unreadable dead letter", "integration", dl.IntegrationID, "partition", dl.Partition, "offset", dl.Offset, "reason", dl.Unreadable)
+		if dl.IntegrationID == "" {
+			x.opts.Logger.Error("dlq index: a dlq-events record names no integration: it cannot be listed (kept in the index's unattributed bucket)",
+				"partition", dl.Partition, "offset", dl.Offset, "reason", dl.Unreadable)
+			continue
+		}
+		x.opts.Logger.Error("dlq index: unreadable dead letter, listed with its reason", "integration", dl.IntegrationID, "id", dl.ID,
+			"partition", dl.Partition, "offset", dl.Offset, "reason", dl.Unreadable)
 	}
 	x.mu.Lock()
 	for p, n := range next {

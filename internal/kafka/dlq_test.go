@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,9 +41,31 @@ func bind(t *testing.T, key string) delivery.Binding {
 	return delivery.Binding{Name: intID, Ref: "button@0.1.0", Integration: in}
 }
 
-func openIndex(t *testing.T, cfg Config, path string, maxRejects int) *DLQIndex {
+// logBuffer is a log destination safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func openIndex(t *testing.T, cfg Config, path string, maxRejects int, logs ...*logBuffer) *DLQIndex {
 	t.Helper()
-	x, err := OpenDLQIndex(DLQIndexOptions{Config: cfg, Path: path, MaxRejects: maxRejects})
+	log := slog.New(slog.DiscardHandler)
+	if len(logs) > 0 {
+		log = slog.New(slog.NewTextHandler(logs[0], nil))
+	}
+	x, err := OpenDLQIndex(DLQIndexOptions{Config: cfg, Path: path, MaxRejects: maxRejects, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +106,8 @@ func TestDLQIndexReplay(t *testing.T) {
 	v := newVendor(t)
 	reg := NewRegistry(bind(t, wrongKey))
 	path := filepath.Join(t.TempDir(), DLQIndexFile)
-	x := openIndex(t, cfg, path, 0)
+	var logs logBuffer
+	x := openIndex(t, cfg, path, 0, &logs)
 	stopX := run(t, x.Run)
 
 	ing, err := NewIngester(cfg)
@@ -128,6 +154,10 @@ func TestDLQIndexReplay(t *testing.T) {
 	}
 	if bad.Kind != KindDelivery || bad.Unreadable == "" || !bytes.Contains([]byte(bad.Details), []byte("could not be read")) {
 		t.Fatalf("unreadable: %+v", bad)
+	}
+	// The record naming no integration cannot be listed: it is logged.
+	if l := logs.String(); !strings.Contains(l, "names no integration") || !strings.Contains(l, "listed with its reason") {
+		t.Fatalf("unreadable records not logged: %s", l)
 	}
 	if _, err := x.Get(intID, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get of an unknown ID: %v", err)
@@ -241,5 +271,28 @@ func TestDLQIndexKeepsNewestRejects(t *testing.T) {
 	dl, err := x.Get(intID, "abc123")
 	if err != nil || dl.Status != 403 || dl.Records != 2 {
 		t.Fatalf("died again: %+v %v", dl, err)
+	}
+}
+
+// TestDLQIndexUnavailable: a replay that cannot catch up with dlq-events
+// (the index is not running) or reach Kafka is ErrUnavailable, and
+// replays nothing.
+func TestDLQIndexUnavailable(t *testing.T) {
+	cfg := cluster(t)
+	x := openIndex(t, cfg, filepath.Join(t.TempDir(), DLQIndexFile), 0)
+	defer x.Close()
+	v, _ := json.Marshal(delivery.RejectRecord{Error: "missing_required_field", Fields: []string{}, IntegrationID: intID, OriginalEvent: json.RawMessage(`{}`)})
+	produce(t, cfg, &kgo.Record{Topic: DLQEvents, Value: v})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := x.Replay(ctx, bind(t, secret), nil, time.Now()); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("replay without the index running: %v", err)
+	}
+	bad := openIndex(t, Config{Brokers: []string{"127.0.0.1:1"}}, filepath.Join(t.TempDir(), DLQIndexFile), 0)
+	defer bad.Close()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	if err := bad.Sync(ctx2); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("sync without a broker: %v", err)
 	}
 }
