@@ -19,12 +19,12 @@ type Escape uint8
 
 // Escapes.
 const (
-	EscapeNone  Escape = iota // headers and auth: as is
-	EscapeHost                // one DNS label, checked, never escaped
-	EscapePath                // percent-encoded as a path segment
-	EscapeQuery               // percent-encoded as a query component
-	EscapePort                // the URL's port: digits, checked, never escaped
-	EscapeHeader              // a header value: as is, without control characters (checked)
+	EscapeNone   Escape = iota // headers and auth: as is
+	EscapeHost                 // one DNS label, checked, never escaped
+	EscapePath                 // percent-encoded as a path segment
+	EscapeQuery                // percent-encoded as a query component
+	EscapePort                 // the URL's port: digits, checked, never escaped
+	EscapeHeader               // a header value: as is, without control characters (checked)
 )
 
 // template parses text with {config.KEY} and {values.NAME} placeholders.

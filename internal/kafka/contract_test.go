@@ -47,7 +47,9 @@ type kafkaSystem struct {
 	reg *StaticRegistry
 }
 
-func (s kafkaSystem) Feed(ctx context.Context, events ...[]byte) error { return s.ing.Ingest(ctx, events...) }
+func (s kafkaSystem) Feed(ctx context.Context, events ...[]byte) error {
+	return s.ing.Ingest(ctx, events...)
+}
 
 func (s kafkaSystem) Rebind(bs ...delivery.Binding) error {
 	s.reg.Set(bs...)
