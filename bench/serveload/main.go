@@ -144,6 +144,27 @@ func startServe(c config, state, adminAddr, ingestAddr, vendorURL string) (*serv
 	return s, nil
 }
 
+// procMem reads a process's resident anonymous memory and resident
+// file-mapped pages (RssAnon, RssFile of /proc/PID/status, bytes).
+func procMem(pid int) (anon, file int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	kb := func(v string) int64 {
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		return n << 10
+	}
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(l, "RssAnon:"); ok {
+			anon = kb(v)
+		} else if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
+			file = kb(v)
+		}
+	}
+	return anon, file
+}
+
 // procStatus reads peak RSS (VmHWM, bytes) and CPU time of a process.
 func procStatus(pid int) (hwm int64, cpu time.Duration) {
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
@@ -413,6 +434,7 @@ func run(c config) error {
 	var downtime time.Duration
 	killDone := false
 	tick := time.NewTicker(time.Second)
+	var peakAnon, peakFile int64 // sampled each second, both processes
 	killAt := start.Add(c.duration / 2)
 	for loadDone := false; !loadDone; {
 		select {
@@ -420,6 +442,10 @@ func run(c config) error {
 			loadDone = true
 		case now := <-tick.C:
 			samples = append(samples, sample{now.Sub(start), fake.Stats().Created})
+			restarting.Lock()
+			anon, file := procMem(srv.cmd.Process.Pid)
+			restarting.Unlock()
+			peakAnon, peakFile = max(peakAnon, anon), max(peakFile, file)
 			if c.kill && !killDone && now.After(killAt) {
 				killDone = true
 				restarting.Lock()
@@ -510,6 +536,7 @@ func run(c config) error {
 		createdAtEnd, float64(createdAtEnd)/secs, steady, stats.Created, drained.Seconds(), float64(stats.Created)/total.Seconds())
 	fmt.Printf("button:    %d requests, %d orders created, %d retried creates answered 409, %d other errors\n",
 		stats.Requests, stats.Created, stats.Duplicates, stats.Unauthorized+stats.BadRequests+stats.NotFound+stats.MethodNotAllowed)
+	fmt.Printf("memory:    peak anonymous RSS %s (heap, stacks), peak file-mapped RSS %s (the outbox file's pages, reclaimable), sampled each second\n", mb(peakAnon), mb(peakFile))
 	if c.kill {
 		fmt.Printf("serve:     peak RSS %s before the kill, %s after the restart; CPU %.1f s + %.1f s; outbox dead letters %v; final requests (restarted process) %v\n",
 			mb(hwm1), mb(hwm2), cpu1.Seconds(), cpu2.Seconds(), dead, finals)

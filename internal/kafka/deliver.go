@@ -47,6 +47,12 @@ type DelivererOptions struct {
 	// does not know (disabled, not yet distributed) waits before it is
 	// looked at again, without counting an attempt (default 1 minute).
 	UnknownWait time.Duration
+	// ReparkAfter is how long a record not yet due is held before it is
+	// produced again to the tail of the retry topic and settled, so that
+	// its partition's committed offset moves past it (default 10 minutes).
+	// A crash then makes the next owner read again at most ReparkAfter's
+	// worth of records behind a request that waits for hours.
+	ReparkAfter time.Duration
 	// Metrics receives each request's final state (Final). Give the
 	// Sender's Options.Metrics the same value to see attempts too.
 	Metrics send.Metrics
@@ -57,6 +63,9 @@ type DelivererOptions struct {
 // DeliverStats counts what a Deliverer did.
 type DeliverStats struct {
 	Attempts, Delivered, Retried, Dead, Skipped atomic.Int64
+	// Reparked counts records produced again to the retry topic's tail
+	// after waiting ReparkAfter (no attempt made).
+	Reparked atomic.Int64
 }
 
 // Deliverer is the deliver role for one integration. Run it; Stats counts.
@@ -107,6 +116,7 @@ type entry struct {
 	key    []byte
 	rec    DeliveryRecord
 	due    time.Time
+	read   time.Time // when this deliverer read it (ReparkAfter counts from it)
 }
 
 // NewDeliverer returns a Deliverer.
@@ -122,6 +132,9 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 	}
 	if opts.UnknownWait <= 0 {
 		opts.UnknownWait = time.Minute
+	}
+	if opts.ReparkAfter <= 0 {
+		opts.ReparkAfter = 10 * time.Minute
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -201,11 +214,12 @@ func (d *Deliverer) nextWait() time.Duration {
 
 // outcome is what an attempt leads to.
 type outcome struct {
-	e     *entry
-	keep  bool        // not settled (shut down before an answer)
-	out   *kgo.Record // to produce before the record is settled
-	final *send.FinalInfo
-	crash bool
+	e      *entry
+	keep   bool        // not settled (shut down before an answer)
+	out    *kgo.Record // to produce before the record is settled
+	final  *send.FinalInfo
+	crash  bool
+	repark bool // out is the record again, produced to the retry topic's tail
 }
 
 func (d *Deliverer) step(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) error {
@@ -231,14 +245,19 @@ func (d *Deliverer) step(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) er
 		if due.IsZero() {
 			due = now
 		}
-		ps.pending[r.Offset] = &entry{tp: k, offset: r.Offset, key: r.Key, rec: rec, due: due}
+		ps.pending[r.Offset] = &entry{tp: k, offset: r.Offset, key: r.Key, rec: rec, due: due, read: now}
 	})
-	// The due records, earliest first, up to Concurrency.
+	// The due records, earliest first, up to Concurrency; the ones held
+	// ReparkAfter and not due go to the retry topic's tail as they are.
 	var due []*entry
+	var outs []outcome
 	for _, ps := range d.parts {
 		for _, e := range ps.pending {
-			if !e.due.After(now) {
+			switch {
+			case !e.due.After(now):
 				due = append(due, e)
+			case now.Sub(e.read) >= d.opts.ReparkAfter:
+				outs = append(outs, outcome{e: e, out: d.retryRecord(e, e.rec), repark: true})
 			}
 		}
 	}
@@ -251,13 +270,14 @@ func (d *Deliverer) step(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) er
 	if len(due) > d.opts.Concurrency {
 		due = due[:d.opts.Concurrency]
 	}
-	outs := make([]outcome, len(due))
+	tried := make([]outcome, len(due))
 	var wg sync.WaitGroup
 	actx := context.WithoutCancel(ctx) // attempts in flight finish
 	for i, e := range due {
-		wg.Go(func() { outs[i] = d.attempt(actx, e) })
+		wg.Go(func() { tried[i] = d.attempt(actx, e) })
 	}
 	wg.Wait()
+	outs = append(outs, tried...)
 	for _, o := range outs {
 		if o.crash {
 			d.crashed.Store(true)
@@ -285,6 +305,9 @@ func (d *Deliverer) step(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) er
 			continue
 		}
 		delete(d.parts[o.e.tp].pending, o.e.offset)
+		if o.repark {
+			d.Stats.Reparked.Add(1)
+		}
 		if o.final != nil {
 			d.opts.metrics().Final(*o.final)
 		}
@@ -412,7 +435,7 @@ func (d *Deliverer) attempt(ctx context.Context, e *entry) outcome {
 		}
 		return d.dead(e, in, rec, ErrorNotDeliverable, 0, msg, now)
 	}
-	a := d.opts.Sender.Do(ctx, in, id, res.Requests[rec.Request])
+	a := d.opts.Sender.DoItem(ctx, in, id, rec.ID, res.Requests[rec.Request])
 	d.Stats.Attempts.Add(1)
 	if d.afterAttempt != nil && d.afterAttempt(rec, a) {
 		return outcome{e: e, crash: true}
