@@ -15,30 +15,16 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/blueprint-engine/blueprint/blueprints"
-	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/runtime"
 	"github.com/blueprint-engine/blueprint/runtime/delivery"
+	"github.com/blueprint-engine/blueprint/runtime/delivery/deliverytest"
 	"github.com/blueprint-engine/blueprint/runtime/send"
 )
 
 const wrongKey = "sk-wrong-Kq81SECRET"
 
-func bind(t *testing.T, key string) delivery.Binding {
-	t.Helper()
-	cat, err := engine.NewCatalog(blueprints.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bp, _, err := cat.Compile("button@0.1.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := runtime.Bind(bp, "default", map[string]any{"application_id": "app-abc123", "api_key": key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return delivery.Binding{Name: intID, Ref: "button@0.1.0", Integration: in}
+func bindButton(t *testing.T, key string) delivery.Binding {
+	return deliverytest.BindButton(t, intID, key)
 }
 
 // logBuffer is a log destination safe for concurrent use.
@@ -104,7 +90,7 @@ func ids(dls []DeadLetter) []string {
 func TestDLQIndexReplay(t *testing.T) {
 	cfg := cluster(t)
 	v := newVendor(t)
-	reg := NewRegistry(bind(t, wrongKey))
+	reg := NewRegistry(bindButton(t, wrongKey))
 	path := filepath.Join(t.TempDir(), DLQIndexFile)
 	var logs logBuffer
 	x := openIndex(t, cfg, path, 0, &logs)
@@ -167,7 +153,7 @@ func TestDLQIndexReplay(t *testing.T) {
 	}
 
 	// An unknown delivery ID: nothing replayed.
-	fixed := bind(t, secret)
+	fixed := bindButton(t, secret)
 	if _, err := x.Replay(ctx, fixed, []string{dead[0].ID, "nope"}, time.Now()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("replay of an unknown ID: %v", err)
 	}
@@ -260,7 +246,7 @@ func TestDLQIndexKeepsNewestRejects(t *testing.T) {
 	if len(list) != 4 || list[0].ID != "abc123" || string(list[1].OriginalEvent) != `{"n":5}` || string(list[3].OriginalEvent) != `{"n":3}` {
 		t.Fatalf("list: %+v", list)
 	}
-	b := bind(t, secret)
+	b := bindButton(t, secret)
 	if res, err := x.Replay(ctx, b, []string{"abc123"}, time.Now()); err != nil || res.Replayed != 1 {
 		t.Fatalf("replay: %+v %v", res, err)
 	}
@@ -285,7 +271,7 @@ func TestDLQIndexUnavailable(t *testing.T) {
 	produce(t, cfg, &kgo.Record{Topic: DLQEvents, Value: v})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if _, err := x.Replay(ctx, bind(t, secret), nil, time.Now()); !errors.Is(err, ErrUnavailable) {
+	if _, err := x.Replay(ctx, bindButton(t, secret), nil, time.Now()); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("replay without the index running: %v", err)
 	}
 	bad := openIndex(t, Config{Brokers: []string{"127.0.0.1:1"}}, filepath.Join(t.TempDir(), DLQIndexFile), 0)
