@@ -17,8 +17,8 @@ import (
 // mode's shapes, order and codes: see docs/kafka.md#dead-letters-and-replay.
 
 // replayTimeout bounds a replay: catching up with dlq-events, producing
-// its records and their acknowledgement.
-const replayTimeout = 15 * time.Second
+// its records and their acknowledgement (a variable for tests).
+var replayTimeout = 15 * time.Second
 
 // scrub scrubs an event of the integration's current secrets before the
 // index stores it (its producer scrubbed it already, with the revision of

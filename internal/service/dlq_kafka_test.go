@@ -300,3 +300,45 @@ func TestServeKafkaDLQSplitRoles(t *testing.T) {
 		t.Fatalf("replayed record: %s", recs[0].Value)
 	}
 }
+
+// TestServeKafkaDLQUnavailable: with Kafka gone, the dead letters are
+// still listed (from the index), and a replay is 503 UNAVAILABLE with
+// Retry-After, nothing marked replayed.
+func TestServeKafkaDLQUnavailable(t *testing.T) {
+	defer service.SetReplayTimeout(500 * time.Millisecond)()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	h := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: c.ListenAddrs(), Role: "ingest", Partitions: 1}})
+	tok := h.login()
+	id := installButton(t, h, tok, "Button", apiKey)
+	base := "/v1/admin/integrations/" + id + "/dlq"
+	dead, _ := json.Marshal(kafka.DeadRecord{RejectRecord: delivery.RejectRecord{Error: kafka.ErrorDeliveryFailed, Fields: []string{}, IntegrationID: id,
+		OriginalEvent: order("gone-1")}, Kind: kafka.KindDelivery, ItemID: "00112233445566778899aabbccddeeff", Status: 401, Attempts: 1})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = cl.ProduceSync(ctx, &kgo.Record{Topic: kafka.DLQEvents, Value: dead}).FirstErr()
+	cl.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the dead letter", func() bool {
+		_, out, _ := h.call("GET", base, tok, nil)
+		d, _ := out["data"].([]any)
+		return len(d) == 1
+	})
+	c.Close()
+	st, out, hdr := h.call("POST", base+"/replay", tok, map[string]bool{"all": true})
+	if st != 503 || errCode(out) != "UNAVAILABLE" || hdr.Get("Retry-After") == "" {
+		t.Fatalf("replay with Kafka gone: %d %v %v", st, out, hdr)
+	}
+	if st, out, _ := h.call("GET", base+"/00112233445566778899aabbccddeeff", tok, nil); st != 200 || out["status"] != float64(401) {
+		t.Fatalf("the dead letter after a failed replay: %d %v", st, out)
+	}
+}

@@ -9,3 +9,11 @@ func SetLiveRecheck(d time.Duration) (restore func()) {
 	liveRecheck = d
 	return func() { liveRecheck = old }
 }
+
+// SetReplayTimeout sets the bound of a Kafka-mode replay, for a test; it
+// returns the old value's restore.
+func SetReplayTimeout(d time.Duration) (restore func()) {
+	old := replayTimeout
+	replayTimeout = d
+	return func() { replayTimeout = old }
+}
