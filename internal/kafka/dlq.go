@@ -346,6 +346,9 @@ func (x *DLQIndex) waitFor(ctx context.Context, want map[int32]int64) error {
 	}
 }
 
+// maxIDLen bounds the integration and item IDs the index keys by.
+const maxIDLen = 256
+
 func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
 // index writes a poll's records and the offsets after them in one
@@ -402,7 +405,9 @@ func (x *DLQIndex) parse(r *kgo.Record) DeadLetter {
 	at := r.Timestamp.UTC()
 	dl := DeadLetter{Kind: KindReject, Fields: []string{}, Key: r.Key, Partition: r.Partition, Offset: r.Offset, Records: 1, FirstAt: at, At: at}
 	v := r.Value
-	if g := gjson.GetBytes(v, "integration_id"); g.Type == gjson.String {
+	if g := gjson.GetBytes(v, "integration_id"); g.Type == gjson.String && len(g.Str) <= maxIDLen {
+		// (A longer one is no integration's, and would not fit a bbolt key:
+		// the record is unattributed rather than stopping the index.)
 		dl.IntegrationID = g.Str
 	}
 	kind := gjson.GetBytes(v, "kind")
@@ -431,7 +436,7 @@ func (x *DLQIndex) parse(r *kgo.Record) DeadLetter {
 		if err := json.Unmarshal(v, &dr); err != nil {
 			return unreadable(err.Error())
 		}
-		if dr.ItemID == "" || strings.HasPrefix(dr.ItemID, RejectIDPrefix) {
+		if dr.ItemID == "" || len(dr.ItemID) > maxIDLen || strings.HasPrefix(dr.ItemID, RejectIDPrefix) {
 			return unreadable(fmt.Sprintf("item_id %q is not an item ID", dr.ItemID))
 		}
 		dl.ID, dl.Error, dl.Details, dl.OriginalEvent = dr.ItemID, dr.Error, dr.Details, dr.OriginalEvent

@@ -233,7 +233,10 @@ func TestDLQIndexKeepsNewestRejects(t *testing.T) {
 			OriginalEvent: json.RawMessage(`{"messageId":"m-1"}`)}, Kind: KindDelivery, ItemID: "abc123", Status: status, Attempts: 1})
 		return &kgo.Record{Topic: DLQEvents, Key: []byte("u-1"), Value: v}
 	}
-	produce(t, cfg, deadRec(401), rejectRec(1), rejectRec(2), rejectRec(3), rejectRec(4), rejectRec(5))
+	// An item ID bbolt could not hold as a key is an unreadable dead
+	// letter: it does not stop the index.
+	huge := &kgo.Record{Topic: DLQEvents, Key: []byte("u-1"), Value: []byte(`{"kind":"delivery","integration_id":"int_other","item_id":"` + strings.Repeat("x", 40_000) + `","error":"e","fields":[],"original_event":null}`)}
+	produce(t, cfg, huge, deadRec(401), rejectRec(1), rejectRec(2), rejectRec(3), rejectRec(4), rejectRec(5))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := x.Sync(ctx); err != nil {
@@ -245,6 +248,9 @@ func TestDLQIndexKeepsNewestRejects(t *testing.T) {
 	}
 	if len(list) != 4 || list[0].ID != "abc123" || string(list[1].OriginalEvent) != `{"n":5}` || string(list[3].OriginalEvent) != `{"n":3}` {
 		t.Fatalf("list: %+v", list)
+	}
+	if other, err := x.List("int_other"); err != nil || len(other) != 1 || other[0].Error != ErrorUnreadable || other[0].Kind != KindDelivery {
+		t.Fatalf("the huge item ID: %+v %v", other, err)
 	}
 	b := bindButton(t, secret)
 	if res, err := x.Replay(ctx, b, []string{"abc123"}, time.Now()); err != nil || res.Replayed != 1 {
