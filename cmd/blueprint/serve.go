@@ -49,8 +49,8 @@ sealed with the owner's key, so they need a copy of its key file in
 --secret-key-file; their admin listener serves /metrics, /healthz and
 /readyz only. --kafka-instance-id gives each process a stable identity in
 its consumer groups, so that a restarted process takes its partitions back
-at once. The outbox is not used, and the dead-letter API answers 501 (dead
-letters are on the dlq-events topic).
+at once. The outbox is not used, and the owner's dead-letter API reads and
+replays the dlq-events topic through an index in STATE/dlq-index.db.
 
 A long-running service trades memory for CPU: unless GOGC or GOMEMLIMIT
 is set in the environment, serve runs the Go garbage collector at GOGC=400

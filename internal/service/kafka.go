@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -51,6 +51,7 @@ type kafkaMode struct {
 	parts  int32
 	reg    *kafka.StaticRegistry
 	ing    *kafka.Ingester // nil unless the role ingests
+	dlq    *kafka.DLQIndex // the dead-letter API's index of dlq-events (roles all and ingest; nil in process and deliver)
 	sender *send.Sender
 	policy send.Policy
 	conc   int
@@ -76,8 +77,9 @@ func (k *kafkaMode) delivers() bool  { return k.role == "all" || k.role == "deli
 func follows(role string) bool { return role == "process" || role == "deliver" }
 
 // newKafka checks the config, creates raw-events, dlq-events and the
-// integrations topic, connects the ingester when the role ingests, and
-// reads the integrations topic (openConfig). key is the deployment's
+// integrations topic, opens the dead-letter index (the owner of the
+// state), connects the ingester when the role ingests, and reads the
+// integrations topic (openConfig). key is the deployment's
 // secret key, which seals secret config on the integrations topic.
 func newKafka(s *Service, kc *KafkaConfig, key []byte) (*kafkaMode, error) {
 	if len(kc.Brokers) == 0 {
@@ -113,9 +115,17 @@ func newKafka(s *Service, kc *KafkaConfig, key []byte) (*kafkaMode, error) {
 	if err := kafka.EnsureIntegrationsTopic(ctx, k.cfg); err != nil {
 		return nil, &StartError{Code: "INTEGRATIONS_TOPIC", Message: err.Error()}
 	}
+	var err error
+	if !follows(role) { // the dead-letter API is the owner's: roles process and deliver keep no state
+		k.dlq, err = kafka.OpenDLQIndex(kafka.DLQIndexOptions{Config: k.cfg, Path: filepath.Join(s.cfg.StateDir, kafka.DLQIndexFile),
+			Scrub: k.scrub, Logger: s.log.With("role", "dlq"), Now: s.cfg.Now})
+		if err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+	}
 	if k.ingests() {
-		var err error
 		if k.ing, err = kafka.NewIngester(k.cfg); err != nil {
+			k.close()
 			return nil, fmt.Errorf("serve: %w", err)
 		}
 	}
@@ -205,6 +215,9 @@ func (k *kafkaMode) start(ctx context.Context) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.ctx, k.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if k.dlq != nil {
+		k.supervise(k.ctx, "dlq index", k.dlq.Run)
+	}
 	if k.processes() {
 		p := kafka.NewProcessor(kafka.ProcessorOptions{Config: k.cfg, Registry: k.reg, OnDecision: k.s.onDecision, Logger: k.log.With("role", "process")})
 		k.supervise(k.ctx, "process", func(ctx context.Context) error {
@@ -252,9 +265,11 @@ func (k *kafkaMode) close() {
 		k.ing = nil
 	}
 	k.config.close()
+	if k.dlq != nil {
+		// Closed once; a request still using it gets an error, not a nil.
+		if err := k.dlq.Close(); err != nil {
+			k.log.Error("kafka: dlq index not closed cleanly", "error", err.Error())
+		}
+		k.dlq = nil
+	}
 }
-
-// errKafkaDLQ answers the dead-letter API in Kafka mode: dead letters and
-// rejects are on the dlq-events topic, not in the state directory.
-var errKafkaDLQ = errorf(http.StatusNotImplemented, "NOT_IMPLEMENTED",
-	"in Kafka mode dead letters and rejected events are records of the %s topic (docs/kafka.md); this API does not read it yet", kafka.DLQEvents)

@@ -117,7 +117,11 @@ const (
 )
 
 // Bind binds Button 0.1.0 (default variant) with apiKey as Integration.
-func Bind(t testing.TB, apiKey string) delivery.Binding {
+func Bind(t testing.TB, apiKey string) delivery.Binding { return BindButton(t, Integration, apiKey) }
+
+// BindButton binds Button 0.1.0 (default variant, application app-abc123)
+// with apiKey, named name.
+func BindButton(t testing.TB, name, apiKey string) delivery.Binding {
 	t.Helper()
 	cat, err := engine.NewCatalog(blueprints.FS)
 	if err != nil {
@@ -127,11 +131,11 @@ func Bind(t testing.TB, apiKey string) delivery.Binding {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := runtime.Bind(bp, "default", map[string]any{"application_id": "app-contract", "api_key": apiKey})
+	in, err := runtime.Bind(bp, "default", map[string]any{"application_id": "app-abc123", "api_key": apiKey})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return delivery.Binding{Name: Integration, Ref: "button@0.1.0", Integration: in}
+	return delivery.Binding{Name: name, Ref: "button@0.1.0", Integration: in}
 }
 
 // Order is a Button order whose order_id is id: its prefix says how the
