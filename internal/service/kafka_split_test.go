@@ -91,7 +91,8 @@ func metric(t *testing.T, base, name string) float64 {
 // deliver). The followers learn every change from the integrations
 // topic: an install (an order posted right after the 201 is delivered:
 // the processor waits for the config its event was accepted under), a
-// PATCH rotating the API key (the deliverer sends with the new one), a
+// PATCH rotating the API key (the deliverer sends with the new one; the
+// 401 under the wrong one is listed in the owner's dead-letter view), a
 // disable, an enable and a delete. Then every record of every topic but
 // raw-events is read and grepped for both API keys and their base64
 // forms: none.
@@ -159,6 +160,13 @@ func TestServeKafkaSplit(t *testing.T) {
 	if _, ok := h.fake.Order("split-2"); ok {
 		t.Error("split-2 was created with a key the fake refuses")
 	}
+	// The deliver process's dead letter reaches the owner's dead-letter
+	// view through dlq-events.
+	waitLong(t, deadline, "split-2's 401 listed by the owner", func() bool {
+		_, out, _ := h.call("GET", "/v1/admin/integrations/"+id+"/dlq?kind=delivery", tok, nil)
+		d, _ := out["data"].([]any)
+		return len(d) == 1 && d[0].(map[string]any)["status"] == float64(401)
+	})
 
 	// Disable, enable, delete: the followers' registries follow.
 	bound := func(want float64) {
@@ -171,7 +179,7 @@ func TestServeKafkaSplit(t *testing.T) {
 	bound(0)
 	patch(map[string]any{"enabled": true})
 	bound(1)
-	if st, out, _ := h.call("DELETE", "/v1/admin/integrations/"+id, tok, nil); st != 204 {
+	if st, out, _ := h.call("DELETE", "/v1/admin/integrations/"+id+"?force=true", tok, nil); st != 204 { // split-2's dead letter dropped
 		t.Fatalf("delete: %d %v", st, out)
 	}
 	bound(0)
