@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,6 +118,9 @@ type entry struct {
 	rec    DeliveryRecord
 	due    time.Time
 	read   time.Time // when this deliverer read it (ReparkAfter counts from it)
+	// config is the record's ConfigHeader (0: none): the integrations
+	// topic's offset its event was accepted under.
+	config int64
 }
 
 // NewDeliverer returns a Deliverer.
@@ -214,7 +218,8 @@ func (d *Deliverer) nextWait() time.Duration {
 // outcome is what an attempt leads to.
 type outcome struct {
 	e      *entry
-	keep   bool        // not settled (shut down before an answer)
+	keep   bool        // not settled: looked at again after later (config not applied yet)
+	later  time.Duration
 	out    *kgo.Record // to produce before the record is settled
 	final  *send.FinalInfo
 	crash  bool
@@ -244,7 +249,7 @@ func (d *Deliverer) step(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) er
 		if due.IsZero() {
 			due = now
 		}
-		ps.pending[r.Offset] = &entry{tp: k, offset: r.Offset, key: r.Key, rec: rec, due: due, read: now}
+		ps.pending[r.Offset] = &entry{tp: k, offset: r.Offset, key: r.Key, rec: rec, due: due, read: now, config: configOffset(r)}
 	})
 	// The due records, earliest first, up to Concurrency; the ones held
 	// ReparkAfter and not due go to the retry topic's tail as they are.
@@ -301,6 +306,7 @@ func (d *Deliverer) step(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) er
 	}
 	for _, o := range outs {
 		if o.keep {
+			o.e.due = d.opts.Now().Add(o.later)
 			continue
 		}
 		delete(d.parts[o.e.tp].pending, o.e.offset)
@@ -415,6 +421,13 @@ func (d *Deliverer) attempt(ctx context.Context, e *entry) outcome {
 	rec := e.rec
 	id := d.opts.IntegrationID
 	log := d.opts.Logger.With("integration", id, "item", rec.ID, "message_id", rec.MessageID)
+	if w, ok := d.opts.Registry.(ConfigWaiter); ok && e.config > 0 && !w.HasConfig(e.config) {
+		// Built under a config this process has not read yet (a key
+		// rotated just before the event): sent once it has, held here
+		// meanwhile (a record held ReparkAfter is reparked as any).
+		log.Debug("request held: the integrations topic is not applied up to its config here", "config_offset", e.config)
+		return outcome{e: e, keep: true, later: configRecheck}
+	}
 	in, ok := d.opts.Registry.Integration(rec.IntegrationID)
 	if !ok || rec.IntegrationID != id {
 		// Disabled, or its revision not here yet: looked at again later,
@@ -467,8 +480,16 @@ func (d *Deliverer) attempt(ctx context.Context, e *entry) outcome {
 
 func (d *Deliverer) retryRecord(e *entry, rec DeliveryRecord) *kgo.Record {
 	v, _ := json.Marshal(rec) // a DeliveryRecord always marshals
-	return &kgo.Record{Topic: RetryTopic(d.opts.IntegrationID), Key: e.key, Value: v}
+	r := &kgo.Record{Topic: RetryTopic(d.opts.IntegrationID), Key: e.key, Value: v}
+	if e.config > 0 {
+		r.Headers = []kgo.RecordHeader{{Key: ConfigHeader, Value: strconv.AppendInt(nil, e.config, 10)}}
+	}
+	return r
 }
+
+// configRecheck is how often a deliverer looks again at a request held
+// for its config.
+const configRecheck = 100 * time.Millisecond
 
 func (d *Deliverer) dead(e *entry, in *runtime.Integration, rec DeliveryRecord, code string, status int, msg string, now time.Time) outcome {
 	d.Stats.Dead.Add(1)

@@ -13,6 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/blueprint-engine/blueprint/runtime/delivery/deliverytest"
+	"github.com/blueprint-engine/blueprint/runtime/send"
 )
 
 // TestEnsureIntegrationsTopic: created with one partition and
@@ -252,4 +255,42 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestDelivererWaitsForConfig: a request whose event was accepted under a
+// config this deliverer has not applied yet (a key rotated just before
+// the event) is held, not sent with the old key; once the rotation is
+// applied it is sent, with the new key, once.
+func TestDelivererWaitsForConfig(t *testing.T) {
+	cfg := configCluster(t)
+	v := newVendor(t)
+	ing, err := NewIngester(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ing.Close()
+	ing.SetConfigOffset(2) // the rotation was published at offset 1
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := ing.Ingest(ctx, order("rotated-1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	run(t, NewProcessor(ProcessorOptions{Config: cfg, Registry: registry(t)}).Run) // the owner's: current
+
+	reg := NewRegistry()
+	reg.SetAt(1, nil, deliverytest.BindButton(t, intID, "sk-old-WRONG-0001")) // before the rotation
+	var logs syncBuffer
+	del := NewDeliverer(DelivererOptions{Config: cfg, Registry: reg, IntegrationID: intID, Sender: send.New(send.Options{VendorURL: v.url}),
+		Policy: fastPolicy(), Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	run(t, del.Run)
+	waitFor(t, "the deliverer to hold the request", func() bool { return strings.Contains(logs.String(), "request held") })
+	time.Sleep(300 * time.Millisecond) // a few rechecks
+	if st := v.fb.Stats(); st.Requests != 0 || del.Stats.Attempts.Load() != 0 {
+		t.Fatalf("sent before the config it was accepted under: %+v", st)
+	}
+	reg.SetAt(2, nil, registry(t).Bindings()...)
+	waitFor(t, "the order delivered", func() bool { return del.Stats.Delivered.Load() == 1 })
+	if st := v.fb.Stats(); st.Created != 1 || st.Unauthorized != 0 {
+		t.Errorf("vendor: %+v; want one order, no 401", st)
+	}
 }

@@ -161,6 +161,7 @@ func (p *Processor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 			if err != nil {
 				return err
 			}
+			passConfigOffset(r, rs)
 			out = append(out, rs...)
 			switch d.Result.Outcome {
 			case runtime.Deliver:
@@ -226,6 +227,24 @@ func Evaluate(b delivery.Binding, key, event []byte, now time.Time) (delivery.De
 		out = append(out, &kgo.Record{Topic: DLQEvents, Key: key, Value: v})
 	}
 	return d, out, nil
+}
+
+// passConfigOffset gives the delivery records made from raw-events record
+// r its ConfigHeader: a deliverer that follows IntegrationsTopic sends a
+// request only once it has applied the config its event was accepted
+// under (a key rotated before the event is never sent with the old key).
+func passConfigOffset(r *kgo.Record, out []*kgo.Record) {
+	for _, h := range r.Headers {
+		if h.Key != ConfigHeader {
+			continue
+		}
+		for _, o := range out {
+			if o.Topic != DLQEvents {
+				o.Headers = append(o.Headers, h)
+			}
+		}
+		return
+	}
 }
 
 // recordSource is the source a raw-events record names (SourceHeader).

@@ -26,8 +26,11 @@ type Registry interface {
 // applied the topic up to that offset and every enabled integration on it
 // is bound (else an event would be evaluated without an integration it
 // should reach), or with ctx's error and the reason it is still waiting.
+// A deliverer asks HasConfig before it sends a request whose event names
+// a config offset, and holds the request while it is false.
 type ConfigWaiter interface {
 	WaitConfig(ctx context.Context, offset int64) error
+	HasConfig(offset int64) bool
 }
 
 // StaticRegistry is a Registry whose bindings are swapped whole: by Set (a
@@ -82,6 +85,14 @@ func (r *StaticRegistry) ConfigState() (followed bool, at int64, blocked error) 
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.followed, r.at, r.blocked
+}
+
+// HasConfig implements ConfigWaiter: whether the topic is applied up to
+// offset (always, for a registry filled by Set).
+func (r *StaticRegistry) HasConfig(offset int64) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return !r.followed || r.at >= offset
 }
 
 // WaitConfig implements ConfigWaiter.
