@@ -218,7 +218,7 @@ func (d *Deliverer) nextWait() time.Duration {
 // outcome is what an attempt leads to.
 type outcome struct {
 	e      *entry
-	keep   bool        // not settled: looked at again after later (config not applied yet)
+	keep   bool // not settled: looked at again after later (config not applied yet)
 	later  time.Duration
 	out    *kgo.Record // to produce before the record is settled
 	final  *send.FinalInfo
