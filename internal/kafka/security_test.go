@@ -3,18 +3,10 @@ package kafka
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +15,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/blueprint-engine/blueprint/internal/kafka/kafkatest"
 )
 
 const testPass = "s3cret-Pa55word"
@@ -106,94 +100,14 @@ func TestNewSASL(t *testing.T) {
 	}
 }
 
-// testPKI is a CA, a server certificate for 127.0.0.1 and kafka.test, and
-// a client certificate, written as PEM files.
-type testPKI struct {
-	dir                string
-	ca, cert, key      string // client files
-	caPool             *x509.CertPool
-	server             tls.Certificate
-	otherCA            string // a CA that signed nothing here
-	serverName         string
-	clientCertNotFound string
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	p := &testPKI{dir: dir, caPool: x509.NewCertPool(), serverName: "kafka.test"}
-	caKey, caCert, caDER := selfSigned(t, "test CA")
-	p.caPool.AddCert(caCert)
-	p.ca = writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
-	_, _, otherDER := selfSigned(t, "other CA")
-	p.otherCA = writePEM(t, dir, "other-ca.pem", "CERTIFICATE", otherDER)
-
-	sKey, sDER := signed(t, caKey, caCert, "broker", []string{"kafka.test"}, []net.IP{net.ParseIP("127.0.0.1")}, x509.ExtKeyUsageServerAuth)
-	p.server = tls.Certificate{Certificate: [][]byte{sDER}, PrivateKey: sKey}
-	cKey, cDER := signed(t, caKey, caCert, "blueprint", nil, nil, x509.ExtKeyUsageClientAuth)
-	p.cert = writePEM(t, dir, "client.pem", "CERTIFICATE", cDER)
-	kb, err := x509.MarshalECPrivateKey(cKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.key = writePEM(t, dir, "client-key.pem", "EC PRIVATE KEY", kb)
-	return p
-}
-
-func selfSigned(t *testing.T, cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert, der
-}
-
-func signed(t *testing.T, caKey *ecdsa.PrivateKey, ca *x509.Certificate, cn string, dns []string, ips []net.IP, usage x509.ExtKeyUsage) (*ecdsa.PrivateKey, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: dns, IPAddresses: ips,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, der
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestTLSAgainstKfake: a kfake broker listening with TLS and requiring a
 // client certificate (mutual TLS) and SCRAM: the client trusting the
 // test CA, with its certificate, a server name and SCRAM creates topics
 // and produces; trusting another CA, or without a client certificate, it
 // fails with the TLS error in the message.
 func TestTLSAgainstKfake(t *testing.T) {
-	p := newTestPKI(t)
-	srv := &tls.Config{Certificates: []tls.Certificate{p.server}, ClientCAs: p.caPool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(srv), kfake.EnableSASL(), kfake.Superuser(SASLScramSHA512, "bp", testPass))
+	p := kafkatest.NewPKI(t)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(p.ServerTLS(true)), kfake.EnableSASL(), kfake.Superuser(SASLScramSHA512, "bp", testPass))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +116,7 @@ func TestTLSAgainstKfake(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	good, err := TLSFiles{CA: p.ca, Cert: p.cert, Key: p.key, ServerName: p.serverName}.Config()
+	good, err := TLSFiles{CA: p.CA, Cert: p.Cert, Key: p.Key, ServerName: p.ServerName}.Config()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +134,7 @@ func TestTLSAgainstKfake(t *testing.T) {
 	ing.Close()
 	// The server name defaults to the host dialled: 127.0.0.1, in the
 	// certificate's IP addresses.
-	noName, _ := TLSFiles{CA: p.ca, Cert: p.cert, Key: p.key}.Config()
+	noName, _ := TLSFiles{CA: p.CA, Cert: p.Cert, Key: p.Key}.Config()
 	if err := EnsureTopics(ctx, Config{Brokers: c.ListenAddrs(), Security: &Security{TLS: noName, SASL: s}}, 1); err != nil {
 		t.Fatalf("TLS without a server name: %v", err)
 	}
@@ -229,9 +143,9 @@ func TestTLSAgainstKfake(t *testing.T) {
 		files TLSFiles
 		want  string
 	}{
-		"another CA":        {TLSFiles{CA: p.otherCA, Cert: p.cert, Key: p.key}, "certificate"},
-		"no client cert":    {TLSFiles{CA: p.ca}, "certificate required"},
-		"wrong server name": {TLSFiles{CA: p.ca, Cert: p.cert, Key: p.key, ServerName: "other.test"}, "other.test"},
+		"another CA":        {TLSFiles{CA: p.OtherCA, Cert: p.Cert, Key: p.Key}, "certificate"},
+		"no client cert":    {TLSFiles{CA: p.CA}, "certificate required"},
+		"wrong server name": {TLSFiles{CA: p.CA, Cert: p.Cert, Key: p.Key, ServerName: "other.test"}, "other.test"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			tc2, err := tc.files.Config()
@@ -250,8 +164,8 @@ func TestTLSAgainstKfake(t *testing.T) {
 }
 
 func TestTLSFilesConfig(t *testing.T) {
-	p := newTestPKI(t)
-	c, err := TLSFiles{CA: p.ca, Cert: p.cert, Key: p.key, ServerName: "b-1.kafka.example"}.Config()
+	p := kafkatest.NewPKI(t)
+	c, err := TLSFiles{CA: p.CA, Cert: p.Cert, Key: p.Key, ServerName: "b-1.kafka.example"}.Config()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,17 +176,17 @@ func TestTLSFilesConfig(t *testing.T) {
 	if err != nil || sys.RootCAs != nil || len(sys.Certificates) != 0 {
 		t.Errorf("system roots: %v %v", sys, err)
 	}
-	notPEM := filepath.Join(p.dir, "not.pem")
+	notPEM := filepath.Join(p.Dir, "not.pem")
 	os.WriteFile(notPEM, []byte("hello"), 0o600)
 	for _, tc := range []struct {
 		f    TLSFiles
 		want string
 	}{
-		{TLSFiles{CA: filepath.Join(p.dir, "absent.pem")}, "absent.pem"},
+		{TLSFiles{CA: filepath.Join(p.Dir, "absent.pem")}, "absent.pem"},
 		{TLSFiles{CA: notPEM}, "no PEM certificate"},
-		{TLSFiles{Cert: p.cert}, "without its key"},
-		{TLSFiles{Key: p.key}, "without its certificate"},
-		{TLSFiles{Cert: p.cert, Key: p.ca}, "client certificate"},
+		{TLSFiles{Cert: p.Cert}, "without its key"},
+		{TLSFiles{Key: p.Key}, "without its certificate"},
+		{TLSFiles{Cert: p.Cert, Key: p.CA}, "client certificate"},
 	} {
 		if _, err := tc.f.Config(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.f, err, tc.want)

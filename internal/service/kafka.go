@@ -28,8 +28,10 @@ type KafkaConfig struct {
 	// Partitions of the topics the service creates (default 3); existing
 	// topics are left alone.
 	Partitions int32
-	// Opts are more client options (TLS, SASL) for every client.
+	// Opts are more client options for every client.
 	Opts []kgo.Opt
+	// Security is TLS and SASL for every client (nil: plaintext).
+	Security *kafka.Security
 }
 
 // Roles of a Kafka-mode process.
@@ -47,6 +49,7 @@ type kafkaMode struct {
 	parts  int32
 	reg    *kafka.StaticRegistry
 	ing    *kafka.Ingester // nil unless the role ingests
+	met    *kafkaMetrics
 	sender *send.Sender
 	policy send.Policy
 	conc   int
@@ -90,7 +93,9 @@ func newKafka(s *Service, kc *KafkaConfig) (*kafkaMode, error) {
 		so.Logger = s.log
 	}
 	so.Metrics = s
-	k := &kafkaMode{cfg: kafka.Config{Brokers: kc.Brokers, Opts: kc.Opts}, role: role, parts: parts, reg: kafka.NewRegistry(),
+	met := newKafkaMetrics(s.metrics.reg)
+	opts := append(slices.Clip(kc.Opts), kgo.WithHooks(met))
+	k := &kafkaMode{cfg: kafka.Config{Brokers: kc.Brokers, Opts: opts, Security: kc.Security}, role: role, parts: parts, reg: kafka.NewRegistry(), met: met,
 		sender: send.New(so), policy: s.cfg.Delivery.Policy, conc: s.cfg.Delivery.Concurrency, s: s, log: s.log,
 		ensured: map[string]bool{}, dels: map[string]context.CancelFunc{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -98,9 +103,13 @@ func newKafka(s *Service, kc *KafkaConfig) (*kafkaMode, error) {
 	if err := kafka.EnsureTopics(ctx, k.cfg, parts); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
+	if err := met.watch(k); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
 	if k.ingests() {
 		var err error
 		if k.ing, err = kafka.NewIngester(k.cfg); err != nil {
+			met.close()
 			return nil, fmt.Errorf("serve: %w", err)
 		}
 	}
@@ -221,6 +230,7 @@ func (k *kafkaMode) close() {
 		k.ing.Close()
 		k.ing = nil
 	}
+	k.met.close()
 }
 
 // errKafkaDLQ answers the dead-letter API in Kafka mode: dead letters and
