@@ -1470,8 +1470,26 @@ func placeholderProblem(s string, e compiler.Escape) string {
 		if !portText(s) {
 			return strconv.Quote(truncate(s, 40)) + " cannot stand in the URL port: it must be a number from 1 to 65535"
 		}
+	case compiler.EscapeHeader:
+		if !headerText(s) {
+			return strconv.Quote(truncate(s, 40)) + " cannot stand in a header value: " + headerTextProblem
+		}
 	}
 	return ""
+}
+
+const headerTextProblem = "it holds a control character (CR, LF, NUL, DEL or another below space but tab), which would end the header or refuse the request"
+
+// headerText reports whether s may stand in an HTTP header value: no
+// control character but horizontal tab (RFC 9110 field-value, as Go's
+// HTTP client checks before it sends).
+func headerText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < ' ' && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // portText reports whether s is a port number, 1 to 65535.

@@ -503,6 +503,27 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 				problems[p.Config] = "would make a dot segment (. or ..) of the request path"
 			}
 		}
+		// And one written into a header value, as is, must not end it.
+		ts := []*compiler.Template{}
+		for _, h := range e.Request.Headers {
+			ts = append(ts, h.Value)
+		}
+		for _, a := range e.Request.Auths {
+			// Basic is base64 and query escaped: any byte goes there.
+			if a.Type == compiler.AuthBearer || a.Type == compiler.AuthHeader {
+				ts = append(ts, a.Token, a.Value)
+			}
+		}
+		for _, t := range ts {
+			if t == nil {
+				continue
+			}
+			for _, p := range t.Parts {
+				if s, ok := in.configText[p.Config]; ok && p.Config != "" && !headerText(s) {
+					problems[p.Config] = "cannot stand in a header value: " + headerTextProblem
+				}
+			}
+		}
 	}
 	if len(problems) == 0 {
 		in.plan = planOf(bp)

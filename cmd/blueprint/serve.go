@@ -42,9 +42,10 @@ With --kafka-brokers host:port,... delivery runs on Kafka (docs/kafka.md):
 ingest answers 200 once the events are on raw-events (acks=all), and
 --role (default all) says which of the ingest, process and deliver roles
 this process runs. The state directory still holds users, sources and
-integrations; the outbox is not used, and the dead-letter API answers 501
-(dead letters are on the dlq-events topic). --kafka-partitions (default 3)
-is the partition count of the topics serve creates.
+integrations; the outbox is not used, and the dead-letter API reads and
+replays the dlq-events topic through an index in STATE/dlq-index.db.
+--kafka-partitions (default 3) is the partition count of the topics serve
+creates.
 
 Managed Kafka (MSK, Confluent Cloud): --kafka-tls connects with TLS trusting
 the system's roots; --kafka-tls-ca FILE trusts only that CA (PEM);

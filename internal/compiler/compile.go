@@ -1199,6 +1199,9 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 			}
 			sc := &scope{self: -1}
 			hd.Value = c.template(tn, sc, false)
+			for i := range hd.Value.Parts {
+				hd.Value.Parts[i].Escape = EscapeHeader
+			}
 			if sc.secret && !hd.Secret {
 				c.ds.Errorf(c.pos(tn), "secret_leak", "header %s reads a secret; mark it secret: true (it is then redacted everywhere) or use auth", hd.Name)
 			}

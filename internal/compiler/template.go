@@ -13,16 +13,18 @@ import (
 	"github.com/blueprint-engine/blueprint/internal/suggest"
 )
 
-// Escape says how a placeholder's text is written into a URL.
+// Escape says how a placeholder's text is written where it stands: in a
+// URL, or in a header value.
 type Escape uint8
 
 // Escapes.
 const (
-	EscapeNone  Escape = iota // headers and auth: as is
-	EscapeHost                // one DNS label, checked, never escaped
-	EscapePath                // percent-encoded as a path segment
-	EscapeQuery               // percent-encoded as a query component
-	EscapePort                // the URL's port: digits, checked, never escaped
+	EscapeNone   Escape = iota // headers and auth: as is
+	EscapeHost                 // one DNS label, checked, never escaped
+	EscapePath                 // percent-encoded as a path segment
+	EscapeQuery                // percent-encoded as a query component
+	EscapePort                 // the URL's port: digits, checked, never escaped
+	EscapeHeader               // a header value: as is, without control characters (checked)
 )
 
 // template parses text with {config.KEY} and {values.NAME} placeholders.

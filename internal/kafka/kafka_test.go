@@ -20,11 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/blueprint-engine/blueprint/blueprints"
-	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/internal/fakebutton"
-	"github.com/blueprint-engine/blueprint/runtime"
-	"github.com/blueprint-engine/blueprint/runtime/delivery"
+	"github.com/blueprint-engine/blueprint/runtime/delivery/deliverytest"
 	"github.com/blueprint-engine/blueprint/runtime/send"
 )
 
@@ -54,20 +51,7 @@ func cluster(t *testing.T) Config {
 }
 
 func registry(t *testing.T) *StaticRegistry {
-	t.Helper()
-	cat, err := engine.NewCatalog(blueprints.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bp, _, err := cat.Compile("button@0.1.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := runtime.Bind(bp, "default", map[string]any{"application_id": "app-abc123", "api_key": secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return NewRegistry(delivery.Binding{Name: intID, Ref: "button@0.1.0", Integration: in})
+	return NewRegistry(deliverytest.BindButton(t, intID, secret))
 }
 
 func order(id string, user int) []byte {

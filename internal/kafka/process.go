@@ -123,35 +123,18 @@ func (p *Processor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 			if sourced && len(b.Sources) > 0 && !slices.Contains(b.Sources, source) {
 				continue // narrowed to other sources
 			}
-			d := delivery.Decision{Integration: b.Name, In: b.Integration, Event: ev, Result: b.Integration.Evaluate(ev)}
-			if d.Result.Outcome == runtime.Deliver {
-				its, err := send.Items(b.Integration, b.Name, b.Ref, ev, d.Result, evNow)
-				if err != nil {
-					// An event holding the integration's own secret is
-					// never put on a topic, as the outbox never stores it.
-					d.Result = runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidEvent, Event: d.Result.Event, Message: err.Error()}
-				}
-				d.Items = its
-				for _, it := range its {
-					v, err := json.Marshal(DeliveryRecord{ID: it.ID, IntegrationID: b.Name, Blueprint: it.Blueprint, Variant: it.Variant,
-						Request: it.Request, MessageID: it.MessageID, VendorEvent: it.VendorEvent, Event: it.Event, CreatedAt: it.CreatedAt})
-					if err != nil {
-						return fmt.Errorf("kafka: process: %w", err)
-					}
-					out = append(out, &kgo.Record{Topic: DeliveryTopic(b.Name), Key: r.Key, Value: v})
-					requests++
-				}
+			d, rs, err := Evaluate(b, r.Key, ev, evNow)
+			if err != nil {
+				return err
 			}
+			out = append(out, rs...)
 			switch d.Result.Outcome {
+			case runtime.Deliver:
+				requests += int64(len(d.Items))
 			case runtime.Skip:
 				skipped++
 			case runtime.Reject:
 				rejected++
-				v, err := json.Marshal(delivery.NewRejectRecord(b.Name, b.Integration, ev, d.Result))
-				if err != nil {
-					return fmt.Errorf("kafka: process: %w", err)
-				}
-				out = append(out, &kgo.Record{Topic: DLQEvents, Key: r.Key, Value: v})
 			}
 			decisions = append(decisions, d)
 		}
@@ -171,6 +154,44 @@ func (p *Processor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 		}
 	}
 	return nil
+}
+
+// Evaluate is what a processor does with one event for one binding: the
+// decision, and the records it leads to, keyed by key: each request of a
+// delivered event to delivery-{id} (attempts 0, the item ID of
+// send.Items), or a reject to dlq-events (the event scrubbed of the
+// integration's secrets). An event that carries a secret config value of
+// the integration is rejected (invalid_event) and never put on a delivery
+// topic. The dead-letter replay of a reject calls it for the one
+// integration. The error is a record that could not be encoded.
+func Evaluate(b delivery.Binding, key, event []byte, now time.Time) (delivery.Decision, []*kgo.Record, error) {
+	d := delivery.Decision{Integration: b.Name, In: b.Integration, Event: event, Result: b.Integration.Evaluate(event)}
+	var out []*kgo.Record
+	if d.Result.Outcome == runtime.Deliver {
+		its, err := send.Items(b.Integration, b.Name, b.Ref, event, d.Result, now)
+		if err != nil {
+			// An event holding the integration's own secret is never put
+			// on a topic, as the outbox never stores it.
+			d.Result = runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidEvent, Event: d.Result.Event, Message: err.Error()}
+		}
+		d.Items = its
+		for _, it := range its {
+			v, err := json.Marshal(DeliveryRecord{ID: it.ID, IntegrationID: b.Name, Blueprint: it.Blueprint, Variant: it.Variant,
+				Request: it.Request, MessageID: it.MessageID, VendorEvent: it.VendorEvent, Event: it.Event, CreatedAt: it.CreatedAt})
+			if err != nil {
+				return d, nil, fmt.Errorf("kafka: process: %w", err)
+			}
+			out = append(out, &kgo.Record{Topic: DeliveryTopic(b.Name), Key: key, Value: v})
+		}
+	}
+	if d.Result.Outcome == runtime.Reject {
+		v, err := json.Marshal(delivery.NewRejectRecord(b.Name, b.Integration, event, d.Result))
+		if err != nil {
+			return d, nil, fmt.Errorf("kafka: process: %w", err)
+		}
+		out = append(out, &kgo.Record{Topic: DLQEvents, Key: key, Value: v})
+	}
+	return d, out, nil
 }
 
 // recordSource is the source a raw-events record names (SourceHeader).

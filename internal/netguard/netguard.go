@@ -1,6 +1,7 @@
 // Package netguard decides which network addresses a request to a URL
 // taken from an integration's config may reach: not a private, loopback,
-// link-local or unspecified address (nor their IPv4-mapped IPv6 forms),
+// link-local, shared (CGNAT), multicast, reserved or unspecified address
+// (nor their IPv4-mapped or IPv4-embedding IPv6 forms),
 // so that a customer-owned URL cannot point delivery at the operator's own
 // network. The check runs on the URL's host when it is installed (an IP
 // literal) and on every address a connection uses, after DNS, so that a
@@ -27,6 +28,12 @@ var refused = []netip.Prefix{
 	netip.MustParsePrefix("fe80::/10"),      // link-local
 	netip.MustParsePrefix("0.0.0.0/8"),      // unspecified, "this network"
 	netip.MustParsePrefix("::/128"),         // unspecified
+	netip.MustParsePrefix("100.64.0.0/10"),  // shared address space (carrier-grade NAT; cloud-internal, e.g. 100.100.100.200 metadata)
+	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
+	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking networks
+	netip.MustParsePrefix("224.0.0.0/4"),    // multicast
+	netip.MustParsePrefix("240.0.0.0/4"),    // reserved, and the broadcast address
+	netip.MustParsePrefix("ff00::/8"),       // multicast
 }
 
 // Refused reports whether a may not be reached.

@@ -12,6 +12,7 @@ func TestRefused(t *testing.T) {
 		"::": true, "::ffff:10.0.0.1": true, "::ffff:8.8.8.8": false, "8.8.8.8": false, "2606:4700::1111": false, "203.0.113.9": false,
 		"64:ff9b::7f00:1": true, "64:ff9b::a9fe:a9fe": true, "64:ff9b::10.1.2.3": true, "64:ff9b::8.8.8.8": false,
 		"2002:7f00:1::": true, "2002:a9fe:a9fe::1": true, "2002:808:808::1": false, "::127.0.0.1": true, "::10.0.0.1": true, "::8.8.8.8": false,
+		"100.64.0.1": true, "100.100.100.200": true, "100.128.0.1": false, "100.63.255.255": false, "198.18.0.1": true, "224.0.0.1": true, "239.255.255.250": true, "255.255.255.255": true, "240.0.0.1": true, "192.0.0.170": true, "ff02::1": true, "::ffff:100.64.0.1": true,
 		"::1%lo": true, "fe80::1%eth0": true, "::ffff:127.0.0.1%lo": true, "fd00::1%1": true, "2606:4700::1111%eth0": false,
 	} {
 		if got := Refused(netip.MustParseAddr(addr)); got != want {

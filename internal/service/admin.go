@@ -65,6 +65,9 @@ func (s *Service) routes() []route {
 	}
 }
 
+// liveRecheck is how often an open live stream verifies its token again.
+var liveRecheck = 5 * time.Second
+
 // otherRoutes are the endpoints that are not JSON handlers: the live
 // stream, the page, metrics and health (and the ingest listener's).
 var otherRoutes = []string{"GET /v1/admin/live", "GET /metrics", "GET /healthz", "GET /readyz", "POST /v1/events", "POST /v1/batch"}
@@ -89,10 +92,29 @@ func (s *Service) adminHandler() http.Handler {
 	mux.Handle("GET /v1/admin/live", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The stream ends when the token it was opened with expires: a
 		// token that no longer opens anything does not keep watching.
-		if c, err := s.auth.Verify(liveToken(r)); err == nil && !c.ExpiresAt.IsZero() {
+		// It also ends within liveRecheck of the session being revoked (a
+		// reused refresh token signs every session of the user out) or the
+		// user deleted: the token is verified again meanwhile.
+		tok := liveToken(r)
+		if c, err := s.auth.Verify(tok); err == nil && !c.ExpiresAt.IsZero() {
 			ctx, cancel := context.WithTimeout(r.Context(), c.ExpiresAt.Sub(s.cfg.Now()))
 			defer cancel()
 			r = r.WithContext(ctx)
+			go func() {
+				t := time.NewTicker(liveRecheck)
+				defer t.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-t.C:
+						if _, err := s.auth.Verify(tok); errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, auth.ErrExpiredToken) {
+							cancel()
+							return
+						}
+					}
+				}
+			}()
 		}
 		liveHandler.ServeHTTP(w, r)
 	}))

@@ -92,9 +92,6 @@ func rejectView(r *store.Reject) deadLetterView {
 // (oldest first), then rejects (newest first); ?kind=delivery|reject
 // narrows it.
 func (s *Service) dlqList(w http.ResponseWriter, r *http.Request) error {
-	if s.kafka != nil {
-		return errKafkaDLQ
-	}
 	it, err := s.getIntegration(r.PathValue("id"))
 	if err != nil {
 		return err
@@ -106,6 +103,19 @@ func (s *Service) dlqList(w http.ResponseWriter, r *http.Request) error {
 	kind := r.URL.Query().Get("kind")
 	if kind != "" && kind != "delivery" && kind != "reject" {
 		return errorf(http.StatusBadRequest, "INVALID_PARAMETER", "kind must be delivery or reject, not %q", kind)
+	}
+	if s.kafka != nil {
+		all, events, err := s.kafka.deadLetters(it.ID, kind)
+		if err != nil {
+			return err
+		}
+		p, err := pageOf(all, cursor, limit)
+		if err != nil {
+			return err
+		}
+		s.kafka.describe(p.Data, events)
+		writeJSON(w, http.StatusOK, p)
+		return nil
 	}
 	var all []deadLetterView
 	if kind != "reject" {
@@ -137,14 +147,19 @@ func (s *Service) dlqList(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) dlqGet(w http.ResponseWriter, r *http.Request) error {
-	if s.kafka != nil {
-		return errKafkaDLQ
-	}
 	it, err := s.getIntegration(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	id := r.PathValue("item")
+	if s.kafka != nil {
+		v, err := s.kafka.deadLetter(it.ID, id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, v)
+		return nil
+	}
 	if strings.HasPrefix(id, "rej_") {
 		rj, err := s.st.GetReject(it.ID, id)
 		if err != nil {
@@ -165,9 +180,6 @@ func (s *Service) dlqGet(w http.ResponseWriter, r *http.Request) error {
 // dead deliveries are sent again with the integration's current config;
 // rejected events are evaluated again (a corrected config may take them).
 func (s *Service) dlqReplay(w http.ResponseWriter, r *http.Request) error {
-	if s.kafka != nil {
-		return errKafkaDLQ
-	}
 	it, err := s.getIntegration(r.PathValue("id"))
 	if err != nil {
 		return err
@@ -184,6 +196,19 @@ func (s *Service) dlqReplay(w http.ResponseWriter, r *http.Request) error {
 	}
 	if _, ok := s.integration(it.ID); !ok {
 		return errorf(http.StatusConflict, "INTEGRATION_DISABLED", "integration %s is disabled: enable it before replaying", it.ID)
+	}
+	if s.kafka != nil {
+		ids := body.IDs
+		if body.All {
+			ids = nil // every one listed
+		}
+		n, err := s.kafka.replay(r.Context(), it.ID, ids)
+		if err != nil {
+			return err
+		}
+		s.log.Info("dead letters replayed", "integration", it.ID, "replayed", n)
+		writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
+		return nil
 	}
 	var itemIDs, rejectIDs []string
 	if body.All {

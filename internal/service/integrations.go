@@ -10,6 +10,7 @@ import (
 	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/internal/compiler"
 	"github.com/blueprint-engine/blueprint/internal/docgen"
+	"github.com/blueprint-engine/blueprint/internal/kafka"
 	"github.com/blueprint-engine/blueprint/internal/service/store"
 	"github.com/blueprint-engine/blueprint/runtime"
 	"github.com/blueprint-engine/blueprint/runtime/delivery"
@@ -452,6 +453,16 @@ func (s *Service) integrationDelete(w http.ResponseWriter, r *http.Request) erro
 	if len(queued) > 0 && r.URL.Query().Get("force") != "true" {
 		return errorf(http.StatusConflict, "INTEGRATION_HAS_QUEUED", "integration %s has %d requests waiting or dead in the outbox: disable it and replay or wait, or delete with ?force=true to drop them", it.ID, len(queued))
 	}
+	if s.kafka != nil {
+		// Its dead deliveries (dlq-events) would no longer be listed.
+		if n, err := s.kafka.deadDeliveries(it.ID); err != nil {
+			return err
+		} else if n > 0 && r.URL.Query().Get("force") != "true" {
+			return errorf(http.StatusConflict, "INTEGRATION_HAS_QUEUED", "integration %s has %d dead requests (%s): replay them, or delete with ?force=true to drop them from the dead-letter view", it.ID, n, kafka.DLQEvents)
+		} else if n > 0 {
+			s.log.Warn("integration deleted with dead letters dropped from the view", "integration", it.ID, "dropped", n)
+		}
+	}
 	if len(queued) > 0 {
 		if _, err := s.box.Remove(r.Context(), queued...); err != nil {
 			return err
@@ -460,6 +471,11 @@ func (s *Service) integrationDelete(w http.ResponseWriter, r *http.Request) erro
 	}
 	if err := s.st.DeleteIntegration(it.ID); err != nil {
 		return err
+	}
+	if s.kafka != nil {
+		if err := s.kafka.dlq.Forget(it.ID); err != nil {
+			s.log.Error("deleted integration's dead letters not dropped from the index", "integration", it.ID, "error", err.Error())
+		}
 	}
 	if err := s.rebind(); err != nil {
 		return err

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -50,6 +50,7 @@ type kafkaMode struct {
 	reg    *kafka.StaticRegistry
 	ing    *kafka.Ingester // nil unless the role ingests
 	met    *kafkaMetrics
+	dlq    *kafka.DLQIndex // the dead-letter API's index of dlq-events (every role)
 	sender *send.Sender
 	policy send.Policy
 	conc   int
@@ -106,10 +107,16 @@ func newKafka(s *Service, kc *KafkaConfig) (*kafkaMode, error) {
 	if err := met.watch(k); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
+	var err error
+	k.dlq, err = kafka.OpenDLQIndex(kafka.DLQIndexOptions{Config: k.cfg, Path: filepath.Join(s.cfg.StateDir, kafka.DLQIndexFile),
+		Scrub: k.scrub, Logger: s.log.With("role", "dlq"), Now: s.cfg.Now})
+	if err != nil {
+		k.close()
+		return nil, fmt.Errorf("serve: %w", err)
+	}
 	if k.ingests() {
-		var err error
 		if k.ing, err = kafka.NewIngester(k.cfg); err != nil {
-			met.close()
+			k.close()
 			return nil, fmt.Errorf("serve: %w", err)
 		}
 	}
@@ -185,6 +192,7 @@ func (k *kafkaMode) start(ctx context.Context) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.ctx, k.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	k.supervise(k.ctx, "dlq index", k.dlq.Run)
 	if k.processes() {
 		p := kafka.NewProcessor(kafka.ProcessorOptions{Config: k.cfg, Registry: k.reg, OnDecision: k.s.onDecision, Logger: k.log.With("role", "process")})
 		k.supervise(k.ctx, "process", func(ctx context.Context) error {
@@ -231,9 +239,10 @@ func (k *kafkaMode) close() {
 		k.ing = nil
 	}
 	k.met.close()
+	if k.dlq != nil {
+		// Closed once; a request still using it gets an error, not a nil.
+		if err := k.dlq.Close(); err != nil {
+			k.log.Error("kafka: dlq index not closed cleanly", "error", err.Error())
+		}
+	}
 }
-
-// errKafkaDLQ answers the dead-letter API in Kafka mode: dead letters and
-// rejects are on the dlq-events topic, not in the state directory.
-var errKafkaDLQ = errorf(http.StatusNotImplemented, "NOT_IMPLEMENTED",
-	"in Kafka mode dead letters and rejected events are records of the %s topic (docs/kafka.md); this API does not read it yet", kafka.DLQEvents)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/blueprint-engine/blueprint/internal/service"
 )
 
 // TestServeLiveStepsNameTheirEvent: every step of the live stream names its
@@ -81,5 +83,45 @@ func TestServeLiveStepsNameTheirEvent(t *testing.T) {
 	}
 	if attempts != rounds*n {
 		t.Errorf("%d attempts for %d orders", attempts, rounds*n)
+	}
+}
+
+// TestServeLiveEndsWhenSessionRevoked: a live stream does not outlive its
+// session. A refresh token used twice signs every session of the user out
+// (reuse detection); the open stream then closes within the recheck
+// interval, not when its access token would have expired (15 minutes).
+func TestServeLiveEndsWhenSessionRevoked(t *testing.T) {
+	defer service.SetLiveRecheck(50 * time.Millisecond)()
+	h := startWith(t, options{fastOwner: true})
+	st, out, _ := h.call("POST", "/v1/admin/auth/login", "", map[string]string{"email": adminEmail, "password": adminPass})
+	if st != 200 {
+		t.Fatalf("login: %d %v", st, out)
+	}
+	tok, refresh := out["access_token"].(string), out["refresh_token"].(string)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.admin, "http")+"/v1/admin/live",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	for range 2 { // the second use is a reuse: every session ends
+		h.call("POST", "/v1/admin/auth/refresh", "", map[string]string{"refresh_token": refresh})
+	}
+	if st, _, _ := h.call("GET", "/v1/admin/integrations", tok, nil); st != 401 {
+		t.Fatalf("the revoked token still lists integrations: %d", st)
+	}
+	start := time.Now()
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal("the stream stayed open after the session was revoked")
+			}
+			break
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the stream closed %s after the revocation", d)
 	}
 }

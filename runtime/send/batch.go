@@ -187,23 +187,39 @@ func (b *batcher) send(bt *batch) {
 		}
 		return cmp.Compare(x.seq, y.seq)
 	})
-	reqs := make([]*runtime.Request, len(bt.items))
-	for i, h := range bt.items {
+	items := bt.items // bt.items stays whole: done counts them
+	if w.Consent != nil {
+		// An item may have waited up to the batch's max_wait since its
+		// consent was checked: asked again right before the attempt.
+		kept := make([]heldItem, 0, len(items))
+		for _, h := range items {
+			if granted, known := w.Consent(b.ctx, h.it); known && !granted {
+				w.finish(b.ctx, h.log, h.it, w.Now(), outbox.Skipped, 0, "consent withdrawn before delivery")
+				continue
+			}
+			kept = append(kept, h)
+		}
+		if items = kept; len(items) == 0 {
+			return
+		}
+	}
+	reqs := make([]*runtime.Request, len(items))
+	for i, h := range items {
 		reqs[i] = h.req
 	}
-	first := bt.items[0]
+	first := items[0]
 	joined, err := bt.in.JoinBatch(reqs, w.Now())
 	if err != nil {
 		// Cannot happen for requests the runtime built; never lose them:
 		// each is sent on its own.
-		for _, h := range bt.items {
+		for _, h := range items {
 			b.settle(h, w.Sender.do(b.ctx, bt.in, h.it.Integration, h.it.ID, h.req))
 		}
 		return
 	}
-	first.log.Info("sending batch", "events", len(bt.items), "bytes", len(joined.Body))
+	first.log.Info("sending batch", "events", len(items), "bytes", len(joined.Body))
 	a := w.Sender.do(b.ctx, bt.in, first.it.Integration, first.it.ID, joined)
-	for _, h := range bt.items {
+	for _, h := range items {
 		b.settle(h, a)
 	}
 }

@@ -178,6 +178,13 @@ func (s *Sender) Do(ctx context.Context, in *runtime.Integration, integration st
 	return s.do(ctx, in, integration, "", req)
 }
 
+// DoItem is Do for the queued request whose ID is item (an outbox item's,
+// or a Kafka delivery record's): Metrics receive the attempt with it, as
+// they do from a Worker.
+func (s *Sender) DoItem(ctx context.Context, in *runtime.Integration, integration, item string, req *runtime.Request) Attempt {
+	return s.do(ctx, in, integration, item, req)
+}
+
 // do is Do for the outbox item named item ("" for none), which Metrics
 // receive with the attempt.
 func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, item string, req *runtime.Request) Attempt {
