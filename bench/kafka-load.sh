@@ -15,5 +15,5 @@ cd "$(dirname "$0")/.."
 mkdir -p bin
 go build -o bin/blueprint ./cmd/blueprint
 go build -o bin/serveload ./bench/serveload
-echo "$(nproc) CPUs, $(go version | cut -d' ' -f3), $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "$(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), load average $(cut -d' ' -f1-3 /proc/loadavg), $(go version | cut -d' ' -f3), $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 exec bin/serveload -blueprint bin/blueprint -kafka -duration 20s -rate 2000 -workers 32 -concurrency 64 "$@"
