@@ -519,10 +519,16 @@ func runKafka(c config) error {
 		cpu[p.name] = used - cpu0[p.name]
 	}
 	_, selfCPU := procStatus(os.Getpid())
-	var finals float64
+	var finals, latSum, latCount float64
 	for _, p := range procs {
 		if v := metric(p.admin, "blueprint_requests_final_total"); !math.IsNaN(v) {
 			finals += v
+		}
+		if v := metric(p.admin, "blueprint_vendor_latency_seconds_sum"); !math.IsNaN(v) {
+			latSum += v
+		}
+		if v := metric(p.admin, "blueprint_vendor_latency_seconds_count"); !math.IsNaN(v) {
+			latCount += v
 		}
 	}
 	stats := fake.Stats()
@@ -551,6 +557,8 @@ func runKafka(c config) error {
 		createdAtEnd, float64(createdAtEnd)/secs, steady, delivered, drained.Seconds(), float64(delivered)/lastAt.Seconds())
 	fmt.Printf("lag:       peak %.0f records (all groups, sampled each second); when the load stopped: %s; 0 everywhere %.2f s after the load: %s\n",
 		peakLag, fmtLag(lagAtEnd), (settled - loadEnd).Seconds(), fmtLag(lagAfter))
+	fmt.Printf("vendor:    mean answer time seen by the deliverers %.1f ms (the fake Button's own latency: %s), %d in flight at most per deliverer\n",
+		1000*latSum/max(latCount, 1), c.latency, c.concurrency)
 	fmt.Printf("button:    %d requests, %d orders created, %d creates answered 409, %d other errors; final requests counted by the deliverers %.0f\n",
 		stats.Requests, stats.Created, stats.Duplicates, stats.Unauthorized+stats.BadRequests+stats.NotFound+stats.MethodNotAllowed, finals)
 	var cpus []string
