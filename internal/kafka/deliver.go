@@ -82,7 +82,7 @@ type Deliverer struct {
 
 	work    chan *entry  // to the attempt workers
 	results chan outcome // from them (capacity Concurrency: never blocks)
-	wakeMu  sync.Mutex   // guards pollCancel and woken
+	wakeMu  sync.Mutex   // guards poll and woken
 	poll    func()       // cancels the poll in progress, nil outside one
 	woken   bool         // a result came in outside a poll: do not wait in the next
 	repark  time.Time    // the last scan for records to repark
