@@ -64,6 +64,7 @@ type config struct {
 	latency     time.Duration
 	state       string
 	verbose     bool
+	kafkaMode   // -kafka and its flags (kafka.go)
 }
 
 func main() {
@@ -81,10 +82,15 @@ func main() {
 	flag.DurationVar(&c.latency, "latency", 0, "the fake Button's latency per request")
 	flag.StringVar(&c.state, "state", "", "serve's state directory (default: a new temporary one, removed at the end)")
 	flag.BoolVar(&c.verbose, "v", false, "show serve's standard error")
+	c.kafkaMode.register()
 	flag.Parse()
 	if c.workers < 1 || c.batch < 1 || c.batch > 500 || c.duration <= 0 || c.rate < 0 {
 		fmt.Fprintln(os.Stderr, "serveload: -workers and -batch (≤ 500) must be at least 1, -duration positive, -rate not negative")
 		os.Exit(2)
+	}
+	run := run
+	if c.kafka {
+		run = runKafka
 	}
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "serveload:", err)

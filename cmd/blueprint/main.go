@@ -12,6 +12,7 @@
 //	blueprint dlq list|show|replay      inspect and re-drive dead letters
 //	blueprint outbox stats|purge|compact  look after the outbox file
 //	blueprint fake-button               a local fake of Button's API with fault injection
+//	blueprint fake-kafka                an in-memory Kafka broker on loopback, for demos and tests
 //
 // Exit codes: 0 success, 1 failure (errors, failed cases, refused config),
 // 2 usage.
@@ -217,6 +218,7 @@ Exit codes: 0 success, 1 failure, 2 usage.`,
 		a.dlqCmd(),
 		a.outboxCmd(),
 		a.fakeButtonCmd(),
+		a.fakeKafkaCmd(),
 		a.serveCmd(),
 	)
 	// A verb with subcommands given none, or an unknown one, is a usage

@@ -444,7 +444,8 @@ func TestHelpExamplesRun(t *testing.T) {
 		lines := strings.Split(strings.ReplaceAll(c.Example, "\\\n", " "), "\n")
 		for _, l := range lines {
 			l = strings.TrimSpace(l)
-			if !strings.HasPrefix(l, "blueprint ") && !strings.HasPrefix(l, "echo ") || strings.HasPrefix(l, "blueprint fake-button") {
+			if !strings.HasPrefix(l, "blueprint ") && !strings.HasPrefix(l, "echo ") || strings.HasPrefix(l, "blueprint fake-button") ||
+				strings.HasPrefix(l, "blueprint fake-kafka") {
 				continue
 			}
 			l = strings.ReplaceAll(l, "127.0.0.1:8787", fakeHost)

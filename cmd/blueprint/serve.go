@@ -15,10 +15,11 @@ import (
 
 func (a *app) serveCmd() *cobra.Command {
 	var df deliveryFlags
+	var kf kafkaFlags
 	var adminListen, ingestListen, keyFile, role, instanceID string
 	var brokers []string
 	cmd := &cobra.Command{
-		Use:   "serve [--state DIR] [--admin-listen ADDR] [--ingest-listen ADDR] [--vendor-url URL] [--kafka-brokers HOST:PORT,... [--role ROLE]]",
+		Use:   "serve [--state DIR] [--admin-listen ADDR] [--ingest-listen ADDR] [--vendor-url URL] [--kafka-brokers HOST:PORT,... [--role ROLE] [--kafka-tls...] [--kafka-sasl-...]]",
 		Short: "Run the service: management API, signed ingestion, live events page, delivery",
 		Long: `Run the platform's face for the engine, with every piece of state in --state
 (users, sources, integrations and their immutable revisions, rejected events,
@@ -51,6 +52,21 @@ sealed with the owner's key, so they need a copy of its key file in
 its consumer groups, so that a restarted process takes its partitions back
 at once. The outbox is not used, and the owner's dead-letter API reads and
 replays the dlq-events topic through an index in STATE/dlq-index.db.
+--kafka-partitions (default 3) is the partition count of the topics serve
+creates (the integrations topic always has 1).
+
+Managed Kafka (MSK, Confluent Cloud): --kafka-tls connects with TLS trusting
+the system's roots; --kafka-tls-ca FILE trusts only that CA (PEM);
+--kafka-tls-cert FILE with --kafka-tls-key FILE present a client certificate
+(mutual TLS); --kafka-tls-server-name NAME checks the brokers' certificates
+against NAME. Any --kafka-tls-* flag turns TLS on. --kafka-sasl-mechanism
+plain|scram-sha-256|scram-sha-512 with --kafka-sasl-user NAME authenticates;
+the password is read from --kafka-sasl-password-file FILE or from the
+environment variable BLUEPRINT_KAFKA_SASL_PASSWORD, never from a flag, and is
+never logged. SASL PLAIN without TLS is allowed with a warning. Brokers that
+refuse the credentials stop serve at start (exit 1) with an error naming the
+broker, mechanism and user. blueprint fake-kafka runs an in-memory broker
+for trying this out.
 
 A long-running service trades memory for CPU: unless GOGC or GOMEMLIMIT
 is set in the environment, serve runs the Go garbage collector at GOGC=400
@@ -60,10 +76,17 @@ less CPU; bench/serve-load.sh measures it). Set either variable to choose.
 SIGINT/SIGTERM stop accepting, let requests in flight finish (10 s at most)
 and keep everything queued for the next start.`,
 		Example: `  BLUEPRINT_ADMIN_EMAIL=admin@example.com BLUEPRINT_ADMIN_PASSWORD=change-me-now \
-    blueprint serve --state /tmp/bp-serve --vendor-url http://127.0.0.1:8787 --retry-base 1s --retry-cap 10s`,
+    blueprint serve --state /tmp/bp-serve --vendor-url http://127.0.0.1:8787 --retry-base 1s --retry-cap 10s
+  BLUEPRINT_KAFKA_SASL_PASSWORD="$(cat /run/secrets/kafka)" \
+    blueprint serve --state /tmp/bp-serve --kafka-brokers b-1.example.com:9096,b-2.example.com:9096 \
+    --kafka-tls --kafka-sasl-mechanism scram-sha-512 --kafka-sasl-user blueprint`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := df.check(cmd); err != nil {
+				return err
+			}
+			sec, parts, warnings, err := kf.security(cmd, len(brokers) > 0, os.Getenv)
+			if err != nil {
 				return err
 			}
 			var kc *service.KafkaConfig
@@ -73,7 +96,7 @@ and keep everything queued for the next start.`,
 				if !service.ValidKafkaRole(role) {
 					return usageErr("--role %q: want all, ingest, process or deliver", role)
 				}
-				kc = &service.KafkaConfig{Brokers: brokers, Role: role, InstanceID: instanceID}
+				kc = &service.KafkaConfig{Brokers: brokers, Role: role, Partitions: parts, Security: sec, InstanceID: instanceID}
 				if role == "process" || role == "deliver" {
 					// No state: integrations come from the integrations topic.
 					for _, f := range []string{"state", "ingest-listen"} {
@@ -89,6 +112,12 @@ and keep everything queued for the next start.`,
 			log, err := df.logger(a.stderr)
 			if err != nil {
 				return err
+			}
+			if sec != nil {
+				sec.Logger = log
+			}
+			for _, w := range warnings {
+				log.Warn(w)
 			}
 			tuneGC()
 			cat, err := a.catalog()
@@ -133,6 +162,7 @@ and keep everything queued for the next start.`,
 	cmd.Flags().StringVar(&ingestListen, "ingest-listen", "127.0.0.1:8080", "event ingestion `ADDR`")
 	cmd.Flags().StringSliceVar(&brokers, "kafka-brokers", nil, "deliver through Kafka: seed brokers `host:port,...`")
 	cmd.Flags().StringVar(&role, "role", "all", "Kafka `role` of this process: all, ingest, process or deliver (needs --kafka-brokers)")
+	kf.register(cmd)
 	cmd.Flags().StringVar(&instanceID, "kafka-instance-id", "", "stable `ID` of this process in its Kafka consumer groups (group.instance.id), unique per process: restarted with it, a process takes its partitions back at once")
 	cmd.Flags().StringVar(&keyFile, "secret-key-file", "", "`FILE` holding the key that encrypts secrets at rest (default STATE/secret.key, created 0600 when absent); roles process and deliver need a copy of the owner's")
 	return cmd

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -75,8 +76,19 @@ type Deliverer struct {
 	policy send.Policy
 	Stats  DeliverStats
 
-	mu    sync.Mutex // guards parts; held while a poll's records are handled
-	parts map[tp]*partState
+	mu       sync.Mutex // guards parts, ready, inflight and the entries' state
+	parts    map[tp]*partState
+	ready    readyHeap // held entries not in flight, earliest due first (stale ones dropped lazily)
+	inflight int       // attempts started and not yet settled or dropped
+
+	work    chan *entry  // to the attempt workers
+	results chan outcome // from them (capacity Concurrency: never blocks)
+	wakeMu  sync.Mutex   // guards poll and woken
+	poll    func()       // cancels the poll in progress, nil outside one
+	woken   bool         // a result came in outside a poll: do not wait in the next
+	repark  time.Time    // the last scan for records to repark
+	commit  time.Time    // the last commit (real time)
+	revokes map[tp]bool  // partitions being revoked: nothing more is started on them
 
 	// afterAttempt, in tests, sees each attempt; true simulates a crash:
 	// Run returns errCrashed at once, committing nothing more.
@@ -93,34 +105,106 @@ type tp struct {
 
 // partState is what a deliverer holds of one partition: the records read
 // and not settled yet (waiting for their due time, or in flight) by
-// offset, and the offset after the last one read.
+// offset, their offsets in the order read, and the offset after the last
+// one read.
 type partState struct {
 	pending   map[int64]*entry
+	order     []int64 // offsets read, ascending; order[head:] starts at the lowest unsettled one once watermark ran
+	head      int
 	next      int64
 	committed int64
 	paused    bool
 }
 
 // watermark is the offset to commit: the lowest record not settled, else
-// the next to read.
+// the next to read. Amortised O(1): settled offsets are dropped from the
+// front of order as they are passed.
 func (ps *partState) watermark() int64 {
-	wm := ps.next
-	for o := range ps.pending {
-		wm = min(wm, o)
+	for ps.head < len(ps.order) {
+		if _, ok := ps.pending[ps.order[ps.head]]; ok {
+			if ps.head > 1024 && ps.head > len(ps.order)/2 {
+				ps.order = append(ps.order[:0], ps.order[ps.head:]...)
+				ps.head = 0
+			}
+			return ps.order[ps.head]
+		}
+		ps.head++
 	}
-	return wm
+	ps.order, ps.head = ps.order[:0], 0
+	return ps.next
 }
 
 type entry struct {
-	tp     tp
-	offset int64
-	key    []byte
-	rec    DeliveryRecord
-	due    time.Time
-	read   time.Time // when this deliverer read it (ReparkAfter counts from it)
+	tp       tp
+	ps       *partState // the partition state it belongs to (a revoked and reassigned partition has a new one)
+	offset   int64
+	key      []byte
+	rec      DeliveryRecord
+	due      time.Time
+	read     time.Time // when this deliverer read it (ReparkAfter counts from it)
+	inflight bool      // handed to a worker, outcome not settled
 	// config is the record's ConfigHeader (0: none): the integrations
 	// topic's offset its event was accepted under.
 	config int64
+}
+
+// live reports whether e is still held: its partition not forgotten since,
+// and the record not settled.
+func (d *Deliverer) live(e *entry) bool {
+	return d.parts[e.tp] == e.ps && e.ps.pending[e.offset] == e
+}
+
+// readyHeap orders held entries by due time, then offset.
+type readyHeap []*entry
+
+func (h readyHeap) Len() int { return len(h) }
+func (h readyHeap) Less(i, j int) bool {
+	if c := h[i].due.Compare(h[j].due); c != 0 {
+		return c < 0
+	}
+	return h[i].offset < h[j].offset
+}
+func (h readyHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *readyHeap) Push(x any)   { *h = append(*h, x.(*entry)) }
+func (h *readyHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
+}
+
+// top is the earliest held entry not in flight (stale ones dropped), or
+// nil.
+func (d *Deliverer) top() *entry {
+	for d.ready.Len() > 0 {
+		e := d.ready[0]
+		if d.live(e) && !e.inflight {
+			return e
+		}
+		heap.Pop(&d.ready)
+	}
+	return nil
+}
+
+// pruneLocked rebuilds the ready heap when entries no longer held (a
+// reparked record not yet due, a forgotten partition's) make up most of
+// it.
+func (d *Deliverer) pruneLocked() {
+	if len(d.ready) < 1024 {
+		return
+	}
+	live := 0
+	for _, e := range d.ready {
+		if d.live(e) && !e.inflight {
+			live++
+		}
+	}
+	if live*2 > len(d.ready) {
+		return
+	}
+	d.ready = slices.DeleteFunc(d.ready, func(e *entry) bool { return !d.live(e) || e.inflight })
+	heap.Init(&d.ready)
 }
 
 // NewDeliverer returns a Deliverer.
@@ -146,8 +230,16 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Deliverer{opts: opts, policy: opts.Policy.WithDefaults(), parts: map[tp]*partState{}}
+	return &Deliverer{opts: opts, policy: opts.Policy.WithDefaults(), parts: map[tp]*partState{}, revokes: map[tp]bool{}}
 }
+
+// commitEvery is how often a busy deliverer commits its partitions'
+// watermarks; an idle one (nothing in flight) commits at once.
+const commitEvery = 50 * time.Millisecond
+
+// revokeWait bounds how long a revocation waits for the attempts in
+// flight on the partitions taken away.
+const revokeWait = 20 * time.Second
 
 // Run consumes the integration's delivery and retry topics in its group
 // until ctx is done. Every record read is held until it is settled: sent
@@ -158,11 +250,24 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 // with the same item ID) only records whose fate was not yet
 // acknowledged. A record not due yet never stops the records behind it:
 // they are read and sent while it waits (see docs/kafka.md).
+//
+// Attempts run on Concurrency workers while the loop keeps polling: an
+// answer settles its record at once and frees a worker for the next due
+// record, whatever the other attempts in flight do; a slow vendor answer
+// holds one worker, not the loop. Offsets are committed at most every
+// commitEvery while attempts are in flight, at once when none is.
 func (d *Deliverer) Run(ctx context.Context) error {
 	id := d.opts.IntegrationID
 	if d.opts.Registry == nil || id == "" {
 		return errors.New("kafka: deliver: a registry and an integration ID are required")
 	}
+	// A new session: nothing held (a previous Run's client left the
+	// group, which forgot its partitions).
+	d.mu.Lock()
+	d.parts, d.ready, d.inflight, d.revokes = map[tp]*partState{}, nil, 0, map[tp]bool{}
+	d.work = make(chan *entry, d.opts.Concurrency)
+	d.results = make(chan outcome, d.opts.Concurrency)
+	d.mu.Unlock()
 	cl, err := d.opts.Config.client(append(d.opts.Config.member(DeliverGroup(id)),
 		kgo.ConsumeTopics(DeliveryTopic(id), RetryTopic(id)),
 		kgo.DisableAutoCommit(),
@@ -175,20 +280,42 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		return fmt.Errorf("kafka: deliver: %w", err)
 	}
 	defer cl.Close()
+	actx := context.WithoutCancel(ctx) // attempts in flight finish
+	var workers sync.WaitGroup
+	for range d.opts.Concurrency {
+		workers.Go(func() {
+			for e := range d.work {
+				d.results <- d.attempt(actx, e)
+				d.wake()
+			}
+		})
+	}
+	defer func() {
+		close(d.work)
+		workers.Wait()
+	}()
 	for {
-		wait := d.nextWait()
-		pctx, cancel := context.WithTimeout(ctx, wait)
+		pctx, cancel := context.WithTimeout(ctx, d.nextWait())
+		d.wakeMu.Lock()
+		if d.woken {
+			cancel() // a result is waiting: poll only what is buffered
+		}
+		d.woken, d.poll = false, cancel
+		d.wakeMu.Unlock()
 		fs := cl.PollFetches(pctx)
+		d.wakeMu.Lock()
+		d.poll = nil
+		d.wakeMu.Unlock()
 		cancel()
 		if ctx.Err() != nil {
-			return nil
+			return d.drain(actx, cl)
 		}
 		for _, e := range fs.Errors() {
 			if !errors.Is(e.Err, context.DeadlineExceeded) && !errors.Is(e.Err, context.Canceled) {
 				d.opts.Logger.Warn("fetch error", "topic", e.Topic, "partition", e.Partition, "error", e.Err)
 			}
 		}
-		if err := d.step(ctx, cl, fs); err != nil {
+		if err := d.step(actx, cl, fs); err != nil {
 			if errors.Is(err, errCrashed) {
 				return err
 			}
@@ -200,32 +327,78 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	}
 }
 
+// wake ends the poll in progress (or the next one) early: an attempt has
+// an outcome to settle, and a worker is free.
+func (d *Deliverer) wake() {
+	d.wakeMu.Lock()
+	defer d.wakeMu.Unlock()
+	if d.poll != nil {
+		d.poll()
+		return
+	}
+	d.woken = true
+}
+
+// drain, at shutdown, waits for the attempts in flight (their sends use a
+// context that is not cancelled) and settles and commits them.
+func (d *Deliverer) drain(ctx context.Context, cl *kgo.Client) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for d.inflight > 0 {
+		d.mu.Unlock()
+		o := <-d.results
+		d.mu.Lock()
+		if err := d.settleLocked(ctx, cl, []outcome{o}); err != nil {
+			if errors.Is(err, errCrashed) {
+				return err
+			}
+			d.opts.Logger.Warn("at shutdown: records left unsettled (read again by the next owner)", "error", err.Error())
+		}
+	}
+	return d.commitLocked(ctx, cl, nil, true)
+}
+
 // nextWait is how long a poll may wait for records: until the earliest
-// held record is due (at least 1 ms, at most 1 s).
+// held record is due when a worker is free (at least 1 ms, at most 1 s),
+// else until an answer wakes the loop.
 func (d *Deliverer) nextWait() time.Duration {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	now := d.opts.Now()
 	wait := time.Second
-	for _, ps := range d.parts {
-		for _, e := range ps.pending {
-			wait = min(wait, e.due.Sub(now))
-		}
+	if e := d.top(); e != nil && d.inflight < d.opts.Concurrency {
+		wait = min(wait, e.due.Sub(d.opts.Now()))
+	}
+	if d.inflight == 0 && d.uncommittedLocked() {
+		wait = min(wait, commitEvery)
 	}
 	return max(wait, time.Millisecond)
+}
+
+// uncommittedLocked reports whether a partition's watermark is past its
+// committed offset.
+func (d *Deliverer) uncommittedLocked() bool {
+	for _, ps := range d.parts {
+		if ps.watermark() > ps.committed {
+			return true
+		}
+	}
+	return false
 }
 
 // outcome is what an attempt leads to.
 type outcome struct {
 	e      *entry
-	keep   bool // not settled: looked at again after later (config not applied yet)
-	later  time.Duration
-	out    *kgo.Record // to produce before the record is settled
+	keep   bool          // not settled: held again (after later, when set)
+	later  time.Duration // a wait before it is looked at again (its config not applied yet)
+	out    *kgo.Record   // to produce before the record is settled
 	final  *send.FinalInfo
 	crash  bool
 	repark bool // out is the record again, produced to the retry topic's tail
 }
 
+// step holds the records fetched, settles the outcomes that came in,
+// reparks the records held too long, starts attempts for the due records
+// as workers are free, and commits.
 func (d *Deliverer) step(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -249,67 +422,98 @@ func (d *Deliverer) step(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) er
 		if due.IsZero() {
 			due = now
 		}
-		ps.pending[r.Offset] = &entry{tp: k, offset: r.Offset, key: r.Key, rec: rec, due: due, read: now, config: configOffset(r)}
+		e := &entry{tp: k, ps: ps, offset: r.Offset, key: r.Key, rec: rec, due: due, read: now, config: configOffset(r)}
+		ps.pending[r.Offset] = e
+		ps.order = append(ps.order, r.Offset)
+		heap.Push(&d.ready, e)
 	})
-	// The due records, earliest first, up to Concurrency; the ones held
-	// ReparkAfter and not due go to the retry topic's tail as they are.
-	var due []*entry
 	var outs []outcome
-	for _, ps := range d.parts {
-		for _, e := range ps.pending {
-			switch {
-			case !e.due.After(now):
-				due = append(due, e)
-			case now.Sub(e.read) >= d.opts.ReparkAfter:
-				outs = append(outs, outcome{e: e, out: d.retryRecord(e, e.rec), repark: true})
+	for len(d.results) > 0 {
+		outs = append(outs, <-d.results)
+	}
+	// The records held ReparkAfter and not due go to the retry topic's
+	// tail as they are (looked for once a second).
+	if now.Sub(d.repark) >= time.Second || now.Before(d.repark) {
+		d.repark = now
+		d.pruneLocked()
+		for _, ps := range d.parts {
+			for _, e := range ps.pending {
+				if !e.inflight && e.due.After(now) && now.Sub(e.read) >= d.opts.ReparkAfter {
+					e.inflight = true // not started again while it is produced
+					d.inflight++
+					outs = append(outs, outcome{e: e, out: d.retryRecord(e, e.rec), repark: true})
+				}
 			}
 		}
 	}
-	slices.SortFunc(due, func(a, b *entry) int {
-		if c := a.due.Compare(b.due); c != 0 {
-			return c
+	if err := d.settleLocked(ctx, cl, outs); err != nil {
+		return err
+	}
+	// Start the due records, earliest first, on the free workers.
+	for d.inflight < d.opts.Concurrency {
+		e := d.top()
+		if e == nil || e.due.After(now) {
+			break
 		}
-		return int(a.offset - b.offset)
-	})
-	if len(due) > d.opts.Concurrency {
-		due = due[:d.opts.Concurrency]
+		heap.Pop(&d.ready)
+		if d.revokes[e.tp] {
+			continue // its partition is going: the next owner sends it
+		}
+		e.inflight = true
+		d.inflight++
+		d.work <- e
 	}
-	tried := make([]outcome, len(due))
-	var wg sync.WaitGroup
-	actx := context.WithoutCancel(ctx) // attempts in flight finish
-	for i, e := range due {
-		wg.Go(func() { tried[i] = d.attempt(actx, e) })
-	}
-	wg.Wait()
-	outs = append(outs, tried...)
-	for _, o := range outs {
+	return d.commitLocked(ctx, cl, nil, d.inflight == 0 || time.Since(d.commit) >= commitEvery)
+}
+
+// settleLocked produces the outcomes' records (retries, dead letters,
+// reparks) and, once acknowledged, settles their entries. Outcomes of
+// partitions forgotten since (revoked, lost) are dropped: the next owner
+// reads those records again.
+func (d *Deliverer) settleLocked(ctx context.Context, cl *kgo.Client, outs []outcome) error {
+	var produce []*kgo.Record
+	for i := 0; i < len(outs); i++ {
+		o := outs[i]
 		if o.crash {
 			d.crashed.Store(true)
 			return errCrashed
 		}
-	}
-	var produce []*kgo.Record
-	for _, o := range outs {
+		if !d.live(o.e) {
+			d.inflight--
+			outs = slices.Delete(outs, i, i+1)
+			i--
+			continue
+		}
 		if o.out != nil {
 			produce = append(produce, o.out)
 		}
 	}
 	if len(produce) > 0 {
-		pctx, cancel := context.WithTimeout(actx, 30*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := cl.ProduceSync(pctx, produce...).FirstErr()
 		cancel()
 		if err != nil {
 			// Nothing settled: the records are read again by whoever owns
-			// their partitions next.
+			// their partitions next (Run stops; leaving the group commits
+			// below them).
+			for _, o := range outs {
+				d.inflight--
+				o.e.inflight = false
+			}
 			return fmt.Errorf("kafka: deliver: produce: %w", err)
 		}
 	}
 	for _, o := range outs {
+		d.inflight--
+		o.e.inflight = false
 		if o.keep {
-			o.e.due = d.opts.Now().Add(o.later)
+			if o.later > 0 {
+				o.e.due = d.opts.Now().Add(o.later)
+			}
+			heap.Push(&d.ready, o.e)
 			continue
 		}
-		delete(d.parts[o.e.tp].pending, o.e.offset)
+		delete(o.e.ps.pending, o.e.offset)
 		if o.repark {
 			d.Stats.Reparked.Add(1)
 		}
@@ -317,19 +521,20 @@ func (d *Deliverer) step(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) er
 			d.opts.metrics().Final(*o.final)
 		}
 	}
-	return d.commitLocked(actx, cl, nil)
+	return nil
 }
 
-// commitLocked commits the watermark of every partition (only, when not
-// nil) that moved, and pauses or resumes fetching by how much is held.
-func (d *Deliverer) commitLocked(ctx context.Context, cl *kgo.Client, only map[string][]int32) error {
+// commitLocked commits, when commit says so, the watermark of every
+// partition (only, when not nil) that moved, and pauses or resumes
+// fetching by how much is held.
+func (d *Deliverer) commitLocked(ctx context.Context, cl *kgo.Client, only map[string][]int32, commit bool) error {
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	var pause, resume = map[string][]int32{}, map[string][]int32{}
 	for k, ps := range d.parts {
 		if only != nil && !slices.Contains(only[k.topic], k.partition) {
 			continue
 		}
-		if wm := ps.watermark(); wm > ps.committed {
+		if wm := ps.watermark(); commit && wm > ps.committed {
 			if offsets[k.topic] == nil {
 				offsets[k.topic] = map[int32]kgo.EpochOffset{}
 			}
@@ -353,6 +558,7 @@ func (d *Deliverer) commitLocked(ctx context.Context, cl *kgo.Client, only map[s
 	if len(offsets) == 0 {
 		return nil
 	}
+	d.commit = time.Now()
 	var cerr error
 	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
@@ -383,15 +589,57 @@ func (d *Deliverer) commitLocked(ctx context.Context, cl *kgo.Client, only map[s
 	return nil
 }
 
-// revoked commits what is settled of the partitions taken away, and
-// forgets them: their next owner reads their unsettled records again.
+// revoked waits (up to revokeWait) for the attempts in flight on the
+// partitions taken away and settles them, commits what is settled, and
+// forgets the partitions: their next owner reads their unsettled records
+// again.
 func (d *Deliverer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.crashed.Load() {
-		_ = d.commitLocked(ctx, cl, revoked)
+		for topic, ps := range revoked {
+			for _, p := range ps {
+				d.revokes[tp{topic, p}] = true
+			}
+		}
+		// Their outcomes come in here or in Run's loop, whichever reads
+		// them first.
+		for deadline := time.Now().Add(revokeWait); d.inflightOn(revoked) && time.Now().Before(deadline) && !d.crashed.Load(); {
+			d.mu.Unlock()
+			var outs []outcome
+			select {
+			case o := <-d.results:
+				outs = append(outs, o)
+			case <-time.After(20 * time.Millisecond):
+			}
+			d.mu.Lock()
+			if err := d.settleLocked(ctx, cl, outs); err != nil && !errors.Is(err, errCrashed) {
+				d.opts.Logger.Warn("revoked partitions: records left unsettled (read again by the next owner)", "error", err.Error())
+				break
+			}
+		}
+		if !d.crashed.Load() {
+			_ = d.commitLocked(ctx, cl, revoked, true)
+		}
 	}
 	d.forgetLocked(revoked)
+}
+
+// inflightOn reports whether an attempt is in flight on one of the
+// partitions.
+func (d *Deliverer) inflightOn(m map[string][]int32) bool {
+	for topic, ps := range m {
+		for _, p := range ps {
+			if st := d.parts[tp{topic, p}]; st != nil {
+				for _, e := range st.pending {
+					if e.inflight {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }
 
 // lost forgets partitions lost without a chance to commit.
@@ -405,6 +653,7 @@ func (d *Deliverer) forgetLocked(m map[string][]int32) {
 	for topic, ps := range m {
 		for _, p := range ps {
 			delete(d.parts, tp{topic, p})
+			delete(d.revokes, tp{topic, p})
 		}
 	}
 }

@@ -609,6 +609,34 @@ func (x *DLQIndex) List(integrationID string) ([]DeadLetter, error) {
 	return append(dels, rejs...), nil
 }
 
+// DeadDeliveries counts the dead deliveries not replayed, of every
+// integration: the dead-letter depth that /metrics reports. It reads each
+// listed entry, so it costs what List costs for all integrations.
+func (x *DLQIndex) DeadDeliveries() (int, error) {
+	n := 0
+	err := x.db.View(func(tx *bolt.Tx) error {
+		all := tx.Bucket(bIntegrations)
+		if all == nil {
+			return nil
+		}
+		return all.ForEachBucket(func(k []byte) error {
+			ib := all.Bucket(k)
+			e := ib.Bucket(bEntries)
+			return ib.Bucket(bOrder).ForEach(func(_, id []byte) error {
+				dl, ok, err := getEntry(e, string(id))
+				if err == nil && ok && dl.ReplayedAt.IsZero() && dl.Kind == KindDelivery {
+					n++
+				}
+				return err
+			})
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("kafka: dlq index: %w", err)
+	}
+	return n, nil
+}
+
 // Get returns one dead letter of the integration that is not replayed,
 // else ErrNotFound.
 func (x *DLQIndex) Get(integrationID, id string) (DeadLetter, error) {

@@ -97,8 +97,10 @@ const (
 type Config struct {
 	// Brokers are the seed brokers, host:port.
 	Brokers []string
-	// Opts are more client options (TLS, SASL) for every client.
+	// Opts are more client options for every client.
 	Opts []kgo.Opt
+	// Security is TLS and SASL for every client (nil: plaintext).
+	Security *Security
 	// InstanceID, when set, makes every consumer group member static
 	// (Kafka's group.instance.id): a process restarted with the same ID
 	// within the session timeout takes its partitions back at once, with
@@ -119,25 +121,38 @@ func (c Config) member(group string) []kgo.Opt {
 }
 
 func (c Config) client(extra ...kgo.Opt) (*kgo.Client, error) {
+	cl, _, err := c.watchedClient(nil, extra...)
+	return cl, err
+}
+
+// watchedClient is client, with the watch of its connections (see
+// connWatch); onAuth, when set, sees each authentication failure.
+func (c Config) watchedClient(onAuth func(*AuthError), extra ...kgo.Opt) (*kgo.Client, *connWatch, error) {
 	if len(c.Brokers) == 0 {
-		return nil, errors.New("kafka: no brokers")
+		return nil, nil, errors.New("kafka: no brokers")
 	}
+	w := newConnWatch(c.Security, onAuth)
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		// acks=all with the idempotent producer (kgo's default, stated).
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 	}
+	opts = append(opts, c.Security.opts(w)...)
 	opts = append(opts, c.Opts...)
 	opts = append(opts, extra...)
-	return kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(opts...)
+	return cl, w, err
 }
 
 // EnsureTopics creates raw-events, dlq-events and each integration's
 // delivery and retry topics with the given partitions (replication
-// factor: the broker's default), leaving those that exist alone.
+// factor: the broker's default), leaving those that exist alone. Brokers
+// that refuse the credentials twice make it return an *AuthError at once.
 func EnsureTopics(ctx context.Context, cfg Config, partitions int32, integrationIDs ...string) error {
-	cl, err := cfg.client()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	cl, w, err := cfg.watchedClient(authFailFast(cancel))
 	if err != nil {
 		return err
 	}
@@ -149,7 +164,7 @@ func EnsureTopics(ctx context.Context, cfg Config, partitions int32, integration
 	}
 	res, err := adm.CreateTopics(ctx, partitions, -1, nil, topics...)
 	if err != nil {
-		return fmt.Errorf("kafka: create topics: %w", err)
+		return explain(ctx, w, fmt.Errorf("kafka: create topics: %w", err))
 	}
 	for _, r := range res.Sorted() {
 		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {

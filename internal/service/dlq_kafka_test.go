@@ -101,6 +101,9 @@ func TestServeKafkaDLQ(t *testing.T) {
 		}
 		deadIDs = append(deadIDs, d["id"].(string))
 	}
+	if got := sample(h.scrape(), "blueprint_dead_letters"); got != 2 {
+		t.Errorf("blueprint_dead_letters = %v with 2 dead deliveries listed", got)
+	}
 	rej := data[2].(map[string]any)
 	if rej["kind"] != "reject" || rej["error"] != "missing_required_field" || !strings.Contains(strings.Join(anyStrings(rej["fields"]), ","), "order_id") {
 		t.Fatalf("reject: %v", rej)

@@ -28,8 +28,10 @@ type KafkaConfig struct {
 	// Partitions of the topics the service creates (default 3); existing
 	// topics are left alone.
 	Partitions int32
-	// Opts are more client options (TLS, SASL) for every client.
+	// Opts are more client options for every client.
 	Opts []kgo.Opt
+	// Security is TLS and SASL for every client (nil: plaintext).
+	Security *kafka.Security
 	// InstanceID makes this process a static member of its consumer
 	// groups (kafka.Config.InstanceID): restarted with the same ID, it
 	// takes its partitions back at once.
@@ -51,6 +53,7 @@ type kafkaMode struct {
 	parts  int32
 	reg    *kafka.StaticRegistry
 	ing    *kafka.Ingester // nil unless the role ingests
+	met    *kafkaMetrics
 	dlq    *kafka.DLQIndex // the dead-letter API's index of dlq-events (roles all and ingest; nil in process and deliver)
 	sender *send.Sender
 	policy send.Policy
@@ -104,7 +107,9 @@ func newKafka(s *Service, kc *KafkaConfig, key []byte) (*kafkaMode, error) {
 		so.Logger = s.log
 	}
 	so.Metrics = s
-	k := &kafkaMode{cfg: kafka.Config{Brokers: kc.Brokers, Opts: kc.Opts, InstanceID: kc.InstanceID}, role: role, parts: parts, reg: kafka.NewRegistry(),
+	met := newKafkaMetrics(s.metrics.reg)
+	opts := append(slices.Clip(kc.Opts), kgo.WithHooks(met))
+	k := &kafkaMode{cfg: kafka.Config{Brokers: kc.Brokers, Opts: opts, Security: kc.Security, InstanceID: kc.InstanceID}, role: role, parts: parts, reg: kafka.NewRegistry(), met: met,
 		sender: send.New(so), policy: s.cfg.Delivery.Policy, conc: s.cfg.Delivery.Concurrency, s: s, log: s.log,
 		ensured: map[string]bool{}, dels: map[string]context.CancelFunc{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -115,11 +120,15 @@ func newKafka(s *Service, kc *KafkaConfig, key []byte) (*kafkaMode, error) {
 	if err := kafka.EnsureIntegrationsTopic(ctx, k.cfg); err != nil {
 		return nil, &StartError{Code: "INTEGRATIONS_TOPIC", Message: err.Error()}
 	}
+	if err := met.watch(k); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
 	var err error
 	if !follows(role) { // the dead-letter API is the owner's: roles process and deliver keep no state
 		k.dlq, err = kafka.OpenDLQIndex(kafka.DLQIndexOptions{Config: k.cfg, Path: filepath.Join(s.cfg.StateDir, kafka.DLQIndexFile),
 			Scrub: k.scrub, Logger: s.log.With("role", "dlq"), Now: s.cfg.Now})
 		if err != nil {
+			k.close()
 			return nil, fmt.Errorf("serve: %w", err)
 		}
 	}
@@ -265,6 +274,7 @@ func (k *kafkaMode) close() {
 		k.ing = nil
 	}
 	k.config.close()
+	k.met.close()
 	if k.dlq != nil {
 		// Closed once; a request still using it gets an error, not a nil.
 		if err := k.dlq.Close(); err != nil {

@@ -50,17 +50,26 @@ type outboxGauges struct {
 	box     outbox.Store
 	pending *prometheus.Desc
 	dead    *prometheus.Desc
+	// kafkaDead, in Kafka mode, counts the dead deliveries of the
+	// dead-letter index instead of the (unused) outbox's.
+	kafkaDead func() (int, error)
 }
 
-func (g outboxGauges) Describe(ch chan<- *prometheus.Desc) { ch <- g.pending; ch <- g.dead }
+func (g *outboxGauges) Describe(ch chan<- *prometheus.Desc) { ch <- g.pending; ch <- g.dead }
 
-func (g outboxGauges) Collect(ch chan<- prometheus.Metric) {
+func (g *outboxGauges) Collect(ch chan<- prometheus.Metric) {
 	c, err := g.box.Counts(context.Background())
 	if err != nil {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(g.pending, prometheus.GaugeValue, float64(c[outbox.Pending]))
-	ch <- prometheus.MustNewConstMetric(g.dead, prometheus.GaugeValue, float64(c[outbox.Dead]))
+	dead := c[outbox.Dead]
+	if g.kafkaDead != nil {
+		if dead, err = g.kafkaDead(); err != nil {
+			return
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(g.dead, prometheus.GaugeValue, float64(dead))
 }
 
 func statusClass(status int) string {

@@ -74,6 +74,7 @@ type Service struct {
 	st      *store.Store
 	auth    *auth.Auth
 	limiter *auth.Limiter
+	gauges  *outboxGauges
 	hub     *live.Hub
 	box     *outbox.Bolt
 	pipe    *delivery.Pipeline
@@ -159,9 +160,10 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	s.metrics.reg.MustRegister(outboxGauges{box: s.box,
+	s.gauges = &outboxGauges{box: s.box,
 		pending: prometheus.NewDesc("blueprint_outbox_pending", "Requests waiting in the outbox for an attempt.", nil, nil),
-		dead:    prometheus.NewDesc("blueprint_dead_letters", "Dead letters in the outbox (dead-letter depth).", nil, nil)})
+		dead:    prometheus.NewDesc("blueprint_dead_letters", "Dead deliveries not replayed (dead-letter depth): the outbox's, or in Kafka mode the dead-letter index's.", nil, nil)}
+	s.metrics.reg.MustRegister(s.gauges)
 	opts := cfg.Delivery
 	opts.OnDecision = s.onDecision
 	opts.Rejects = rejectSink{s}
@@ -179,6 +181,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Kafka != nil {
 		if s.kafka, err = newKafka(s, cfg.Kafka, key); err != nil {
 			return nil, err
+		}
+		if s.kafka.dlq != nil {
+			s.gauges.kafkaDead = s.kafka.dlq.DeadDeliveries
 		}
 	}
 	if err := s.rebind(); err != nil {
