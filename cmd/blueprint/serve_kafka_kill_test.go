@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/blueprint-engine/blueprint/internal/fakebutton"
@@ -32,37 +31,34 @@ import (
 )
 
 // TestServeKafkaKill9 runs the Kafka roles as separate `blueprint serve`
-// processes on a kfake broker held by this test (in memory: the broker is
-// not the one killed): one of role ingest (it owns the state: admin API,
-// sources, integrations, which it publishes on the integrations topic),
-// one of role process and two of role deliver (no state: integrations
-// from the topic, the key file copied from the owner's). Button is
-// installed through the API and signed events are posted from several
-// clients: orders (delivered), orders the fake answers 400 (dead letters
-// on dlq-events), events without an order_id (rejects on dlq-events) and
-// events without advertising consent (skipped). In the middle of the
-// load, the processor and one deliverer are killed with SIGKILL and
-// restarted with their --kafka-instance-id (they take their partitions
-// back at once). Once everything has drained, it prints
+// processes on a broker in its own process (`blueprint fake-kafka`, in
+// memory: the broker is not the one killed): one of role ingest (it owns
+// the state: admin API, sources, integrations, which it publishes on the
+// integrations topic), one of role process and, first, one of role
+// deliver (no state: integrations from the topic, the key file copied
+// from the owner's). Button is installed through the API and 20,000
+// signed events are posted in batches from several clients: orders
+// (delivered), orders the fake answers 400 (dead letters on dlq-events),
+// events without an order_id (rejects on dlq-events) and events without
+// advertising consent (skipped). A quarter of the way, a second deliverer
+// joins (the partitions are reassigned from one deliverer to two); half
+// of the way, the processor and the first deliverer are killed with
+// SIGKILL and restarted with their --kafka-instance-id (they take their
+// partitions back at once). Once everything has drained, it prints
 // "N delivered, N skipped, N rejected, N dead-lettered, 0 lost" and fails
 // on any acknowledged event whose fate is not the one it must have, on an
 // order created twice (the fake's creates are counted per order_id: a
 // re-sent create must be answered 409), and on an order never posted.
 func TestServeKafkaKill9(t *testing.T) {
-	total := 1500 // events posted; -short posts fewer
+	total := 20000 // events posted; -short posts fewer
 	if testing.Short() {
-		total = 300
+		total = 600
 	}
 	start := time.Now()
 	bin := buildBlueprint(t)
 	t.Logf("built the CLI in %s", time.Since(start).Round(time.Millisecond))
 
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	brokers := strings.Join(c.ListenAddrs(), ",")
+	brokers := startFakeKafka(t, bin)
 
 	v := newCountingVendor(t)
 	state := t.TempDir()
@@ -98,13 +94,13 @@ func TestServeKafkaKill9(t *testing.T) {
 	}
 	proc := follower("process", "process-1")
 	del1 := follower("deliver", "deliver-1")
-	del2 := follower("deliver", "deliver-2")
-	t.Logf("four processes up at %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("three processes up at %s", time.Since(start).Round(time.Millisecond))
 
-	// Clients post events, rate a second together, until total are
-	// acknowledged; a third of the way the processor and deliver-1 are
-	// killed and restarted, and the load goes on meanwhile and after.
-	const clients, rate = 6, 300
+	// Clients post batches of events, rate events a second together, until
+	// total are acknowledged; a quarter of the way a second deliverer
+	// joins, half of the way the processor and deliver-1 are killed and
+	// restarted, and the load goes on meanwhile and after.
+	const clients, rate, perBatch = 8, 2000, 25
 	var (
 		mu      sync.Mutex
 		acked   = map[string]string{} // event id -> kind, answered 200
@@ -118,7 +114,7 @@ func TestServeKafkaKill9(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			hc := &http.Client{Timeout: 15 * time.Second}
-			tick := time.NewTicker(time.Second * clients / rate)
+			tick := time.NewTicker(time.Second * clients * perBatch / rate)
 			defer tick.Stop()
 			for ; ; <-tick.C {
 				mu.Lock()
@@ -126,26 +122,35 @@ func TestServeKafkaKill9(t *testing.T) {
 					mu.Unlock()
 					return
 				}
-				next++
-				id, kind, body := killEvent(next)
-				posted[id] = true
+				var ids, kinds []string
+				var bodies [][]byte
+				for ; next < total && len(ids) < perBatch; next++ {
+					id, kind, body := killEvent(next + 1)
+					posted[id] = true
+					ids, kinds, bodies = append(ids, id), append(kinds, kind), append(bodies, body)
+				}
 				mu.Unlock()
-				status, err := postSigned(hc, owner.ingest, pk, sk, body)
+				status, accepted, err := postBatch(hc, owner.ingest, pk, sk, bodies)
 				mu.Lock()
 				switch {
 				case err != nil:
-					refused[0]++
-				case status == 200:
-					acked[id] = kind
+					refused[0] += len(ids)
+				case status == 200 && accepted == len(ids):
+					for i, id := range ids {
+						acked[id] = kinds[i]
+					}
 				default:
-					refused[status]++
+					refused[status] += len(ids)
 				}
 				mu.Unlock()
 			}
 		}()
 	}
 	ackedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	poll(t, 30*time.Second, fmt.Sprintf("%d events acknowledged", total/3), func() bool { return ackedCount() >= total/3 })
+	poll(t, 60*time.Second, fmt.Sprintf("%d events acknowledged", total/4), func() bool { return ackedCount() >= total/4 })
+	del2 := follower("deliver", "deliver-2")
+	t.Logf("a second deliverer joined with %d events acknowledged, %d orders at Button (%s)", ackedCount(), len(v.fb.Orders()), time.Since(start).Round(time.Millisecond))
+	poll(t, 60*time.Second, fmt.Sprintf("%d events acknowledged", total/2), func() bool { return ackedCount() >= total/2 })
 	before := len(v.fb.Orders())
 	for _, p := range []*serveProc{proc, del1} {
 		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -164,7 +169,7 @@ func TestServeKafkaKill9(t *testing.T) {
 	t.Logf("%d events acknowledged at %s", len(acked), time.Since(start).Round(time.Millisecond))
 
 	// Drain: every acknowledged event reaches the fate it must have.
-	dlq := readDLQ(t, c.ListenAddrs())
+	dlq := readDLQ(t, strings.Split(brokers, ","))
 	var delivered, skipped, rejected, dead int
 	var lost []string
 	fates := func() {
@@ -188,7 +193,7 @@ func TestServeKafkaKill9(t *testing.T) {
 			}
 		}
 	}
-	deadline := time.Now().Add(40 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for fates(); len(lost) > 0 && time.Now().Before(deadline); fates() {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -269,23 +274,61 @@ func killEvent(i int) (id, kind string, body []byte) {
 	return id, kind, body
 }
 
-func postSigned(c *http.Client, ingest, pipelineKey, secret string, body []byte) (int, error) {
+// postBatch posts events signed as one batch, and returns the status and
+// how many events the answer says were accepted.
+func postBatch(c *http.Client, ingest, pipelineKey, secret string, events [][]byte) (status, accepted int, err error) {
+	body := append(append([]byte(`{"batch":[`), bytes.Join(events, []byte(","))...), "]}"...)
 	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte(ts + "."))
 	m.Write(body)
-	req, _ := http.NewRequest("POST", ingest+"/v1/events", bytes.NewReader(body))
+	req, _ := http.NewRequest("POST", ingest+"/v1/batch", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+pipelineKey)
 	req.Header.Set("X-Timestamp", ts)
 	req.Header.Set("X-Signature", "sha256="+hex.EncodeToString(m.Sum(nil)))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, int(gjson.GetBytes(out, "accepted").Int()), nil
+}
+
+// startFakeKafka runs `blueprint fake-kafka` on a free loopback port, in
+// its own process, and returns its address; it is stopped at cleanup.
+func startFakeKafka(t *testing.T, bin string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "fake-kafka", "--listen", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case l := <-line:
+		addr, ok := strings.CutPrefix(l, "kafka: listening on ")
+		if !ok {
+			t.Fatalf("fake-kafka said %q", l)
+		}
+		return addr
+	case <-time.After(30 * time.Second):
+		t.Fatal("fake-kafka did not start within 30 s")
+	}
+	return ""
 }
 
 // countingVendor is the fake Button (5 ms of latency, so that requests
