@@ -696,7 +696,7 @@ func (d *Deliverer) attempt(ctx context.Context, e *entry) outcome {
 		}
 		return d.dead(e, in, rec, ErrorNotDeliverable, 0, msg, now)
 	}
-	a := d.opts.Sender.DoItem(ctx, in, id, rec.ID, res.Requests[rec.Request])
+	a := d.opts.Sender.DoItem(ctx, in, id, rec.ID, rec.MessageID, res.Requests[rec.Request])
 	d.Stats.Attempts.Add(1)
 	if d.afterAttempt != nil && d.afterAttempt(rec, a) {
 		return outcome{e: e, crash: true}

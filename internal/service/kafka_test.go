@@ -1,9 +1,14 @@
 package service_test
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/blueprint-engine/blueprint/internal/service"
@@ -31,6 +36,40 @@ func TestServeKafka(t *testing.T) {
 		t.Fatalf("install: %d %v", st, out)
 	}
 	id := out["id"].(string)
+	// The live stream, as the page reads it: in Kafka mode too, every
+	// step names its event.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.admin, "http")+"/v1/admin/live",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	steps := map[string]string{} // type -> event_id, of the app's order
+	stepsDone := make(chan error, 1)
+	go func() {
+		for {
+			_, raw, err := ws.Read(ctx)
+			if err != nil {
+				stepsDone <- err
+				return
+			}
+			var m struct {
+				Type          string `json:"type"`
+				EventID       string `json:"event_id"`
+				IntegrationID string `json:"integration_id"`
+			}
+			json.Unmarshal(raw, &m)
+			if m.IntegrationID == id || m.Type == "received" {
+				steps[m.Type] = m.EventID
+			}
+			if m.Type == "final" {
+				stepsDone <- nil
+				return
+			}
+		}
+	}()
 	now := time.Now().UnixMilli()
 	if st, out := h.post("/v1/events", b["pipeline_key"].(string), b["secret_key"].(string), order("k-web"), now); st != 200 {
 		t.Fatalf("ingest web: %d %v", st, out)
@@ -47,6 +86,14 @@ func TestServeKafka(t *testing.T) {
 			t.Fatal("timed out waiting for the order at the fake Button")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if err := <-stepsDone; err != nil {
+		t.Fatalf("live stream: %v (steps %v)", err, steps)
+	}
+	for _, typ := range []string{"decision", "request", "attempt", "final"} {
+		if steps[typ] != "m-k-app" {
+			t.Errorf("live %s step names event %q, want m-k-app (steps %v)", typ, steps[typ], steps)
+		}
 	}
 	time.Sleep(300 * time.Millisecond)
 	if _, ok := h.fake.Order("k-web"); ok {

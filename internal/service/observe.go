@@ -119,6 +119,8 @@ func (s *Service) Attempt(a send.AttemptInfo) {
 		ev = id.(string)
 	} else if ev = s.eventOf(a.Item); ev != "" {
 		s.items.Store(a.Item, ev) // for the final step: a delivered item no longer holds its event
+	} else {
+		ev = a.MessageID // Kafka mode: no outbox item to read, as for the final step
 	}
 	s.hub.Publish(live.Message{Type: "attempt", At: s.cfg.Now().UTC(), EventID: ev, IntegrationID: a.Integration, Item: a.Item,
 		Outcome: string(a.Outcome), Status: a.Status, DurationMS: a.Latency.Milliseconds(), Message: a.Message, BodyExcerpt: excerpt(a.Message)})

@@ -213,12 +213,12 @@ func (b *batcher) send(bt *batch) {
 		// Cannot happen for requests the runtime built; never lose them:
 		// each is sent on its own.
 		for _, h := range items {
-			b.settle(h, w.Sender.do(b.ctx, bt.in, h.it.Integration, h.it.ID, h.req))
+			b.settle(h, w.Sender.do(b.ctx, bt.in, h.it.Integration, h.it.ID, h.it.MessageID, h.req))
 		}
 		return
 	}
 	first.log.Info("sending batch", "events", len(items), "bytes", len(joined.Body))
-	a := w.Sender.do(b.ctx, bt.in, first.it.Integration, first.it.ID, joined)
+	a := w.Sender.do(b.ctx, bt.in, first.it.Integration, first.it.ID, first.it.MessageID, joined)
 	for _, h := range items {
 		b.settle(h, a)
 	}

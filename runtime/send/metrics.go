@@ -27,6 +27,9 @@ type AttemptInfo struct {
 	// outside a Worker.
 	Item        string
 	Integration string
+	// MessageID is the item's event's message ID ("" outside a Worker or
+	// a deliverer that knows it): a live view names the event with it.
+	MessageID string
 	// Status is the HTTP status (0: no answer).
 	Status  int
 	Outcome runtime.Outcome

@@ -175,19 +175,20 @@ var ErrHostNotAllowed = errors.New("host not allowed by the blueprint")
 // rules. It waits for the integration's rate limit and the host's
 // concurrency limit first; ctx bounds the wait and the attempt.
 func (s *Sender) Do(ctx context.Context, in *runtime.Integration, integration string, req *runtime.Request) Attempt {
-	return s.do(ctx, in, integration, "", req)
+	return s.do(ctx, in, integration, "", "", req)
 }
 
 // DoItem is Do for the queued request whose ID is item (an outbox item's,
-// or a Kafka delivery record's): Metrics receive the attempt with it, as
-// they do from a Worker.
-func (s *Sender) DoItem(ctx context.Context, in *runtime.Integration, integration, item string, req *runtime.Request) Attempt {
-	return s.do(ctx, in, integration, item, req)
+// or a Kafka delivery record's), of the event whose message ID is
+// messageID: Metrics receive the attempt with both, as they do from a
+// Worker.
+func (s *Sender) DoItem(ctx context.Context, in *runtime.Integration, integration, item, messageID string, req *runtime.Request) Attempt {
+	return s.do(ctx, in, integration, item, messageID, req)
 }
 
 // do is Do for the outbox item named item ("" for none), which Metrics
 // receive with the attempt.
-func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, item string, req *runtime.Request) Attempt {
+func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, item, messageID string, req *runtime.Request) Attempt {
 	u, err := url.Parse(req.URL)
 	if err != nil {
 		// The parse error quotes the URL, auth query and all.
@@ -218,11 +219,11 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 		var ae *runtime.AuthError
 		if errors.As(err, &ae) && ae.Permanent {
 			a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Failed, Status: 0, Message: ae.Message}, Err: err}
-			s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Message: a.Message})
+			s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, MessageID: messageID, Outcome: a.Outcome, Message: a.Message})
 			return a
 		}
 		a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: in.Redact(err.Error())}, Err: err}
-		s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Message: a.Message})
+		s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, MessageID: messageID, Outcome: a.Outcome, Message: a.Message})
 		return a
 	}
 	in.Sign(&signed, time.Now())
@@ -246,12 +247,12 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 			// Not a passing fault: the address is refused on every try.
 			a := failed(in, req, fmt.Errorf("%s url %s", in.Blueprint().Key(), ge.Error()))
 			a.Latency = lat
-			s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Latency: lat, Message: a.Message})
+			s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, MessageID: messageID, Outcome: a.Outcome, Latency: lat, Message: a.Message})
 			return a
 		}
 		err = redactErr(in, req, err)
 		a := Attempt{Verdict: runtime.Verdict{Outcome: runtime.Retry, Message: in.Redact(transportMessage(err))}, Latency: lat, Err: err}
-		s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, Outcome: a.Outcome, Latency: lat, Message: a.Message})
+		s.metrics.Attempt(AttemptInfo{Item: item, Integration: integration, MessageID: messageID, Outcome: a.Outcome, Latency: lat, Message: a.Message})
 		return a
 	}
 	body, rerr := io.ReadAll(io.LimitReader(resp.Body, s.opts.MaxResponseBody))
@@ -277,7 +278,7 @@ func (s *Sender) do(ctx context.Context, in *runtime.Integration, integration, i
 	} else if v.Delivered() {
 		lim.speedUp()
 	}
-	info := AttemptInfo{Item: item, Integration: integration, Status: resp.StatusCode, Outcome: a.Outcome, Latency: lat}
+	info := AttemptInfo{Item: item, Integration: integration, MessageID: messageID, Status: resp.StatusCode, Outcome: a.Outcome, Latency: lat}
 	if !a.Delivered() {
 		info.Message = a.Message
 	}

@@ -418,7 +418,7 @@ func (w *Worker) process(ctx context.Context, it *outbox.Item, seq uint64) {
 		w.batches.add(in, p, heldItem{it, req, log, seq})
 		return
 	}
-	a := w.Sender.do(ctx, in, it.Integration, it.ID, req)
+	a := w.Sender.do(ctx, in, it.Integration, it.ID, it.MessageID, req)
 	if a.Err != nil && a.Status == 0 && a.Outcome == runtime.Retry && ctx.Err() != nil {
 		// Shut down before an answer: not an attempt; the item stays
 		// pending for the next run.
