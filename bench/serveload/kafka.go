@@ -3,11 +3,11 @@ package main
 // Kafka mode (-kafka): `blueprint fake-kafka` as the broker, and serve with
 // --kafka-brokers, either as one process of role all or split into one
 // ingest process, one process process and -deliverers deliver processes.
-// Until integrations are distributed between processes (an integrations
-// topic), each process reads them from its own state directory: the load
-// sets up one state (login, install Button, a source) with a serve of role
-// ingest, stops it, and starts every role process on a copy of that state,
-// so all of them hold the same integration ID and source keys.
+// The load sets up one state (login, install Button, a source) with a
+// serve of role ingest, stops it, and starts the owner (role all or
+// ingest) on a copy of that state; roles process and deliver keep no
+// state: they take only the copy's key file and learn the integration
+// from the integrations topic.
 
 import (
 	"bufio"
