@@ -3,23 +3,18 @@ package main
 // Kafka mode (-kafka): `blueprint fake-kafka` as the broker, and serve with
 // --kafka-brokers, either as one process of role all or split into one
 // ingest process, one process process and -deliverers deliver processes.
-// Until integrations are distributed between processes (an integrations
-// topic), each process reads them from its own state directory: the load
-// sets up one state (login, install Button, a source) with a serve of role
-// ingest, stops it, and starts every role process on a copy of that state,
-// so all of them hold the same integration ID and source keys.
+// The load sets up one state (login, install Button, a source) with a
+// serve of role ingest, stops it, and starts the owner (role all or
+// ingest) on a copy of that state; roles process and deliver keep no
+// state: they take only the copy's key file and learn the integration
+// from the integrations topic.
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"net/http"
@@ -327,26 +322,7 @@ func runKafka(c config) error {
 
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	post := func(client *http.Client, body []byte) (int, error) {
-		ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-		mac := hmac.New(sha256.New, []byte(sk))
-		mac.Write([]byte(ts + "."))
-		mac.Write(body)
-		path := "/v1/events"
-		if c.batch > 1 {
-			path = "/v1/batch"
-		}
-		req, _ := http.NewRequest("POST", ingest+path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+pk)
-		req.Header.Set("X-Timestamp", ts)
-		req.Header.Set("X-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, nil
+		return signedPost(client, ingest, pk, sk, c.batch > 1, body)
 	}
 
 	// Warm up: one order through every role, so that the consumer groups
@@ -389,37 +365,7 @@ func runKafka(c config) error {
 	ctx, stopLoad := context.WithTimeout(context.Background(), c.duration)
 	defer stopLoad()
 	var missed atomic.Int64
-	go func() {
-		defer close(tokens)
-		if c.rate == 0 {
-			for ctx.Err() == nil {
-				select {
-				case tokens <- struct{}{}:
-				case <-ctx.Done():
-				}
-			}
-			return
-		}
-		interval := time.Duration(float64(time.Second) * perReq / c.rate)
-		next := time.Now()
-		for {
-			next = next.Add(interval)
-			if d := time.Until(next); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-ctx.Done():
-					return
-				}
-			} else if ctx.Err() != nil {
-				return
-			}
-			select {
-			case tokens <- struct{}{}:
-			default:
-				missed.Add(1)
-			}
-		}
-	}()
+	go pace(ctx, c.rate/perReq, tokens, &missed)
 	var (
 		mu        sync.Mutex
 		acked     = make(map[string]bool, 1<<16)
@@ -435,19 +381,7 @@ func runKafka(c config) error {
 			defer wg.Done()
 			client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 			for range tokens {
-				ids := make([]string, c.batch)
-				var body []byte
-				if c.batch == 1 {
-					ids[0] = fmt.Sprintf("kl-%08d", seq.Add(1))
-					body = []byte(orderEvent(ids[0]))
-				} else {
-					parts := make([]string, c.batch)
-					for i := range ids {
-						ids[i] = fmt.Sprintf("kl-%08d", seq.Add(1))
-						parts[i] = orderEvent(ids[i])
-					}
-					body = []byte(`{"batch":[` + strings.Join(parts, ",") + `]}`)
-				}
+				ids, body := orders("kl", c.batch, &seq)
 				for attempt := 0; ; attempt++ {
 					t0 := time.Now()
 					status, err := post(client, body)

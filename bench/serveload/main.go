@@ -222,6 +222,81 @@ func call(method, url, token string, body any) (int, map[string]any, error) {
 	return resp.StatusCode, out, nil
 }
 
+// pace hands out a token every 1/perSecond s (0: as fast as they are
+// taken) until ctx is done, then closes tokens; a token the workers are
+// too busy to take is counted in missed, not queued.
+func pace(ctx context.Context, perSecond float64, tokens chan<- struct{}, missed *atomic.Int64) {
+	defer close(tokens)
+	if perSecond == 0 {
+		for ctx.Err() == nil {
+			select {
+			case tokens <- struct{}{}:
+			case <-ctx.Done():
+			}
+		}
+		return
+	}
+	interval := time.Duration(float64(time.Second) / perSecond)
+	next := time.Now()
+	for {
+		next = next.Add(interval)
+		if d := time.Until(next); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		select {
+		case tokens <- struct{}{}:
+		default:
+			missed.Add(1)
+		}
+	}
+}
+
+// signedPost posts body to ingest's /v1/events (or /v1/batch) signed with
+// the source's keys, and returns the status.
+func signedPost(client *http.Client, ingest, pipelineKey, secretKey string, batch bool, body []byte) (int, error) {
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	m := hmac.New(sha256.New, []byte(secretKey))
+	m.Write([]byte(ts + "."))
+	m.Write(body)
+	path := "/v1/events"
+	if batch {
+		path = "/v1/batch"
+	}
+	req, _ := http.NewRequest("POST", ingest+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+pipelineKey)
+	req.Header.Set("X-Timestamp", ts)
+	req.Header.Set("X-Signature", "sha256="+hex.EncodeToString(m.Sum(nil)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// orders makes n order events with order IDs prefix-NNNNNNNN from seq: one
+// event's body, or a batch of n.
+func orders(prefix string, n int, seq *atomic.Int64) ([]string, []byte) {
+	ids := make([]string, n)
+	parts := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%08d", prefix, seq.Add(1))
+		parts[i] = orderEvent(ids[i])
+	}
+	if n == 1 {
+		return ids, []byte(parts[0])
+	}
+	return ids, []byte(`{"batch":[` + strings.Join(parts, ",") + `]}`)
+}
+
 func orderEvent(id string) string {
 	return `{"type":"track","event":"Order Completed","messageId":"m-` + id + `","timestamp":"2026-02-25T14:30:00Z","context":{"consent":{"advertising":true},"ip":"203.0.113.7"},"properties":{"order_id":"` + id + `","total":25.5,"currency":"USD","products":[{"sku":"S-1","name":"Tee","price":12.75,"quantity":2}]}}`
 }
@@ -315,37 +390,7 @@ func run(c config) error {
 	ctx, stopLoad := context.WithTimeout(context.Background(), c.duration)
 	defer stopLoad()
 	var missed atomic.Int64 // tokens the workers were too busy to take
-	go func() {
-		defer close(tokens)
-		if c.rate == 0 {
-			for ctx.Err() == nil {
-				select {
-				case tokens <- struct{}{}:
-				case <-ctx.Done():
-				}
-			}
-			return
-		}
-		interval := time.Duration(float64(time.Second) * perReq / c.rate)
-		next := time.Now()
-		for {
-			next = next.Add(interval)
-			if d := time.Until(next); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-ctx.Done():
-					return
-				}
-			} else if ctx.Err() != nil {
-				return
-			}
-			select {
-			case tokens <- struct{}{}:
-			default:
-				missed.Add(1)
-			}
-		}
-	}()
+	go pace(ctx, c.rate/perReq, tokens, &missed)
 
 	var (
 		mu        sync.Mutex
@@ -356,26 +401,7 @@ func run(c config) error {
 		wg        sync.WaitGroup
 	)
 	post := func(client *http.Client, body []byte) (int, error) {
-		ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-		m := hmac.New(sha256.New, []byte(sk))
-		m.Write([]byte(ts + "."))
-		m.Write(body)
-		path := "/v1/events"
-		if c.batch > 1 {
-			path = "/v1/batch"
-		}
-		req, _ := http.NewRequest("POST", ingest+path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+pk)
-		req.Header.Set("X-Timestamp", ts)
-		req.Header.Set("X-Signature", "sha256="+hex.EncodeToString(m.Sum(nil)))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, nil
+		return signedPost(client, ingest, pk, sk, c.batch > 1, body)
 	}
 	start := time.Now()
 	var restarting sync.RWMutex // held while serve is killed and started again
@@ -385,19 +411,7 @@ func run(c config) error {
 			defer wg.Done()
 			client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 			for range tokens {
-				ids := make([]string, c.batch)
-				var body []byte
-				if c.batch == 1 {
-					ids[0] = fmt.Sprintf("ld-%08d", seq.Add(1))
-					body = []byte(orderEvent(ids[0]))
-				} else {
-					parts := make([]string, c.batch)
-					for i := range ids {
-						ids[i] = fmt.Sprintf("ld-%08d", seq.Add(1))
-						parts[i] = orderEvent(ids[i])
-					}
-					body = []byte(`{"batch":[` + strings.Join(parts, ",") + `]}`)
-				}
+				ids, body := orders("ld", c.batch, &seq)
 				for {
 					t0 := time.Now()
 					status, err := post(client, body)

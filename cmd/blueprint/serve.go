@@ -68,10 +68,11 @@ refuse the credentials stop serve at start (exit 1) with an error naming the
 broker, mechanism and user. blueprint fake-kafka runs an in-memory broker
 for trying this out.
 
-A long-running service trades memory for CPU: unless GOGC or GOMEMLIMIT
-is set in the environment, serve runs the Go garbage collector at GOGC=400
-with a soft memory limit of 256 MiB (under load it then spends a quarter
-less CPU; bench/serve-load.sh measures it). Set either variable to choose.
+A long-running service trades memory for CPU: serve runs the Go garbage
+collector at GOGC=400 unless GOGC is set in the environment, with a soft
+memory limit of 256 MiB unless GOMEMLIMIT is set (under load it then
+spends a quarter less CPU; bench/serve-load.sh measures it). Each variable
+overrides its own default only.
 
 SIGINT/SIGTERM stop accepting, let requests in flight finish (10 s at most)
 and keep everything queued for the next start.`,

@@ -237,6 +237,10 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 // watermarks; an idle one (nothing in flight) commits at once.
 const commitEvery = 50 * time.Millisecond
 
+// drainRecheck is how often drain looks again at the attempts in flight
+// while it waits for their outcomes.
+const drainRecheck = 20 * time.Millisecond
+
 // revokeWait bounds how long a revocation waits for the attempts in
 // flight on the partitions taken away.
 const revokeWait = 20 * time.Second
@@ -340,15 +344,23 @@ func (d *Deliverer) wake() {
 }
 
 // drain, at shutdown, waits for the attempts in flight (their sends use a
-// context that is not cancelled) and settles and commits them.
+// context that is not cancelled) and settles and commits them. A
+// revocation running meanwhile may take some of the outcomes (revoked
+// reads results too): the count is looked at again every drainRecheck, so
+// drain never waits for an outcome that was settled there.
 func (d *Deliverer) drain(ctx context.Context, cl *kgo.Client) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for d.inflight > 0 {
 		d.mu.Unlock()
-		o := <-d.results
+		var outs []outcome
+		select {
+		case o := <-d.results:
+			outs = append(outs, o)
+		case <-time.After(drainRecheck):
+		}
 		d.mu.Lock()
-		if err := d.settleLocked(ctx, cl, []outcome{o}); err != nil {
+		if err := d.settleLocked(ctx, cl, outs); err != nil {
 			if errors.Is(err, errCrashed) {
 				return err
 			}

@@ -411,8 +411,11 @@ func (q *Bolt) update(fn func(t *boltTx) error) error {
 			_ = tx.Rollback()
 			return err
 		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
 		q.commits.Add(1)
-		return tx.Commit()
+		return nil
 	})
 }
 
