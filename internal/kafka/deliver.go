@@ -412,10 +412,20 @@ func (d *Deliverer) step(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) er
 		}
 		ps.next = r.Offset + 1
 		var rec DeliveryRecord
-		if err := json.Unmarshal(r.Value, &rec); err != nil || rec.ID == "" {
-			// Not ours to send (nothing to rebuild a request from): logged
-			// and passed over, never silently.
-			d.opts.Logger.Error("unreadable delivery record skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "error", errText(err))
+		err := errRecordTooLarge(r)
+		if err == nil {
+			err = json.Unmarshal(r.Value, &rec)
+		}
+		if err == nil {
+			err = rec.check(d.opts.IntegrationID)
+		}
+		if err != nil {
+			// Not one a processor or a replay makes (nothing to rebuild a
+			// request from, an index out of range, another integration's,
+			// too large to produce again as a retry or a dead letter):
+			// logged with its position and passed over, never silently,
+			// and never acted on.
+			d.opts.Logger.Error("unreadable delivery record skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "error", err.Error())
 			return
 		}
 		due := rec.DueAt
@@ -687,7 +697,7 @@ func (d *Deliverer) attempt(ctx context.Context, e *entry) outcome {
 	}
 	now := d.opts.Now()
 	res := in.Evaluate(rec.Event)
-	if res.Outcome != runtime.Deliver || rec.Request >= len(res.Requests) {
+	if res.Outcome != runtime.Deliver || rec.Request < 0 || rec.Request >= len(res.Requests) {
 		msg := fmt.Sprintf("no longer deliverable: %s %s: %s", res.Outcome, res.Reason, res.Message)
 		if res.Reason == runtime.ReasonConsentDenied {
 			log.Warn("dropped", "reason", msg)
@@ -755,9 +765,10 @@ func (d *Deliverer) final(rec DeliveryRecord, state outbox.State, status int, ms
 		Status: status, Message: msg, MessageID: rec.MessageID, VendorEvent: rec.VendorEvent, At: now}
 }
 
-func errText(err error) string {
-	if err == nil {
-		return "no item id"
+// errRecordTooLarge says that r is over MaxRecordBytes (nil: it is not).
+func errRecordTooLarge(r *kgo.Record) error {
+	if n := len(r.Key) + len(r.Value); n > MaxRecordBytes {
+		return fmt.Errorf("a record of %d bytes (at most %d)", n, MaxRecordBytes)
 	}
-	return err.Error()
+	return nil
 }
