@@ -88,3 +88,71 @@ func TestDelivererHostileRecords(t *testing.T) {
 		t.Error("a log line holds the hostile record's content")
 	}
 }
+
+// TestProcessorHostileRawRecords: records on raw-events that the ingest
+// API never accepts (300 KB of "<" that are not JSON, which a reject
+// quotes six times larger; a key of 900 KB; an order padded to 600 KB, a
+// delivery record no deliverer would take) never stop the processor on
+// a produce the brokers refuse: each is a reject on dlq-events (the event
+// dropped from the record when too large to keep, as embedded mode does)
+// and the order behind them is delivered to its topic.
+func TestProcessorHostileRawRecords(t *testing.T) {
+	cfg := cluster(t)
+	reg := registry(t)
+	big := strings.Repeat("<", 300<<10)
+	padded := strings.Replace(string(order("padded", 2)), `"properties":{`, `"properties":{"pad":"`+strings.Repeat("p", 600<<10)+`",`, 1)
+	produceRaw(t, cfg,
+		&kgo.Record{Topic: RawEvents, Key: []byte("u-1"), Value: []byte(big)},
+		&kgo.Record{Topic: RawEvents, Key: []byte(strings.Repeat("k", 900<<10)), Value: order("long-key", 3)},
+		&kgo.Record{Topic: RawEvents, Key: []byte("u-2"), Value: []byte(padded)},
+		&kgo.Record{Topic: RawEvents, Key: []byte("u-4"), Value: order("fine", 4)},
+	)
+	var logs syncBuffer
+	proc := NewProcessor(ProcessorOptions{Config: cfg, Registry: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	run(t, func(ctx context.Context) error { // as serve supervises it
+		for ctx.Err() == nil {
+			if err := proc.Run(ctx); err != nil {
+				logs.Write([]byte("run: " + err.Error() + "\n"))
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		return nil
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for proc.Stats.Events.Load() < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the processor evaluated %d of 4 events in 5 s:\n%.3000s", proc.Stats.Events.Load(), logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r, x := proc.Stats.Requests.Load(), proc.Stats.Rejected.Load(); r != 2 || x != 2 {
+		t.Errorf("%d requests and %d rejects, want 2 (the long key's order and the fine one) and 2", r, x)
+	}
+	all := readAll(t, cfg)
+	for _, v := range all[DeliveryTopic(intID)] {
+		if len(v) > MaxRecordBytes { // key and value
+			t.Errorf("a delivery record of %d bytes", len(v))
+		}
+	}
+	var rejects []string
+	for _, v := range all[DLQEvents] {
+		if len(v) > MaxRecordBytes {
+			t.Errorf("a dead letter of %d bytes", len(v))
+		}
+		var r struct {
+			Error   string          `json:"error"`
+			Details string          `json:"details"`
+			Orig    json.RawMessage `json:"original_event"`
+		}
+		if err := json.Unmarshal(v[strings.IndexByte(string(v), '{'):], &r); err != nil { // readAll gives key and value
+			t.Fatal(err)
+		}
+		if string(r.Orig) != "null" {
+			t.Errorf("a reject keeps an event of %d bytes, want null (too large)", len(r.Orig))
+		}
+		rejects = append(rejects, r.Error+": "+r.Details)
+	}
+	if len(rejects) != 2 || !strings.Contains(strings.Join(rejects, "\n"), "too large") {
+		t.Errorf("dlq-events:\n%s\nwant 2 rejects, saying what was too large", strings.Join(rejects, "\n"))
+	}
+}
