@@ -90,6 +90,11 @@ type Deliverer struct {
 	commit  time.Time    // the last commit (real time)
 	revokes map[tp]bool  // partitions being revoked: nothing more is started on them
 
+	// configEnd is the integrations topic's end when a record needs a
+	// config offset beyond the end last read (at most one request a
+	// second); ok false when not known.
+	configEnd func(ctx context.Context, need int64) (end int64, ok bool)
+
 	// afterAttempt, in tests, sees each attempt; true simulates a crash:
 	// Run returns errCrashed at once, committing nothing more.
 	afterAttempt func(DeliveryRecord, send.Attempt) bool
@@ -280,6 +285,21 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		return fmt.Errorf("kafka: deliver: %w", err)
 	}
 	defer cl.Close()
+	var endMu sync.Mutex
+	var end int64
+	var known bool
+	var endAt time.Time
+	d.configEnd = func(ctx context.Context, need int64) (int64, bool) {
+		endMu.Lock()
+		defer endMu.Unlock()
+		if need > end && time.Since(endAt) >= time.Second {
+			endAt = time.Now()
+			if e, err := integrationsEnd(ctx, cl); err == nil {
+				end, known = max(end, e), true
+			}
+		}
+		return end, known
+	}
 	actx := context.WithoutCancel(ctx) // attempts in flight finish
 	var workers sync.WaitGroup
 	for range d.opts.Concurrency {
@@ -680,6 +700,14 @@ func (d *Deliverer) attempt(ctx context.Context, e *entry) outcome {
 	rec := e.rec
 	id := d.opts.IntegrationID
 	log := d.opts.Logger.With("integration", id, "item", rec.ID, "message_id", rec.MessageID)
+	if w, ok := d.opts.Registry.(ConfigWaiter); ok && e.config > 0 && !w.HasConfig(e.config) && d.configEnd != nil {
+		// A header beyond the integrations topic's end was stamped by no
+		// publisher: held for it, the request would wait for ever.
+		if end, ok := d.configEnd(ctx, e.config); ok && e.config > end {
+			log.Error("delivery record names a config offset beyond the integrations topic's end; sent with the config up to the end", "topic", e.tp.topic, "partition", e.tp.partition, "offset", e.offset, "config_offset", e.config, "end", end)
+			e.config = end
+		}
+	}
 	if w, ok := d.opts.Registry.(ConfigWaiter); ok && e.config > 0 && !w.HasConfig(e.config) {
 		// Built under a config this process has not read yet (a key
 		// rotated just before the event): sent once it has, held here

@@ -156,3 +156,52 @@ func TestProcessorHostileRawRecords(t *testing.T) {
 		t.Errorf("dlq-events:\n%s\nwant 2 rejects, saying what was too large", strings.Join(rejects, "\n"))
 	}
 }
+
+// TestBogusConfigOffset: a config-offset header beyond the integrations
+// topic's end (no publisher stamped it) held its raw-events records, and
+// its delivery records, for ever in a process whose registry follows the
+// topic: the partition stuck behind one hostile header. Now they wait
+// only for the topic's end, logged at error with their position.
+func TestBogusConfigOffset(t *testing.T) {
+	cfg := configCluster(t)
+	pub, err := NewConfigPublisher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	end, err := pub.Publish(ctx, []IntegrationRecord{{ID: intID, Vendor: "button", Config: json.RawMessage(`{}`)}}, nil)
+	if err != nil || end != 1 {
+		t.Fatal(end, err)
+	}
+	reg := NewRegistry()
+	reg.SetAt(end, nil, registry(t).Bindings()...) // followed, the topic applied to its end
+	bogus := []kgo.RecordHeader{{Key: ConfigHeader, Value: []byte("999999999")}}
+	produceRaw(t, cfg, &kgo.Record{Topic: RawEvents, Key: []byte("u-1"), Value: order("bogus-raw", 1), Headers: bogus})
+	dr, _ := json.Marshal(DeliveryRecord{ID: "item-bogus", IntegrationID: intID, Event: order("bogus-delivery", 2), CreatedAt: time.Now()})
+	produceRaw(t, cfg, &kgo.Record{Topic: DeliveryTopic(intID), Key: []byte("u-2"), Value: dr, Headers: bogus})
+
+	old := configWait
+	configWait = 50 * time.Millisecond
+	t.Cleanup(func() { configWait = old })
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	proc := NewProcessor(ProcessorOptions{Config: cfg, Registry: reg, Logger: log})
+	run(t, proc.Run)
+	v := newVendor(t)
+	d := NewDeliverer(DelivererOptions{Config: cfg, Registry: reg, IntegrationID: intID, Sender: send.New(send.Options{VendorURL: v.url}), Policy: fastPolicy(), Logger: log})
+	run(t, d.Run)
+	deadline := time.Now().Add(4 * time.Second)
+	for d.Stats.Delivered.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events evaluated, %d delivered of 2 in 4 s:\n%.3000s", proc.Stats.Events.Load(), d.Stats.Delivered.Load(), logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, want := range []string{"raw-events record names a config offset beyond", "delivery record names a config offset beyond"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no log %q:\n%.3000s", want, logs.String())
+		}
+	}
+}

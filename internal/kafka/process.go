@@ -94,7 +94,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		var recs []*kgo.Record
 		fs.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
 		if len(recs) > 0 {
-			p.waitConfig(ctx, recs)
+			p.waitConfig(ctx, cl, recs)
 			if ctx.Err() != nil {
 				return nil // uncommitted: read again later
 			}
@@ -125,7 +125,7 @@ var configWait = 10 * time.Second
 // drop it for that integration. It waits as long as it takes (the
 // records stay uncommitted), saying why every configWait, until ctx is
 // done.
-func (p *Processor) waitConfig(ctx context.Context, recs []*kgo.Record) {
+func (p *Processor) waitConfig(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) {
 	w, ok := p.opts.Registry.(ConfigWaiter)
 	if !ok {
 		return
@@ -133,6 +133,21 @@ func (p *Processor) waitConfig(ctx context.Context, recs []*kgo.Record) {
 	var need int64
 	for _, r := range recs {
 		need = max(need, configOffset(r))
+	}
+	if need > 0 && !w.HasConfig(need) {
+		// A header beyond the topic's end was stamped by no publisher
+		// (written by hand, or by a hostile producer): waiting for it
+		// would hold these records, and the partition, for ever. Such
+		// records wait only for the topic's end, and are logged.
+		if end, err := integrationsEnd(ctx, cl); err == nil && need > end {
+			need = 0
+			for _, r := range recs {
+				if at := configOffset(r); at > end {
+					p.opts.Logger.Error("raw-events record names a config offset beyond the integrations topic's end; evaluated with the config up to the end", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "config_offset", at, "end", end)
+				}
+				need = max(need, min(configOffset(r), end))
+			}
+		}
 	}
 	for waited := time.Duration(0); ; waited += configWait {
 		wctx, cancel := context.WithTimeout(ctx, configWait)
