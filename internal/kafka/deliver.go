@@ -90,6 +90,11 @@ type Deliverer struct {
 	commit  time.Time    // the last commit (real time)
 	revokes map[tp]bool  // partitions being revoked: nothing more is started on them
 
+	// configEnd is the integrations topic's end when a record needs a
+	// config offset beyond the end last read (at most one request a
+	// second); ok false when not known.
+	configEnd func(ctx context.Context, need int64) (end int64, ok bool)
+
 	// afterAttempt, in tests, sees each attempt; true simulates a crash:
 	// Run returns errCrashed at once, committing nothing more.
 	afterAttempt func(DeliveryRecord, send.Attempt) bool
@@ -284,6 +289,21 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		return fmt.Errorf("kafka: deliver: %w", err)
 	}
 	defer cl.Close()
+	var endMu sync.Mutex
+	var end int64
+	var known bool
+	var endAt time.Time
+	d.configEnd = func(ctx context.Context, need int64) (int64, bool) {
+		endMu.Lock()
+		defer endMu.Unlock()
+		if need > end && time.Since(endAt) >= time.Second {
+			endAt = time.Now()
+			if e, err := integrationsEnd(ctx, cl); err == nil {
+				end, known = max(end, e), true
+			}
+		}
+		return end, known
+	}
 	actx := context.WithoutCancel(ctx) // attempts in flight finish
 	var workers sync.WaitGroup
 	for range d.opts.Concurrency {
@@ -424,10 +444,20 @@ func (d *Deliverer) step(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) er
 		}
 		ps.next = r.Offset + 1
 		var rec DeliveryRecord
-		if err := json.Unmarshal(r.Value, &rec); err != nil || rec.ID == "" {
-			// Not ours to send (nothing to rebuild a request from): logged
-			// and passed over, never silently.
-			d.opts.Logger.Error("unreadable delivery record skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "error", errText(err))
+		err := errRecordTooLarge(r)
+		if err == nil {
+			err = json.Unmarshal(r.Value, &rec)
+		}
+		if err == nil {
+			err = rec.check(d.opts.IntegrationID)
+		}
+		if err != nil {
+			// Not one a processor or a replay makes (nothing to rebuild a
+			// request from, an index out of range, another integration's,
+			// too large to produce again as a retry or a dead letter):
+			// logged with its position and passed over, never silently,
+			// and never acted on.
+			d.opts.Logger.Error("unreadable delivery record skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "error", err.Error())
 			return
 		}
 		due := rec.DueAt
@@ -682,6 +712,14 @@ func (d *Deliverer) attempt(ctx context.Context, e *entry) outcome {
 	rec := e.rec
 	id := d.opts.IntegrationID
 	log := d.opts.Logger.With("integration", id, "item", rec.ID, "message_id", rec.MessageID)
+	if w, ok := d.opts.Registry.(ConfigWaiter); ok && e.config > 0 && !w.HasConfig(e.config) && d.configEnd != nil {
+		// A header beyond the integrations topic's end was stamped by no
+		// publisher: held for it, the request would wait for ever.
+		if end, ok := d.configEnd(ctx, e.config); ok && e.config > end {
+			log.Error("delivery record names a config offset beyond the integrations topic's end; sent with the config up to the end", "topic", e.tp.topic, "partition", e.tp.partition, "offset", e.offset, "config_offset", e.config, "end", end)
+			e.config = end
+		}
+	}
 	if w, ok := d.opts.Registry.(ConfigWaiter); ok && e.config > 0 && !w.HasConfig(e.config) {
 		// Built under a config this process has not read yet (a key
 		// rotated just before the event): sent once it has, held here
@@ -699,7 +737,7 @@ func (d *Deliverer) attempt(ctx context.Context, e *entry) outcome {
 	}
 	now := d.opts.Now()
 	res := in.Evaluate(rec.Event)
-	if res.Outcome != runtime.Deliver || rec.Request >= len(res.Requests) {
+	if res.Outcome != runtime.Deliver || rec.Request < 0 || rec.Request >= len(res.Requests) {
 		msg := fmt.Sprintf("no longer deliverable: %s %s: %s", res.Outcome, res.Reason, res.Message)
 		if res.Reason == runtime.ReasonConsentDenied {
 			log.Warn("dropped", "reason", msg)
@@ -767,9 +805,10 @@ func (d *Deliverer) final(rec DeliveryRecord, state outbox.State, status int, ms
 		Status: status, Message: msg, MessageID: rec.MessageID, VendorEvent: rec.VendorEvent, At: now}
 }
 
-func errText(err error) string {
-	if err == nil {
-		return "no item id"
+// errRecordTooLarge says that r is over MaxRecordBytes (nil: it is not).
+func errRecordTooLarge(r *kgo.Record) error {
+	if n := len(r.Key) + len(r.Value); n > MaxRecordBytes {
+		return fmt.Errorf("a record of %d bytes (at most %d)", n, MaxRecordBytes)
 	}
-	return err.Error()
+	return nil
 }

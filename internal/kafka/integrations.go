@@ -301,3 +301,21 @@ func configOffset(r *kgo.Record) int64 {
 	}
 	return 0
 }
+
+// integrationsEnd is the end offset of IntegrationsTopic. Every
+// ConfigHeader a publisher stamped is at most the end it had then, and the
+// end never goes back: a header beyond it was not stamped by a publisher,
+// and waiting for it would hold its records for ever.
+func integrationsEnd(ctx context.Context, cl *kgo.Client) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, IntegrationsTopic)
+	if err != nil {
+		return 0, err
+	}
+	end, ok := ends.Lookup(IntegrationsTopic, 0)
+	if !ok {
+		return 0, fmt.Errorf("no end offset for %s", IntegrationsTopic)
+	}
+	return end.Offset, end.Err
+}

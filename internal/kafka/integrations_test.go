@@ -201,6 +201,7 @@ func TestProcessorWaitsForConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ing.Close()
+	publishN(t, cfg, 1)
 	ing.SetConfigOffset(1) // the install was published at offset 0
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -239,6 +240,26 @@ func TestProcessorWaitsForConfig(t *testing.T) {
 	}
 }
 
+// publishN publishes n records of the integration to the integrations
+// topic (an install, then changes): a config-offset header up to n is one a
+// publisher may have stamped (one beyond the topic's end is not waited
+// for: TestBogusConfigOffset).
+func publishN(t *testing.T, cfg Config, n int) {
+	t.Helper()
+	pub, err := NewConfigPublisher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range n {
+		if _, err := pub.Publish(ctx, []IntegrationRecord{{ID: intID, Vendor: "button", Revision: i + 1, Config: json.RawMessage(`{}`)}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // syncBuffer is a bytes.Buffer for a logger written from goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -269,6 +290,7 @@ func TestDelivererWaitsForConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ing.Close()
+	publishN(t, cfg, 2)
 	ing.SetConfigOffset(2) // the rotation was published at offset 1
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

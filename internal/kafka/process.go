@@ -2,6 +2,8 @@ package kafka
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,7 +94,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		var recs []*kgo.Record
 		fs.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
 		if len(recs) > 0 {
-			p.waitConfig(ctx, recs)
+			p.waitConfig(ctx, cl, recs)
 			if ctx.Err() != nil {
 				return nil // uncommitted: read again later
 			}
@@ -123,7 +125,7 @@ var configWait = 10 * time.Second
 // drop it for that integration. It waits as long as it takes (the
 // records stay uncommitted), saying why every configWait, until ctx is
 // done.
-func (p *Processor) waitConfig(ctx context.Context, recs []*kgo.Record) {
+func (p *Processor) waitConfig(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) {
 	w, ok := p.opts.Registry.(ConfigWaiter)
 	if !ok {
 		return
@@ -131,6 +133,21 @@ func (p *Processor) waitConfig(ctx context.Context, recs []*kgo.Record) {
 	var need int64
 	for _, r := range recs {
 		need = max(need, configOffset(r))
+	}
+	if need > 0 && !w.HasConfig(need) {
+		// A header beyond the topic's end was stamped by no publisher
+		// (written by hand, or by a hostile producer): waiting for it
+		// would hold these records, and the partition, for ever. Such
+		// records wait only for the topic's end, and are logged.
+		if end, err := integrationsEnd(ctx, cl); err == nil && need > end {
+			need = 0
+			for _, r := range recs {
+				if at := configOffset(r); at > end {
+					p.opts.Logger.Error("raw-events record names a config offset beyond the integrations topic's end; evaluated with the config up to the end", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "config_offset", at, "end", end)
+				}
+				need = max(need, min(configOffset(r), end))
+			}
+		}
 	}
 	for waited := time.Duration(0); ; waited += configWait {
 		wctx, cancel := context.WithTimeout(ctx, configWait)
@@ -201,6 +218,7 @@ func (p *Processor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 // integration. The error is a record that could not be encoded.
 func Evaluate(b delivery.Binding, key, event []byte, now time.Time) (delivery.Decision, []*kgo.Record, error) {
 	d := delivery.Decision{Integration: b.Name, In: b.Integration, Event: event, Result: b.Integration.Evaluate(event)}
+	key = recordKey(key)
 	var out []*kgo.Record
 	if d.Result.Outcome == runtime.Deliver {
 		its, err := send.Items(b.Integration, b.Name, b.Ref, event, d.Result, now)
@@ -216,17 +234,52 @@ func Evaluate(b delivery.Binding, key, event []byte, now time.Time) (delivery.De
 			if err != nil {
 				return d, nil, fmt.Errorf("kafka: process: %w", err)
 			}
+			if n := len(key) + len(v); n > MaxRecordBytes {
+				// The brokers would refuse it (or a deliverer pass it
+				// over): rejected, as the ingest API refuses an event
+				// over 64 KiB.
+				d.Result = runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidEvent, Event: d.Result.Event,
+					Message: fmt.Sprintf("the event's delivery record is too large: %d bytes; the limit is %d", n, MaxRecordBytes)}
+				d.Items, out = nil, nil
+				break
+			}
 			out = append(out, &kgo.Record{Topic: DeliveryTopic(b.Name), Key: key, Value: v})
 		}
 	}
 	if d.Result.Outcome == runtime.Reject {
-		v, err := json.Marshal(delivery.NewRejectRecord(b.Name, b.Integration, event, d.Result))
+		rr := delivery.NewRejectRecord(b.Name, b.Integration, event, d.Result)
+		v, err := json.Marshal(rr)
 		if err != nil {
 			return d, nil, fmt.Errorf("kafka: process: %w", err)
+		}
+		if n := len(key) + len(v); n > MaxRecordBytes {
+			// Quoted (not JSON) or escaped, an event can grow six times
+			// over: kept as null, as embedded mode keeps no event too
+			// large to keep. A produce the brokers refuse would stop the
+			// processor on this record at every restart.
+			rr.OriginalEvent = json.RawMessage("null")
+			rr.Details = fmt.Sprintf("%s (original_event dropped: the record would be %d bytes; the limit is %d)", rr.Details, n, MaxRecordBytes)
+			if v, err = json.Marshal(rr); err != nil {
+				return d, nil, fmt.Errorf("kafka: process: %w", err)
+			}
 		}
 		out = append(out, &kgo.Record{Topic: DLQEvents, Key: key, Value: v})
 	}
 	return d, out, nil
+}
+
+// maxKeyBytes bounds the key of a record the processor produces: a longer
+// raw-events key (the ingest API's keys are user and message IDs, 64 KiB
+// at most; a hostile producer's may be near 1 MiB) is replaced by its
+// SHA-256, so one user's records still share a key and a partition.
+const maxKeyBytes = 1 << 10
+
+func recordKey(key []byte) []byte {
+	if len(key) <= maxKeyBytes {
+		return key
+	}
+	sum := sha256.Sum256(key)
+	return []byte("sha256:" + hex.EncodeToString(sum[:]))
 }
 
 // passConfigOffset gives the delivery records made from raw-events record

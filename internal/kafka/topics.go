@@ -72,6 +72,35 @@ type DeliveryRecord struct {
 	LastError  string `json:"last_error,omitempty"`
 }
 
+// MaxRecordBytes bounds the key and value of a record the roles produce
+// to delivery-{id}, delivery-retry-{id} and dlq-events, and of a record a
+// deliverer accepts from its topics. It is well below the brokers' default
+// max.message.bytes (1 MiB) and kgo's batch bound (1,000,012 bytes), so
+// that a record read (and produced again, with a last_error, or as a dead
+// letter) is never refused by the brokers: a refused produce would stop
+// its role on the same record at every restart. Events are at most 64 KiB
+// at ingest, so a record of a real event is far below it.
+const MaxRecordBytes = 512 << 10
+
+// check says why a record read from a delivery topic of integration is not
+// one a processor or a replay makes (nil: it is): a deliverer passes such
+// a record over, logged, rather than act on it.
+func (r *DeliveryRecord) check(integration string) error {
+	switch {
+	case r.ID == "":
+		return errors.New("no item id")
+	case len(r.ID) > maxIDLen:
+		return fmt.Errorf("an item id of %d bytes (at most %d)", len(r.ID), maxIDLen)
+	case r.IntegrationID != integration:
+		return fmt.Errorf("integration_id %.64q is not this topic's %q", r.IntegrationID, integration)
+	case r.Request < 0:
+		return fmt.Errorf("request index %d", r.Request)
+	case r.Attempts < 0:
+		return fmt.Errorf("attempts %d", r.Attempts)
+	}
+	return nil
+}
+
 // DeadRecord is a dead delivery on dlq-events: the platform's shape
 // (delivery.RejectRecord's fields) plus what the service's DLQ view shows
 // of a delivery. Rejected events go to dlq-events as a
