@@ -105,7 +105,9 @@ func (a *Admin) Lag(ctx context.Context, groups map[string][]string) ([]Partitio
 					from = st.Offset
 				}
 				if c, ok := fr.Fetched.Lookup(t, p); ok && c.Err == nil && c.At >= 0 {
-					from = c.At
+					// A commit below the log start (records deleted by
+					// retention since) lags only by what is left.
+					from = max(from, c.At)
 				}
 				out = append(out, PartitionLag{Group: g, Topic: t, Partition: p, Lag: max(end.Offset-from, 0)})
 			}

@@ -48,19 +48,20 @@ func ValidKafkaRole(role string) bool { return slices.Contains(kafkaRoles, role)
 // kafkaMode is the Kafka side of a service: the ingester, the registry
 // the roles read (filled by rebind), and the role goroutines.
 type kafkaMode struct {
-	cfg    kafka.Config
-	role   string
-	parts  int32
-	reg    *kafka.StaticRegistry
-	ing    *kafka.Ingester // nil unless the role ingests
-	met    *kafkaMetrics
-	dlq    *kafka.DLQIndex // the dead-letter API's index of dlq-events (roles all and ingest; nil in process and deliver)
-	sender *send.Sender
-	policy send.Policy
-	conc   int
-	s      *Service
-	log    *slog.Logger
-	config topicConfig // the integrations topic: published or followed (kafkaconfig.go)
+	cfg       kafka.Config
+	role      string
+	parts     int32
+	reg       *kafka.StaticRegistry
+	ing       *kafka.Ingester // nil unless the role ingests
+	met       *kafkaMetrics
+	dlq       *kafka.DLQIndex // the dead-letter API's index of dlq-events (roles all and ingest; nil in process and deliver)
+	closeOnce sync.Once
+	sender    *send.Sender
+	policy    send.Policy
+	conc      int
+	s         *Service
+	log       *slog.Logger
+	config    topicConfig // the integrations topic: published or followed (kafkaconfig.go)
 
 	mu      sync.Mutex
 	ensured map[string]bool // integrations whose topics exist
@@ -268,18 +269,21 @@ func (k *kafkaMode) stop() {
 	k.close()
 }
 
+// close closes the clients and the dead-letter index, once. The fields
+// stay set: a request still in flight (a handler past the admin server's
+// shutdown deadline) reads them concurrently, and gets the closed
+// client's or index's error, never a nil.
 func (k *kafkaMode) close() {
-	if k.ing != nil {
-		k.ing.Close()
-		k.ing = nil
-	}
-	k.config.close()
-	k.met.close()
-	if k.dlq != nil {
-		// Closed once; a request still using it gets an error, not a nil.
-		if err := k.dlq.Close(); err != nil {
-			k.log.Error("kafka: dlq index not closed cleanly", "error", err.Error())
+	k.closeOnce.Do(func() {
+		if k.ing != nil {
+			k.ing.Close()
 		}
-		k.dlq = nil
-	}
+		k.config.close()
+		k.met.close()
+		if k.dlq != nil {
+			if err := k.dlq.Close(); err != nil {
+				k.log.Error("kafka: dlq index not closed cleanly", "error", err.Error())
+			}
+		}
+	})
 }
