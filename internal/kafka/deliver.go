@@ -305,6 +305,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		return end, known
 	}
 	actx := context.WithoutCancel(ctx) // attempts in flight finish
+	fetchLogged := map[string]time.Time{}
 	var workers sync.WaitGroup
 	for range d.opts.Concurrency {
 		workers.Go(func() {
@@ -334,10 +335,33 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return d.drain(actx, cl)
 		}
+		recreated := false
 		for _, e := range fs.Errors() {
-			if !errors.Is(e.Err, context.DeadlineExceeded) && !errors.Is(e.Err, context.Canceled) {
+			if errors.Is(e.Err, context.DeadlineExceeded) || errors.Is(e.Err, context.Canceled) {
+				continue
+			}
+			// A fetch error comes back at every poll while it lasts:
+			// logged once per partition and error every 10 s, not
+			// thousands of times a second.
+			k := fmt.Sprintf("%s/%d/%v", e.Topic, e.Partition, e.Err)
+			if now := time.Now(); now.Sub(fetchLogged[k]) >= 10*time.Second {
+				if len(fetchLogged) > 1000 {
+					clear(fetchLogged)
+				}
+				fetchLogged[k] = now
 				d.opts.Logger.Warn("fetch error", "topic", e.Topic, "partition", e.Partition, "error", e.Err)
 			}
+			recreated = recreated || errors.Is(e.Err, kerr.UnknownTopicID)
+		}
+		if recreated {
+			// The topic was deleted (and maybe created again, under a new
+			// ID the client will not learn): a new client, after the
+			// supervisor's pause, reads it afresh. What is held is not
+			// committed: read again.
+			if err := d.drain(actx, cl); err != nil {
+				return err
+			}
+			return fmt.Errorf("kafka: deliver: the topics of %s were deleted or recreated: restarting with fresh metadata", id)
 		}
 		if err := d.step(actx, cl, fs); err != nil {
 			if errors.Is(err, errCrashed) {

@@ -232,6 +232,10 @@ func (k *kafkaMode) start(ctx context.Context) {
 		p := kafka.NewProcessor(kafka.ProcessorOptions{Config: k.cfg, Registry: k.reg, OnDecision: k.s.onDecision, Logger: k.log.With("role", "process")})
 		k.supervise(k.ctx, "process", func(ctx context.Context) error {
 			k.mu.Lock()
+			// Every (re)start looks at every integration's topics again: a
+			// produce that failed because one was deleted under the running
+			// role stops the processor, and it must come back.
+			clear(k.ensured)
 			k.ensure(k.reg.Bindings())
 			k.mu.Unlock()
 			return p.Run(ctx)

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/blueprint-engine/blueprint/internal/service"
 )
@@ -105,4 +107,59 @@ func TestServeKafka(t *testing.T) {
 	if st, out, _ := h.call("GET", "/v1/admin/integrations/"+id+"/dlq", tok, nil); st != 200 || len(out["data"].([]any)) != 0 || out["has_more"] != false {
 		t.Fatalf("dlq in Kafka mode: %d %v", st, out)
 	}
+}
+
+// TestServeKafkaDeletedDeliveryTopic: an integration's delivery topic
+// deleted under a running service stops the processor's produce; the
+// processor's restart creates the topic again, and the next orders are
+// delivered (before, the topics were remembered as created, and the
+// processor failed on the same produce at every restart).
+func TestServeKafkaDeletedDeliveryTopic(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	h := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: c.ListenAddrs(), Role: "all", Partitions: 1}})
+	tok := h.login()
+	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
+	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
+		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
+	if st != 201 {
+		t.Fatalf("install: %d %v", st, out)
+	}
+	id := out["id"].(string)
+	post := func(oid string) {
+		t.Helper()
+		if st, out := h.post("/v1/events", src["pipeline_key"].(string), src["secret_key"].(string), order(oid), time.Now().UnixMilli()); st != 200 {
+			t.Fatalf("ingest %s: %d %v", oid, st, out)
+		}
+	}
+	delivered := func(oid string) {
+		t.Helper()
+		deadline := time.Now().Add(40 * time.Second)
+		for {
+			if _, ok := h.fake.Order(oid); ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("order %s never reached the fake Button", oid)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	post("del-1")
+	delivered("del-1")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).DeleteTopics(ctx, "delivery-"+id); err != nil {
+		t.Fatal(err)
+	}
+	post("del-2")
+	delivered("del-2")
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -95,7 +96,8 @@ func startWith(t *testing.T, o options) *harness {
 		Delivery: delivery.Options{Sender: send.Options{VendorURL: u}, Policy: send.Policy{Base: 20 * time.Millisecond, Cap: 50 * time.Millisecond, MaxAttempts: 3},
 			Poll: o.poll},
 		AdminEmail: adminEmail, AdminPassword: adminPass, Kafka: o.kafka,
-		Now: func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) },
+		Now:    func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) },
+		Logger: testLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -536,4 +538,14 @@ func TestServeDeleteWithQueuedRequests(t *testing.T) {
 	if st, _, _ := h.call("GET", "/v1/admin/integrations/"+id, tok, nil); st != 404 {
 		t.Fatalf("after delete: %d", st)
 	}
+}
+
+// testLogger is the service's logger in tests: none, unless
+// BLUEPRINT_TEST_LOG=1 asks for it on standard error (to see why a test
+// fails).
+func testLogger() *slog.Logger {
+	if os.Getenv("BLUEPRINT_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
