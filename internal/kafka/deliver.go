@@ -488,6 +488,13 @@ func (d *Deliverer) step(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) er
 		if due.IsZero() {
 			due = now
 		}
+		// No retry waits longer than the policy's window: a due time past
+		// it (a hostile or corrupt record) would be re-parked for ever,
+		// never attempted nor dead-lettered. Clamped, it is attempted and
+		// the policy ends it (MaxAttempts bounds the hops).
+		if limit := now.Add(d.policy.MaxAge); due.After(limit) {
+			due = limit
+		}
 		e := &entry{tp: k, ps: ps, offset: r.Offset, key: r.Key, rec: rec, due: due, read: now, config: configOffset(r)}
 		ps.pending[r.Offset] = e
 		ps.order = append(ps.order, r.Offset)

@@ -205,3 +205,23 @@ func TestBogusConfigOffset(t *testing.T) {
 		}
 	}
 }
+
+// TestDelivererClampsFarDueTimes: a retry record due in the year 9999 (a
+// hostile or corrupt due_at) is attempted once the policy's window has
+// passed, not re-parked for ever: it ends delivered or dead-lettered.
+func TestDelivererClampsFarDueTimes(t *testing.T) {
+	cfg := cluster(t)
+	reg := registry(t)
+	v := newVendor(t)
+	r := DeliveryRecord{ID: "item-far", IntegrationID: intID, Event: json.RawMessage(order("far-due", 1)), CreatedAt: time.Now(),
+		Attempts: 1, DueAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
+	b, _ := json.Marshal(r)
+	produceRaw(t, cfg, &kgo.Record{Topic: RetryTopic(intID), Key: []byte("u-1"), Value: b})
+	clk := &clock{t: time.Now()}
+	d := NewDeliverer(DelivererOptions{Config: cfg, Registry: reg, IntegrationID: intID, Sender: send.New(send.Options{VendorURL: v.url}),
+		Policy: send.Policy{MaxAttempts: 5, Base: time.Minute, Cap: time.Hour, MaxAge: 24 * time.Hour}, Now: clk.Now})
+	run(t, d.Run)
+	time.Sleep(300 * time.Millisecond) // read and held
+	clk.add(25 * time.Hour)
+	waitFor(t, "the far-due record attempted and delivered", func() bool { return d.Stats.Delivered.Load() == 1 })
+}
