@@ -189,6 +189,11 @@ type ConfigEntry struct {
 // group (every process reads all of it), and keeps what it read: the
 // newest entry of each integration.
 type ConfigReader struct {
+	// OnRefused, when set, is told of each record not applied: a
+	// readable record whose revision is older than the integration's
+	// entry (set it before the first read).
+	OnRefused func(id string, err error)
+
 	cl      *kgo.Client
 	entries map[string]ConfigEntry
 	next    int64
@@ -278,6 +283,15 @@ func (r *ConfigReader) poll(ctx context.Context) (int, error) {
 			e.Err = fmt.Errorf("record at offset %d is not an integration record: %w", rec.Offset, err)
 		} else if e.Record.ID != id {
 			e.Err = fmt.Errorf("record at offset %d is keyed %q but describes integration %q", rec.Offset, id, e.Record.ID)
+		} else if old, ok := r.entries[id]; ok && old.Err == nil && e.Record.Revision < old.Record.Revision {
+			// The publisher never goes back: an older revision after a
+			// newer one is an old record produced again (a rotated-out
+			// key brought back). The newer one stays.
+			if r.OnRefused != nil {
+				r.OnRefused(id, fmt.Errorf("integration %s: record at offset %d has revision %d, older than revision %d applied from offset %d: not applied (the publisher never goes back; an old record was produced again)",
+					id, rec.Offset, e.Record.Revision, old.Record.Revision, old.Offset))
+			}
+			return
 		}
 		r.entries[id] = e
 	})

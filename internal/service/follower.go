@@ -70,8 +70,22 @@ func newFollower(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, &StartError{Code: "INTEGRATIONS_UNREADABLE", Message: err.Error()}
 	}
+	// A secret the key does not open is the wrong key file only when no
+	// record's secret opens: one record that does not open while others
+	// do (damaged, moved to another ID, sealed elsewhere) is that record's
+	// fault, and refusing every follower's start for it would be a crash
+	// loop. It is logged and named by /readyz like any unusable record.
+	opened := false
+	for _, e := range entries {
+		if e.Err == nil && len(e.Record.Secrets) > 0 {
+			if _, err := s.openRecord(&e.Record); err == nil {
+				opened = true
+				break
+			}
+		}
+	}
 	for _, p := range s.applyIntegrations(entries, at) {
-		if errors.Is(p, store.ErrDecrypt) {
+		if errors.Is(p, store.ErrDecrypt) && !opened {
 			return nil, &StartError{Code: "SECRET_KEY_MISMATCH", Message: fmt.Sprintf(
 				"%v. Copy the key file of the process that owns the state (its --secret-key-file) and give it with --secret-key-file", p)}
 		}

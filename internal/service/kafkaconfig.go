@@ -108,10 +108,20 @@ func (k *kafkaMode) openConfig(key []byte) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if follows(k.role) {
+		rd.OnRefused = func(_ string, err error) { k.s.log.Error("integrations topic: record refused", "error", err.Error()) }
 		k.config.reader, k.config.bound = rd, map[string]boundRecord{}
 		return nil
 	}
 	defer rd.Close()
+	// An old revision produced again is not applied by the followers
+	// that read the newer one, but it is now the integration's newest
+	// record: compacted, it is all a follower started later would read.
+	// Published again at the first publish.
+	rolledBack := map[string]bool{}
+	rd.OnRefused = func(id string, err error) {
+		rolledBack[id] = true
+		k.s.log.Error("integrations topic: record refused; the integration is published again", "error", err.Error())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	entries, at, err := rd.CatchUp(ctx)
@@ -120,7 +130,7 @@ func (k *kafkaMode) openConfig(key []byte) error {
 	}
 	k.config.published = make(map[string]*kafka.IntegrationRecord, len(entries))
 	for id, e := range entries {
-		if e.Err != nil {
+		if e.Err != nil || rolledBack[id] {
 			k.config.published[id] = nil // replaced by the state's at the first publish
 			continue
 		}

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -64,6 +65,11 @@ type options struct {
 	poll time.Duration
 	// kafka, when set, runs the service in Kafka mode.
 	kafka *service.KafkaConfig
+	// logger, when set, is the service's logger (else testLogger).
+	logger *slog.Logger
+	// vendor, when set, answers the service's vendor requests instead of
+	// the fake Button.
+	vendor http.Handler
 }
 
 // start starts a service whose owner has a cheap password hash (a
@@ -83,7 +89,11 @@ func startWith(t *testing.T, o options) *harness {
 	if o.poll == 0 {
 		o.poll = 10 * time.Millisecond
 	}
-	fsrv := httptest.NewServer(h.fake)
+	var vh http.Handler = h.fake
+	if o.vendor != nil {
+		vh = o.vendor
+	}
+	fsrv := httptest.NewServer(vh)
 	t.Cleanup(fsrv.Close)
 	u, _ := url.Parse(fsrv.URL)
 	h.vendor = u
@@ -97,7 +107,7 @@ func startWith(t *testing.T, o options) *harness {
 			Poll: o.poll},
 		AdminEmail: adminEmail, AdminPassword: adminPass, Kafka: o.kafka,
 		Now:    func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) },
-		Logger: testLogger(),
+		Logger: cmp.Or(o.logger, testLogger()),
 	})
 	if err != nil {
 		t.Fatal(err)
