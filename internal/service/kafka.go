@@ -209,7 +209,7 @@ func (k *kafkaMode) reconcile() {
 		ctx, cancel := context.WithCancel(k.ctx)
 		k.dels[b.Name] = cancel
 		d := kafka.NewDeliverer(kafka.DelivererOptions{Config: k.cfg, Registry: k.reg, IntegrationID: b.Name, Sender: k.sender,
-			Policy: k.policy, Concurrency: k.conc, Metrics: k.s, Logger: k.log.With("role", "deliver", "integration", b.Name)})
+			Policy: k.policy, Concurrency: k.conc, Metrics: k.s, Logger: k.log.With("role", "deliver")})
 		k.supervise(ctx, "deliver "+b.Name, d.Run)
 	}
 	for id, cancel := range k.dels {
