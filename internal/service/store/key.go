@@ -27,6 +27,10 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 		return nil, errors.New("secret key file: no path given")
 	}
 	key, err := readKey(path)
+	var nk *notAKeyError
+	if errors.As(err, &nk) {
+		return nil, fmt.Errorf("%w. Restore the key file this state was created with; only if the state is new or disposable, move the file aside and a new key is created on the next start (secrets encrypted with the old key can then not be read)", err)
+	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return key, err
 	}
@@ -46,10 +50,26 @@ func LoadKey(path string) ([]byte, error) {
 		return nil, errors.New("secret key file: no path given")
 	}
 	key, err := readKey(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	var nk *notAKeyError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("secret key file %s does not exist: copy the key file of the process that owns the state (its --secret-key-file, by default STATE/secret.key) here, mode 0600: %w", path, err)
+	case errors.As(err, &nk):
+		return nil, fmt.Errorf("%w: copy the key file of the process that owns the state (its --secret-key-file, by default STATE/secret.key) here again, mode 0600", err)
 	}
 	return key, err
+}
+
+// notAKeyError is a key file that does not hold one key; what to do about
+// it depends on who reads it (the owner may start over, a follower must
+// copy the owner's file again).
+type notAKeyError struct {
+	path string
+	size int
+}
+
+func (e *notAKeyError) Error() string {
+	return fmt.Sprintf("secret key file %s holds %d bytes, not a key: it must hold exactly %d hexadecimal characters and a newline", e.path, e.size, 2*KeySize)
 }
 
 func readKey(path string) ([]byte, error) {
@@ -79,7 +99,7 @@ func readKey(path string) ([]byte, error) {
 	text := bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
 	key, err := hex.DecodeString(string(text))
 	if err != nil || len(key) != KeySize {
-		return nil, fmt.Errorf("secret key file %s holds %d bytes, not a key: it must hold exactly %d hexadecimal characters and a newline. Restore the key file this state was created with; only if the state is new or disposable, move the file aside and a new key is created on the next start (secrets encrypted with the old key can then not be read)", path, len(b), 2*KeySize)
+		return nil, &notAKeyError{path: path, size: len(b)}
 	}
 	return key, nil
 }

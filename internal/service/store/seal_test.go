@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -61,5 +63,17 @@ func TestLoadKey(t *testing.T) {
 	}
 	if _, err := LoadKey(""); err == nil {
 		t.Error("LoadKey(\"\") succeeded")
+	}
+	// A file that holds no key: the owner may start over with a new key,
+	// a follower must copy the owner's again (a new key opens nothing).
+	bad := filepath.Join(t.TempDir(), "bad.key")
+	if err := os.WriteFile(bad, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadKey(bad); err == nil || !strings.Contains(err.Error(), "copy the key file of the process that owns the state") || strings.Contains(err.Error(), "move the file aside") {
+		t.Errorf("LoadKey of a file holding no key: %v", err)
+	}
+	if _, err := LoadOrCreateKey(bad); err == nil || !strings.Contains(err.Error(), "move the file aside") {
+		t.Errorf("LoadOrCreateKey of a file holding no key: %v", err)
 	}
 }
