@@ -461,52 +461,5 @@ var kafkaServingRE = regexp.MustCompile(`^serving: admin (http://[^\s,]+)(?:, in
 // killed at cleanup if still running.
 func startKafkaServe(t *testing.T, bin, id string, args ...string) *serveProc {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--kafka-instance-id", id}, args...)...)
-	cmd.Env = append(os.Environ(), "BLUEPRINT_ADMIN_EMAIL="+killAdminEmail, "BLUEPRINT_ADMIN_PASSWORD="+killAdminPass)
-	stderr, err := os.CreateTemp(t.TempDir(), id+"-stderr-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &serveProc{t: t, cmd: cmd, stderr: stderr, done: make(chan struct{})}
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		close(lines)
-	}()
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	select {
-	case line, ok := <-lines:
-		m := kafkaServingRE.FindStringSubmatch(line)
-		if !ok || m == nil {
-			cmd.Process.Kill()
-			<-p.done
-			t.Fatalf("serve %s did not say where it listens (%q)\nstderr:\n%s", id, line, p.logs())
-		}
-		p.admin, p.ingest = m[1], m[2]
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve %s did not start within 30 s\nstderr:\n%s", id, p.logs())
-	}
-	return p
+	return launchServe(t, bin, "serve "+id, append([]string{"serve", "--kafka-instance-id", id}, args...), kafkaServingRE, 30*time.Second)
 }

@@ -65,9 +65,19 @@ func startServe(t *testing.T, bin, state, vendorURL string, extra ...string) *se
 	t.Helper()
 	args := append([]string{"serve", "--state", state, "--admin-listen", "127.0.0.1:0", "--ingest-listen", "127.0.0.1:0",
 		"--vendor-url", vendorURL, "--retry-base", "50ms", "--retry-cap", "200ms"}, extra...)
+	return launchServe(t, bin, "serve", args, servingRE, 20*time.Second)
+}
+
+// launchServe runs bin with args (a serve command named name in messages),
+// its standard error in a file, and waits up to wait for the first line
+// of its standard output, which re must match with the admin URL and the
+// ingest URL (possibly empty) as its groups. It is killed at cleanup if
+// still running.
+func launchServe(t *testing.T, bin, name string, args []string, re *regexp.Regexp, wait time.Duration) *serveProc {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "BLUEPRINT_ADMIN_EMAIL="+killAdminEmail, "BLUEPRINT_ADMIN_PASSWORD="+killAdminPass)
-	stderr, err := os.CreateTemp(t.TempDir(), "serve-stderr-*")
+	stderr, err := os.CreateTemp(t.TempDir(), name+"-stderr-*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,14 +112,15 @@ func startServe(t *testing.T, bin, state, vendorURL string, extra ...string) *se
 	})
 	select {
 	case line, ok := <-lines:
-		m := servingRE.FindStringSubmatch(line)
+		m := re.FindStringSubmatch(line)
 		if !ok || m == nil {
 			cmd.Process.Kill()
-			t.Fatalf("serve did not say where it listens (%q)\nstderr:\n%s", line, p.logs())
+			<-p.done
+			t.Fatalf("%s did not say where it listens (%q)\nstderr:\n%s", name, line, p.logs())
 		}
 		p.admin, p.ingest = m[1], m[2]
-	case <-time.After(20 * time.Second):
-		t.Fatalf("serve did not start within 20 s\nstderr:\n%s", p.logs())
+	case <-time.After(wait):
+		t.Fatalf("%s did not start within %s\nstderr:\n%s", name, wait, p.logs())
 	}
 	return p
 }
