@@ -25,8 +25,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -358,55 +356,12 @@ func runKafka(c config) error {
 	}
 	_, selfCPU0 := procStatus(os.Getpid())
 
-	// The load, as in the embedded mode: a pacer hands out tokens, workers
-	// post until 200.
-	perReq := float64(c.batch)
-	tokens := make(chan struct{}, c.workers*4)
+	// The load, as in the embedded mode (startLoad); a request is given up
+	// after 102 attempts.
 	ctx, stopLoad := context.WithTimeout(context.Background(), c.duration)
 	defer stopLoad()
-	var missed atomic.Int64
-	go pace(ctx, c.rate/perReq, tokens, &missed)
-	var (
-		mu        sync.Mutex
-		acked     = make(map[string]bool, 1<<16)
-		latencies = make([]time.Duration, 0, 1<<16)
-		statuses  = map[string]int{}
-		seq       atomic.Int64
-		wg        sync.WaitGroup
-	)
 	start := time.Now()
-	for range c.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-			for range tokens {
-				ids, body := orders("kl", c.batch, &seq)
-				for attempt := 0; ; attempt++ {
-					t0 := time.Now()
-					status, err := post(client, body)
-					lat := time.Since(t0)
-					mu.Lock()
-					switch {
-					case err != nil:
-						statuses["network error"]++
-					case status == 200:
-						for _, id := range ids {
-							acked[id] = true
-						}
-						latencies = append(latencies, lat)
-					default:
-						statuses[strconv.Itoa(status)]++
-					}
-					mu.Unlock()
-					if err == nil && (status == 200 || (status != 503 && status != 429)) || attempt > 100 {
-						break
-					}
-					time.Sleep(20 * time.Millisecond)
-				}
-			}
-		}()
-	}
+	ld := startLoad(ctx, c, "kl", post, 102, nil)
 
 	type sample struct {
 		at      time.Duration
@@ -427,7 +382,8 @@ func runKafka(c config) error {
 		}
 	}
 	tick.Stop()
-	wg.Wait()
+	ld.wg.Wait()
+	acked, latencies, statuses := ld.acked, ld.latencies, ld.statuses
 	loadEnd := time.Since(start)
 	createdAtEnd := fake.Stats().Created - base0
 	lagAtEnd := lagSums(admin)
@@ -480,13 +436,7 @@ func runKafka(c config) error {
 	}
 	stats := fake.Stats()
 
-	slices.Sort(latencies)
-	q := func(p float64) time.Duration {
-		if len(latencies) == 0 {
-			return 0
-		}
-		return latencies[min(len(latencies)-1, int(math.Ceil(p*float64(len(latencies))))-1)]
-	}
+	q := ld.quantile
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 	secs := loadEnd.Seconds()
 	steady := math.NaN()
@@ -498,7 +448,7 @@ func runKafka(c config) error {
 	fmt.Printf("kafka:     fake-kafka (in memory), %d partitions; serve %s\n", c.partitions, strings.Join(roles, " + "))
 	fmt.Printf("load:      %d workers, target %.0f events/s, %d per request, %.1f s\n", c.workers, c.rate, c.batch, secs)
 	fmt.Printf("ingest:    %d events acknowledged (%.0f events/s); %d requests answered 200; retried or refused: %v; pacer tokens missed: %d\n",
-		len(acked), float64(len(acked))/secs, len(latencies), statuses, missed.Load())
+		len(acked), float64(len(acked))/secs, len(latencies), statuses, ld.missed.Load())
 	fmt.Printf("latency:   p50 %s, p99 %s, max %s (ingest request to 200 answer: the events are on raw-events, acks=all)\n", ms(q(0.50)), ms(q(0.99)), ms(q(1)))
 	fmt.Printf("delivered: %d orders at Button during the load (%.0f/s; steady %.0f/s), %d in all, the last %.2f s after the load; end to end %.0f events/s\n",
 		createdAtEnd, float64(createdAtEnd)/secs, steady, delivered, drained.Seconds(), float64(delivered)/lastAt.Seconds())

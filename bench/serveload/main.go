@@ -385,63 +385,17 @@ func run(c config) error {
 	// takes one, builds the next events and posts them until they are
 	// answered 200 (a network error or a 503 while serve is down or busy:
 	// the same events again).
-	perReq := float64(c.batch)
-	tokens := make(chan struct{}, c.workers*4)
 	ctx, stopLoad := context.WithTimeout(context.Background(), c.duration)
 	defer stopLoad()
-	var missed atomic.Int64 // tokens the workers were too busy to take
-	go pace(ctx, c.rate/perReq, tokens, &missed)
-
-	var (
-		mu        sync.Mutex
-		acked     = make(map[string]bool, 1<<16)
-		latencies = make([]time.Duration, 0, 1<<16)
-		statuses  = map[string]int{}
-		seq       atomic.Int64
-		wg        sync.WaitGroup
-	)
 	post := func(client *http.Client, body []byte) (int, error) {
 		return signedPost(client, ingest, pk, sk, c.batch > 1, body)
 	}
 	start := time.Now()
 	var restarting sync.RWMutex // held while serve is killed and started again
-	for range c.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-			for range tokens {
-				ids, body := orders("ld", c.batch, &seq)
-				for {
-					t0 := time.Now()
-					status, err := post(client, body)
-					lat := time.Since(t0)
-					mu.Lock()
-					switch {
-					case err != nil:
-						statuses["network error"]++
-					case status == 200:
-						for _, id := range ids {
-							acked[id] = true
-						}
-						latencies = append(latencies, lat)
-					default:
-						statuses[strconv.Itoa(status)]++
-					}
-					mu.Unlock()
-					if err == nil && status == 200 {
-						break
-					}
-					if err == nil && status != 503 && status != 429 {
-						break // refused for good: counted, not retried
-					}
-					restarting.RLock() // serve is restarting: wait for it
-					restarting.RUnlock()
-					time.Sleep(20 * time.Millisecond)
-				}
-			}
-		}()
-	}
+	ld := startLoad(ctx, c, "ld", post, 0, func() {
+		restarting.RLock() // serve is restarting: wait for it
+		restarting.RUnlock()
+	})
 
 	// Sample the fake's orders each second; kill and restart halfway.
 	type sample struct {
@@ -473,15 +427,15 @@ func run(c config) error {
 				t0 := time.Now()
 				srv.cmd.Process.Signal(syscall.SIGKILL)
 				<-srv.done
-				mu.Lock()
-				ackedAtKill := len(acked)
-				mu.Unlock()
+				ld.mu.Lock()
+				ackedAtKill := len(ld.acked)
+				ld.mu.Unlock()
 				srv, err = startServe(c, state, adminAddr, ingestAddr, vendorURL)
 				downtime = time.Since(t0)
 				restarting.Unlock()
 				if err != nil {
 					stopLoad()
-					wg.Wait()
+					ld.wg.Wait()
 					return fmt.Errorf("restart after kill -9: %w", err)
 				}
 				fmt.Printf("kill -9 at %.1f s (%d events acknowledged), serving again after %s\n",
@@ -490,7 +444,8 @@ func run(c config) error {
 		}
 	}
 	tick.Stop()
-	wg.Wait()
+	ld.wg.Wait()
+	acked, latencies, statuses := ld.acked, ld.latencies, ld.statuses
 	loadEnd := time.Since(start)
 	createdAtEnd := fake.Stats().Created
 
@@ -527,13 +482,7 @@ func run(c config) error {
 	}
 	stats := fake.Stats()
 
-	slices.Sort(latencies)
-	q := func(p float64) time.Duration {
-		if len(latencies) == 0 {
-			return 0
-		}
-		return latencies[min(len(latencies)-1, int(math.Ceil(p*float64(len(latencies))))-1)]
-	}
+	q := ld.quantile
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 	mb := func(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/(1<<20)) }
 	secs := loadEnd.Seconds()
@@ -550,7 +499,7 @@ func run(c config) error {
 	}
 	fmt.Println()
 	fmt.Printf("ingest:    %d events acknowledged (%.0f events/s); %d requests answered 200; retried or refused: %v; pacer tokens missed: %d\n",
-		len(acked), float64(len(acked))/secs, len(latencies), statuses, missed.Load())
+		len(acked), float64(len(acked))/secs, len(latencies), statuses, ld.missed.Load())
 	fmt.Printf("latency:   p50 %s, p99 %s, max %s (ingest request to 200 answer)\n", ms(q(0.50)), ms(q(0.99)), ms(q(1)))
 	fmt.Printf("delivered: %d orders at Button during the load (%.0f/s; steady %.0f/s), %d in all after %.2f s of drain; end to end %.0f events/s\n",
 		createdAtEnd, float64(createdAtEnd)/secs, steady, stats.Created, drained.Seconds(), float64(stats.Created)/total.Seconds())
@@ -568,4 +517,77 @@ func run(c config) error {
 	}
 	fmt.Printf("zero loss: all %d acknowledged orders reached Button exactly once\n", len(acked))
 	return nil
+}
+
+// load is the posting side of a run: a pacer hands out one token per
+// request on schedule; a worker takes one, builds the next events and posts
+// them until they are answered 200 (a network error or a 503 or 429 while
+// serve is down or busy: the same events again, after pause), or refused
+// for good (counted, not retried).
+type load struct {
+	mu        sync.Mutex // guards acked, latencies and statuses during the load
+	acked     map[string]bool
+	latencies []time.Duration
+	statuses  map[string]int // refusals and network errors, by status
+	missed    atomic.Int64   // tokens the workers were too busy to take
+	wg        sync.WaitGroup // the workers: done once ctx is
+}
+
+// startLoad starts c.workers workers posting orders (ids prefixed with
+// prefix) with post until ctx is done. maxAttempts bounds the attempts
+// per request (0: until answered); pause, when set, is called before each
+// retry.
+func startLoad(ctx context.Context, c config, prefix string, post func(*http.Client, []byte) (int, error), maxAttempts int, pause func()) *load {
+	ld := &load{acked: make(map[string]bool, 1<<16), latencies: make([]time.Duration, 0, 1<<16), statuses: map[string]int{}}
+	tokens := make(chan struct{}, c.workers*4)
+	go pace(ctx, c.rate/float64(c.batch), tokens, &ld.missed)
+	var seq atomic.Int64
+	for range c.workers {
+		ld.wg.Add(1)
+		go func() {
+			defer ld.wg.Done()
+			client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+			for range tokens {
+				ids, body := orders(prefix, c.batch, &seq)
+				for attempt := 1; ; attempt++ {
+					t0 := time.Now()
+					status, err := post(client, body)
+					lat := time.Since(t0)
+					ld.mu.Lock()
+					switch {
+					case err != nil:
+						ld.statuses["network error"]++
+					case status == 200:
+						for _, id := range ids {
+							ld.acked[id] = true
+						}
+						ld.latencies = append(ld.latencies, lat)
+					default:
+						ld.statuses[strconv.Itoa(status)]++
+					}
+					ld.mu.Unlock()
+					if err == nil && (status == 200 || status != 503 && status != 429) || maxAttempts > 0 && attempt >= maxAttempts {
+						break
+					}
+					if pause != nil {
+						pause()
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return ld
+}
+
+// quantile is the p-quantile of the latencies of the requests answered 200
+// (0 when none was); call it once the workers are done.
+func (ld *load) quantile(p float64) time.Duration {
+	if !slices.IsSorted(ld.latencies) {
+		slices.Sort(ld.latencies)
+	}
+	if len(ld.latencies) == 0 {
+		return 0
+	}
+	return ld.latencies[min(len(ld.latencies)-1, int(math.Ceil(p*float64(len(ld.latencies))))-1)]
 }
