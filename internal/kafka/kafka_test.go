@@ -16,11 +16,10 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/blueprint-engine/blueprint/internal/fakebutton"
+	"github.com/blueprint-engine/blueprint/internal/kafka/kafkatest"
 	"github.com/blueprint-engine/blueprint/runtime/delivery/deliverytest"
 	"github.com/blueprint-engine/blueprint/runtime/send"
 )
@@ -124,55 +123,14 @@ func run(t *testing.T, f func(ctx context.Context) error) (stop func() error) {
 	return stop
 }
 
-// readAll reads every record of every topic of the cluster.
+// readAll reads every record of every topic of the cluster: key and value.
 func readAll(t *testing.T, cfg Config) map[string][][]byte {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cl, err := cfg.client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	ends, err := adm.ListEndOffsets(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]map[int32]kgo.Offset{}
-	total := int64(0)
-	ends.Each(func(o kadm.ListedOffset) {
-		if strings.HasPrefix(o.Topic, "__") {
-			return
-		}
-		if want[o.Topic] == nil {
-			want[o.Topic] = map[int32]kgo.Offset{}
-		}
-		want[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
-		total += o.Offset
-	})
-	// A short fetch wait: kfake now and then holds a first fetch for the
-	// whole wait (kgo's default 5 s) although the partitions hold records;
-	// the next fetch returns them.
-	rd, err := cfg.client(kgo.ConsumePartitions(want), kgo.FetchMaxWait(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
 	out := map[string][][]byte{}
-	for n := int64(0); n < total; {
-		fs := rd.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records", n, total)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			out[r.Topic] = append(out[r.Topic], append(append([]byte(nil), r.Key...), r.Value...))
-			n++
-		})
-	}
-	for topic := range want {
-		if _, ok := out[topic]; !ok {
-			out[topic] = nil
+	for topic, recs := range kafkatest.ReadAll(t, cfg.Brokers, false) {
+		out[topic] = nil
+		for _, r := range recs {
+			out[topic] = append(out[topic], append(append([]byte(nil), r.Key...), r.Value...))
 		}
 	}
 	return out

@@ -18,10 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/blueprint-engine/blueprint/internal/kafka/kafkatest"
 	"github.com/blueprint-engine/blueprint/internal/service"
 )
 
@@ -80,38 +79,9 @@ func allSecretForms(users []string, secrets ...string) map[string]string {
 // readTopicsFull reads every record of every topic: key, value and headers.
 func readTopicsFull(t *testing.T, brokers []string) map[string][]string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]map[int32]kgo.Offset{}
-	total := int64(0)
-	ends.Each(func(o kadm.ListedOffset) {
-		if want[o.Topic] == nil {
-			want[o.Topic] = map[int32]kgo.Offset{}
-		}
-		want[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
-		total += o.Offset
-	})
-	rd, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(want), kgo.FetchMaxWait(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
 	out := map[string][]string{}
-	for n := int64(0); n < total; {
-		fs := rd.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records", n, total)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
+	for topic, recs := range kafkatest.ReadAll(t, brokers, true) {
+		for _, r := range recs {
 			var b strings.Builder
 			b.Write(r.Key)
 			b.WriteByte(' ')
@@ -119,9 +89,8 @@ func readTopicsFull(t *testing.T, brokers []string) map[string][]string {
 			for _, h := range r.Headers {
 				b.WriteString(" " + h.Key + "=" + string(h.Value))
 			}
-			out[r.Topic] = append(out[r.Topic], b.String())
-			n++
-		})
+			out[topic] = append(out[topic], b.String())
+		}
 	}
 	return out
 }

@@ -17,15 +17,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/blueprint-engine/blueprint/blueprints"
 	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/internal/kafka"
+	"github.com/blueprint-engine/blueprint/internal/kafka/kafkatest"
 	"github.com/blueprint-engine/blueprint/internal/service"
 	"github.com/blueprint-engine/blueprint/internal/service/store"
 	"github.com/blueprint-engine/blueprint/runtime/delivery"
@@ -232,44 +231,11 @@ func waitLong(t *testing.T, d time.Duration, what string, cond func() bool) {
 // readTopics reads every record (key and value) of every topic.
 func readTopics(t *testing.T, brokers []string) map[string][][]byte {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]map[int32]kgo.Offset{}
-	total := int64(0)
-	ends.Each(func(o kadm.ListedOffset) {
-		if strings.HasPrefix(o.Topic, "__") {
-			return
-		}
-		if want[o.Topic] == nil {
-			want[o.Topic] = map[int32]kgo.Offset{}
-		}
-		want[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
-		total += o.Offset
-	})
-	rd, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(want), kgo.FetchMaxWait(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
 	out := map[string][][]byte{}
-	for n := int64(0); n < total; {
-		fs := rd.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records", n, total)
+	for topic, recs := range kafkatest.ReadAll(t, brokers, false) {
+		for _, r := range recs {
+			out[topic] = append(out[topic], append(append([]byte(nil), r.Key...), r.Value...))
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			out[r.Topic] = append(out[r.Topic], append(append([]byte(nil), r.Key...), r.Value...))
-			n++
-		})
 	}
 	return out
 }
