@@ -22,6 +22,12 @@ import (
 // records and compute only what depends on their config. Integrations
 // whose limits Valid did not settle (a smaller size or depth limit) are
 // checked as EvaluateValid checks them.
+//
+// ins may hold an integration more than once, and integrations of any
+// blueprints in any order; finding those of each scan key costs a
+// comparison per integration and key (a few keys per source: cheap next
+// to a scan). Like Evaluate, it is safe for concurrent use, never
+// panics, and keeps neither the event nor ins.
 func EvaluateEach(dst []Result, v ValidEvent, ins []*Integration) []Result {
 	base := len(dst)
 	dst = slices.Grow(dst, len(ins))[:base+len(ins)]
