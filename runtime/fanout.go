@@ -26,8 +26,8 @@ import (
 // ins may hold an integration more than once, and integrations of any
 // blueprints in any order; finding those of each scan key costs a
 // comparison per integration and key (a few keys per source: cheap next
-// to a scan). Like Evaluate, it is safe for concurrent use, never
-// panics, and keeps neither the event nor ins.
+// to a scan). Like Evaluate, it is safe for concurrent use and keeps
+// neither the event nor ins.
 func EvaluateEach(dst []Result, v ValidEvent, ins []*Integration) []Result {
 	base := len(dst)
 	dst = slices.Grow(dst, len(ins))[:base+len(ins)]
