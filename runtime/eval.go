@@ -97,6 +97,7 @@ type evalCtx struct {
 	// what it found wrong with the event ("": nothing).
 	kept    scanKey
 	keptMsg string
+	sharing bool // in EvaluateEach: scans are kept for the next integration
 }
 
 var ctxPool = sync.Pool{New: func() any { return new(evalCtx) }}
@@ -136,17 +137,20 @@ func (in *Integration) EvaluateValid(v ValidEvent) Result {
 
 // evaluate is Evaluate; pre, when set, is what Valid found of the event.
 func (in *Integration) evaluate(event []byte, pre *ValidEvent) Result {
-	c := ctxPool.Get().(*evalCtx)
-	defer c.release()
-	return c.evaluate(in, event, pre)
+	return in.evaluateIn(nil, event, pre)
 }
 
-// evaluate decides for in with c, which holds nothing of another
+// evaluateIn is evaluate in c, which holds nothing of another
 // integration's evaluation but, in a fan-out (EvaluateEach), the scan of
 // this very event that an integration of the same scan key left (see
-// scanFor).
-func (c *evalCtx) evaluate(in *Integration, event []byte, pre *ValidEvent) (res Result) {
+// scanShared); nil: a pooled one, released when done (one function, not a
+// wrapper: a skip costs little more than the call).
+func (in *Integration) evaluateIn(c *evalCtx, event []byte, pre *ValidEvent) (res Result) {
 	res.red = in.red
+	if c == nil {
+		c = ctxPool.Get().(*evalCtx)
+		defer c.release()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			// A bug, not bad input: refuse the event rather than crash the
@@ -168,7 +172,13 @@ func (c *evalCtx) evaluate(in *Integration, event []byte, pre *ValidEvent) (res 
 	if len(event) > in.opts.MaxEventSize {
 		return reject(&res, ReasonInvalidEvent, fmt.Sprintf("event is %d bytes; the limit is %d", len(event), in.opts.MaxEventSize))
 	}
-	if msg := c.scanFor(in, event, pre); msg != "" {
+	var msg string
+	if c.sharing {
+		msg = c.scanShared(in, event, pre)
+	} else {
+		msg = c.scan(in, event, pre)
+	}
+	if msg != "" {
 		return reject(&res, ReasonInvalidEvent, msg)
 	}
 	ev := c.mapEvent(&res)
@@ -588,7 +598,7 @@ func (c *evalCtx) fillFallback(doc []byte, paths map[int]string, slots []span) {
 
 func (c *evalCtx) release() {
 	c.reset()
-	c.event, c.top, c.found, c.kept = nil, scope{}, nil, scanKey{}
+	c.event, c.top, c.found, c.kept, c.sharing = nil, scope{}, nil, scanKey{}, false
 	c.sc.b, c.sc.gate, c.sc.keep = nil, nil, nil
 	clear(c.values)
 	if cap(c.out) > 1<<20 {
@@ -617,7 +627,7 @@ func (c *evalCtx) release() {
 // not: what the next integration's evaluation of the same event must not
 // see. The scan's records (slots, the scanner's spans, elements and
 // arrays, dupPath, looked and found) stay: nothing after the scan writes
-// them. Values are cleared by scanFor (they depend on config).
+// them. Values are cleared by scanShared (they depend on config).
 func (c *evalCtx) reset() {
 	c.in, c.ev, c.name, c.resp, c.kind = nil, nil, nil, nil, ""
 	c.budget = compiler.Budget{} // the next evaluation gets a whole one

@@ -35,6 +35,7 @@ func EvaluateEach(dst []Result, v ValidEvent, ins []*Integration) []Result {
 	clear(out) // an Outcome "" is not evaluated yet
 	c := ctxPool.Get().(*evalCtx)
 	defer c.release()
+	c.sharing = true
 	// Integrations are taken by scan key, each key's in the order of ins,
 	// the first of a key scanning: interleaved tenants of several
 	// blueprints still scan once per key, not once per change of key.
@@ -52,7 +53,7 @@ func EvaluateEach(dst []Result, v ValidEvent, ins []*Integration) []Result {
 			if keyOf(ins[j], pre) != k {
 				continue
 			}
-			out[j] = c.evaluate(ins[j], v.b, pre)
+			out[j] = ins[j].evaluateIn(c, v.b, pre)
 			c.reset()
 		}
 	}
@@ -86,12 +87,12 @@ func keyOf(in *Integration, pre *ValidEvent) scanKey {
 	return scanKey{variant: in.variant, plan: in.plan, maxDepth: in.opts.MaxDepth, pre: pre != nil}
 }
 
-// scanFor is scan, or, when c holds the scan of the same event under the
-// same key (an earlier integration's in EvaluateEach), that scan: only
-// what the scan set for the integration itself is set again. The shared
-// values are computed again (they read config): done is cleared, and
-// value overwrites each before it is read.
-func (c *evalCtx) scanFor(in *Integration, event []byte, pre *ValidEvent) string {
+// scanShared is scan in EvaluateEach: when c holds the scan of the same
+// event under the same key (an earlier integration's), that scan, of
+// which only what the scan set for the integration itself is set again.
+// The shared values are computed again (they read config): done is
+// cleared, and value overwrites each before it is read.
+func (c *evalCtx) scanShared(in *Integration, event []byte, pre *ValidEvent) string {
 	k := keyOf(in, pre)
 	if c.kept == k && k.variant != nil {
 		c.in, c.event = in, event
