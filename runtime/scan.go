@@ -121,6 +121,10 @@ type scanner struct {
 	arrs  []arrRec
 	// items enables recording array elements.
 	items bool
+	// valid: the event was checked by Valid (well-formed, no deeper than
+	// maxDepth): a value nobody reads is skipped, not validated (see
+	// skippable).
+	valid bool
 	// gate, when set, is asked about the top-level value of slot
 	// gateSlot as soon as it is scanned; when it answers false, the rest
 	// of the event is only validated, recording nothing but the top-level
@@ -279,6 +283,10 @@ func (s *scanner) value(t *trie) error {
 		start := i
 		var kind byte
 		esc := false
+		if vt == nil && s.valid && s.wholeAt < 0 {
+			i, kind = skipValid(b, i)
+			goto done
+		}
 		switch c := b[i]; c {
 		case '{', '[':
 			if len(s.stack)-base >= s.maxDepth {
@@ -347,6 +355,7 @@ func (s *scanner) value(t *trie) error {
 		}
 		// A complete value at start..i: record it, then close what it
 		// completes until a container wants another member or element.
+	done:
 		for {
 			if vt != nil && vt.slot >= 0 {
 				s.record(vt, span{start: int32(start), end: int32(i), kind: kind, esc: esc})
@@ -719,6 +728,89 @@ func (s *scanner) recorded(off int32) *arrRec {
 		return &s.arrs[lo]
 	}
 	return nil
+}
+
+// skipValid returns the end and the kind of the JSON value at i of an
+// event Valid has checked, without checking it again. The scan skips so a
+// value it reads nothing of (its node is nil), outside a region whose keys
+// are all checked (wholeAt < 0): scanning it would decide nothing. Below a
+// nil node no value is recorded, no array element is (element returns nil
+// for a nil node), no key is checked twice (a key's bit is 0, and no
+// whole region starts below a nil node), the gate asks about a member of
+// the trie only, and the keep node is one; the depth limit was Valid's,
+// no larger than the scan's (EvaluateValid sees to it). Indexing stays
+// bounds-checked: bytes that were not valid after all make a wrong
+// decision at worst (a panic is recovered by evaluate), never an
+// out-of-bounds read.
+func skipValid(b []byte, i int) (int, byte) {
+	switch c := b[i]; c {
+	case '"':
+		return skipString(b, i), c
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1, c
+				}
+			}
+			i++
+		}
+		return i, c
+	case 't', 'n':
+		return i + 4, c
+	case 'f':
+		return i + 5, c
+	}
+	for i < len(b) && numeric[b[i]] {
+		i++
+	}
+	return i, '0'
+}
+
+// numeric are the bytes of a JSON number.
+var numeric = func() (t [256]bool) {
+	for _, c := range "0123456789+-.eE" {
+		t[c] = true
+	}
+	return t
+}()
+
+// skipString returns the index after the closing quote of the string at i
+// (its opening quote) of a valid event: eight bytes at a time to the
+// first quote or backslash (an escape's second byte, even the hex digits
+// of \u, is no quote to stop at).
+func skipString(b []byte, i int) int {
+	i++
+	for {
+		for i+8 <= len(b) {
+			x := load64(b, i)
+			quote := x ^ (ones * '"')
+			back := x ^ (ones * '\\')
+			if m := ((quote-ones)&^quote | (back-ones)&^back) & highs; m != 0 {
+				i += bits.TrailingZeros64(m) >> 3 // the lowest flag is exact
+				goto stop
+			}
+			i += 8
+		}
+		for i < len(b) && b[i] != '"' && b[i] != '\\' {
+			i++
+		}
+		if i >= len(b) {
+			return i
+		}
+	stop:
+		if b[i] == '"' {
+			return i + 1
+		}
+		i += 2
+	}
 }
 
 // skipWS returns the index of the first byte at or after i that is not
