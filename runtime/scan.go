@@ -42,9 +42,30 @@ type trie struct {
 	// without the trie (see markWhole): a scan checking duplicate keys
 	// checks every key below it, not only the keys of the trie.
 	whole bool
+	// words are keys' texts as key reads a short key from the event: two
+	// little-endian words, the bytes past the key zero and its length in
+	// the top byte (keyWords).
+	words [][2]uint64
 }
 
 func newTrie() *trie { return &trie{slot: -1} }
+
+// maxWordKey is the longest key key compares as two words: with its
+// length in the last byte, fifteen bytes.
+const maxWordKey = 15
+
+// keyWords returns the words of a key's text; a longer one gets words no
+// key read from the event has (its length byte is more than 15).
+func keyWords(k string) (w [2]uint64) {
+	if len(k) > maxWordKey {
+		return [2]uint64{0, 0xff << 56}
+	}
+	for j := len(k) - 1; j >= 0; j-- {
+		w[j>>3] |= uint64(k[j]) << (8 * (j & 7))
+	}
+	w[1] |= uint64(len(k)) << 56
+	return w
+}
 
 func (t *trie) child(key []byte) *trie {
 	if t == nil {
@@ -76,6 +97,7 @@ func (t *trie) add(segs []string, slot int) {
 			next = newTrie()
 			n.keys = append(n.keys, s)
 			n.children = append(n.children, next)
+			n.words = append(n.words, keyWords(s))
 			if i, err := strconv.Atoi(s); err == nil && i >= 0 && (s == "0" || s[0] != '0') {
 				if n.index == nil {
 					n.index = map[int]*trie{}
@@ -230,18 +252,6 @@ func (s *scanner) scan(b []byte, t *trie, slots []span, maxDepth int) error {
 
 func (s *scanner) ws() { s.i = skipWS(s.b, s.i) }
 
-// record keeps sp as the value of t's slot (callers check t.slot >= 0).
-func (s *scanner) record(t *trie, sp span) {
-	if s.win < 0 {
-		s.window()
-	}
-	if p := &s.spans[s.win+t.slot]; !p.present() {
-		sp.start -= int32(s.base)
-		sp.end -= int32(s.base)
-		*p = sp // the first of duplicate keys wins
-	}
-}
-
 // window allocates the pending element's window.
 //
 //go:noinline
@@ -323,10 +333,23 @@ func (s *scanner) value(t *trie) error {
 			}
 			continue
 		case '"':
+			kind = '"'
+			// A short plain string (its closing quote the first quote,
+			// backslash or control character in the eight bytes after
+			// its opening one: a currency, a SKU, a brand) ends here,
+			// without the call to scanString (measured N % of the scan).
+			if i+9 <= len(b) {
+				x := load64(b, i+1)
+				if m := special8(x); m != 0 {
+					if z := bits.TrailingZeros64(m); byte(x>>(z&^7)) == '"' {
+						i += z>>3 + 2
+						break
+					}
+				}
+			}
 			if i, esc, err = scanString(b, i); err != nil {
 				return err
 			}
-			kind = '"'
 		// The three words are spelled out: one shared case with a table
 		// of words measured 7% slower on the whole scan.
 		case 't':
@@ -358,7 +381,15 @@ func (s *scanner) value(t *trie) error {
 	done:
 		for {
 			if vt != nil && vt.slot >= 0 {
-				s.record(vt, span{start: int32(start), end: int32(i), kind: kind, esc: esc})
+				// Recorded in its slot (in the window, allocated now if
+				// pending), spelled out here: as a method, too big to be
+				// inlined, its call was measured N % of the scan.
+				if s.win < 0 {
+					s.window()
+				}
+				if p := &s.spans[s.win+vt.slot]; p.kind == 0 { // the first of duplicate keys wins
+					*p = span{start: int32(start - s.base), end: int32(i - s.base), kind: kind, esc: esc}
+				}
 			}
 			if len(s.stack) == base {
 				s.i = i
@@ -424,28 +455,69 @@ func (s *scanner) key(i int, f *frame) (int, *trie, error) {
 		return i, nil, errSyntax
 	}
 	ks := i + 1
-	i, esc, err := scanString(b, i)
-	if err != nil {
-		return i, nil, err
-	}
 	var ct *trie
 	var bit int32
-	if t := f.node; t != nil && len(t.keys) > 0 {
-		key := b[ks : i-1]
-		if esc {
-			s.keyBuf = unescape(s.keyBuf[:0], key)
-			key = s.keyBuf
-		}
-		for k, name := range t.keys { // child, with its index: the key's bit
-			if name == string(key) {
-				ct, bit = t.children[k], int32(1)<<k
-				break
+	// Most keys are short and plain: the first quote, backslash or
+	// control character within the sixteen bytes after the opening quote
+	// is a closing quote. Such a key is read as two words, compared with
+	// the words of the node's keys (no call to scanString, no memequal):
+	// measured N % faster on the whole scan.
+	if ks+16 <= len(b) {
+		w0, w1 := load64(b, ks), load64(b, ks+8)
+		n := -1
+		if m := special8(w0); m != 0 {
+			if z := bits.TrailingZeros64(m); byte(w0>>(z&^7)) == '"' {
+				n = z >> 3
+				w0 &= 1<<(z&^7) - 1
+				w1 = 0
+			}
+		} else if m := special8(w1); m != 0 {
+			if z := bits.TrailingZeros64(m); byte(w1>>(z&^7)) == '"' {
+				n = 8 + z>>3
+				w1 &= 1<<(z&^7) - 1
 			}
 		}
-		if s.quiet && ct != s.keep {
-			ct = nil
+		if n >= 0 {
+			i = ks + n + 1
+			w1 |= uint64(n) << 56
+			if t := f.node; t != nil {
+				for k, w := range t.words { // child, with its index: the key's bit
+					if w[0] == w0 && w[1] == w1 {
+						ct, bit = t.children[k], int32(1)<<k
+						break
+					}
+				}
+				if s.quiet && ct != s.keep {
+					ct = nil
+				}
+			}
+			goto colon
 		}
 	}
+	{
+		var esc bool
+		var err error
+		if i, esc, err = scanString(b, i); err != nil {
+			return i, nil, err
+		}
+		if t := f.node; t != nil && len(t.keys) > 0 {
+			key := b[ks : i-1]
+			if esc {
+				s.keyBuf = unescape(s.keyBuf[:0], key)
+				key = s.keyBuf
+			}
+			for k, name := range t.keys { // child, with its index: the key's bit
+				if name == string(key) {
+					ct, bit = t.children[k], int32(1)<<k
+					break
+				}
+			}
+			if s.quiet && ct != s.keep {
+				ct = nil
+			}
+		}
+	}
+colon:
 	s.kbit = bit
 	i = skipWS(b, i)
 	if i >= len(b) || b[i] != ':' {
