@@ -145,7 +145,7 @@ type scanner struct {
 	items bool
 	// valid: the event was checked by Valid (well-formed, no deeper than
 	// maxDepth): a value nobody reads is skipped, not validated (see
-	// skippable).
+	// skipValid).
 	valid bool
 	// gate, when set, is asked about the top-level value of slot
 	// gateSlot as soon as it is scanned; when it answers false, the rest
@@ -173,7 +173,7 @@ type scanner struct {
 	dups bool
 	// shallow: of the keys checked, only the top-level object's are
 	// (Valid: a duplicate below is ignored there, and fingerprinting every
-	// key below measured a third of its time), as once quiet.
+	// key below measured a quarter of its time), as once quiet.
 	shallow bool
 	// kbit is the bit of the key key last read: its index among its
 	// node's children (0: not a key of the trie).
@@ -801,14 +801,15 @@ func (s *scanner) recorded(off int32) *arrRec {
 }
 
 // skipValid returns the end and the kind of the JSON value at i of an
-// event Valid has checked, without checking it again. The scan skips so a
-// value it reads nothing of (its node is nil), outside a region whose keys
-// are all checked (wholeAt < 0): scanning it would decide nothing. Below a
-// nil node no value is recorded, no array element is (element returns nil
-// for a nil node), no key is checked twice (a key's bit is 0, and no
-// whole region starts below a nil node), the gate asks about a member of
-// the trie only, and the keep node is one; the depth limit was Valid's,
-// no larger than the scan's (EvaluateValid sees to it). Indexing stays
+// event Valid has checked, without checking it again. The scan skips so
+// the values it reads nothing of (their node is nil) outside a region
+// whose keys are all checked (wholeAt < 0): scanning them would decide
+// nothing. Below a nil node no value is recorded, no array element is
+// (element returns nil for a nil node), no key is checked twice (a key's
+// bit is 0, and no whole region starts below a nil node), the gate asks
+// about a member of the trie only, and the keep node is not nil; the
+// depth limit was Valid's, no larger than the scan's (EvaluateValid sees
+// to it). Indexing stays
 // bounds-checked: bytes that were not valid after all make a wrong
 // decision at worst (a panic is recovered by evaluate), never an
 // out-of-bounds read.
