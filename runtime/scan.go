@@ -42,10 +42,12 @@ type trie struct {
 	// without the trie (see markWhole): a scan checking duplicate keys
 	// checks every key below it, not only the keys of the trie.
 	whole bool
-	// words are keys' texts as key reads a short key from the event: two
-	// little-endian words, the bytes past the key zero and its length in
-	// the top byte (keyWords).
-	words [][2]uint64
+	// words0 and words1 are keys' texts as key reads a short key from the
+	// event: two little-endian words, the bytes past the key zero and its
+	// length in the top byte (keyWords). Two slices rather than one of
+	// pairs: the search compares the first words, eight bytes apart
+	// (measured 4-5 % faster on the scan, twice: at the noise's edge).
+	words0, words1 []uint64
 }
 
 func newTrie() *trie { return &trie{slot: -1} }
@@ -97,7 +99,8 @@ func (t *trie) add(segs []string, slot int) {
 			next = newTrie()
 			n.keys = append(n.keys, s)
 			n.children = append(n.children, next)
-			n.words = append(n.words, keyWords(s))
+			w := keyWords(s)
+			n.words0, n.words1 = append(n.words0, w[0]), append(n.words1, w[1])
 			if i, err := strconv.Atoi(s); err == nil && i >= 0 && (s == "0" || s[0] != '0') {
 				if n.index == nil {
 					n.index = map[int]*trie{}
@@ -479,8 +482,8 @@ func (s *scanner) key(i int, f *frame) (int, *trie, error) {
 			i = ks + n + 1
 			w1 |= uint64(n) << 56
 			if t := f.node; t != nil {
-				for k, w := range t.words { // child, with its index: the key's bit
-					if w[0] == w0 && w[1] == w1 {
+				for k, w := range t.words0 { // child, with its index: the key's bit
+					if w == w0 && t.words1[k] == w1 {
 						ct, bit = t.children[k], int32(1)<<k
 						break
 					}
