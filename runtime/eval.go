@@ -534,7 +534,8 @@ func (c *evalCtx) scan(in *Integration, event []byte, pre *ValidEvent) string {
 			return "event is not valid UTF-8"
 		}
 	}
-	c.sc.items, c.sc.dups = true, true
+	// Checked by Valid, values the blueprint does not read are skipped.
+	c.sc.items, c.sc.dups, c.sc.valid = true, true, pre != nil
 	c.sc.gate, c.sc.gateSlot, c.sc.keep = nil, compiler.SlotEvent, p.typeNode
 	if in.variant.NamesOnly() {
 		// Only track names map: an event whose name is not mapped needs
