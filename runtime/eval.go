@@ -868,9 +868,89 @@ func (c *evalCtx) writeObject(o *compiler.Object, sc *scope) bool {
 	return true
 }
 
+// fastRoutes lets writeField take a field's compiled Route; false sends
+// every field down the general route, the reference the differential
+// tests compare the routes with. Not changed while events are evaluated.
+var fastRoutes = true
+
 // writeField evaluates a field and writes it when present; its value is
-// kept in c.stack[at] when at >= 0.
+// kept in c.stack[at] when at >= 0. A field with a Route other than
+// RouteGeneral takes it: the same steps as the general route below for
+// its kind of field, with none of the tests that cannot apply to it.
 func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
+	if f.Route == compiler.RouteGeneral || !fastRoutes {
+		c.writeGeneral(f, sc, n, at)
+		return
+	}
+	mark := len(c.out)
+	if *n > 0 {
+		c.out = append(c.out, ',')
+	}
+	c.out = append(c.out, f.JSONKey...)
+	start := len(c.out)
+	var v rv
+	switch f.Route {
+	case compiler.RoutePaths:
+		if c.direct(f, sc, at) {
+			*n++
+			return
+		}
+		v = c.spec(&f.Spec, sc)
+		c.appendPresent(f, v)
+	case compiler.RouteValue:
+		v = c.value(f.AsValue)
+		c.appendPresent(f, v)
+	case compiler.RouteArith:
+		// source and selectSource add nothing to an arithmetic result
+		// (never absent text, and there is no default): the rule applies
+		// to it at once. When arith cannot decide, spec runs the VM.
+		e := f.Sources[0].Expr
+		var ok bool
+		if v, ok = c.arith(e, e.Arith, sc); !ok {
+			v = c.spec(&f.Spec, sc)
+		} else if v.st == present {
+			v = c.rule(&f.Type, v)
+		}
+		c.appendPresent(f, v)
+	case compiler.RouteObject:
+		if c.writeObject(f.Object, sc) {
+			v = outVal('{', start, len(c.out))
+		} else if f.Default != nil {
+			c.out = append(c.out, f.Default...)
+			v = outVal(f.Default[0], start, len(c.out))
+		}
+	case compiler.RouteItems:
+		v = c.writeItems(f, sc)
+	}
+	if at >= 0 {
+		c.stack[at] = v
+	}
+	if v.st != present {
+		c.account(f, &v)
+		c.out = c.out[:mark]
+		return
+	}
+	*n++
+}
+
+// appendPresent writes a scalar field's value when it is present (in a
+// list of one when the field is a list).
+func (c *evalCtx) appendPresent(f *compiler.Field, v rv) {
+	if v.st != present {
+		return
+	}
+	if f.List {
+		c.out = append(c.out, '[')
+		c.out = c.appendVal(c.out, v)
+		c.out = append(c.out, ']')
+	} else {
+		c.out = c.appendVal(c.out, v)
+	}
+}
+
+// writeGeneral is writeField's general route, for every field (the
+// reference for the routes).
+func (c *evalCtx) writeGeneral(f *compiler.Field, sc *scope, n *int, at int) {
 	if f.When != nil || f.Internal {
 		// Evaluated aside: left out when its condition does not hold, never
 		// written when internal.

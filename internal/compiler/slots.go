@@ -100,6 +100,7 @@ func assignSlots(bp *Blueprint) {
 		for _, f := range o.Fields {
 			spec(&f.Spec, t)
 			expr(f.When, t)
+			f.Route = routeOf(f)
 			if f.Object == nil {
 				continue
 			}
