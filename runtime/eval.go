@@ -1270,47 +1270,10 @@ func (c *evalCtx) writeItems(f *compiler.Field, sc *scope) rv {
 	ip := c.in.plan.items[f.Object]
 	start := len(c.out)
 	c.out = append(c.out, '[')
-	i := 0
 	isc := c.scope() // one scope for every item, reused
-	defer c.freeScope(isc)
-	item := func(doc, el []byte, kind byte, slots []span) {
-		if i > 0 {
-			c.out = append(c.out, ',')
-		}
-		if f.Each {
-			// A list of single values: the element's value, or null.
-			c.idx = append(c.idx, i)
-			*isc = scope{item: el, doc: doc, slots: slots}
-			v := c.evalField(f.Object.Fields[0], isc)
-			if v.st == present {
-				c.out = c.appendVal(c.out, v)
-			} else {
-				c.out = append(c.out, "null"...)
-			}
-			c.idx = c.idx[:len(c.idx)-1]
-			i++
-			return
-		}
-		if kind != '{' {
-			if c.room(false) {
-				name := c.render(f.Path) + "[" + strconv.Itoa(i) + "]"
-				if f.Flatten {
-					name = c.render(f.Path) + strconv.Itoa(i+1)
-				}
-				c.faults = append(c.faults, fault{path: name, msg: "expected an object, got " + describeVal(c.spanVal(el, span{start: 0, end: int32(len(el)), kind: kind}))})
-			}
-			c.out = append(c.out, "null"...)
-			i++
-			return
-		}
-		c.idx = append(c.idx, i)
-		*isc = scope{item: el, doc: doc, slots: slots}
-		if !c.writeObject(f.Object, isc) {
-			c.out = append(c.out, "{}"...)
-		}
-		c.idx = c.idx[:len(c.idx)-1]
-		i++
-	}
+	// The item's index, rendered in fault paths: pushed once for the
+	// array, set for each item.
+	c.idx = append(c.idx, 0)
 	if a := c.recordedArray(in.b, f.Object); a != nil {
 		// The main scan recorded every element's values: positions in
 		// the event, one window of slots per element.
@@ -1319,30 +1282,77 @@ func (c *evalCtx) writeItems(f *compiler.Field, sc *scope) rv {
 			c.none = make([]span, n)
 		}
 		none := c.none[:n]
-		for e := a.first; e >= 0; {
+		isc.doc = c.event
+		i := 0
+		for e := a.first; e >= 0; i++ {
 			r := c.sc.elems[e]
-			slots := none
+			isc.slots = none
 			if r.win >= 0 {
-				slots = c.sc.spans[r.win : int(r.win)+n : int(r.win)+n]
+				isc.slots = c.sc.spans[r.win : int(r.win)+n : int(r.win)+n]
 			}
-			item(c.event, c.event[r.start:r.end], r.kind, slots)
+			c.writeItem(f, isc, i, c.event[r.start:r.end], r.kind)
 			e = r.next
 		}
 	} else {
 		slots := make([]span, len(ip.paths))
+		i := 0
 		err := eachElement(in.b, ip.root, slots, func(el []byte, kind byte) {
 			if kind == '{' && len(ip.fallback) > 0 {
 				c.fillFallback(el, ip.fallback, slots)
 			}
-			item(el, el, kind, slots)
+			isc.doc, isc.slots = el, slots
+			c.writeItem(f, isc, i, el, kind)
+			i++
 		})
 		if err != nil {
+			c.idx = c.idx[:len(c.idx)-1]
+			c.freeScope(isc)
 			c.out = c.out[:start]
 			return invalidVal("expected a list, got malformed JSON")
 		}
 	}
+	c.idx = c.idx[:len(c.idx)-1]
+	c.freeScope(isc)
 	c.out = append(c.out, ']')
 	return outVal('[', start, len(c.out))
+}
+
+// writeItem writes the array element el, item i, whose slots and doc are
+// set in isc (its fields are not: writeObject sets and restores them).
+func (c *evalCtx) writeItem(f *compiler.Field, isc *scope, i int, el []byte, kind byte) {
+	if i > 0 {
+		c.out = append(c.out, ',')
+	}
+	isc.item = el
+	if f.Each {
+		// A list of single values: the element's value, or null.
+		c.idx[len(c.idx)-1] = i
+		v := c.evalField(f.Object.Fields[0], isc)
+		if v.st == present {
+			c.out = c.appendVal(c.out, v)
+		} else {
+			c.out = append(c.out, "null"...)
+		}
+		return
+	}
+	if kind != '{' {
+		if c.room(false) {
+			// The enclosing items' indices only: this one is not an item.
+			c.idx = c.idx[:len(c.idx)-1]
+			name := c.render(f.Path) + "[" + strconv.Itoa(i) + "]"
+			if f.Flatten {
+				name = c.render(f.Path) + strconv.Itoa(i+1)
+			}
+			c.idx = append(c.idx, i)
+			c.faults = append(c.faults, fault{path: name, msg: "expected an object, got " + describeVal(c.spanVal(el, span{start: 0, end: int32(len(el)), kind: kind}))})
+		}
+		c.out = append(c.out, "null"...)
+		return
+	}
+	c.idx[len(c.idx)-1] = i
+	if !c.writeObject(f.Object, isc) {
+		c.out = append(c.out, "{}"...)
+	}
 }
 
 // scope returns a scope from the evaluation's free list: scopes passed
