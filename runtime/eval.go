@@ -93,6 +93,11 @@ type evalCtx struct {
 	resp     *responseCtx    // set while a response rule runs
 	// nMissing and nBad count the faults of each kind, kept or not.
 	nMissing, nBad int
+
+	// expCode and exp: the currency code currencyExponent last looked up
+	// (expCode[3] is 1 once set) and its exponent.
+	expCode [4]byte
+	exp     int
 }
 
 var ctxPool = sync.Pool{New: func() any { return new(evalCtx) }}
@@ -1114,20 +1119,77 @@ func (c *evalCtx) direct(f *compiler.Field, sc *scope, at int) bool {
 // negative, not a decimal).
 func (c *evalCtx) directMoney(t *compiler.Type, raw []byte, at int) bool {
 	exp := 2
-	if t.Currency != nil {
-		if cv := c.value(t.Currency); cv.st == present && cv.jt == '"' {
-			exp = conv.CurrencyExponent(bstr(cv.b))
+	if cur := t.Currency; cur != nil {
+		cv := c.values[cur.Index] // memoised: every item reads it
+		if !c.done[cur.Index] {
+			cv = c.value(cur)
+		}
+		if cv.st == present && cv.jt == '"' {
+			exp = c.currencyExponent(cv.b)
 		}
 	}
-	n, neg, err := conv.MinorUnitsSign(raw, exp, true)
-	if err != nil || n < 0 || neg {
-		return false
+	n, ok := plainMinorUnits(raw, exp)
+	if !ok {
+		var neg bool
+		var err error
+		if n, neg, err = conv.MinorUnitsSign(raw, exp, true); err != nil || n < 0 || neg {
+			return false
+		}
 	}
 	c.out = strconv.AppendInt(c.out, n, 10)
 	if at >= 0 {
 		c.stack[at] = intVal(n)
 	}
 	return true
+}
+
+// currencyExponent is conv.CurrencyExponent remembering the last code it
+// was asked (by its text: the same code is asked for every item).
+func (c *evalCtx) currencyExponent(code []byte) int {
+	if len(code) == 3 && c.expCode[3] == 1 && code[0] == c.expCode[0] && code[1] == c.expCode[1] && code[2] == c.expCode[2] {
+		return c.exp
+	}
+	exp := conv.CurrencyExponent(bstr(code))
+	if len(code) == 3 {
+		c.expCode = [4]byte{code[0], code[1], code[2], 1}
+		c.exp = exp
+	}
+	return exp
+}
+
+// plainMinorUnits is conv.MinorUnitsSign for the commonest amounts: a
+// JSON number of digits with at most exp fraction digits (99.99, 15, 27.5)
+// and at most 18 digits in all, which needs no rounding and cannot
+// overflow. It reports false for anything else (a sign, an exponent,
+// rounding), which MinorUnitsSign decides.
+func plainMinorUnits(raw []byte, exp int) (int64, bool) {
+	var n int64
+	i := 0
+	for ; i < len(raw) && raw[i] >= '0' && raw[i] <= '9'; i++ {
+		n = n*10 + int64(raw[i]-'0')
+	}
+	digits := i
+	if i == 0 {
+		return 0, false
+	}
+	frac := 0
+	if i < len(raw) && raw[i] == '.' {
+		i++
+		for ; i < len(raw) && raw[i] >= '0' && raw[i] <= '9'; i++ {
+			n = n*10 + int64(raw[i]-'0')
+			frac++
+		}
+		if frac == 0 {
+			return 0, false
+		}
+	}
+	if i != len(raw) || frac > exp || digits+exp > 18 {
+		return 0, false
+	}
+	for ; frac < exp; frac++ {
+		n *= 10
+	}
+	return n, true
 }
 
 // evalField evaluates a field without writing it (objects and items are
