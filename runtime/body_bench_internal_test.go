@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/blueprints"
+	"github.com/blueprint-engine/blueprint/engine"
 )
 
 // BenchmarkWriteBody measures writing the vendor body alone (writeObject

@@ -889,14 +889,15 @@ func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
 	}
 	mark := len(c.out)
 	if *n > 0 {
-		c.out = append(c.out, ',')
+		c.out = append(c.out, f.CommaKey...)
+	} else {
+		c.out = append(c.out, f.JSONKey...)
 	}
-	c.out = append(c.out, f.JSONKey...)
 	start := len(c.out)
 	var v rv
 	switch f.Route {
 	case compiler.RoutePaths:
-		if c.direct(f, sc, at) {
+		if c.directPaths(f, sc, at) {
 			*n++
 			return
 		}
@@ -906,10 +907,18 @@ func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
 		v = c.value(f.AsValue)
 		c.appendPresent(f, v)
 	case compiler.RouteArith:
+		e := f.Sources[0].Expr
+		if r, ok := fieldArith(e, sc, &f.Type); ok {
+			c.out = strconv.AppendInt(c.out, r, 10)
+			if at >= 0 {
+				c.stack[at] = intVal(r)
+			}
+			*n++
+			return
+		}
 		// source and selectSource add nothing to an arithmetic result
 		// (never absent text, and there is no default): the rule applies
 		// to it at once. When arith cannot decide, spec runs the VM.
-		e := f.Sources[0].Expr
 		var ok bool
 		if v, ok = c.arith(e, e.Arith, sc); !ok {
 			v = c.spec(&f.Spec, sc)
@@ -936,6 +945,28 @@ func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
 		return
 	}
 	*n++
+}
+
+// fieldArith is RouteArith's shortest form, for the commonest case: both
+// inputs are sibling fields holding integers, the result does not
+// overflow, is within the type's bounds and is written as a number. It
+// returns the result, or false for anything else, which arith and rule
+// decide as on the general route.
+func fieldArith(e *compiler.Expr, sc *scope, t *compiler.Type) (int64, bool) {
+	a := e.Arith
+	ia, ib := &e.Inputs[a.A], &e.Inputs[a.B]
+	if ia.Kind != compiler.InputField || ib.Kind != compiler.InputField || ia.Field >= len(sc.fields) || ib.Field >= len(sc.fields) || t.Text {
+		return 0, false
+	}
+	x, y := &sc.fields[ia.Field], &sc.fields[ib.Field]
+	if x.st != present || !x.isInt || y.st != present || !y.isInt {
+		return 0, false
+	}
+	r, ok := arithOp(a.Op, x.n, y.n)
+	if !ok || t.Min != nil && float64(r) < *t.Min || t.Max != nil && float64(r) > *t.Max {
+		return 0, false
+	}
+	return r, true
 }
 
 // appendPresent writes a scalar field's value when it is present (in a
@@ -1061,6 +1092,13 @@ func (c *evalCtx) direct(f *compiler.Field, sc *scope, at int) bool {
 	if t.Pattern != nil {
 		return false
 	}
+	return c.directPaths(f, sc, at)
+}
+
+// directPaths is direct for a field known to qualify (RoutePaths: read
+// from paths, of kind string, id, integer or money, without a pattern).
+func (c *evalCtx) directPaths(f *compiler.Field, sc *scope, at int) bool {
+	t := &f.Type
 	for i := range f.Sources {
 		sp := sc.slots[f.Sources[i].Slot]
 		switch sp.kind {

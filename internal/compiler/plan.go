@@ -560,6 +560,9 @@ type Field struct {
 	Name string
 	// JSONKey is the name written as a JSON object key, with its colon.
 	JSONKey string
+	// CommaKey is JSONKey after a comma: the key of every field written
+	// after the first of its object, in one append.
+	CommaKey string
 	// Path names the field in faults: "order_id", "customer.id",
 	// "line_items[].total" (the runtime writes the index between the
 	// brackets), "ItemSku\x01" (an indexed list's item: the runtime

@@ -101,6 +101,7 @@ func assignSlots(bp *Blueprint) {
 			spec(&f.Spec, t)
 			expr(f.When, t)
 			f.Route = routeOf(f)
+			f.CommaKey = "," + f.JSONKey
 			if f.Object == nil {
 				continue
 			}
