@@ -822,7 +822,11 @@ func (c *evalCtx) writeObject(o *compiler.Object, sc *scope) bool {
 		}
 	case o.InOrder:
 		for i, f := range o.Fields {
-			sc.fields = c.stack[base : base+nf] // c.stack may have moved
+			if len(f.Deps) > 0 || !fastRoutes {
+				// Only a field reading its siblings (Deps: in its
+				// expressions or its when) looks at sc.fields.
+				sc.fields = c.stack[base : base+nf] // c.stack may have moved
+			}
 			at := -1
 			if f.Read {
 				at = base + i
@@ -909,7 +913,7 @@ func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
 	case compiler.RouteArith:
 		e := f.Sources[0].Expr
 		if r, ok := fieldArith(e, sc, &f.Type); ok {
-			c.out = strconv.AppendInt(c.out, r, 10)
+			c.out = appendInt(c.out, r)
 			if at >= 0 {
 				c.stack[at] = intVal(r)
 			}
@@ -928,8 +932,13 @@ func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
 		c.appendPresent(f, v)
 	case compiler.RouteObject:
 		if c.writeObject(f.Object, sc) {
-			v = outVal('{', start, len(c.out))
-		} else if f.Default != nil {
+			if at >= 0 {
+				c.stack[at] = outVal('{', start, len(c.out))
+			}
+			*n++
+			return
+		}
+		if f.Default != nil {
 			c.out = append(c.out, f.Default...)
 			v = outVal(f.Default[0], start, len(c.out))
 		}
@@ -1174,11 +1183,32 @@ func (c *evalCtx) directMoney(t *compiler.Type, raw []byte, at int) bool {
 			return false
 		}
 	}
-	c.out = strconv.AppendInt(c.out, n, 10)
+	c.out = appendInt(c.out, n)
 	if at >= 0 {
 		c.stack[at] = intVal(n)
 	}
 	return true
+}
+
+// appendInt is strconv.AppendInt(dst, n, 10), writing the digits of
+// amounts and counts (0 to 10^9-1) in place, without its calls and its
+// copy from a scratch array.
+func appendInt(dst []byte, n int64) []byte {
+	if n < 0 || n >= 1e9 {
+		return strconv.AppendInt(dst, n, 10)
+	}
+	w := 1
+	for x := n; x >= 10; x /= 10 {
+		w++
+	}
+	l := len(dst)
+	dst = slices.Grow(dst, w)[:l+w]
+	for i := l + w - 1; i > l; i-- {
+		dst[i] = byte('0' + n%10)
+		n /= 10
+	}
+	dst[l] = byte('0' + n)
+	return dst
 }
 
 // currencyExponent is conv.CurrencyExponent remembering the last code it
