@@ -910,6 +910,9 @@ func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
 	case compiler.RouteValue:
 		v = c.value(f.AsValue)
 		c.appendPresent(f, v)
+	case compiler.RouteSpec:
+		v = c.spec(&f.Spec, sc)
+		c.appendPresent(f, v)
 	case compiler.RouteArith:
 		e := f.Sources[0].Expr
 		if r, ok := fieldArith(e, sc, &f.Type); ok {

@@ -624,6 +624,9 @@ const (
 	// RouteItems: a list of objects or of single values (kind array with
 	// items or each).
 	RouteItems
+	// RouteSpec: any other field without an object: its spec's value,
+	// type rule applied.
+	RouteSpec
 )
 
 // routeOf decides a field's Route; its spec's PathsOnly and AsValue must
@@ -646,11 +649,11 @@ func routeOf(f *Field) Route {
 		}
 	case f.AsValue != nil:
 		return RouteValue
-	case len(f.Sources) == 1 && f.Sources[0].Kind == SourceExpr && f.Sources[0].Expr.Arith != nil &&
+	case len(f.Sources) == 1 && f.Sources[0].Kind == SourceExpr && f.Sources[0].Expr != nil && f.Sources[0].Expr.Arith != nil &&
 		f.Default == nil && f.Type.Kind == KindInteger && !f.List:
 		return RouteArith
 	}
-	return RouteGeneral
+	return RouteSpec
 }
 
 // Member implements encoding.Shape: the named field, or nil.
