@@ -891,20 +891,20 @@ func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
 		c.writeGeneral(f, sc, n, at)
 		return
 	}
-	mark := len(c.out)
+	key := f.JSONKey
 	if *n > 0 {
-		c.out = append(c.out, f.CommaKey...)
-	} else {
-		c.out = append(c.out, f.JSONKey...)
+		key = f.CommaKey
 	}
+	if f.Route == compiler.RoutePaths && c.directPaths(f, sc, at, key) {
+		*n++
+		return
+	}
+	mark := len(c.out)
+	c.out = append(c.out, key...)
 	start := len(c.out)
 	var v rv
 	switch f.Route {
 	case compiler.RoutePaths:
-		if c.directPaths(f, sc, at) {
-			*n++
-			return
-		}
 		v = c.spec(&f.Spec, sc)
 		c.appendPresent(f, v)
 	case compiler.RouteValue:
@@ -1104,12 +1104,14 @@ func (c *evalCtx) direct(f *compiler.Field, sc *scope, at int) bool {
 	if t.Pattern != nil {
 		return false
 	}
-	return c.directPaths(f, sc, at)
+	return c.directPaths(f, sc, at, "")
 }
 
 // directPaths is direct for a field known to qualify (RoutePaths: read
-// from paths, of kind string, id, integer or money, without a pattern).
-func (c *evalCtx) directPaths(f *compiler.Field, sc *scope, at int) bool {
+// from paths, of kind string, id, integer or money, without a pattern),
+// writing key (with its comma) before the value when it writes one: key
+// and value are written in one go through a local buffer.
+func (c *evalCtx) directPaths(f *compiler.Field, sc *scope, at int, key string) bool {
 	t := &f.Type
 	for i := range f.Sources {
 		sp := sc.slots[f.Sources[i].Slot]
@@ -1124,13 +1126,15 @@ func (c *evalCtx) directPaths(f *compiler.Field, sc *scope, at int) bool {
 				return false // an integer in text: parsed on the general route
 			}
 			raw := sc.doc[sp.start:sp.end]
+			out := append(c.out, key...)
 			if f.List {
-				c.out = append(c.out, '[')
-				c.out = append(c.out, raw...)
-				c.out = append(c.out, ']')
+				out = append(out, '[')
+				out = append(out, raw...)
+				out = append(out, ']')
 			} else {
-				c.out = append(c.out, raw...)
+				out = append(out, raw...)
 			}
+			c.out = out
 			if at >= 0 {
 				c.stack[at] = rv{st: present, jt: '"', b: raw[1 : len(raw)-1], plain: true}
 			}
@@ -1138,7 +1142,7 @@ func (c *evalCtx) directPaths(f *compiler.Field, sc *scope, at int) bool {
 		case '0':
 			raw := sc.doc[sp.start:sp.end]
 			if t.Kind == compiler.KindMoney {
-				return !f.List && c.directMoney(t, raw, at)
+				return !f.List && c.directMoney(t, raw, at, key)
 			}
 			if t.Kind != compiler.KindInteger || f.List || len(raw) > 18 || raw[0] == '0' && len(raw) > 1 {
 				return false
@@ -1153,7 +1157,7 @@ func (c *evalCtx) directPaths(f *compiler.Field, sc *scope, at int) bool {
 			if t.Min != nil && float64(n) < *t.Min || t.Max != nil && float64(n) > *t.Max {
 				return false
 			}
-			c.out = append(c.out, raw...)
+			c.out = append(append(c.out, key...), raw...)
 			if at >= 0 {
 				c.stack[at] = intVal(n)
 			}
@@ -1167,7 +1171,7 @@ func (c *evalCtx) directPaths(f *compiler.Field, sc *scope, at int) bool {
 // directMoney writes a JSON number as an amount in minor units; it
 // reports false for anything the general route must explain (too large,
 // negative, not a decimal).
-func (c *evalCtx) directMoney(t *compiler.Type, raw []byte, at int) bool {
+func (c *evalCtx) directMoney(t *compiler.Type, raw []byte, at int, key string) bool {
 	exp := 2
 	if cur := t.Currency; cur != nil {
 		cv := c.values[cur.Index] // memoised: every item reads it
@@ -1186,7 +1190,7 @@ func (c *evalCtx) directMoney(t *compiler.Type, raw []byte, at int) bool {
 			return false
 		}
 	}
-	c.out = appendInt(c.out, n)
+	c.out = appendInt(append(c.out, key...), n)
 	if at >= 0 {
 		c.stack[at] = intVal(n)
 	}
