@@ -59,6 +59,13 @@ func TestRoutesMatchGeneral(t *testing.T) {
 			if g, r := evalBothRoutes(in, c.Event); g != r {
 				t.Errorf("%s:%d %s:\ngeneral: %s\nrouted:  %s", f.Path, c.Line, c.Name, g, r)
 			}
+			// Items scanned again element by element (no window budget).
+			restore := runtime.SetWindowBudget(0)
+			g, r := evalBothRoutes(in, c.Event)
+			restore()
+			if g != r {
+				t.Errorf("%s:%d %s, items scanned again:\ngeneral: %s\nrouted:  %s", f.Path, c.Line, c.Name, g, r)
+			}
 		}
 	}
 	if cases < 1000 {
@@ -81,6 +88,12 @@ func TestRoutesMatchGeneral(t *testing.T) {
 		for _, ev := range events {
 			if g, r := evalBothRoutes(in, ev); g != r {
 				t.Errorf("%s %.300q:\ngeneral: %s\nrouted:  %s", variant, ev, g, r)
+			}
+			restore := runtime.SetWindowBudget(0)
+			g, r := evalBothRoutes(in, ev)
+			restore()
+			if g != r {
+				t.Errorf("%s %.300q, items scanned again:\ngeneral: %s\nrouted:  %s", variant, ev, g, r)
 			}
 		}
 	}
