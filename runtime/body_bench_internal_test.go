@@ -25,7 +25,7 @@ func BenchmarkWriteBody(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, name := range []string{"button_purchase_3_items", "button_purchase_items_1", "button_purchase_items_100"} {
+	for _, name := range []string{"button_purchase_3_items", "button_purchase_items_1", "button_purchase_items_100", "button_purchase_items_1000"} {
 		ev, err := os.ReadFile(filepath.Join("testdata", "bench", name+".json"))
 		if err != nil {
 			b.Fatal(err)
