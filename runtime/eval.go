@@ -916,7 +916,7 @@ func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
 	case compiler.RouteArith:
 		e := f.Sources[0].Expr
 		if r, ok := fieldArith(e, sc, &f.Type); ok {
-			c.out = appendInt(c.out, r)
+			c.out = strconv.AppendInt(c.out, r, 10)
 			if at >= 0 {
 				c.stack[at] = intVal(r)
 			}
@@ -1190,32 +1190,11 @@ func (c *evalCtx) directMoney(t *compiler.Type, raw []byte, at int, key string) 
 			return false
 		}
 	}
-	c.out = appendInt(append(c.out, key...), n)
+	c.out = strconv.AppendInt(append(c.out, key...), n, 10)
 	if at >= 0 {
 		c.stack[at] = intVal(n)
 	}
 	return true
-}
-
-// appendInt is strconv.AppendInt(dst, n, 10), writing the digits of
-// amounts and counts (0 to 10^9-1) in place, without its calls and its
-// copy from a scratch array.
-func appendInt(dst []byte, n int64) []byte {
-	if n < 0 || n >= 1e9 {
-		return strconv.AppendInt(dst, n, 10)
-	}
-	w := 1
-	for x := n; x >= 10; x /= 10 {
-		w++
-	}
-	l := len(dst)
-	dst = slices.Grow(dst, w)[:l+w]
-	for i := l + w - 1; i > l; i-- {
-		dst[i] = byte('0' + n%10)
-		n /= 10
-	}
-	dst[l] = byte('0' + n)
-	return dst
 }
 
 // currencyExponent is conv.CurrencyExponent remembering the last code it

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"strconv"
 	"testing"
 
 	"github.com/blueprint-engine/blueprint/internal/conv"
@@ -31,18 +30,4 @@ func FuzzPlainMinorUnits(f *testing.F) {
 			t.Errorf("%q exp %d: plain %d, MinorUnitsSign %d %v %v", s, exp, n, m, neg, err)
 		}
 	})
-}
-
-// TestAppendInt: appendInt writes what strconv.AppendInt writes.
-func TestAppendInt(t *testing.T) {
-	for _, n := range []int64{0, 1, 9, 10, 99, 100, 999, 1000, 9999, 12345, 999999999, 1e9, 1e9 + 1, -1, -10, 1<<63 - 1, -1 << 63} {
-		if got, want := string(appendInt([]byte("x"), n)), string(strconv.AppendInt([]byte("x"), n, 10)); got != want {
-			t.Errorf("%d: %q, want %q", n, got, want)
-		}
-	}
-	for n := int64(0); n < 100000; n += 7 {
-		if got, want := string(appendInt(nil, n)), strconv.FormatInt(n, 10); got != want {
-			t.Fatalf("%d: %q, want %q", n, got, want)
-		}
-	}
 }
