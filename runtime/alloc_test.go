@@ -90,3 +90,34 @@ func TestDeliverAllocationsFlat(t *testing.T) {
 		t.Errorf("allocations grow with line items: %v", allocs)
 	}
 }
+
+// A fan-out allocates what EvaluateValid would for each integration, and
+// nothing per integration besides (into a kept dst): the request and body
+// of each delivered event, none for skips.
+func TestEvaluateEachAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	ins := make([]*runtime.Integration, 8)
+	for i := range ins {
+		ins[i] = robustBind(t, "retail", fmt.Sprintf("sk-test-key-%d", i))
+	}
+	dst := make([]runtime.Result, 0, len(ins))
+	for _, c := range []struct {
+		name string
+		want float64
+	}{{"button_purchase_3_items", 2 * 8}, {"skip_event_not_mapped", 0}, {"skip_consent_denied", 0}} {
+		ev, err := os.ReadFile(filepath.Join("testdata", "bench", c.name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := runtime.Valid(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.EvaluateEach(dst[:0], v, ins) // first sight of a name fills the cache
+		if n := testing.AllocsPerRun(50, func() { runtime.EvaluateEach(dst[:0], v, ins) }); n > c.want {
+			t.Errorf("%s: %v allocations for 8 integrations, want at most %v", c.name, n, c.want)
+		}
+	}
+}

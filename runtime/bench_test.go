@@ -86,8 +86,10 @@ func BenchmarkValid(b *testing.B) {
 // Button integrations (8 tenants sharing one compiled blueprint), per
 // event: validated_once is runtime.Valid once then EvaluateValid for each
 // integration, evaluate_each is Evaluate for each (every integration
-// validating the bytes again); unmapped_* are the same for an event none
-// of them maps (skip_event_not_mapped).
+// validating the bytes again), shared_scan is runtime.Valid once then
+// EvaluateEach (the 8 share a blueprint, variant and limits: one scan);
+// unmapped_* are the same for an event none of them maps
+// (skip_event_not_mapped).
 func BenchmarkFanOut8(b *testing.B) {
 	ev, err := os.ReadFile(filepath.Join("testdata", "bench", "button_purchase_3_items.json"))
 	if err != nil {
@@ -118,6 +120,17 @@ func BenchmarkFanOut8(b *testing.B) {
 				for _, in := range ins {
 					in.EvaluateValid(v)
 				}
+			}
+		})
+		b.Run(c.name+"shared_scan", func(b *testing.B) {
+			b.ReportAllocs()
+			dst := make([]runtime.Result, 0, len(ins))
+			for b.Loop() {
+				v, err := runtime.Valid(c.ev)
+				if err != nil {
+					b.Fatal(err)
+				}
+				dst = runtime.EvaluateEach(dst[:0], v, ins)
 			}
 		})
 		b.Run(c.name+"evaluate_each", func(b *testing.B) {

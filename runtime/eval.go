@@ -93,6 +93,11 @@ type evalCtx struct {
 	resp     *responseCtx    // set while a response rule runs
 	// nMissing and nBad count the faults of each kind, kept or not.
 	nMissing, nBad int
+	// kept is the scan key of the scan c holds (zero: none), and keptMsg
+	// what it found wrong with the event ("": nothing).
+	kept    scanKey
+	keptMsg string
+	sharing bool // in EvaluateEach: scans are kept for the next integration
 
 	// expCode and exp: the currency code currencyExponent last looked up
 	// (expCode[3] is 1 once set) and its exponent.
@@ -136,14 +141,29 @@ func (in *Integration) EvaluateValid(v ValidEvent) Result {
 }
 
 // evaluate is Evaluate; pre, when set, is what Valid found of the event.
-func (in *Integration) evaluate(event []byte, pre *ValidEvent) (res Result) {
+func (in *Integration) evaluate(event []byte, pre *ValidEvent) Result {
+	return in.evaluateIn(nil, event, pre)
+}
+
+// evaluateIn is evaluate in c, which holds nothing of another
+// integration's evaluation but, in a fan-out (EvaluateEach), the scan of
+// this very event that an integration of the same scan key left (see
+// scanShared); nil: a pooled one, released when done (one function, not a
+// wrapper: a skip costs little more than the call).
+func (in *Integration) evaluateIn(c *evalCtx, event []byte, pre *ValidEvent) (res Result) {
 	res.red = in.red
+	if c == nil {
+		c = ctxPool.Get().(*evalCtx)
+		defer c.release()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			// A bug, not bad input: refuse the event rather than crash the
 			// delivery pipeline, and say so.
 			res = Result{Outcome: Reject, Reason: ReasonInvalidEvent, red: in.red,
 				Message: fmt.Sprintf("internal error while evaluating the event: %v", r)}
+			// The scan may have stopped half-way: nobody reuses it.
+			c.kept = scanKey{}
 		}
 		// Messages and names echo event data, which may hold a secret.
 		if res.Message != "" && !res.msgClean {
@@ -157,9 +177,13 @@ func (in *Integration) evaluate(event []byte, pre *ValidEvent) (res Result) {
 	if len(event) > in.opts.MaxEventSize {
 		return reject(&res, ReasonInvalidEvent, fmt.Sprintf("event is %d bytes; the limit is %d", len(event), in.opts.MaxEventSize))
 	}
-	c := ctxPool.Get().(*evalCtx)
-	defer c.release()
-	if msg := c.scan(in, event, pre); msg != "" {
+	var msg string
+	if c.sharing {
+		msg = c.scanShared(in, event, pre)
+	} else {
+		msg = c.scan(in, event, pre)
+	}
+	if msg != "" {
 		return reject(&res, ReasonInvalidEvent, msg)
 	}
 	ev := c.mapEvent(&res)
@@ -515,7 +539,8 @@ func (c *evalCtx) scan(in *Integration, event []byte, pre *ValidEvent) string {
 			return "event is not valid UTF-8"
 		}
 	}
-	c.sc.items, c.sc.dups = true, true
+	// Checked by Valid, values the blueprint does not read are skipped.
+	c.sc.items, c.sc.dups, c.sc.valid = true, true, pre != nil
 	c.sc.gate, c.sc.gateSlot, c.sc.keep = nil, compiler.SlotEvent, p.typeNode
 	if in.variant.NamesOnly() {
 		// Only track names map: an event whose name is not mapped needs
@@ -578,16 +603,10 @@ func (c *evalCtx) fillFallback(doc []byte, paths map[int]string, slots []span) {
 }
 
 func (c *evalCtx) release() {
-	c.in, c.ev, c.event, c.name, c.resp, c.top, c.found, c.kind = nil, nil, nil, nil, nil, scope{}, nil, ""
-	c.budget = compiler.Budget{} // the next evaluation gets a whole one
+	c.reset()
+	c.event, c.top, c.found, c.kept, c.sharing = nil, scope{}, nil, scanKey{}, false
 	c.sc.b, c.sc.gate, c.sc.keep = nil, nil, nil
 	clear(c.values)
-	c.faults = c.faults[:0]
-	c.nMissing, c.nBad = 0, 0
-	c.warnings = c.warnings[:0]
-	c.idx = c.idx[:0]
-	c.stack = c.stack[:0]
-	c.scratch = c.scratch[:0]
 	if cap(c.out) > 1<<20 {
 		c.out = nil // do not keep a huge buffer alive
 	}
@@ -608,6 +627,24 @@ func (c *evalCtx) release() {
 		c.sc.keys, c.sc.keyText, c.sc.dupTable = nil, nil, nil
 	}
 	ctxPool.Put(c)
+}
+
+// reset forgets what one integration's evaluation wrote and the scan did
+// not: what the next integration's evaluation of the same event must not
+// see. The scan's records (slots, the scanner's spans, elements and
+// arrays, dupPath, looked and found) stay: nothing after the scan writes
+// them. Values are cleared by scanShared (they depend on config).
+func (c *evalCtx) reset() {
+	c.in, c.ev, c.name, c.resp, c.kind = nil, nil, nil, nil, ""
+	c.budget = compiler.Budget{} // the next evaluation gets a whole one
+	c.faults = c.faults[:0]
+	c.nMissing, c.nBad = 0, 0
+	c.warnings = c.warnings[:0]
+	c.idx = c.idx[:0]
+	c.stack = c.stack[:0]
+	c.scratch = c.scratch[:0]
+	c.out = c.out[:0]
+	c.secrets = c.secrets[:0]
 }
 
 // reject turns the collected faults into a result: missing fields first.

@@ -158,3 +158,39 @@ func ExampleIntegration_Evaluate_reject() {
 	// reject invalid_field [currency line_items[0].quantity]
 	// reject invalid_event []
 }
+
+// One event sent to every installed integration: Valid checks it once, and
+// EvaluateEach decides for each integration what its EvaluateValid would,
+// scanning the event once for all those bound to the same variant of the
+// same blueprint (here the two retail tenants). A Valid error is the
+// invalid_event reject each integration's Evaluate gives.
+func ExampleEvaluateEach() {
+	bp := exampleButton()
+	var ins []*runtime.Integration
+	for _, tenant := range []struct{ variant, app, key string }{
+		{"retail", "app-tenant1", "sk-live-one"},
+		{"default", "app-tenant2", "sk-live-two"},
+		{"retail", "app-tenant3", "sk-live-three"},
+	} {
+		in, err := runtime.Bind(bp, tenant.variant, map[string]any{"application_id": tenant.app, "api_key": tenant.key})
+		if err != nil {
+			log.Fatal(err)
+		}
+		ins = append(ins, in)
+	}
+	v, err := runtime.Valid([]byte(`{"type": "track", "event": "Product Added",
+		"timestamp": "2026-11-24T10:12:05Z", "context": {"consent": {"advertising": true}},
+		"properties": {"product_id": "p-1", "price": 25, "currency": "USD", "quantity": 1}}`))
+	if err != nil {
+		log.Fatal(err) // each integration would reject it: invalid_event, err's message
+	}
+	var results []runtime.Result // kept across events: no allocation but the requests
+	results = runtime.EvaluateEach(results[:0], v, ins)
+	for i, res := range results {
+		fmt.Println(ins[i].Variant(), res.Outcome, res.Reason, res.Fields)
+	}
+	// Output:
+	// retail deliver  []
+	// default skip event_not_mapped []
+	// retail deliver  []
+}

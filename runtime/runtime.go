@@ -93,6 +93,11 @@
 // ValidEvent is made only by Valid (its fields are unexported): arbitrary
 // bytes cannot be passed as checked. Keys twice in one object are checked
 // by EvaluateValid, as by Evaluate, for the keys each blueprint reads.
+// EvaluateEach is EvaluateValid for many integrations at once, in one
+// call: integrations bound to the same variant of one compiled blueprint
+// (thousands of tenants share a few) read an event alike, so it is
+// scanned once for all of them, and each integration computes only what
+// its config decides.
 //
 // # Redaction
 //

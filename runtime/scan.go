@@ -42,9 +42,32 @@ type trie struct {
 	// without the trie (see markWhole): a scan checking duplicate keys
 	// checks every key below it, not only the keys of the trie.
 	whole bool
+	// words0 and words1 are keys' texts as key reads a short key from the
+	// event: two little-endian words, the bytes past the key zero and its
+	// length in the top byte (keyWords). Two slices rather than one of
+	// pairs: the search compares the first words, eight bytes apart
+	// (measured 4-5 % faster on the scan, twice: at the noise's edge).
+	words0, words1 []uint64
 }
 
 func newTrie() *trie { return &trie{slot: -1} }
+
+// maxWordKey is the longest key key compares as two words: with its
+// length in the last byte, fifteen bytes.
+const maxWordKey = 15
+
+// keyWords returns the words of a key's text; a longer one gets words no
+// key read from the event has (its length byte is more than 15).
+func keyWords(k string) (w [2]uint64) {
+	if len(k) > maxWordKey {
+		return [2]uint64{0, 0xff << 56}
+	}
+	for j := len(k) - 1; j >= 0; j-- {
+		w[j>>3] |= uint64(k[j]) << (8 * (j & 7))
+	}
+	w[1] |= uint64(len(k)) << 56
+	return w
+}
 
 func (t *trie) child(key []byte) *trie {
 	if t == nil {
@@ -76,6 +99,8 @@ func (t *trie) add(segs []string, slot int) {
 			next = newTrie()
 			n.keys = append(n.keys, s)
 			n.children = append(n.children, next)
+			w := keyWords(s)
+			n.words0, n.words1 = append(n.words0, w[0]), append(n.words1, w[1])
 			if i, err := strconv.Atoi(s); err == nil && i >= 0 && (s == "0" || s[0] != '0') {
 				if n.index == nil {
 					n.index = map[int]*trie{}
@@ -121,6 +146,10 @@ type scanner struct {
 	arrs  []arrRec
 	// items enables recording array elements.
 	items bool
+	// valid: the event was checked by Valid (well-formed, no deeper than
+	// maxDepth): a value nobody reads is skipped, not validated (see
+	// skipValid).
+	valid bool
 	// gate, when set, is asked about the top-level value of slot
 	// gateSlot as soon as it is scanned; when it answers false, the rest
 	// of the event is only validated, recording nothing but the top-level
@@ -145,6 +174,10 @@ type scanner struct {
 	// whatever it holds), and once the gate has found the event unmapped,
 	// only top-level keys are still checked.
 	dups bool
+	// shallow: of the keys checked, only the top-level object's are
+	// (Valid: a duplicate below is ignored there, and fingerprinting every
+	// key below measured a quarter of its time), as once quiet.
+	shallow bool
 	// kbit is the bit of the key key last read: its index among its
 	// node's children (0: not a key of the trie).
 	kbit int32
@@ -279,6 +312,10 @@ func (s *scanner) value(t *trie) error {
 		start := i
 		var kind byte
 		esc := false
+		if vt == nil && s.valid && s.wholeAt < 0 {
+			i, kind = skipValid(b, i)
+			goto done
+		}
 		switch c := b[i]; c {
 		case '{', '[':
 			if len(s.stack)-base >= s.maxDepth {
@@ -347,6 +384,7 @@ func (s *scanner) value(t *trie) error {
 		}
 		// A complete value at start..i: record it, then close what it
 		// completes until a container wants another member or element.
+	done:
 		for {
 			if vt != nil && vt.slot >= 0 {
 				s.record(vt, span{start: int32(start), end: int32(i), kind: kind, esc: esc})
@@ -415,28 +453,72 @@ func (s *scanner) key(i int, f *frame) (int, *trie, error) {
 		return i, nil, errSyntax
 	}
 	ks := i + 1
-	i, esc, err := scanString(b, i)
-	if err != nil {
-		return i, nil, err
-	}
 	var ct *trie
 	var bit int32
-	if t := f.node; t != nil && len(t.keys) > 0 {
-		key := b[ks : i-1]
-		if esc {
-			s.keyBuf = unescape(s.keyBuf[:0], key)
-			key = s.keyBuf
-		}
-		for k, name := range t.keys { // child, with its index: the key's bit
-			if name == string(key) {
-				ct, bit = t.children[k], int32(1)<<k
-				break
+	// Most keys are short and plain: the first quote, backslash or
+	// control character within the sixteen bytes after the opening quote
+	// is a closing quote. Such a key is read as two words, compared with
+	// the words of the node's keys (no call to scanString, no memequal):
+	// the scan of the 3-item purchase measured 15 % faster. (A perfect
+	// hash of a key's length and three bytes, for one memequal, measured
+	// no faster than comparing with each key: the benchmark's branches
+	// are learnt, the hash's loads are not.)
+	if ks+16 <= len(b) {
+		w0, w1 := load64(b, ks), load64(b, ks+8)
+		n := -1
+		if m := special8(w0); m != 0 {
+			if z := bits.TrailingZeros64(m); byte(w0>>(z&^7)) == '"' {
+				n = z >> 3
+				w0 &= 1<<(z&^7) - 1
+				w1 = 0
+			}
+		} else if m := special8(w1); m != 0 {
+			if z := bits.TrailingZeros64(m); byte(w1>>(z&^7)) == '"' {
+				n = 8 + z>>3
+				w1 &= 1<<(z&^7) - 1
 			}
 		}
-		if s.quiet && ct != s.keep {
-			ct = nil
+		if n >= 0 {
+			i = ks + n + 1
+			w1 |= uint64(n) << 56
+			if t := f.node; t != nil {
+				for k, w := range t.words0 { // child, with its index: the key's bit
+					if w == w0 && t.words1[k] == w1 {
+						ct, bit = t.children[k], int32(1)<<k
+						break
+					}
+				}
+				if s.quiet && ct != s.keep {
+					ct = nil
+				}
+			}
+			goto colon
 		}
 	}
+	{
+		var esc bool
+		var err error
+		if i, esc, err = scanString(b, i); err != nil {
+			return i, nil, err
+		}
+		if t := f.node; t != nil && len(t.keys) > 0 {
+			key := b[ks : i-1]
+			if esc {
+				s.keyBuf = unescape(s.keyBuf[:0], key)
+				key = s.keyBuf
+			}
+			for k, name := range t.keys { // child, with its index: the key's bit
+				if name == string(key) {
+					ct, bit = t.children[k], int32(1)<<k
+					break
+				}
+			}
+			if s.quiet && ct != s.keep {
+				ct = nil
+			}
+		}
+	}
+colon:
 	s.kbit = bit
 	i = skipWS(b, i)
 	if i >= len(b) || b[i] != ':' {
@@ -452,7 +534,7 @@ func (s *scanner) key(i int, f *frame) (int, *trie, error) {
 // the event unmapped, at the top level only), and for a key of the trie
 // seen twice (named).
 func (s *scanner) checkKey(f *frame, ki, i int) error {
-	if s.quiet && len(s.stack) > 1 {
+	if (s.quiet || s.shallow) && len(s.stack) > 1 {
 		return nil
 	}
 	b := s.b
@@ -556,7 +638,7 @@ func (s *scanner) open(f *frame) {
 	}
 	if f.kind == '{' {
 		f.n = int32(len(s.keys))
-		if !s.quiet || top == 0 {
+		if !(s.quiet || s.shallow) || top == 0 {
 			s.keys = append(s.keys, keyRec{}) // the header
 		}
 	}
@@ -719,6 +801,90 @@ func (s *scanner) recorded(off int32) *arrRec {
 		return &s.arrs[lo]
 	}
 	return nil
+}
+
+// skipValid returns the end and the kind of the JSON value at i of an
+// event Valid has checked, without checking it again. The scan skips so
+// the values it reads nothing of (their node is nil) outside a region
+// whose keys are all checked (wholeAt < 0): scanning them would decide
+// nothing. Below a nil node no value is recorded, no array element is
+// (element returns nil for a nil node), no key is checked twice (a key's
+// bit is 0, and no whole region starts below a nil node), the gate asks
+// about a member of the trie only, and the keep node is not nil; the
+// depth limit was Valid's, no larger than the scan's (EvaluateValid sees
+// to it). Indexing stays
+// bounds-checked: bytes that were not valid after all make a wrong
+// decision at worst (a panic is recovered by evaluate), never an
+// out-of-bounds read.
+func skipValid(b []byte, i int) (int, byte) {
+	switch c := b[i]; c {
+	case '"':
+		return skipString(b, i), c
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1, c
+				}
+			}
+			i++
+		}
+		return i, c
+	case 't', 'n':
+		return i + 4, c
+	case 'f':
+		return i + 5, c
+	}
+	for i < len(b) && numeric[b[i]] {
+		i++
+	}
+	return i, '0'
+}
+
+// numeric are the bytes of a JSON number.
+var numeric = func() (t [256]bool) {
+	for _, c := range "0123456789+-.eE" {
+		t[c] = true
+	}
+	return t
+}()
+
+// skipString returns the index after the closing quote of the string at i
+// (its opening quote) of a valid event: eight bytes at a time to the
+// first quote or backslash (an escape's second byte, even the hex digits
+// of \u, is no quote to stop at).
+func skipString(b []byte, i int) int {
+	i++
+	for {
+		for i+8 <= len(b) {
+			x := load64(b, i)
+			quote := x ^ (ones * '"')
+			back := x ^ (ones * '\\')
+			if m := ((quote-ones)&^quote | (back-ones)&^back) & highs; m != 0 {
+				i += bits.TrailingZeros64(m) >> 3 // the lowest flag is exact
+				goto stop
+			}
+			i += 8
+		}
+		for i < len(b) && b[i] != '"' && b[i] != '\\' {
+			i++
+		}
+		if i >= len(b) {
+			return i
+		}
+	stop:
+		if b[i] == '"' {
+			return i + 1
+		}
+		i += 2
+	}
 }
 
 // skipWS returns the index of the first byte at or after i that is not

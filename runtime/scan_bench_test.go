@@ -41,6 +41,34 @@ func BenchmarkScan(b *testing.B) {
 			slots = s.spans[:len(p.paths)]
 		}
 	})
+	// As Evaluate scans (checking keys twice), and as EvaluateValid does
+	// (skipping what nobody reads).
+	for _, valid := range []bool{false, true} {
+		name := "scanner_button_paths_dups"
+		if valid {
+			name = "scanner_button_paths_valid"
+		}
+		b.Run(name, func(b *testing.B) {
+			cat, err := engine.NewCatalog(blueprints.FS)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bp, _, err := cat.Compile("button@0.1.0")
+			if err != nil || bp == nil {
+				b.Fatal("button does not compile")
+			}
+			p := planOf(compiler.Of(bp))
+			var s scanner
+			s.items, s.dups, s.valid = true, true, valid
+			slots := make([]span, len(p.paths))
+			b.SetBytes(int64(len(ev)))
+			for b.Loop() {
+				clear(slots)
+				s.scan(ev, p.root, slots, 64)
+				slots = s.spans[:len(p.paths)]
+			}
+		})
+	}
 	b.Run("utf8", func(b *testing.B) {
 		b.SetBytes(int64(len(ev)))
 		for b.Loop() {

@@ -43,6 +43,8 @@ func FuzzScanner(f *testing.F) {
 		`{"a":1,"a":2}`, `{"a":{"x":1,"x":2},"b":1}`, `{"a":1,"\u0061":2}`, `[{"k":1},{"k":1}]`, `{"a":{"k":1},"b":{"k":1}}`,
 		`{"\ud800":1,"\udc00":2}`, `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"ka":10,"kb":11,"kc":12,"kd":13,"ke":14,"kf":15,"kg":16,"k3":17}`,
 		`{"abcdefgh-1":1,"abcdefgh-2":2,"abcd-xyz-1":3,"abcd---z-1":4}`, `{"a":1,"a":2`,
+		`{"x":"q\"}\\","y":{"z":["]",{"a":1,"a":2}]},"a":{"b":{"c":"v","d":[1,{"e":"\u0022"}]}},"b":[0,{"x":1},{"x":1}]}`,
+		`{"properties":{"items":[{"b":1,"z":{"q":"\\"},"b":2},{"x":[[1],{"y":"]"}],"c":{"d":[1,2],"e":-1e5}}]}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -81,6 +83,17 @@ func FuzzScanner(f *testing.F) {
 				t.Fatalf("a duplicate below the top level (%q) stopped the scan of %q", d.dupPath, b)
 			case derr == nil && !slices.Equal(d.spans, s.spans):
 				t.Fatalf("recorded %v checking duplicates, %v without, in %q", d.spans, s.spans, b)
+			}
+			if err != nil || !utf8.Valid(b) {
+				continue
+			}
+			// Valid bytes scanned as Valid-checked (values nobody reads
+			// skipped): the same error, duplicate, values and elements.
+			var v scanner
+			v.items, v.dups, v.valid = true, true, true
+			verr := v.scan(b, root, make([]span, len(paths)), 1<<20)
+			if verr != derr || v.dupPath != d.dupPath || !slices.Equal(v.spans, d.spans) || !slices.Equal(v.elems, d.elems) || !slices.Equal(v.arrs, d.arrs) {
+				t.Fatalf("whole=%v: skipping what nobody reads, %v %q %v %v; reading all, %v %q %v %v; in %q", whole, verr, v.dupPath, v.spans, v.elems, derr, d.dupPath, d.spans, d.elems, b)
 			}
 		}
 		root.whole = false

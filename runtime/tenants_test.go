@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +27,22 @@ func heapInUse() uint64 {
 	var m goruntime.MemStats
 	goruntime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// rssKB is the process's resident set (VmRSS, in KB), or 0 where
+// /proc/self/status does not exist.
+func rssKB() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
 }
 
 // tenantCost binds n Button integrations (retail, each with its own API
@@ -105,8 +123,8 @@ func TestTenantCost(t *testing.T) {
 	var last float64
 	for _, n := range sizes {
 		bound, warm, perEval := tenantCost(t, bp, n, ev)
-		t.Logf("%6d integrations: %6.1f KB per integration after Bind, %6.1f KB after one event each; %v per evaluation",
-			n, bound/1024, warm/1024, perEval)
+		t.Logf("%6d integrations: %6.1f KB per integration after Bind, %6.1f KB after one event each; %v per evaluation; process RSS %d MB",
+			n, bound/1024, warm/1024, perEval, rssKB()>>10)
 		last = warm
 	}
 	goruntime.KeepAlive(bp)

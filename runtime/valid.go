@@ -95,10 +95,10 @@ func Valid(event []byte, opts ...Option) (ValidEvent, error) {
 	}
 	slots = slots[:2]
 	clear(slots)
-	// Every key checked: a key twice in the top-level object stops the
-	// scan (errDuplicate; one deeper is only noted, and ignored here), and
-	// the event is scanned again, only validated, for its other faults.
-	s.dups = true
+	// Every top-level key checked (shallow: a key twice deeper would be
+	// ignored here): one twice stops the scan (errDuplicate), and the
+	// event is scanned again, only validated, for its other faults.
+	s.dups, s.shallow = true, true
 	err := s.scan(event, validTrie, slots, o.MaxDepth)
 	topDup := errors.Is(err, errDuplicate)
 	if topDup {

@@ -96,6 +96,26 @@ func FuzzEvaluateValid(f *testing.F) {
 		`{"type":"identify","userId":"u1","traits":{"email":"a@b.example"}}`,
 		`{"event":"Unmapped","a":[[[[[[1]]]]]]}`,
 		` {"event":"Order Completed"} `,
+		// Values nobody reads, which a pre-validated scan skips without
+		// reading them: strings with escaped quotes and backslashes (a
+		// skipped string ends at its first unescaped quote), nested
+		// containers holding brackets in strings, keys twice inside
+		// skipped values (not checked by either path) next to keys read
+		// twice (checked by both), numbers and words ending at every
+		// delimiter.
+		`{"event":"Order Completed","x":"a\"b\\","properties":{"order_id":"o1","y":"\\\"}]","total":1}}`,
+		`{"event":"Order Completed","x":{"a":[{"b":"}"},"]",["\"[{"]],"a":1},"properties":{"order_id":"o1","order_id":"o2"}}`,
+		`{"event":"Order Completed","properties":{"z":{"order_id":1,"order_id":2},"order_id":"o1","products":[{"sku":"s","url":{"u":"\u0022}"},"url":[1,2]},{"sku":"t","sku":"u"}]}}`,
+		`{"event":"Order Completed","properties":{"order_id":"o1","products":[[1,[2]],{"q":[-1.5e+3,true,false,null]},{"price":1e2 , "quantity" :2 }]}}`,
+		`{"event":"Order Completed","context":{"page":{"url":"u","x":{"y":1,"y":2}},"campaign":{"n":1,"n":2}},"properties":{"order_id":"o1"}}`,
+		`{"event":"Unmapped","context":{"x":"\\","ip":"1","ip":"2"},"x":[{"a":1,"a":2}]}`,
+		// Valid checks top-level keys only: a key twice below, before
+		// or after one twice at the top, changes nothing.
+		`{"x":{"a":1,"a":1},"a":1,"a":2,"event":"Unmapped"}`,
+		`{"x":[{"b":{"c":1,"c":2}}],"event":"Unmapped","x":0}`,
+		`{"x":[{"b":{"c":1,"c":2}}],"event":"Unmapped","y":{"event":1,"event":2}}`,
+		`{"x":-0.5,"y":true,"z":null,"w":false,"event":"Order Completed","properties":{"order_id":"o1","tax":0}}`,
+		"{\"event\":\"Order Completed\",\"x\":\t[ 1 , {\"a\" : \"\\\\\"} ] \n,\"properties\":{\"order_id\":\"o1\"}}",
 	} {
 		f.Add([]byte(s))
 	}

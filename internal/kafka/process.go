@@ -166,15 +166,26 @@ func (p *Processor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 	var out []*kgo.Record
 	var decisions []delivery.Decision
 	var skipped, rejected, requests int64
+	// The bindings a record goes to, and their results: the event is
+	// checked once and scanned once per blueprint variant they share
+	// (delivery.EvaluateEach), not once per integration.
+	var to []delivery.Binding
+	var ins []*runtime.Integration
+	var results []runtime.Result
 	for ei, r := range recs {
 		ev := r.Value
 		evNow := now.Add(time.Duration(ei))
 		source, sourced := recordSource(r)
+		to, ins = to[:0], ins[:0]
 		for _, b := range bs {
 			if sourced && len(b.Sources) > 0 && !slices.Contains(b.Sources, source) {
 				continue // narrowed to other sources
 			}
-			d, rs, err := Evaluate(b, r.Key, ev, evNow)
+			to, ins = append(to, b), append(ins, b.Integration)
+		}
+		results = delivery.EvaluateEach(results[:0], ev, ins)
+		for i, b := range to {
+			d, rs, err := decide(b, r.Key, ev, results[i], evNow)
 			if err != nil {
 				return err
 			}
@@ -217,7 +228,13 @@ func (p *Processor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 // topic. The dead-letter replay of a reject calls it for the one
 // integration. The error is a record that could not be encoded.
 func Evaluate(b delivery.Binding, key, event []byte, now time.Time) (delivery.Decision, []*kgo.Record, error) {
-	d := delivery.Decision{Integration: b.Name, In: b.Integration, Event: event, Result: b.Integration.Evaluate(event)}
+	return decide(b, key, event, b.Integration.Evaluate(event), now)
+}
+
+// decide is Evaluate with the integration's result already made (the
+// processor makes every binding's at once).
+func decide(b delivery.Binding, key, event []byte, res runtime.Result, now time.Time) (delivery.Decision, []*kgo.Record, error) {
+	d := delivery.Decision{Integration: b.Name, In: b.Integration, Event: event, Result: res}
 	key = recordKey(key)
 	var out []*kgo.Record
 	if d.Result.Outcome == runtime.Deliver {

@@ -373,19 +373,32 @@ func (p *Pipeline) feed(ctx context.Context, events []fed, always bool) error {
 	bs := p.bindings.Load().sorted
 	decisions := make([]Decision, 0, len(events)*len(bs))
 	var items []*outbox.Item
+	// The integrations an event goes to, and their results: the event is
+	// checked once and scanned once per blueprint variant they share
+	// (EvaluateEach), not once per integration.
+	var to []*Binding
+	var ins []*runtime.Integration
+	var results []runtime.Result
 	for ei, ev := range events {
 		// Each event one nanosecond after the one before: the queue
 		// claims in input order (and a batch keeps it).
 		evNow := now.Add(time.Duration(ei))
+		to, ins = to[:0], ins[:0]
 		for _, b := range bs {
 			if len(b.Sources) > 0 && !slices.Contains(b.Sources, ev.source) || ev.only != "" && ev.only != b.Name {
 				continue // not one of this integration's sources, or fed to another
 			}
+			to, ins = append(to, b), append(ins, b.Integration)
+		}
+		if ev.data != nil && len(ins) > 0 {
+			results = EvaluateEach(results[:0], ev.data, ins)
+		}
+		for i, b := range to {
 			d := Decision{Integration: b.Name, In: b.Integration, Event: ev.data}
 			if ev.data == nil {
 				d.Result = TooLarge(ev.size, p.opts.MaxEventSize)
 			} else {
-				d.Result = b.Integration.Evaluate(ev.data)
+				d.Result = results[i]
 			}
 			if d.Result.Outcome == runtime.Deliver {
 				its, err := send.Items(b.Integration, b.Name, b.Ref, ev.data, d.Result, evNow)
