@@ -98,6 +98,11 @@ type evalCtx struct {
 	kept    scanKey
 	keptMsg string
 	sharing bool // in EvaluateEach: scans are kept for the next integration
+
+	// expCode and exp: the currency code currencyExponent last looked up
+	// (expCode[3] is 1 once set) and its exponent.
+	expCode [4]byte
+	exp     int
 }
 
 var ctxPool = sync.Pool{New: func() any { return new(evalCtx) }}
@@ -854,7 +859,11 @@ func (c *evalCtx) writeObject(o *compiler.Object, sc *scope) bool {
 		}
 	case o.InOrder:
 		for i, f := range o.Fields {
-			sc.fields = c.stack[base : base+nf] // c.stack may have moved
+			if len(f.Deps) > 0 || !fastRoutes {
+				// Only a field reading its siblings (Deps: in its
+				// expressions or its when) looks at sc.fields.
+				sc.fields = c.stack[base : base+nf] // c.stack may have moved
+			}
 			at := -1
 			if f.Read {
 				at = base + i
@@ -905,9 +914,128 @@ func (c *evalCtx) writeObject(o *compiler.Object, sc *scope) bool {
 	return true
 }
 
+// fastRoutes lets writeField take a field's compiled Route; false sends
+// every field down the general route, the reference the differential
+// tests compare the routes with. Not changed while events are evaluated.
+var fastRoutes = true
+
 // writeField evaluates a field and writes it when present; its value is
-// kept in c.stack[at] when at >= 0.
+// kept in c.stack[at] when at >= 0. A field with a Route other than
+// RouteGeneral takes it: the same steps as the general route below for
+// its kind of field, with none of the tests that cannot apply to it.
 func (c *evalCtx) writeField(f *compiler.Field, sc *scope, n *int, at int) {
+	if f.Route == compiler.RouteGeneral || !fastRoutes {
+		c.writeGeneral(f, sc, n, at)
+		return
+	}
+	key := f.JSONKey
+	if *n > 0 {
+		key = f.CommaKey
+	}
+	if f.Route == compiler.RoutePaths && c.directPaths(f, sc, at, key) {
+		*n++
+		return
+	}
+	mark := len(c.out)
+	c.out = append(c.out, key...)
+	start := len(c.out)
+	var v rv
+	switch f.Route {
+	case compiler.RoutePaths:
+		v = c.spec(&f.Spec, sc)
+		c.appendPresent(f, v)
+	case compiler.RouteValue:
+		v = c.value(f.AsValue)
+		c.appendPresent(f, v)
+	case compiler.RouteSpec:
+		v = c.spec(&f.Spec, sc)
+		c.appendPresent(f, v)
+	case compiler.RouteArith:
+		e := f.Sources[0].Expr
+		if r, ok := fieldArith(e, sc, &f.Type); ok {
+			c.out = strconv.AppendInt(c.out, r, 10)
+			if at >= 0 {
+				c.stack[at] = intVal(r)
+			}
+			*n++
+			return
+		}
+		// source and selectSource add nothing to an arithmetic result
+		// (never absent text, and there is no default): the rule applies
+		// to it at once. When arith cannot decide, spec runs the VM.
+		var ok bool
+		if v, ok = c.arith(e, e.Arith, sc); !ok {
+			v = c.spec(&f.Spec, sc)
+		} else if v.st == present {
+			v = c.rule(&f.Type, v)
+		}
+		c.appendPresent(f, v)
+	case compiler.RouteObject:
+		if c.writeObject(f.Object, sc) {
+			if at >= 0 {
+				c.stack[at] = outVal('{', start, len(c.out))
+			}
+			*n++
+			return
+		}
+		if f.Default != nil {
+			c.out = append(c.out, f.Default...)
+			v = outVal(f.Default[0], start, len(c.out))
+		}
+	case compiler.RouteItems:
+		v = c.writeItems(f, sc)
+	}
+	if at >= 0 {
+		c.stack[at] = v
+	}
+	if v.st != present {
+		c.account(f, &v)
+		c.out = c.out[:mark]
+		return
+	}
+	*n++
+}
+
+// fieldArith is RouteArith's shortest form, for the commonest case: both
+// inputs are sibling fields holding integers, the result does not
+// overflow, is within the type's bounds and is written as a number. It
+// returns the result, or false for anything else, which arith and rule
+// decide as on the general route.
+func fieldArith(e *compiler.Expr, sc *scope, t *compiler.Type) (int64, bool) {
+	a := e.Arith
+	ia, ib := &e.Inputs[a.A], &e.Inputs[a.B]
+	if ia.Kind != compiler.InputField || ib.Kind != compiler.InputField || ia.Field >= len(sc.fields) || ib.Field >= len(sc.fields) || t.Text {
+		return 0, false
+	}
+	x, y := &sc.fields[ia.Field], &sc.fields[ib.Field]
+	if x.st != present || !x.isInt || y.st != present || !y.isInt {
+		return 0, false
+	}
+	r, ok := arithOp(a.Op, x.n, y.n)
+	if !ok || t.Min != nil && float64(r) < *t.Min || t.Max != nil && float64(r) > *t.Max {
+		return 0, false
+	}
+	return r, true
+}
+
+// appendPresent writes a scalar field's value when it is present (in a
+// list of one when the field is a list).
+func (c *evalCtx) appendPresent(f *compiler.Field, v rv) {
+	if v.st != present {
+		return
+	}
+	if f.List {
+		c.out = append(c.out, '[')
+		c.out = c.appendVal(c.out, v)
+		c.out = append(c.out, ']')
+	} else {
+		c.out = c.appendVal(c.out, v)
+	}
+}
+
+// writeGeneral is writeField's general route, for every field (the
+// reference for the routes).
+func (c *evalCtx) writeGeneral(f *compiler.Field, sc *scope, n *int, at int) {
 	if f.When != nil || f.Internal {
 		// Evaluated aside: left out when its condition does not hold, never
 		// written when internal.
@@ -1013,6 +1141,15 @@ func (c *evalCtx) direct(f *compiler.Field, sc *scope, at int) bool {
 	if t.Pattern != nil {
 		return false
 	}
+	return c.directPaths(f, sc, at, "")
+}
+
+// directPaths is direct for a field known to qualify (RoutePaths: read
+// from paths, of kind string, id, integer or money, without a pattern),
+// writing key (with its comma) before the value when it writes one: key
+// and value are written in one go through a local buffer.
+func (c *evalCtx) directPaths(f *compiler.Field, sc *scope, at int, key string) bool {
+	t := &f.Type
 	for i := range f.Sources {
 		sp := sc.slots[f.Sources[i].Slot]
 		switch sp.kind {
@@ -1026,13 +1163,15 @@ func (c *evalCtx) direct(f *compiler.Field, sc *scope, at int) bool {
 				return false // an integer in text: parsed on the general route
 			}
 			raw := sc.doc[sp.start:sp.end]
+			out := append(c.out, key...)
 			if f.List {
-				c.out = append(c.out, '[')
-				c.out = append(c.out, raw...)
-				c.out = append(c.out, ']')
+				out = append(out, '[')
+				out = append(out, raw...)
+				out = append(out, ']')
 			} else {
-				c.out = append(c.out, raw...)
+				out = append(out, raw...)
 			}
+			c.out = out
 			if at >= 0 {
 				c.stack[at] = rv{st: present, jt: '"', b: raw[1 : len(raw)-1], plain: true}
 			}
@@ -1040,7 +1179,7 @@ func (c *evalCtx) direct(f *compiler.Field, sc *scope, at int) bool {
 		case '0':
 			raw := sc.doc[sp.start:sp.end]
 			if t.Kind == compiler.KindMoney {
-				return !f.List && c.directMoney(t, raw, at)
+				return !f.List && c.directMoney(t, raw, at, key)
 			}
 			if t.Kind != compiler.KindInteger || f.List || len(raw) > 18 || raw[0] == '0' && len(raw) > 1 {
 				return false
@@ -1055,7 +1194,7 @@ func (c *evalCtx) direct(f *compiler.Field, sc *scope, at int) bool {
 			if t.Min != nil && float64(n) < *t.Min || t.Max != nil && float64(n) > *t.Max {
 				return false
 			}
-			c.out = append(c.out, raw...)
+			c.out = append(append(c.out, key...), raw...)
 			if at >= 0 {
 				c.stack[at] = intVal(n)
 			}
@@ -1069,22 +1208,79 @@ func (c *evalCtx) direct(f *compiler.Field, sc *scope, at int) bool {
 // directMoney writes a JSON number as an amount in minor units; it
 // reports false for anything the general route must explain (too large,
 // negative, not a decimal).
-func (c *evalCtx) directMoney(t *compiler.Type, raw []byte, at int) bool {
+func (c *evalCtx) directMoney(t *compiler.Type, raw []byte, at int, key string) bool {
 	exp := 2
-	if t.Currency != nil {
-		if cv := c.value(t.Currency); cv.st == present && cv.jt == '"' {
-			exp = conv.CurrencyExponent(bstr(cv.b))
+	if cur := t.Currency; cur != nil {
+		cv := c.values[cur.Index] // memoised: every item reads it
+		if !c.done[cur.Index] {
+			cv = c.value(cur)
+		}
+		if cv.st == present && cv.jt == '"' {
+			exp = c.currencyExponent(cv.b)
 		}
 	}
-	n, neg, err := conv.MinorUnitsSign(raw, exp, true)
-	if err != nil || n < 0 || neg {
-		return false
+	n, ok := plainMinorUnits(raw, exp)
+	if !ok {
+		var neg bool
+		var err error
+		if n, neg, err = conv.MinorUnitsSign(raw, exp, true); err != nil || n < 0 || neg {
+			return false
+		}
 	}
-	c.out = strconv.AppendInt(c.out, n, 10)
+	c.out = strconv.AppendInt(append(c.out, key...), n, 10)
 	if at >= 0 {
 		c.stack[at] = intVal(n)
 	}
 	return true
+}
+
+// currencyExponent is conv.CurrencyExponent remembering the last code it
+// was asked (by its text: the same code is asked for every item).
+func (c *evalCtx) currencyExponent(code []byte) int {
+	if len(code) == 3 && c.expCode[3] == 1 && code[0] == c.expCode[0] && code[1] == c.expCode[1] && code[2] == c.expCode[2] {
+		return c.exp
+	}
+	exp := conv.CurrencyExponent(bstr(code))
+	if len(code) == 3 {
+		c.expCode = [4]byte{code[0], code[1], code[2], 1}
+		c.exp = exp
+	}
+	return exp
+}
+
+// plainMinorUnits is conv.MinorUnitsSign for the commonest amounts: a
+// JSON number of digits with at most exp fraction digits (99.99, 15, 27.5)
+// and at most 18 digits in all, which needs no rounding and cannot
+// overflow. It reports false for anything else (a sign, an exponent,
+// rounding), which MinorUnitsSign decides.
+func plainMinorUnits(raw []byte, exp int) (int64, bool) {
+	var n int64
+	i := 0
+	for ; i < len(raw) && raw[i] >= '0' && raw[i] <= '9'; i++ {
+		n = n*10 + int64(raw[i]-'0')
+	}
+	digits := i
+	if i == 0 {
+		return 0, false
+	}
+	frac := 0
+	if i < len(raw) && raw[i] == '.' {
+		i++
+		for ; i < len(raw) && raw[i] >= '0' && raw[i] <= '9'; i++ {
+			n = n*10 + int64(raw[i]-'0')
+			frac++
+		}
+		if frac == 0 {
+			return 0, false
+		}
+	}
+	if i != len(raw) || frac > exp || digits+exp > 18 {
+		return 0, false
+	}
+	for ; frac < exp; frac++ {
+		n *= 10
+	}
+	return n, true
 }
 
 // evalField evaluates a field without writing it (objects and items are
@@ -1227,47 +1423,10 @@ func (c *evalCtx) writeItems(f *compiler.Field, sc *scope) rv {
 	ip := c.in.plan.items[f.Object]
 	start := len(c.out)
 	c.out = append(c.out, '[')
-	i := 0
 	isc := c.scope() // one scope for every item, reused
-	defer c.freeScope(isc)
-	item := func(doc, el []byte, kind byte, slots []span) {
-		if i > 0 {
-			c.out = append(c.out, ',')
-		}
-		if f.Each {
-			// A list of single values: the element's value, or null.
-			c.idx = append(c.idx, i)
-			*isc = scope{item: el, doc: doc, slots: slots}
-			v := c.evalField(f.Object.Fields[0], isc)
-			if v.st == present {
-				c.out = c.appendVal(c.out, v)
-			} else {
-				c.out = append(c.out, "null"...)
-			}
-			c.idx = c.idx[:len(c.idx)-1]
-			i++
-			return
-		}
-		if kind != '{' {
-			if c.room(false) {
-				name := c.render(f.Path) + "[" + strconv.Itoa(i) + "]"
-				if f.Flatten {
-					name = c.render(f.Path) + strconv.Itoa(i+1)
-				}
-				c.faults = append(c.faults, fault{path: name, msg: "expected an object, got " + describeVal(c.spanVal(el, span{start: 0, end: int32(len(el)), kind: kind}))})
-			}
-			c.out = append(c.out, "null"...)
-			i++
-			return
-		}
-		c.idx = append(c.idx, i)
-		*isc = scope{item: el, doc: doc, slots: slots}
-		if !c.writeObject(f.Object, isc) {
-			c.out = append(c.out, "{}"...)
-		}
-		c.idx = c.idx[:len(c.idx)-1]
-		i++
-	}
+	// The item's index, rendered in fault paths: pushed once for the
+	// array, set for each item.
+	c.idx = append(c.idx, 0)
 	if a := c.recordedArray(in.b, f.Object); a != nil {
 		// The main scan recorded every element's values: positions in
 		// the event, one window of slots per element.
@@ -1276,30 +1435,77 @@ func (c *evalCtx) writeItems(f *compiler.Field, sc *scope) rv {
 			c.none = make([]span, n)
 		}
 		none := c.none[:n]
-		for e := a.first; e >= 0; {
+		isc.doc = c.event
+		i := 0
+		for e := a.first; e >= 0; i++ {
 			r := c.sc.elems[e]
-			slots := none
+			isc.slots = none
 			if r.win >= 0 {
-				slots = c.sc.spans[r.win : int(r.win)+n : int(r.win)+n]
+				isc.slots = c.sc.spans[r.win : int(r.win)+n : int(r.win)+n]
 			}
-			item(c.event, c.event[r.start:r.end], r.kind, slots)
+			c.writeItem(f, isc, i, c.event[r.start:r.end], r.kind)
 			e = r.next
 		}
 	} else {
 		slots := make([]span, len(ip.paths))
+		i := 0
 		err := eachElement(in.b, ip.root, slots, func(el []byte, kind byte) {
 			if kind == '{' && len(ip.fallback) > 0 {
 				c.fillFallback(el, ip.fallback, slots)
 			}
-			item(el, el, kind, slots)
+			isc.doc, isc.slots = el, slots
+			c.writeItem(f, isc, i, el, kind)
+			i++
 		})
 		if err != nil {
+			c.idx = c.idx[:len(c.idx)-1]
+			c.freeScope(isc)
 			c.out = c.out[:start]
 			return invalidVal("expected a list, got malformed JSON")
 		}
 	}
+	c.idx = c.idx[:len(c.idx)-1]
+	c.freeScope(isc)
 	c.out = append(c.out, ']')
 	return outVal('[', start, len(c.out))
+}
+
+// writeItem writes the array element el, item i, whose slots and doc are
+// set in isc (its fields are not: writeObject sets and restores them).
+func (c *evalCtx) writeItem(f *compiler.Field, isc *scope, i int, el []byte, kind byte) {
+	if i > 0 {
+		c.out = append(c.out, ',')
+	}
+	isc.item = el
+	if f.Each {
+		// A list of single values: the element's value, or null.
+		c.idx[len(c.idx)-1] = i
+		v := c.evalField(f.Object.Fields[0], isc)
+		if v.st == present {
+			c.out = c.appendVal(c.out, v)
+		} else {
+			c.out = append(c.out, "null"...)
+		}
+		return
+	}
+	if kind != '{' {
+		if c.room(false) {
+			// The enclosing items' indices only: this one is not an item.
+			c.idx = c.idx[:len(c.idx)-1]
+			name := c.render(f.Path) + "[" + strconv.Itoa(i) + "]"
+			if f.Flatten {
+				name = c.render(f.Path) + strconv.Itoa(i+1)
+			}
+			c.idx = append(c.idx, i)
+			c.faults = append(c.faults, fault{path: name, msg: "expected an object, got " + describeVal(c.spanVal(el, span{start: 0, end: int32(len(el)), kind: kind}))})
+		}
+		c.out = append(c.out, "null"...)
+		return
+	}
+	c.idx[len(c.idx)-1] = i
+	if !c.writeObject(f.Object, isc) {
+		c.out = append(c.out, "{}"...)
+	}
 }
 
 // scope returns a scope from the evaluation's free list: scopes passed

@@ -414,9 +414,17 @@ func (c *evalCtx) arith(e *compiler.Expr, a *compiler.Arith, sc *scope) (rv, boo
 	case sx != present || sy != present:
 		return rv{}, false
 	}
-	var r int64
-	ok := true
-	switch a.Op {
+	r, ok := arithOp(a.Op, x, y)
+	if !ok {
+		return invalidVal("integer overflow in " + strconv.FormatInt(x, 10) + " " + string(a.Op) + " " + strconv.FormatInt(y, 10)), true
+	}
+	return intVal(r), true
+}
+
+// arithOp computes x op y, reporting false on overflow.
+func arithOp(op byte, x, y int64) (r int64, ok bool) {
+	ok = true
+	switch op {
 	case '+':
 		r = x + y
 		ok = (r > x) == (y > 0)
@@ -429,10 +437,7 @@ func (c *evalCtx) arith(e *compiler.Expr, a *compiler.Arith, sc *scope) (rv, boo
 			ok = r/y == x && !(x == -1 && y == math.MinInt64) && !(y == -1 && x == math.MinInt64)
 		}
 	}
-	if !ok {
-		return invalidVal("integer overflow in " + strconv.FormatInt(x, 10) + " " + string(a.Op) + " " + strconv.FormatInt(y, 10)), true
-	}
-	return intVal(r), true
+	return r, ok
 }
 
 // intInput reads an input that should be an integer; state 255 means

@@ -318,7 +318,8 @@ func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 			return rv{}
 		}
 		sum := sha256.Sum256(norm)
-		return textVal(c.scratchText(func(d []byte) []byte { return hex.AppendEncode(d, sum[:]) }))
+		// Hex digits: written between quotes as they are.
+		return rv{st: present, jt: '"', b: c.scratchText(func(d []byte) []byte { return hex.AppendEncode(d, sum[:]) }), plain: true}
 	case compiler.KindObject:
 		if v.jt != '{' {
 			return invalidVal("expected an object, got " + describeVal(v))

@@ -560,6 +560,9 @@ type Field struct {
 	Name string
 	// JSONKey is the name written as a JSON object key, with its colon.
 	JSONKey string
+	// CommaKey is JSONKey after a comma: the key of every field written
+	// after the first of its object, in one append.
+	CommaKey string
 	// Path names the field in faults: "order_id", "customer.id",
 	// "line_items[].total" (the runtime writes the index between the
 	// brackets), "ItemSku\x01" (an indexed list's item: the runtime
@@ -590,6 +593,67 @@ type Field struct {
 	// Read: a sibling reads this field (Deps) or the object's omit_unless
 	// names it; the runtime keeps its value while writing the object.
 	Read bool
+	// Route is the runtime's way of writing the field, decided once here
+	// from the flags above (routeOf) so that the writer dispatches on one
+	// byte per field instead of testing When, Internal, Secret, HasJoin,
+	// PathsOnly, Kind, Object and Pattern in turn for every event.
+	Route Route
+}
+
+// Route says which of the runtime's writers a field takes. Every route
+// but RouteGeneral is a shorter form of the general one for fields
+// without when, internal, secret or join (which only the general route
+// handles): it makes the same decisions and writes the same bytes.
+type Route uint8
+
+// Routes.
+const (
+	// RouteGeneral: anything else.
+	RouteGeneral Route = iota
+	// RoutePaths: read from event or item paths only, of kind string,
+	// id, integer or money without a pattern: the event's text is copied
+	// (or the amount converted) when it can be, as it is.
+	RoutePaths
+	// RouteValue: exactly one shared value, taken as it is (AsValue).
+	RouteValue
+	// RouteArith: one expression that is native integer arithmetic
+	// (Expr.Arith), of kind integer, without default or list.
+	RouteArith
+	// RouteObject: a nested object (kind object with fields).
+	RouteObject
+	// RouteItems: a list of objects or of single values (kind array with
+	// items or each).
+	RouteItems
+	// RouteSpec: any other field without an object: its spec's value,
+	// type rule applied.
+	RouteSpec
+)
+
+// routeOf decides a field's Route; its spec's PathsOnly and AsValue must
+// be set.
+func routeOf(f *Field) Route {
+	if f.When != nil || f.Internal || f.Secret || f.HasJoin {
+		return RouteGeneral
+	}
+	switch {
+	case f.Object != nil && f.Type.Kind == KindObject:
+		return RouteObject
+	case f.Object != nil && f.Type.Kind == KindArray:
+		return RouteItems
+	case f.Object != nil:
+		return RouteGeneral
+	case f.PathsOnly && f.Type.Pattern == nil:
+		switch f.Type.Kind {
+		case KindString, KindID, KindInteger, KindMoney:
+			return RoutePaths
+		}
+	case f.AsValue != nil:
+		return RouteValue
+	case len(f.Sources) == 1 && f.Sources[0].Kind == SourceExpr && f.Sources[0].Expr != nil && f.Sources[0].Expr.Arith != nil &&
+		f.Default == nil && f.Type.Kind == KindInteger && !f.List:
+		return RouteArith
+	}
+	return RouteSpec
 }
 
 // Member implements encoding.Shape: the named field, or nil.

@@ -100,6 +100,8 @@ func assignSlots(bp *Blueprint) {
 		for _, f := range o.Fields {
 			spec(&f.Spec, t)
 			expr(f.When, t)
+			f.Route = routeOf(f)
+			f.CommaKey = "," + f.JSONKey
 			if f.Object == nil {
 				continue
 			}
