@@ -1064,7 +1064,8 @@ func (c *evalCtx) writeGeneral(f *compiler.Field, sc *scope, n *int, at int) {
 	}
 	c.out = append(c.out, f.JSONKey...)
 	start := len(c.out)
-	if f.PathsOnly && !f.Secret && c.direct(f, sc, at) {
+	if f.PathsOnly && !f.Secret && !f.HasJoin && c.direct(f, sc, at) {
+		// (A joined list is one text: direct would write a list.)
 		*n++
 		return
 	}
