@@ -495,6 +495,12 @@ func reject(res *Result, reason, msg string) Result {
 // lookup finds the mapping of an event name (once per event).
 func (c *evalCtx) lookup(name []byte) *compiler.Event {
 	if !c.looked {
+		if n := uint(len(name)); n < 64 && c.in.exactLens>>n&1 != 0 {
+			if ev := c.in.exactNames[string(name)]; ev != nil {
+				c.found, c.looked = ev, true
+				return ev
+			}
+		}
 		var keyBuf [64]byte
 		key := conv.AppendNormalizedName(keyBuf[:0], bstr(name))
 		c.found, c.looked = c.in.variant.Lookup(bstr(key)), true
