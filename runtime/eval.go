@@ -152,10 +152,13 @@ func (in *Integration) evaluate(event []byte, pre *ValidEvent) Result {
 // wrapper: a skip costs little more than the call).
 func (in *Integration) evaluateIn(c *evalCtx, event []byte, pre *ValidEvent) (res Result) {
 	res.red = in.red
-	if c == nil {
+	pooled := c == nil
+	if pooled {
 		c = ctxPool.Get().(*evalCtx)
-		defer c.release()
 	}
+	// One defer, releasing c last: with two (fourteen returns), the
+	// compiler does not open-code them, and the defer records, deferreturn
+	// and nextDefer cost about 250 instructions an evaluation.
 	defer func() {
 		if r := recover(); r != nil {
 			// A bug, not bad input: refuse the event rather than crash the
@@ -173,6 +176,9 @@ func (in *Integration) evaluateIn(c *evalCtx, event []byte, pre *ValidEvent) (re
 			res.Event = in.red.String(res.Event)
 		}
 		res.msgClean, res.eventClean = false, false
+		if pooled {
+			c.release()
+		}
 	}()
 	if len(event) > in.opts.MaxEventSize {
 		return reject(&res, ReasonInvalidEvent, fmt.Sprintf("event is %d bytes; the limit is %d", len(event), in.opts.MaxEventSize))
@@ -272,11 +278,19 @@ func (in *Integration) evaluateIn(c *evalCtx, event []byte, pre *ValidEvent) (re
 			c.warnings = append(c.warnings, w.Code)
 		}
 	}
-	box := &requestBox{}
-	out := &box.req
+	var out *Request
+	var box *[1]*Request
+	if rp.smallBox {
+		b := &smallRequestBox{}
+		out, box = &b.req, &b.reqs
+		out.Headers = b.headers[:0]
+	} else {
+		b := &requestBox{}
+		out, box = &b.req, &b.reqs
+		out.Headers = b.headers[:0]
+	}
 	out.Method, out.URL, out.spec = rp.method, url, req
-	out.Headers = box.headers[:0]
-	if n := len(rp.headers) + len(dyn); n > len(box.headers) {
+	if n := len(rp.headers) + len(dyn); n > cap(out.Headers) {
 		out.Headers = make([]Header, 0, n)
 	}
 	out.Headers = append(append(out.Headers, rp.headers...), dyn...)
@@ -336,9 +350,9 @@ func (in *Integration) evaluateIn(c *evalCtx, event []byte, pre *ValidEvent) (re
 			}
 			out.URL += sep + string(wire)
 		}
-		box.reqs[0] = out
+		box[0] = out
 		res.Outcome = Deliver
-		res.Requests = box.reqs[:]
+		res.Requests = box[:]
 		if len(c.warnings) > 0 {
 			res.Warnings = append([]string(nil), c.warnings...)
 		}
@@ -356,13 +370,13 @@ func (in *Integration) evaluateIn(c *evalCtx, event []byte, pre *ValidEvent) (re
 
 // deliver finishes a result that delivers out: signed when its auth is a
 // signature.
-func (c *evalCtx) deliver(res *Result, box *requestBox, out *Request, rp *requestPlan) Result {
+func (c *evalCtx) deliver(res *Result, box *[1]*Request, out *Request, rp *requestPlan) Result {
 	if rp.sig != nil {
 		c.in.sign(out, rp, c.in.now())
 	}
-	box.reqs[0] = out
+	box[0] = out
 	res.Outcome = Deliver
-	res.Requests = box.reqs[:]
+	res.Requests = box[:]
 	if len(c.warnings) > 0 {
 		res.Warnings = append([]string(nil), c.warnings...)
 	}
@@ -378,6 +392,17 @@ type requestBox struct {
 	req     Request
 	reqs    [1]*Request
 	headers [4]Header
+}
+
+// smallRequestBox is requestBox for a request that never has more than two
+// headers (requestPlan.smallBox): 216 bytes, in the 224-byte size class
+// rather than requestBox's 320 (296 bytes). Button's purchase sends two
+// (Content-Type, Authorization): 96 of the 1088 bytes allocated per
+// evaluation fewer, which the GC no longer scans or sweeps.
+type smallRequestBox struct {
+	req     Request
+	reqs    [1]*Request
+	headers [2]Header
 }
 
 // mapEvent finds the mapping of the scanned event in the variant: a track
@@ -476,6 +501,12 @@ func reject(res *Result, reason, msg string) Result {
 // lookup finds the mapping of an event name (once per event).
 func (c *evalCtx) lookup(name []byte) *compiler.Event {
 	if !c.looked {
+		if n := uint(len(name)); n < 64 && c.in.exactLens>>n&1 != 0 {
+			if ev := c.in.exactNames[string(name)]; ev != nil {
+				c.found, c.looked = ev, true
+				return ev
+			}
+		}
 		var keyBuf [64]byte
 		key := conv.AppendNormalizedName(keyBuf[:0], bstr(name))
 		c.found, c.looked = c.in.variant.Lookup(bstr(key)), true
@@ -1913,6 +1944,10 @@ type requestPlan struct {
 	batch *BatchPolicy
 	// oauth gets the bearer token of an oauth2_client_credentials auth.
 	oauth *oauthSource
+	// smallBox: the request never has more than two headers (the static
+	// and dynamic ones, a Content-Type, no signature or OAuth token
+	// adding more): a smallRequestBox holds it.
+	smallBox bool
 }
 
 func (in *Integration) planRequest(r *compiler.Request) *requestPlan {
@@ -1976,6 +2011,11 @@ func (in *Integration) planRequest(r *compiler.Request) *requestPlan {
 			in.hasOAuth = true
 		}
 	}
+	most := len(rp.headers) + len(rp.dynHeaders)
+	if !rp.hasCT {
+		most++ // the body's Content-Type
+	}
+	rp.smallBox = rp.sig == nil && rp.oauth == nil && most <= len(smallRequestBox{}.headers)
 	return rp
 }
 

@@ -1,6 +1,9 @@
 package runtime
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
 	"testing"
 
 	"github.com/blueprint-engine/blueprint/internal/conv"
@@ -30,4 +33,33 @@ func FuzzPlainMinorUnits(f *testing.F) {
 			t.Errorf("%q exp %d: plain %d, MinorUnitsSign %d %v %v", s, exp, n, m, neg, err)
 		}
 	})
+}
+
+// TestAppendHex32 compares appendHex32 with encoding/hex.
+func TestAppendHex32(t *testing.T) {
+	for _, s := range []string{"", "a", "jane.doe@example.com"} {
+		sum := sha256.Sum256([]byte(s))
+		if got, want := string(appendHex32([]byte("x"), &sum)), "x"+hex.EncodeToString(sum[:]); got != want {
+			t.Errorf("%q: %s, want %s", s, got, want)
+		}
+	}
+	var all [32]byte
+	for b := range 256 {
+		all[b%32] = byte(b)
+		if b%32 == 31 {
+			if got, want := string(appendHex32(nil, &all)), hex.EncodeToString(all[:]); got != want {
+				t.Errorf("%s, want %s", got, want)
+			}
+		}
+	}
+}
+
+// TestAppendLowerTrim: the one-pass ASCII lowering writes what
+// strings.ToLower of the trimmed text does, non-ASCII text included.
+func TestAppendLowerTrim(t *testing.T) {
+	for _, s := range []string{"", " ", "Jane.Doe@Example.COM", "  A@B.C\\t", "ÉLISE@Example.com", "abc\\u00e9", "Z@[]^_`{", "Üx "} {
+		if got, want := string(appendLowerTrim([]byte("x"), []byte(s))), "x"+strings.ToLower(strings.TrimSpace(s)); got != want {
+			t.Errorf("%q: %q, want %q", s, got, want)
+		}
+	}
 }

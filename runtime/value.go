@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"math"
 	"slices"
@@ -319,7 +318,7 @@ func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 		}
 		sum := sha256.Sum256(norm)
 		// Hex digits: written between quotes as they are.
-		return rv{st: present, jt: '"', b: c.scratchText(func(d []byte) []byte { return hex.AppendEncode(d, sum[:]) }), plain: true}
+		return rv{st: present, jt: '"', b: c.scratchText(func(d []byte) []byte { return appendHex32(d, &sum) }), plain: true}
 	case compiler.KindObject:
 		if v.jt != '{' {
 			return invalidVal("expected an object, got " + describeVal(v))
@@ -359,16 +358,20 @@ func lengthBounds(t *compiler.Type, list []byte) string {
 // appendLowerTrim appends s trimmed of white space and lower-cased.
 func appendLowerTrim(dst, s []byte) []byte {
 	s = trimSpace(s)
-	for _, ch := range s {
+	// One pass, ASCII assumed, into room grown once; undone for the rare
+	// non-ASCII text. Callgrind, the benchmark's 20-byte email: 415
+	// instructions with two passes appending a byte at a time, 309.
+	n := len(dst)
+	dst = slices.Grow(dst, len(s))[:n+len(s)]
+	out := dst[n:]
+	for i, ch := range s {
 		if ch >= utf8.RuneSelf {
-			return append(dst, strings.ToLower(bstr(s))...)
+			return append(dst[:n], strings.ToLower(bstr(s))...)
 		}
-	}
-	for _, ch := range s {
-		if ch >= 'A' && ch <= 'Z' {
+		if ch-'A' < 26 {
 			ch += 'a' - 'A'
 		}
-		dst = append(dst, ch)
+		out[i] = ch
 	}
 	return dst
 }
@@ -686,4 +689,27 @@ func jsonTypeName(r gjson.Result) string {
 		return "array"
 	}
 	return "object"
+}
+
+// hexPairs holds the two lower-case hex digits of every byte value.
+var hexPairs = func() (t [256][2]byte) {
+	const digits = "0123456789abcdef"
+	for i := range t {
+		t[i] = [2]byte{digits[i>>4], digits[i&15]}
+	}
+	return t
+}()
+
+// appendHex32 is hex.AppendEncode for a SHA-256 sum: a pair of digits per
+// byte from a table, into a fixed array (no bounds checks), then one
+// append. Callgrind, per hashed email: hex.AppendEncode (a digit per
+// table read, a slice growth check) 646 instructions, this about 290
+// with its copy: -0.7 % of the 3-item purchase.
+func appendHex32(dst []byte, sum *[32]byte) []byte {
+	var out [64]byte
+	for i, v := range sum {
+		p := hexPairs[v]
+		out[2*i], out[2*i+1] = p[0], p[1]
+	}
+	return append(dst, out[:]...)
 }
