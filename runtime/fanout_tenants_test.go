@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blueprint-engine/blueprint/blueprints"
-	"github.com/blueprint-engine/blueprint/conformance"
 	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/runtime"
 )
@@ -128,15 +126,7 @@ func tenantConfig(bp *engine.Blueprint, variant string, base map[string]any, t i
 
 func loadTenants(tb testing.TB, tenants int) *tenantSet {
 	tb.Helper()
-	cat, err := engine.NewCatalog(blueprints.FS)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	files, ds := conformance.LoadAllFS(blueprints.FS)
-	if ds.HasErrors() {
-		tb.Fatalf("vectors do not load:\n%s", ds.Error())
-	}
-	r := &conformance.Runner{Catalog: cat}
+	r, files := shippedVectors(tb)
 	now := time.Date(2026, 11, 24, 10, 15, 30, 0, time.UTC)
 	clock := runtime.WithClock(func() time.Time { return now })
 	later := runtime.WithClock(func() time.Time { return now.Add(time.Hour + 7*time.Second) })

@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blueprint-engine/blueprint/blueprints"
 	"github.com/blueprint-engine/blueprint/conformance"
-	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/runtime"
 )
 
@@ -27,15 +25,7 @@ func evalBothRoutes(in *runtime.Integration, event []byte) (general, routed stri
 // with the routes off and on, gives the same result, byte for byte:
 // decision, faults, messages, warnings, bodies and their secret ranges.
 func TestRoutesMatchGeneral(t *testing.T) {
-	cat, err := engine.NewCatalog(blueprints.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, ds := conformance.LoadAllFS(blueprints.FS)
-	if ds.HasErrors() {
-		t.Fatalf("vectors do not load:\n%s", ds.Error())
-	}
-	r := &conformance.Runner{Catalog: cat}
+	r, files := shippedVectors(t)
 	cases := 0
 	for _, f := range files {
 		bp, err := r.Blueprint(f)

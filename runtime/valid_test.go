@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blueprint-engine/blueprint/blueprints"
-	"github.com/blueprint-engine/blueprint/conformance"
-	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/runtime"
 )
 
@@ -20,15 +17,7 @@ import (
 // returns them with the events of every shipped case.
 func validIntegrations(tb testing.TB) (ins []*runtime.Integration, events [][]byte) {
 	tb.Helper()
-	cat, err := engine.NewCatalog(blueprints.FS)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	files, ds := conformance.LoadAllFS(blueprints.FS)
-	if ds.HasErrors() {
-		tb.Fatalf("vectors do not load:\n%s", ds.Error())
-	}
-	r := &conformance.Runner{Catalog: cat}
+	r, files := shippedVectors(tb)
 	now := time.Date(2026, 11, 24, 10, 15, 30, 0, time.UTC)
 	clock := runtime.WithClock(func() time.Time { return now })
 	for _, f := range files {
