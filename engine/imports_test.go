@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -43,5 +44,60 @@ func TestImportRules(t *testing.T) {
 	}
 	if checked < 10 {
 		t.Fatalf("go list named only %d packages; the check is broken", checked)
+	}
+}
+
+// The README's Layout table shows the module's shape: every package
+// folder is named in it, by its own path or by a folder above it (the
+// catch-all "internal/ (other)" row counts only for the packages it
+// names by path).
+func TestLayoutNamesEveryPackage(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command")
+	}
+	const mod = "github.com/blueprint-engine/blueprint"
+	out, err := exec.Command("go", "list", mod+"/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(readme), "\n## Layout\n")
+	if !ok {
+		t.Fatal("README has no Layout section")
+	}
+	layout, _, _ = strings.Cut(layout, "\n## ")
+	var named []string
+	for _, line := range strings.Split(layout, "\n") {
+		if !strings.HasPrefix(line, "| ") {
+			continue
+		}
+		parts := strings.Split(line, "`")
+		for i := 1; i < len(parts); i += 2 {
+			if p := strings.TrimSuffix(parts[i], "/"); p != "" && p != "internal" {
+				named = append(named, p)
+			}
+		}
+	}
+	if len(named) < 10 {
+		t.Fatalf("found only %d folders in the Layout table; the check is broken", len(named))
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		rel := strings.TrimPrefix(strings.TrimPrefix(pkg, mod), "/")
+		if rel == "" {
+			continue
+		}
+		found := false
+		for _, n := range named {
+			if rel == n || strings.HasPrefix(rel, n+"/") {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("README Layout does not name %s (nor a folder above it)", rel)
+		}
 	}
 }
