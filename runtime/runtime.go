@@ -215,9 +215,10 @@ const (
 	DefaultMaxEventSize = 1 << 20 // 1 MiB
 	DefaultMaxDepth     = 64
 	// DefaultExprBytes is what one event's expressions may build (8 MiB).
-	DefaultExprBytes = compiler.DefaultExprBytes
+	// It is the compiler's default too (TestPublicDocsHideInternals).
+	DefaultExprBytes = 8 << 20
 	// DefaultExprSteps is how many steps one event's expressions may take.
-	DefaultExprSteps = compiler.DefaultExprSteps
+	DefaultExprSteps = 1_000_000
 )
 
 // Options tune an Integration.
