@@ -40,9 +40,10 @@ const minSecretLen = 4
 // secret headers, the decoded user:password of Basic auth, the query auth
 // value): the credential as a unit, in the text forms above.
 //
-// A text is scrubbed as written and as it reads once its JSON string
-// escapes (\uXXXX in any mix, \", \\, \/ ...) are undone, so that a secret
-// behind escapes is found too. Every occurrence of every form is masked
+// A text is scrubbed as written, as it reads once its JSON string
+// escapes (\uXXXX in any mix, \", \\, \/ ...) are undone, and as it reads
+// once its percent-escapes (%XX, either case, in any mix) are undone, so
+// that a secret behind escapes is found too. Every occurrence of every form is masked
 // (overlapping ones as one ***), and so is the start of a secret form
 // (minSecretLen bytes or more) cut short right before a cut mark ("..." or
 // "…"): text cut to a length keeps no start of a secret either. All of it
@@ -235,7 +236,12 @@ func (r *redactor) holds(s string) bool {
 		return true
 	}
 	if strings.IndexByte(s, '\\') >= 0 {
-		v, _, _ := jsonView(s, false)
+		if v, _, _ := jsonView(s, false); r.found(v) {
+			return true
+		}
+	}
+	if strings.IndexByte(s, '%') >= 0 {
+		v, _, _ := percentView(s, false)
 		return r.found(v)
 	}
 	return false
@@ -299,10 +305,61 @@ func (r *redactor) scrubOnce(s string) (string, bool) {
 			}
 		}
 	}
+	if strings.IndexByte(s, '%') >= 0 {
+		// Percent-escapes in any mix and case: what QueryEscape and
+		// PathEscape do not write but other encoders do (lower-case hex,
+		// '/' or '=' left as they are), a vendor echoing a credential or
+		// a query value included.
+		if v, _, _ := percentView(s, false); len(v) != len(s) && (r.found(v) || r.mayCut(v)) {
+			v, from, to := percentView(s, true)
+			for _, sp := range r.matcher().spans(v, nil) {
+				spans = append(spans, [2]int{int(from[sp[0]]), int(to[sp[1]-1])})
+			}
+		}
+	}
 	if len(spans) == 0 {
 		return s, false
 	}
 	return maskSpans(s, spans), true
+}
+
+// percentView undoes the percent-escapes of s (%XX, hex digits of either
+// case) wherever they are; anything else is kept. With maps, from[i] and
+// to[i] are the start and end in s of what view byte i came from.
+func percentView(s string, maps bool) (view string, from, to []int32) {
+	b := make([]byte, 0, len(s))
+	if maps {
+		from = make([]int32, 0, len(s))
+		to = make([]int32, 0, len(s))
+	}
+	for i := 0; i < len(s); {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			if maps {
+				from = append(from, int32(i))
+				to = append(to, int32(i+3))
+			}
+			i += 3
+			continue
+		}
+		b = append(b, s[i])
+		if maps {
+			from = append(from, int32(i))
+			to = append(to, int32(i+1))
+		}
+		i++
+	}
+	return string(b), from, to
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }
 
 // cutMark ends text that was cut short (truncate); vendors write "…".

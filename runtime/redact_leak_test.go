@@ -193,3 +193,48 @@ func TestCutVendorEchoAfterManyCutMarks(t *testing.T) {
 		}
 	}
 }
+
+// A vendor that echoes the secret percent-encoded by another encoder than
+// Go's (.NET's HttpUtility.UrlEncode writes lower-case hex, Python's
+// quote leaves '/' as it is, others leave '=' or '+'): the redactor knew
+// only url.QueryEscape and url.PathEscape, so "abc%2bdef%2fghi%3djk" and
+// "abc%2Bdef/ghi%3Djk" of the key "abc+def/ghi=jk" (a base64-like key)
+// reached the verdict, the log and the dead letter. An event carrying the
+// key so was not refused either. Percent-escapes in any mix and case are
+// undone before matching now.
+func TestPercentEncodedSecretInAnyMix(t *testing.T) {
+	const key = "abc+def/ghi=jk"
+	in := bindBasic(t, "app-abc", key)
+	res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"a":1}}`))
+	if res.Outcome != runtime.Deliver {
+		t.Fatalf("%s %s: %s", res.Outcome, res.Reason, res.Message)
+	}
+	req := res.Requests[0]
+	for _, echo := range []string{
+		"abc%2bdef%2fghi%3djk",                           // lower-case hex
+		"abc%2Bdef/ghi%3Djk",                             // '/' kept (Python's quote)
+		"abc+def%2Fghi%3djk",                             // mixed
+		"%61%62%63%2B%64%65%66%2F%67%68%69%3D%6A%6B",     // every byte
+		"app-abc%3aabc%2bdef%2fghi%3djk",                 // the Basic user:password
+		strings.Repeat("x... ", 9) + "abc%2bdef%2fgh...", // cut short
+	} {
+		body := `{"error":{"message":"key ` + echo + ` refused"}}`
+		v := in.Classify(req, 400, nil, []byte(body))
+		if strings.Contains(v.Message, "abc%2") || strings.Contains(v.Message, "def%2") || strings.Contains(v.Message, "%61%62") ||
+			strings.Contains(v.Message, "ghi%3") || strings.Contains(v.Message, "%2bdef") {
+			t.Errorf("echo %q: the verdict shows %q", echo, v.Message)
+		}
+		if !strings.Contains(v.Message, "refused") && !strings.Contains(echo, "...") {
+			t.Errorf("echo %q: the verdict lost the text around it: %q", echo, v.Message)
+		}
+		ev := []byte(`{"type":"track","event":"E","properties":{"a":"` + echo + `"}}`)
+		if !in.CarriesSecret(ev) && !strings.Contains(echo, "...") {
+			t.Errorf("an event holding %q does not carry the secret", echo)
+		}
+	}
+	// Percent-escapes that hide no secret are left as they are.
+	v := in.Classify(req, 400, nil, []byte(`{"error":{"message":"bad value 100%25 in a%2Fb"}}`))
+	if !strings.Contains(v.Message, "100%25 in a%2Fb") {
+		t.Errorf("text without a secret changed: %q", v.Message)
+	}
+}

@@ -48,14 +48,20 @@ func (a *app) loadRef(ref, flag string) (*engine.Blueprint, error) {
 	// A blueprint that is not there is a usage error (2), as an unknown
 	// variant is, in every verb; one that does not compile is a failure (1).
 	if isFileRef(ref) {
-		src, err := os.ReadFile(ref)
+		_, err := os.Stat(ref)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, usageErr("%s%s: no such file", flag, ref)
 		}
 		if err != nil {
 			return nil, &exitError{code: 1, err: err}
 		}
-		bp, ds = engine.Compile(ref, src, engine.WithCatalog(cat))
+		// Read within the size limit, as the catalog reads a file: a
+		// pipe or a device (/dev/stdin, <(...)) has no size to check
+		// first, and /dev/zero was read until memory ran out.
+		src, rds := syntax.ReadOSFile(ref)
+		if ds = rds; len(ds) == 0 {
+			bp, ds = engine.Compile(ref, src, engine.WithCatalog(cat))
+		}
 	} else {
 		if _, err := cat.Resolve(ref); err != nil {
 			return nil, usageErr("%v", err)

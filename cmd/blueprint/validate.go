@@ -45,6 +45,9 @@ allowed), 1 when there is any, 2 on usage errors.`,
 			type job struct {
 				name string
 				src  []byte
+				// read holds why the file could not be read (too large):
+				// it is not compiled.
+				read diag.List
 				// fsys holds the file at name, for the versions beside it
 				// (nil: a path of the operating system).
 				fsys fs.FS
@@ -59,9 +62,10 @@ allowed), 1 when there is any, 2 on usage errors.`,
 					if err != nil || d.IsDir() || !isBlueprintFile(p) {
 						return err
 					}
-					src, err := fs.ReadFile(fsys, p)
-					jobs = append(jobs, job{p, src, fsys})
-					return err
+					// Bounded: a catalog entry may be a pipe or a device.
+					src, ds := syntax.ReadFile(fsys, p)
+					jobs = append(jobs, job{p, src, ds, fsys})
+					return nil
 				})
 				if err != nil {
 					return &exitError{code: 1, err: err}
@@ -73,11 +77,14 @@ allowed), 1 when there is any, 2 on usage errors.`,
 					return usageErr("%v", err)
 				}
 				for _, f := range files {
-					src, err := os.ReadFile(f)
-					if err != nil {
+					// Bounded, as the catalog reads a file: a path may
+					// name a pipe or a device (/dev/stdin, <(...)), whose
+					// size says nothing.
+					if _, err := os.Stat(f); err != nil {
 						return &exitError{code: 1, err: err}
 					}
-					jobs = append(jobs, job{f, src, nil})
+					src, ds := syntax.ReadOSFile(f)
+					jobs = append(jobs, job{f, src, ds, nil})
 				}
 			}
 			var all diag.List
@@ -89,7 +96,11 @@ allowed), 1 when there is any, 2 on usage errors.`,
 			}
 			var results []fileResult
 			for _, j := range jobs {
-				bp, ds := engine.Compile(j.name, j.src, engine.WithCatalog(cat))
+				var bp *engine.Blueprint
+				ds := j.read
+				if len(ds) == 0 {
+					bp, ds = engine.Compile(j.name, j.src, engine.WithCatalog(cat))
+				}
 				if bp != nil {
 					ds = append(ds, a.versionBump(j.fsys, j.name, j.src, bp, cat)...)
 				}

@@ -39,6 +39,9 @@ type Function struct {
 	// cost charges the evaluation's budget with what a call is about to
 	// build and read, before it runs (see budget.go); nil: O(1).
 	cost func(b *Budget, args []any) error
+	// regex: the second argument is an RE2 pattern; read at run time, it
+	// is charged by chargeRuntimePattern too.
+	regex bool
 }
 
 // Functions lists the helper functions available to expressions, besides
@@ -153,6 +156,7 @@ var functions = []Function{
 		fn:      fnRegexReplace,
 		types:   []any{new(func(string, string, string) string)},
 		cost:    chargeRegexReplace,
+		regex:   true,
 	},
 	{
 		Name: "regex_find", Signature: "regex_find(text, pattern) string or nil",
@@ -161,6 +165,7 @@ var functions = []Function{
 		fn:      fnRegexFind,
 		types:   []any{new(func(any, string) any)},
 		cost:    chargeText(2, 0),
+		regex:   true,
 	},
 	{
 		Name: "snake_case", Signature: "snake_case(text) string",
