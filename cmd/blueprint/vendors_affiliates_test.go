@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -278,5 +280,60 @@ func TestAffiliatesResponses(t *testing.T) {
 				t.Errorf("dead letter: %d attempts, status %d, %q; want %d, %d, %q", dl.Attempts, dl.LastStatus, dl.LastError, c.attempts, c.status, c.message)
 			}
 		})
+	}
+}
+
+// Impact's page_loads variant: the canonical page view reaches the
+// PageLoad endpoint with the same Basic auth, and its form body, parsed as
+// Impact parses it (url.ParseQuery of an x-www-form-urlencoded body), holds
+// exactly vendors.md's pairs: CampaignId, PageUrl, ReferringUrl,
+// IpAddress, UserAgent and CustomProfileId, each once.
+func TestImpactPageLoadCanonical(t *testing.T) {
+	vs := &vendorServer{replies: []reply{{200, `{"Status":"QUEUED","QueuedUri":"/PageLoad/1"}`}}}
+	hs := httptest.NewServer(vs)
+	t.Cleanup(hs.Close)
+	const page = `{"type":"page","name":"Checkout","messageId":"m-2","anonymousId":"anon-1","userId":"u-1","timestamp":"2026-02-25T14:29:00.000Z","context":{"ip":"203.0.113.9","userAgent":"Mozilla/5.0","page":{"url":"https://shop.example/checkout?irclickid=ic-1","referrer":"https://ref.example/","title":"Checkout"},"consent":{"advertising":true,"analytics":true}}}`
+	args := []string{"send", "--blueprint", "impact_radius", "--variant", "page_loads", "--state", t.TempDir(), "--vendor-url", hs.URL, "--progress", "none"}
+	for _, c := range affiliates[0].config {
+		args = append(args, "--config", c)
+	}
+	out, errs, code := cli(t, page+"\n", append(args, "-")...)
+	if code != 0 {
+		t.Fatalf("send: exit %d\n%s\n%s", code, out, errs)
+	}
+	if d, _, _, dl := summary(t, out); d != 1 || dl != 0 {
+		t.Fatalf("summary %q: want the page view delivered", lastLine(out))
+	}
+	got := vs.requests()
+	if len(got) != 1 {
+		t.Fatalf("%d requests, want 1", len(got))
+	}
+	r := got[0]
+	if r.method != "POST" || r.path != "/PageLoad" || r.query != "" {
+		t.Errorf("request %s %s?%s, want POST /PageLoad", r.method, r.path, r.query)
+	}
+	for name, want := range map[string]string{
+		"Authorization": "Basic SVJhYmMxMjNYWVo6dG9rLXNlY3JldA==",
+		"Accept":        "application/json",
+		"Content-Type":  "application/x-www-form-urlencoded",
+	} {
+		if v := r.header.Values(name); len(v) != 1 || v[0] != want {
+			t.Errorf("header %s: %q, want %q", name, v, want)
+		}
+	}
+	form, err := url.ParseQuery(r.body)
+	if err != nil {
+		t.Fatalf("the body does not parse as a form: %v\n%s", err, r.body)
+	}
+	want := url.Values{
+		"CampaignId":      {"1000"},
+		"PageUrl":         {"https://shop.example/checkout?irclickid=ic-1"},
+		"ReferringUrl":    {"https://ref.example/"},
+		"IpAddress":       {"203.0.113.9"},
+		"UserAgent":       {"Mozilla/5.0"},
+		"CustomProfileId": {"anon-1"},
+	}
+	if !reflect.DeepEqual(form, want) {
+		t.Errorf("form pairs\n%v\nwant\n%v", form, want)
 	}
 }
