@@ -195,8 +195,13 @@ func (s *Service) setBound(bs []delivery.Binding) {
 }
 
 // catalogList answers GET /v1/admin/integration-catalog: the newest
-// version of every blueprint, as Catalog Vendor Objects.
+// version of every blueprint, as Catalog Vendor Objects, paged by
+// ?cursor= and ?limit= like every list (DESIGN §6).
 func (s *Service) catalogList(w http.ResponseWriter, r *http.Request) error {
+	cursor, limit, err := paging(r)
+	if err != nil {
+		return err
+	}
 	out := []docgen.VendorObject{}
 	for _, k := range s.cfg.Catalog.Keys() {
 		bp, err := s.latest(k)
@@ -205,7 +210,11 @@ func (s *Service) catalogList(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, docgen.Vendor(bp))
 	}
-	writeJSON(w, http.StatusOK, page[docgen.VendorObject]{Data: out})
+	p, err := pageOf(out, cursor, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
 	return nil
 }
 
