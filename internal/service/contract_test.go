@@ -340,3 +340,36 @@ func TestServeLoginLockAndRefreshExpiry(t *testing.T) {
 		t.Fatalf("refresh after 7 days: %d %v", st, out)
 	}
 }
+
+// TestServeRenameMakesRevision: DESIGN §6, "PATCH of config, variant or
+// name makes a new immutable revision". A rename keeps the config (the
+// secret too: orders are still delivered with it); enabled alone makes
+// none.
+func TestServeRenameMakesRevision(t *testing.T) {
+	h := start(t)
+	tok := h.login()
+	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
+	id := installButton(t, h, tok, "Button", apiKey)
+	st, out, _ := h.call("PATCH", "/v1/admin/integrations/"+id, tok, map[string]any{"name": "Button EU"})
+	rev, _ := out["revision"].(map[string]any)
+	if st != 200 || out["name"] != "Button EU" || rev["revision_number"] != float64(2) || rev["change_summary"] != "renamed" ||
+		rev["config"].(map[string]any)["api_key"] != "***" || rev["config"].(map[string]any)["application_id"] != "app-abc123" {
+		t.Fatalf("rename: %d %v", st, out)
+	}
+	if st, out, _ = h.call("PATCH", "/v1/admin/integrations/"+id, tok, map[string]any{"name": "Button EU"}); st != 200 || out["revision"].(map[string]any)["revision_number"] != float64(2) {
+		t.Fatalf("the same name again: %d %v, want revision 2 still", st, out)
+	}
+	if st, out, _ = h.call("PATCH", "/v1/admin/integrations/"+id, tok, map[string]any{"enabled": false}); st != 200 || out["revision"].(map[string]any)["revision_number"] != float64(2) {
+		t.Fatalf("disable: %d %v, want revision 2 still", st, out)
+	}
+	h.call("PATCH", "/v1/admin/integrations/"+id, tok, map[string]any{"enabled": true})
+	_, revs, _ := h.call("GET", "/v1/admin/integrations/"+id+"/revisions", tok, nil)
+	list := revs["data"].([]any)
+	if len(list) != 2 || list[0].(map[string]any)["name"] != "Button EU" || list[1].(map[string]any)["name"] != "Button" {
+		t.Fatalf("revisions: %v", revs)
+	}
+	if st, res := h.post("/v1/events", src["pipeline_key"].(string), src["secret_key"].(string), order("r-1"), time.Now().UnixMilli()); st != 200 {
+		t.Fatalf("ingest: %d %v", st, res)
+	}
+	waitFor(t, "the order at the fake, sent with the kept key", func() bool { _, ok := h.fake.Order("r-1"); return ok })
+}
