@@ -373,3 +373,46 @@ func TestServeRenameMakesRevision(t *testing.T) {
 	}
 	waitFor(t, "the order at the fake, sent with the kept key", func() bool { _, ok := h.fake.Order("r-1"); return ok })
 }
+
+// TestServeDeadLetterListShape: each entry of the dead-letter list is in
+// the shape of the platform's dlq-events (error, details, fields,
+// integration_id, original_event), secrets scrubbed, for dead deliveries
+// and rejects alike.
+func TestServeDeadLetterListShape(t *testing.T) {
+	h := start(t)
+	tok := h.login()
+	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
+	const wrong = "sk-wrong-777"
+	id := installButton(t, h, tok, "Button", wrong)
+	pk, sk := src["pipeline_key"].(string), src["secret_key"].(string)
+	now := time.Now().UnixMilli()
+	h.post("/v1/events", pk, sk, order("d-1"), now)
+	bad := []byte(`{"type":"track","event":"Order Completed","messageId":"m-bad","context":{"consent":{"advertising":true}},"properties":{"note":"` + wrong + `","total":1,"currency":"USD"}}`)
+	h.post("/v1/events", pk, sk, bad, now)
+	var list []any
+	waitFor(t, "a dead delivery and a reject", func() bool {
+		_, out, _ := h.call("GET", "/v1/admin/integrations/"+id+"/dlq", tok, nil)
+		list, _ = out["data"].([]any)
+		return len(list) == 2
+	})
+	raw, _ := json.Marshal(list)
+	if strings.Contains(string(raw), wrong) {
+		t.Fatalf("a secret in the dead-letter list: %s", raw)
+	}
+	kinds := map[string]bool{}
+	for _, x := range list {
+		e := x.(map[string]any)
+		kinds[e["kind"].(string)] = true
+		for _, k := range []string{"error", "details", "fields", "integration_id", "original_event"} {
+			if _, ok := e[k]; !ok {
+				t.Errorf("%s dead letter without %s: %v", e["kind"], k, e)
+			}
+		}
+		if ev, _ := e["original_event"].(map[string]any); ev["messageId"] == nil {
+			t.Errorf("%s dead letter's original_event: %v", e["kind"], e["original_event"])
+		}
+	}
+	if !kinds["delivery"] || !kinds["reject"] {
+		t.Fatalf("kinds %v", kinds)
+	}
+}
