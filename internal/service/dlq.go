@@ -90,7 +90,8 @@ func rejectView(r *store.Reject) deadLetterView {
 
 // dlqList answers GET /v1/admin/integrations/{id}/dlq: dead deliveries
 // (oldest first), then rejects (newest first); ?kind=delivery|reject
-// narrows it.
+// narrows it. Each entry of the page carries its original_event (secrets
+// scrubbed), as the platform's dlq-events do.
 func (s *Service) dlqList(w http.ResponseWriter, r *http.Request) error {
 	it, err := s.getIntegration(r.PathValue("id"))
 	if err != nil {
@@ -114,10 +115,16 @@ func (s *Service) dlqList(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		s.kafka.describe(p.Data, events)
+		for i := range p.Data {
+			if dl, ok := events[p.Data[i].ID]; ok {
+				p.Data[i].OriginalEvent = s.kafka.letterView(dl, true).OriginalEvent
+			}
+		}
 		writeJSON(w, http.StatusOK, p)
 		return nil
 	}
 	var all []deadLetterView
+	dead := map[string]*outbox.Item{}
 	if kind != "reject" {
 		items, err := s.deadItems(r.Context(), it.ID)
 		if err != nil {
@@ -125,6 +132,7 @@ func (s *Service) dlqList(w http.ResponseWriter, r *http.Request) error {
 		}
 		for _, x := range items {
 			all = append(all, s.itemView(x, false))
+			dead[x.ID] = x
 		}
 	}
 	if kind != "delivery" {
@@ -133,14 +141,20 @@ func (s *Service) dlqList(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		for _, x := range rs {
-			v := rejectView(x)
-			v.OriginalEvent = nil
-			all = append(all, v)
+			all = append(all, rejectView(x))
 		}
 	}
 	p, err := pageOf(all, cursor, limit)
 	if err != nil {
 		return err
+	}
+	// The events of this page only: a dead delivery's is scrubbed with
+	// the integration's current config as it is shown (rejects were
+	// scrubbed when stored).
+	for i := range p.Data {
+		if x := dead[p.Data[i].ID]; x != nil {
+			p.Data[i] = s.itemView(x, true)
+		}
 	}
 	writeJSON(w, http.StatusOK, p)
 	return nil

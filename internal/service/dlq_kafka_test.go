@@ -94,9 +94,10 @@ func TestServeKafkaDLQ(t *testing.T) {
 	var deadIDs []string
 	for _, x := range data[:2] {
 		d := x.(map[string]any)
+		ev, _ := d["original_event"].(map[string]any) // each entry in the dlq-events shape, with its event
 		if d["kind"] != "delivery" || d["status"] != float64(401) || d["attempts"] != float64(1) || d["error"] != kafka.ErrorDeliveryFailed ||
 			d["method"] != "POST" || !strings.HasSuffix(d["url"].(string), "/v1/order") || !strings.HasPrefix(d["message_id"].(string), "m-kd-") ||
-			d["integration_id"] != id || d["original_event"] != nil || d["details"] == "" {
+			d["integration_id"] != id || ev["messageId"] != d["message_id"] || d["details"] == "" {
 			t.Fatalf("dead delivery: %v", d)
 		}
 		deadIDs = append(deadIDs, d["id"].(string))

@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -40,6 +41,7 @@ type integrationView struct {
 
 type revisionView struct {
 	RevisionNumber int            `json:"revision_number"`
+	Name           string         `json:"name,omitempty"`
 	Variant        string         `json:"variant"`
 	Config         map[string]any `json:"config"`
 	DeliveryMode   string         `json:"delivery_mode"`
@@ -118,7 +120,7 @@ func (s *Service) view(in *store.Integration) (integrationView, error) {
 	return integrationView{
 		ID: in.ID, Vendor: in.Vendor, Version: in.Version, Name: in.Name, Variant: in.Variant, Enabled: in.Enabled,
 		Config: cfg, DeliveryMode: in.DeliveryMode, ConsentCategories: cats, SourceIDs: nonNil(in.SourceIDs),
-		Revision:  revisionView{RevisionNumber: rev.Number, Variant: rev.Variant, Config: cfg, DeliveryMode: rev.DeliveryMode, ChangeSummary: rev.ChangeSummary, CreatedAt: rev.CreatedAt},
+		Revision:  revisionView{RevisionNumber: rev.Number, Name: rev.Name, Variant: rev.Variant, Config: cfg, DeliveryMode: rev.DeliveryMode, ChangeSummary: rev.ChangeSummary, CreatedAt: rev.CreatedAt},
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
 	}, nil
 }
@@ -195,8 +197,13 @@ func (s *Service) setBound(bs []delivery.Binding) {
 }
 
 // catalogList answers GET /v1/admin/integration-catalog: the newest
-// version of every blueprint, as Catalog Vendor Objects.
+// version of every blueprint, as Catalog Vendor Objects, paged by
+// ?cursor= and ?limit= like every list (DESIGN §6).
 func (s *Service) catalogList(w http.ResponseWriter, r *http.Request) error {
+	cursor, limit, err := paging(r)
+	if err != nil {
+		return err
+	}
 	out := []docgen.VendorObject{}
 	for _, k := range s.cfg.Catalog.Keys() {
 		bp, err := s.latest(k)
@@ -205,7 +212,11 @@ func (s *Service) catalogList(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, docgen.Vendor(bp))
 	}
-	writeJSON(w, http.StatusOK, page[docgen.VendorObject]{Data: out})
+	p, err := pageOf(out, cursor, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
 	return nil
 }
 
@@ -347,9 +358,9 @@ type patchBody struct {
 	ChangeSummary string         `json:"change_summary"`
 }
 
-// integrationPatch answers PATCH /v1/admin/integrations/{id}: name and
-// enabled change the integration; config and variant make a new immutable
-// revision. Config keys given replace the stored ones, null removes one,
+// integrationPatch answers PATCH /v1/admin/integrations/{id}: enabled and
+// source_ids change the integration; config, variant and name (DESIGN §6)
+// make a new immutable revision. Config keys given replace the stored ones, null removes one,
 // and "***" keeps a stored secret (so a client may send back what it
 // read). The new config is checked as install checks it, and the bound
 // integration is swapped at once.
@@ -406,6 +417,15 @@ func (s *Service) integrationPatch(w http.ResponseWriter, r *http.Request) error
 	if body.Name != nil {
 		if strings.TrimSpace(*body.Name) == "" {
 			return &apiError{Status: http.StatusUnprocessableEntity, Code: "INVALID_NAME", Message: "name must not be empty", Fields: []string{"name"}}
+		}
+		if *body.Name != it.Name && rev == nil {
+			// DESIGN §6: a PATCH of config, variant or name makes a new
+			// immutable revision; a rename keeps the config as it is.
+			summary := body.ChangeSummary
+			if summary == "" {
+				summary = "renamed"
+			}
+			rev = &store.Revision{Variant: cur.Variant, DeliveryMode: cur.DeliveryMode, Config: maps.Clone(cur.Config), ChangeSummary: summary, CreatedAt: s.cfg.Now().UTC()}
 		}
 		it.Name = *body.Name
 	}
@@ -514,7 +534,7 @@ func (s *Service) revisionsList(w http.ResponseWriter, r *http.Request) error {
 	}
 	views := make([]revisionView, len(revs))
 	for i, rv := range revs {
-		views[len(revs)-1-i] = revisionView{RevisionNumber: rv.Number, Variant: rv.Variant, Config: maskConfig(rv.Config, secrets, bperr == nil),
+		views[len(revs)-1-i] = revisionView{RevisionNumber: rv.Number, Name: rv.Name, Variant: rv.Variant, Config: maskConfig(rv.Config, secrets, bperr == nil),
 			DeliveryMode: rv.DeliveryMode, ChangeSummary: rv.ChangeSummary, CreatedAt: rv.CreatedAt} // newest first
 	}
 	p, err := pageOf(views, cursor, limit)

@@ -57,6 +57,12 @@ func (h *Hub) Handler(authorize func(r *http.Request) error) http.Handler {
 		default:
 		}
 		integrationID := r.URL.Query().Get("integration_id")
+		// Subscribed before the upgrade is answered: a client that sends
+		// an event once its connection is open sees every step of it (else
+		// the first steps could be published between the 101 and the
+		// subscription, and lost).
+		ch, cancel := h.Subscribe(integrationID)
+		defer cancel()
 		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.origins})
 		if err != nil {
 			// Accept has answered (426 or 403) already.
@@ -64,15 +70,13 @@ func (h *Hub) Handler(authorize func(r *http.Request) error) http.Handler {
 			return
 		}
 		defer c.CloseNow()
-		h.serve(r.Context(), c, integrationID, r.RemoteAddr)
+		h.serve(r.Context(), c, ch, integrationID, r.RemoteAddr)
 	})
 }
 
 // serve streams the subscription's messages to c until the client goes or
 // stops answering, reqCtx ends or the hub closes.
-func (h *Hub) serve(reqCtx context.Context, c *websocket.Conn, integrationID, remote string) {
-	ch, cancel := h.Subscribe(integrationID)
-	defer cancel()
+func (h *Hub) serve(reqCtx context.Context, c *websocket.Conn, ch <-chan Message, integrationID, remote string) {
 	h.log.Debug("live: client connected", "remote", remote, "integration_id", integrationID)
 	defer h.log.Debug("live: client disconnected", "remote", remote, "integration_id", integrationID)
 

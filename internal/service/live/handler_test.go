@@ -312,3 +312,25 @@ func TestHandlerAllowsListedOrigin(t *testing.T) {
 		t.Errorf("unlisted origin: %v %v, want 403", err, resp)
 	}
 }
+
+// TestHandlerSubscribedWhenOpen: once the upgrade is answered the client
+// is subscribed, so an event it sends right away is streamed from its
+// first step (TestAttackLiveNoSecretInDecision lost a decision now and
+// then when the subscription came after the 101).
+func TestHandlerSubscribedWhenOpen(t *testing.T) {
+	noLeak(t)
+	h := quietHub(Options{})
+	_, url := liveServer(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 1; i <= 50; i++ {
+		c, _, err := websocket.Dial(ctx, url+"?access_token="+testToken, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.CloseNow() })
+		if n := h.Subscribers(); n != i {
+			t.Fatalf("connection %d open, %d subscribers", i, n)
+		}
+	}
+}

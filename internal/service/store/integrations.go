@@ -31,6 +31,7 @@ type Integration struct {
 type Revision struct {
 	IntegrationID                        string
 	Number                               int
+	Name                                 string // the integration's name as of this revision
 	Variant, DeliveryMode, ChangeSummary string
 	Config                               map[string]any
 	CreatedAt                            time.Time
@@ -53,6 +54,7 @@ type integrationRecord struct {
 type revisionRecord struct {
 	IntegrationID string `json:"integration_id"`
 	Number        int    `json:"number"`
+	Name          string `json:"name,omitempty"`
 	Variant       string `json:"variant"`
 	DeliveryMode  string `json:"delivery_mode"`
 	ChangeSummary string `json:"change_summary,omitempty"`
@@ -127,6 +129,9 @@ func (s *Store) CreateIntegration(in *Integration, rev *Revision, secretKeys []s
 func mergeRevision(in *Integration, rev *Revision, n int, now time.Time) {
 	rev.IntegrationID = in.ID
 	rev.Number = n
+	if rev.Name == "" {
+		rev.Name = in.Name
+	}
 	if rev.CreatedAt.IsZero() {
 		rev.CreatedAt = now
 	}
@@ -169,7 +174,7 @@ func (s *Store) revisionRec(rev *Revision, secretKeys []string) (revisionRecord,
 	if err != nil {
 		return revisionRecord{}, fmt.Errorf("config: %w", err)
 	}
-	return revisionRecord{IntegrationID: rev.IntegrationID, Number: rev.Number, Variant: rev.Variant, DeliveryMode: rev.DeliveryMode, ChangeSummary: rev.ChangeSummary, Config: cfg, Secrets: secrets, CreatedAt: rev.CreatedAt}, nil
+	return revisionRecord{IntegrationID: rev.IntegrationID, Number: rev.Number, Name: rev.Name, Variant: rev.Variant, DeliveryMode: rev.DeliveryMode, ChangeSummary: rev.ChangeSummary, Config: cfg, Secrets: secrets, CreatedAt: rev.CreatedAt}, nil
 }
 
 func (s *Store) revision(r *revisionRecord) (*Revision, error) {
@@ -192,7 +197,7 @@ func (s *Store) revision(r *revisionRecord) (*Revision, error) {
 		}
 		cfg[k] = v
 	}
-	return &Revision{IntegrationID: r.IntegrationID, Number: r.Number, Variant: r.Variant, DeliveryMode: r.DeliveryMode, ChangeSummary: r.ChangeSummary, Config: cfg, CreatedAt: r.CreatedAt}, nil
+	return &Revision{IntegrationID: r.IntegrationID, Number: r.Number, Name: r.Name, Variant: r.Variant, DeliveryMode: r.DeliveryMode, ChangeSummary: r.ChangeSummary, Config: cfg, CreatedAt: r.CreatedAt}, nil
 }
 
 // DecodeValue decodes a JSON value as the store reads config back: numbers
