@@ -18,7 +18,20 @@ step "go vet"
 go vet ./...
 
 step "go test -race"
-go test -race -count=1 ./...
+# TestServeKafkaKill9 runs in its own step below, with -v: a passing test's
+# log is not shown by "go test ./...", and its counts are the proof.
+go test -race -count=1 -skip '^TestServeKafkaKill9$' ./...
+
+step "Kafka kill -9 test (TestServeKafkaKill9; its counts)"
+kill9log=$(mktemp)
+if ! go test -race -count=1 -run '^TestServeKafkaKill9$' -v ./cmd/blueprint >"$kill9log" 2>&1; then
+  cat "$kill9log"; rm -f "$kill9log"; exit 1
+fi
+# The line must be there, and say 0 lost (else the test would have failed).
+grep -E '^ +serve_kafka_kill_test\.go:[0-9]+: [0-9]+ delivered, [0-9]+ skipped, [0-9]+ rejected, [0-9]+ dead-lettered, 0 lost$' "$kill9log" |
+  sed -E 's/^ +serve_kafka_kill_test\.go:[0-9]+: //' || { cat "$kill9log"; rm -f "$kill9log"; exit 1; }
+grep -E 'duplicates explained|recorded again on dlq-events' "$kill9log" | sed -E 's/^ +serve_kafka_kill_test\.go:[0-9]+: //' || true
+rm -f "$kill9log"
 
 # Fuzzing budgets are execution counts (about 10 s each on a 2-core machine),
 # not durations: with a duration, Go's fuzz coordinator can report a spurious

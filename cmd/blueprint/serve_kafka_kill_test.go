@@ -231,6 +231,11 @@ func TestServeKafkaKill9(t *testing.T) {
 		t.Errorf("fake stats %+v; counted %d creates, %d 409s", st, len(creates), dups)
 	}
 	t.Logf("duplicates explained: %d re-sent creates answered 409 (%d orders)", dups, len(conflicts))
+	// At least once on dlq-events too: work a killed process had not
+	// committed is done again, and its dead letters produced again (each
+	// is still the same event, counted once above). Said, not hidden.
+	rej, dd := dlq.repeated()
+	t.Logf("dead letters recorded again on dlq-events (uncommitted work redone after the kill): %d rejects, %d dead deliveries", rej, dd)
 
 	// A clean stop of every process.
 	for _, p := range []*serveProc{owner, proc, del1, del2} {
@@ -403,8 +408,9 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // each event id (its messageId) what the record says: "reject/<error>" or
 // "delivery/<error>".
 type dlqReader struct {
-	mu   sync.Mutex
-	seen map[string]string
+	mu    sync.Mutex
+	seen  map[string]string
+	count map[string]int // records per event id: more than one is work redone after a kill
 }
 
 func readDLQ(t *testing.T, brokers []string) *dlqReader {
@@ -414,7 +420,7 @@ func readDLQ(t *testing.T, brokers []string) *dlqReader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &dlqReader{seen: map[string]string{}}
+	d := &dlqReader{seen: map[string]string{}, count: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -434,13 +440,31 @@ func readDLQ(t *testing.T, brokers []string) *dlqReader {
 					kind = rec.Kind
 				}
 				d.mu.Lock()
-				d.seen[gjson.GetBytes(rec.OriginalEvent, "messageId").String()] = kind + "/" + rec.Error
+				id := gjson.GetBytes(rec.OriginalEvent, "messageId").String()
+				d.seen[id] = kind + "/" + rec.Error
+				d.count[id]++
 				d.mu.Unlock()
 			})
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-done; cl.Close() })
 	return d
+}
+
+// repeated counts the records of dead letters recorded more than once on
+// dlq-events (the same event: a killed processor's rejects produced again,
+// a killed deliverer's dead deliveries produced again), by kind.
+func (d *dlqReader) repeated() (rejects, deliveries int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, n := range d.count {
+		if n > 1 && strings.HasPrefix(d.seen[id], "reject/") {
+			rejects += n - 1
+		} else if n > 1 {
+			deliveries += n - 1
+		}
+	}
+	return rejects, deliveries
 }
 
 func (d *dlqReader) snapshot() map[string]string {

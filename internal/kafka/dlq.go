@@ -65,8 +65,17 @@ type DLQIndexOptions struct {
 	// replay naming it again answers that it is no longer dead) before
 	// it is forgotten (default 7 days, the embedded outbox's retention).
 	Retention time.Duration
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// ConfigOffset, when set, is the integrations topic's end as the
+	// process that replays last published it (kafkaconfig's owner). Every
+	// record a replay produces to delivery-{id} carries it in ConfigHeader,
+	// as the processor's records carry their event's: a deliverer that
+	// follows the topic then holds a replayed request until it has applied
+	// the config published before the replay, so "PATCH the key, then
+	// replay" never sends the replayed requests with the old key from a
+	// deliver process that has not read the PATCH yet.
+	ConfigOffset func() int64
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // DeadLetter is one dead letter of an integration, as the index holds it:
@@ -812,6 +821,16 @@ func (x *DLQIndex) Replay(ctx context.Context, b delivery.Binding, ids []string,
 	}
 	if len(out) == 0 {
 		return res, nil
+	}
+	if x.opts.ConfigOffset != nil {
+		if at := x.opts.ConfigOffset(); at > 0 {
+			h := kgo.RecordHeader{Key: ConfigHeader, Value: strconv.AppendInt(nil, at, 10)}
+			for _, r := range out {
+				if r.Topic != DLQEvents {
+					r.Headers = append(r.Headers, h)
+				}
+			}
+		}
 	}
 	// Produced first, then marked: records that cannot be produced leave
 	// the dead letters listed (produced twice at worst: the same item IDs).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/blueprint-engine/blueprint/runtime/delivery"
 	"github.com/blueprint-engine/blueprint/runtime/delivery/deliverytest"
 	"github.com/blueprint-engine/blueprint/runtime/send"
 )
@@ -312,6 +314,59 @@ func TestDelivererWaitsForConfig(t *testing.T) {
 	}
 	reg.SetAt(2, nil, registry(t).Bindings()...)
 	waitFor(t, "the order delivered", func() bool { return del.Stats.Delivered.Load() == 1 })
+	if st := v.fb.Stats(); st.Created != 1 || st.Unauthorized != 0 {
+		t.Errorf("vendor: %+v; want one order, no 401", st)
+	}
+}
+
+// TestReplayWaitsForConfig: the README's repair with split roles, "PATCH
+// the key, then replay", when the deliver process has not read the PATCH
+// yet. The owner's replay stamps its delivery records with the
+// integrations topic's end as it last published it (DLQIndexOptions.
+// ConfigOffset), as ingest stamps raw-events: the deliverer holds the
+// replayed request until it has applied the rotation, then sends it once
+// with the new key. Unstamped, it was sent at once with the old key and
+// died again (401).
+func TestReplayWaitsForConfig(t *testing.T) {
+	cfg := configCluster(t)
+	v := newVendor(t)
+	publishN(t, cfg, 2) // the rotation was published at offset 1
+	dead, err := json.Marshal(DeadRecord{
+		RejectRecord: delivery.RejectRecord{Error: ErrorDeliveryFailed, Details: "bad api_key (Button answered 401 Unauthorized)",
+			Fields: []string{}, IntegrationID: intID, OriginalEvent: order("replayed-1", 1)},
+		Kind: KindDelivery, ItemID: "item-replayed-1", Status: 401, Attempts: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce(t, cfg, &kgo.Record{Topic: DLQEvents, Key: []byte("u-1"), Value: dead})
+	x, err := OpenDLQIndex(DLQIndexOptions{Config: cfg, Path: filepath.Join(t.TempDir(), DLQIndexFile), ConfigOffset: func() int64 { return 2 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Close() })
+	run(t, x.Run)
+
+	reg := NewRegistry()
+	reg.SetAt(1, nil, deliverytest.BindButton(t, intID, "sk-old-WRONG-0001")) // before the rotation
+	var logs syncBuffer
+	del := NewDeliverer(DelivererOptions{Config: cfg, Registry: reg, IntegrationID: intID, Sender: send.New(send.Options{VendorURL: v.url}),
+		Policy: fastPolicy(), Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	run(t, del.Run)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := x.Replay(ctx, registry(t).Bindings()[0], nil, time.Now()) // the owner's binding: the new key
+	if err != nil || res.Replayed != 1 {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	waitFor(t, "the deliverer to hold the replayed request", func() bool { return strings.Contains(logs.String(), "request held") })
+	time.Sleep(300 * time.Millisecond) // a few rechecks
+	if st := v.fb.Stats(); st.Requests != 0 || del.Stats.Attempts.Load() != 0 {
+		t.Fatalf("replayed request sent before the config published before the replay: %+v", st)
+	}
+	reg.SetAt(2, nil, registry(t).Bindings()...)
+	waitFor(t, "the replayed order delivered", func() bool { return del.Stats.Delivered.Load() == 1 })
 	if st := v.fb.Stats(); st.Created != 1 || st.Unauthorized != 0 {
 		t.Errorf("vendor: %+v; want one order, no 401", st)
 	}

@@ -21,21 +21,22 @@ import (
 
 const testPass = "s3cret-Pa55word"
 
-// TestSCRAMAgainstKfake: clients authenticate with SCRAM-SHA-256 and
-// SCRAM-SHA-512 against a kfake cluster that requires SASL, produce and
+// TestSCRAMAgainstKfake: clients authenticate with SCRAM-SHA-256,
+// SCRAM-SHA-512 and PLAIN against a kfake cluster that requires SASL, produce and
 // consume; a wrong password is an *AuthError within seconds (not the
 // start deadline), naming the mechanism, the user and the broker, never
 // the password.
 func TestSCRAMAgainstKfake(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(),
-		kfake.Superuser(SASLScramSHA256, "bp", testPass), kfake.Superuser(SASLScramSHA512, "bp512", testPass))
+		kfake.Superuser(SASLScramSHA256, "bp", testPass), kfake.Superuser(SASLScramSHA512, "bp512", testPass),
+		kfake.Superuser(SASLPlain, "bpplain", testPass))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, tc := range []struct{ mech, user string }{{"scram-sha-256", "bp"}, {"SCRAM-SHA-512", "bp512"}} {
+	for _, tc := range []struct{ mech, user string }{{"scram-sha-256", "bp"}, {"SCRAM-SHA-512", "bp512"}, {"plain", "bpplain"}} {
 		s, err := NewSASL(tc.mech, tc.user, testPass)
 		if err != nil {
 			t.Fatal(err)
@@ -79,6 +80,13 @@ func TestSCRAMAgainstKfake(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "authentication refused") {
 		t.Errorf("the refusal was not logged: %q", logs.String())
+	}
+
+	// PLAIN's one round trip refused is named the same way.
+	s, _ = NewSASL("plain", "bpplain", "not-the-password")
+	err = EnsureTopics(ctx, Config{Brokers: c.ListenAddrs(), Security: &Security{SASL: s}}, 1)
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), `refused SASL PLAIN authentication as user "bpplain"`) || strings.Contains(err.Error(), "not-the-password") {
+		t.Errorf("wrong PLAIN password: %v, want an *AuthError naming PLAIN and the user", err)
 	}
 }
 

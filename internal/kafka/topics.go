@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -178,6 +179,9 @@ func (c Config) watchedClient(onAuth func(*AuthError), extra ...kgo.Opt) (*kgo.C
 // delivery and retry topics with the given partitions (replication
 // factor: the broker's default), leaving those that exist alone. Brokers
 // that refuse the credentials twice make it return an *AuthError at once.
+// Where the client may not create topics (managed Kafka whose operators
+// create them: TOPIC_ or CLUSTER_AUTHORIZATION_FAILED), a topic that
+// exists is used as it is, and one that does not is an error naming it.
 func EnsureTopics(ctx context.Context, cfg Config, partitions int32, integrationIDs ...string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -195,9 +199,32 @@ func EnsureTopics(ctx context.Context, cfg Config, partitions int32, integration
 	if err != nil {
 		return explain(ctx, w, fmt.Errorf("kafka: create topics: %w", err))
 	}
+	var refused []string
+	why := map[string]error{}
 	for _, r := range res.Sorted() {
-		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+		switch {
+		case r.Err == nil, errors.Is(r.Err, kerr.TopicAlreadyExists):
+		case errors.Is(r.Err, kerr.TopicAuthorizationFailed), errors.Is(r.Err, kerr.ClusterAuthorizationFailed):
+			refused = append(refused, r.Topic) // may exist: made by the operators
+			why[r.Topic] = r.Err
+		default:
 			return fmt.Errorf("kafka: create topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	tds, err := adm.ListTopics(ctx, refused...)
+	if err != nil {
+		return explain(ctx, w, fmt.Errorf("kafka: topics %s: %w", strings.Join(refused, ", "), err))
+	}
+	for _, t := range refused {
+		td, ok := tds[t]
+		if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+			return fmt.Errorf("kafka: topic %s does not exist and could not be created (%v): create it, or allow this client to", t, why[t])
+		}
+		if td.Err != nil {
+			return fmt.Errorf("kafka: topic %s: %w", t, td.Err)
 		}
 	}
 	return nil

@@ -127,7 +127,7 @@ func newKafka(s *Service, kc *KafkaConfig, key []byte) (*kafkaMode, error) {
 	var err error
 	if !follows(role) { // the dead-letter API is the owner's: roles process and deliver keep no state
 		k.dlq, err = kafka.OpenDLQIndex(kafka.DLQIndexOptions{Config: k.cfg, Path: filepath.Join(s.cfg.StateDir, kafka.DLQIndexFile),
-			Scrub: k.scrub, Logger: s.log.With("role", "dlq"), Now: s.cfg.Now})
+			Scrub: k.scrub, ConfigOffset: k.config.at.Load, Logger: s.log.With("role", "dlq"), Now: s.cfg.Now})
 		if err != nil {
 			k.close()
 			return nil, fmt.Errorf("serve: %w", err)

@@ -1,0 +1,56 @@
+package kafka
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestEnsureTopicsNotAllowedToCreate: on managed Kafka whose operators
+// create the topics, CreateTopics answers TOPIC_AUTHORIZATION_FAILED (or
+// CLUSTER_) for every topic, existing or not. The topics that exist are
+// used as they are ("kadm to create topics where allowed"), as
+// EnsureIntegrationsTopic does; a missing one is an error naming it.
+// Before, any refusal stopped serve at start, topics made or not.
+func TestEnsureTopicsNotAllowedToCreate(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cfg := Config{Brokers: c.ListenAddrs()}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := EnsureTopics(ctx, cfg, 1, intID); err != nil { // the operators' topics
+		t.Fatal(err)
+	}
+	var code atomic.Int32
+	c.ControlKey(int16(kmsg.CreateTopics), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kr.(*kmsg.CreateTopicsRequest)
+		resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewCreateTopicsResponseTopic()
+			st.Topic = rt.Topic
+			st.ErrorCode = int16(code.Load())
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	for _, e := range []*kerr.Error{kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed} {
+		code.Store(int32(e.Code))
+		if err := EnsureTopics(ctx, cfg, 1, intID); err != nil {
+			t.Errorf("%s, every topic made: %v", e.Message, err)
+		}
+		err := EnsureTopics(ctx, cfg, 1, intID, "int_new")
+		if err == nil || !strings.Contains(err.Error(), "topic delivery-int_new does not exist and could not be created") {
+			t.Errorf("%s, delivery-int_new missing: %v", e.Message, err)
+		}
+	}
+}
