@@ -221,6 +221,14 @@ Exit codes: 0 success, 1 failure, 2 usage.`,
 		a.fakeKafkaCmd(),
 		a.serveCmd(),
 	)
+	// Cobra's help verb is listed among the others: it too gets an example
+	// (DESIGN §5: every verb has --help with an example).
+	root.InitDefaultHelpCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "help" && c.Example == "" {
+			c.Example = "  blueprint help eval\n  blueprint help dlq replay"
+		}
+	}
 	// A verb with subcommands given none, or an unknown one, is a usage
 	// error (cobra would print its help and exit 0).
 	for _, c := range root.Commands() {

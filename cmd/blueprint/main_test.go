@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -390,6 +391,28 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%s --help: exit %d\n%s", verb, code, out)
 		}
 	}
+}
+
+// Every verb listed by 'blueprint --help', cobra's own help verb included,
+// and every subcommand, has --help with an example.
+func TestHelpEveryVerbHasExample(t *testing.T) {
+	root := newRoot(strings.NewReader(""), io.Discard, io.Discard)
+	root.InitDefaultHelpCmd() // as Execute does
+	var walk func(path []string, c *cobra.Command)
+	walk = func(path []string, c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			if sub.Hidden {
+				continue
+			}
+			p := append(append([]string(nil), path...), sub.Name())
+			out, _, code := cli(t, "", append(p, "--help")...)
+			if code != 0 || !strings.Contains(out, "Examples:") {
+				t.Errorf("blueprint %s --help: exit %d, no example\n%s", strings.Join(p, " "), code, out)
+			}
+			walk(p, sub)
+		}
+	}
+	walk(nil, root)
 }
 
 func lastLine(s string) string {
