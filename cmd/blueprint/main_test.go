@@ -415,6 +415,26 @@ func TestHelpEveryVerbHasExample(t *testing.T) {
 	walk(nil, root)
 }
 
+// No verb, and help about a verb that does not exist, are usage errors
+// (exit 2), as an unknown verb is; 'blueprint --help' and 'blueprint help
+// VERB' are not.
+func TestUsageErrorsWithoutVerb(t *testing.T) {
+	out, errs, code := cli(t, "")
+	if code != 2 || out != "" || !strings.Contains(errs, "Available Commands:") {
+		t.Errorf("no verb: exit %d, stdout %q\n%s", code, out, errs)
+	}
+	for _, args := range [][]string{{"help", "nosuch"}, {"help", "dlq", "nosuch"}} {
+		if _, errs, code := cli(t, "", args...); code != 2 || !strings.Contains(errs, "unknown command") {
+			t.Errorf("%v: exit %d\n%s", args, code, errs)
+		}
+	}
+	for _, args := range [][]string{{"--help"}, {"help"}, {"help", "eval"}, {"help", "dlq", "replay"}, {"--version"}} {
+		if out, errs, code := cli(t, "", args...); code != 0 || out == "" {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out, errs)
+		}
+	}
+}
+
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return lines[len(lines)-1]
