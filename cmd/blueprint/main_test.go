@@ -176,6 +176,41 @@ cases:
 	}
 }
 
+// A folder's vector files need not be named *.vectors.yaml: any YAML file
+// with a top-level cases key is one (a failing case there must fail the
+// run, not vanish as "0 passed, 0 failed"), and validate leaves it out.
+func TestFolderVectorsWhateverTheirName(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../blueprints/button/overlays/custom-event.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "overlay.yaml"), src, 0o644)
+	os.MkdirAll(filepath.Join(dir, "cases"), 0o755)
+	os.WriteFile(filepath.Join(dir, "cases", "button.yml"), []byte(`blueprint: button
+config: {application_id: app-abc123, api_key: sk-test-123}
+cases:
+  - name: a page is not mapped
+    event: {type: page}
+    expect: {outcome: skip, reason: event_not_mapped}
+`), 0o644)
+	os.WriteFile(filepath.Join(dir, "wrong.yaml"), []byte(`blueprint_file: ./overlay.yaml
+config: {application_id: app-abc123, api_key: sk-test-123}
+cases:
+  - name: deliberately wrong
+    event: {type: page}
+    expect: {outcome: skip, reason: consent_denied}
+`), 0o644)
+	out, errs, code := cli(t, "", "test", dir)
+	if code != 1 || lastLine(out) != "1 passed, 1 failed" || !strings.Contains(out, "FAIL "+filepath.Join(dir, "wrong.yaml")+":4") {
+		t.Errorf("test DIR: exit %d\n%s%s", code, out, errs)
+	}
+	out, errs, code = cli(t, "", "validate", dir)
+	if code != 0 || !strings.Contains(errs, "1 file: 0 errors") {
+		t.Errorf("validate DIR: exit %d\n%s%s", code, out, errs)
+	}
+}
+
 func TestTestUsage(t *testing.T) {
 	if _, _, code := cli(t, "", "test", "--run", "("); code != 2 {
 		t.Errorf("bad regex: exit %d, want 2", code)
