@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-
 	"github.com/spf13/cobra"
 
 	"github.com/blueprint-engine/blueprint/runtime"
@@ -30,7 +28,8 @@ exit 1 after the results of the events read before it.
 
 Exit 0 when the events were evaluated (whatever the decisions), 1 when the
 config is refused (reject invalid_config, naming the keys), the blueprint
-does not compile or the input or output fails, 2 on usage errors.`,
+does not compile or reading the input or writing the output fails, 2 on
+usage errors (an event file that cannot be opened too).`,
 		Example: `  echo '{"type":"track","event":"Order Completed","timestamp":"2026-11-24T10:15:30Z","context":{"consent":{"advertising":true}},"properties":{"order_id":"o-1","total":25.5,"currency":"USD","products":[{"product_id":"p-1","price":25.5}]}}' | \
     blueprint eval --blueprint button --config application_id=app-abc123 --config api_key=sk-test-123 -
   blueprint eval --blueprint button@0.1.0 --variant retail --config-file examples/button/config.json examples/button/order-completed.json
@@ -46,15 +45,13 @@ does not compile or the input or output fails, 2 on usage errors.`,
 			if err != nil {
 				return err
 			}
-			input := a.stdin
-			if len(args) == 1 && args[0] != "-" {
-				f, err := os.Open(args[0])
-				if err != nil {
-					return &exitError{code: 1, err: err}
-				}
-				defer f.Close()
-				input = f
+			// An event file that cannot be opened is a usage error, as it is
+			// for send, test and validate.
+			input, done, err := a.openInput(args)
+			if err != nil {
+				return err
 			}
+			defer done()
 			if err := evalStream(in, input, a.stdout, fl.maxEventSize, format == "json"); err != nil {
 				return &exitError{code: 1, err: err}
 			}

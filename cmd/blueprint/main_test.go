@@ -222,7 +222,8 @@ func TestTestUsage(t *testing.T) {
 		t.Errorf("unknown verb: exit %d, want 2", code)
 	}
 	for _, args := range [][]string{{"dlq"}, {"dlq", "bogus"}, {"outbox", "bogus"}, {"completion", "bash"},
-		{"eval", "--blueprint", "nosuch"}, {"docs", "nosuch"}, {"catalog", "nosuch"}, {"eval", "--blueprint", "./nosuch.yaml"}} {
+		{"eval", "--blueprint", "nosuch"}, {"docs", "nosuch"},
+		{"eval", "--blueprint", "button", "--config", "application_id=app-abc123", "--config", "api_key=sk-1", "/no/such/event.json"}, {"catalog", "nosuch"}, {"eval", "--blueprint", "./nosuch.yaml"}} {
 		if _, _, code := cli(t, "", args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (usage)", args, code)
 		}
