@@ -248,3 +248,38 @@ func TestEvalJSONConfigRefused(t *testing.T) {
 		t.Error("the api key was printed")
 	}
 }
+
+// DESIGN §5: an event file holds one JSON value, pretty-printed or not. A
+// broken pretty-printed file (truncated, or two values) is one event, one
+// invalid_event result, not one per line; an NDJSON file with a broken line
+// still gives one result per line, as standard input does.
+func TestEvalBrokenPrettyFileIsOneEvent(t *testing.T) {
+	dir := t.TempDir()
+	pretty := "{\n  \"type\": \"track\",\n  \"event\": \"Order Completed\",\n  \"properties\": {\"x\": [1,\n 2]}\n}\n"
+	args := []string{"eval", "--blueprint", "button", "--config", "application_id=app-abc123", "--config", "api_key=sk-key", "--format", "json"}
+	for name, tt := range map[string]struct {
+		text    string
+		results int
+	}{
+		"truncated":             {pretty[:40], 1},
+		"truncated with a mark": {"\xEF\xBB\xBF" + pretty[:40], 1},
+		"two values":            {pretty + pretty, 1},
+		"value and garbage":     {pretty + "x\n", 1},
+		"ndjson, a broken line": {`{"type":"page"}` + "\n{\"type\":\n" + `{"type":"page"}` + "\n", 3},
+		"pretty then a line":    {pretty + `{"type":"page"}` + "\n", 7},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".json")
+		if err := os.WriteFile(p, []byte(tt.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, errs, code := cli(t, "", append(slices.Clone(args), p)...)
+		results := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(results) != tt.results {
+			t.Errorf("%s: exit %d, %d results, want %d\n%s%s", name, code, len(results), tt.results, out, errs)
+			continue
+		}
+		if tt.results == 1 && !strings.Contains(results[0], `"reason":"invalid_event"`) {
+			t.Errorf("%s: %s", name, results[0])
+		}
+	}
+}
