@@ -28,6 +28,19 @@ import (
 // MaxFileSize is the largest YAML file the compiler reads (1 MiB).
 const MaxFileSize = 1 << 20
 
+// MaxVectorFileSize is the largest conformance vector file read (16 MiB):
+// a vector file must be able to hold an event past the runtime's default
+// event size limit (1 MiB), to test that such an event is invalid_event.
+const MaxVectorFileSize = 16 << 20
+
+// sizeText writes a size limit for messages: "1 MiB", "16 MiB".
+func sizeText(n int) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // MaxDepth is the deepest nesting a YAML file may hold: at most 64 mappings
 // and lists inside each other, the top-level mapping included (the limit
 // events have at run time). It is checked on the text before any parser
@@ -52,12 +65,16 @@ func Pos(file string, n *yaml.Node) diag.Pos {
 
 // Parse reads src as one YAML document. It returns the file and every
 // problem found; on a syntax error Root is nil.
-func Parse(name string, src []byte) (*File, diag.List) {
+func Parse(name string, src []byte) (*File, diag.List) { return ParseMax(name, src, MaxFileSize) }
+
+// ParseMax is Parse with a size limit of max bytes (MaxVectorFileSize for
+// vector files).
+func ParseMax(name string, src []byte, max int) (*File, diag.List) {
 	f := &File{Name: name, Src: src}
 	var ds diag.List
-	if len(src) > MaxFileSize {
+	if len(src) > max {
 		ds.Errorf(diag.Pos{File: name, Line: 1, Col: 1}, "file_too_large",
-			"file is %d bytes; the limit is %d bytes (1 MiB)", len(src), MaxFileSize)
+			"file is %d bytes; the limit is %d bytes (%s)", len(src), max, sizeText(max))
 		return f, ds
 	}
 	if !utf8.Valid(src) {
