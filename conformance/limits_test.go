@@ -225,3 +225,38 @@ func TestVectorBlueprintFileSize(t *testing.T) {
 		}
 	})
 }
+
+// DESIGN §4: a vector file is YAML, anchors, aliases and merge keys
+// included (a case often reuses an event): they are expanded, and the
+// cases run on the expanded values.
+func TestVectorAnchorsAndAliases(t *testing.T) {
+	src := `blueprint: button
+config: &cfg {application_id: app-abc123def456, api_key: sk-test-123}
+cases:
+- name: base order
+  event: &order
+    type: track
+    event: Order Completed
+    timestamp: '2026-11-24T10:15:30Z'
+    context: {consent: {advertising: true}}
+    properties: &props {order_id: o, total: 1, currency: USD, products: [{product_id: p, price: 1}]}
+  expect: &delivered {outcome: deliver, requests: [{method: POST, url: 'https://api.usebutton.com/v1/order'}]}
+- name: the same event through an alias
+  config: *cfg
+  event: *order
+  expect: *delivered
+- name: a merge key, its own consent winning
+  event: {<<: *order, context: {consent: {advertising: false}}}
+  expect: {outcome: skip, reason: consent_denied}
+- name: merged properties with a bad currency
+  event: {<<: *order, properties: {<<: *props, currency: XX}}
+  expect: {outcome: reject, reason: invalid_field, fields: [currency]}
+`
+	f, ds := conformance.Parse("anchors.yaml", []byte(src), nil)
+	if f == nil || ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	if res := runAll(t, f); len(res) != 4 {
+		t.Errorf("%d cases ran, want 4", len(res))
+	}
+}

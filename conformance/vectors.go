@@ -126,7 +126,7 @@ func LoadFile(name string) (*File, diag.List) {
 
 // Parse reads vectors from src. read resolves blueprint_file.
 func Parse(name string, src []byte, read func(rel string) (string, []byte, error)) (*File, diag.List) {
-	f, ds := syntax.ParseMax(name, src, syntax.MaxVectorFileSize)
+	f, ds := syntax.ParseData(name, src, syntax.MaxVectorFileSize)
 	if ds.HasErrors() {
 		return nil, ds.Sorted()
 	}
