@@ -29,9 +29,9 @@ streamed, one result per event, in input order (events are evaluated on
 every core). The input is one value only when the whole of it parses as
 exactly one; anything else is read line by line, so a broken line is one
 invalid_event result and never hides the lines after it. But a file (of at
-most --max-event-size) that is not one value and has no line that is a JSON
-value on its own is one broken event: one invalid_event. A UTF-8 byte order
-mark at the start is ignored. A read error of the input ends the run with
+most --max-event-size) that is empty, or is not one value and has no line
+that is a JSON value on its own, is one broken event: one invalid_event.
+A UTF-8 byte order mark at the start is ignored. A read error of the input ends the run with
 exit 1 after the results of the events read before it.
 
 Exit 0 when the events were evaluated (whatever the decisions), 1 when the
@@ -90,9 +90,9 @@ usage errors (an event file that cannot be opened too).`,
 }
 
 // brokenValueFile reads the event file f when it is no larger than limit
-// and tells whether it is one broken multi-line value: not one JSON value,
-// and no line of it a JSON value on its own (so not NDJSON with a broken
-// line, whose valid lines must each be evaluated). DESIGN §5: a file holds
+// and tells whether it is one broken value: empty, or multi-line, not one
+// JSON value, and no line of it a JSON value on its own (so not NDJSON with
+// a broken line, whose valid lines must each be evaluated). DESIGN §5: a file holds
 // one JSON value, pretty-printed or not; a broken one is one invalid_event,
 // not one per line. text is what was read (nil when f was left unread).
 func brokenValueFile(f *os.File, limit int) (text []byte, whole bool, err error) {
@@ -108,7 +108,10 @@ func brokenValueFile(f *os.File, limit int) (text []byte, whole bool, err error)
 		return text, false, nil
 	}
 	t := bytes.TrimSpace(bytes.TrimPrefix(text, []byte("\xEF\xBB\xBF")))
-	if len(t) == 0 || !bytes.Contains(t, []byte("\n")) || json.Valid(t) {
+	if len(t) == 0 {
+		return t, true, nil // no value at all: one event, invalid_event
+	}
+	if !bytes.Contains(t, []byte("\n")) || json.Valid(t) {
 		return text, false, nil
 	}
 	for _, l := range bytes.Split(t, []byte("\n")) {

@@ -250,8 +250,8 @@ func TestEvalJSONConfigRefused(t *testing.T) {
 }
 
 // DESIGN §5: an event file holds one JSON value, pretty-printed or not. A
-// broken pretty-printed file (truncated, or two values) is one event, one
-// invalid_event result, not one per line; an NDJSON file with a broken line
+// broken pretty-printed file (truncated, or two values) or an empty one is
+// one event, one invalid_event result, not one per line nor none; an NDJSON file with a broken line
 // still gives one result per line, as standard input does.
 func TestEvalBrokenPrettyFileIsOneEvent(t *testing.T) {
 	dir := t.TempDir()
@@ -261,6 +261,8 @@ func TestEvalBrokenPrettyFileIsOneEvent(t *testing.T) {
 		text    string
 		results int
 	}{
+		"empty":                 {"", 1},
+		"blank lines":           {"\n  \n", 1},
 		"truncated":             {pretty[:40], 1},
 		"truncated with a mark": {"\xEF\xBB\xBF" + pretty[:40], 1},
 		"two values":            {pretty + pretty, 1},
