@@ -48,7 +48,7 @@ usage errors (an event file that cannot be opened too).`,
 			if err := checkFormat(format); err != nil {
 				return err
 			}
-			a.configJSON = format == "json"
+			a.configResult = format
 			in, err := a.bind(&fl)
 			if err != nil {
 				return err

@@ -178,9 +178,11 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	catalogDir     string
-	// configJSON: a refused config is also printed on stdout as a JSON
-	// result (eval --format json), for machines that read only stdout.
-	configJSON bool
+	// configResult: eval prints a refused config on stdout too, as the
+	// decision it is ("text" or "json", its --format), for whoever reads
+	// only stdout; "" (send, replay) prints it on stderr only, so that
+	// send's stdout ends with its summary line.
+	configResult string
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {

@@ -257,9 +257,14 @@ func TestEvalRedactsSecrets(t *testing.T) {
 		}
 	}
 	// A refused config names the key, not the value.
-	_, errs, code := cli(t, orderEvent, "eval", "--blueprint", "button", "--config", "application_id=bad", "--config", "api_key="+secret, "-")
+	out, errs, code := cli(t, orderEvent, "eval", "--blueprint", "button", "--config", "application_id=bad", "--config", "api_key="+secret, "-")
 	if code != 1 || strings.Contains(errs, secret) || !strings.Contains(errs, "application_id") {
 		t.Errorf("exit %d: %s", code, errs)
+	}
+	// The refusal is eval's decision: on stdout too, in text as in JSON,
+	// for whoever reads only stdout (DESIGN §5: eval prints the decision).
+	if want := "reject invalid_config [application_id]: "; !strings.HasPrefix(out, want) || strings.Contains(out, secret) {
+		t.Errorf("stdout %q, want it to start with %q", out, want)
 	}
 }
 
