@@ -31,7 +31,7 @@ func nestedJSON(depth int) string {
 	return `{"type":"track","event":"Unmapped","deep":` + strings.Repeat("[", depth-1) + strings.Repeat("]", depth-1) + "}"
 }
 
-// A vector file is at most 1 MiB: exactly that is read, one byte more is
+// A vector file is at most 16 MiB: exactly that is read, one byte more is
 // refused, and a huge file on disk is refused without being read whole.
 func TestVectorFileSize(t *testing.T) {
 	ok := vectorHead + unmapped("ok", "event: {type: track, event: Unmapped}", "skip", "event_not_mapped")
@@ -45,18 +45,18 @@ func TestVectorFileSize(t *testing.T) {
 		b.WriteString(strings.Repeat("#", n-b.Len()))
 		return b.String()
 	}
-	at := pad(syntax.MaxFileSize)
+	at := pad(syntax.MaxVectorFileSize)
 	if f, ds := conformance.Parse("at.yaml", []byte(at), nil); f == nil || len(ds) != 0 {
 		t.Errorf("a file of exactly %d bytes: %v", len(at), ds)
 	}
-	past := pad(syntax.MaxFileSize + 1)
-	want := fmt.Sprintf("past.yaml:1:1: error file_too_large: file is %d bytes; the limit is %d bytes (1 MiB)", len(past), syntax.MaxFileSize)
+	past := pad(syntax.MaxVectorFileSize + 1)
+	want := fmt.Sprintf("past.yaml:1:1: error file_too_large: file is %d bytes; the limit is %d bytes (16 MiB)", len(past), syntax.MaxVectorFileSize)
 	if f, ds := conformance.Parse("past.yaml", []byte(past), nil); f != nil || len(ds) != 1 || ds[0].String() != want {
 		t.Errorf("a file of %d bytes: %v\nwant %s", len(past), ds, want)
 	}
 
 	// On disk: exactly the limit loads; a 1 GiB file is refused after
-	// reading 1 MiB of it (the test has 256 MiB).
+	// reading 16 MiB of it (the test has 256 MiB).
 	dir := t.TempDir()
 	atPath := filepath.Join(dir, "at.vectors.yaml")
 	if err := os.WriteFile(atPath, []byte(at), 0o644); err != nil {
@@ -73,7 +73,7 @@ func TestVectorFileSize(t *testing.T) {
 		t.Skipf("cannot make a sparse file: %v", err)
 	}
 	boundtest.Run(t, 60*time.Second, 256, func(t *testing.T) {
-		want := fmt.Sprintf("%s:1:1: error file_too_large: file is %d bytes; the limit is %d bytes (1 MiB)", huge, 1<<30, syntax.MaxFileSize)
+		want := fmt.Sprintf("%s:1:1: error file_too_large: file is %d bytes; the limit is %d bytes (16 MiB)", huge, 1<<30, syntax.MaxVectorFileSize)
 		if f, ds := conformance.LoadFile(huge); f != nil || len(ds) != 1 || ds[0].String() != want {
 			t.Errorf("LoadFile of 1 GiB: %v\nwant %s", ds, want)
 		}
@@ -149,6 +149,32 @@ func TestVectorEventJSONLimits(t *testing.T) {
 	}
 }
 
+// The runtime's default event size limit (1 MiB, button-0.1.0.md: events
+// over it are invalid_event) can be tested by a vector file as shipped: an
+// event of 1 MiB and one byte, as event_json or as event, makes the file
+// larger than 1 MiB, and the file is still read.
+func TestVectorDefaultEventSizeLimit(t *testing.T) {
+	ev := func(n int) string {
+		head := `{"type":"track","event":"Unmapped","pad":"`
+		return head + strings.Repeat("a", n-len(head)-2) + `"}`
+	}
+	at, past := ev(runtime.DefaultMaxEventSize), ev(runtime.DefaultMaxEventSize+1)
+	src := vectorHead +
+		unmapped("at the default limit", "event_json: '"+at+"'", "skip", "event_not_mapped") +
+		unmapped("one byte more", "event_json: '"+past+"'", "reject", "invalid_event") +
+		unmapped("one byte more, as event", "event: "+past, "reject", "invalid_event")
+	dir := t.TempDir()
+	p := filepath.Join(dir, "size.vectors.yaml")
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, ds := conformance.LoadFile(p)
+	if f == nil || ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	runAll(t, f)
+}
+
 // runAll runs every case of f against the embedded catalog and fails t
 // for each case that does not pass.
 func runAll(t *testing.T, f *conformance.File, opts ...runtime.Option) []conformance.CaseResult {
@@ -198,4 +224,39 @@ func TestVectorBlueprintFileSize(t *testing.T) {
 			t.Errorf("error: %v\nwant it to hold %q", err, want)
 		}
 	})
+}
+
+// DESIGN §4: a vector file is YAML, anchors, aliases and merge keys
+// included (a case often reuses an event): they are expanded, and the
+// cases run on the expanded values.
+func TestVectorAnchorsAndAliases(t *testing.T) {
+	src := `blueprint: button
+config: &cfg {application_id: app-abc123def456, api_key: sk-test-123}
+cases:
+- name: base order
+  event: &order
+    type: track
+    event: Order Completed
+    timestamp: '2026-11-24T10:15:30Z'
+    context: {consent: {advertising: true}}
+    properties: &props {order_id: o, total: 1, currency: USD, products: [{product_id: p, price: 1}]}
+  expect: &delivered {outcome: deliver, requests: [{method: POST, url: 'https://api.usebutton.com/v1/order'}]}
+- name: the same event through an alias
+  config: *cfg
+  event: *order
+  expect: *delivered
+- name: a merge key, its own consent winning
+  event: {<<: *order, context: {consent: {advertising: false}}}
+  expect: {outcome: skip, reason: consent_denied}
+- name: merged properties with a bad currency
+  event: {<<: *order, properties: {<<: *props, currency: XX}}
+  expect: {outcome: reject, reason: invalid_field, fields: [currency]}
+`
+	f, ds := conformance.Parse("anchors.yaml", []byte(src), nil)
+	if f == nil || ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	if res := runAll(t, f); len(res) != 4 {
+		t.Errorf("%d cases ran, want 4", len(res))
+	}
 }

@@ -97,7 +97,7 @@ type ExpectHeader struct {
 // LoadFS reads a vector file from a file system (the embedded catalog).
 // A file over the size limit is refused without being read whole.
 func LoadFS(fsys fs.FS, name string) (*File, diag.List) {
-	src, ds := syntax.ReadFile(fsys, name)
+	src, ds := syntax.ReadFileMax(fsys, name, syntax.MaxVectorFileSize)
 	if ds.HasErrors() {
 		return nil, ds
 	}
@@ -112,7 +112,7 @@ func LoadFS(fsys fs.FS, name string) (*File, diag.List) {
 // LoadFile reads a vector file from disk. A file over the size limit is
 // refused without being read whole.
 func LoadFile(name string) (*File, diag.List) {
-	src, ds := syntax.ReadOSFile(name)
+	src, ds := syntax.ReadOSFileMax(name, syntax.MaxVectorFileSize)
 	if ds.HasErrors() {
 		return nil, ds
 	}
@@ -126,7 +126,7 @@ func LoadFile(name string) (*File, diag.List) {
 
 // Parse reads vectors from src. read resolves blueprint_file.
 func Parse(name string, src []byte, read func(rel string) (string, []byte, error)) (*File, diag.List) {
-	f, ds := syntax.Parse(name, src)
+	f, ds := syntax.ParseData(name, src, syntax.MaxVectorFileSize)
 	if ds.HasErrors() {
 		return nil, ds.Sorted()
 	}

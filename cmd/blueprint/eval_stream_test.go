@@ -189,7 +189,8 @@ func TestSendReadError(t *testing.T) {
 }
 
 // Input and output failures exit 1 (not 2, a usage error), saying what
-// failed, for a file argument and for standard input.
+// failed, for a file argument and for standard input. (An event file that
+// cannot be opened is a usage error, exit 2, as for send: TestTestUsage.)
 func TestEvalIOErrorsExit1(t *testing.T) {
 	ev := filepath.Join(t.TempDir(), "ev.json")
 	if err := os.WriteFile(ev, []byte(`{"type":"track","event":"x"}`), 0o600); err != nil {
@@ -206,7 +207,6 @@ func TestEvalIOErrorsExit1(t *testing.T) {
 		{"read error", []string{"-"}, failingReader{bytes.NewReader([]byte("{}\n"))}, io.Discard, "reading events: connection reset"},
 		{"write error, stdin", []string{"-"}, strings.NewReader(`{"event":"x"}` + "\n"), &failingWriter{}, "writing results: disk full"},
 		{"write error, file", []string{ev}, strings.NewReader(""), &failingWriter{}, "writing results: disk full"},
-		{"missing file", []string{ev + ".none"}, strings.NewReader(""), io.Discard, "no such file"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var errs bytes.Buffer
@@ -246,5 +246,42 @@ func TestEvalJSONConfigRefused(t *testing.T) {
 	}
 	if strings.Contains(out+errs, "sk-cfg-secret") {
 		t.Error("the api key was printed")
+	}
+}
+
+// DESIGN §5: an event file holds one JSON value, pretty-printed or not. A
+// broken pretty-printed file (truncated, or two values) or an empty one is
+// one event, one invalid_event result, not one per line nor none; an NDJSON file with a broken line
+// still gives one result per line, as standard input does.
+func TestEvalBrokenPrettyFileIsOneEvent(t *testing.T) {
+	dir := t.TempDir()
+	pretty := "{\n  \"type\": \"track\",\n  \"event\": \"Order Completed\",\n  \"properties\": {\"x\": [1,\n 2]}\n}\n"
+	args := []string{"eval", "--blueprint", "button", "--config", "application_id=app-abc123", "--config", "api_key=sk-key", "--format", "json"}
+	for name, tt := range map[string]struct {
+		text    string
+		results int
+	}{
+		"empty":                 {"", 1},
+		"blank lines":           {"\n  \n", 1},
+		"truncated":             {pretty[:40], 1},
+		"truncated with a mark": {"\xEF\xBB\xBF" + pretty[:40], 1},
+		"two values":            {pretty + pretty, 1},
+		"value and garbage":     {pretty + "x\n", 1},
+		"ndjson, a broken line": {`{"type":"page"}` + "\n{\"type\":\n" + `{"type":"page"}` + "\n", 3},
+		"pretty then a line":    {pretty + `{"type":"page"}` + "\n", 7},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".json")
+		if err := os.WriteFile(p, []byte(tt.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, errs, code := cli(t, "", append(slices.Clone(args), p)...)
+		results := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(results) != tt.results {
+			t.Errorf("%s: exit %d, %d results, want %d\n%s%s", name, code, len(results), tt.results, out, errs)
+			continue
+		}
+		if tt.results == 1 && !strings.Contains(results[0], `"reason":"invalid_event"`) {
+			t.Errorf("%s: %s", name, results[0])
+		}
 	}
 }

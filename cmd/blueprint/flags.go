@@ -88,9 +88,9 @@ func (a *app) bind(f *integrationFlags) (*runtime.Integration, error) {
 			fmt.Fprintf(a.stderr, "  %s %s\n", k, ce.Problems[k])
 			msgs = append(msgs, k+" "+ce.Problems[k])
 		}
-		if a.configJSON {
+		if a.configResult != "" {
 			res := runtime.Result{Outcome: runtime.Reject, Reason: runtime.ReasonInvalidConfig, Fields: ce.Keys, Message: strings.Join(msgs, "; ")}
-			a.stdout.Write(appendResult(nil, res, true))
+			a.stdout.Write(appendResult(nil, res, a.configResult == "json"))
 		}
 		return nil, errFailed
 	case errors.Is(err, runtime.ErrUnknownVariant):

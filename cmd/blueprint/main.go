@@ -136,6 +136,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// their lines whole, and a test's buffer safe.
 	stderr = &lockedWriter{w: stderr}
 	root := newRoot(stdin, out, stderr)
+	if len(args) == 0 {
+		// No verb is a usage error, as a verb with subcommands given none
+		// is (newRoot): the help goes to stderr, exit 2.
+		root.InitDefaultHelpFlag()
+		root.InitDefaultVersionFlag()
+		root.SetOut(stderr)
+		root.Help()
+		fmt.Fprintln(stderr, "blueprint: no command given")
+		return 2
+	}
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil && out.failed() != nil {
@@ -168,9 +178,11 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	catalogDir     string
-	// configJSON: a refused config is also printed on stdout as a JSON
-	// result (eval --format json), for machines that read only stdout.
-	configJSON bool
+	// configResult: eval prints a refused config on stdout too, as the
+	// decision it is ("text" or "json", its --format), for whoever reads
+	// only stdout; "" (send, replay) prints it on stderr only, so that
+	// send's stdout ends with its summary line.
+	configResult string
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -221,6 +233,28 @@ Exit codes: 0 success, 1 failure, 2 usage.`,
 		a.fakeKafkaCmd(),
 		a.serveCmd(),
 	)
+	// Cobra's help verb is listed among the others: it too gets an example
+	// (DESIGN §5: every verb has --help with an example).
+	root.InitDefaultHelpCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "help" {
+			continue
+		}
+		if c.Example == "" {
+			c.Example = "  blueprint help eval\n  blueprint help dlq replay"
+		}
+		// An unknown topic is a usage error, as an unknown verb is
+		// (cobra's help would say so and exit 0).
+		show := c.Run
+		c.Run = nil
+		c.RunE = func(c *cobra.Command, args []string) error {
+			if found, rest, err := c.Root().Find(args); err != nil || found == nil || len(rest) > 0 {
+				return usageErr("help: unknown command %q", strings.Join(args, " "))
+			}
+			show(c, args)
+			return nil
+		}
+	}
 	// A verb with subcommands given none, or an unknown one, is a usage
 	// error (cobra would print its help and exit 0).
 	for _, c := range root.Commands() {

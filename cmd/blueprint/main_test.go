@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -175,6 +176,41 @@ cases:
 	}
 }
 
+// A folder's vector files need not be named *.vectors.yaml: any YAML file
+// with a top-level cases key is one (a failing case there must fail the
+// run, not vanish as "0 passed, 0 failed"), and validate leaves it out.
+func TestFolderVectorsWhateverTheirName(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../blueprints/button/overlays/custom-event.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "overlay.yaml"), src, 0o644)
+	os.MkdirAll(filepath.Join(dir, "cases"), 0o755)
+	os.WriteFile(filepath.Join(dir, "cases", "button.yml"), []byte(`blueprint: button
+config: {application_id: app-abc123, api_key: sk-test-123}
+cases:
+  - name: a page is not mapped
+    event: {type: page}
+    expect: {outcome: skip, reason: event_not_mapped}
+`), 0o644)
+	os.WriteFile(filepath.Join(dir, "wrong.yaml"), []byte(`blueprint_file: ./overlay.yaml
+config: {application_id: app-abc123, api_key: sk-test-123}
+cases:
+  - name: deliberately wrong
+    event: {type: page}
+    expect: {outcome: skip, reason: consent_denied}
+`), 0o644)
+	out, errs, code := cli(t, "", "test", dir)
+	if code != 1 || lastLine(out) != "1 passed, 1 failed" || !strings.Contains(out, "FAIL "+filepath.Join(dir, "wrong.yaml")+":4") {
+		t.Errorf("test DIR: exit %d\n%s%s", code, out, errs)
+	}
+	out, errs, code = cli(t, "", "validate", dir)
+	if code != 0 || !strings.Contains(errs, "1 file: 0 errors") {
+		t.Errorf("validate DIR: exit %d\n%s%s", code, out, errs)
+	}
+}
+
 func TestTestUsage(t *testing.T) {
 	if _, _, code := cli(t, "", "test", "--run", "("); code != 2 {
 		t.Errorf("bad regex: exit %d, want 2", code)
@@ -186,7 +222,8 @@ func TestTestUsage(t *testing.T) {
 		t.Errorf("unknown verb: exit %d, want 2", code)
 	}
 	for _, args := range [][]string{{"dlq"}, {"dlq", "bogus"}, {"outbox", "bogus"}, {"completion", "bash"},
-		{"eval", "--blueprint", "nosuch"}, {"docs", "nosuch"}, {"catalog", "nosuch"}, {"eval", "--blueprint", "./nosuch.yaml"}} {
+		{"eval", "--blueprint", "nosuch"}, {"docs", "nosuch"},
+		{"eval", "--blueprint", "button", "--config", "application_id=app-abc123", "--config", "api_key=sk-1", "/no/such/event.json"}, {"catalog", "nosuch"}, {"eval", "--blueprint", "./nosuch.yaml"}} {
 		if _, _, code := cli(t, "", args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (usage)", args, code)
 		}
@@ -220,9 +257,14 @@ func TestEvalRedactsSecrets(t *testing.T) {
 		}
 	}
 	// A refused config names the key, not the value.
-	_, errs, code := cli(t, orderEvent, "eval", "--blueprint", "button", "--config", "application_id=bad", "--config", "api_key="+secret, "-")
+	out, errs, code := cli(t, orderEvent, "eval", "--blueprint", "button", "--config", "application_id=bad", "--config", "api_key="+secret, "-")
 	if code != 1 || strings.Contains(errs, secret) || !strings.Contains(errs, "application_id") {
 		t.Errorf("exit %d: %s", code, errs)
+	}
+	// The refusal is eval's decision: on stdout too, in text as in JSON,
+	// for whoever reads only stdout (DESIGN §5: eval prints the decision).
+	if want := "reject invalid_config [application_id]: "; !strings.HasPrefix(out, want) || strings.Contains(out, secret) {
+		t.Errorf("stdout %q, want it to start with %q", out, want)
 	}
 }
 
@@ -388,6 +430,48 @@ func TestHelp(t *testing.T) {
 		out, _, code := cli(t, "", verb, "--help")
 		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "blueprint "+verb) {
 			t.Errorf("%s --help: exit %d\n%s", verb, code, out)
+		}
+	}
+}
+
+// Every verb listed by 'blueprint --help', cobra's own help verb included,
+// and every subcommand, has --help with an example.
+func TestHelpEveryVerbHasExample(t *testing.T) {
+	root := newRoot(strings.NewReader(""), io.Discard, io.Discard)
+	root.InitDefaultHelpCmd() // as Execute does
+	var walk func(path []string, c *cobra.Command)
+	walk = func(path []string, c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			if sub.Hidden {
+				continue
+			}
+			p := append(append([]string(nil), path...), sub.Name())
+			out, _, code := cli(t, "", append(p, "--help")...)
+			if code != 0 || !strings.Contains(out, "Examples:") {
+				t.Errorf("blueprint %s --help: exit %d, no example\n%s", strings.Join(p, " "), code, out)
+			}
+			walk(p, sub)
+		}
+	}
+	walk(nil, root)
+}
+
+// No verb, and help about a verb that does not exist, are usage errors
+// (exit 2), as an unknown verb is; 'blueprint --help' and 'blueprint help
+// VERB' are not.
+func TestUsageErrorsWithoutVerb(t *testing.T) {
+	out, errs, code := cli(t, "")
+	if code != 2 || out != "" || !strings.Contains(errs, "Available Commands:") {
+		t.Errorf("no verb: exit %d, stdout %q\n%s", code, out, errs)
+	}
+	for _, args := range [][]string{{"help", "nosuch"}, {"help", "dlq", "nosuch"}} {
+		if _, errs, code := cli(t, "", args...); code != 2 || !strings.Contains(errs, "unknown command") {
+			t.Errorf("%v: exit %d\n%s", args, code, errs)
+		}
+	}
+	for _, args := range [][]string{{"--help"}, {"help"}, {"help", "eval"}, {"help", "dlq", "replay"}, {"--version"}} {
+		if out, errs, code := cli(t, "", args...); code != 0 || out == "" {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out, errs)
 		}
 	}
 }

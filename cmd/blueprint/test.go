@@ -18,7 +18,8 @@ func (a *app) testCmd() *cobra.Command {
 		Use:   "test [PATH...]",
 		Short: "Run conformance vector files and print each failure with a diff",
 		Long: `Run conformance vectors: files named on the command line are read as vector
-files whatever their name; folders are searched for *.vectors.yaml. With no
+files whatever their name; folders are searched for *.vectors.yaml, and for
+other YAML files that hold vectors (a top-level cases key). With no
 path, every vector file shipped in the catalog runs.
 
 Each failing case is printed with its file:line, its name and one line per
@@ -139,5 +140,5 @@ bad flag, a path that does not exist).`,
 }
 
 // vectorFiles: a file is a vector file whatever its name; a folder holds
-// *.vectors.yaml files.
-func vectorFiles(arg string) ([]string, error) { return walkFiles(arg, conformance.IsVectorFile) }
+// *.vectors.yaml files, and other YAML files that hold vectors.
+func vectorFiles(arg string) ([]string, error) { return walkFiles(arg, isVectorFileInFolder) }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/blueprint-engine/blueprint/blueprints"
 	"github.com/blueprint-engine/blueprint/conformance"
@@ -230,7 +232,45 @@ func plural(n int, one, many string) string {
 }
 
 func isBlueprintFile(p string) bool {
-	return (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) && !conformance.IsVectorFile(p)
+	return isYAMLName(p) && !conformance.IsVectorFile(p) && !holdsVectors(p)
+}
+
+func isYAMLName(p string) bool { return strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml") }
+
+// isVectorFileInFolder tells the vector files of a folder: those named
+// *.vectors.yaml, and any other YAML file that holds vectors (a top-level
+// cases key, which no blueprint has), so that a folder of vector files
+// named otherwise is not silently "0 passed, 0 failed".
+func isVectorFileInFolder(p string) bool {
+	return conformance.IsVectorFile(p) || isYAMLName(p) && holdsVectors(p)
+}
+
+// holdsVectors reports whether the YAML file p is a mapping with a
+// top-level cases key. A file that cannot be read or parsed does not.
+func holdsVectors(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, 16<<20))
+	if err != nil {
+		return false
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(src, &doc) != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return false
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value == "cases" {
+			return true
+		}
+	}
+	return false
 }
 
 // expand turns a path into the blueprint files it names: the file itself,

@@ -216,11 +216,22 @@ func Markdown(pub *engine.Blueprint, variant string) (string, error) {
 		} else {
 			w("The first of these that holds a JSON boolean decides (`true` grants, `false` denies): %s.", codeList(cs.Paths, ", "))
 		}
+		missing := "consent missing: **denied** (`when_missing: deny`), `skip` / `consent_denied`"
 		if cs.Allow {
 			w(" When none does, consent is missing and missing means **allowed** (`when_missing: allow`).\n")
+			missing = "consent missing: **allowed** (`when_missing: allow`)"
 		} else {
 			w(" When none does, consent is missing and missing means **denied** (`when_missing: deny`): `skip` / `consent_denied`.\n")
 		}
+		w("\n| category | order | from | decides |\n| --- | --- | --- | --- |\n")
+		if cs.Expr != nil {
+			w("| `%s` | 1 | `%s` | `true` grants, `false` denies |\n", cs.Category, cell(cs.Expr.Text))
+		} else {
+			for i, p := range cs.Paths {
+				w("| `%s` | %d | `%s` | `true` grants, `false` denies; anything else (absent, `null`, text) passes to the next |\n", cs.Category, i+1, p)
+			}
+		}
+		w("| `%s` | — | none of the above | %s |\n", cs.Category, missing)
 	} else {
 		w("No consent gate.\n")
 	}

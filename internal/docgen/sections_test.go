@@ -312,3 +312,34 @@ variants:
 		t.Errorf("identity:\n%s", ids)
 	}
 }
+
+// The Consent section has a table (DESIGN §5: docs prints the consent
+// table): one row per source in order, then what missing consent means.
+func TestConsentTable(t *testing.T) {
+	src := head + `consent:
+  category: advertising
+  from: [context.consent.advertising, context.consent.canonical.marketing]
+  when_missing: deny
+requests:
+  track:
+    method: POST
+    url: https://api.example.com/v1/track
+    body:
+      id: {from: properties.id}
+events:
+  Order Completed: {vendor_event: purchase, request: track}
+`
+	md := markdown(t, compile(t, src), "")
+	want := []string{
+		"| `advertising` | 1 | `context.consent.advertising` | `true` grants, `false` denies; anything else (absent, `null`, text) passes to the next |",
+		"| `advertising` | 2 | `context.consent.canonical.marketing` | `true` grants, `false` denies; anything else (absent, `null`, text) passes to the next |",
+		"| `advertising` | — | none of the above | consent missing: **denied** (`when_missing: deny`), `skip` / `consent_denied` |",
+	}
+	if got := tableRows(md, "\n## Consent\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("consent rows:\n%s\nwant:\n%s\nsection:%s", strings.Join(got, "\n"), strings.Join(want, "\n"), section(md, "Consent"))
+	}
+	md = markdown(t, compile(t, strings.Replace(src, "when_missing: deny", "when_missing: allow", 1)), "")
+	if !strings.Contains(section(md, "Consent"), "| `advertising` | — | none of the above | consent missing: **allowed** (`when_missing: allow`) |") {
+		t.Errorf("allow: %s", section(md, "Consent"))
+	}
+}

@@ -184,3 +184,32 @@ func TestAliasesNotExpanded(t *testing.T) {
 		}
 	})
 }
+
+// ParseData (vector files) expands anchors, aliases and merge keys, within
+// a bound: a "billion laughs" file is one yaml_alias error and bounded
+// memory; a merge key's own keys win over merged ones.
+func TestParseDataExpandsAliases(t *testing.T) {
+	f, ds := ParseData("v.yaml", []byte("base: &b {a: 1, b: 2}\nuse: *b\nmerged: {<<: *b, b: 3, c: 4}\n"), MaxFileSize)
+	if len(ds) != 0 {
+		t.Fatal(ds)
+	}
+	got := fmt.Sprint(Value(f.Root))
+	if want := "map[base:map[a:1 b:2] merged:map[a:1 b:3 c:4] use:map[a:1 b:2]]"; got != want {
+		t.Errorf("expanded: %s, want %s", got, want)
+	}
+	var b strings.Builder
+	b.WriteString("l0: &l0 [" + strings.Repeat("x,", 9) + "x]\n")
+	for i := 1; i < 10; i++ {
+		fmt.Fprintf(&b, "l%d: &l%d [%s*l%d]\n", i, i, strings.Repeat(fmt.Sprintf("*l%d,", i-1), 9), i-1)
+	}
+	boundtest.Run(t, 60*time.Second, 128, func(t *testing.T) {
+		_, ds := ParseData("laughs.yaml", []byte(b.String()), MaxFileSize)
+		if len(ds) != 1 || ds[0].Code != "yaml_alias" {
+			t.Errorf("diagnostics: %v", ds)
+		}
+	})
+	// Blueprints (Parse) still refuse them.
+	if _, ds := Parse("bp.yaml", []byte("base: &b {a: 1}\nuse: *b\n")); len(ds) != 2 {
+		t.Errorf("Parse: %v", ds)
+	}
+}

@@ -28,6 +28,19 @@ import (
 // MaxFileSize is the largest YAML file the compiler reads (1 MiB).
 const MaxFileSize = 1 << 20
 
+// MaxVectorFileSize is the largest conformance vector file read (16 MiB):
+// a vector file must be able to hold an event past the runtime's default
+// event size limit (1 MiB), to test that such an event is invalid_event.
+const MaxVectorFileSize = 16 << 20
+
+// sizeText writes a size limit for messages: "1 MiB", "16 MiB".
+func sizeText(n int) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // MaxDepth is the deepest nesting a YAML file may hold: at most 64 mappings
 // and lists inside each other, the top-level mapping included (the limit
 // events have at run time). It is checked on the text before any parser
@@ -52,12 +65,32 @@ func Pos(file string, n *yaml.Node) diag.Pos {
 
 // Parse reads src as one YAML document. It returns the file and every
 // problem found; on a syntax error Root is nil.
-func Parse(name string, src []byte) (*File, diag.List) {
+func Parse(name string, src []byte) (*File, diag.List) { return ParseMax(name, src, MaxFileSize) }
+
+// ParseMax is Parse with a size limit of max bytes (MaxVectorFileSize for
+// vector files).
+func ParseMax(name string, src []byte, max int) (*File, diag.List) {
+	return parse(name, src, max, false)
+}
+
+// ParseData is ParseMax for data files (conformance vectors), which are
+// plain YAML to their authors: anchors, aliases and merge keys (<<) are
+// allowed there and expanded, so the tree returned holds none of them and
+// every other rule applies to the expanded tree. The expansion is bounded
+// (maxExpandedNodes beyond the file's own nodes): past it, yaml_alias.
+func ParseData(name string, src []byte, max int) (*File, diag.List) {
+	return parse(name, src, max, true)
+}
+
+// maxExpandedNodes bounds what aliases may add to a data file's tree.
+const maxExpandedNodes = 1 << 17
+
+func parse(name string, src []byte, max int, data bool) (*File, diag.List) {
 	f := &File{Name: name, Src: src}
 	var ds diag.List
-	if len(src) > MaxFileSize {
+	if len(src) > max {
 		ds.Errorf(diag.Pos{File: name, Line: 1, Col: 1}, "file_too_large",
-			"file is %d bytes; the limit is %d bytes (1 MiB)", len(src), MaxFileSize)
+			"file is %d bytes; the limit is %d bytes (%s)", len(src), max, sizeText(max))
 		return f, ds
 	}
 	if !utf8.Valid(src) {
@@ -90,8 +123,113 @@ func Parse(name string, src []byte) (*File, diag.List) {
 	if len(doc.Content) == 1 {
 		f.Root = doc.Content[0]
 	}
+	if data && f.Root != nil {
+		if n, aliased := countNodes(f.Root); aliased {
+			e := &expander{left: n + maxExpandedNodes, active: map[*yaml.Node]bool{}}
+			root := e.node(f.Root)
+			if e.err != "" {
+				ds.Errorf(Pos(name, e.at), "yaml_alias", "%s", e.err)
+				return f, ds
+			}
+			f.Root = root
+		}
+	}
 	check(name, f.Root, 0, &ds)
 	return f, ds
+}
+
+// countNodes counts the nodes of the tree n as written, and tells whether
+// it holds an alias, an anchor or a merge key.
+func countNodes(n *yaml.Node) (count int, aliased bool) {
+	if n == nil {
+		return 0, false
+	}
+	count, aliased = 1, n.Kind == yaml.AliasNode || n.Anchor != "" || n.Tag == "!!merge"
+	for _, c := range n.Content {
+		k, a := countNodes(c)
+		count, aliased = count+k, aliased || a
+	}
+	return count, aliased
+}
+
+// expander copies a tree with its aliases replaced by copies of what they
+// name, anchors dropped and merge keys (<<) merged, within a node budget.
+type expander struct {
+	left   int
+	active map[*yaml.Node]bool // the anchored nodes being expanded
+	err    string
+	at     *yaml.Node
+}
+
+func (e *expander) fail(n *yaml.Node, msg string) {
+	if e.err == "" {
+		e.err, e.at = msg, n
+	}
+}
+
+func (e *expander) node(n *yaml.Node) *yaml.Node {
+	if n == nil || e.err != "" {
+		return n
+	}
+	if e.left--; e.left < 0 {
+		e.fail(n, fmt.Sprintf("aliases expand to more than %d nodes beyond the file's own", maxExpandedNodes))
+		return n
+	}
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil || e.active[n.Alias] {
+			e.fail(n, fmt.Sprintf("alias *%s names a value that holds it", n.Value))
+			return n
+		}
+		e.active[n.Alias] = true
+		c := e.node(n.Alias)
+		delete(e.active, n.Alias)
+		return c
+	}
+	c := *n
+	c.Anchor = ""
+	c.Content = nil
+	if n.Kind != yaml.MappingNode {
+		for _, k := range n.Content {
+			c.Content = append(c.Content, e.node(k))
+		}
+		return &c
+	}
+	// A mapping: the keys written in it win over merged ones, and of the
+	// merged mappings the first that has a key gives it (YAML's << rule).
+	var merged, own []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+			m := e.node(v)
+			maps := []*yaml.Node{m}
+			if m != nil && m.Kind == yaml.SequenceNode {
+				maps = m.Content
+			}
+			for _, mm := range maps {
+				if mm == nil || mm.Kind != yaml.MappingNode {
+					e.fail(k, "merge key << needs a mapping, or a list of mappings")
+					return &c
+				}
+				merged = append(merged, mm.Content...)
+			}
+			continue
+		}
+		own = append(own, e.node(k), e.node(v))
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(own); i += 2 {
+		if own[i].Kind == yaml.ScalarNode {
+			seen[own[i].Value] = true
+		}
+	}
+	for i := 0; i+1 < len(merged); i += 2 {
+		if k := merged[i]; k.Kind != yaml.ScalarNode || !seen[k.Value] {
+			seen[k.Value] = true
+			c.Content = append(c.Content, merged[i], merged[i+1])
+		}
+	}
+	c.Content = append(c.Content, own...)
+	return &c
 }
 
 var tooDeepMsg = fmt.Sprintf("nesting is deeper than %d levels: a file holds at most %d mappings and lists inside each other, the top level included", MaxDepth, MaxDepth)
