@@ -3,9 +3,6 @@ package kafka
 import (
 	"context"
 	"testing"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/blueprint-engine/blueprint/runtime/delivery"
 	"github.com/blueprint-engine/blueprint/runtime/delivery/deliverytest"
@@ -18,17 +15,7 @@ import (
 // raw-events, so its request is sent twice with the same item ID.
 func TestDeliveryContract(t *testing.T) {
 	deliverytest.Run(t, func(t *testing.T, s deliverytest.Setup) deliverytest.System {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		cfg := Config{Brokers: c.ListenAddrs()}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := EnsureTopics(ctx, cfg, 1, deliverytest.Integration); err != nil {
-			t.Fatal(err)
-		}
+		cfg, _ := fakeCluster(t, 1, deliverytest.Integration)
 		ing, err := NewIngester(cfg)
 		if err != nil {
 			t.Fatal(err)

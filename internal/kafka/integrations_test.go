@@ -25,12 +25,7 @@ import (
 // refused (saying how to fix it) with more partitions or a deleting
 // policy.
 func TestEnsureIntegrationsTopic(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cfg := Config{Brokers: c.ListenAddrs()}
+	cfg, _ := fakeCluster(t, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for range 2 { // the second finds it and checks it
@@ -91,17 +86,9 @@ func TestEnsureIntegrationsTopic(t *testing.T) {
 
 func configCluster(t *testing.T) Config {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cfg := Config{Brokers: c.ListenAddrs()}
+	cfg, _ := fakeCluster(t, 1, intID)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := EnsureTopics(ctx, cfg, 1, intID); err != nil {
-		t.Fatal(err)
-	}
 	if err := EnsureIntegrationsTopic(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}

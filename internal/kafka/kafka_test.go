@@ -29,8 +29,10 @@ const (
 	intID  = "int_btn1"
 )
 
-// cluster starts a kfake broker and creates the topics.
-func cluster(t *testing.T) Config {
+// fakeCluster starts a one-broker kfake cluster, closed when the test
+// ends, and creates the topics of the integrations ids (none: no topic)
+// with the given partitions.
+func fakeCluster(t *testing.T, partitions int32, ids ...string) (Config, *kfake.Cluster) {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
@@ -38,11 +40,22 @@ func cluster(t *testing.T) Config {
 	}
 	t.Cleanup(c.Close)
 	cfg := Config{Brokers: c.ListenAddrs()}
+	if len(ids) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := EnsureTopics(ctx, cfg, partitions, ids...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cfg, c
+}
+
+// cluster starts a kfake broker and creates the topics.
+func cluster(t *testing.T) Config {
+	t.Helper()
+	cfg, _ := fakeCluster(t, 2, intID)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := EnsureTopics(ctx, cfg, 2, intID); err != nil {
-		t.Fatal(err)
-	}
 	if err := EnsureTopics(ctx, cfg, 2, intID); err != nil { // again: left alone
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -15,17 +14,9 @@ import (
 // each partition, everything when it has never committed, and topics
 // that do not exist yet are left out without an error.
 func TestAdminLag(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cfg := Config{Brokers: c.ListenAddrs()}
+	cfg, _ := fakeCluster(t, 2, "int_a")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := EnsureTopics(ctx, cfg, 2, "int_a"); err != nil {
-		t.Fatal(err)
-	}
 	cl, err := cfg.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)

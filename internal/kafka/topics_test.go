@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -19,17 +18,9 @@ import (
 // EnsureIntegrationsTopic does; a missing one is an error naming it.
 // Before, any refusal stopped serve at start, topics made or not.
 func TestEnsureTopicsNotAllowedToCreate(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cfg := Config{Brokers: c.ListenAddrs()}
+	cfg, c := fakeCluster(t, 1, intID) // the operators' topics
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := EnsureTopics(ctx, cfg, 1, intID); err != nil { // the operators' topics
-		t.Fatal(err)
-	}
 	var code atomic.Int32
 	c.ControlKey(int16(kmsg.CreateTopics), func(kr kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
