@@ -154,37 +154,21 @@ func (h *harness) stop() {
 	h.cancel = nil
 }
 
-// call makes a management request and decodes the JSON answer.
+// call makes a management request and decodes the JSON answer: body
+// nil sends none, a string as it is, anything else as its JSON, with
+// Content-Type application/json.
 func (h *harness) call(method, path, token string, body any) (int, map[string]any, http.Header) {
 	h.t.Helper()
-	var rd io.Reader
+	var text, ct string
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		text, ct = b, "application/json"
 	default:
 		j, _ := json.Marshal(b)
-		rd = bytes.NewReader(j)
+		text, ct = string(j), "application/json"
 	}
-	req, _ := http.NewRequest(method, h.admin+path, rd)
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	if out == nil {
-		out = map[string]any{"_raw": string(raw)}
-	}
-	return resp.StatusCode, out, resp.Header
+	return h.raw(method, path, token, ct, text)
 }
 
 func (h *harness) login() string {
