@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
@@ -169,8 +170,8 @@ var functions = []Function{
 	},
 	{
 		Name: "snake_case", Signature: "snake_case(text) string",
-		Doc:     "Lower-cases the text and turns every run of characters other than a-z and 0-9 into one _, trimming _ at both ends: a vendor event name from a source event name.",
-		Example: `snake_case(" Checkout Step-2 Viewed! ") == "checkout_step_2_viewed"`,
+		Doc:     "Lower-cases the text and joins its words with one _: every run of characters other than a-z, A-Z and 0-9 separates words, and so does a capital after a lower-case letter or digit, or ending a run of capitals before a lower-case letter (camelCase); _ is trimmed at both ends. A vendor event name from a source event name.",
+		Example: `snake_case(" Checkout Step-2 Viewed! ") == "checkout_step_2_viewed" && snake_case("addedToHTMLCart") == "added_to_html_cart"`,
 		fn:      fnSnakeCase,
 		types:   []any{new(func(string) string)},
 		cost:    chargeText(1, 0),
@@ -314,20 +315,46 @@ func fnSnakeCase(args ...any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return snakeCase(s), nil
+}
+
+// snakeCase lower-cases s and writes its words joined by one _: a word is
+// a run of a-z, A-Z and 0-9 (other letters lower-cased to a-z count too),
+// and a capital starts a new word after a lower-case letter or a digit
+// (orderCompleted: order_completed), or when it ends a run of capitals
+// before a lower-case letter (HTMLPage: html_page). Everything else
+// separates words.
+func snakeCase(s string) string {
+	rs := []rune(s)
 	var b strings.Builder
 	sep := false
-	for _, r := range strings.ToLower(s) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			if sep && b.Len() > 0 {
-				b.WriteByte('_')
-			}
-			sep = false
-			b.WriteRune(r)
+	prev := rune(0) // the previous rune kept, as written; 0 after a separator
+	for i, r := range rs {
+		lr := r
+		if r >= 0x80 {
+			lr = unicode.ToLower(r)
+		} else if r >= 'A' && r <= 'Z' {
+			lr = r + 'a' - 'A'
+		}
+		if !(lr >= 'a' && lr <= 'z' || lr >= '0' && lr <= '9') {
+			sep, prev = true, 0
 			continue
 		}
-		sep = true
+		if r >= 'A' && r <= 'Z' {
+			switch {
+			case prev >= 'a' && prev <= 'z', prev >= '0' && prev <= '9':
+				sep = true
+			case prev >= 'A' && prev <= 'Z' && i+1 < len(rs) && rs[i+1] >= 'a' && rs[i+1] <= 'z':
+				sep = true
+			}
+		}
+		if sep && b.Len() > 0 {
+			b.WriteByte('_')
+		}
+		sep, prev = false, r
+		b.WriteRune(lr)
 	}
-	return b.String(), nil
+	return b.String()
 }
 
 // regexCache keeps compiled patterns of regex_replace, bounded: a pattern
