@@ -241,6 +241,20 @@ func TestEndToEnd(t *testing.T) {
 	if n := len(all[DeliveryTopic(intID)]); n != 12 {
 		t.Errorf("%s holds %d records, want 12", DeliveryTopic(intID), n)
 	}
+	// Each delivery record carries the request as built, without its
+	// secret (DESIGN: delivery-{id} holds built requests, no secret in
+	// them); noSecret below greps it with the rest.
+	for _, raw := range all[DeliveryTopic(intID)] {
+		var rec DeliveryRecord
+		if err := json.Unmarshal(raw[bytes.IndexByte(raw, '{'):], &rec); err != nil {
+			t.Fatalf("delivery record %s: %v", raw, err)
+		}
+		b := rec.Built
+		if b == nil || b.Method != "POST" || b.URL != "https://api.usebutton.com/v1/order" ||
+			b.Headers["Authorization"] != "Basic ***" || !strings.Contains(b.Body, `"order_id":"`) {
+			t.Errorf("delivery record %s: built request %+v, want POST .../v1/order, Basic ***, the order's body", rec.ID, b)
+		}
+	}
 	var kinds []string
 	for _, raw := range all[DLQEvents] {
 		i := bytes.IndexByte(raw, '{')

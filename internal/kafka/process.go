@@ -246,8 +246,19 @@ func decide(b delivery.Binding, key, event []byte, res runtime.Result, now time.
 		}
 		d.Items = its
 		for _, it := range its {
-			v, err := json.Marshal(DeliveryRecord{ID: it.ID, IntegrationID: b.Name, Blueprint: it.Blueprint, Variant: it.Variant,
-				Request: it.Request, MessageID: it.MessageID, VendorEvent: it.VendorEvent, Event: it.Event, CreatedAt: it.CreatedAt})
+			rec := DeliveryRecord{ID: it.ID, IntegrationID: b.Name, Blueprint: it.Blueprint, Variant: it.Variant,
+				Request: it.Request, MessageID: it.MessageID, VendorEvent: it.VendorEvent, Event: it.Event, CreatedAt: it.CreatedAt}
+			if it.Request >= 0 && it.Request < len(d.Result.Requests) {
+				rr := b.Integration.Redacted(d.Result.Requests[it.Request])
+				rec.Built = &BuiltRequest{Method: rr.Method, URL: rr.URL, Headers: rr.Headers, Body: string(rr.Body)}
+			}
+			v, err := json.Marshal(rec)
+			if err == nil && rec.Built != nil && len(key)+len(v) > MaxRecordBytes {
+				// The view is for reading only: a record too large
+				// with it goes without it.
+				rec.Built = nil
+				v, err = json.Marshal(rec)
+			}
 			if err != nil {
 				return d, nil, fmt.Errorf("kafka: process: %w", err)
 			}

@@ -71,6 +71,24 @@ type DeliveryRecord struct {
 	// LastStatus and LastError describe the last attempt, redacted.
 	LastStatus int    `json:"last_status,omitempty"`
 	LastError  string `json:"last_error,omitempty"`
+	// Built is the request as the processor built it, redacted as every
+	// view of a request is (auth as "Basic ***", secret fields and query
+	// parameters as ***, any secret config value replaced): what the
+	// platform's consumers of delivery-{id} read. The deliverer never
+	// sends it: it rebuilds the request from Event with the revision
+	// current at send time, which adds the credentials in memory only.
+	// Left out when the record would be over MaxRecordBytes with it, and
+	// on records a dead-letter replay makes.
+	Built *BuiltRequest `json:"built,omitempty"`
+}
+
+// BuiltRequest is a built vendor request without its secrets.
+type BuiltRequest struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	// Body is the body as text, in its encoding (JSON, form, ...).
+	Body string `json:"body"`
 }
 
 // MaxRecordBytes bounds the key and value of a record the roles produce
