@@ -155,8 +155,12 @@ func TestEventKey(t *testing.T) {
 		`{"userId":"u","messageId":"m"}`:                   "u",
 		`{"user_id":"u2","message_id":"m"}`:                "u2",
 		`{"messageId":"m"}`:                                "m",
-		`{"anonymousId":"","userId":7,"messageId":"m"}`:    "m",
-		`{}`: "",
+		`{"anonymousId":"","userId":7,"messageId":"m"}`:    "7",
+		`{"user_id":1001,"message_id":"m"}`:                "1001",
+		`{"userId":"","messageId":"m"}`:                    "m",
+		`{"anonymousId":7,"messageId":"m"}`:                "m",
+		`{"userId":true,"messageId":"m"}`:                  "m",
+		`{}`:                                               "",
 	} {
 		if got := string(EventKey([]byte(ev))); got != want {
 			t.Errorf("EventKey(%s) = %q, want %q", ev, got, want)

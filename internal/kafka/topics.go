@@ -31,20 +31,28 @@ func RetryTopic(integrationID string) string { return "delivery-retry-" + integr
 
 // EventKey is the partition key of an event: anonymousId, else userId,
 // else messageId (the snake_case spellings too), so that one user's events
-// stay in order. nil when the event has none of them.
+// stay in order. A user id written as a JSON number keys by its text as
+// written (42 and "42" are one user, as the blueprints' customer ids
+// read them); other ids count only as non-empty strings. nil when the
+// event has none of them.
 func EventKey(event []byte) []byte {
 	for _, path := range []string{"anonymousId", "anonymous_id", "userId", "user_id", "messageId", "message_id"} {
-		if v := gjson.GetBytes(event, path); v.Type == gjson.String && v.Str != "" {
+		v := gjson.GetBytes(event, path)
+		if v.Type == gjson.String && v.Str != "" {
 			return []byte(v.Str)
+		}
+		if v.Type == gjson.Number && (path == "userId" || path == "user_id") {
+			return []byte(v.Raw)
 		}
 	}
 	return nil
 }
 
 // DeliveryRecord is the value of a record of delivery-{id} and
-// delivery-retry-{id}. It holds what the request is rebuilt from, never
-// the request itself (its credentials are added at send time, from the
-// integration's current revision).
+// delivery-retry-{id}. It holds what the request is rebuilt from and a
+// redacted view of the request as built (Built), never the request sent:
+// its credentials are added at send time, from the integration's current
+// revision.
 type DeliveryRecord struct {
 	// ID is the outbox item ID (send.Items): the integration, the event's
 	// message id (or the hash of its bytes) and the request index. The
