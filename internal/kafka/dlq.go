@@ -3,7 +3,9 @@ package kafka
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,8 +85,9 @@ type DLQIndexOptions struct {
 // reject (by record).
 type DeadLetter struct {
 	// ID is the item ID of a dead delivery (the same request's ID on
-	// delivery-{id}), or rej_{partition}_{offset} for a reject: the same
-	// in every process that reads the topic.
+	// delivery-{id}), or for a reject rej_ and a digest of the
+	// integration and the event (rejectID): the same in every process that
+	// reads the topic, and for the same reject produced twice.
 	ID            string          `json:"id"`
 	Kind          string          `json:"kind"`
 	IntegrationID string          `json:"integration_id"`
@@ -459,7 +462,7 @@ func (x *DLQIndex) parse(r *kgo.Record) DeadLetter {
 		if err := json.Unmarshal(v, &rr); err != nil {
 			return unreadable(err.Error())
 		}
-		dl.ID = fmt.Sprintf("%s%d_%d", RejectIDPrefix, r.Partition, r.Offset)
+		dl.ID = rejectID(dl.IntegrationID, rr.OriginalEvent, r)
 		dl.Error, dl.Details, dl.OriginalEvent = rr.Error, rr.Details, rr.OriginalEvent
 		if rr.Fields != nil {
 			dl.Fields = rr.Fields
@@ -860,9 +863,11 @@ func (x *DLQIndex) Replay(ctx context.Context, b delivery.Binding, ids []string,
 			}
 		}
 		for _, dl := range fed {
-			if _, ok, err := getEntry(e, dl.ID); err != nil {
+			// A reject answered again has the same ID (the same event):
+			// if the index has read it already, it stays listed.
+			if cur, ok, err := getEntry(e, dl.ID); err != nil {
 				return err
-			} else if ok {
+			} else if ok && cur.Seq == dl.Seq {
 				if err := deleteEntry(ib, dl); err != nil {
 					return err
 				}
@@ -897,6 +902,23 @@ func isObject(b []byte) bool {
 }
 
 // messageID is the event's message id, read as send.Items reads it.
+// rejectID is the ID of a reject: rej_ and a digest of the integration
+// and the event as the record holds it, so that a reject produced again
+// (a processor restarted before its commit evaluates the same records
+// again) is the same dead letter, as a dead delivery is by its item ID,
+// and every process that reads the topic names it alike. A record without
+// its event is named by where it is (rej_{partition}_{offset}).
+func rejectID(integrationID string, event json.RawMessage, r *kgo.Record) string {
+	if len(event) == 0 || string(event) == "null" {
+		return fmt.Sprintf("%s%d_%d", RejectIDPrefix, r.Partition, r.Offset)
+	}
+	h := sha256.New()
+	h.Write([]byte(integrationID))
+	h.Write([]byte{0})
+	h.Write(event)
+	return RejectIDPrefix + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
 func messageID(event []byte) string {
 	m := gjson.GetBytes(event, "message_id")
 	if !m.Exists() || m.String() == "" {

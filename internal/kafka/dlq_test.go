@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -170,9 +171,11 @@ func TestDLQIndexReplay(t *testing.T) {
 	if res.Replayed != 3 || len(res.Decisions) != 1 || res.Decisions[0].Result.Outcome != runtime.Reject {
 		t.Fatalf("replay: %+v", res)
 	}
-	// The reject answered again is listed when Replay returns.
+	// The reject answered again is listed when Replay returns, under the
+	// same ID: the same event rejected by the same integration is one dead
+	// letter (as a reject produced twice by a restarted processor is).
 	list, _ = x.List(intID)
-	if len(list) != 2 || list[0].ID != bad.ID || list[1].Kind != KindReject || list[1].ID == rej.ID {
+	if len(list) != 2 || list[0].ID != bad.ID || list[1].Kind != KindReject || list[1].ID != rej.ID || !list[1].ReplayedAt.IsZero() {
 		t.Fatalf("after replay: %+v", list)
 	}
 	waitFor(t, "both orders at the vendor", func() bool { return v.fb.Stats().Created == 2 })
@@ -181,7 +184,7 @@ func TestDLQIndexReplay(t *testing.T) {
 		t.Fatalf("vendor: %+v", st)
 	}
 	// Replayed again: nothing to do.
-	if res, err := x.Replay(ctx, fixed, []string{dead[0].ID, rej.ID}, time.Now()); err != nil || res.Replayed != 0 {
+	if res, err := x.Replay(ctx, fixed, []string{dead[0].ID, "rej_nope"}, time.Now()); err != nil || res.Replayed != 0 {
 		t.Fatalf("second replay: %+v %v", res, err)
 	}
 	if _, err := x.Get(intID, dead[0].ID); !errors.Is(err, ErrNotFound) {
@@ -286,5 +289,46 @@ func TestDLQIndexUnavailable(t *testing.T) {
 	defer cancel2()
 	if err := bad.Sync(ctx2); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("sync without a broker: %v", err)
+	}
+}
+
+// TestDLQIndexRejectProducedTwice: a processor restarted before its commit
+// evaluates the same records again and produces their rejects again; the
+// index lists such a reject once (its ID is the integration's and the
+// event's), while another event's reject is its own entry, and a record
+// without its event is named by where it is.
+func TestDLQIndexRejectProducedTwice(t *testing.T) {
+	cfg := cluster(t)
+	x := openIndex(t, cfg, filepath.Join(t.TempDir(), DLQIndexFile), 0)
+	defer x.Close()
+	run(t, x.Run)
+	rec := func(event string) *kgo.Record {
+		v, _ := json.Marshal(delivery.RejectRecord{Error: "missing_required_field", Details: "d", Fields: []string{"order_id"}, IntegrationID: intID,
+			OriginalEvent: json.RawMessage(event)})
+		return &kgo.Record{Topic: DLQEvents, Key: []byte("u-1"), Value: v}
+	}
+	produce(t, cfg, rec(`{"messageId":"m-1"}`), rec(`{"messageId":"m-2"}`), rec(`{"messageId":"m-1"}`), rec(`null`), rec(`null`))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := x.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	list, err := x.List(intID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, dl := range list {
+		if !strings.HasPrefix(dl.ID, RejectIDPrefix) {
+			t.Errorf("reject ID %q", dl.ID)
+		}
+		events = append(events, string(dl.OriginalEvent))
+	}
+	// Newest first: the second m-1 replaced the first.
+	if want := []string{"null", "null", `{"messageId":"m-1"}`, `{"messageId":"m-2"}`}; !slices.Equal(events, want) {
+		t.Fatalf("listed %q (%v), want %q", events, ids(list), want)
+	}
+	if list[0].ID == list[1].ID {
+		t.Errorf("two records without their event share the ID %s", list[0].ID)
 	}
 }
