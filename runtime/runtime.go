@@ -237,6 +237,11 @@ type Options struct {
 	// (nil: time.Now). The sender signs every attempt again, with its own
 	// clock.
 	Clock func() time.Time
+	// AllowPrivateAddresses accepts a url config value whose host is a
+	// private, loopback or link-local IP literal, refused by default
+	// (invalid_config). Set it with the sender's AllowPrivateAddresses:
+	// the operator allows internal receivers.
+	AllowPrivateAddresses bool
 }
 
 // Option sets an Option.
@@ -258,6 +263,13 @@ func WithExprBudget(bytes, steps int64) Option {
 // WithClock sets the clock that signs requests at Evaluate (default
 // time.Now): conformance vectors fix it with now.
 func WithClock(now func() time.Time) Option { return func(o *Options) { o.Clock = now } }
+
+// WithAllowPrivateAddresses accepts url config values that are private,
+// loopback or link-local IP literals (default: refused), for an operator
+// whose sender allows such receivers (send.Options.AllowPrivateAddresses).
+func WithAllowPrivateAddresses(allow bool) Option {
+	return func(o *Options) { o.AllowPrivateAddresses = allow }
+}
 
 // Integration is a blueprint bound to one variant and one checked config.
 type Integration struct {
@@ -429,7 +441,7 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 			}
 			continue
 		}
-		val, err := compiler.CheckConfigValue(f, raw)
+		val, err := compiler.CheckConfigValueAllowing(f, raw, in.opts.AllowPrivateAddresses)
 		if err != nil {
 			problems[f.Key] = err.Error()
 			continue

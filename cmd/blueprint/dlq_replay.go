@@ -45,6 +45,7 @@ The run waits for the replayed requests only, not for other pending ones.`,
 			if err != nil {
 				return err
 			}
+			fl.allowPrivate = df.allowPriv
 			in, err := a.bind(&fl)
 			if err != nil {
 				return err

@@ -28,6 +28,9 @@ type integrationFlags struct {
 	config       []string
 	configFile   string
 	maxEventSize int
+	// allowPrivate is set from --allow-private-addresses by the commands
+	// that deliver: a url config value may then be a private IP literal.
+	allowPrivate bool
 }
 
 // The ranges of the numeric flags: a value outside is a usage error that
@@ -78,7 +81,7 @@ func (a *app) bind(f *integrationFlags) (*runtime.Integration, error) {
 	if err != nil {
 		return nil, err
 	}
-	in, err := runtime.Bind(bp, f.variant, cfg, runtime.WithMaxEventSize(f.maxEventSize))
+	in, err := runtime.Bind(bp, f.variant, cfg, runtime.WithMaxEventSize(f.maxEventSize), runtime.WithAllowPrivateAddresses(f.allowPrivate))
 	var ce *runtime.ConfigError
 	switch {
 	case errors.As(err, &ce):

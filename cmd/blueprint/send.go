@@ -64,6 +64,7 @@ finish (10 s at most) and leave the rest in the outbox.`,
 			if err != nil {
 				return err
 			}
+			fl.allowPrivate = df.allowPriv
 			in, err := a.bind(&fl)
 			if err != nil {
 				return err

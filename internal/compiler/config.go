@@ -19,7 +19,16 @@ import (
 // type, as a command line gives it ("42", "true"). Errors never contain the
 // value of a secret.
 func CheckConfigValue(f *ConfigField, v any) (any, error) {
-	val, err := checkConfigType(f, v)
+	return CheckConfigValueAllowing(f, v, false)
+}
+
+// CheckConfigValueAllowing is CheckConfigValue for an operator who allows
+// private receivers (--allow-private-addresses): with allowPrivate, a url
+// whose host is a private, loopback or link-local IP literal is accepted,
+// as the sender then lets a connection reach such an address (vendors.md:
+// refused "unless the operator allows it").
+func CheckConfigValueAllowing(f *ConfigField, v any, allowPrivate bool) (any, error) {
+	val, err := checkConfigType(f, v, allowPrivate)
 	if err != nil {
 		return nil, err
 	}
@@ -41,14 +50,14 @@ func CheckConfigValue(f *ConfigField, v any) (any, error) {
 	return val, nil
 }
 
-func checkConfigType(f *ConfigField, v any) (any, error) {
+func checkConfigType(f *ConfigField, v any, allowPrivate bool) (any, error) {
 	switch f.Type {
 	case ConfigURL:
 		s, ok := v.(string)
 		if !ok {
 			return nil, fmt.Errorf("must be an https URL, not %s", describeValue(v))
 		}
-		if msg := urlProblem(s); msg != "" {
+		if msg := urlProblem(s, allowPrivate); msg != "" {
 			return nil, errors.New(msg)
 		}
 		return s, nil
@@ -127,8 +136,9 @@ const MaxURLLen = 2048
 // absolute https URL (scheme compared case-insensitively) of at most 2048
 // characters, with a host, no user information and no fragment, and a host
 // written as an IP address must not be private, loopback or link-local
-// (names are checked when they are resolved, at every connection).
-func urlProblem(s string) string {
+// (names are checked when they are resolved, at every connection), unless
+// allowPrivate: the operator allows private receivers.
+func urlProblem(s string, allowPrivate bool) string {
 	if len(s) > MaxURLLen {
 		return fmt.Sprintf("is longer than %d characters", MaxURLLen)
 	}
@@ -148,7 +158,7 @@ func urlProblem(s string) string {
 		return "is not an absolute URL"
 	case u.Port() != "" && !validPort(u.Port()):
 		return "has a port outside 1 to 65535"
-	case netguard.RefusedHost(u.Hostname()):
+	case !allowPrivate && netguard.RefusedHost(u.Hostname()):
 		return "is a private, loopback or link-local address"
 	case !hostChars(u.Hostname()):
 		// A * would be read by the host allow-list as a wildcard.

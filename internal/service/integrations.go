@@ -127,8 +127,8 @@ func (s *Service) view(in *store.Integration) (integrationView, error) {
 
 // bindConfig checks a variant and config the way Bind does: a refused one
 // is 422 naming every key at fault (the variant as "variant").
-func bindConfig(bp *engine.Blueprint, variant string, config map[string]any) (*runtime.Integration, error) {
-	in, err := runtime.Bind(bp, variant, config)
+func (s *Service) bindConfig(bp *engine.Blueprint, variant string, config map[string]any) (*runtime.Integration, error) {
+	in, err := runtime.Bind(bp, variant, config, s.bindOptions()...)
 	var ce *runtime.ConfigError
 	switch {
 	case err == nil:
@@ -139,6 +139,12 @@ func bindConfig(bp *engine.Blueprint, variant string, config map[string]any) (*r
 		return nil, &apiError{Status: http.StatusUnprocessableEntity, Code: "INVALID_VARIANT", Message: err.Error(), Fields: []string{"variant"}}
 	}
 	return nil, errorf(http.StatusUnprocessableEntity, "INVALID_CONFIG", "%s", err.Error())
+}
+
+// bindOptions are Bind's options for this service: a url config value may
+// be a private IP literal when the sender allows private receivers.
+func (s *Service) bindOptions() []runtime.Option {
+	return []runtime.Option{runtime.WithAllowPrivateAddresses(s.cfg.Delivery.Sender.AllowPrivateAddresses)}
 }
 
 // rebind binds every enabled integration's current revision and hands the
@@ -164,7 +170,7 @@ func (s *Service) rebind() error {
 			s.log.Error("integration's blueprint does not compile; not delivering", "integration", it.ID, "blueprint", it.Vendor+"@"+it.Version, "error", err.Error())
 			continue
 		}
-		in, err := runtime.Bind(bp, rev.Variant, rev.Config)
+		in, err := runtime.Bind(bp, rev.Variant, rev.Config, s.bindOptions()...)
 		if err != nil {
 			s.log.Error("integration's config is refused; not delivering", "integration", it.ID, "error", err.Error())
 			continue
@@ -272,7 +278,7 @@ func (s *Service) install(w http.ResponseWriter, r *http.Request) error {
 	if body.Config == nil {
 		body.Config = map[string]any{}
 	}
-	in, err := bindConfig(bp, body.Variant, body.Config)
+	in, err := s.bindConfig(bp, body.Variant, body.Config)
 	if err != nil {
 		return err
 	}
@@ -403,7 +409,7 @@ func (s *Service) integrationPatch(w http.ResponseWriter, r *http.Request) error
 		if body.Variant != nil {
 			variant = *body.Variant
 		}
-		in, err := bindConfig(bp, variant, cfg)
+		in, err := s.bindConfig(bp, variant, cfg)
 		if err != nil {
 			return err
 		}

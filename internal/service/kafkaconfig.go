@@ -363,7 +363,7 @@ func (s *Service) bindRecord(r *kafka.IntegrationRecord) (*runtime.Integration, 
 	if err != nil {
 		return nil, err
 	}
-	in, err := runtime.Bind(bp, r.Variant, cfg)
+	in, err := runtime.Bind(bp, r.Variant, cfg, s.bindOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("blueprint %s@%s refuses its config here: %w", r.Vendor, r.Version, err)
 	}
