@@ -180,9 +180,15 @@ func TestDLQIndexReplay(t *testing.T) {
 	if st := v.fb.Stats(); st.Created != 2 || st.Duplicates != 0 {
 		t.Fatalf("vendor: %+v", st)
 	}
-	// Replayed again: nothing to do.
-	if res, err := x.Replay(ctx, fixed, []string{dead[0].ID, rej.ID}, time.Now()); err != nil || res.Replayed != 0 {
+	// Replayed again: nothing to do for the dead delivery; the reject,
+	// dropped once replayed, is no longer a dead letter (named: 404).
+	if res, err := x.Replay(ctx, fixed, []string{dead[0].ID}, time.Now()); err != nil || res.Replayed != 0 {
 		t.Fatalf("second replay: %+v %v", res, err)
+	}
+	var nf *NotFoundError
+	if _, err := x.Replay(ctx, fixed, []string{dead[0].ID, rej.ID, "rej_9_9"}, time.Now()); !errors.As(err, &nf) || !errors.Is(err, ErrNotFound) ||
+		strings.Join(nf.IDs, ",") != rej.ID+",rej_9_9" {
+		t.Fatalf("replay of a replayed reject and an unknown one: %v", err)
 	}
 	if _, err := x.Get(intID, dead[0].ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a replayed dead letter is still shown: %v", err)

@@ -133,9 +133,9 @@ func (s *Service) adminHandler() http.Handler {
 	mux.Handle("GET /app.js", live.Page())
 	mux.Handle("GET /app.css", live.Page())
 	mux.Handle("GET /favicon.ico", live.Page()) // 204: a browser asks at every load
-	mux.Handle("/v1/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(http.StatusNotFound, "NOT_FOUND", "no endpoint %s %s", r.Method, r.URL.Path)
-	}, false))
+	mux.Handle("/", notFoundOrNotAllowed(mux, map[string]bool{"/": true}, func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "no endpoint %s %s", r.Method, r.URL.Path))
+	}))
 	return mux
 }
 

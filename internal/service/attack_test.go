@@ -205,7 +205,7 @@ func TestAttackHugeBatchCountIsCheap(t *testing.T) {
 	runtime.ReadMemStats(&m0)
 	st, out := h.post("/v1/batch", src["pipeline_key"].(string), src["secret_key"].(string), body, time.Now().UnixMilli())
 	runtime.ReadMemStats(&m1)
-	if st != 400 || errCode(out) != "BATCH_TOO_LARGE" {
+	if st != 400 || errCode(out) != "TOO_MANY_EVENTS" {
 		t.Fatalf("batch: %d %v", st, out)
 	}
 	if mb := (m1.TotalAlloc - m0.TotalAlloc) >> 20; mb > 200 {
