@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -195,4 +196,49 @@ func decodeBody(resp *http.Response, v any) {
 	var b bytes.Buffer
 	b.ReadFrom(resp.Body)
 	_ = json.Unmarshal(b.Bytes(), v)
+}
+
+// TestServeDisableKeepsQueued: DESIGN §6, `{"enabled":false}` stops
+// delivery without losing queued requests. A request whose first attempt
+// failed (503, retried) is not attempted while its integration is
+// disabled, nor made a dead letter; enabled again, it is delivered.
+func TestServeDisableKeepsQueued(t *testing.T) {
+	release := make(chan struct{})
+	var hits atomic.Int32
+	var vendorOK atomic.Bool
+	var fake http.Handler
+	h := startWith(t, options{fastOwner: true, vendor: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 {
+			<-release // the first attempt is in flight while the integration is disabled
+		}
+		if !vendorOK.Load() {
+			http.Error(w, `{"meta":{"status":"error"},"error":{"message":"busy"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		fake.ServeHTTP(w, r)
+	})})
+	fake = h.fake
+	tok := h.login()
+	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
+	id := installButton(t, h, tok, "Button", apiKey)
+	if st, out := h.post("/v1/events", src["pipeline_key"].(string), src["secret_key"].(string), order("q-1"), time.Now().UnixMilli()); st != 200 {
+		t.Fatalf("ingest: %d %v", st, out)
+	}
+	waitFor(t, "the first attempt", func() bool { return hits.Load() == 1 })
+	if st, out, _ := h.call("PATCH", "/v1/admin/integrations/"+id, tok, map[string]any{"enabled": false}); st != 200 || out["enabled"] != false {
+		t.Fatalf("disable: %d %v", st, out)
+	}
+	close(release) // 503: the request is due again in 20 to 50 ms
+	time.Sleep(500 * time.Millisecond)
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("%d attempts while disabled, want the one in flight only", n)
+	}
+	if _, dlq, _ := h.call("GET", "/v1/admin/integrations/"+id+"/dlq", tok, nil); len(dlq["data"].([]any)) != 0 {
+		t.Fatalf("the queued request became a dead letter while disabled: %v", dlq)
+	}
+	vendorOK.Store(true)
+	if st, out, _ := h.call("PATCH", "/v1/admin/integrations/"+id, tok, map[string]any{"enabled": true}); st != 200 {
+		t.Fatalf("enable: %d %v", st, out)
+	}
+	waitFor(t, "the queued order delivered once enabled", func() bool { _, ok := h.fake.Order("q-1"); return ok })
 }
