@@ -87,6 +87,12 @@ func (s *Service) adminHandler() http.Handler {
 	}
 	liveHandler := s.hub.Handler(func(r *http.Request) error {
 		_, err := s.auth.Verify(liveToken(r))
+		if errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, auth.ErrExpiredToken) {
+			// The codes and messages of every other call: an expired
+			// token is EXPIRED_TOKEN here too (DESIGN §6).
+			ae := tokenError(err)
+			return codedError{ae.Code, ae.Message}
+		}
 		return err
 	})
 	mux.Handle("GET /v1/admin/live", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -96,6 +102,14 @@ func (s *Service) adminHandler() http.Handler {
 		// reused refresh token signs every session of the user out) or the
 		// user deleted: the token is verified again meanwhile.
 		tok := liveToken(r)
+		if _, err := s.auth.Verify(tok); err == nil && !isWebSocketUpgrade(r) {
+			// A plain GET (curl, a link) is told what the endpoint is, in
+			// the error body of every other call, not the WebSocket
+			// library's plain text.
+			w.Header().Set("Upgrade", "websocket")
+			writeError(w, errorf(http.StatusUpgradeRequired, "UPGRADE_REQUIRED", "GET /v1/admin/live is a WebSocket: open it with a WebSocket client (Connection: Upgrade, Upgrade: websocket)"))
+			return
+		}
 		if c, err := s.auth.Verify(tok); err == nil && !c.ExpiresAt.IsZero() {
 			ctx, cancel := context.WithTimeout(r.Context(), c.ExpiresAt.Sub(s.cfg.Now()))
 			defer cancel()
@@ -137,6 +151,27 @@ func (s *Service) adminHandler() http.Handler {
 		writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "no endpoint %s %s", r.Method, r.URL.Path))
 	}))
 	return mux
+}
+
+// codedError is an error with the API code the live handler answers.
+type codedError struct{ code, msg string }
+
+func (e codedError) Error() string { return e.msg }
+func (e codedError) Code() string  { return e.code }
+
+// isWebSocketUpgrade reports whether r asks for a WebSocket.
+func isWebSocketUpgrade(r *http.Request) bool {
+	hasToken := func(h, token string) bool {
+		for _, v := range r.Header.Values(h) {
+			for _, t := range strings.Split(v, ",") {
+				if strings.EqualFold(strings.TrimSpace(t), token) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return hasToken("Connection", "upgrade") && hasToken("Upgrade", "websocket")
 }
 
 // adminBodyTimeout bounds the reading of a management request's body.

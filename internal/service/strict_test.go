@@ -242,3 +242,23 @@ func TestServeDisableKeepsQueued(t *testing.T) {
 	}
 	waitFor(t, "the queued order delivered once enabled", func() bool { _, ok := h.fake.Order("q-1"); return ok })
 }
+
+// TestServeLiveAnswersLikeTheAPI: the live endpoint answers an expired
+// token EXPIRED_TOKEN (DESIGN §6's code, as every other call does) and a
+// plain GET, not a WebSocket, 426 in the API's error body.
+func TestServeLiveAnswersLikeTheAPI(t *testing.T) {
+	h := start(t)
+	tok := h.login()
+	if st, out, hdr := h.call("GET", "/v1/admin/live?access_token="+tok, "", nil); st != 426 || errCode(out) != "UPGRADE_REQUIRED" || hdr.Get("Upgrade") != "websocket" {
+		t.Errorf("plain GET with a token: %d %v", st, out)
+	}
+	if st, out, _ := h.call("GET", "/v1/admin/live", "", nil); st != 401 || errCode(out) != "INVALID_TOKEN" {
+		t.Errorf("plain GET without a token: %d %v", st, out)
+	}
+	h.clock.Store(int64(16 * time.Minute))
+	for _, path := range []string{"/v1/admin/live?access_token=" + tok, "/v1/admin/integrations"} {
+		if st, out, _ := h.call("GET", path, tok, nil); st != 401 || errCode(out) != "EXPIRED_TOKEN" {
+			t.Errorf("%s with an expired token: %d %v, want 401 EXPIRED_TOKEN", path, st, out)
+		}
+	}
+}
