@@ -46,6 +46,19 @@ const RejectIDPrefix = "rej_"
 var (
 	// ErrNotFound: no dead letter of that ID in the integration.
 	ErrNotFound = errors.New("kafka: dlq: no such dead letter")
+)
+
+// NotFoundError names the IDs a replay was given that are not dead
+// letters of the integration; it matches ErrNotFound.
+type NotFoundError struct{ IDs []string }
+
+func (e *NotFoundError) Error() string {
+	return ErrNotFound.Error() + ": " + strings.Join(e.IDs, ", ")
+}
+
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+var (
 	// ErrUnavailable: Kafka did not answer (the index could not catch up
 	// with dlq-events, or a replay's records were not acknowledged).
 	ErrUnavailable = errors.New("kafka: dlq: Kafka is unavailable")
@@ -752,10 +765,11 @@ type ReplayResult struct {
 // rejects dropped; Replay then waits (a few seconds at most) for the index
 // to read the rejects it produced, so that a reject answered again is
 // listed when it returns. A named dead delivery that is not one of the
-// integration's is ErrNotFound and nothing is replayed; a named reject
-// that is not listed, one already replayed, a dead letter that could not
-// be read and one whose event was not kept (too large) are passed over,
-// as the embedded service does.
+// integration's, and a named reject that is not listed (one already
+// replayed is no longer), is a *NotFoundError naming every such ID
+// (ErrNotFound) and nothing is replayed; a dead delivery already
+// replayed, a dead letter that could not be read and one whose event was
+// not kept (too large) are passed over, as the embedded service does.
 func (x *DLQIndex) Replay(ctx context.Context, b delivery.Binding, ids []string, now time.Time) (ReplayResult, error) {
 	var res ReplayResult
 	if b.Integration == nil || b.Name == "" {
@@ -781,20 +795,22 @@ func (x *DLQIndex) Replay(ctx context.Context, b delivery.Binding, ids []string,
 			}
 		}
 	}
+	var missing []string
 	for _, name := range slices.Compact(slices.Sorted(slices.Values(ids))) {
 		dl, ok, err := x.lookup(id, name)
 		switch {
 		case err != nil:
 			return res, err
-		case strings.HasPrefix(name, RejectIDPrefix):
-			if ok {
-				rejects = append(rejects, dl)
-			}
 		case !ok:
-			return res, fmt.Errorf("%w: %s", ErrNotFound, name)
+			missing = append(missing, name)
+		case strings.HasPrefix(name, RejectIDPrefix):
+			rejects = append(rejects, dl)
 		default:
 			deads = append(deads, dl)
 		}
+	}
+	if len(missing) > 0 {
+		return res, &NotFoundError{IDs: missing}
 	}
 	var out []*kgo.Record
 	var marks, fed []DeadLetter

@@ -183,9 +183,16 @@ func TestDLQIndexReplay(t *testing.T) {
 	if st := v.fb.Stats(); st.Created != 2 || st.Duplicates != 0 {
 		t.Fatalf("vendor: %+v", st)
 	}
-	// Replayed again: nothing to do.
-	if res, err := x.Replay(ctx, fixed, []string{dead[0].ID, "rej_nope"}, time.Now()); err != nil || res.Replayed != 0 {
+	// Replayed again: nothing to do for the dead delivery (the reject,
+	// answered again, is listed under its ID: another replay would
+	// evaluate it again); unknown rejects are named: 404.
+	if res, err := x.Replay(ctx, fixed, []string{dead[0].ID}, time.Now()); err != nil || res.Replayed != 0 {
 		t.Fatalf("second replay: %+v %v", res, err)
+	}
+	var nf *NotFoundError
+	if _, err := x.Replay(ctx, fixed, []string{dead[0].ID, "rej_8_8", "rej_9_9"}, time.Now()); !errors.As(err, &nf) || !errors.Is(err, ErrNotFound) ||
+		strings.Join(nf.IDs, ",") != "rej_8_8,rej_9_9" {
+		t.Fatalf("replay of unknown rejects: %v", err)
 	}
 	if _, err := x.Get(intID, dead[0].ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a replayed dead letter is still shown: %v", err)

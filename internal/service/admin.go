@@ -36,32 +36,47 @@ type route struct {
 	method, path string
 	auth         bool
 	h            handlerFunc
+	// ownerOnly: even reading it needs the owner role (users).
+	ownerOnly bool
 }
+
+// The roles of a user. An owner may make every call; a viewer may read
+// (GET: the catalog, integrations, revisions, sources without their
+// secret keys, dead letters, the live stream) and nothing else: every
+// change and the user endpoints are 403 FORBIDDEN. A role this version
+// does not know is treated as a viewer.
+const (
+	roleOwner  = "owner"
+	roleViewer = "viewer"
+)
 
 // routes are the management API's JSON endpoints (the OpenAPI document
 // lists exactly these, and a test checks it).
 func (s *Service) routes() []route {
 	return []route{
-		{"POST", "/v1/admin/auth/login", false, s.login},
-		{"POST", "/v1/admin/auth/refresh", false, s.refresh},
-		{"GET", "/v1/admin/integration-catalog", true, s.catalogList},
-		{"GET", "/v1/admin/integration-catalog/{key}", true, s.catalogGet},
-		{"POST", "/v1/admin/integration-catalog/{key}/install", true, s.install},
-		{"GET", "/v1/admin/integrations", true, s.integrationsList},
-		{"GET", "/v1/admin/integrations/{id}", true, s.integrationGet},
-		{"PATCH", "/v1/admin/integrations/{id}", true, s.integrationPatch},
-		{"DELETE", "/v1/admin/integrations/{id}", true, s.integrationDelete},
-		{"GET", "/v1/admin/integrations/{id}/revisions", true, s.revisionsList},
-		{"GET", "/v1/admin/integrations/{id}/dlq", true, s.dlqList},
-		{"GET", "/v1/admin/integrations/{id}/dlq/{item}", true, s.dlqGet},
-		{"POST", "/v1/admin/integrations/{id}/dlq/replay", true, s.dlqReplay},
-		{"POST", "/v1/admin/sources", true, s.sourceCreate},
-		{"GET", "/v1/admin/sources", true, s.sourcesList},
+		{"POST", "/v1/admin/auth/login", false, s.login, false},
+		{"POST", "/v1/admin/auth/refresh", false, s.refresh, false},
+		{"GET", "/v1/admin/integration-catalog", true, s.catalogList, false},
+		{"GET", "/v1/admin/integration-catalog/{key}", true, s.catalogGet, false},
+		{"POST", "/v1/admin/integration-catalog/{key}/install", true, s.install, false},
+		{"GET", "/v1/admin/integrations", true, s.integrationsList, false},
+		{"GET", "/v1/admin/integrations/{id}", true, s.integrationGet, false},
+		{"PATCH", "/v1/admin/integrations/{id}", true, s.integrationPatch, false},
+		{"DELETE", "/v1/admin/integrations/{id}", true, s.integrationDelete, false},
+		{"GET", "/v1/admin/integrations/{id}/revisions", true, s.revisionsList, false},
+		{"GET", "/v1/admin/integrations/{id}/dlq", true, s.dlqList, false},
+		{"GET", "/v1/admin/integrations/{id}/dlq/{item}", true, s.dlqGet, false},
+		{"POST", "/v1/admin/integrations/{id}/dlq/replay", true, s.dlqReplay, false},
+		{"POST", "/v1/admin/sources", true, s.sourceCreate, false},
+		{"GET", "/v1/admin/sources", true, s.sourcesList, false},
+		{"POST", "/v1/admin/users", true, s.userCreate, true},
+		{"GET", "/v1/admin/users", true, s.usersList, true},
+		{"DELETE", "/v1/admin/users/{id}", true, s.userDelete, true},
 		{"GET", "/v1/admin/openapi.json", false, func(w http.ResponseWriter, r *http.Request) error {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(openAPI)
 			return nil
-		}},
+		}, false},
 	}
 }
 
@@ -76,7 +91,7 @@ var otherRoutes = []string{"GET /v1/admin/live", "GET /metrics", "GET /healthz",
 func (s *Service) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
-		mux.Handle(rt.method+" "+rt.path, s.wrap(rt.h, rt.auth))
+		mux.Handle(rt.method+" "+rt.path, s.wrapRoute(rt))
 	}
 	liveToken := func(r *http.Request) string {
 		tok := bearer(r)
@@ -87,6 +102,12 @@ func (s *Service) adminHandler() http.Handler {
 	}
 	liveHandler := s.hub.Handler(func(r *http.Request) error {
 		_, err := s.auth.Verify(liveToken(r))
+		if errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, auth.ErrExpiredToken) {
+			// The codes and messages of every other call: an expired
+			// token is EXPIRED_TOKEN here too (DESIGN §6).
+			ae := tokenError(err)
+			return codedError{ae.Code, ae.Message}
+		}
 		return err
 	})
 	mux.Handle("GET /v1/admin/live", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -96,6 +117,14 @@ func (s *Service) adminHandler() http.Handler {
 		// reused refresh token signs every session of the user out) or the
 		// user deleted: the token is verified again meanwhile.
 		tok := liveToken(r)
+		if _, err := s.auth.Verify(tok); err == nil && !isWebSocketUpgrade(r) {
+			// A plain GET (curl, a link) is told what the endpoint is, in
+			// the error body of every other call, not the WebSocket
+			// library's plain text.
+			w.Header().Set("Upgrade", "websocket")
+			writeError(w, errorf(http.StatusUpgradeRequired, "UPGRADE_REQUIRED", "GET /v1/admin/live is a WebSocket: open it with a WebSocket client (Connection: Upgrade, Upgrade: websocket)"))
+			return
+		}
 		if c, err := s.auth.Verify(tok); err == nil && !c.ExpiresAt.IsZero() {
 			ctx, cancel := context.WithTimeout(r.Context(), c.ExpiresAt.Sub(s.cfg.Now()))
 			defer cancel()
@@ -133,14 +162,57 @@ func (s *Service) adminHandler() http.Handler {
 	mux.Handle("GET /app.js", live.Page())
 	mux.Handle("GET /app.css", live.Page())
 	mux.Handle("GET /favicon.ico", live.Page()) // 204: a browser asks at every load
-	mux.Handle("/v1/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(http.StatusNotFound, "NOT_FOUND", "no endpoint %s %s", r.Method, r.URL.Path)
-	}, false))
+	mux.Handle("/", notFoundOrNotAllowed(mux, map[string]bool{"/": true}, func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "no endpoint %s %s", r.Method, r.URL.Path))
+	}))
 	return mux
+}
+
+// codedError is an error with the API code the live handler answers.
+type codedError struct{ code, msg string }
+
+func (e codedError) Error() string { return e.msg }
+func (e codedError) Code() string  { return e.code }
+
+// isWebSocketUpgrade reports whether r asks for a WebSocket.
+func isWebSocketUpgrade(r *http.Request) bool {
+	hasToken := func(h, token string) bool {
+		for _, v := range r.Header.Values(h) {
+			for _, t := range strings.Split(v, ",") {
+				if strings.EqualFold(strings.TrimSpace(t), token) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return hasToken("Connection", "upgrade") && hasToken("Upgrade", "websocket")
 }
 
 // adminBodyTimeout bounds the reading of a management request's body.
 var adminBodyTimeout = 30 * time.Second
+
+// wrapRoute is wrap with the route's role check: a caller who is not an
+// owner may only read, and not a route that is the owner's alone.
+func (s *Service) wrapRoute(rt route) http.Handler {
+	h := rt.h
+	if rt.auth && (rt.ownerOnly || rt.method != http.MethodGet) {
+		h = func(w http.ResponseWriter, r *http.Request) error {
+			if c := claims(r); c == nil || c.Role != roleOwner {
+				return errorf(http.StatusForbidden, "FORBIDDEN", "%s %s needs the owner role; this user's role (%s) may only read", r.Method, r.URL.Path, roleOf(c))
+			}
+			return rt.h(w, r)
+		}
+	}
+	return s.wrap(h, rt.auth)
+}
+
+func roleOf(c *auth.Claims) string {
+	if c == nil || c.Role == "" {
+		return "none"
+	}
+	return c.Role
+}
 
 // wrap turns a handlerFunc into a handler: it checks the Bearer token and
 // the caller's rate limit when asked, and writes errors.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -249,6 +251,32 @@ func (s *Service) dlqReplay(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
+	if !body.All {
+		// Every ID named must be a dead letter of this integration (a
+		// reject already replayed is no longer one); else nothing is
+		// replayed and the answer names them all.
+		var missing []string
+		for _, id := range slices.Compact(slices.Sorted(slices.Values(body.IDs))) {
+			var err error
+			if strings.HasPrefix(id, "rej_") {
+				_, err = s.st.GetReject(it.ID, id)
+			} else {
+				var x *outbox.Item
+				if x, err = s.box.Get(r.Context(), id); err == nil && x.Integration != it.ID {
+					err = outbox.ErrNotFound // another integration's is as unknown here
+				}
+			}
+			switch {
+			case errors.Is(err, store.ErrNotFound), errors.Is(err, outbox.ErrNotFound):
+				missing = append(missing, id)
+			case err != nil:
+				return err
+			}
+		}
+		if len(missing) > 0 {
+			return unknownDeadLetters(it.ID, missing)
+		}
+	}
 	replayed := 0
 	if len(itemIDs) > 0 {
 		rep, err := s.pipe.Replay(r.Context(), it.ID, itemIDs)
@@ -286,6 +314,13 @@ func (s *Service) dlqReplay(w http.ResponseWriter, r *http.Request) error {
 	s.log.Info("dead letters replayed", "integration", it.ID, "replayed", replayed)
 	writeJSON(w, http.StatusOK, map[string]int{"replayed": replayed})
 	return nil
+}
+
+// unknownDeadLetters is the 404 of a replay naming IDs that are not dead
+// letters of the integration: the message and error.ids name them all.
+func unknownDeadLetters(integration string, ids []string) *apiError {
+	return &apiError{Status: http.StatusNotFound, Code: "NOT_FOUND", IDs: ids,
+		Message: fmt.Sprintf("not dead letters of integration %s: %s; nothing was replayed", integration, strings.Join(ids, ", "))}
 }
 
 // rejectsOf lists an integration's rejects, newest first (the store keeps

@@ -144,6 +144,10 @@ func (k *kafkaMode) replay(ctx context.Context, id string, ids []string) (int, e
 	res, err := k.dlq.Replay(ctx, b, ids, k.s.cfg.Now().UTC())
 	switch {
 	case errors.Is(err, kafka.ErrNotFound):
+		var nf *kafka.NotFoundError
+		if errors.As(err, &nf) {
+			return 0, unknownDeadLetters(id, nf.IDs)
+		}
 		return 0, errorf(http.StatusNotFound, "NOT_FOUND", "ids names an item that is not a dead letter of integration %s: nothing was replayed", id)
 	case errors.Is(err, kafka.ErrUnavailable):
 		k.log.Warn("dead letters not replayed: Kafka unavailable", "integration", id, "error", err.Error())

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,7 +141,8 @@ func TestServeKafkaDLQ(t *testing.T) {
 		{"GET", base + "/nope", nil, 404, "NOT_FOUND"},
 		{"GET", base + "/rej_9_9", nil, 404, "NOT_FOUND"},
 		{"GET", base + "?kind=other", nil, 400, "INVALID_PARAMETER"},
-		{"GET", base + "?limit=101", nil, 400, "INVALID_PARAMETER"},
+		{"GET", base + "?limit=101", nil, 200, ""}, // served as 100
+		{"GET", base + "?limit=0", nil, 400, "INVALID_PARAMETER"},
 		{"GET", base + "?cursor=x", nil, 400, "INVALID_PARAMETER"},
 		{"POST", base + "/replay", `{"ids":`, 400, "INVALID_JSON"},
 		{"POST", base + "/replay", `{"ids":"x"}`, 400, "INVALID_JSON"},
@@ -153,8 +156,9 @@ func TestServeKafkaDLQ(t *testing.T) {
 			t.Errorf("%s %s %v: %d %v, want %d %s", c.method, c.path, c.body, st, out, c.status, c.code)
 		}
 	}
-	// A reject that is not listed is passed over, as in embedded mode.
-	if st, out = call("POST", base+"/replay", map[string]any{"ids": []string{"rej_9_9"}}); st != 200 || out["replayed"] != float64(0) {
+	// A reject that is not listed is 404 naming it, as in embedded mode.
+	if st, out = call("POST", base+"/replay", map[string]any{"ids": []string{"rej_9_9"}}); st != 404 || errCode(out) != "NOT_FOUND" ||
+		fmt.Sprint(out["error"].(map[string]any)["ids"]) != "[rej_9_9]" {
 		t.Fatalf("replay of an unknown reject: %d %v", st, out)
 	}
 	if n := len(h.fake.Orders()); n != 0 {
@@ -193,6 +197,12 @@ func TestServeKafkaDLQ(t *testing.T) {
 	}
 	if st, out = call("POST", base+"/replay", map[string]any{"ids": deadIDs}); st != 200 || out["replayed"] != float64(0) {
 		t.Fatalf("replayed twice: %d %v", st, out)
+	}
+	// The replayed reject, answered again, is listed under its ID (a
+	// replay naming it evaluates it again); a reject ID not listed is 404.
+	if st, out = call("POST", base+"/replay", map[string]any{"ids": append(slices.Clone(deadIDs), "rej_0_0")}); st != 404 ||
+		fmt.Sprint(out["error"].(map[string]any)["ids"]) != "[rej_0_0]" {
+		t.Fatalf("replay naming an unknown reject: %d %v", st, out)
 	}
 	if st, out = call("PATCH", "/v1/admin/integrations/"+id, map[string]any{"enabled": false}); st != 200 {
 		t.Fatalf("disable: %d %v", st, out)

@@ -115,9 +115,9 @@ func (s *Service) followerHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/", notFoundOrNotAllowed(mux, map[string]bool{"/": true}, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "NO_ADMIN_API",
 			"this process runs the Kafka role %s: it serves GET /metrics, /healthz and /readyz only; the management API, the live page and ingestion are on the process that owns the state (role ingest or all)", s.kafka.role))
-	})
+	}))
 	return mux
 }

@@ -18,6 +18,9 @@ type apiError struct {
 	Code    string   `json:"code"`
 	Message string   `json:"message"`
 	Fields  []string `json:"fields,omitempty"`
+	// IDs names the IDs at fault of a 404 that was given several (a
+	// dead-letter replay).
+	IDs []string `json:"ids,omitempty"`
 	// RetryAfter sets the Retry-After header of a 429.
 	RetryAfter time.Duration `json:"-"`
 }
@@ -46,8 +49,10 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &ae) {
 		ae = errorf(http.StatusInternalServerError, "INTERNAL", "internal error")
 	}
-	if ae.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((ae.RetryAfter+time.Second-1)/time.Second)))
+	if ae.RetryAfter > 0 || ae.Status == http.StatusTooManyRequests {
+		// Every 429 says when to come back (DESIGN §6), at least a second
+		// from now: a lock that ends as it is reported is not "0".
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((ae.RetryAfter+time.Second-1)/time.Second))))
 	}
 	writeJSON(w, ae.Status, map[string]*apiError{"error": ae})
 }
@@ -112,15 +117,20 @@ type page[T any] struct {
 	HasMore    bool    `json:"has_more"`
 }
 
-// paging reads ?cursor= and ?limit= (default 50, at most 100).
+// paging reads ?cursor= and ?limit= (default 50, at most 100: a larger
+// limit is served as 100, as "max 100" promises a page of at most 100
+// rather than a refusal; a limit that is not a positive number is 400).
 func paging(r *http.Request) (cursor string, limit int, err error) {
 	cursor, limit = r.URL.Query().Get("cursor"), 50
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, perr := strconv.Atoi(s)
-		if perr != nil || n < 1 || n > 100 {
+		if perr != nil && errors.Is(perr, strconv.ErrRange) && !strings.HasPrefix(s, "-") {
+			n, perr = 100, nil // a limit past int's range is a large one
+		}
+		if perr != nil || n < 1 {
 			return "", 0, errorf(http.StatusBadRequest, "INVALID_PARAMETER", "limit must be a number from 1 to 100, not %q", s)
 		}
-		limit = n
+		limit = min(n, 100)
 	}
 	return cursor, limit, nil
 }
@@ -145,4 +155,35 @@ func pageOf[T any](all []T, cursor string, limit int) (page[T], error) {
 		p.NextCursor, p.HasMore = &next, true
 	}
 	return p, nil
+}
+
+// probeMethods are the methods a 405's Allow header may name.
+var probeMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+// notFoundOrNotAllowed is a mux's catch-all: a path no pattern has is 404
+// (the error body of DESIGN §6), and a known path asked with a method it
+// does not take is 405 with Allow naming the ones it does (the mux would
+// answer that in plain text, and a catch-all registered for every method
+// would have made it a 404). catchAll is the pattern of the catch-all
+// itself, which every path matches; notFound answers the rest.
+func notFoundOrNotAllowed(mux *http.ServeMux, catchAll map[string]bool, notFound http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range probeMethods {
+			if m == r.Method {
+				continue
+			}
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "" && !catchAll[pattern] {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			notFound(w, r)
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, errorf(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "%s %s: this path takes %s", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+	}
 }

@@ -36,9 +36,9 @@ func (s *Service) ingestHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/", notFoundOrNotAllowed(mux, map[string]bool{"/": true}, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "no endpoint %s %s: events go to POST /v1/events or POST /v1/batch", r.Method, r.URL.Path))
-	})
+	}))
 	return mux
 }
 
@@ -83,7 +83,7 @@ func (s *Service) serveIngest(w http.ResponseWriter, r *http.Request, batch bool
 		})
 		if n > maxBatchLen {
 			s.metrics.ingested.WithLabelValues(source, "refused").Inc()
-			writeError(w, errorf(http.StatusBadRequest, "BATCH_TOO_LARGE", "a batch holds at most %d events", maxBatchLen))
+			writeError(w, errorf(http.StatusBadRequest, "TOO_MANY_EVENTS", "a batch holds at most %d events; nothing was accepted", maxBatchLen))
 			return
 		}
 		items := arr.Array()
@@ -141,8 +141,12 @@ func (s *Service) serveIngest(w http.ResponseWriter, r *http.Request, batch bool
 	}{true, len(events), failed})
 }
 
-// authenticIngest checks the pipeline key and the signature, and reads the
-// body within the platform's limits.
+// authenticIngest checks the pipeline key, the signature headers and the
+// timestamp, reads the body within the platform's limits, then checks the
+// signature over it. Everything that can be refused without the body is
+// refused before it is read: an unsigned or stale request is 401 whatever
+// its size. A body over the limit is 413 before its signature is checked,
+// as checking it would mean reading a body of any size.
 func (s *Service) authenticIngest(r *http.Request, batch bool) (*store.Source, []byte, error) {
 	key := bearer(r)
 	if key == "" {
@@ -151,21 +155,6 @@ func (s *Service) authenticIngest(r *http.Request, batch bool) (*store.Source, [
 	src, err := s.st.SourceByPipelineKey(key)
 	if err != nil || subtle.ConstantTimeCompare([]byte(src.PipelineKey), []byte(key)) != 1 {
 		return nil, nil, errorf(http.StatusUnauthorized, "INVALID_PIPELINE_KEY", "the pipeline key is not one of a source")
-	}
-	limit := int64(maxEventBytes)
-	if batch {
-		limit = maxBatchBytes
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return src, nil, errorf(http.StatusBadRequest, "INVALID_BODY", "the body could not be read")
-	}
-	if int64(len(body)) > limit {
-		code := "EVENT_TOO_LARGE"
-		if batch {
-			code = "BATCH_TOO_LARGE"
-		}
-		return src, nil, errorf(http.StatusRequestEntityTooLarge, code, "the body is over %d bytes", limit)
 	}
 	ts, sig := r.Header.Get("X-Timestamp"), r.Header.Get("X-Signature")
 	if ts == "" || sig == "" {
@@ -177,6 +166,20 @@ func (s *Service) authenticIngest(r *http.Request, batch bool) (*store.Source, [
 	}
 	if d := s.cfg.Now().Sub(time.UnixMilli(ms)); d > s.cfg.MaxSkew || d < -s.cfg.MaxSkew {
 		return src, nil, errorf(http.StatusUnauthorized, "STALE_TIMESTAMP", "X-Timestamp is more than %s from the server's clock", s.cfg.MaxSkew)
+	}
+	limit := int64(maxEventBytes)
+	if batch {
+		limit = maxBatchBytes
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return src, nil, errorf(http.StatusBadRequest, "INVALID_BODY", "the body could not be read")
+	}
+	if int64(len(body)) > limit {
+		if batch {
+			return src, nil, errorf(http.StatusRequestEntityTooLarge, "BATCH_TOO_LARGE", "the batch is over %d bytes (5 MB); nothing was accepted", limit)
+		}
+		return src, nil, errorf(http.StatusRequestEntityTooLarge, "EVENT_TOO_LARGE", "the event is over %d bytes (64 KB)", limit)
 	}
 	m := hmac.New(sha256.New, []byte(src.SecretKey))
 	m.Write([]byte(ts))

@@ -227,7 +227,10 @@ func TestServeKafkaSecretsNowhere(t *testing.T) {
 	h.post("/v1/events", pk, sk, order("leak-3"), time.Now().UnixMilli())
 	waitDead(3)
 	for _, it := range its {
-		_, out := call("GET", "/v1/admin/integrations/"+it.id+"/dlq", nil)
+		st, out := call("GET", "/v1/admin/integrations/"+it.id+"/dlq", nil)
+		if st != 200 {
+			t.Fatalf("dead letters of %s: %d %v", it.id, st, out)
+		}
 		for _, d := range out["data"].([]any) {
 			call("GET", "/v1/admin/integrations/"+it.id+"/dlq/"+d.(map[string]any)["id"].(string), nil)
 		}

@@ -1,4 +1,4 @@
-// Package service is `blueprint serve`: the management API (login,
+// Package service is `blueprint serve`: the management API (login, users,
 // catalog, install, integrations and their revisions, sources, dead
 // letters, the live events stream and page), signed ingestion, and
 // delivery through the same pipeline as `blueprint send`

@@ -370,7 +370,7 @@ func TestServeIngestRefusals(t *testing.T) {
 		{"stale timestamp", "/v1/events", pk, sk, order("a"), now - 6*60*1000, 401, "STALE_TIMESTAMP"},
 		{"not an object", "/v1/events", pk, sk, []byte(`[1]`), now, 400, "INVALID_EVENT"},
 		{"over 64 KB", "/v1/events", pk, sk, []byte(`{"p":"` + strings.Repeat("x", 64<<10) + `"}`), now, 413, "EVENT_TOO_LARGE"},
-		{"501 events", "/v1/batch", pk, sk, []byte(`{"batch":[` + strings.TrimSuffix(strings.Repeat(`{"type":"page"},`, 501), ",") + `]}`), now, 400, "BATCH_TOO_LARGE"},
+		{"501 events", "/v1/batch", pk, sk, []byte(`{"batch":[` + strings.TrimSuffix(strings.Repeat(`{"type":"page"},`, 501), ",") + `]}`), now, 400, "TOO_MANY_EVENTS"},
 		{"batch not an object", "/v1/batch", pk, sk, []byte(`[{"type":"page"}]`), now, 400, "INVALID_BATCH"},
 	}
 	for _, c := range cases {

@@ -172,8 +172,9 @@ func dummyHash() []byte {
 
 // Login checks email (any case) and password and returns a new session.
 // An unknown email or a wrong password is ErrInvalidCredentials; the
-// MaxFailedLogins-th consecutive wrong password locks the account for
-// LockDuration, and every login to a locked account is a *LockedError
+// MaxFailedLogins-th consecutive wrong password (itself still
+// ErrInvalidCredentials) locks the account for LockDuration, and every
+// later login to the locked account is a *LockedError
 // (ErrLocked). A successful login resets the count.
 func (a *Auth) Login(email, password string) (Tokens, error) {
 	u, err := a.st.UserByEmail(email)
@@ -189,8 +190,9 @@ func (a *Auth) Login(email, password string) (Tokens, error) {
 		return Tokens{}, &LockedError{Until: u.LockedUntil}
 	}
 	if compare([]byte(u.PasswordHash), []byte(password)) != nil {
+		counted := false
 		u, err := a.st.ModifyUser(u.ID, func(u *store.User) error {
-			if now.Before(u.LockedUntil) {
+			if counted = !now.Before(u.LockedUntil); !counted {
 				return nil // locked by a concurrent attempt
 			}
 			u.FailedLogins++
@@ -203,9 +205,12 @@ func (a *Auth) Login(email, password string) (Tokens, error) {
 		if err != nil {
 			return Tokens{}, err
 		}
-		if now.Before(u.LockedUntil) {
+		if !counted {
+			// Locked by a concurrent attempt before this one was counted.
 			return Tokens{}, &LockedError{Until: u.LockedUntil}
 		}
+		// The attempt that locks the account is still a wrong password
+		// (401); the lock answers the attempts after it.
 		return Tokens{}, ErrInvalidCredentials
 	}
 	if u.FailedLogins != 0 || !u.LockedUntil.IsZero() {

@@ -155,10 +155,15 @@ func TestLoginFailures(t *testing.T) {
 			t.Fatalf("FailedLogins %d after %d failures", got.FailedLogins, i)
 		}
 	}
-	_, err := a.Login(u.Email, "wrong password")
+	// The 5th wrong password is still answered as one (the caller sent
+	// invalid credentials); it locks, and the lock answers the next.
+	if _, err := a.Login(u.Email, "wrong password"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("5th failure: %v, want ErrInvalidCredentials", err)
+	}
+	_, err := a.Login(u.Email, password)
 	var le *LockedError
 	if !errors.Is(err, ErrLocked) || !errors.As(err, &le) {
-		t.Fatalf("5th failure: %v, want a *LockedError", err)
+		t.Fatalf("after the 5th failure: %v, want a *LockedError", err)
 	}
 	if want := t0.Add(15 * time.Minute); !le.Until.Equal(want) {
 		t.Errorf("locked until %v, want %v", le.Until, want)
@@ -204,8 +209,11 @@ func TestLoginFailures(t *testing.T) {
 			t.Fatalf("failure %d after a lock: %v", i, err)
 		}
 	}
-	if _, err := a.Login(u.Email, "w"); !errors.Is(err, ErrLocked) {
+	if _, err := a.Login(u.Email, "w"); !errors.Is(err, ErrInvalidCredentials) {
 		t.Fatalf("5th failure after a lock: %v", err)
+	}
+	if _, err := a.Login(u.Email, "w"); !errors.Is(err, ErrLocked) {
+		t.Fatalf("after the 5th failure after a lock: %v", err)
 	}
 }
 

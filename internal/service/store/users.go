@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,4 +189,45 @@ func putUser(tx *bolt.Tx, old, u *User) error {
 		}
 	}
 	return putJSON(tx.Bucket(bUsers), []byte(u.ID), u.record())
+}
+
+// ListUsers returns every user, the oldest first.
+func (s *Store) ListUsers() ([]*User, error) {
+	var out []*User
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bUsers).ForEach(func(k, _ []byte) error {
+			u, err := getUser(tx, string(k))
+			if err != nil {
+				return err
+			}
+			out = append(out, u)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b *User) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// DeleteUser revokes the refresh tokens of the user with that ID, then
+// removes it (ErrNotFound when there is none): its access tokens name a
+// user that no longer exists, so none is valid.
+func (s *Store) DeleteUser(id string) error {
+	if err := s.RevokeUserRefresh(id); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		u, err := getUser(tx, id)
+		if err != nil {
+			return fmt.Errorf("delete user %s: %w", id, err)
+		}
+		if err := tx.Bucket(bUsersEmail).Delete(emailKey(u.Email)); err != nil {
+			return err
+		}
+		return tx.Bucket(bUsers).Delete([]byte(id))
+	})
 }

@@ -207,3 +207,43 @@ func TestUsersConcurrent(t *testing.T) {
 		t.Errorf("50 concurrent increments gave %d", got.FailedLogins)
 	}
 }
+
+func TestListAndDeleteUsers(t *testing.T) {
+	s, _, _ := newStore(t)
+	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i, email := range []string{"b@example.com", "a@example.com"} {
+		if err := s.CreateUser(&User{Email: email, PasswordHash: "h", Role: "viewer", CreatedAt: t0.Add(time.Duration(i) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	us, err := s.ListUsers()
+	if err != nil || len(us) != 2 || us[0].Email != "b@example.com" || us[1].Email != "a@example.com" {
+		t.Fatalf("ListUsers (oldest first): %v %v", us, err)
+	}
+	rt := &RefreshToken{ID: "rt1", UserID: us[0].ID, Family: "f", ExpiresAt: t0.Add(time.Hour)}
+	if err := s.PutRefresh(rt); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteUser(us[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UserByID(us[0].ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted user still read: %v", err)
+	}
+	if _, err := s.UserByEmail("B@example.com"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted user's email still maps: %v", err)
+	}
+	if got, err := s.GetRefresh("rt1"); err == nil && !got.Revoked {
+		t.Errorf("deleted user's refresh token not revoked: %+v", got)
+	}
+	if err := s.DeleteUser(us[0].ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("delete again: %v", err)
+	}
+	// The email is free again.
+	if err := s.CreateUser(&User{Email: "b@example.com", PasswordHash: "h", Role: "viewer"}); err != nil {
+		t.Errorf("email of a deleted user: %v", err)
+	}
+	if n, _ := s.CountUsers(); n != 2 {
+		t.Errorf("CountUsers %d, want 2", n)
+	}
+}
