@@ -28,6 +28,8 @@ type integrationFlags struct {
 	config       []string
 	configFile   string
 	maxEventSize int
+	// parsed is the config bind read from --config-file and --config.
+	parsed map[string]any
 }
 
 // The ranges of the numeric flags: a value outside is a usage error that
@@ -74,11 +76,17 @@ func (a *app) bind(f *integrationFlags) (*runtime.Integration, error) {
 	if err != nil {
 		return nil, err
 	}
-	bp, err := a.loadBlueprint(f.blueprint)
+	f.parsed = cfg
+	return a.bindConfig(f.blueprint, f.variant, cfg, f.maxEventSize)
+}
+
+// bindConfig is bind for a blueprint, a variant and a config given.
+func (a *app) bindConfig(ref, variant string, cfg map[string]any, maxEventSize int) (*runtime.Integration, error) {
+	bp, err := a.loadBlueprint(ref)
 	if err != nil {
 		return nil, err
 	}
-	in, err := runtime.Bind(bp, f.variant, cfg, runtime.WithMaxEventSize(f.maxEventSize))
+	in, err := runtime.Bind(bp, variant, cfg, runtime.WithMaxEventSize(maxEventSize))
 	var ce *runtime.ConfigError
 	switch {
 	case errors.As(err, &ce):

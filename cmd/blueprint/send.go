@@ -87,7 +87,14 @@ finish (10 s at most) and leave the rest in the outbox.`,
 				}
 				opts.Rejects = rejects
 			}
-			p, err := delivery.New(q, opts, binding(in, fl.blueprint))
+			b := binding(in, fl.blueprint)
+			// Saved (the config sealed) so that 'dlq replay' needs no
+			// --blueprint or --config.
+			sec := bindingSecrets{Config: fl.parsed, VendorURL: df.vendorURL, AllowPrivate: df.allowPriv, MaxEventSize: fl.maxEventSize}
+			if err := saveBinding(df.state, b.Name, savedRef(in, fl.blueprint), in.Variant(), sec); err != nil {
+				fmt.Fprintf(a.stderr, "blueprint: warning: the config was not saved in %s (%v): 'dlq replay' will need --blueprint and --config\n", df.state, err)
+			}
+			p, err := delivery.New(q, opts, b)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
