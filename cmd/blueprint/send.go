@@ -47,8 +47,10 @@ earlier run (the same events sent again) are not sent again and not counted
 there: a line before it says so,
 "already final from an earlier run (not sent again): N delivered, N skipped, N dead-lettered".
 Memory holds only the requests not final yet (at most --max-pending).
-Exit 0 when every event reached one of those final states, 1 otherwise
-(interrupted, input unreadable, config refused), 2 on usage errors.
+Exit 0 when every event reached one of those final states (a dead letter
+is final: exit 0, and 'blueprint dlq replay' re-drives it), 1 otherwise
+(interrupted with requests still pending, input unreadable, config
+refused), 2 on usage errors.
 SIGINT/SIGTERM stop reading, enqueue what was read, let requests in flight
 finish (10 s at most) and leave the rest in the outbox.`,
 		Example: `  # A local fake of Button's API in one terminal:
