@@ -635,56 +635,12 @@ func integerText(s string) (string, bool) {
 	return normInt(s[:start] + digits + strings.Repeat("0", point-len(digits))), true
 }
 
-// decimalText writes the JSON number s in plain decimal, exactly: no
-// exponent, no leading zeros, no trailing zeros after the point, no point
-// when the value is an integer, and no sign on zero. It refuses (false) a
-// number of more than maxIntegerDigits digits either side of the point.
+// decimalText is conv.DecimalText: the JSON number s in plain decimal.
 func decimalText(s string) (string, bool) {
 	if !plainNumber(s) {
 		return "", false
 	}
-	neg := strings.HasPrefix(s, "-")
-	mant, exp := strings.TrimPrefix(s, "-"), 0
-	if e := strings.IndexAny(mant, "eE"); e >= 0 {
-		n, err := strconv.Atoi(mant[e+1:])
-		if err != nil || n > 2*maxIntegerDigits || n < -2*maxIntegerDigits {
-			return "", false
-		}
-		mant, exp = mant[:e], n
-	}
-	digits, point := mant, len(mant)
-	if dot := strings.IndexByte(mant, '.'); dot >= 0 {
-		digits, point = mant[:dot]+mant[dot+1:], dot
-	}
-	point += exp
-	// Leading zeros move the point; trailing ones are dropped when after it.
-	lead := len(digits) - len(strings.TrimLeft(digits, "0"))
-	digits, point = digits[lead:], point-lead
-	digits = strings.TrimRight(digits, "0")
-	if digits == "" {
-		return "0", true
-	}
-	if point > maxIntegerDigits || len(digits)-point > maxIntegerDigits {
-		return "", false
-	}
-	var b strings.Builder
-	if neg {
-		b.WriteByte('-')
-	}
-	switch {
-	case point <= 0:
-		b.WriteString("0.")
-		b.WriteString(strings.Repeat("0", -point))
-		b.WriteString(digits)
-	case point >= len(digits):
-		b.WriteString(digits)
-		b.WriteString(strings.Repeat("0", point-len(digits)))
-	default:
-		b.WriteString(digits[:point])
-		b.WriteByte('.')
-		b.WriteString(digits[point:])
-	}
-	return b.String(), true
+	return conv.DecimalText(s)
 }
 
 // maxIntegerDigits bounds the integer an exponent may write out (1e40 has

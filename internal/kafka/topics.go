@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/blueprint-engine/blueprint/internal/conv"
+
 	"github.com/blueprint-engine/blueprint/runtime/delivery"
 )
 
@@ -42,6 +44,11 @@ func EventKey(event []byte) []byte {
 			return []byte(v.Str)
 		}
 		if v.Type == gjson.Number && (path == "userId" || path == "user_id") {
+			// The user id's text as every blueprint reads it: 1.0e3 and
+			// 1000 are one user, keyed "1000" (docs/vendors-common.md).
+			if text, ok := conv.DecimalText(v.Raw); ok {
+				return []byte(text)
+			}
 			return []byte(v.Raw)
 		}
 	}
