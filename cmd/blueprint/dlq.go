@@ -53,6 +53,17 @@ event, the attempts, the last status and error (never a secret).`,
 			if err := intIn("limit", limit, 1, listLimitMax); err != nil {
 				return err
 			}
+			if noOutbox(state) {
+				// Nothing was ever sent with this --state: no dead letters
+				// (DESIGN §5: dlq exits 0), and a word on stderr in case
+				// the --state is mistyped.
+				fmt.Fprintf(a.stderr, "no outbox in %s: nothing was sent with this --state\n", state)
+				if format == "json" {
+					return writeJSON(a, []itemJSON{})
+				}
+				fmt.Fprintln(a.stdout, "no dead letters")
+				return nil
+			}
 			q, err := openOutbox(state)
 			if err != nil {
 				return err

@@ -90,6 +90,13 @@ the outbox unreadable, a config refused), 2 on usage errors.`,
 				return err
 			}
 			df.state = *state
+			if noOutbox(*state) {
+				if !all {
+					return usageErr("no outbox in %s: nothing was sent with this --state, so %s is not a dead letter", *state, args[0])
+				}
+				fmt.Fprintf(a.stderr, "no outbox in %s: nothing was sent with this --state\n", *state)
+				return a.finish(delivery.Summary{}, nil, *state)
+			}
 			q, err := openOutbox(*state)
 			if err != nil {
 				return err

@@ -111,3 +111,30 @@ func TestReplayWithoutSavedBinding(t *testing.T) {
 		t.Errorf("replay of an ID with no saved config: exit %d, want 2\n%s", code, errs)
 	}
 }
+
+// DESIGN §5: dlq exits 0. A --state that nothing was sent with has no dead
+// letters: list says so (an empty list in JSON), replay --all replays none;
+// both say on stderr that there is no outbox (a mistyped --state), and
+// neither creates anything there.
+func TestDLQOnStateWithoutOutbox(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "never-used")
+	for _, tt := range []struct {
+		args []string
+		out  string
+		code int
+	}{
+		{[]string{"dlq", "list", "--state", state}, "no dead letters\n", 0},
+		{[]string{"dlq", "list", "--state", state, "--format", "json"}, "[]\n", 0},
+		{[]string{"dlq", "replay", "--all", "--state", state}, "0 delivered, 0 skipped, 0 rejected, 0 dead-lettered\n", 0},
+		{[]string{"dlq", "replay", "abc", "--state", state}, "", 2},
+		{[]string{"dlq", "show", "abc", "--state", state}, "", 1},
+	} {
+		out, errs, code := cli(t, "", tt.args...)
+		if code != tt.code || out != tt.out || tt.code == 0 && !strings.Contains(errs, "no outbox in") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d, %q", tt.args, code, out, errs, tt.code, tt.out)
+		}
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Errorf("the state was created: %v", err)
+	}
+}
