@@ -36,9 +36,14 @@ func (a *app) dlqCmd() *cobra.Command {
 		Short: "Inspect and re-drive dead letters in the outbox",
 		Long: `Dead letters are requests that failed permanently (a 4xx such as a bad
 api_key) or ran out of attempts. They stay in the outbox in --state, with the
-event, the attempts, the last status and error (never a secret).`,
+event, the attempts, the last status and error (never a secret). 'replay'
+re-drives them with the blueprint, variant and config their 'send' saved in
+--state (the config encrypted), so it needs no other flag. A --state that
+nothing was sent with has no dead letters. Exit 0; 1 when the outbox cannot
+be read, 'show' names an unknown ID, or a replay is interrupted; 2 on usage
+errors.`,
 		Example: `  blueprint dlq list --state /tmp/bp-state
-  blueprint dlq replay --all --state /tmp/bp-state --blueprint button --variant retail --config-file examples/button/config.json --vendor-url http://127.0.0.1:8787`,
+  blueprint dlq replay --all --state /tmp/bp-state`,
 	}
 	cmd.PersistentFlags().StringVar(&state, "state", defaultStateDir(), "`DIR` holding the durable outbox")
 	list := &cobra.Command{
