@@ -61,3 +61,20 @@ func TestUserIDNumberForms(t *testing.T) {
 		}
 	}
 }
+
+// 'blueprint docs' of every shipped blueprint heads each section with
+// text: a mapping whose vendor event is computed (GA4's catch-all) once
+// had the heading "## `` (*, every variant)", an empty code span.
+func TestDocsHeadingsHaveText(t *testing.T) {
+	for _, key := range []string{"awin", "button", "commission_junction", "ga4", "impact_radius", "meta_capi", "rakuten", "webhook"} {
+		out, errs, code := cli(t, "", "docs", key)
+		if code != 0 {
+			t.Fatalf("docs %s: exit %d\n%s", key, code, errs)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "#") && strings.Contains(l, "``") {
+				t.Errorf("docs %s: heading %q", key, l)
+			}
+		}
+	}
+}
