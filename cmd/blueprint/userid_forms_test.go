@@ -64,7 +64,7 @@ func TestUserIDNumberForms(t *testing.T) {
 
 // 'blueprint docs' of every shipped blueprint heads each section with
 // text: a mapping whose vendor event is computed (GA4's catch-all) once
-// had the heading "## `` (*, every variant)", an empty code span.
+// had the heading "## “ (*, every variant)", an empty code span.
 func TestDocsHeadingsHaveText(t *testing.T) {
 	for _, key := range []string{"awin", "button", "commission_junction", "ga4", "impact_radius", "meta_capi", "rakuten", "webhook"} {
 		out, errs, code := cli(t, "", "docs", key)
