@@ -73,3 +73,16 @@ cases:
 		}
 	}
 }
+
+// A case's name and event_json may be written unquoted too: a number or
+// boolean there is its text as written.
+func TestParseUnquotedNameAndEventJSON(t *testing.T) {
+	src := "blueprint: button\ncases:\n- name: 42\n  event_json: 1.50\n  expect: {outcome: reject, reason: invalid_event}\n"
+	f, ds := conformance.Parse("v.yaml", []byte(src), nil)
+	if f == nil || ds.HasErrors() {
+		t.Fatalf("refused: %v", ds)
+	}
+	if c := f.Cases[0]; c.Name != "42" || string(c.Event) != "1.50" {
+		t.Errorf("name %q, event %q", c.Name, c.Event)
+	}
+}
