@@ -35,6 +35,8 @@ type savedBinding struct {
 	// Blueprint is the catalog ref, or a blueprint file's absolute path.
 	Blueprint string `json:"blueprint"`
 	Variant   string `json:"variant"`
+	// Catalog is send's --catalog, as an absolute path ("" the embedded).
+	Catalog string `json:"catalog,omitempty"`
 	// Sealed holds bindingSecrets, sealed for this integration's name.
 	Sealed  []byte    `json:"sealed"`
 	SavedAt time.Time `json:"saved_at"`
@@ -88,7 +90,7 @@ func readBindings(state string) (bindingsDoc, error) {
 
 // saveBinding records how an integration named name is run. The file is
 // replaced whole (written to a temporary file, then renamed), mode 0600.
-func saveBinding(state, name, ref, variant string, sec bindingSecrets) error {
+func saveBinding(state, catalog, name, ref, variant string, sec bindingSecrets) error {
 	s, err := sealer(state, true)
 	if err != nil {
 		return err
@@ -110,7 +112,12 @@ func saveBinding(state, name, ref, variant string, sec bindingSecrets) error {
 	if err != nil {
 		doc = bindingsDoc{Bindings: map[string]savedBinding{}} // a damaged file is replaced
 	}
-	doc.Bindings[name] = savedBinding{Blueprint: ref, Variant: variant, Sealed: sealed, SavedAt: time.Now().UTC()}
+	if catalog != "" {
+		if abs, err := filepath.Abs(catalog); err == nil {
+			catalog = abs
+		}
+	}
+	doc.Bindings[name] = savedBinding{Blueprint: ref, Variant: variant, Catalog: catalog, Sealed: sealed, SavedAt: time.Now().UTC()}
 	out, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ type replayGroup struct {
 	ids     []string // nil: all of them
 	ref     string
 	variant string
+	catalog string // the saved --catalog, "" for the embedded one
 	sec     bindingSecrets
 }
 
@@ -41,8 +42,8 @@ new api_key, say) applies to them.
 
 With no other flag, each dead letter is replayed as 'blueprint send' ran
 its integration: send saves, in --state, the blueprint, the variant, the
-config and --vendor-url (--allow-private-addresses, --max-event-size) of
-each integration it queues requests for. The config and the vendor URL are
+config and --vendor-url (--allow-private-addresses, --max-event-size,
+--catalog) of each integration it queues requests for. The config and the vendor URL are
 encrypted there (AES-256-GCM, with the key in STATE/secret.key, mode 0600,
 created on first use), never written in clear text. --config and
 --config-file replace the saved config's keys they name (the rest is kept),
@@ -90,6 +91,7 @@ the outbox unreadable, a config refused), 2 on usage errors.`,
 				return err
 			}
 			df.state = *state
+			a.replayCatalog = a.catalogDir // --catalog, if given, wins over the saved ones
 			if noOutbox(*state) {
 				if !all {
 					return usageErr("no outbox in %s: nothing was sent with this --state, so %s is not a dead letter", *state, args[0])
@@ -163,7 +165,7 @@ func (a *app) namedGroup(state string, fl *integrationFlags, over map[string]any
 	if err != nil {
 		return replayGroup{}, err
 	}
-	g := replayGroup{name: bindingName(bp, fl.blueprint, fl.variant), ids: ids, ref: fl.blueprint, variant: fl.variant}
+	g := replayGroup{name: bindingName(bp, fl.blueprint, fl.variant), ids: ids, ref: fl.blueprint, variant: fl.variant, catalog: a.catalogDir}
 	_, sec, ok, err := loadBinding(state, g.name)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "blueprint: warning: the saved config of %s is not used: %v\n", g.name, err)
@@ -231,7 +233,7 @@ func (a *app) savedGroups(ctx context.Context, q *outbox.Bolt, state string, ove
 			sec.Config = map[string]any{}
 		}
 		maps.Copy(sec.Config, over)
-		groups = append(groups, replayGroup{name: name, ids: byName[name], ref: sb.Blueprint, variant: sb.Variant, sec: sec})
+		groups = append(groups, replayGroup{name: name, ids: byName[name], ref: sb.Blueprint, variant: sb.Variant, catalog: sb.Catalog, sec: sec})
 	}
 	return groups, missing, nil
 }
@@ -251,6 +253,11 @@ func (a *app) replayGroup(ctx context.Context, q *outbox.Bolt, state string, g r
 	}
 	if err := df.check(cmd); err != nil { // a saved vendor URL is checked too
 		return delivery.Summary{}, false, err
+	}
+	if g.catalog != "" && a.replayCatalog == "" {
+		a.catalogDir = g.catalog // the catalog send compiled it from
+	} else {
+		a.catalogDir = a.replayCatalog
 	}
 	in, err := a.bindConfig(g.ref, g.variant, g.sec.Config, maxEventSize)
 	if err != nil {
@@ -292,7 +299,7 @@ func (a *app) replayGroup(ctx context.Context, q *outbox.Bolt, state string, g r
 	}
 	if runErr == nil {
 		// Saved for the next replay: the config it was replayed with.
-		if err := saveBinding(state, b.Name, savedRef(in, g.ref), g.variant, g.sec); err != nil {
+		if err := saveBinding(state, a.catalogDir, b.Name, savedRef(in, g.ref), g.variant, g.sec); err != nil {
 			fmt.Fprintf(a.stderr, "blueprint: warning: the config was not saved in %s: %v\n", state, err)
 		}
 	}

@@ -93,7 +93,7 @@ finish (10 s at most) and leave the rest in the outbox.`,
 			// Saved (the config sealed) so that 'dlq replay' needs no
 			// --blueprint or --config.
 			sec := bindingSecrets{Config: fl.parsed, VendorURL: df.vendorURL, AllowPrivate: df.allowPriv, MaxEventSize: fl.maxEventSize}
-			if err := saveBinding(df.state, b.Name, savedRef(in, fl.blueprint), in.Variant(), sec); err != nil {
+			if err := saveBinding(df.state, a.catalogDir, b.Name, savedRef(in, fl.blueprint), in.Variant(), sec); err != nil {
 				fmt.Fprintf(a.stderr, "blueprint: warning: the config was not saved in %s (%v): 'dlq replay' will need --blueprint and --config\n", df.state, err)
 			}
 			p, err := delivery.New(q, opts, b)
