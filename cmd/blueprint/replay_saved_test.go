@@ -138,3 +138,31 @@ func TestDLQOnStateWithoutOutbox(t *testing.T) {
 		t.Errorf("the state was created: %v", err)
 	}
 }
+
+// Dead letters of two integrations in one --state (two variants) are each
+// replayed with their own saved binding, in one run, with no --blueprint.
+func TestReplaySavedBindingsOfTwoIntegrations(t *testing.T) {
+	path, orders, _ := events(t, 6)
+	srv, url := fake(t, fakebutton.Options{APIKey: "sk-right-key"})
+	state := t.TempDir()
+	for _, variant := range []string{"default", "retail"} {
+		out, errs, code := cli(t, "", "send", "--blueprint", "button", "--variant", variant,
+			"--config", "application_id=app-abc123", "--config", "api_key=sk-wrong",
+			"--state", state, "--vendor-url", url, "--progress", "none", path)
+		if code != 0 {
+			t.Fatalf("send %s: exit %d\n%s\n%s", variant, code, out, errs)
+		}
+	}
+	out, errs, code := cli(t, "", "dlq", "replay", "--all", "--state", state, "--config", "api_key=sk-right-key")
+	if d, _, _, dead := summary(t, out); code != 0 || d != 2*orders || dead != 0 {
+		t.Errorf("replay: exit %d, %q, want %d delivered\n%s", code, lastLine(out), 2*orders, errs)
+	}
+	for _, name := range []string{"button@0.1.0/default", "button@0.1.0/retail"} {
+		if !strings.Contains(errs, "dead letters of "+name) {
+			t.Errorf("stderr does not name %s:\n%s", name, errs)
+		}
+	}
+	if got := len(srv.Orders()); got != orders {
+		t.Errorf("the fake has %d orders, want %d (the same orders of both variants)", got, orders)
+	}
+}
