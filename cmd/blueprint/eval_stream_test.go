@@ -321,3 +321,23 @@ func TestEvalBrokenPrettyStdinIsOneEvent(t *testing.T) {
 		}
 	}
 }
+
+// send reads its input as eval does: a broken pretty-printed event is one
+// rejected event, not one per line; NDJSON with a broken line still counts
+// each line.
+func TestSendBrokenPrettyIsOneEvent(t *testing.T) {
+	pretty := "{\n  \"type\": \"track\",\n  \"event\": \"Order Completed\"\n  \"properties\": {}\n}\n"
+	for name, tt := range map[string]struct {
+		text   string
+		events int // skipped and rejected
+	}{
+		"broken pretty":         {pretty, 1},
+		"ndjson, a broken line": {"{\"type\":\"track\",\"event\":\"Order Completed\",\"properties\":{}}\n{\"type\":\n", 2},
+	} {
+		out, errs, code := cli(t, tt.text, "send", "--blueprint", "button", "--config", "application_id=app-abc123", "--config", "api_key=sk-key",
+			"--state", t.TempDir(), "--progress", "none", "--log-level", "error", "-")
+		if _, skipped, rejected, _ := summary(t, out); code != 0 || rejected < 1 || skipped+rejected != tt.events {
+			t.Errorf("%s: exit %d, %q, want %d events, one rejected at least\n%s", name, code, lastLine(out), tt.events, errs)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -31,7 +32,9 @@ while it runs (see 'blueprint outbox').
 The input is NDJSON, one event per line, or one JSON value (pretty-printed
 or not) when the whole input parses as exactly one; anything else is read
 line by line, so a broken line is one rejected event and never hides the
-lines after it. A UTF-8 byte order mark at the start is ignored.
+lines after it; but input that is not one value and has no line that is
+a JSON value on its own is one broken (pretty-printed) event, one rejected
+invalid_event. A UTF-8 byte order mark at the start is ignored.
 
 Retries follow the blueprint's response rules: permanent failures (4xx, a
 bad api_key) become dead letters at once; 408, 429, 5xx and network errors
@@ -75,6 +78,24 @@ finish (10 s at most) and leave the rest in the outbox.`,
 				return err
 			}
 			defer closeInput()
+			// A broken pretty-printed event is one rejected event, as in
+			// eval, not one per line; its line breaks are read as spaces,
+			// white space to JSON, so it reaches the reader as one line.
+			text, whole, rest, err := brokenValueStream(input, fl.maxEventSize)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if whole {
+				one := bytes.Clone(text) // byte by byte: invalid UTF-8 stays as is
+				for i, c := range one {
+					if c == '\n' || c == '\r' {
+						one[i] = ' '
+					}
+				}
+				input = bytes.NewReader(one)
+			} else {
+				input = rest
+			}
 			q, err := df.openQueue()
 			if err != nil {
 				return err
