@@ -38,3 +38,51 @@ func TestParseErrors(t *testing.T) {
 		t.Fatalf("a good file: %v", ds)
 	}
 }
+
+// DESIGN §4 writes header values unquoted (Content-Type: application/json):
+// an unquoted number or boolean is a header value too, compared as written.
+func TestParseUnquotedHeaderValues(t *testing.T) {
+	src := `blueprint: webhook
+config: {url: 'https://hooks.example.com/events', authentication: none}
+cases:
+- name: x
+  event: {type: track, event: X}
+  expect:
+    outcome: deliver
+    requests:
+    - method: POST
+      url: https://hooks.example.com/events
+      headers: {Content-Type: application/json, X-Timestamp: 1772029800123, X-Rate: 1.50, X-On: true, X-Gone: null, X-Also-Gone: ~}
+`
+	f, ds := conformance.Parse("v.yaml", []byte(src), nil)
+	if f == nil || ds.HasErrors() {
+		t.Fatalf("unquoted header values refused: %v", ds)
+	}
+	got := map[string]string{}
+	for _, h := range f.Cases[0].Expect.Requests[0].Headers {
+		v := h.Value
+		if h.Absent {
+			v = "<absent>"
+		}
+		got[h.Name] = v
+	}
+	want := map[string]string{"Content-Type": "application/json", "X-Timestamp": "1772029800123", "X-Rate": "1.50", "X-On": "true", "X-Gone": "<absent>", "X-Also-Gone": "<absent>"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// A case's name and event_json may be written unquoted too: a number or
+// boolean there is its text as written.
+func TestParseUnquotedNameAndEventJSON(t *testing.T) {
+	src := "blueprint: button\ncases:\n- name: 42\n  event_json: 1.50\n  expect: {outcome: reject, reason: invalid_event}\n"
+	f, ds := conformance.Parse("v.yaml", []byte(src), nil)
+	if f == nil || ds.HasErrors() {
+		t.Fatalf("refused: %v", ds)
+	}
+	if c := f.Cases[0]; c.Name != "42" || string(c.Event) != "1.50" {
+		t.Errorf("name %q, event %q", c.Name, c.Event)
+	}
+}

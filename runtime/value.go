@@ -166,14 +166,15 @@ func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 		case '0':
 			if v.isInt {
 				text = c.scratchText(func(d []byte) []byte { return strconv.AppendInt(d, v.n, 10) })
-			} else if containsAny(v.b, "eE") {
-				f, err := strconv.ParseFloat(bstr(v.b), 64)
-				if err != nil || math.IsInf(f, 0) {
+			} else {
+				// The number's value in plain decimal, however it is
+				// written: 1.0e3 and 1000.00 are "1000", -0 is "0",
+				// 1.50 is "1.5" (exact, on the digits).
+				dec, ok := decimalText(bstr(v.b))
+				if !ok {
 					return invalidVal("number " + truncate(string(v.b), 40) + " is out of range")
 				}
-				text = c.scratchText(func(d []byte) []byte { return strconv.AppendFloat(d, f, 'f', -1, 64) })
-			} else {
-				text = v.b
+				text = c.scratchText(func(d []byte) []byte { return append(d, dec...) })
 			}
 		case 't':
 			text = sbytes("true")
@@ -601,13 +602,50 @@ func integerText(s string) (string, bool) {
 			return normInt(intPart), true
 		}
 	}
-	// Exponent or non-zero fraction: integral only when the value is.
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f != math.Trunc(f) || math.Abs(f) >= 1<<63 || !plainNumber(s) {
+	// Exponent or non-zero fraction: integral only when the value is,
+	// worked out on the digits (never through a float, which would round
+	// 9007199254740993e0 and refuse 1e21 while 1000000000000000000000
+	// written out is an integer).
+	if !plainNumber(s) {
 		return "", false
 	}
-	return strconv.FormatInt(int64(f), 10), true
+	mant, exp := s[start:], 0
+	if e := strings.IndexAny(mant, "eE"); e >= 0 {
+		n, err := strconv.Atoi(mant[e+1:])
+		if err != nil || n > maxIntegerDigits || n < -maxIntegerDigits {
+			return "", false
+		}
+		mant, exp = mant[:e], n
+	}
+	digits, point := mant, len(mant)
+	if dot := strings.IndexByte(mant, '.'); dot >= 0 {
+		digits, point = mant[:dot]+mant[dot+1:], dot
+	}
+	point += exp // the decimal point's place in digits
+	digits = strings.TrimRight(digits, "0")
+	if point < len(digits) {
+		return "", false // a non-zero digit after the point
+	}
+	if point > maxIntegerDigits {
+		return "", false
+	}
+	if digits == "" {
+		return "0", true
+	}
+	return normInt(s[:start] + digits + strings.Repeat("0", point-len(digits))), true
 }
+
+// decimalText is conv.DecimalText: the JSON number s in plain decimal.
+func decimalText(s string) (string, bool) {
+	if !plainNumber(s) {
+		return "", false
+	}
+	return conv.DecimalText(s)
+}
+
+// maxIntegerDigits bounds the integer an exponent may write out (1e40 has
+// 41 digits; 1e1000000 is refused rather than written out).
+const maxIntegerDigits = 64
 
 // normInt drops leading zeros and a negative zero's sign.
 func normInt(s string) string {

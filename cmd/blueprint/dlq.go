@@ -36,9 +36,14 @@ func (a *app) dlqCmd() *cobra.Command {
 		Short: "Inspect and re-drive dead letters in the outbox",
 		Long: `Dead letters are requests that failed permanently (a 4xx such as a bad
 api_key) or ran out of attempts. They stay in the outbox in --state, with the
-event, the attempts, the last status and error (never a secret).`,
+event, the attempts, the last status and error (never a secret). 'replay'
+re-drives them with the blueprint, variant and config their 'send' saved in
+--state (the config encrypted), so it needs no other flag. A --state that
+nothing was sent with has no dead letters. Exit 0; 1 when the outbox cannot
+be read, 'show' names an unknown ID, or a replay is interrupted; 2 on usage
+errors.`,
 		Example: `  blueprint dlq list --state /tmp/bp-state
-  blueprint dlq replay --all --state /tmp/bp-state --blueprint button --variant retail --config-file examples/button/config.json --vendor-url http://127.0.0.1:8787`,
+  blueprint dlq replay --all --state /tmp/bp-state`,
 	}
 	cmd.PersistentFlags().StringVar(&state, "state", defaultStateDir(), "`DIR` holding the durable outbox")
 	list := &cobra.Command{
@@ -52,6 +57,17 @@ event, the attempts, the last status and error (never a secret).`,
 			}
 			if err := intIn("limit", limit, 1, listLimitMax); err != nil {
 				return err
+			}
+			if noOutbox(state) {
+				// Nothing was ever sent with this --state: no dead letters
+				// (DESIGN §5: dlq exits 0), and a word on stderr in case
+				// the --state is mistyped.
+				fmt.Fprintf(a.stderr, "no outbox in %s: nothing was sent with this --state\n", state)
+				if format == "json" {
+					return writeJSON(a, []itemJSON{})
+				}
+				fmt.Fprintln(a.stdout, "no dead letters")
+				return nil
 			}
 			q, err := openOutbox(state)
 			if err != nil {

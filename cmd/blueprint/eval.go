@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -28,9 +30,13 @@ argument, standard input is read. Either may be NDJSON: one event per line,
 streamed, one result per event, in input order (events are evaluated on
 every core). The input is one value only when the whole of it parses as
 exactly one; anything else is read line by line, so a broken line is one
-invalid_event result and never hides the lines after it. But a file (of at
-most --max-event-size) that is empty, or is not one value and has no line
-that is a JSON value on its own, is one broken event: one invalid_event.
+invalid_event result and never hides the lines after it. But input (of at
+most --max-event-size) that is not one value and has no line that is a JSON
+value on its own is one broken event, a broken pretty-printed one: one
+invalid_event, on standard input as in a file. An empty file is one broken
+event too; empty standard input is no event. Standard input is read ahead
+(at most --max-event-size) only when its first line opens an object or
+array it does not close, so an NDJSON stream's results come as it comes.
 A UTF-8 byte order mark at the start is ignored. A read error of the input ends the run with
 exit 1 after the results of the events read before it.
 
@@ -77,6 +83,22 @@ usage errors (an event file that cannot be opened too).`,
 				if text != nil {
 					input = bytes.NewReader(text)
 				}
+			} else {
+				// Standard input (or a pipe named on the command line) may be
+				// NDJSON or one pretty-printed value; a broken pretty-printed
+				// event is one invalid_event, as it is in a file.
+				text, whole, rest, err := brokenValueStream(input, fl.maxEventSize)
+				if err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				if whole {
+					_, err := a.stdout.Write(appendResult(nil, in.Evaluate(text), format == "json"))
+					if err != nil {
+						return &exitError{code: 1, err: err}
+					}
+					return nil
+				}
+				input = rest
 			}
 			if err := evalStream(in, input, a.stdout, fl.maxEventSize, format == "json"); err != nil {
 				return &exitError{code: 1, err: err}
@@ -111,15 +133,72 @@ func brokenValueFile(f *os.File, limit int) (text []byte, whole bool, err error)
 	if len(t) == 0 {
 		return t, true, nil // no value at all: one event, invalid_event
 	}
+	if brokenValue(t) {
+		return t, true, nil
+	}
+	return text, false, nil
+}
+
+// brokenValue tells whether t (trimmed, not empty) is one broken value:
+// multi-line, not one JSON value, and no line of it a JSON value on its
+// own (so not NDJSON with a broken line, whose valid lines must each be
+// evaluated).
+func brokenValue(t []byte) bool {
 	if !bytes.Contains(t, []byte("\n")) || json.Valid(t) {
-		return text, false, nil
+		return false
 	}
 	for _, l := range bytes.Split(t, []byte("\n")) {
 		if l = bytes.TrimSpace(l); len(l) > 0 && json.Valid(l) {
-			return text, false, nil
+			return false
 		}
 	}
-	return t, true, nil
+	return true
+}
+
+// brokenValueStream is brokenValueFile for standard input, which has no
+// size to check first and may be a stream read as it comes: it reads ahead
+// only when the first non-blank line opens an object or array that it does
+// not close (the start of a pretty-printed value, or a truncated first
+// line), and then at most limit bytes. Input that is empty or blank is no
+// event (NDJSON of none). rest reads the whole input again, from its start.
+func brokenValueStream(r io.Reader, limit int) (text []byte, whole bool, rest io.Reader, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var buf []byte
+	for { // up to the first non-blank line
+		line, err := br.ReadSlice('\n')
+		buf = append(buf, line...)
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if err != io.EOF {
+				return nil, false, nil, fmt.Errorf("reading events: %w", err)
+			}
+			break
+		}
+		if len(buf) > limit {
+			return nil, false, io.MultiReader(bytes.NewReader(buf), br), nil
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if len(bytes.TrimSpace(bytes.TrimPrefix(buf, []byte("\xEF\xBB\xBF")))) > 0 {
+			break
+		}
+	}
+	first := bytes.TrimSpace(bytes.TrimPrefix(buf, []byte("\xEF\xBB\xBF")))
+	if len(first) == 0 || first[0] != '{' && first[0] != '[' || json.Valid(first) {
+		return nil, false, io.MultiReader(bytes.NewReader(buf), br), nil
+	}
+	more, err := io.ReadAll(io.LimitReader(br, int64(limit-len(buf))+1))
+	buf = append(buf, more...)
+	if err != nil {
+		return nil, false, nil, fmt.Errorf("reading events: %w", err)
+	}
+	if len(buf) > limit {
+		return nil, false, io.MultiReader(bytes.NewReader(buf), br), nil
+	}
+	if t := bytes.TrimSpace(bytes.TrimPrefix(buf, []byte("\xEF\xBB\xBF"))); brokenValue(t) {
+		return t, true, nil, nil
+	}
+	return nil, false, bytes.NewReader(buf), nil
 }
 
 // appendResult appends one result: a line of JSON, or its text form.

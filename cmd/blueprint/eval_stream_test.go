@@ -285,3 +285,59 @@ func TestEvalBrokenPrettyFileIsOneEvent(t *testing.T) {
 		}
 	}
 }
+
+// Standard input may be NDJSON or one pretty-printed value (DESIGN §5):
+// a broken pretty-printed event there is one invalid_event too, not one
+// result per line, while NDJSON with a broken line still gives one result
+// per line and an empty input none.
+func TestEvalBrokenPrettyStdinIsOneEvent(t *testing.T) {
+	pretty := "{\n  \"type\": \"track\",\n  \"event\": \"Order Completed\",\n  \"properties\": {\"x\": [1,\n 2]}\n}\n"
+	args := []string{"eval", "--blueprint", "button", "--config", "application_id=app-abc123", "--config", "api_key=sk-key", "--format", "json", "-"}
+	for name, tt := range map[string]struct {
+		text    string
+		results int
+	}{
+		"empty":                 {"", 0},
+		"truncated":             {pretty[:40], 1},
+		"missing comma":         {strings.Replace(pretty, `"track",`, `"track"`, 1), 1},
+		"truncated with a mark": {"\xEF\xBB\xBF\n" + pretty[:40], 1},
+		"two values":            {pretty + pretty, 1},
+		"one good value":        {pretty, 1},
+		"ndjson, a broken line": {`{"type":"page"}` + "\n{\"type\":\n" + `{"type":"page"}` + "\n", 3},
+		"ndjson, broken first":  {"{\"type\":\n" + `{"type":"page"}` + "\n", 2},
+		"pretty then a line":    {pretty + `{"type":"page"}` + "\n", 7},
+	} {
+		out, errs, code := cli(t, tt.text, args...)
+		var results []string
+		if s := strings.TrimSpace(out); s != "" {
+			results = strings.Split(s, "\n")
+		}
+		if code != 0 || len(results) != tt.results {
+			t.Errorf("%s: exit %d, %d results, want %d\n%s%s", name, code, len(results), tt.results, out, errs)
+			continue
+		}
+		if tt.results == 1 && name != "one good value" && !strings.Contains(results[0], `"reason":"invalid_event"`) {
+			t.Errorf("%s: %s", name, results[0])
+		}
+	}
+}
+
+// send reads its input as eval does: a broken pretty-printed event is one
+// rejected event, not one per line; NDJSON with a broken line still counts
+// each line.
+func TestSendBrokenPrettyIsOneEvent(t *testing.T) {
+	pretty := "{\n  \"type\": \"track\",\n  \"event\": \"Order Completed\"\n  \"properties\": {}\n}\n"
+	for name, tt := range map[string]struct {
+		text   string
+		events int // skipped and rejected
+	}{
+		"broken pretty":         {pretty, 1},
+		"ndjson, a broken line": {"{\"type\":\"track\",\"event\":\"Order Completed\",\"properties\":{}}\n{\"type\":\n", 2},
+	} {
+		out, errs, code := cli(t, tt.text, "send", "--blueprint", "button", "--config", "application_id=app-abc123", "--config", "api_key=sk-key",
+			"--state", t.TempDir(), "--progress", "none", "--log-level", "error", "-")
+		if _, skipped, rejected, _ := summary(t, out); code != 0 || rejected < 1 || skipped+rejected != tt.events {
+			t.Errorf("%s: exit %d, %q, want %d events, one rejected at least\n%s", name, code, lastLine(out), tt.events, errs)
+		}
+	}
+}

@@ -31,6 +31,8 @@ type integrationFlags struct {
 	// allowPrivate is set from --allow-private-addresses by the commands
 	// that deliver: a url config value may then be a private IP literal.
 	allowPrivate bool
+	// parsed is the config bind read from --config-file and --config.
+	parsed map[string]any
 }
 
 // The ranges of the numeric flags: a value outside is a usage error that
@@ -77,11 +79,19 @@ func (a *app) bind(f *integrationFlags) (*runtime.Integration, error) {
 	if err != nil {
 		return nil, err
 	}
-	bp, err := a.loadBlueprint(f.blueprint)
+	f.parsed = cfg
+	return a.bindConfig(f.blueprint, f.variant, cfg, f.maxEventSize, f.allowPrivate)
+}
+
+// bindConfig is bind for a blueprint, a variant and a config given;
+// allowPrivate lets a url config value be a private IP literal (set from
+// --allow-private-addresses by the commands that deliver).
+func (a *app) bindConfig(ref, variant string, cfg map[string]any, maxEventSize int, allowPrivate bool) (*runtime.Integration, error) {
+	bp, err := a.loadBlueprint(ref)
 	if err != nil {
 		return nil, err
 	}
-	in, err := runtime.Bind(bp, f.variant, cfg, runtime.WithMaxEventSize(f.maxEventSize), runtime.WithAllowPrivateAddresses(f.allowPrivate))
+	in, err := runtime.Bind(bp, variant, cfg, runtime.WithMaxEventSize(maxEventSize), runtime.WithAllowPrivateAddresses(allowPrivate))
 	var ce *runtime.ConfigError
 	switch {
 	case errors.As(err, &ce):

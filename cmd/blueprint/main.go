@@ -183,6 +183,9 @@ type app struct {
 	// only stdout; "" (send, replay) prints it on stderr only, so that
 	// send's stdout ends with its summary line.
 	configResult string
+	// replayCatalog is dlq replay's --catalog ("": each integration's
+	// saved one, else the embedded catalog).
+	replayCatalog string
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -353,6 +354,13 @@ func reportSkipped(w io.Writer, n *atomic.Int64) {
 	if k := n.Load(); k > 0 {
 		fmt.Fprintf(w, "%d requests skipped: their record cannot be read (moved to the quarantine; see 'blueprint outbox check')\n", k)
 	}
+}
+
+// noOutbox reports whether state holds no outbox file at all (nothing was
+// sent with it), as opposed to one that cannot be read.
+func noOutbox(state string) bool {
+	_, err := os.Lstat(filepath.Join(state, "outbox.db"))
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // openOutbox opens the outbox in state, which must exist.

@@ -144,9 +144,18 @@ func TestSendCountsEachLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.Name() != "outbox.db" {
+		switch e.Name() {
+		case "outbox.db", bindingsFile, keyFile: // the outbox, and the saved binding for dlq replay
+			fi, err := e.Info()
+			if err != nil || fi.Mode().Perm()&0o077 != 0 {
+				t.Errorf("%s: mode %v, %v; want 0600", e.Name(), fi.Mode(), err)
+			}
+		default:
 			t.Errorf("send left %s in --state", e.Name())
 		}
+	}
+	if b, err := os.ReadFile(filepath.Join(state, bindingsFile)); err != nil || strings.Contains(string(b), "sk-key") || strings.Contains(string(b), url) {
+		t.Errorf("the saved binding holds a secret in clear text, or is missing (%v):\n%s", err, b)
 	}
 }
 

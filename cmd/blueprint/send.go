@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -31,7 +32,9 @@ while it runs (see 'blueprint outbox').
 The input is NDJSON, one event per line, or one JSON value (pretty-printed
 or not) when the whole input parses as exactly one; anything else is read
 line by line, so a broken line is one rejected event and never hides the
-lines after it. A UTF-8 byte order mark at the start is ignored.
+lines after it; but input that is not one value and has no line that is
+a JSON value on its own is one broken (pretty-printed) event, one rejected
+invalid_event. A UTF-8 byte order mark at the start is ignored.
 
 Retries follow the blueprint's response rules: permanent failures (4xx, a
 bad api_key) become dead letters at once; 408, 429, 5xx and network errors
@@ -47,8 +50,10 @@ earlier run (the same events sent again) are not sent again and not counted
 there: a line before it says so,
 "already final from an earlier run (not sent again): N delivered, N skipped, N dead-lettered".
 Memory holds only the requests not final yet (at most --max-pending).
-Exit 0 when every event reached one of those final states, 1 otherwise
-(interrupted, input unreadable, config refused), 2 on usage errors.
+Exit 0 when every event reached one of those final states (a dead letter
+is final: exit 0, and 'blueprint dlq replay' re-drives it), 1 otherwise
+(interrupted with requests still pending, input unreadable, config
+refused), 2 on usage errors.
 SIGINT/SIGTERM stop reading, enqueue what was read, let requests in flight
 finish (10 s at most) and leave the rest in the outbox.`,
 		Example: `  # A local fake of Button's API in one terminal:
@@ -74,6 +79,24 @@ finish (10 s at most) and leave the rest in the outbox.`,
 				return err
 			}
 			defer closeInput()
+			// A broken pretty-printed event is one rejected event, as in
+			// eval, not one per line; its line breaks are read as spaces,
+			// white space to JSON, so it reaches the reader as one line.
+			text, whole, rest, err := brokenValueStream(input, fl.maxEventSize)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if whole {
+				one := bytes.Clone(text) // byte by byte: invalid UTF-8 stays as is
+				for i, c := range one {
+					if c == '\n' || c == '\r' {
+						one[i] = ' '
+					}
+				}
+				input = bytes.NewReader(one)
+			} else {
+				input = rest
+			}
 			q, err := df.openQueue()
 			if err != nil {
 				return err
@@ -88,7 +111,14 @@ finish (10 s at most) and leave the rest in the outbox.`,
 				}
 				opts.Rejects = rejects
 			}
-			p, err := delivery.New(q, opts, binding(in, fl.blueprint))
+			b := binding(in, fl.blueprint)
+			// Saved (the config sealed) so that 'dlq replay' needs no
+			// --blueprint or --config.
+			sec := bindingSecrets{Config: fl.parsed, VendorURL: df.vendorURL, AllowPrivate: df.allowPriv, MaxEventSize: fl.maxEventSize}
+			if err := saveBinding(df.state, a.catalogDir, b.Name, savedRef(in, fl.blueprint), in.Variant(), sec); err != nil {
+				fmt.Fprintf(a.stderr, "blueprint: warning: the config was not saved in %s (%v): 'dlq replay' will need --blueprint and --config\n", df.state, err)
+			}
+			p, err := delivery.New(q, opts, b)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}

@@ -25,3 +25,21 @@ func TestNaturalScale(t *testing.T) {
 		}
 	}
 }
+
+func TestDecimalText(t *testing.T) {
+	for in, want := range map[string]string{
+		"1001": "1001", "1.0e3": "1000", "1000.00": "1000", "1E3": "1000", "0.1e1": "1", "-0": "0", "-0.0e5": "0",
+		"-5": "-5", "1.5": "1.5", "1.50": "1.5", "2.5e-1": "0.25", "-2.5E-3": "-0.0025", "1e21": "1000000000000000000000",
+		"12345678901234567890": "12345678901234567890", "9007199254740993e0": "9007199254740993", "0": "0", "0.000": "0",
+		"100e-2": "1", "1e+2": "100",
+	} {
+		if got, ok := DecimalText(in); !ok || got != want {
+			t.Errorf("DecimalText(%s) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "-", "01", "1.", ".5", "1e", "1e1000", "1e-1000", "abc", "+1", "1.5x"} {
+		if got, ok := DecimalText(in); ok {
+			t.Errorf("DecimalText(%q) = %q, want refused", in, got)
+		}
+	}
+}

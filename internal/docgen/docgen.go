@@ -319,7 +319,13 @@ func writeEvent(w func(string, ...any), bp *compiler.Blueprint, e *compiler.Even
 	case len(in) < len(bp.Variants):
 		where = "variants " + codeList(in, ", ")
 	}
-	w("\n## `%s` (%s, %s)\n\n", e.VendorEvent, cell(e.Name), where)
+	if e.VendorSpec != nil {
+		// A computed vendor event has no name to head its section with
+		// (an empty code span is broken Markdown): say so.
+		w("\n## Computed vendor event (%s, %s)\n\n", cell(e.Name), where)
+	} else {
+		w("\n## `%s` (%s, %s)\n\n", e.VendorEvent, cell(e.Name), where)
+	}
 	if d := strings.TrimSpace(e.Description); d != "" {
 		w("%s ", cell(d))
 	}

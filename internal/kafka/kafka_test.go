@@ -157,6 +157,8 @@ func TestEventKey(t *testing.T) {
 		`{"messageId":"m"}`:                                "m",
 		`{"anonymousId":"","userId":7,"messageId":"m"}`:    "7",
 		`{"user_id":1001,"message_id":"m"}`:                "1001",
+		`{"userId":1.0e3,"messageId":"m"}`:                 "1000",
+		`{"userId":-0,"messageId":"m"}`:                    "0",
 		`{"userId":"","messageId":"m"}`:                    "m",
 		`{"anonymousId":7,"messageId":"m"}`:                "m",
 		`{"userId":true,"messageId":"m"}`:                  "m",

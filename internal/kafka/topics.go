@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/blueprint-engine/blueprint/internal/conv"
+
 	"github.com/blueprint-engine/blueprint/runtime/delivery"
 )
 
@@ -31,9 +33,9 @@ func RetryTopic(integrationID string) string { return "delivery-retry-" + integr
 
 // EventKey is the partition key of an event: anonymousId, else userId,
 // else messageId (the snake_case spellings too), so that one user's events
-// stay in order. A user id written as a JSON number keys by its text as
-// written (42 and "42" are one user, as the blueprints' customer ids
-// read them); other ids count only as non-empty strings. nil when the
+// stay in order. A user id written as a JSON number keys by its decimal
+// text by value (42, 42.0 and "42" are one user, as every blueprint reads
+// the user id); other ids count only as non-empty strings. nil when the
 // event has none of them.
 func EventKey(event []byte) []byte {
 	for _, path := range []string{"anonymousId", "anonymous_id", "userId", "user_id", "messageId", "message_id"} {
@@ -42,6 +44,11 @@ func EventKey(event []byte) []byte {
 			return []byte(v.Str)
 		}
 		if v.Type == gjson.Number && (path == "userId" || path == "user_id") {
+			// The user id's text as every blueprint reads it: 1.0e3 and
+			// 1000 are one user, keyed "1000" (docs/vendors-common.md).
+			if text, ok := conv.DecimalText(v.Raw); ok {
+				return []byte(text)
+			}
 			return []byte(v.Raw)
 		}
 	}
