@@ -1,0 +1,79 @@
+package runtime_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/blueprint-engine/blueprint/runtime"
+)
+
+// advSigBlueprint signs its body into X-Signature, and also declares a
+// plain header of that name (in another case): the signature replaces it.
+const advSigBlueprint = `key: hostile
+version: 0.1.0
+name: Hostile
+description: test
+category: other
+status: alpha
+config:
+  key: {type: secret, label: Key, required: true}
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/x
+    headers:
+      x-signature: "plain"
+      X-Sent-At: "0"
+    auth:
+      type: signature
+      secret: "{config.key}"
+      header: X-Signature
+      timestamp_header: X-Sent-At
+      prefix: "sha256="
+    body:
+      a: {from: properties.a, type: string}
+events:
+  E:
+    request: r
+    vendor_event: e
+`
+
+// A plain header named like the signature header (in any case) must not
+// carry the signature out in a printed view or a vendor message: the
+// signature replaces it, and is secret.
+func TestAdvSignatureReplacingPlainHeaderIsSecret(t *testing.T) {
+	in, err := runtime.Bind(compileInline(t, advSigBlueprint), "", map[string]any{"key": "supersecretkey"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"a":"x"}}`))
+	if res.Outcome != runtime.Deliver {
+		t.Fatalf("%s", res)
+	}
+	req := res.Requests[0]
+	sig, _ := req.Header("X-Signature")
+	if !strings.HasPrefix(sig, "sha256=") || len(sig) != 7+64 {
+		t.Fatalf("signature %q", sig)
+	}
+	n := 0
+	for _, h := range req.Headers {
+		if strings.EqualFold(h.Name, "X-Signature") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d X-Signature headers sent, want 1: %v", n, req.Headers)
+	}
+	hex := sig[7:]
+	for name, view := range map[string]string{"String": res.String(), "AppendJSON": string(res.AppendJSON(nil))} {
+		if strings.Contains(view, hex) {
+			t.Errorf("%s shows the signature:\n%s", name, view)
+		}
+	}
+	echo := []byte(`{"error":"bad signature ` + sig + `"}`)
+	if v := in.Classify(req, http.StatusBadRequest, nil, echo); strings.Contains(v.Message, hex) {
+		t.Errorf("vendor message shows the signature: %s", v.Message)
+	}
+}
