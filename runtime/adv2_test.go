@@ -77,3 +77,42 @@ func TestAdvSignatureReplacingPlainHeaderIsSecret(t *testing.T) {
 		t.Errorf("vendor message shows the signature: %s", v.Message)
 	}
 }
+
+// A vendor echoing a form body or query string writes spaces as '+' and
+// may leave characters escaped or not as its encoder chooses
+// (URLSearchParams keeps '*', others '/', ':' or '@'): every such spelling
+// of a secret is scrubbed, in messages and in Redact.
+func TestAdvPlusEncodedSecretIsScrubbed(t *testing.T) {
+	const secret = "my secret*key/1:@!"
+	in, err := runtime.Bind(compileInline(t, advSigBlueprint), "", map[string]any{"key": secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, echo := range []string{
+		"my+secret*key%2F1%3A%40%21",   // URLSearchParams
+		"my+secret*key/1:@!",           // nothing but the space escaped
+		"my+secret%2Akey/1%3a@%21",     // any mix
+		"a=1&k=my+secret*key/1:@!&b=2", // inside a form body
+	} {
+		if got := in.Redact("vendor said: " + echo); strings.Contains(got, "secret") {
+			t.Errorf("Redact(%q) = %q", echo, got)
+		}
+		if !in.CarriesSecret([]byte(`{"properties":{"a":"` + echo + `"}}`)) {
+			t.Errorf("CarriesSecret misses %q", echo)
+		}
+		req := &runtime.Request{Method: "POST", URL: "https://api.example.com/x"}
+		if v := in.Classify(req, http.StatusBadRequest, nil, []byte(echo)); strings.Contains(v.Message, "secret") {
+			t.Errorf("vendor message %q", v.Message)
+		}
+	}
+	// A '+' that is the secret's own is no space.
+	in2, err := runtime.Bind(compileInline(t, advSigBlueprint), "", map[string]any{"key": "a+secret+b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, echo := range []string{"a+secret+b", "a%2Bsecret%2Bb", "a%2bsecret+b"} {
+		if got := in2.Redact("x " + echo + " y"); got != "x *** y" {
+			t.Errorf("Redact(%q) = %q", echo, got)
+		}
+	}
+}
