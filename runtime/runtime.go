@@ -145,8 +145,7 @@
 // masked; a secret header whose value reads event data is masked in the
 // views of its request but not scrubbed from other text (its value is not
 // known at Bind); other encodings (hex, percent-escapes mixed with JSON
-// escapes, base64 of an
-// escaped form, encryption) are not recognised.
+// escapes, base64 of an escaped form, encryption) are not recognised.
 package runtime
 
 import (
