@@ -147,10 +147,17 @@ func (in *Integration) AuthorizeContext(ctx context.Context, req *Request, clien
 			ae.Status = re.Response.StatusCode
 			ae.Permanent = ae.Status == 400 || ae.Status == 401 || ae.Status == 403
 		}
-		if ae.Permanent {
+		switch {
+		case ae.Permanent:
 			ae.Message = fmt.Sprintf("the token endpoint refused the client credentials (%d): check client_id and client_secret", ae.Status)
-		} else {
-			ae.Message = in.Redact("the token endpoint did not give a token: " + err.Error())
+		case re != nil && re.Response != nil:
+			// The endpoint's own text (up to 1 MiB, any bytes) is read as
+			// a vendor's answer is: scrubbed, then cut to one printable
+			// line, so that it can neither flood nor forge log lines.
+			body := []byte(in.scrubTokens(string(re.Body)))
+			ae.Message = in.Redact(fmt.Sprintf("the token endpoint did not give a token (%d): %s", ae.Status, vendorMessage(nil, ae.Status, body, in.red)))
+		default:
+			ae.Message = in.Redact("the token endpoint did not give a token: " + clip(in.Redact(err.Error())))
 		}
 		return ae
 	}

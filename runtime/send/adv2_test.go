@@ -1,0 +1,52 @@
+package send_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/blueprint-engine/blueprint/engine"
+	"github.com/blueprint-engine/blueprint/runtime"
+	"github.com/blueprint-engine/blueprint/runtime/send"
+)
+
+// A hostile token endpoint answering an error with a huge body, forged
+// log lines and terminal escapes: the attempt's message (logs, metrics,
+// dead letters) is one short printable line, as a vendor's is.
+func TestAdvTokenEndpointHugeErrorIsClipped(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(502)
+		io.WriteString(w, "upstream\n{\"level\":\"INFO\",\"msg\":\"forged\"}\x1b[2J"+strings.Repeat("A", 900<<10))
+	}))
+	defer srv.Close()
+	to, _ := url.Parse(srv.URL)
+	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": "csecret-123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
+	a := send.New(send.Options{Client: &http.Client{Transport: rewrite{to}}}).Do(context.Background(), in, "o", res.Requests[0])
+	if a.Outcome != runtime.Retry {
+		t.Fatalf("%v %q", a.Outcome, a.Message)
+	}
+	for what, m := range map[string]string{"Message": a.Message, "Err": a.Err.Error()} {
+		if len(m) > 400 {
+			t.Errorf("%s is %d bytes long", what, len(m))
+		}
+		if strings.IndexFunc(m, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			t.Errorf("%s holds control characters: %q", what, m)
+		}
+		if !strings.Contains(m, "502") {
+			t.Errorf("%s does not say the status: %q", what, m)
+		}
+	}
+}
