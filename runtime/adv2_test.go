@@ -116,3 +116,47 @@ func TestAdvPlusEncodedSecretIsScrubbed(t *testing.T) {
 		}
 	}
 }
+
+// A vendor event computed from event data (a catch-all mapping) is event
+// data: quoted in the text view when a terminal would act on it, and
+// scrubbed of secrets wherever it goes (JSON view, logs, stored items).
+func TestAdvComputedVendorEventIsShownSafely(t *testing.T) {
+	const src = `key: hostile
+version: 0.1.0
+name: Hostile
+description: test
+category: other
+status: alpha
+config:
+  key: {type: secret, label: Key, required: true}
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/x
+    headers:
+      X-Key: {value: "{config.key}", secret: true}
+    body:
+      n: {from: properties.n, type: string}
+events:
+  "*":
+    request: r
+    vendor_event: {expr: 'event.properties.a + event.properties.b'}
+`
+	in, err := runtime.Bind(compileInline(t, src), "", map[string]any{"key": "supersecretkey"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"x","properties":{"a":"\u001b[2J\nforged supersec","b":"retkey"}}`))
+	if res.Outcome != runtime.Deliver {
+		t.Fatalf("%s", res)
+	}
+	if strings.Contains(res.String(), "\x1b") || strings.Contains(res.String(), "\nforged") {
+		t.Errorf("String acts on a terminal:\n%s", res.String())
+	}
+	for name, view := range map[string]string{"VendorEvent": res.VendorEvent, "String": res.String(), "AppendJSON": string(res.AppendJSON(nil))} {
+		if strings.Contains(view, "supersecretkey") {
+			t.Errorf("%s shows the secret: %s", name, view)
+		}
+	}
+}

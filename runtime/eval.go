@@ -214,7 +214,10 @@ func (in *Integration) evaluateIn(c *evalCtx, event []byte, pre *ValidEvent) (re
 	res.VendorEvent = ev.VendorEvent
 	if ev.VendorSpec != nil {
 		if v := c.value(c.in.bp.VendorEventValue()); v.st == present && v.jt == '"' {
-			res.VendorEvent = string(v.b)
+			// Computed from event data: scrubbed here, once, as it goes
+			// on to views, logs and stored items (the outbox's vendor
+			// event, which dlq list shows).
+			res.VendorEvent = in.red.String(string(v.b))
 		}
 	}
 

@@ -740,7 +740,7 @@ func (r Result) String() string {
 	if r.Event != "" || r.VendorEvent != "" {
 		fmt.Fprintf(&b, " (%s", printable(r.Event))
 		if r.VendorEvent != "" {
-			b.WriteString(" -> " + r.VendorEvent)
+			b.WriteString(" -> " + printable(r.VendorEvent)) // computed from event data, maybe
 		}
 		b.WriteString(")")
 	}
