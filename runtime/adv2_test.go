@@ -160,3 +160,53 @@ events:
 		}
 	}
 }
+
+// A secret field (or header) computed from a secret in a way the
+// redaction cannot know (upper, regex_replace) that breaks its type or
+// pattern must not be quoted in the reject's message.
+func TestAdvInvalidSecretFieldIsNotQuoted(t *testing.T) {
+	const src = `key: hostile
+version: 0.1.0
+name: Hostile
+description: test
+category: other
+status: alpha
+config:
+  key: {type: secret, label: Key, required: true}
+hosts: [api.example.com]
+values:
+  sk: {expr: 'upper(config.key)', type: string, pattern: "^[a-z]+$"}
+  hk: {expr: 'regex_replace(config.key, "s", "Z") + event.properties.h', type: string}
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/x
+    encoding: form
+    headers:
+      X-K: {value: "{values.hk}", secret: true}
+    body:
+      f: {value: sk, secret: true}
+      n: {expr: 'regex_replace(config.key, "s", "Z")', secret: true, type: integer}
+      Item:
+        from: properties.items
+        type: array
+        flatten: indexed
+        items:
+          S: {expr: 'upper(config.key) + item.a', secret: true, type: string, pattern: "^x$"}
+events:
+  E: {request: r, vendor_event: e}
+`
+	in, err := runtime.Bind(compileInline(t, src), "", map[string]any{"key": "supersecretkey"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"h":"\n","items":[{"a":"1"}]}}`))
+	if res.Outcome != runtime.Reject || len(res.Fields) != 4 {
+		t.Fatalf("%s", res)
+	}
+	for name, view := range map[string]string{"Message": res.Message, "String": res.String(), "AppendJSON": string(res.AppendJSON(nil))} {
+		if low := strings.ToLower(view); strings.Contains(low, "supersecretkey") || strings.Contains(low, "zuperzecretkey") {
+			t.Errorf("%s shows a value computed from the secret: %s", name, view)
+		}
+	}
+}

@@ -35,6 +35,20 @@ type fault struct {
 	derived bool
 }
 
+// secretFaultMsg stands for the message of an invalid secret field or
+// secret header: what is wrong with it would show its value.
+const secretFaultMsg = "its value is invalid (not shown: it may carry a secret)"
+
+// hideFaults replaces the messages of the faults since fmark with
+// secretFaultMsg (those of a secret header's template).
+func (c *evalCtx) hideFaults(fmark int) {
+	for i := fmark; i < len(c.faults); i++ {
+		if !c.faults[i].missing {
+			c.faults[i].msg = secretFaultMsg
+		}
+	}
+}
+
 // derivedPrefix starts the message of a field made invalid by an invalid
 // shared value it reads (see runExpr).
 const derivedPrefix = "reads values."
@@ -265,7 +279,11 @@ func (in *Integration) evaluateIn(c *evalCtx, event []byte, pre *ValidEvent) (re
 	}
 	var dyn []Header
 	for _, h := range rp.dynHeaders {
+		fmark := len(c.faults)
 		v := string(c.template(h.Value, nil, "header "+h.Name))
+		if h.Secret {
+			c.hideFaults(fmark)
+		}
 		if h.Value.HasOptional && absentHeader(v) {
 			continue
 		}
@@ -1421,7 +1439,14 @@ func (c *evalCtx) account(f *compiler.Field, v *rv) {
 	switch v.st {
 	case invalid:
 		if c.room(false) {
-			c.faults = append(c.faults, fault{path: c.render(f.Path), msg: v.msg, derived: strings.HasPrefix(v.msg, derivedPrefix)})
+			msg := v.msg
+			if f.Secret {
+				// The message may quote the value (a pattern, a type),
+				// which a secret field computes from a secret in a way
+				// the redaction cannot know (upper, regex_replace ...).
+				msg = secretFaultMsg
+			}
+			c.faults = append(c.faults, fault{path: c.render(f.Path), msg: msg, derived: strings.HasPrefix(v.msg, derivedPrefix)})
 		}
 	case absent:
 		if f.Required {
