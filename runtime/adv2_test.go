@@ -210,3 +210,37 @@ events:
 		}
 	}
 }
+
+// A vendor echoing the bearer token it was sent (a fetched OAuth token, a
+// secret header read from the event) in any encoding: the token is
+// scrubbed, not only "Bearer TOKEN" as a unit.
+func TestAdvEchoedTokenEncodingsAreScrubbed(t *testing.T) {
+	in := bindInline(t, `key: hostile
+version: 0.1.0
+name: Hostile
+description: test
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/x
+    body:
+      a: {from: properties.a, type: string}
+events:
+  E: {request: r, vendor_event: e}
+`)
+	const tok = "tok+live/777=="
+	req := &runtime.Request{Method: "POST", URL: "https://api.example.com/x",
+		Headers: []runtime.Header{{Name: "Authorization", Value: "Bearer " + tok, Secret: true}}}
+	for _, echo := range []string{
+		`{"error":"invalid token ` + tok + `"}`,
+		`token=tok%2Blive%2F777%3D%3D rejected`,
+		`{"error":"token tok\u002blive\/777== expired"}`,
+	} {
+		if v := in.Classify(req, http.StatusBadRequest, nil, []byte(echo)); strings.Contains(v.Message, "777") {
+			t.Errorf("vendor message shows the token: %q", v.Message)
+		}
+	}
+}

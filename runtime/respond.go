@@ -91,6 +91,11 @@ func (in *Integration) requestRedactor(req *Request) *redactor {
 		if sig != nil && h.Name == sig.Header {
 			vals = append(vals, strings.TrimPrefix(h.Value, sig.Prefix))
 		}
+		// The credential after its scheme word (a fetched OAuth token):
+		// a vendor echoes it alone, in whatever escapes it writes.
+		if scheme, cred, ok := strings.Cut(h.Value, " "); ok && scheme != "" && !strings.ContainsAny(scheme, "=:") && cred != "" {
+			vals = append(vals, cred)
+		}
 	}
 	if len(vals) == 0 {
 		return &redactor{}
