@@ -244,3 +244,31 @@ events:
 		}
 	}
 }
+
+// An expression whose list or map result JSON cannot hold (an event
+// number past float64 inside it) makes its field invalid: before, the
+// field was absent, and an order went out without its items (Impact's
+// Item reads fields.Items).
+func TestAdvExprListOutOfRangeIsInvalid(t *testing.T) {
+	in := bindInline(t, `key: hostile
+version: 0.1.0
+name: Hostile
+description: test
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/x
+    body:
+      items: {expr: 'event.properties.products', required: true}
+      opt: {expr: 'event.properties.products'}
+events:
+  E: {request: r, vendor_event: e}
+`)
+	res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"products":[{"price":1e999999999}]}}`))
+	if res.Outcome != runtime.Reject || res.Reason != runtime.ReasonInvalidField || strings.Join(res.Fields, ",") != "items,opt" {
+		t.Fatalf("%s", res)
+	}
+}

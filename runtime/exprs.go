@@ -61,7 +61,11 @@ func (c *evalCtx) goVal(x any) rv {
 		}
 	}
 	if err != nil || len(b) == 0 {
-		return rv{}
+		// A list or map holding what JSON cannot (an event number past
+		// float64, 1e999, read as +Inf): a wrong value, not a missing
+		// one, or the field would be left out silently (an order sent
+		// without its items).
+		return invalidVal("the expression gives a list or map that JSON cannot hold (a number out of range, say)")
 	}
 	v := c.spanVal(b, span{start: 0, end: int32(len(b)), kind: kindOf(b[0])})
 	return v
