@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/blueprint-engine/blueprint/runtime"
 )
@@ -270,5 +271,62 @@ events:
 	res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"products":[{"price":1e999999999}]}}`))
 	if res.Outcome != runtime.Reject || res.Reason != runtime.ReasonInvalidField || strings.Join(res.Fields, ",") != "items,opt" {
 		t.Fatalf("%s", res)
+	}
+}
+
+// The secret fields of joined requests stay masked in the joined
+// request's views: inside the joined array and around it.
+func TestAdvJoinedBatchMasksDerivedSecrets(t *testing.T) {
+	const src = `key: hostile
+version: 0.1.0
+name: Hostile
+description: test
+category: other
+status: alpha
+config:
+  key: {type: secret, label: Key, required: true}
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/x
+    batch: {into: orders}
+    body:
+      pre: {expr: 'upper(config.key) + "PRE"', secret: true}
+      orders:
+        expr: '[event.properties]'
+        type: array
+        items:
+          id: {from: id, type: string}
+          k: {expr: 'upper(config.key) + item.id', secret: true}
+      post: {expr: 'upper(config.key) + "POST"', secret: true}
+events:
+  E: {request: r, vendor_event: e}
+`
+	in, err := runtime.Bind(compileInline(t, src), "", map[string]any{"key": "supersecretkey"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []*runtime.Request
+	for _, id := range []string{"a", "bb", "ccc"} {
+		res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"id":"` + id + `"}}`))
+		if res.Outcome != runtime.Deliver {
+			t.Fatalf("%s", res)
+		}
+		if strings.Contains(strings.ToLower(res.String()), "supersecretkey") {
+			t.Fatalf("single view leaks:\n%s", res)
+		}
+		reqs = append(reqs, res.Requests[0])
+	}
+	joined, err := in.JoinBatch(reqs, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(joined.Body), "SUPERSECRETKEYccc") {
+		t.Fatalf("joined body %s", joined.Body)
+	}
+	view := string(in.Redacted(joined).Body)
+	if strings.Contains(strings.ToLower(view), "supersecretkey") {
+		t.Errorf("joined view leaks: %s", view)
 	}
 }

@@ -165,17 +165,23 @@ func (in *Integration) AuthorizeContext(ctx context.Context, req *Request, clien
 	return nil
 }
 
-// oauthSecrets are the forms of client secrets that the token request
-// carries and the redaction would not know otherwise: golang.org/x/oauth2
-// query-escapes the secret before it base64-encodes it into Basic
-// credentials, so a token endpoint that echoes the Authorization header
-// shows base64 of the escaped secret ("a/b" is sent as "a%2Fb").
-func (in *Integration) oauthSecrets() []string {
+// authSecrets are the keys auth renders that no header carries, scrubbed
+// as secrets are (auth is always secret, whatever the type of the config
+// keys it reads, and with literal text around them): each OAuth client
+// secret, also as golang.org/x/oauth2 sends it (it query-escapes the
+// secret before it base64-encodes it into Basic credentials, so a token
+// endpoint that echoes the Authorization header shows base64 of the
+// escaped secret: "a/b" is sent as "a%2Fb"), and each signing key.
+func (in *Integration) authSecrets() []string {
 	var out []string
 	for _, rp := range in.requests {
+		if rp.sig != nil && len(rp.sigKey) > 0 {
+			out = append(out, string(rp.sigKey))
+		}
 		if rp.oauth == nil {
 			continue
 		}
+		out = append(out, rp.oauth.cfg.ClientSecret)
 		if esc := url.QueryEscape(rp.oauth.cfg.ClientSecret); esc != rp.oauth.cfg.ClientSecret {
 			out = append(out, esc)
 		}

@@ -567,7 +567,7 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 	// The secrets, and every credential rendered from config (a vendor may
 	// echo an Authorization header whole), are scrubbed from all the
 	// integration shows.
-	in.red = newRedactor(append(secrets, in.oauthSecrets()...), in.credentials()...)
+	in.red = newRedactor(append(secrets, in.authSecrets()...), in.credentials()...)
 	in.noNameMsg = in.red.String("the track event has no event name")
 	in.filteredMsg = in.red.String("the mapping's filter is false")
 	in.eventNames = map[*compiler.Event]string{}

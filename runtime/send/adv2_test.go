@@ -2,6 +2,7 @@ package send_test
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -48,5 +49,34 @@ func TestAdvTokenEndpointHugeErrorIsClipped(t *testing.T) {
 		if !strings.Contains(m, "502") {
 			t.Errorf("%s does not say the status: %q", what, m)
 		}
+	}
+}
+
+// Auth is always secret: an OAuth client secret rendered from a config
+// key that is not of type secret (or with literal text around one) is
+// scrubbed from what a token endpoint echoes, as a Basic password is.
+func TestAdvOAuthClientSecretFromPlainConfigIsScrubbed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(500)
+		_, pass, _ := r.BasicAuth()
+		io.WriteString(w, "upstream failed for "+r.Header.Get("Authorization")+" (secret "+pass+")")
+	}))
+	defer srv.Close()
+	to, _ := url.Parse(srv.URL)
+	src := strings.Replace(oauthBlueprint, "client_secret: {type: secret,", "client_secret: {type: string,", 1)
+	bp, ds := engine.Compile("oauth.yaml", []byte(src))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	const secret = "plainclientsecret"
+	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
+	a := send.New(send.Options{Client: &http.Client{Transport: rewrite{to}}}).Do(context.Background(), in, "o", res.Requests[0])
+	sent := base64.StdEncoding.EncodeToString([]byte("cid:" + secret))
+	if a.Outcome != runtime.Retry || strings.Contains(a.Message, secret) || strings.Contains(a.Message, sent[4:]) {
+		t.Fatalf("the echoed client secret shows: %v %q", a.Outcome, a.Message)
 	}
 }
