@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -328,5 +329,37 @@ events:
 	view := string(in.Redacted(joined).Body)
 	if strings.Contains(strings.ToLower(view), "supersecretkey") {
 		t.Errorf("joined view leaks: %s", view)
+	}
+}
+
+// An indexed list item holding an object under a key from the event: the
+// reject names the list and quotes the key cut short, so the event cannot
+// write terminal escapes, forged lines or a 100 KB message.
+func TestAdvIndexedItemKeyFaultIsQuoted(t *testing.T) {
+	in := bindInline(t, `key: hostile
+version: 0.1.0
+name: Hostile
+description: test
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/x
+    encoding: form
+    body:
+      Item: {from: properties.items, type: array, flatten: indexed}
+events:
+  E: {request: r, vendor_event: e}
+`)
+	key := "\x1b[2J\nforged " + strings.Repeat("K", 100000)
+	ev, _ := json.Marshal(map[string]any{"type": "track", "event": "E", "properties": map[string]any{"items": []any{map[string]any{key: map[string]any{"x": 1}}}}})
+	res := in.Evaluate(ev)
+	if res.Outcome != runtime.Reject || strings.Join(res.Fields, ",") != "Item" {
+		t.Fatalf("%s", res.Outcome)
+	}
+	if len(res.Message) > 200 || strings.ContainsAny(res.Message, "\x1b\n") {
+		t.Errorf("message %q", res.Message[:min(len(res.Message), 300)])
 	}
 }

@@ -356,6 +356,10 @@ func (in *Integration) evaluateIn(c *evalCtx, event []byte, pre *ValidEvent) (re
 	}
 	wire, secrets, err := enc.Encode(nil, doc, c.secrets, shape)
 	if err != nil {
+		if fe := (*encoding.FieldError)(nil); errors.As(err, &fe) {
+			c.addFault(fault{path: fe.Field, msg: fe.Msg})
+			return c.reject(&res)
+		}
 		return reject(&res, ReasonInvalidField, "the body cannot be written as "+enc.Name()+": "+err.Error())
 	}
 	if enc.InQuery() {
