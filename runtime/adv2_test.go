@@ -363,3 +363,33 @@ events:
 		t.Errorf("message %q", res.Message[:min(len(res.Message), 300)])
 	}
 }
+
+// Expression errors quote their inputs (int(x), a pattern from the
+// event): the message escapes what a terminal would act on and is cut.
+func TestAdvExprErrorQuotingEventIsSafe(t *testing.T) {
+	in := bindInline(t, `key: hostile
+version: 0.1.0
+name: Hostile
+description: test
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/x
+    body:
+      i: {expr: 'int(event.properties.t)'}
+      r: {expr: 'regex_replace("abc", event.properties.t, "x")'}
+events:
+  E: {request: r, vendor_event: e}
+`)
+	ev, _ := json.Marshal(map[string]any{"type": "track", "event": "E", "properties": map[string]any{"t": "\x1b[2J\r\u2028forged(" + strings.Repeat("K", 5000)}})
+	res := in.Evaluate(ev)
+	if res.Outcome != runtime.Reject || len(res.Fields) != 2 {
+		t.Fatalf("%s", res)
+	}
+	if len(res.Message) > 600 || strings.ContainsAny(res.Message, "\x1b\r\u2028") {
+		t.Errorf("message (%d bytes) %q", len(res.Message), res.Message[:min(len(res.Message), 300)])
+	}
+}

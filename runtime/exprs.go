@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/tidwall/gjson"
 
@@ -505,5 +506,29 @@ func exprMessage(err error) string {
 	if strings.HasPrefix(msg, "invalid operation: []") && strings.Contains(msg, " + []") {
 		msg += " (lists are joined with concat(a, b), not +)"
 	}
-	return msg
+	// expr-lang and the helpers quote their inputs as they are (int(x),
+	// a pattern read from the event): event text, which must neither act
+	// on a terminal nor make a message of any length.
+	return truncate(escapeControls(msg), maxExprMessage)
+}
+
+// maxExprMessage bounds an expression's error message, in bytes.
+const maxExprMessage = 200
+
+// escapeControls writes the characters of s that are not printable as Go
+// escapes (, ,  ), the rest as it is.
+func escapeControls(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRune(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
 }
