@@ -74,8 +74,8 @@ func TestAdvSignatureReplacingPlainHeaderIsSecret(t *testing.T) {
 			t.Errorf("%s shows the signature:\n%s", name, view)
 		}
 	}
-	echo := []byte(`{"error":"bad signature ` + sig + `"}`)
-	if v := in.Classify(req, http.StatusBadRequest, nil, echo); strings.Contains(v.Message, hex) {
+	echo := []byte(`{"error":"bad signature ` + sig + `", "expected":"` + strings.ToUpper(hex) + `"}`)
+	if v := in.Classify(req, http.StatusBadRequest, nil, echo); strings.Contains(strings.ToLower(v.Message), hex) {
 		t.Errorf("vendor message shows the signature: %s", v.Message)
 	}
 }
