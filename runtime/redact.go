@@ -65,6 +65,8 @@ type redactor struct {
 	once                 sync.Once
 	m                    *matcher
 	secrets, credentials []string
+	// spaced: some form holds a space (see formViews).
+	spaced bool
 }
 
 // matcher returns the automaton, building it once.
@@ -93,6 +95,7 @@ func newRedactor(secrets []string, credentials ...string) *redactor {
 		if cuttable {
 			n += len(f)
 		}
+		r.spaced = r.spaced || strings.IndexByte(f, ' ') >= 0
 	}
 	r.grams = newGramSet(n)
 	for f, cuttable := range forms {
@@ -241,7 +244,7 @@ func (r *redactor) holds(s string) bool {
 			return true
 		}
 	}
-	for _, plus := range formViews(s) {
+	for _, plus := range r.formViews(s) {
 		if v, _, _ := percentView(s, plus, false); r.found(v) {
 			return true
 		}
@@ -255,8 +258,13 @@ func (r *redactor) holds(s string) bool {
 // so, and their encoders disagree on which other characters they escape:
 // URLSearchParams keeps '*', others keep '/' or ':'); the view with '+'
 // kept when s holds a '%' (a secret holding '+' itself, or a path).
-func formViews(s string) []bool {
-	pct, plus := strings.IndexByte(s, '%') >= 0, strings.IndexByte(s, '+') >= 0
+//
+// Only a form holding a space can be found in the view with '+' read as
+// one and not in the others: text with a '+' (a time zone, a phone
+// number) pays for that view only when some secret holds a space.
+func (r *redactor) formViews(s string) []bool {
+	pct := strings.IndexByte(s, '%') >= 0
+	plus := r.spaced && strings.IndexByte(s, '+') >= 0
 	switch {
 	case pct && plus:
 		return []bool{false, true}
@@ -326,7 +334,7 @@ func (r *redactor) scrubOnce(s string) (string, bool) {
 			}
 		}
 	}
-	for _, plus := range formViews(s) {
+	for _, plus := range r.formViews(s) {
 		// Percent-escapes in any mix and case: what QueryEscape and
 		// PathEscape do not write but other encoders do (lower-case hex,
 		// '/' or '=' left as they are), a vendor echoing a credential or
