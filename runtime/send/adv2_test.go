@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"unicode"
 
@@ -78,5 +79,33 @@ func TestAdvOAuthClientSecretFromPlainConfigIsScrubbed(t *testing.T) {
 	sent := base64.StdEncoding.EncodeToString([]byte("cid:" + secret))
 	if a.Outcome != runtime.Retry || strings.Contains(a.Message, secret) || strings.Contains(a.Message, sent[4:]) {
 		t.Fatalf("the echoed client secret shows: %v %q", a.Outcome, a.Message)
+	}
+}
+
+// A token endpoint redirecting elsewhere: the client credentials are not
+// carried there (redirects are never followed), and the attempt is
+// retried.
+func TestAdvTokenEndpointRedirectNotFollowed(t *testing.T) {
+	var hits atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	to, _ := url.Parse(srv.URL)
+	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": "csecret-123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
+	s := send.New(send.Options{VendorURL: to, AllowPrivateAddresses: true})
+	a := s.Do(context.Background(), in, "o", res.Requests[0])
+	if a.Outcome != runtime.Retry || hits.Load() != 0 || !strings.Contains(a.Message, "307") {
+		t.Fatalf("%v %q, %d hits elsewhere", a.Outcome, a.Message, hits.Load())
 	}
 }
