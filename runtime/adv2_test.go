@@ -393,3 +393,35 @@ events:
 		t.Errorf("message (%d bytes) %q", len(res.Message), res.Message[:min(len(res.Message), 300)])
 	}
 }
+
+// A computed vendor event is a name: one from a 100 KB event property is
+// invalid where it is written, and never stored or logged with each
+// queued request and attempt.
+func TestAdvComputedVendorEventIsBounded(t *testing.T) {
+	in := bindInline(t, `key: hostile
+version: 0.1.0
+name: Hostile
+description: test
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/x
+    body:
+      name: {value: vendor_event, required: true}
+events:
+  "*":
+    request: r
+    vendor_event: {from: event}
+`)
+	res := in.Evaluate([]byte(`{"type":"track","event":"` + strings.Repeat("e", 100000) + `"}`))
+	if res.Outcome != runtime.Reject || strings.Join(res.Fields, ",") != "name" || len(res.VendorEvent) > 255 {
+		t.Fatalf("%s %v vendor event of %d bytes", res.Outcome, res.Fields, len(res.VendorEvent))
+	}
+	res = in.Evaluate([]byte(`{"type":"track","event":"` + strings.Repeat("e", 255) + `"}`))
+	if res.Outcome != runtime.Deliver || len(res.VendorEvent) != 255 {
+		t.Fatalf("%s %s", res.Outcome, res.Message)
+	}
+}

@@ -35,6 +35,9 @@ type fault struct {
 	derived bool
 }
 
+// maxVendorEvent bounds a computed vendor event, in bytes.
+const maxVendorEvent = 255
+
 // secretFaultMsg stands for the message of an invalid secret field or
 // secret header: what is wrong with it would show its value.
 const secretFaultMsg = "its value is invalid (not shown: it may carry a secret)"
@@ -806,6 +809,12 @@ func (c *evalCtx) value(v *compiler.Value) rv {
 	case v.Name == compiler.ValueVendorEvent:
 		if c.ev.VendorSpec != nil {
 			out = c.spec(c.ev.VendorSpec, &c.top)
+			if out.st == present && len(out.b) > maxVendorEvent {
+				// Computed from event data: a name, not a payload. It is
+				// stored with every queued request and logged with every
+				// attempt.
+				out = invalidVal("the vendor event is " + strconv.Itoa(len(out.b)) + " bytes long; a computed vendor event has at most " + strconv.Itoa(maxVendorEvent))
+			}
 		} else {
 			out = textVal(sbytes(c.ev.VendorEvent))
 		}
