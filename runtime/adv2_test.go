@@ -425,3 +425,36 @@ events:
 		t.Fatalf("%s %s", res.Outcome, res.Message)
 	}
 }
+
+// int() of an event number outside int's range is an error: Go's
+// conversion gave math.MinInt on amd64, written as the event's value.
+func TestAdvIntOfOutOfRangeNumberIsInvalid(t *testing.T) {
+	in := bindInline(t, `key: hostile
+version: 0.1.0
+name: Hostile
+description: test
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/x
+    body:
+      q: {expr: 'int(event.properties.q)'}
+events:
+  E: {request: r, vendor_event: e}
+`)
+	for _, q := range []string{"1e300", "-1e300", "9.3e18", "-9.3e18"} {
+		res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"q":` + q + `}}`))
+		if res.Outcome != runtime.Reject || strings.Join(res.Fields, ",") != "q" {
+			t.Errorf("q=%s: %s", q, res)
+		}
+	}
+	for q, want := range map[string]string{"2.9": `{"q":2}`, "-9.2e18": `{"q":-9200000000000000000}`, `"42"`: `{"q":42}`} {
+		res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"q":` + q + `}}`))
+		if res.Outcome != runtime.Deliver || string(res.Requests[0].Body) != want {
+			t.Errorf("q=%s: %s", q, res)
+		}
+	}
+}
