@@ -458,3 +458,34 @@ events:
 		}
 	}
 }
+
+// -x and abs(x) of the event integer -9223372036854775808 overflowed back
+// to it (expr-lang does not check unary minus): abs gave a negative.
+func TestAdvNegationOfMinIntIsNotNegative(t *testing.T) {
+	in := bindInline(t, `key: hostile
+version: 0.1.0
+name: Hostile
+description: test
+category: other
+status: alpha
+hosts: [api.example.com]
+requests:
+  r:
+    method: POST
+    url: https://api.example.com/x
+    body:
+      a: {expr: 'abs(event.properties.q)'}
+      n: {expr: '-event.properties.q'}
+      p: {expr: 'event.properties.q + 1'}
+events:
+  E: {request: r, vendor_event: e}
+`)
+	res := in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"q":-9223372036854775808}}`))
+	if res.Outcome == runtime.Deliver && strings.Contains(string(res.Requests[0].Body), `"a":-`) || strings.Contains(res.String(), `"n": -`) {
+		t.Fatalf("%s", res)
+	}
+	res = in.Evaluate([]byte(`{"type":"track","event":"E","properties":{"q":-9223372036854775807}}`))
+	if res.Outcome != runtime.Deliver || string(res.Requests[0].Body) != `{"a":9223372036854775807,"n":9223372036854775807,"p":-9223372036854775806}` {
+		t.Fatalf("%s", res)
+	}
+}

@@ -148,6 +148,17 @@ func textKeys(x any, depth int) (any, bool) {
 	return x, true
 }
 
+// exprInt is n as an expression sees it: an int, but math.MinInt64 as a
+// float64, the one int whose negation (-x, abs(x)) overflows back to
+// itself, which expr-lang does not check: abs(-9223372036854775808) was
+// negative.
+func exprInt(n int64) any {
+	if n == math.MinInt64 {
+		return float64(n)
+	}
+	return int(n)
+}
+
 // goValue turns a value into what an expression sees: string, int
 // (integral numbers that fit), float64, bool, nil, or map[string]any /
 // []any for objects and arrays.
@@ -157,7 +168,7 @@ func (c *evalCtx) goValue(v rv) any {
 	}
 	switch {
 	case v.isInt:
-		return int(v.n)
+		return exprInt(v.n)
 	case v.jt == '"':
 		return string(v.b)
 	case v.jt == 't':
@@ -169,7 +180,7 @@ func (c *evalCtx) goValue(v rv) any {
 	case v.jt == '0':
 		if !containsAny(v.b, ".eE") {
 			if n, err := strconv.ParseInt(bstr(v.b), 10, 64); err == nil {
-				return int(n)
+				return exprInt(n)
 			}
 		}
 		f, _ := strconv.ParseFloat(bstr(v.b), 64)
@@ -365,7 +376,7 @@ func (c *evalCtx) input(in *compiler.Input, sc *scope) (any, state) {
 	case compiler.InputConfig:
 		x := c.in.config[in.Config]
 		if i, ok := x.(int64); ok {
-			x = int(i)
+			x = exprInt(i)
 		}
 		return x, present
 	case compiler.InputValue:
