@@ -35,6 +35,23 @@ type fault struct {
 	derived bool
 }
 
+// maxVendorEvent bounds a computed vendor event, in bytes.
+const maxVendorEvent = 255
+
+// secretFaultMsg stands for the message of an invalid secret field or
+// secret header: what is wrong with it would show its value.
+const secretFaultMsg = "its value is invalid (not shown: it may carry a secret)"
+
+// hideFaults replaces the messages of the faults since fmark with
+// secretFaultMsg (those of a secret header's template).
+func (c *evalCtx) hideFaults(fmark int) {
+	for i := fmark; i < len(c.faults); i++ {
+		if !c.faults[i].missing {
+			c.faults[i].msg = secretFaultMsg
+		}
+	}
+}
+
 // derivedPrefix starts the message of a field made invalid by an invalid
 // shared value it reads (see runExpr).
 const derivedPrefix = "reads values."
@@ -214,7 +231,10 @@ func (in *Integration) evaluateIn(c *evalCtx, event []byte, pre *ValidEvent) (re
 	res.VendorEvent = ev.VendorEvent
 	if ev.VendorSpec != nil {
 		if v := c.value(c.in.bp.VendorEventValue()); v.st == present && v.jt == '"' {
-			res.VendorEvent = string(v.b)
+			// Computed from event data: scrubbed here, once, as it goes
+			// on to views, logs and stored items (the outbox's vendor
+			// event, which dlq list shows).
+			res.VendorEvent = in.red.String(string(v.b))
 		}
 	}
 
@@ -262,7 +282,11 @@ func (in *Integration) evaluateIn(c *evalCtx, event []byte, pre *ValidEvent) (re
 	}
 	var dyn []Header
 	for _, h := range rp.dynHeaders {
+		fmark := len(c.faults)
 		v := string(c.template(h.Value, nil, "header "+h.Name))
+		if h.Secret {
+			c.hideFaults(fmark)
+		}
 		if h.Value.HasOptional && absentHeader(v) {
 			continue
 		}
@@ -335,6 +359,10 @@ func (in *Integration) evaluateIn(c *evalCtx, event []byte, pre *ValidEvent) (re
 	}
 	wire, secrets, err := enc.Encode(nil, doc, c.secrets, shape)
 	if err != nil {
+		if fe := (*encoding.FieldError)(nil); errors.As(err, &fe) {
+			c.addFault(fault{path: fe.Field, msg: fe.Msg})
+			return c.reject(&res)
+		}
 		return reject(&res, ReasonInvalidField, "the body cannot be written as "+enc.Name()+": "+err.Error())
 	}
 	if enc.InQuery() {
@@ -781,6 +809,12 @@ func (c *evalCtx) value(v *compiler.Value) rv {
 	case v.Name == compiler.ValueVendorEvent:
 		if c.ev.VendorSpec != nil {
 			out = c.spec(c.ev.VendorSpec, &c.top)
+			if out.st == present && len(out.b) > maxVendorEvent {
+				// Computed from event data: a name, not a payload. It is
+				// stored with every queued request and logged with every
+				// attempt.
+				out = invalidVal("the vendor event is " + strconv.Itoa(len(out.b)) + " bytes long; a computed vendor event has at most " + strconv.Itoa(maxVendorEvent))
+			}
 		} else {
 			out = textVal(sbytes(c.ev.VendorEvent))
 		}
@@ -1418,7 +1452,14 @@ func (c *evalCtx) account(f *compiler.Field, v *rv) {
 	switch v.st {
 	case invalid:
 		if c.room(false) {
-			c.faults = append(c.faults, fault{path: c.render(f.Path), msg: v.msg, derived: strings.HasPrefix(v.msg, derivedPrefix)})
+			msg := v.msg
+			if f.Secret {
+				// The message may quote the value (a pattern, a type),
+				// which a secret field computes from a secret in a way
+				// the redaction cannot know (upper, regex_replace ...).
+				msg = secretFaultMsg
+			}
+			c.faults = append(c.faults, fault{path: c.render(f.Path), msg: msg, derived: strings.HasPrefix(v.msg, derivedPrefix)})
 		}
 	case absent:
 		if f.Required {

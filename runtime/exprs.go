@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/tidwall/gjson"
 
@@ -61,7 +62,11 @@ func (c *evalCtx) goVal(x any) rv {
 		}
 	}
 	if err != nil || len(b) == 0 {
-		return rv{}
+		// A list or map holding what JSON cannot (an event number past
+		// float64, 1e999, read as +Inf): a wrong value, not a missing
+		// one, or the field would be left out silently (an order sent
+		// without its items).
+		return invalidVal("the expression gives a list or map that JSON cannot hold (a number out of range, say)")
 	}
 	v := c.spanVal(b, span{start: 0, end: int32(len(b)), kind: kindOf(b[0])})
 	return v
@@ -143,6 +148,17 @@ func textKeys(x any, depth int) (any, bool) {
 	return x, true
 }
 
+// exprInt is n as an expression sees it: an int, but math.MinInt64 as a
+// float64, the one int whose negation (-x, abs(x)) overflows back to
+// itself, which expr-lang does not check: abs(-9223372036854775808) was
+// negative.
+func exprInt(n int64) any {
+	if n == math.MinInt64 {
+		return float64(n)
+	}
+	return int(n)
+}
+
 // goValue turns a value into what an expression sees: string, int
 // (integral numbers that fit), float64, bool, nil, or map[string]any /
 // []any for objects and arrays.
@@ -152,7 +168,7 @@ func (c *evalCtx) goValue(v rv) any {
 	}
 	switch {
 	case v.isInt:
-		return int(v.n)
+		return exprInt(v.n)
 	case v.jt == '"':
 		return string(v.b)
 	case v.jt == 't':
@@ -164,7 +180,7 @@ func (c *evalCtx) goValue(v rv) any {
 	case v.jt == '0':
 		if !containsAny(v.b, ".eE") {
 			if n, err := strconv.ParseInt(bstr(v.b), 10, 64); err == nil {
-				return int(n)
+				return exprInt(n)
 			}
 		}
 		f, _ := strconv.ParseFloat(bstr(v.b), 64)
@@ -360,7 +376,7 @@ func (c *evalCtx) input(in *compiler.Input, sc *scope) (any, state) {
 	case compiler.InputConfig:
 		x := c.in.config[in.Config]
 		if i, ok := x.(int64); ok {
-			x = int(i)
+			x = exprInt(i)
 		}
 		return x, present
 	case compiler.InputValue:
@@ -501,5 +517,29 @@ func exprMessage(err error) string {
 	if strings.HasPrefix(msg, "invalid operation: []") && strings.Contains(msg, " + []") {
 		msg += " (lists are joined with concat(a, b), not +)"
 	}
-	return msg
+	// expr-lang and the helpers quote their inputs as they are (int(x),
+	// a pattern read from the event): event text, which must neither act
+	// on a terminal nor make a message of any length.
+	return truncate(escapeControls(msg), maxExprMessage)
+}
+
+// maxExprMessage bounds an expression's error message, in bytes.
+const maxExprMessage = 200
+
+// escapeControls writes the characters of s that are not printable as Go
+// escapes (, ,  ), the rest as it is.
+func escapeControls(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRune(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
 }

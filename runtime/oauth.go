@@ -147,10 +147,17 @@ func (in *Integration) AuthorizeContext(ctx context.Context, req *Request, clien
 			ae.Status = re.Response.StatusCode
 			ae.Permanent = ae.Status == 400 || ae.Status == 401 || ae.Status == 403
 		}
-		if ae.Permanent {
+		switch {
+		case ae.Permanent:
 			ae.Message = fmt.Sprintf("the token endpoint refused the client credentials (%d): check client_id and client_secret", ae.Status)
-		} else {
-			ae.Message = in.Redact("the token endpoint did not give a token: " + err.Error())
+		case re != nil && re.Response != nil:
+			// The endpoint's own text (up to 1 MiB, any bytes) is read as
+			// a vendor's answer is: scrubbed, then cut to one printable
+			// line, so that it can neither flood nor forge log lines.
+			body := []byte(in.scrubTokens(string(re.Body)))
+			ae.Message = in.Redact(fmt.Sprintf("the token endpoint did not give a token (%d): %s", ae.Status, vendorMessage(nil, ae.Status, body, in.red)))
+		default:
+			ae.Message = in.Redact("the token endpoint did not give a token: " + clip(in.Redact(err.Error())))
 		}
 		return ae
 	}
@@ -158,17 +165,23 @@ func (in *Integration) AuthorizeContext(ctx context.Context, req *Request, clien
 	return nil
 }
 
-// oauthSecrets are the forms of client secrets that the token request
-// carries and the redaction would not know otherwise: golang.org/x/oauth2
-// query-escapes the secret before it base64-encodes it into Basic
-// credentials, so a token endpoint that echoes the Authorization header
-// shows base64 of the escaped secret ("a/b" is sent as "a%2Fb").
-func (in *Integration) oauthSecrets() []string {
+// authSecrets are the keys auth renders that no header carries, scrubbed
+// as secrets are (auth is always secret, whatever the type of the config
+// keys it reads, and with literal text around them): each OAuth client
+// secret, also as golang.org/x/oauth2 sends it (it query-escapes the
+// secret before it base64-encodes it into Basic credentials, so a token
+// endpoint that echoes the Authorization header shows base64 of the
+// escaped secret: "a/b" is sent as "a%2Fb"), and each signing key.
+func (in *Integration) authSecrets() []string {
 	var out []string
 	for _, rp := range in.requests {
+		if rp.sig != nil && len(rp.sigKey) > 0 {
+			out = append(out, string(rp.sigKey))
+		}
 		if rp.oauth == nil {
 			continue
 		}
+		out = append(out, rp.oauth.cfg.ClientSecret)
 		if esc := url.QueryEscape(rp.oauth.cfg.ClientSecret); esc != rp.oauth.cfg.ClientSecret {
 			out = append(out, esc)
 		}
@@ -185,7 +198,9 @@ func (in *Integration) scrubTokens(s string) string {
 		}
 		rp.oauth.mu.Lock()
 		for _, t := range rp.oauth.issued {
-			if t != "" {
+			// As the redaction: shorter text would mask unrelated text
+			// (a token endpoint answering "e" garbled every message).
+			if len(t) >= minSecretLen {
 				s = strings.ReplaceAll(s, t, "***")
 			}
 		}

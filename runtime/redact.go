@@ -42,7 +42,8 @@ const minSecretLen = 4
 //
 // A text is scrubbed as written, as it reads once its JSON string
 // escapes (\uXXXX in any mix, \", \\, \/ ...) are undone, and as it reads
-// once its percent-escapes (%XX, either case, in any mix) are undone, so
+// once its percent-escapes (%XX, either case, in any mix) are undone, with
+// '+' read as a space too (form bodies and query strings), so
 // that a secret behind escapes is found too. Every occurrence of every form is masked
 // (overlapping ones as one ***), and so is the start of a secret form
 // (minSecretLen bytes or more) cut short right before a cut mark ("..." or
@@ -64,6 +65,8 @@ type redactor struct {
 	once                 sync.Once
 	m                    *matcher
 	secrets, credentials []string
+	// spaced: some form holds a space (see formViews).
+	spaced bool
 }
 
 // matcher returns the automaton, building it once.
@@ -92,6 +95,7 @@ func newRedactor(secrets []string, credentials ...string) *redactor {
 		if cuttable {
 			n += len(f)
 		}
+		r.spaced = r.spaced || strings.IndexByte(f, ' ') >= 0
 	}
 	r.grams = newGramSet(n)
 	for f, cuttable := range forms {
@@ -240,11 +244,36 @@ func (r *redactor) holds(s string) bool {
 			return true
 		}
 	}
-	if strings.IndexByte(s, '%') >= 0 {
-		v, _, _ := percentView(s, false)
-		return r.found(v)
+	for _, plus := range r.formViews(s) {
+		if v, _, _ := percentView(s, plus, false); r.found(v) {
+			return true
+		}
 	}
 	return false
+}
+
+// formViews says which percent views of s may show a secret that s hides:
+// none when s holds neither '%' nor '+'; the view with '+' read as a
+// space when s holds a '+' (form bodies and query strings write spaces
+// so, and their encoders disagree on which other characters they escape:
+// URLSearchParams keeps '*', others keep '/' or ':'); the view with '+'
+// kept when s holds a '%' (a secret holding '+' itself, or a path).
+//
+// Only a form holding a space can be found in the view with '+' read as
+// one and not in the others: text with a '+' (a time zone, a phone
+// number) pays for that view only when some secret holds a space.
+func (r *redactor) formViews(s string) []bool {
+	pct := strings.IndexByte(s, '%') >= 0
+	plus := r.spaced && strings.IndexByte(s, '+') >= 0
+	switch {
+	case pct && plus:
+		return []bool{false, true}
+	case plus:
+		return []bool{true}
+	case pct:
+		return []bool{false}
+	}
+	return nil
 }
 
 // String scrubs s.
@@ -305,13 +334,13 @@ func (r *redactor) scrubOnce(s string) (string, bool) {
 			}
 		}
 	}
-	if strings.IndexByte(s, '%') >= 0 {
+	for _, plus := range r.formViews(s) {
 		// Percent-escapes in any mix and case: what QueryEscape and
 		// PathEscape do not write but other encoders do (lower-case hex,
 		// '/' or '=' left as they are), a vendor echoing a credential or
-		// a query value included.
-		if v, _, _ := percentView(s, false); len(v) != len(s) && (r.found(v) || r.mayCut(v)) {
-			v, from, to := percentView(s, true)
+		// a query value included; and, in form text, '+' for a space.
+		if v, _, _ := percentView(s, plus, false); v != s && (r.found(v) || r.mayCut(v)) {
+			v, from, to := percentView(s, plus, true)
 			for _, sp := range r.matcher().spans(v, nil) {
 				spans = append(spans, [2]int{int(from[sp[0]]), int(to[sp[1]-1])})
 			}
@@ -324,9 +353,10 @@ func (r *redactor) scrubOnce(s string) (string, bool) {
 }
 
 // percentView undoes the percent-escapes of s (%XX, hex digits of either
-// case) wherever they are; anything else is kept. With maps, from[i] and
-// to[i] are the start and end in s of what view byte i came from.
-func percentView(s string, maps bool) (view string, from, to []int32) {
+// case) wherever they are, and with plus reads '+' as a space; anything
+// else is kept. With maps, from[i] and to[i] are the start and end in s
+// of what view byte i came from.
+func percentView(s string, plus, maps bool) (view string, from, to []int32) {
 	b := make([]byte, 0, len(s))
 	if maps {
 		from = make([]int32, 0, len(s))
@@ -342,7 +372,11 @@ func percentView(s string, maps bool) (view string, from, to []int32) {
 			i += 3
 			continue
 		}
-		b = append(b, s[i])
+		if plus && s[i] == '+' {
+			b = append(b, ' ')
+		} else {
+			b = append(b, s[i])
+		}
 		if maps {
 			from = append(from, int32(i))
 			to = append(to, int32(i+1))

@@ -89,7 +89,15 @@ func (in *Integration) requestRedactor(req *Request) *redactor {
 		}
 		vals = append(vals, h.Value)
 		if sig != nil && h.Name == sig.Header {
-			vals = append(vals, strings.TrimPrefix(h.Value, sig.Prefix))
+			// The digest alone, and in upper-case hex, as a vendor that
+			// says which signature it expected may write it.
+			digest := strings.TrimPrefix(h.Value, sig.Prefix)
+			vals = append(vals, digest, strings.ToUpper(digest))
+		}
+		// The credential after its scheme word (a fetched OAuth token):
+		// a vendor echoes it alone, in whatever escapes it writes.
+		if scheme, cred, ok := strings.Cut(h.Value, " "); ok && scheme != "" && !strings.ContainsAny(scheme, "=:") && cred != "" {
+			vals = append(vals, cred)
 		}
 	}
 	if len(vals) == 0 {

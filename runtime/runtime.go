@@ -112,8 +112,9 @@
 //   - the value as written, url.QueryEscape'd, url.PathEscape'd, inside a
 //     JSON string (HTML-escaped or not) or a Go-quoted one, and behind JSON
 //     string escapes in any mix (sk\u002d..., \u0073k...) or behind
-//     percent-escapes of either case in any mix (sk%2d..., %73k...), in
-//     any text, JSON or not;
+//     percent-escapes of either case in any mix (sk%2d..., %73k...), with
+//     '+' for a space or not (form bodies and query strings, whichever
+//     characters their encoder escapes), in any text, JSON or not;
 //   - its base64, standard or URL alphabet, padded or not, at any offset of
 //     any base64 text: for each of its 3 alignments in a 3-byte group, the
 //     characters that depend on the value alone, with the last, partial
@@ -143,9 +144,8 @@
 // secret at the end of a text that a vendor cut without a mark is not
 // masked; a secret header whose value reads event data is masked in the
 // views of its request but not scrubbed from other text (its value is not
-// known at Bind); other encodings (hex, '+' for a space other than
-// url.QueryEscape's, percent-escapes mixed with JSON escapes, base64 of an
-// escaped form, encryption) are not recognised.
+// known at Bind); other encodings (hex, percent-escapes mixed with JSON
+// escapes, base64 of an escaped form, encryption) are not recognised.
 package runtime
 
 import (
@@ -579,7 +579,7 @@ func Bind(blueprint *engine.Blueprint, variant string, config map[string]any, op
 	// The secrets, and every credential rendered from config (a vendor may
 	// echo an Authorization header whole), are scrubbed from all the
 	// integration shows.
-	in.red = newRedactor(append(secrets, in.oauthSecrets()...), in.credentials()...)
+	in.red = newRedactor(append(secrets, in.authSecrets()...), in.credentials()...)
 	in.noNameMsg = in.red.String("the track event has no event name")
 	in.filteredMsg = in.red.String("the mapping's filter is false")
 	in.eventNames = map[*compiler.Event]string{}
@@ -752,7 +752,7 @@ func (r Result) String() string {
 	if r.Event != "" || r.VendorEvent != "" {
 		fmt.Fprintf(&b, " (%s", printable(r.Event))
 		if r.VendorEvent != "" {
-			b.WriteString(" -> " + r.VendorEvent)
+			b.WriteString(" -> " + printable(r.VendorEvent)) // computed from event data, maybe
 		}
 		b.WriteString(")")
 	}

@@ -14,6 +14,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -302,16 +303,18 @@ func (in *Integration) sign(req *Request, rp *requestPlan, now time.Time) {
 	setHeader(req, sig.Header, value)
 }
 
-// setHeader sets a secret header of req, replacing one of the same name.
-// The headers are copied first: a Result's headers may share an array.
+// setHeader sets a secret header of req, replacing every one of the same
+// name (compared as HTTP does, case aside): a plain header the blueprint
+// declares under that name must neither be sent beside it nor keep its
+// plain mark, which would show the signature or token in every view and
+// vendor message. The headers are copied first: a Result's headers may
+// share an array.
 func setHeader(req *Request, name, value string) {
-	for i := range req.Headers {
-		if req.Headers[i].Name == name {
-			hs := append([]Header(nil), req.Headers...)
-			hs[i].Value = value
-			req.Headers = hs
-			return
+	hs := make([]Header, 0, len(req.Headers)+1)
+	for _, h := range req.Headers {
+		if !strings.EqualFold(h.Name, name) {
+			hs = append(hs, h)
 		}
 	}
-	req.Headers = append(req.Headers, Header{Name: name, Value: value, Secret: true})
+	req.Headers = append(hs, Header{Name: name, Value: value, Secret: true})
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -92,7 +94,9 @@ errors.`,
 				return nil
 			}
 			for _, it := range items {
-				fmt.Fprintf(a.stdout, "%s  %s  %s  attempts %d  status %d  %s\n", it.ID, it.Integration, it.VendorEvent, it.Attempts, it.LastStatus, it.LastError)
+				// A vendor event may be computed from event data: quoted
+				// when a terminal would act on it.
+				fmt.Fprintf(a.stdout, "%s  %s  %s  attempts %d  status %d  %s\n", it.ID, it.Integration, printableText(it.VendorEvent), it.Attempts, it.LastStatus, printableText(it.LastError))
 			}
 			return nil
 		},
@@ -119,4 +123,15 @@ errors.`,
 	}
 	cmd.AddCommand(list, show, a.replayCmd(&state))
 	return cmd
+}
+
+// printableText is s, or s quoted when it holds characters a terminal
+// would act on (escapes, a newline forging a line).
+func printableText(s string) string {
+	for _, c := range s {
+		if !unicode.IsPrint(c) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }

@@ -1210,6 +1210,16 @@ func (c *compiler) declareRequests(n *yaml.Node) {
 		}
 		if an := get(p.v, "auth"); an != nil {
 			r.Auths = c.compileAuths(an, getKey(p.v, "auth"))
+			for _, a := range r.Auths {
+				if a != nil && a.Type == AuthSignature && r.Encoding.InQuery() {
+					// The signature covers the body; a query request has
+					// none, so it would be HMAC(key, "") (and the time):
+					// the same for every request, covering none of the
+					// data sent, and replayable with any query.
+					c.ds.Errorf(c.pos(getKey(p.v, "auth")), "invalid_auth", "request %s writes its fields into the URL (encoding: %s) and has no body: a signature, which covers the body only, would sign nothing", r.Name, r.Encoding.Name())
+					break
+				}
+			}
 		}
 		if mn := get(p.v, "method"); mn != nil {
 			r.MethodConfig = c.methodConfig(mn)

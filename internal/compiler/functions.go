@@ -504,8 +504,42 @@ var exprOptions = func() []expr.Option {
 				c.Functions[name] = f
 			}
 		}
+		c.Functions["int"] = checkedInt
 	})
 	return opts
+}()
+
+// checkedInt is expr-lang's int with a number outside int's range refused:
+// Go's conversion of such a float is undefined, and gives math.MinInt on
+// amd64, so int(event.properties.quantity) with a quantity of 1e300 (or
+// 9.3e18) wrote -9223372036854775808 as if it were the event's value.
+var checkedInt = func() *builtin.Function {
+	for _, f := range builtin.Builtins {
+		if f.Name == "int" {
+			g := *f
+			fast := f.Fast
+			// A function of the configuration runs through Func.
+			g.Fast = nil
+			g.Func = func(args ...any) (any, error) {
+				var v float64
+				switch x := args[0].(type) {
+				case float64:
+					v = x
+				case float32:
+					v = float64(x)
+				default:
+					return fast(args[0]), nil
+				}
+				// -2^63 <= v < 2^63, NaN failing both.
+				if !(v >= -9223372036854775808.0 && v < 9223372036854775808.0) {
+					return nil, fmt.Errorf("invalid operation: int(%g): out of the integer range", v)
+				}
+				return fast(args[0]), nil
+			}
+			return &g
+		}
+	}
+	panic("expr-lang has no builtin int")
 }()
 
 // overloadsOnce are expr-lang's builtins with several signatures (replace,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -113,7 +114,9 @@ func (w *pairWriter) value(key string, v gjson.Result, shape Shape) {
 				n := strconv.Itoa(i)
 				el.ForEach(func(k, x gjson.Result) bool {
 					if x.IsObject() || x.IsArray() {
-						w.err = fmt.Errorf("%s%s%s holds a list or an object, which indexed keys cannot write", key, k.Str, n)
+						// The item's key is event data: quoted and cut, and
+						// the fault is the list's, which the blueprint names.
+						w.err = &FieldError{Field: key, Msg: fmt.Sprintf("item %d's %s holds a list or an object, which indexed keys cannot write", i, quoteCut(k.Str, 40))}
 						return false
 					}
 					w.pair(key+k.Str+n, x)
@@ -155,4 +158,23 @@ func (w *pairWriter) pair(key string, v gjson.Result) {
 			break
 		}
 	}
+}
+
+// FieldError is a value of the document that an encoding cannot write:
+// Field names the body field at fault (as the blueprint does), Msg says
+// why, with any event data in it quoted and cut short.
+type FieldError struct{ Field, Msg string }
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// quoteCut is s Go-quoted (control characters escaped), cut to at most n
+// bytes of s with "..." when longer.
+func quoteCut(s string, n int) string {
+	if len(s) > n {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "..."
+	}
+	return strconv.Quote(s)
 }

@@ -744,7 +744,7 @@ func (o DelivererOptions) metrics() send.Metrics {
 func (d *Deliverer) attempt(ctx context.Context, e *entry) outcome {
 	rec := e.rec
 	id := d.opts.IntegrationID
-	log := d.opts.Logger.With("item", rec.ID, "message_id", rec.MessageID)
+	log := d.opts.Logger.With("item", rec.ID, "message_id", send.LogText(rec.MessageID))
 	if w, ok := d.opts.Registry.(ConfigWaiter); ok && e.config > 0 && !w.HasConfig(e.config) && d.configEnd != nil {
 		// A header beyond the integrations topic's end was stamped by no
 		// publisher: held for it, the request would wait for ever.

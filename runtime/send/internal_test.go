@@ -3,8 +3,10 @@ package send
 import (
 	"math"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 )
@@ -64,5 +66,17 @@ func TestMulSat(t *testing.T) {
 	}
 	if got := mulSat(17, 1000); got != 17000 {
 		t.Fatalf("mulSat(17, 1000) = %d", got)
+	}
+}
+
+// An event's messageId may be as long as the event: a log line shows 200
+// bytes of it, cut on a rune.
+func TestAdvLogTextIsBounded(t *testing.T) {
+	long := strings.Repeat("é", 1000)
+	if got := LogText(long); len(got) > 203 || !strings.HasSuffix(got, "...") || !utf8.ValidString(got) {
+		t.Fatalf("%d bytes: %q", len(got), got)
+	}
+	if LogText("m-1") != "m-1" {
+		t.Fatal("short text changed")
 	}
 }

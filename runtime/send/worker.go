@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/blueprint-engine/blueprint/runtime"
 	"github.com/blueprint-engine/blueprint/runtime/outbox"
@@ -395,7 +396,7 @@ func (w *Worker) process(ctx context.Context, it *outbox.Item, seq uint64) {
 		w.mu.Unlock()
 		return
 	}
-	log := w.Logger.With("integration", it.Integration, "item", it.ID, "message_id", it.MessageID, "vendor_event", it.VendorEvent)
+	log := w.Logger.With("integration", it.Integration, "item", it.ID, "message_id", LogText(it.MessageID), "vendor_event", LogText(it.VendorEvent))
 	now := w.Now()
 	res := in.Evaluate(it.Event)
 	if res.Outcome != runtime.Deliver || it.Request >= len(res.Requests) {
@@ -491,3 +492,20 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, it *outbox.Item, 
 // DefaultPolicy, as a Worker uses it: for deliverers that drive retries
 // themselves (the Kafka deliverer keeps the same schedule).
 func (p Policy) WithDefaults() Policy { return p.withDefaults() }
+
+// maxLogText bounds event text in a log line, in bytes.
+const maxLogText = 200
+
+// LogText is event text (a message ID, a vendor event) as a log line
+// shows it: cut to 200 bytes, "..." marking the cut. An event's messageId
+// may be as long as the event (a megabyte), and every attempt logs it.
+func LogText(s string) string {
+	if len(s) <= maxLogText {
+		return s
+	}
+	n := maxLogText
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}
