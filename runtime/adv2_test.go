@@ -10,15 +10,12 @@ import (
 	"github.com/blueprint-engine/blueprint/runtime"
 )
 
+// hostileHead is the catalog header of every blueprint written here.
+const hostileHead = "key: hostile\nversion: 0.1.0\nname: Hostile\ndescription: test\ncategory: other\nstatus: alpha\n"
+
 // advSigBlueprint signs its body into X-Signature, and also declares a
 // plain header of that name (in another case): the signature replaces it.
-const advSigBlueprint = `key: hostile
-version: 0.1.0
-name: Hostile
-description: test
-category: other
-status: alpha
-config:
+const advSigBlueprint = hostileHead + `config:
   key: {type: secret, label: Key, required: true}
 hosts: [api.example.com]
 requests:
@@ -123,13 +120,7 @@ func TestAdvPlusEncodedSecretIsScrubbed(t *testing.T) {
 // data: quoted in the text view when a terminal would act on it, and
 // scrubbed of secrets wherever it goes (JSON view, logs, stored items).
 func TestAdvComputedVendorEventIsShownSafely(t *testing.T) {
-	const src = `key: hostile
-version: 0.1.0
-name: Hostile
-description: test
-category: other
-status: alpha
-config:
+	const src = hostileHead + `config:
   key: {type: secret, label: Key, required: true}
 hosts: [api.example.com]
 requests:
@@ -167,13 +158,7 @@ events:
 // redaction cannot know (upper, regex_replace) that breaks its type or
 // pattern must not be quoted in the reject's message.
 func TestAdvInvalidSecretFieldIsNotQuoted(t *testing.T) {
-	const src = `key: hostile
-version: 0.1.0
-name: Hostile
-description: test
-category: other
-status: alpha
-config:
+	const src = hostileHead + `config:
   key: {type: secret, label: Key, required: true}
 hosts: [api.example.com]
 values:
@@ -217,13 +202,7 @@ events:
 // secret header read from the event) in any encoding: the token is
 // scrubbed, not only "Bearer TOKEN" as a unit.
 func TestAdvEchoedTokenEncodingsAreScrubbed(t *testing.T) {
-	in := bindInline(t, `key: hostile
-version: 0.1.0
-name: Hostile
-description: test
-category: other
-status: alpha
-hosts: [api.example.com]
+	in := bindInline(t, hostileHead+`hosts: [api.example.com]
 requests:
   r:
     method: POST
@@ -252,13 +231,7 @@ events:
 // field was absent, and an order went out without its items (Impact's
 // Item reads fields.Items).
 func TestAdvExprListOutOfRangeIsInvalid(t *testing.T) {
-	in := bindInline(t, `key: hostile
-version: 0.1.0
-name: Hostile
-description: test
-category: other
-status: alpha
-hosts: [api.example.com]
+	in := bindInline(t, hostileHead+`hosts: [api.example.com]
 requests:
   r:
     method: POST
@@ -278,13 +251,7 @@ events:
 // The secret fields of joined requests stay masked in the joined
 // request's views: inside the joined array and around it.
 func TestAdvJoinedBatchMasksDerivedSecrets(t *testing.T) {
-	const src = `key: hostile
-version: 0.1.0
-name: Hostile
-description: test
-category: other
-status: alpha
-config:
+	const src = hostileHead + `config:
   key: {type: secret, label: Key, required: true}
 hosts: [api.example.com]
 requests:
@@ -336,13 +303,7 @@ events:
 // reject names the list and quotes the key cut short, so the event cannot
 // write terminal escapes, forged lines or a 100 KB message.
 func TestAdvIndexedItemKeyFaultIsQuoted(t *testing.T) {
-	in := bindInline(t, `key: hostile
-version: 0.1.0
-name: Hostile
-description: test
-category: other
-status: alpha
-hosts: [api.example.com]
+	in := bindInline(t, hostileHead+`hosts: [api.example.com]
 requests:
   r:
     method: POST
@@ -367,13 +328,7 @@ events:
 // Expression errors quote their inputs (int(x), a pattern from the
 // event): the message escapes what a terminal would act on and is cut.
 func TestAdvExprErrorQuotingEventIsSafe(t *testing.T) {
-	in := bindInline(t, `key: hostile
-version: 0.1.0
-name: Hostile
-description: test
-category: other
-status: alpha
-hosts: [api.example.com]
+	in := bindInline(t, hostileHead+`hosts: [api.example.com]
 requests:
   r:
     method: POST
@@ -398,13 +353,7 @@ events:
 // invalid where it is written, and never stored or logged with each
 // queued request and attempt.
 func TestAdvComputedVendorEventIsBounded(t *testing.T) {
-	in := bindInline(t, `key: hostile
-version: 0.1.0
-name: Hostile
-description: test
-category: other
-status: alpha
-hosts: [api.example.com]
+	in := bindInline(t, hostileHead+`hosts: [api.example.com]
 requests:
   r:
     method: POST
@@ -429,13 +378,7 @@ events:
 // int() of an event number outside int's range is an error: Go's
 // conversion gave math.MinInt on amd64, written as the event's value.
 func TestAdvIntOfOutOfRangeNumberIsInvalid(t *testing.T) {
-	in := bindInline(t, `key: hostile
-version: 0.1.0
-name: Hostile
-description: test
-category: other
-status: alpha
-hosts: [api.example.com]
+	in := bindInline(t, hostileHead+`hosts: [api.example.com]
 requests:
   r:
     method: POST
@@ -462,13 +405,7 @@ events:
 // -x and abs(x) of the event integer -9223372036854775808 overflowed back
 // to it (expr-lang does not check unary minus): abs gave a negative.
 func TestAdvNegationOfMinIntIsNotNegative(t *testing.T) {
-	in := bindInline(t, `key: hostile
-version: 0.1.0
-name: Hostile
-description: test
-category: other
-status: alpha
-hosts: [api.example.com]
+	in := bindInline(t, hostileHead+`hosts: [api.example.com]
 requests:
   r:
     method: POST

@@ -233,11 +233,7 @@ func TestDLQIndexKeepsNewestRejects(t *testing.T) {
 	x := openIndex(t, cfg, filepath.Join(t.TempDir(), DLQIndexFile), 3)
 	defer x.Close()
 	run(t, x.Run)
-	rejectRec := func(n int) *kgo.Record {
-		v, _ := json.Marshal(delivery.RejectRecord{Error: "missing_required_field", Details: "d", Fields: []string{"order_id"}, IntegrationID: intID,
-			OriginalEvent: json.RawMessage(`{"n":` + string(rune('0'+n)) + `}`)})
-		return &kgo.Record{Topic: DLQEvents, Key: []byte("u-1"), Value: v}
-	}
+	rejectRec := func(n int) *kgo.Record { return rejectRecord(`{"n":` + string(rune('0'+n)) + `}`) }
 	deadRec := func(status int) *kgo.Record {
 		v, _ := json.Marshal(DeadRecord{RejectRecord: delivery.RejectRecord{Error: ErrorDeliveryFailed, Fields: []string{}, IntegrationID: intID,
 			OriginalEvent: json.RawMessage(`{"messageId":"m-1"}`)}, Kind: KindDelivery, ItemID: "abc123", Status: status, Attempts: 1})
@@ -309,11 +305,7 @@ func TestDLQIndexRejectProducedTwice(t *testing.T) {
 	x := openIndex(t, cfg, filepath.Join(t.TempDir(), DLQIndexFile), 0)
 	defer x.Close()
 	run(t, x.Run)
-	rec := func(event string) *kgo.Record {
-		v, _ := json.Marshal(delivery.RejectRecord{Error: "missing_required_field", Details: "d", Fields: []string{"order_id"}, IntegrationID: intID,
-			OriginalEvent: json.RawMessage(event)})
-		return &kgo.Record{Topic: DLQEvents, Key: []byte("u-1"), Value: v}
-	}
+	rec := rejectRecord
 	produce(t, cfg, rec(`{"messageId":"m-1"}`), rec(`{"messageId":"m-2"}`), rec(`{"messageId":"m-1"}`), rec(`null`), rec(`null`))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -338,4 +330,11 @@ func TestDLQIndexRejectProducedTwice(t *testing.T) {
 	if list[0].ID == list[1].ID {
 		t.Errorf("two records without their event share the ID %s", list[0].ID)
 	}
+}
+
+// rejectRecord is a dlq-events record of intID rejecting event.
+func rejectRecord(event string) *kgo.Record {
+	v, _ := json.Marshal(delivery.RejectRecord{Error: "missing_required_field", Details: "d", Fields: []string{"order_id"}, IntegrationID: intID,
+		OriginalEvent: json.RawMessage(event)})
+	return &kgo.Record{Topic: DLQEvents, Key: []byte("u-1"), Value: v}
 }

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"unicode"
 
-	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/runtime"
 	"github.com/blueprint-engine/blueprint/runtime/send"
 )
@@ -27,16 +26,8 @@ func TestAdvTokenEndpointHugeErrorIsClipped(t *testing.T) {
 	}))
 	defer srv.Close()
 	to, _ := url.Parse(srv.URL)
-	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
-	if bp == nil {
-		t.Fatal(ds)
-	}
-	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": "csecret-123"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
-	a := send.New(send.Options{Client: &http.Client{Transport: rewrite{to}}}).Do(context.Background(), in, "o", res.Requests[0])
+	in, req := oauthOrder(t, oauthBlueprint, "csecret-123")
+	a := send.New(send.Options{Client: &http.Client{Transport: rewrite{to}}}).Do(context.Background(), in, "o", req)
 	if a.Outcome != runtime.Retry {
 		t.Fatalf("%v %q", a.Outcome, a.Message)
 	}
@@ -65,17 +56,9 @@ func TestAdvOAuthClientSecretFromPlainConfigIsScrubbed(t *testing.T) {
 	defer srv.Close()
 	to, _ := url.Parse(srv.URL)
 	src := strings.Replace(oauthBlueprint, "client_secret: {type: secret,", "client_secret: {type: string,", 1)
-	bp, ds := engine.Compile("oauth.yaml", []byte(src))
-	if bp == nil {
-		t.Fatal(ds)
-	}
 	const secret = "plainclientsecret"
-	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
-	a := send.New(send.Options{Client: &http.Client{Transport: rewrite{to}}}).Do(context.Background(), in, "o", res.Requests[0])
+	in, req := oauthOrder(t, src, secret)
+	a := send.New(send.Options{Client: &http.Client{Transport: rewrite{to}}}).Do(context.Background(), in, "o", req)
 	sent := base64.StdEncoding.EncodeToString([]byte("cid:" + secret))
 	if a.Outcome != runtime.Retry || strings.Contains(a.Message, secret) || strings.Contains(a.Message, sent[4:]) {
 		t.Fatalf("the echoed client secret shows: %v %q", a.Outcome, a.Message)
@@ -94,17 +77,9 @@ func TestAdvTokenEndpointRedirectNotFollowed(t *testing.T) {
 	}))
 	defer srv.Close()
 	to, _ := url.Parse(srv.URL)
-	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
-	if bp == nil {
-		t.Fatal(ds)
-	}
-	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": "csecret-123"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
+	in, req := oauthOrder(t, oauthBlueprint, "csecret-123")
 	s := send.New(send.Options{VendorURL: to, AllowPrivateAddresses: true})
-	a := s.Do(context.Background(), in, "o", res.Requests[0])
+	a := s.Do(context.Background(), in, "o", req)
 	if a.Outcome != runtime.Retry || hits.Load() != 0 || !strings.Contains(a.Message, "307") {
 		t.Fatalf("%v %q, %d hits elsewhere", a.Outcome, a.Message, hits.Load())
 	}

@@ -105,9 +105,10 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 	if res.Outcome != runtime.Deliver {
 		t.Fatal(res.Outcome, res.Message)
 	}
+	req := res.Requests[0]
 	s := send.New(send.Options{Client: client})
 	for i := range 3 {
-		if a := s.Do(context.Background(), in, "o", res.Requests[0]); a.Outcome != runtime.Delivered {
+		if a := s.Do(context.Background(), in, "o", req); a.Outcome != runtime.Delivered {
 			t.Fatalf("attempt %d: %v %s", i, a.Outcome, a.Message)
 		}
 	}
@@ -118,7 +119,7 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 		t.Fatalf("%d token requests for 3 sends, want 1 (cached)", n)
 	}
 	// A vendor that echoes the token: scrubbed from the message.
-	echo := *res.Requests[0]
+	echo := *req
 	echo.URL += "?echo=1"
 	a := s.Do(context.Background(), in, "o", &echo)
 	if a.Outcome != runtime.Failed || strings.Contains(a.Message, "tok-live-777") || !strings.Contains(a.Message, "***") {
@@ -155,21 +156,13 @@ func TestOAuth2TokenFetchBoundByContext(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 	to, _ := url.Parse(srv.URL)
-	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
-	if bp == nil {
-		t.Fatal(ds)
-	}
-	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": "csecret-123"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
+	in, req := oauthOrder(t, oauthBlueprint, "csecret-123")
 	s := send.New(send.Options{Client: &http.Client{Transport: rewrite{to}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	done := make(chan send.Attempt, 1)
-	go func() { done <- s.Do(ctx, in, "o", res.Requests[0]) }()
+	go func() { done <- s.Do(ctx, in, "o", req) }()
 	select {
 	case a := <-done:
 		if a.Outcome != runtime.Retry || !errors.Is(a.Err, context.DeadlineExceeded) {
@@ -194,17 +187,9 @@ func TestOAuth2EchoedEscapedSecretRedacted(t *testing.T) {
 	}))
 	defer srv.Close()
 	to, _ := url.Parse(srv.URL)
-	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
-	if bp == nil {
-		t.Fatal(ds)
-	}
 	const secret = "s3cr3t/with+plus=="
-	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
-	a := send.New(send.Options{Client: &http.Client{Transport: rewrite{to}}}).Do(context.Background(), in, "o", res.Requests[0])
+	in, req := oauthOrder(t, oauthBlueprint, secret)
+	a := send.New(send.Options{Client: &http.Client{Transport: rewrite{to}}}).Do(context.Background(), in, "o", req)
 	sent := base64.StdEncoding.EncodeToString([]byte("cid:" + url.QueryEscape(secret)))
 	if a.Outcome != runtime.Retry || strings.Contains(a.Message, sent[4:]) || strings.Contains(a.Err.Error(), sent[4:]) {
 		t.Fatalf("the echoed credentials show: %v %q", a.Outcome, a.Message)
@@ -230,18 +215,10 @@ func TestOAuth2TokenFromVendorURL(t *testing.T) {
 	}))
 	defer srv.Close()
 	to, _ := url.Parse(srv.URL)
-	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
-	if bp == nil {
-		t.Fatal(ds)
-	}
-	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": "csecret-123"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
+	in, req := oauthOrder(t, oauthBlueprint, "csecret-123")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	a := send.New(send.Options{VendorURL: to}).Do(ctx, in, "o", res.Requests[0])
+	a := send.New(send.Options{VendorURL: to}).Do(ctx, in, "o", req)
 	if a.Outcome != runtime.Delivered || strings.Join(paths, " ") != "/oauth/token /v1/collect" {
 		t.Fatalf("got %v %q; the sandbox saw %v", a.Outcome, a.Message, paths)
 	}
@@ -267,15 +244,7 @@ func TestOAuth2TokenRefusedIsFetchedAgain(t *testing.T) {
 	}))
 	defer srv.Close()
 	to, _ := url.Parse(srv.URL)
-	bp, ds := engine.Compile("oauth.yaml", []byte(oauthBlueprint))
-	if bp == nil {
-		t.Fatal(ds)
-	}
-	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": "csecret-123"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`)).Requests[0]
+	in, req := oauthOrder(t, oauthBlueprint, "csecret-123")
 	s := send.New(send.Options{Client: &http.Client{Transport: rewrite{to}}})
 	if a := s.Do(context.Background(), in, "o", req); a.Status != 401 {
 		t.Fatalf("first attempt: %d %s", a.Status, a.Message)
@@ -286,4 +255,23 @@ func TestOAuth2TokenRefusedIsFetchedAgain(t *testing.T) {
 	if n := issued.Load(); n != 2 {
 		t.Fatalf("%d tokens fetched, want 2", n)
 	}
+}
+
+// oauthOrder binds src (an OAuth blueprint) with the client secret and
+// evaluates an order: the integration and the request to send.
+func oauthOrder(t *testing.T, src, secret string) (*runtime.Integration, *runtime.Request) {
+	t.Helper()
+	bp, ds := engine.Compile("oauth.yaml", []byte(src))
+	if bp == nil {
+		t.Fatal(ds)
+	}
+	in, err := runtime.Bind(bp, "", map[string]any{"client_id": "cid", "client_secret": secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Evaluate([]byte(`{"type":"track","event":"Order Completed","properties":{"id":"o-1"}}`))
+	if res.Outcome != runtime.Deliver {
+		t.Fatalf("%s", res)
+	}
+	return in, res.Requests[0]
 }
