@@ -298,8 +298,13 @@ func (a *app) replayGroup(ctx context.Context, q *outbox.Bolt, state string, g r
 		runErr = err
 	}
 	if runErr == nil {
-		// Saved for the next replay: the config it was replayed with.
-		if err := saveBinding(state, a.catalogDir, b.Name, savedRef(in, g.ref), g.variant, g.sec); err != nil {
+		// Saved for the next replay: what this one ran with (the config,
+		// and the vendor URL, private addresses and event size as given
+		// or saved), so that a replay pointed at a sandbox never leaves a
+		// binding that sends the next one to the vendor's real host.
+		sec := g.sec
+		sec.VendorURL, sec.AllowPrivate, sec.MaxEventSize = df.vendorURL, df.allowPriv, maxEventSize
+		if err := saveBinding(state, a.catalogDir, b.Name, savedRef(in, g.ref), g.variant, sec); err != nil {
 			fmt.Fprintf(a.stderr, "blueprint: warning: the config was not saved in %s: %v\n", state, err)
 		}
 	}

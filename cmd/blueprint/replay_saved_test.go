@@ -84,7 +84,7 @@ func TestReplayWithSavedBinding(t *testing.T) {
 // ID of one is a usage error.
 func TestReplayWithoutSavedBinding(t *testing.T) {
 	path, orders, _ := events(t, 6)
-	_, url := fake(t, fakebutton.Options{APIKey: "sk-right-key"})
+	srv, url := fake(t, fakebutton.Options{APIKey: "sk-right-key"})
 	state := t.TempDir()
 	out, errs, code := cli(t, "", "send", "--blueprint", "button", "--variant", "retail",
 		"--config", "application_id=app-abc123", "--config", "api_key=sk-wrong",
@@ -109,6 +109,18 @@ func TestReplayWithoutSavedBinding(t *testing.T) {
 	}
 	if _, errs, code := cli(t, "", "dlq", "replay", items[0].ID, "--state", state); code != 2 || !strings.Contains(errs, "no config was saved") {
 		t.Errorf("replay of an ID with no saved config: exit %d, want 2\n%s", code, errs)
+	}
+	// Replayed with the flags, at the sandbox (the key still wrong): what
+	// it ran with is saved, its vendor URL included, so the next flagless
+	// replay goes to the sandbox too, never to the vendor's real host.
+	out, errs, code = cli(t, "", "dlq", "replay", "--all", "--state", state, "--blueprint", "button", "--variant", "retail",
+		"--config", "application_id=app-abc123", "--config", "api_key=sk-wrong", "--vendor-url", url)
+	if d, _, _, dead := summary(t, out); code != 0 || d != 0 || dead != orders {
+		t.Fatalf("replay with flags: exit %d, %q\n%s", code, lastLine(out), errs)
+	}
+	out, errs, code = cli(t, "", "dlq", "replay", "--all", "--state", state, "--config", "api_key=sk-right-key", "--max-attempts", "1")
+	if d, _, _, dead := summary(t, out); code != 0 || d != orders || dead != 0 || len(srv.Orders()) != orders {
+		t.Errorf("flagless replay after one with --vendor-url: exit %d, %q, %d orders at the sandbox\n%s", code, lastLine(out), len(srv.Orders()), errs)
 	}
 }
 
