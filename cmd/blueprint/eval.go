@@ -107,6 +107,7 @@ usage errors (an event file that cannot be opened too).`,
 		},
 	}
 	fl.register(cmd)
+	cmd.Flags().BoolVar(&fl.allowPrivate, "allow-private-addresses", false, "accept a url config value that is a private, loopback or link-local IP literal, as send, dlq replay and serve do with this flag (eval sends nothing)")
 	cmd.Flags().StringVar(&format, "format", "text", "output `format`: text, or json (one line per event)")
 	return cmd
 }

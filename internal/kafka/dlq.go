@@ -758,7 +758,8 @@ type ReplayResult struct {
 //     the request's identity sees the same one.
 //   - A reject is evaluated again for this integration alone with b (as
 //     the processor would, Evaluate): its requests go to delivery-{id},
-//     or it is a reject on dlq-events again (a new dead letter), or a skip.
+//     or it is a reject on dlq-events again (the same ID, rejectID: listed
+//     again), or a skip.
 //
 // Once the records are acknowledged, the dead deliveries are marked
 // replayed (no longer listed; listed again if they die again) and the

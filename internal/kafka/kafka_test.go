@@ -160,8 +160,11 @@ func TestEventKey(t *testing.T) {
 		`{"userId":1.0e3,"messageId":"m"}`:                 "1000",
 		`{"userId":-0,"messageId":"m"}`:                    "0",
 		`{"userId":"","messageId":"m"}`:                    "m",
-		`{"anonymousId":7,"messageId":"m"}`:                "m",
-		`{"userId":true,"messageId":"m"}`:                  "m",
+		`{"anonymousId":7,"userId":"u","messageId":"m"}`:   "7",
+		`{"anonymous_id":2.50,"messageId":"m"}`:            "2.5",
+		`{"userId":true,"messageId":"m"}`:                  "true",
+		`{"userId":{"a":1},"messageId":"m"}`:               "m",
+		`{"userId":null,"messageId":"m"}`:                  "m",
 		`{}`:                                               "",
 	} {
 		if got := string(EventKey([]byte(ev))); got != want {

@@ -33,22 +33,24 @@ func RetryTopic(integrationID string) string { return "delivery-retry-" + integr
 
 // EventKey is the partition key of an event: anonymousId, else userId,
 // else messageId (the snake_case spellings too), so that one user's events
-// stay in order. A user id written as a JSON number keys by its decimal
-// text by value (42, 42.0 and "42" are one user, as every blueprint reads
-// the user id); other ids count only as non-empty strings. nil when the
-// event has none of them.
+// stay in order. An id is read as the blueprints read ids
+// (docs/vendors-common.md): a string as is, a number as its decimal text
+// by value (42, 42.0 and "42" are one user), a boolean as its text; an
+// empty string, an object, an array or null is no id. nil when the event
+// has none.
 func EventKey(event []byte) []byte {
 	for _, path := range []string{"anonymousId", "anonymous_id", "userId", "user_id", "messageId", "message_id"} {
-		v := gjson.GetBytes(event, path)
-		if v.Type == gjson.String && v.Str != "" {
-			return []byte(v.Str)
-		}
-		if v.Type == gjson.Number && (path == "userId" || path == "user_id") {
-			// The user id's text as every blueprint reads it: 1.0e3 and
-			// 1000 are one user, keyed "1000" (docs/vendors-common.md).
+		switch v := gjson.GetBytes(event, path); v.Type {
+		case gjson.String:
+			if v.Str != "" {
+				return []byte(v.Str)
+			}
+		case gjson.Number:
 			if text, ok := conv.DecimalText(v.Raw); ok {
 				return []byte(text)
 			}
+			return []byte(v.Raw)
+		case gjson.True, gjson.False:
 			return []byte(v.Raw)
 		}
 	}
