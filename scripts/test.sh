@@ -42,7 +42,8 @@ if [ "${FUZZTIME:-}" != "0" ]; then
   for target in "./engine FuzzCompile 20000x" "./runtime FuzzEvaluate 150000x" "./runtime FuzzEvaluateValid 20000x" "./runtime FuzzScanner 100000x" \
                 "./runtime FuzzURLPlaceholders 50000x" "./runtime FuzzExprBudget 20000x" \
                 "./runtime/delivery FuzzReader 150000x" "./runtime/delivery FuzzJSONPrefix 150000x" \
-                "./internal/syntax FuzzScanDepth 100000x" "./runtime/send FuzzNoSecretLeaks 2000x"; do
+                "./internal/syntax FuzzScanDepth 100000x" "./runtime/send FuzzNoSecretLeaks 2000x" \
+                "./runtime/send FuzzNoSecretLeaksEncoded 3000x"; do
     set -- $target
     budget=${FUZZTIME:-$3}
     step "fuzz $2 ($budget)"
