@@ -66,6 +66,13 @@ usage errors (an event file that cannot be opened too).`,
 				return err
 			}
 			defer done()
+			// one evaluates a whole input read as one broken event.
+			one := func(text []byte) error {
+				if _, err := a.stdout.Write(appendResult(nil, in.Evaluate(text), format == "json")); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				return nil
+			}
 			if f, ok := input.(*os.File); ok && len(args) == 1 && args[0] != "-" {
 				text, whole, err := brokenValueFile(f, fl.maxEventSize)
 				if err != nil {
@@ -74,11 +81,7 @@ usage errors (an event file that cannot be opened too).`,
 				if whole {
 					// The file is one broken value (a truncated or invalid
 					// pretty-printed event): one result, invalid_event.
-					_, err := a.stdout.Write(appendResult(nil, in.Evaluate(text), format == "json"))
-					if err != nil {
-						return &exitError{code: 1, err: err}
-					}
-					return nil
+					return one(text)
 				}
 				if text != nil {
 					input = bytes.NewReader(text)
@@ -92,11 +95,7 @@ usage errors (an event file that cannot be opened too).`,
 					return &exitError{code: 1, err: err}
 				}
 				if whole {
-					_, err := a.stdout.Write(appendResult(nil, in.Evaluate(text), format == "json"))
-					if err != nil {
-						return &exitError{code: 1, err: err}
-					}
-					return nil
+					return one(text)
 				}
 				input = rest
 			}
@@ -130,7 +129,7 @@ func brokenValueFile(f *os.File, limit int) (text []byte, whole bool, err error)
 	if len(text) > limit {
 		return text, false, nil
 	}
-	t := bytes.TrimSpace(bytes.TrimPrefix(text, []byte("\xEF\xBB\xBF")))
+	t := trimEvent(text)
 	if len(t) == 0 {
 		return t, true, nil // no value at all: one event, invalid_event
 	}
@@ -139,6 +138,10 @@ func brokenValueFile(f *os.File, limit int) (text []byte, whole bool, err error)
 	}
 	return text, false, nil
 }
+
+// trimEvent is b without a UTF-8 byte order mark at its start and white
+// space around it, as the reader takes an input.
+func trimEvent(b []byte) []byte { return bytes.TrimSpace(bytes.TrimPrefix(b, []byte("\xEF\xBB\xBF"))) }
 
 // brokenValue tells whether t (trimmed, not empty) is one broken value:
 // multi-line, not one JSON value, and no line of it a JSON value on its
@@ -180,11 +183,11 @@ func brokenValueStream(r io.Reader, limit int) (text []byte, whole bool, rest io
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
-		if len(bytes.TrimSpace(bytes.TrimPrefix(buf, []byte("\xEF\xBB\xBF")))) > 0 {
+		if len(trimEvent(buf)) > 0 {
 			break
 		}
 	}
-	first := bytes.TrimSpace(bytes.TrimPrefix(buf, []byte("\xEF\xBB\xBF")))
+	first := trimEvent(buf)
 	if len(first) == 0 || first[0] != '{' && first[0] != '[' || json.Valid(first) {
 		return nil, false, io.MultiReader(bytes.NewReader(buf), br), nil
 	}
@@ -196,7 +199,7 @@ func brokenValueStream(r io.Reader, limit int) (text []byte, whole bool, rest io
 	if len(buf) > limit {
 		return nil, false, io.MultiReader(bytes.NewReader(buf), br), nil
 	}
-	if t := bytes.TrimSpace(bytes.TrimPrefix(buf, []byte("\xEF\xBB\xBF"))); brokenValue(t) {
+	if t := trimEvent(buf); brokenValue(t) {
 		return t, true, nil, nil
 	}
 	return nil, false, bytes.NewReader(buf), nil

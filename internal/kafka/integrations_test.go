@@ -294,16 +294,7 @@ func TestDelivererWaitsForConfig(t *testing.T) {
 	del := NewDeliverer(DelivererOptions{Config: cfg, Registry: reg, IntegrationID: intID, Sender: send.New(send.Options{VendorURL: v.url}),
 		Policy: fastPolicy(), Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	run(t, del.Run)
-	waitFor(t, "the deliverer to hold the request", func() bool { return strings.Contains(logs.String(), "request held") })
-	time.Sleep(300 * time.Millisecond) // a few rechecks
-	if st := v.fb.Stats(); st.Requests != 0 || del.Stats.Attempts.Load() != 0 {
-		t.Fatalf("sent before the config it was accepted under: %+v", st)
-	}
-	reg.SetAt(2, nil, registry(t).Bindings()...)
-	waitFor(t, "the order delivered", func() bool { return del.Stats.Delivered.Load() == 1 })
-	if st := v.fb.Stats(); st.Created != 1 || st.Unauthorized != 0 {
-		t.Errorf("vendor: %+v; want one order, no 401", st)
-	}
+	heldUntilConfig(t, v, del, reg, &logs, "the request")
 }
 
 // TestReplayWaitsForConfig: the README's repair with split roles, "PATCH
@@ -347,13 +338,21 @@ func TestReplayWaitsForConfig(t *testing.T) {
 	if err != nil || res.Replayed != 1 {
 		t.Fatalf("replay: %+v, %v", res, err)
 	}
-	waitFor(t, "the deliverer to hold the replayed request", func() bool { return strings.Contains(logs.String(), "request held") })
+	heldUntilConfig(t, v, del, reg, &logs, "the replayed request")
+}
+
+// heldUntilConfig checks that del holds what (a request stamped with
+// config offset 2) and sends nothing while reg is at offset 1, then, once
+// reg applies offset 2 (the rotated key), delivers it once, without a 401.
+func heldUntilConfig(t *testing.T, v *vendor, del *Deliverer, reg *StaticRegistry, logs *syncBuffer, what string) {
+	t.Helper()
+	waitFor(t, "the deliverer to hold "+what, func() bool { return strings.Contains(logs.String(), "request held") })
 	time.Sleep(300 * time.Millisecond) // a few rechecks
 	if st := v.fb.Stats(); st.Requests != 0 || del.Stats.Attempts.Load() != 0 {
-		t.Fatalf("replayed request sent before the config published before the replay: %+v", st)
+		t.Fatalf("%s sent before the config it was stamped with: %+v", what, st)
 	}
 	reg.SetAt(2, nil, registry(t).Bindings()...)
-	waitFor(t, "the replayed order delivered", func() bool { return del.Stats.Delivered.Load() == 1 })
+	waitFor(t, what+" delivered", func() bool { return del.Stats.Delivered.Load() == 1 })
 	if st := v.fb.Stats(); st.Created != 1 || st.Unauthorized != 0 {
 		t.Errorf("vendor: %+v; want one order, no 401", st)
 	}

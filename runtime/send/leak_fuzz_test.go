@@ -297,18 +297,7 @@ func echoVendor(w http.ResponseWriter, r *http.Request) {
 
 // echoAnswer is the vendor's answer echoing a request.
 func echoAnswer(p leakParams, method string, u *url.URL, header http.Header, body []byte) (int, string) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %s\n", method, u.String(), u.Query().Encode())
-	names := make([]string, 0, len(header))
-	for n := range header {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(&b, "%s: %s\n", n, strings.Join(header[n], ", "))
-	}
-	b.Write(body)
-	echo := b.String()
+	echo := dumpRequest(method, u, header, body)
 	if p.cut > 0 && p.cut < len(echo) {
 		echo = echo[:p.cut]
 	}
@@ -779,6 +768,16 @@ func jsonText(s string) string { b, _ := json.Marshal(s); return string(b) }
 
 // encDump is what a vendor saw of a request.
 func encDump(method string, u *url.URL, header http.Header, body []byte) string {
+	dump := dumpRequest(method, u, header, body)
+	if vals, err := url.ParseQuery(string(body)); err == nil && len(vals) > 0 {
+		dump += fmt.Sprintf("\n%v", map[string][]string(vals)) // the pairs decoded
+	}
+	return dump
+}
+
+// dumpRequest is a request as a vendor echoes it: the request line with
+// its query decoded, the headers sorted by name, then the body.
+func dumpRequest(method string, u *url.URL, header http.Header, body []byte) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %s\n", method, u.String(), u.Query().Encode())
 	names := make([]string, 0, len(header))
@@ -790,9 +789,6 @@ func encDump(method string, u *url.URL, header http.Header, body []byte) string 
 		fmt.Fprintf(&b, "%s: %s\n", n, strings.Join(header[n], ", "))
 	}
 	b.Write(body)
-	if vals, err := url.ParseQuery(string(body)); err == nil && len(vals) > 0 {
-		fmt.Fprintf(&b, "\n%v", map[string][]string(vals)) // the pairs decoded
-	}
 	return b.String()
 }
 
