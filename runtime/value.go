@@ -170,7 +170,7 @@ func (c *evalCtx) rule(t *compiler.Type, v rv) rv {
 				// The number's value in plain decimal, however it is
 				// written: 1.0e3 and 1000.00 are "1000", -0 is "0",
 				// 1.50 is "1.5" (exact, on the digits).
-				dec, ok := decimalText(bstr(v.b))
+				dec, ok := conv.DecimalText(bstr(v.b)) // checks the JSON number grammar itself
 				if !ok {
 					return invalidVal("number " + truncate(string(v.b), 40) + " is out of range")
 				}
@@ -633,14 +633,6 @@ func integerText(s string) (string, bool) {
 		return "0", true
 	}
 	return normInt(s[:start] + digits + strings.Repeat("0", point-len(digits))), true
-}
-
-// decimalText is conv.DecimalText: the JSON number s in plain decimal.
-func decimalText(s string) (string, bool) {
-	if !plainNumber(s) {
-		return "", false
-	}
-	return conv.DecimalText(s)
 }
 
 // maxIntegerDigits bounds the integer an exponent may write out (1e40 has
