@@ -14,6 +14,8 @@ import "bytes"
 // top-level one included. Where the text is not valid YAML the scan still
 // ends, in one pass, with some count; the parser then reports the error.
 
+var bom = []byte("\ufeff")
+
 // noSkip: no scalar is being skipped.
 const noSkip = -2
 
@@ -61,8 +63,9 @@ func scanDepth(src []byte, limit int) int {
 	var flow [16]byte
 	s := depthScan{src: src, limit: limit, skip: noSkip, at: -1, block: block[:0], flow: flow[:0]}
 	ls := 0
-	if bytes.HasPrefix(src, []byte("\ufeff")) {
-		ls = 3 // a byte order mark is not indentation
+	if bytes.HasPrefix(src, bom) {
+		ls = len(bom) // the stream's byte order mark is not indentation
+		// (Parse refuses any other: see strayBOM.)
 	}
 	cr := bytes.IndexByte(src, '\r') >= 0
 	for ls < len(src) && s.at < 0 {
