@@ -62,6 +62,7 @@ type kafkaMode struct {
 	s         *Service
 	log       *slog.Logger
 	config    topicConfig // the integrations topic: published or followed (kafkaconfig.go)
+	live      *liveKafka  // the live topics (livekafka.go); nil when they are not available
 
 	mu      sync.Mutex
 	ensured map[string]bool // integrations whose topics exist
@@ -143,6 +144,7 @@ func newKafka(s *Service, kc *KafkaConfig, key []byte) (*kafkaMode, error) {
 		k.close()
 		return nil, err
 	}
+	k.openLive()
 	return k, nil
 }
 
@@ -242,6 +244,7 @@ func (k *kafkaMode) start(ctx context.Context) {
 		})
 	}
 	k.startConfig()
+	k.startLive()
 	k.reconcile()
 }
 
@@ -283,6 +286,9 @@ func (k *kafkaMode) close() {
 			k.ing.Close()
 		}
 		k.config.close()
+		if k.live != nil {
+			k.live.close()
+		}
 		k.met.close()
 		if k.dlq != nil {
 			if err := k.dlq.Close(); err != nil {

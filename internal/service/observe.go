@@ -148,8 +148,12 @@ func (s *Service) Final(f send.FinalInfo) {
 // item itself: the worker may attempt an item, and settle it, before the
 // feeder reports its decision (after the whole batch is in the outbox), so
 // nothing noted at decision time can be relied on. "" when it cannot be
-// read or the item no longer holds its event (delivered).
+// read or the item no longer holds its event (delivered), and in a
+// process of role process or deliver, which has no outbox.
 func (s *Service) eventOf(item string) string {
+	if s.box == nil {
+		return ""
+	}
 	it, err := s.box.Get(context.Background(), item)
 	if err != nil || len(it.Event) == 0 {
 		return ""
