@@ -20,6 +20,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/blueprint-engine/blueprint/internal/kafka"
 	"github.com/blueprint-engine/blueprint/internal/kafka/kafkatest"
 	"github.com/blueprint-engine/blueprint/internal/service"
 )
@@ -159,6 +160,12 @@ func TestServeKafkaSecretsNowhere(t *testing.T) {
 		fl = append(fl, &follower{svc: svc, admin: "http://" + svc.AdminAddr()})
 	}
 
+	// A live subscriber on the owner all along: the followers copy their
+	// steps to live-events, which is grepped with every other topic, and
+	// so is everything the stream sent.
+	w := watchLive(t, h.admin, tok, "")
+	bridging(t, true, fl...)
+
 	const user = "hookuser"
 	type integ struct {
 		id          string
@@ -271,10 +278,25 @@ func TestServeKafkaSecretsNowhere(t *testing.T) {
 	for _, s := range scraped {
 		check("scrape", s)
 	}
-	for topic, rs := range readTopicsFull(t, brokers) {
+	topics := readTopicsFull(t, brokers)
+	for topic, rs := range topics {
 		for _, r := range rs {
 			check("topic "+topic, r)
 		}
+	}
+	if n := len(topics[kafka.LiveEventsTopic]); n == 0 {
+		t.Errorf("no record on %s: a live subscriber was open all along", kafka.LiveEventsTopic)
+	}
+	var steps, attempts int
+	for _, m := range w.all() {
+		check("live step", m.Raw)
+		steps++
+		if m.Type == "attempt" && m.IntegrationID != "" {
+			attempts++
+		}
+	}
+	if attempts == 0 {
+		t.Errorf("the owner's live stream showed no attempt of the deliver process (%d steps)", steps)
 	}
 	h.stop()
 	for role, b := range logs {

@@ -110,6 +110,14 @@ func TestServeKafka(t *testing.T) {
 	if st, out, _ := h.call("GET", "/v1/admin/integrations/"+id+"/dlq", tok, nil); st != 200 || len(out["data"].([]any)) != 0 || out["has_more"] != false {
 		t.Fatalf("dlq in Kafka mode: %d %v", st, out)
 	}
+	// Role all publishes its own steps into its hub: it never copies them
+	// to live-events (only followers do), so none is shown twice.
+	if n := liveEnd(t, c.ListenAddrs()); n != 0 {
+		t.Errorf("a process of role all produced %d records to live-events", n)
+	}
+	if got := sample(h.scrape(), `blueprint_live_topic_records_total{result="received"}`); got != 0 {
+		t.Errorf("a process of role all read %v of its steps back from live-events", got)
+	}
 }
 
 // TestServeKafkaDeletedDeliveryTopic: an integration's delivery topic

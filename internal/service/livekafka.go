@@ -200,7 +200,11 @@ func (l *liveKafka) announce(ctx context.Context) error {
 	var sent, tried time.Time
 	send := func(ctx context.Context, ttl time.Duration) bool {
 		b, _ := json.Marshal(watchRecord{TTLMS: ttl.Milliseconds()})
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		wait := 5 * time.Second
+		if ttl == 0 {
+			wait = time.Second // a stop record is a courtesy: the followers stop by themselves within watchTTL
+		}
+		pctx, cancel := context.WithTimeout(ctx, wait)
 		defer cancel()
 		tried = time.Now()
 		if err := l.wprod.ProduceSync(pctx, kafka.LiveWatchTopic, watchKey, b); err != nil {
