@@ -61,7 +61,7 @@ const (
 	liveTextMax  = 8192 // message, url
 	liveBodyMax  = 1024 // body_excerpt
 	liveReqMax   = 16384
-	liveListMax  = 32 // fields, warnings
+	liveListMax  = 101 // fields, warnings: the runtime's 100 and its "and N more"
 )
 
 // logEvery bounds the error lines of the bridge and of the owner's reader.
@@ -86,7 +86,8 @@ type liveKafka struct {
 	wake    chan struct{} // a watch record arrived
 	active  atomic.Bool   // the bridge is subscribed
 
-	errLog rateLog
+	errLog  rateLog // produce errors (bridge, watch records)
+	dropLog rateLog // records of live-events dropped (owner)
 }
 
 // rateLog writes an error line at most once per liveLogEvery, with the
@@ -248,7 +249,7 @@ func (l *liveKafka) show(r *kgo.Record) {
 	m, err := decodeLive(r.Value)
 	if err != nil {
 		l.shown.WithLabelValues("dropped").Inc()
-		l.errLog.error(l.log, "live: record dropped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", err.Error())
+		l.dropLog.error(l.log, "live: record dropped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", err.Error())
 		return
 	}
 	l.shown.WithLabelValues("received").Inc()
