@@ -167,8 +167,11 @@ func TestServeKafkaLiveSplit(t *testing.T) {
 		t.Fatalf("%d records on %s while nobody watched", n, kafka.LiveEventsTopic)
 	}
 
+	start := time.Now()
 	w := watchLive(t, h.admin, tok, "?integration_id="+id)
 	bridging(t, true, proc, del)
+	t.Logf("the followers copy their steps %v after the subscriber connected", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
 	if st, out := h.post("/v1/events", pk, sk, order("live-1"), time.Now().UnixMilli()); st != 200 {
 		t.Fatalf("ingest: %d %v", st, out)
 	}
@@ -176,6 +179,7 @@ func TestServeKafkaLiveSplit(t *testing.T) {
 		return w.has("m-live-1", "received", "", 0) && w.has("m-live-1", "decision", "deliver", 0) && w.has("m-live-1", "request", "", 0) &&
 			w.has("m-live-1", "attempt", "delivered", 200) && w.has("m-live-1", "final", "delivered", 200)
 	})
+	t.Logf("live-1's final step on the owner's stream %v after the ingest", time.Since(start).Round(time.Millisecond))
 
 	// A wrong key: the 401 shows, attempt and final.
 	if st, out, _ := h.call("PATCH", "/v1/admin/integrations/"+id, tok, map[string]any{"config": map[string]any{"api_key": "sk-live-WRONG-77"}}); st != 200 {
