@@ -12,6 +12,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,8 +26,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/blueprint-engine/blueprint/internal/fakebutton"
 )
@@ -38,6 +42,7 @@ type kafkaMode struct {
 	deliverers int
 	partitions int
 	cpuprofile string
+	watch      bool
 }
 
 func (k *kafkaMode) register() {
@@ -45,6 +50,7 @@ func (k *kafkaMode) register() {
 	flag.StringVar(&k.roles, "roles", "all", "with -kafka: `all` (one serve --role all) or split (one --role ingest, one --role process, -deliverers --role deliver)")
 	flag.IntVar(&k.deliverers, "deliverers", 1, "with -kafka -roles split: how many --role deliver processes")
 	flag.IntVar(&k.partitions, "partitions", 6, "with -kafka: serve's --kafka-partitions (and fake-kafka's --partitions)")
+	flag.BoolVar(&k.watch, "watch", false, "with -kafka: keep a live stream (GET /v1/admin/live) open on the owner during the load, read as fast as it comes; with -roles split the process and deliver roles then copy their steps to live-events")
 	flag.StringVar(&k.cpuprofile, "cpuprofile", "", "with -kafka: write a CPU profile of each process (fake-kafka, every serve) into `DIR` (BLUEPRINT_CPUPROFILE)")
 }
 
@@ -349,6 +355,14 @@ func runKafka(c config) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	fmt.Printf("warm-up:   one order through fake-kafka and %s in %.1f s (consumer groups joined)\n", strings.Join(roles, ", "), time.Since(t0).Seconds())
+	var watched *liveCount
+	if c.watch {
+		if watched, err = watchLive(admin); err != nil {
+			return err
+		}
+		defer watched.stop()
+		time.Sleep(time.Second) // the followers start copying within a second
+	}
 	base0 := fake.Stats().Created
 	cpu0 := map[string]time.Duration{}
 	for _, p := range append([]*proc{fk}, procs...) {
@@ -467,6 +481,10 @@ func runKafka(c config) error {
 	cpus = append(cpus, fmt.Sprintf("load generator + fake Button %.1f s", (selfCPU-selfCPU0).Seconds()))
 	sum += selfCPU - selfCPU0
 	fmt.Printf("cpu:       over %.1f s of load and drain: %s; %.2f cores in all\n", lastAt.Seconds(), strings.Join(cpus, ", "), sum.Seconds()/lastAt.Seconds())
+	if watched != nil {
+		steps, dropped := watched.counts()
+		fmt.Printf("live:      %d steps read on the owner's live stream (%d lost by the stream, as the hub's dropped notices say)\n", steps, dropped)
+	}
 	if c.cpuprofile != "" {
 		fmt.Printf("profiles:  %s/{%s}.pprof once the processes stop (go tool pprof -top bin/blueprint FILE)\n", c.cpuprofile, strings.Join(append([]string{"fake-kafka"}, procNames(procs)...), ","))
 	}
@@ -483,4 +501,65 @@ func procNames(ps []*proc) []string {
 		out = append(out, p.name)
 	}
 	return out
+}
+
+// liveCount reads the owner's live stream and counts its steps.
+type liveCount struct {
+	mu             sync.Mutex
+	steps, dropped int
+	c              *websocket.Conn
+	done           chan struct{}
+}
+
+var droppedRE = regexp.MustCompile(`^(\d+) messages dropped`)
+
+// watchLive logs in to the owner and opens its live stream.
+func watchLive(admin string) (*liveCount, error) {
+	st, out, err := call("POST", admin+"/v1/admin/auth/login", "", map[string]string{"email": adminEmail, "password": adminPass})
+	if err != nil || st != 200 {
+		return nil, fmt.Errorf("login for the live stream: %d %v %v", st, out, err)
+	}
+	tok, _ := out["access_token"].(string)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(admin, "http")+"/v1/admin/live",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	if err != nil {
+		return nil, fmt.Errorf("live stream: %w", err)
+	}
+	c.SetReadLimit(1 << 20)
+	l := &liveCount{c: c, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for {
+			_, raw, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			var m struct{ Type, Message string }
+			_ = json.Unmarshal(raw, &m)
+			l.mu.Lock()
+			if m.Type == "dropped" {
+				if g := droppedRE.FindStringSubmatch(m.Message); g != nil {
+					n, _ := strconv.Atoi(g[1])
+					l.dropped += n
+				}
+			} else {
+				l.steps++
+			}
+			l.mu.Unlock()
+		}
+	}()
+	return l, nil
+}
+
+func (l *liveCount) counts() (int, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.steps, l.dropped
+}
+
+func (l *liveCount) stop() {
+	l.c.Close(websocket.StatusNormalClosure, "")
+	<-l.done
 }
