@@ -52,8 +52,12 @@ sealed with the owner's key, so they need a copy of its key file in
 its consumer groups, so that a restarted process takes its partitions back
 at once. The outbox is not used, and the owner's dead-letter API reads and
 replays the dlq-events topic through an index in STATE/dlq-index.db.
---kafka-partitions (default 3) is the partition count of the topics serve
-creates (the integrations topic always has 1).
+While someone watches the owner's live page, roles process and deliver copy
+their live steps (decisions, requests, attempts, finals; redacted) to the
+live-events topic, which the owner shows: told so by the owner on the
+live-watch topic (both delete after an hour). --kafka-partitions (default 3)
+is the partition count of the topics serve creates (the integrations and
+live-watch topics always have 1).
 
 Managed Kafka (MSK, Confluent Cloud): --kafka-tls connects with TLS trusting
 the system's roots; --kafka-tls-ca FILE trusts only that CA (PEM);
