@@ -101,7 +101,7 @@ func (s *Service) serveIngest(w http.ResponseWriter, r *http.Request, batch bool
 	}
 	if s.hub.Subscribers() > 0 {
 		for _, e := range events {
-			s.hub.Publish(live.Message{Type: "received", At: s.cfg.Now().UTC(), EventID: s.redactAll(eventID(e)), SourceID: source, EventName: s.redactAll(eventName(e))})
+			s.hub.Publish(live.Message{Type: "received", At: s.cfg.Now().UTC(), EventID: s.liveEventID(e), SourceID: source, EventName: s.redactAll(eventName(e))})
 		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), feedWait)
@@ -206,6 +206,11 @@ func eventID(e []byte) string {
 	sum := sha256.Sum256(e)
 	return "sha256:" + hex.EncodeToString(sum[:8])
 }
+
+// liveEventID is the event's id as every live step shows it: eventID with
+// every bound integration's secrets scrubbed (a messageId may quote one),
+// the same for each step of one event, so that the page groups them.
+func (s *Service) liveEventID(e []byte) string { return s.redactAll(eventID(e)) }
 
 // eventName is what the live page calls an event: the track name, else
 // the type.

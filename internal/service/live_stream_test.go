@@ -125,3 +125,53 @@ func TestServeLiveEndsWhenSessionRevoked(t *testing.T) {
 		t.Errorf("the stream closed %s after the revocation", d)
 	}
 }
+
+// TestServeLiveEventIDScrubbed: an event whose messageId quotes an
+// integration's secret is refused for that integration (invalid_event: it
+// is neither stored nor sent), and shown under the same scrubbed id in its
+// received and decision steps: the decision step had shown the raw
+// messageId while the received step scrubbed it.
+func TestServeLiveEventIDScrubbed(t *testing.T) {
+	h := startWith(t, options{fastOwner: true})
+	tok := h.login()
+	if st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok,
+		`{"name": "Button", "variant": "default", "config": {"application_id": "app-abc123", "api_key": "sk-test-123"}, "delivery_mode": "server_side"}`); st != 201 {
+		t.Fatalf("install: %d %v", st, out)
+	}
+	_, out, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
+	pk, sk := out["pipeline_key"].(string), out["secret_key"].(string)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.admin, "http")+"/v1/admin/live",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	if st, out := h.post("/v1/events", pk, sk, order("sk-test-123-x"), time.Now().UnixMilli()); st != 200 {
+		t.Fatalf("ingest: %d %v", st, out)
+	}
+	ids := map[string]string{}
+	for ids["decision"] == "" {
+		_, raw, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("steps so far %v: %v", ids, err)
+		}
+		if strings.Contains(string(raw), "sk-test-123") {
+			t.Errorf("a live step shows the key: %s", raw)
+		}
+		var m struct {
+			Type    string `json:"type"`
+			EventID string `json:"event_id"`
+		}
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		ids[m.Type] = m.EventID
+	}
+	if ids["received"] != "m-***-x" || ids["decision"] != ids["received"] {
+		t.Errorf("the steps name events %v, want m-***-x", ids)
+	}
+}
