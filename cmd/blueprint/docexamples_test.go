@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -93,5 +94,134 @@ func TestConformanceDocVectors(t *testing.T) {
 	}
 	if ran < 3 {
 		t.Errorf("ran %d vector files of docs/conformance.md; want 3 (the format and the two bodies that are not JSON)", ran)
+	}
+}
+
+// The canonical examples of the vendor contracts (docs/KEY-0.1.0.md, the
+// section "Canonical example(s)") are what eval gives for the events they
+// name, with the config they give: the method and URL, each header shown
+// (secrets as ***), and the body, byte for byte.
+func TestContractCanonicalExamples(t *testing.T) {
+	files, _ := filepath.Glob("../../docs/*-0.1.0.md")
+	configRE := regexp.MustCompile("Config: (.*?)\\.(?: |\n|$)")
+	pairRE := regexp.MustCompile("`([a-z_]+=[^`]*)`")
+	variantRE := regexp.MustCompile("variant `([a-z_]+)`")
+	eventRE := regexp.MustCompile("`(\\{\"[^`]*\\})`")
+	requestRE := regexp.MustCompile(`^(GET|POST|PUT|PATCH|DELETE) (\S+)$`)
+	common, err := os.ReadFile("../../docs/vendors-common.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []string{canonicalOrder, canonicalPage} {
+		if !strings.Contains(string(common), "```json\n"+ev+"\n```\n") {
+			t.Errorf("docs/vendors-common.md does not show the canonical event the tests use:\n%s", ev)
+		}
+	}
+	checked := 0
+	for _, path := range files {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := string(src)
+		start := regexp.MustCompile(`(?m)^## Canonical examples?\n`).FindStringIndex(doc)
+		if start == nil {
+			continue // Button's contract has its vectors instead
+		}
+		section := doc[start[1]:]
+		if end := strings.Index(section, "\n## "); end >= 0 {
+			section = section[:end]
+		}
+		name := filepath.Base(path)
+		key := strings.TrimSuffix(name, "-0.1.0.md")
+		cm := configRE.FindStringSubmatch(section)
+		if cm == nil {
+			t.Errorf("%s: the canonical examples give no Config:", name)
+			continue
+		}
+		var config []string
+		for _, p := range pairRE.FindAllStringSubmatch(cm[1], -1) {
+			config = append(config, "--config", p[1])
+		}
+		parts := strings.Split(section, "```\n")
+		for i := 1; i+1 < len(parts); i += 2 {
+			lead, block := strings.TrimRight(parts[i-1], "\n"), strings.TrimSuffix(parts[i], "\n")
+			if k := strings.LastIndex(lead, "\n\n"); k >= 0 && i > 1 {
+				lead = lead[k:]
+			}
+			var event string
+			switch {
+			case strings.Contains(lead, "appended to `products`"):
+				p := eventRE.FindStringSubmatch(lead)
+				if p == nil {
+					t.Fatalf("%s: no product in %q", name, lead)
+				}
+				event = strings.Replace(canonicalOrder, `"quantity":2}]`, `"quantity":2},`+p[1]+`]`, 1)
+			case eventRE.MatchString(lead):
+				event = eventRE.FindStringSubmatch(lead)[1]
+			case strings.Contains(lead, "**The canonical event**"):
+				event = canonicalOrder
+			case strings.Contains(lead, "**The canonical page view**"):
+				event = canonicalPage
+			default:
+				t.Errorf("%s: which event does the example after %q show?", name, lead)
+				continue
+			}
+			args := append([]string{"eval", "--blueprint", key + "@0.1.0", "--format", "json"}, config...)
+			if v := variantRE.FindStringSubmatch(lead); v != nil {
+				args = append(args, "--variant", v[1])
+			}
+			out, errs, code := cli(t, event, append(args, "-")...)
+			var res struct {
+				Outcome  string
+				Warnings []string
+				Requests []struct {
+					Method, URL string
+					Headers     map[string]string
+					Body        json.RawMessage
+				}
+			}
+			if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || res.Outcome != "deliver" || len(res.Requests) != 1 {
+				t.Errorf("%s: %q: exit %d, %v\n%s%s", name, args, code, err, out, errs)
+				continue
+			}
+			if strings.Contains(lead, "warnings `[]`") && len(res.Warnings) != 0 {
+				t.Errorf("%s: warnings %v, the contract says none", name, res.Warnings)
+			}
+			req := res.Requests[0]
+			lines := strings.Split(block, "\n")
+			body := lines[len(lines)-1]
+			if m := requestRE.FindStringSubmatch(lines[0]); m != nil {
+				if m[1] != req.Method || m[2] != req.URL {
+					t.Errorf("%s: eval sends %s %s\nthe contract shows %s", name, req.Method, req.URL, lines[0])
+				}
+				for _, l := range lines[1:] {
+					if l == "" {
+						break
+					}
+					k, v, _ := strings.Cut(l, ": ")
+					if req.Headers[k] != v {
+						t.Errorf("%s: header %s is %q; the contract shows %q", name, k, req.Headers[k], v)
+					}
+				}
+			} else if len(lines) != 1 {
+				t.Errorf("%s: an example that is neither a request nor a body:\n%s", name, block)
+				continue
+			}
+			got := string(req.Body)
+			if s := ""; json.Unmarshal(req.Body, &s) == nil {
+				got = s // a body that is not JSON
+			}
+			checked++
+			if req.Method == "GET" {
+				continue // the query is the body, checked with the URL
+			}
+			if got != body {
+				t.Errorf("%s: eval's body\n%s\nthe contract shows\n%s", name, got, body)
+			}
+		}
+	}
+	if checked < 11 {
+		t.Errorf("checked %d canonical examples; the contracts hold more", checked)
 	}
 }
