@@ -225,3 +225,166 @@ func TestContractCanonicalExamples(t *testing.T) {
 		t.Errorf("checked %d canonical examples; the contracts hold more", checked)
 	}
 }
+
+// docSection returns the text of a Markdown section, from its heading to
+// the next heading of the same level.
+func docSection(t *testing.T, path, heading string) string {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(src)
+	i := strings.Index(doc, "\n"+heading+"\n")
+	if i < 0 {
+		t.Fatalf("%s has no %q", path, heading)
+	}
+	s := doc[i+len(heading)+2:]
+	if j := strings.Index(s, "\n## "); j >= 0 {
+		s = s[:j]
+	}
+	return s
+}
+
+// sectionBlocks splits a section into its fenced blocks: the info string,
+// the text, and the paragraph before each.
+type sectionBlock struct{ info, text, lead string }
+
+func sectionBlocks(s string) []sectionBlock {
+	var out []sectionBlock
+	parts := strings.Split(s, "\n```")
+	for i := 1; i+1 < len(parts); i += 2 {
+		info, text, _ := strings.Cut(parts[i], "\n")
+		lead := strings.TrimRight(parts[i-1], "\n")
+		if k := strings.LastIndex(lead, "\n\n"); k >= 0 {
+			lead = lead[k+2:]
+		}
+		out = append(out, sectionBlock{info, text + "\n", lead})
+	}
+	return out
+}
+
+var goRunRE = regexp.MustCompile(`^(?:echo '([^']*)' \| )?go run \./cmd/blueprint (.*)$`)
+
+// runConsole runs a block of "$ go run ./cmd/blueprint ..." commands (an
+// echo piped into one too, continued with \) in-process and compares each
+// one's output (stdout, then stderr) with the lines under it.
+func runConsole(t *testing.T, where, block string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(block, "\n"), "\n")
+	for i := 0; i < len(lines); {
+		if !strings.HasPrefix(lines[i], "$ ") {
+			t.Fatalf("%s: expected a command ($ ...), got %q", where, lines[i])
+		}
+		cmd := strings.TrimPrefix(lines[i], "$ ")
+		for i++; strings.HasSuffix(cmd, `\`) && i < len(lines); i++ {
+			cmd = strings.TrimSuffix(cmd, `\`) + strings.TrimLeft(lines[i], " ")
+		}
+		m := goRunRE.FindStringSubmatch(cmd)
+		if m == nil {
+			t.Fatalf("%s: the test cannot run %q", where, cmd)
+		}
+		var want []string
+		for ; i < len(lines) && !strings.HasPrefix(lines[i], "$ "); i++ {
+			want = append(want, lines[i])
+		}
+		stdin := ""
+		if m[1] != "" {
+			stdin = m[1] + "\n"
+		}
+		out, errs, _ := cli(t, stdin, shellFields(m[2])...)
+		got := strings.Split(strings.TrimRight(out+errs, "\n"), "\n")
+		if !linesMatch(want, got) {
+			t.Errorf("%s: %s\nprints:\n%s\nthe doc shows:\n%s", where, cmd, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}
+
+// The authoring guide's overlay walk-through, step by step: the overlay,
+// its validation (and the typo it quotes), the dry run, the override of
+// step 4 and the vectors of step 5 (with the change step 5 asks for when
+// step 4 is applied).
+func TestOverlayWalkthrough(t *testing.T) {
+	const doc = "../../docs/authoring.md"
+	section := docSection(t, doc, "## Walk-through: a custom event in an overlay")
+	blocks := sectionBlocks(section)
+	t.Chdir(t.TempDir())
+	var overlay, override, vectors string
+	consoles := 0
+	for _, b := range blocks {
+		switch {
+		case b.info == "yaml" && strings.Contains(b.lead, "**1. Write the overlay**"):
+			overlay = b.text
+			os.WriteFile("my-button.yaml", []byte(overlay), 0o644)
+		case b.info == "yaml" && strings.Contains(b.lead, "**4. Change what you need.**"):
+			override = b.text
+		case b.info == "yaml" && strings.Contains(b.lead, "**5. Pin it with vectors**"):
+			vectors = b.text
+			os.WriteFile("my-button.vectors.yaml", []byte(vectors), 0o644)
+		case b.info == "":
+			runConsole(t, "docs/authoring.md, the overlay walk-through", b.text)
+			consoles++
+		default:
+			t.Fatalf("docs/authoring.md: the overlay walk-through has a %q block after %q", b.info, b.lead)
+		}
+	}
+	if overlay == "" || override == "" || vectors == "" || consoles != 3 {
+		t.Fatalf("the walk-through's steps are not where the test looks (%d console blocks)", consoles)
+	}
+	// The typo it quotes.
+	m := regexp.MustCompile("`request: activty` gives `([^`]*)`").FindStringSubmatch(section)
+	if m == nil {
+		t.Fatal("the walk-through no longer quotes the typo request: activty")
+	}
+	os.WriteFile("my-button.yaml", []byte(strings.Replace(overlay, "request: activity", "request: activty", 1)), 0o644)
+	if out, _, code := cli(t, "", "validate", "my-button.yaml"); code != 1 || strings.TrimSpace(out) != m[1] {
+		t.Errorf("the typo: exit %d\n%s\nthe doc says:\n%s", code, out, m[1])
+	}
+	// Step 4 replaces the overlay's events; step 5's vector then expects
+	// value {id: S-1}.
+	head, _, _ := strings.Cut(overlay, "events:\n")
+	os.WriteFile("my-button.yaml", []byte(head+override), 0o644)
+	os.WriteFile("my-button.vectors.yaml", []byte(strings.Replace(vectors, "value: {sku: S-1}", "value: {id: S-1}", 1)), 0o644)
+	if out, errs, code := cli(t, "", "test", "my-button.vectors.yaml"); code != 0 || lastLine(out) != "1 passed, 0 failed" {
+		t.Errorf("step 4 with step 5's vector changed as it says: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// The diff example of the guide's Versions section (and the README's,
+// the same command): the sed it runs, then diff's output, stderr and exit.
+func TestVersionsDiffExample(t *testing.T) {
+	blocks := sectionBlocks(docSection(t, "../../docs/authoring.md", "## Versions"))
+	if len(blocks) < 2 || blocks[0].info != "sh" || blocks[1].info != "" {
+		t.Fatal("docs/authoring.md#versions: no sh block followed by its output")
+	}
+	cmds := strings.Split(strings.TrimSpace(blocks[0].text), "\n")
+	const sed = `sed -e 's/^version: 0.1.0/version: 0.1.1/' -e 's/^      purchase_date:$/      date:/' blueprints/button/0.1.0.yaml > /tmp/button-0.1.1.yaml`
+	if len(cmds) != 2 || cmds[0] != sed || cmds[1] != "go run ./cmd/blueprint diff button@0.1.0 /tmp/button-0.1.1.yaml" {
+		t.Fatalf("docs/authoring.md#versions runs other commands than this test does:\n%s", blocks[0].text)
+	}
+	src, err := os.ReadFile("../../blueprints/button/0.1.0.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := regexp.MustCompile(`(?m)^version: 0\.1\.0`).ReplaceAllString(string(src), "version: 0.1.1")
+	s = regexp.MustCompile(`(?m)^      purchase_date:$`).ReplaceAllString(s, "      date:")
+	f := filepath.Join(t.TempDir(), "button-0.1.1.yaml")
+	os.WriteFile(f, []byte(s), 0o644)
+	out, errs, code := cli(t, "", "diff", "button@0.1.0", f)
+	if out != blocks[1].text || code != 1 {
+		t.Errorf("diff: exit %d\n%s\nthe doc shows:\n%s", code, out, blocks[1].text)
+	}
+	if m := regexp.MustCompile("on stderr `([^`]*)`").FindStringSubmatch(blocks[1].lead); m == nil || !strings.Contains(errs, m[1]) {
+		t.Errorf("diff's stderr %q; the doc says %v", errs, m)
+	}
+	// The README shows the same command and what it prints.
+	readme, _ := os.ReadFile("../../README.md")
+	want := sed + "\nblueprint diff button@0.1.0 /tmp/button-0.1.1.yaml\n"
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		want += "#    -> " + l + "\n"
+	}
+	want += "#    exit 1, and on stderr: " + strings.TrimPrefix(strings.TrimSpace(errs), "blueprint: ") + "\n"
+	if !strings.Contains(string(readme), want) {
+		t.Errorf("README.md does not show, as it runs:\n%s", want)
+	}
+}
