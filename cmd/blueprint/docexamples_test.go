@@ -388,3 +388,37 @@ func TestVersionsDiffExample(t *testing.T) {
 		t.Errorf("README.md does not show, as it runs:\n%s", want)
 	}
 }
+
+// The vendor contracts (docs/KEY-0.1.0.md) are written by hand, before
+// their blueprints; "blueprint docs KEY@0.1.0" is generated from the
+// blueprint. Every name a contract's tables start a row with (a config
+// key, a vendor field, a value) is in the generated reference, so that
+// neither names a field the other does not have.
+func TestContractNamesInGeneratedDocs(t *testing.T) {
+	files, _ := filepath.Glob("../../docs/*-0.1.0.md")
+	if len(files) < 8 {
+		t.Fatalf("%d contracts", len(files))
+	}
+	rowRE := regexp.MustCompile("(?m)^\\| `([A-Za-z0-9_.\\[\\]]+)` \\|")
+	for _, path := range files {
+		name := filepath.Base(path)
+		key := strings.TrimSuffix(name, "-0.1.0.md")
+		src, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, errs, code := cli(t, "", "docs", key+"@0.1.0")
+		if code != 0 {
+			t.Fatalf("docs %s: exit %d: %s", key, code, errs)
+		}
+		rows := rowRE.FindAllStringSubmatch(string(src), -1)
+		if len(rows) < 10 {
+			t.Errorf("%s: %d table rows; the scan is broken", name, len(rows))
+		}
+		for _, r := range rows {
+			if !strings.Contains(out, r[1]) {
+				t.Errorf("%s names %s, which blueprint docs %s@0.1.0 does not", name, r[1], key)
+			}
+		}
+	}
+}
