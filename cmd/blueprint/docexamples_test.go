@@ -95,6 +95,26 @@ func TestConformanceDocVectors(t *testing.T) {
 	if ran < 3 {
 		t.Errorf("ran %d vector files of docs/conformance.md; want 3 (the format and the two bodies that are not JSON)", ran)
 	}
+	// Its commands pass (from the repository root; the one without a path,
+	// every shipped vector, is TestTestShipped).
+	t.Chdir("../..")
+	sh, lines := fencedBlocks(t, "docs/conformance.md", "sh")
+	if len(sh) == 0 {
+		t.Fatal("docs/conformance.md has no sh block")
+	}
+	for _, l := range strings.Split(strings.TrimSpace(sh[0]), "\n") {
+		cmd, _, _ := strings.Cut(l, "  #")
+		args, ok := strings.CutPrefix(strings.TrimSpace(cmd), "go run ./cmd/blueprint ")
+		if !ok {
+			t.Fatalf("docs/conformance.md:%d: the test cannot run %q", lines[0], l)
+		}
+		if args == "test" {
+			continue
+		}
+		if out, errs, code := cli(t, "", shellFields(args)...); code != 0 {
+			t.Errorf("docs/conformance.md:%d: %s: exit %d\n%s%s", lines[0], l, code, out, errs)
+		}
+	}
 }
 
 // The canonical examples of the vendor contracts (docs/KEY-0.1.0.md, the
