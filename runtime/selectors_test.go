@@ -114,3 +114,27 @@ func TestEventSelectors(t *testing.T) {
 		t.Errorf("names-only variant: %s %s", res.Outcome, res.Message)
 	}
 }
+
+// A computed vendor event is a string when its spec names no type, so a
+// pattern applies to it as written in docs/authoring.md#events
+// ({expr: ..., pattern: ...}, without "type: string"); a name the pattern
+// refuses is invalid, named by the field that carries it.
+func TestComputedVendorEventPattern(t *testing.T) {
+	src := strings.Replace(selectorsBlueprint, `        vendor_event: {expr: 'values.source_event == nil ? nil : lower(replace(values.source_event, " ", "_"))'}
+        request: r
+  everything:`, `        vendor_event: {expr: 'snake_case(values.source_event)', pattern: '^[a-z][a-z0-9_]{0,39}$'}
+        request: r
+  everything:`, 1)
+	if src == selectorsBlueprint {
+		t.Fatal("the catch-all of selectorsBlueprint changed: update this test")
+	}
+	in := bindInline(t, src)
+	res := in.Evaluate([]byte(`{"type":"track","event":"Checkout Step-2 Viewed"}`))
+	if res.Outcome != runtime.Deliver || res.VendorEvent != "checkout_step_2_viewed" {
+		t.Errorf("a name the pattern takes: %v", res)
+	}
+	res = in.Evaluate([]byte(`{"type":"track","event":"2 Checkout"}`))
+	if res.Outcome != runtime.Reject || res.Reason != "invalid_field" || strings.Join(res.Fields, ",") != "name" {
+		t.Errorf("a name the pattern refuses: %v", res)
+	}
+}

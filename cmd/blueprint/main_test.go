@@ -138,6 +138,22 @@ func TestTestShipped(t *testing.T) {
 	if n := atoi(m[1]); n < 60 {
 		t.Errorf("%d cases; want at least 60", n)
 	}
+	// The docs quote the count: README.md's two commands and status, and
+	// docs/conformance.md's shipped vectors.
+	n := m[1]
+	spaced := n
+	if len(n) > 3 {
+		spaced = n[:len(n)-3] + " " + n[len(n)-3:]
+	}
+	for _, c := range []struct{ file, says string }{
+		{"../../README.md", "(today: `" + last + "`"},
+		{"../../README.md", "with " + spaced + " conformance vectors"},
+		{"../../docs/conformance.md", "runs them all: `" + last + "`"},
+	} {
+		if src, err := os.ReadFile(c.file); err != nil || !strings.Contains(string(src), c.says) {
+			t.Errorf("%s does not say %q (%v): the count changed, or its sentence did", c.file, c.says, err)
+		}
+	}
 }
 
 // A hand-broken expectation prints a diff naming the JSON path and exits 1.

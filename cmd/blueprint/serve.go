@@ -163,6 +163,9 @@ and keep everything queued for the next start.`,
 	_ = cmd.Flags().MarkHidden("rejects")
 	_ = cmd.Flags().MarkHidden("progress")
 	cmd.Flags().Lookup("state").Usage = "`DIR` holding the service's state: service.db, outbox.db and secret.key"
+	// send's wording speaks of a run reading its input; serve's input is
+	// ingestion, which waits, then answers 503.
+	cmd.Flags().Lookup("max-pending").Usage = fmt.Sprintf("most requests of ingested events not final yet in the outbox (pending, retrying): beyond it ingestion waits, and answers 503 UNAVAILABLE after 10 s (1 to %d)", maxPendingMax)
 	cmd.Flags().StringVar(&adminListen, "admin-listen", "127.0.0.1:8084", "management API, live page and metrics `ADDR`")
 	cmd.Flags().StringVar(&ingestListen, "ingest-listen", "127.0.0.1:8080", "event ingestion `ADDR`")
 	cmd.Flags().StringSliceVar(&brokers, "kafka-brokers", nil, "deliver through Kafka: seed brokers `host:port,...`")

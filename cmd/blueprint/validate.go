@@ -27,8 +27,9 @@ func (a *app) validateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate [PATH...]",
 		Short: "Compile blueprint files or folders and print every diagnostic",
-		Long: `Compile blueprint files, or every *.yaml file under folders (vector files
-*.vectors.yaml excepted). With no path, the whole embedded catalog is compiled.
+		Long: `Compile blueprint files, or every *.yaml file under folders except vector
+files (*.vectors.yaml, and other YAML files with a top-level cases key). With
+no path, the whole embedded catalog is compiled.
 
 Each diagnostic is printed as FILE:LINE:COL: SEVERITY CODE: message; the codes
 are listed in docs/diagnostics.md. Exit 0 when there is no error (warnings

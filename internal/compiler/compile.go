@@ -735,6 +735,13 @@ var sourceKeys = []string{"from", "value", "config", "const", "expr"}
 
 // compileSpec compiles the sources and type rule of a value or field.
 func (c *compiler) compileSpec(n *yaml.Node, sc *scope) Spec {
+	return c.compileSpecOf(n, sc, KindAny)
+}
+
+// compileSpecOf compiles a value spec whose type, when it names none (and
+// has no fields or items), is def: a computed vendor_event is a string, so
+// its pattern applies without "type: string".
+func (c *compiler) compileSpecOf(n *yaml.Node, sc *scope, def Kind) Spec {
 	spec := Spec{Pos: c.pos(n)}
 	var given []*yaml.Node
 	for _, k := range sourceKeys {
@@ -769,7 +776,7 @@ func (c *compiler) compileSpec(n *yaml.Node, sc *scope) Spec {
 	spec.Sources = slices.DeleteFunc(spec.Sources, func(s Source) bool { return s.Kind == SourceExpr && s.Expr == nil })
 
 	// Type rule.
-	kind := KindAny
+	kind := def
 	if tn := get(n, "type"); tn != nil {
 		kind, _ = kindByName(tn.Value)
 	} else if get(n, "fields") != nil {
@@ -1696,11 +1703,8 @@ func (c *compiler) compileEvent(p kv, variant, bodyVariant string) *Event {
 		// Computed per event: a value of type string (the shared value
 		// vendor_event), with the sources of a value.
 		sc := &scope{self: -1, where: "vendor_event"}
-		spec := c.compileSpec(vn, sc)
+		spec := c.compileSpecOf(vn, sc, KindString)
 		c.noSecret(sc, vn, "vendor_event")
-		if spec.Type.Kind == KindAny {
-			spec.Type.Kind = KindString
-		}
 		if len(spec.Sources) == 0 {
 			c.ds.Errorf(c.pos(vn), "missing_key", "a computed vendor_event needs a source (from, value, config, const or expr)")
 		}
