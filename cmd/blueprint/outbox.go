@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -227,7 +228,10 @@ DIR/outbox.db.`,
 forgotten: the same event sent again is sent again. It needs the outbox to
 itself: run it when no send or dlq replay is running on --state. Prints
 "removed N requests"; an ID the outbox does not hold is named on stderr and
-the exit is 1. The bytes of removed requests stay in the file's free space
+the exit is 1. The file is checked first, as 'outbox check' does, and a
+damaged file is refused (exit 1) and left as it is: a write into it could
+spread the damage, and a lookup may miss the damaged pages (records that
+cannot be read are no damage: removing them is allowed). The bytes of removed requests stay in the file's free space
 until bbolt reuses it: run 'blueprint outbox compact' afterwards to erase
 them from the disk.`,
 		Example: `  # The purchase of message 3b1f7c1e-... of examples/button/events.ndjson,
@@ -241,6 +245,9 @@ them from the disk.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := refuseDamaged(state); err != nil {
+				return err
+			}
 			q, err := openOutbox(state)
 			if err != nil {
 				return damagedHint(err, state)
@@ -340,6 +347,25 @@ func damagedHint(err error, state string) error {
 		return &exitError{code: code, err: err}
 	}
 	return &exitError{code: code, err: fmt.Errorf("%w\n'blueprint outbox check --state %s' tells what is readable; add '--salvage NEWFILE' to copy it into a new file", err, state)}
+}
+
+// refuseDamaged checks the outbox file of state as 'outbox check' does
+// and refuses it, naming the file and its damage, when the file itself is
+// damaged: for a command that writes, whose own reads may not reach the
+// damaged pages.
+func refuseDamaged(state string) error {
+	p, err := outboxPath(state)
+	if err != nil {
+		return err
+	}
+	rep, err := outbox.Check(p)
+	if err != nil {
+		return damagedHint(err, state)
+	}
+	if len(rep.Damage) > 0 {
+		return damagedHint(fmt.Errorf("%w: %s: %s", outbox.ErrDamaged, p, strings.Join(rep.Damage, "; ")), state)
+	}
+	return nil
 }
 
 // countSkips returns a context that counts the unreadable records the
