@@ -779,7 +779,7 @@ func (d *Deliverer) attempt(ctx context.Context, e *entry) outcome {
 		}
 		return d.dead(e, in, rec, ErrorNotDeliverable, 0, msg, now)
 	}
-	a := d.opts.Sender.DoItem(ctx, in, id, rec.ID, rec.MessageID, res.Requests[rec.Request])
+	a := d.opts.Sender.DoItem(ctx, in, id, rec.ID, send.EventRef(rec.Event), res.Requests[rec.Request])
 	d.Stats.Attempts.Add(1)
 	if d.afterAttempt != nil && d.afterAttempt(rec, a) {
 		return outcome{e: e, crash: true}
@@ -835,7 +835,7 @@ func (d *Deliverer) dead(e *entry, in *runtime.Integration, rec DeliveryRecord, 
 
 func (d *Deliverer) final(rec DeliveryRecord, state outbox.State, status int, msg string, now time.Time) *send.FinalInfo {
 	return &send.FinalInfo{Item: rec.ID, Integration: rec.IntegrationID, State: state, Attempts: rec.Attempts,
-		Status: status, Message: msg, MessageID: rec.MessageID, VendorEvent: rec.VendorEvent, At: now}
+		Status: status, Message: msg, MessageID: send.EventRef(rec.Event), VendorEvent: rec.VendorEvent, At: now}
 }
 
 // errRecordTooLarge says that r is over MaxRecordBytes (nil: it is not).

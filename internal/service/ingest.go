@@ -17,6 +17,7 @@ import (
 	"github.com/blueprint-engine/blueprint/internal/service/live"
 	"github.com/blueprint-engine/blueprint/internal/service/store"
 	"github.com/blueprint-engine/blueprint/runtime"
+	"github.com/blueprint-engine/blueprint/runtime/send"
 )
 
 // The platform's ingestion limits.
@@ -101,7 +102,7 @@ func (s *Service) serveIngest(w http.ResponseWriter, r *http.Request, batch bool
 	}
 	if s.hub.Subscribers() > 0 {
 		for _, e := range events {
-			s.hub.Publish(live.Message{Type: "received", At: s.cfg.Now().UTC(), EventID: s.liveEventID(e), SourceID: source, EventName: s.redactAll(eventName(e))})
+			s.hub.Publish(live.Message{Type: "received", At: s.cfg.Now().UTC(), EventID: eventID(e), SourceID: source, EventName: eventName(e)})
 		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), feedWait)
@@ -196,21 +197,8 @@ func isObject(b []byte) bool {
 	return gjson.ValidBytes(b) && gjson.ParseBytes(b).IsObject()
 }
 
-// eventID names an event in the live stream: its message id, or a hash.
-func eventID(e []byte) string {
-	for _, k := range []string{"messageId", "message_id"} {
-		if v := gjson.GetBytes(e, k); v.Type == gjson.String && v.Str != "" && len(v.Str) <= 128 {
-			return v.Str
-		}
-	}
-	sum := sha256.Sum256(e)
-	return "sha256:" + hex.EncodeToString(sum[:8])
-}
-
-// liveEventID is the event's id as every live step shows it: eventID with
-// every bound integration's secrets scrubbed (a messageId may quote one),
-// the same for each step of one event, so that the page groups them.
-func (s *Service) liveEventID(e []byte) string { return s.redactAll(eventID(e)) }
+// eventID names an event in the live stream (send.EventRef).
+func eventID(e []byte) string { return send.EventRef(e) }
 
 // eventName is what the live page calls an event: the track name, else
 // the type.

@@ -88,7 +88,7 @@ func (s *Service) onDecision(d delivery.Decision) {
 		return
 	}
 	at := s.cfg.Now().UTC()
-	id := s.liveEventID(d.Event)
+	id := eventID(d.Event)
 	m := live.Message{Type: "decision", At: at, EventID: id, IntegrationID: d.Integration, EventName: res.Event,
 		Outcome: string(res.Outcome), Reason: res.Reason, Fields: res.Fields, Warnings: res.Warnings, Message: res.Message}
 	s.hub.Publish(m)
@@ -120,7 +120,7 @@ func (s *Service) Attempt(a send.AttemptInfo) {
 	} else if ev = s.eventOf(a.Item); ev != "" {
 		s.items.Store(a.Item, ev) // for the final step: a delivered item no longer holds its event
 	} else {
-		ev = s.redactAll(a.MessageID) // Kafka mode: no outbox item to read, as for the final step
+		ev = a.MessageID // Kafka mode: no outbox item to read; the deliverer names the event as eventID does
 	}
 	s.hub.Publish(live.Message{Type: "attempt", At: s.cfg.Now().UTC(), EventID: ev, IntegrationID: a.Integration, Item: a.Item,
 		Outcome: string(a.Outcome), Status: a.Status, DurationMS: a.Latency.Milliseconds(), Message: a.Message, BodyExcerpt: excerpt(a.Message)})
@@ -138,7 +138,7 @@ func (s *Service) Final(f send.FinalInfo) {
 		ev = s.eventOf(f.Item)
 	}
 	if ev == "" {
-		ev = s.redactAll(f.MessageID)
+		ev = f.MessageID
 	}
 	s.hub.Publish(live.Message{Type: "final", At: f.At.UTC(), EventID: ev, IntegrationID: f.Integration, Item: f.Item,
 		Outcome: string(f.State), Status: f.Status, Attempt: f.Attempts, Message: f.Message})
@@ -158,7 +158,7 @@ func (s *Service) eventOf(item string) string {
 	if err != nil || len(it.Event) == 0 {
 		return ""
 	}
-	return s.liveEventID(it.Event)
+	return eventID(it.Event)
 }
 
 func excerpt(s string) string {

@@ -139,7 +139,11 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, hub: live.NewHub(live.Options{Logger: cfg.Logger})}
+	s := &Service{cfg: cfg, log: cfg.Logger}
+	// Each step is scrubbed with every integration's secrets as it is
+	// written to a watcher: the pipeline redacts it only with its own
+	// integration's, and an event may quote another's.
+	s.hub = live.NewHub(live.Options{Logger: cfg.Logger, Scrub: s.redactLive})
 	s.st, err = store.Open(filepath.Join(cfg.StateDir, "service.db"), key)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)

@@ -27,8 +27,9 @@ type AttemptInfo struct {
 	// outside a Worker.
 	Item        string
 	Integration string
-	// MessageID is the item's event's message ID ("" outside a Worker or
-	// a deliverer that knows it): a live view names the event with it.
+	// MessageID is how a live view names the item's event: the Worker
+	// gives the item's message ID, the Kafka deliverer the event's
+	// EventRef ("" outside them).
 	MessageID string
 	// Status is the HTTP status (0: no answer).
 	Status  int
@@ -56,7 +57,8 @@ type FinalInfo struct {
 	Status int
 	// Message says why an item is dead or skipped (the outbox's LastError);
 	// "" when delivered.
-	Message     string
+	Message string
+	// MessageID names the item's event, as AttemptInfo's does.
 	MessageID   string
 	VendorEvent string
 	// At is when the final state was stored.

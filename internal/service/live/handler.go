@@ -140,6 +140,9 @@ func (h *Hub) serve(reqCtx context.Context, c *websocket.Conn, ch <-chan Message
 				c.Close(websocket.StatusGoingAway, "server shutting down")
 				return
 			}
+			if h.scrub != nil {
+				m = h.scrub(m)
+			}
 			b, err := json.Marshal(m)
 			if err != nil { // cannot happen with Message's field types
 				h.log.Error("live: cannot encode a message", "err", err)

@@ -4,8 +4,9 @@
 // pipeline, Handler streams them over a WebSocket, and Page serves the
 // browser page that shows them.
 //
-// Everything a Message carries is shown to an operator as is: the caller
-// redacts secrets before it publishes.
+// Everything a Message carries is shown to an operator as is, after
+// Options.Scrub: the callers redact each step with its own integration's
+// secrets, and Scrub with what they cannot know (another integration's).
 package live
 
 import (
@@ -78,6 +79,11 @@ type Options struct {
 	// own host always may. Needed only when a proxy serves the page under
 	// another host than the one the service sees.
 	OriginPatterns []string
+	// Scrub, when set, is applied to each message by Handler's write loop,
+	// per client, just before it is encoded: off the pipeline, so that
+	// Publish stays cheap however costly the scrubbing (every integration's
+	// secrets from every text, say).
+	Scrub func(Message) Message
 }
 
 // Hub fans published messages out to subscribers. Its methods are safe for
@@ -88,6 +94,7 @@ type Hub struct {
 	pingInterval time.Duration
 	writeTimeout time.Duration
 	origins      []string
+	scrub        func(Message) Message
 
 	// n counts subscribers, so that Publish costs one atomic load when
 	// nobody listens.
@@ -122,6 +129,7 @@ func NewHub(opts Options) *Hub {
 		pingInterval: opts.PingInterval,
 		writeTimeout: opts.WriteTimeout,
 		origins:      opts.OriginPatterns,
+		scrub:        opts.Scrub,
 		subs:         make(map[*subscriber]struct{}),
 		done:         make(chan struct{}),
 	}
