@@ -114,9 +114,10 @@ func NewLiveProducer(cfg Config) (*LiveProducer, error) {
 	return &LiveProducer{cl: cl}, nil
 }
 
-// TryProduce buffers a record and returns at once; done (from another
-// goroutine, or from this one when the buffer is full: kgo.ErrMaxBuffered)
-// is told its fate.
+// TryProduce buffers a record and returns at once; done is told its fate
+// from another goroutine (kgo.ErrMaxBuffered when the buffer is full).
+// kgo hands failed records to done through a queue of its own: only while
+// thousands of failures wait there can TryProduce wait for it briefly.
 func (p *LiveProducer) TryProduce(topic string, key, value []byte, done func(error)) {
 	p.cl.TryProduce(context.Background(), &kgo.Record{Topic: topic, Key: key, Value: value}, func(_ *kgo.Record, err error) { done(err) })
 }

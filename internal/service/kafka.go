@@ -250,16 +250,34 @@ func (k *kafkaMode) start(ctx context.Context) {
 
 // supervise runs f until ctx is done, again a second after each error.
 func (k *kafkaMode) supervise(ctx context.Context, name string, f func(context.Context) error) {
+	k.superviseUpTo(ctx, name, time.Second, f)
+}
+
+// superviseUpTo runs f until ctx is done, again after each error: a second
+// after the first, twice as long after each next one, up to maxWait; a
+// run that lasted a minute starts the count again. A part whose error
+// does not go away by itself (a topic it may not read, say) so neither
+// floods the log nor spins.
+func (k *kafkaMode) superviseUpTo(ctx context.Context, name string, maxWait time.Duration, f func(context.Context) error) {
 	k.wg.Add(1)
 	go func() {
 		defer k.wg.Done()
+		wait := time.Second
 		for ctx.Err() == nil {
-			if err := f(ctx); err != nil && ctx.Err() == nil {
-				k.log.Error("kafka role stopped; restarting in 1s", "role", name, "error", err.Error())
+			start := time.Now()
+			err := f(ctx)
+			if time.Since(start) >= time.Minute {
+				wait = time.Second
+			}
+			if err != nil && ctx.Err() == nil {
+				k.log.Error("kafka role stopped; restarting in "+wait.String(), "role", name, "error", err.Error())
 			}
 			select {
 			case <-ctx.Done():
-			case <-time.After(time.Second):
+			case <-time.After(wait):
+			}
+			if err != nil {
+				wait = min(2*wait, max(maxWait, time.Second))
 			}
 		}
 	}()

@@ -41,6 +41,11 @@ var (
 // maxWatchTTL bounds the ttl a follower takes from a watch record.
 const maxWatchTTL = time.Minute
 
+// liveRestartCap bounds the wait before a live part that stopped on an
+// error is run again (a second at first, doubling): a topic this process
+// may not read fails every run, and its error is logged at each restart.
+const liveRestartCap = time.Minute
+
 // watchKey keys the watch records.
 var watchKey = []byte("watch")
 
@@ -167,12 +172,12 @@ func (k *kafkaMode) startLive() {
 		return
 	}
 	if l.tail != nil {
-		k.supervise(k.ctx, "live events", func(ctx context.Context) error { return l.tail.Run(ctx, l.show) })
-		k.supervise(k.ctx, "live watch", l.announce)
+		k.superviseUpTo(k.ctx, "live events", liveRestartCap, func(ctx context.Context) error { return l.tail.Run(ctx, l.show) })
+		k.superviseUpTo(k.ctx, "live watch", liveRestartCap, l.announce)
 	}
 	if l.wtail != nil {
-		k.supervise(k.ctx, "live watch", func(ctx context.Context) error { return l.wtail.Run(ctx, l.watchRead) })
-		k.supervise(k.ctx, "live bridge", l.bridge)
+		k.superviseUpTo(k.ctx, "live watch", liveRestartCap, func(ctx context.Context) error { return l.wtail.Run(ctx, l.watchRead) })
+		k.superviseUpTo(k.ctx, "live bridge", liveRestartCap, l.bridge)
 	}
 }
 
@@ -263,7 +268,10 @@ func (l *liveKafka) watchRead(r *kgo.Record) {
 	if len(r.Value) > 1024 || json.Unmarshal(r.Value, &w) != nil || w.TTLMS < 0 {
 		return
 	}
-	ttl := min(time.Duration(w.TTLMS)*time.Millisecond, maxWatchTTL)
+	ttl := maxWatchTTL
+	if w.TTLMS < maxWatchTTL.Milliseconds() { // compared before the product, which could overflow
+		ttl = time.Duration(w.TTLMS) * time.Millisecond
+	}
 	l.mu.Lock()
 	l.until = time.Now().Add(ttl)
 	l.mu.Unlock()
@@ -307,8 +315,9 @@ func (l *liveKafka) bridge(ctx context.Context) error {
 				l.active.Store(false)
 				return nil
 			case m, ok := <-ch:
-				if !ok { // the hub was closed
+				if !ok { // the hub was closed: shutting down
 					l.active.Store(false)
+					<-ctx.Done()
 					return nil
 				}
 				l.forward(m)

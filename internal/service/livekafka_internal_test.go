@@ -142,3 +142,47 @@ func counterValue(reg *prometheus.Registry, series string) float64 {
 	}
 	return -1
 }
+
+// TestSuperviseBacksOff: a part that fails at once every run is run again
+// a second after the first failure, then two, four... up to its cap: in
+// 3.5 s at most three runs (at 0, 1 and 3 s; without the backoff, four),
+// each failure logged. A part that stops without error is run again a
+// second later, as before.
+func TestSuperviseBacksOff(t *testing.T) {
+	var log strings.Builder
+	var mu sync.Mutex
+	k := &kafkaMode{log: slog.New(slog.NewTextHandler(&lockedWriter{w: &log, mu: &mu}, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	var runs int
+	k.superviseUpTo(ctx, "failing", time.Minute, func(context.Context) error {
+		mu.Lock()
+		runs++
+		mu.Unlock()
+		return fmt.Errorf("no read access")
+	})
+	time.Sleep(3500 * time.Millisecond)
+	cancel()
+	k.wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if runs < 1 || runs > 3 {
+		t.Errorf("%d runs in 3.5 s, want at most 3", runs)
+	}
+	if n := strings.Count(log.String(), "kafka role stopped"); n != runs {
+		t.Errorf("%d failures logged for %d runs:\n%s", n, runs, log.String())
+	}
+	if runs >= 3 && !strings.Contains(log.String(), "restarting in 4s") {
+		t.Errorf("the third failure does not wait 4 s:\n%s", log.String())
+	}
+}
+
+type lockedWriter struct {
+	w  *strings.Builder
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
