@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/blueprint-engine/blueprint/internal/kafka"
@@ -59,16 +58,7 @@ func produceRaw(t *testing.T, brokers []string, recs ...*kgo.Record) {
 // (a rollback to a rotated-out key) is not applied: the order is sent
 // with the current key.
 func TestServeKafkaHostileIntegrationsRecords(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	brokers := c.ListenAddrs()
-	h := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: 1}})
-	tok := h.login()
-	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
-	pk, sk := src["pipeline_key"].(string), src["secret_key"].(string)
+	h, brokers, tok, pk, sk := splitOwner(t, 1)
 	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button",
 		"config": map[string]any{"application_id": "app-abc123", "api_key": "sk-rolled-back-WRONG"}})
 	if st != 201 {

@@ -37,6 +37,23 @@ type follower struct {
 	admin string
 }
 
+// splitOwner starts a broker (kfake, one node) and an owner of role ingest
+// on it with partitions partitions per topic, logs in, and creates a source
+// "web": the start of every split-roles test.
+func splitOwner(t *testing.T, partitions int32) (h *harness, brokers []string, tok, pk, sk string) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers = c.ListenAddrs()
+	h = startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: partitions}})
+	tok = h.login()
+	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
+	return h, brokers, tok, src["pipeline_key"].(string), src["secret_key"].(string)
+}
+
 func startFollower(t *testing.T, h *harness, brokers []string, role string) *follower {
 	t.Helper()
 	svc, err := service.New(followerConfig(t, h, brokers, role, filepath.Join(h.state, "secret.key")))
@@ -96,16 +113,7 @@ func metric(t *testing.T, base, name string) float64 {
 // raw-events is read and grepped for both API keys and their base64
 // forms: none.
 func TestServeKafkaSplit(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	brokers := c.ListenAddrs()
-	h := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: 2}})
-	tok := h.login()
-	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
-	pk, sk := src["pipeline_key"].(string), src["secret_key"].(string)
+	h, brokers, tok, pk, sk := splitOwner(t, 2)
 
 	proc := startFollower(t, h, brokers, "process")
 	del := startFollower(t, h, brokers, "deliver")

@@ -4,10 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
-
-	"github.com/blueprint-engine/blueprint/internal/service"
 )
 
 // TestServeKafkaLiveEventWithoutMessageID: with split roles, every step of
@@ -16,16 +12,7 @@ import (
 // delivery record's empty message id, and the page shows a step without
 // an event id in no row, so the 200 or 401 never appeared.
 func TestServeKafkaLiveEventWithoutMessageID(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	brokers := c.ListenAddrs()
-	h := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: 2}})
-	tok := h.login()
-	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
-	pk, sk := src["pipeline_key"].(string), src["secret_key"].(string)
+	h, brokers, tok, pk, sk := splitOwner(t, 2)
 	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
 		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
 	if st != 201 {

@@ -140,16 +140,7 @@ func bridging(t *testing.T, want bool, fs ...*follower) {
 // wrong one. Nothing goes to live-events while nobody watches; the
 // followers stop copying when the last watcher leaves.
 func TestServeKafkaLiveSplit(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	brokers := c.ListenAddrs()
-	h := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: 2}})
-	tok := h.login()
-	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
-	pk, sk := src["pipeline_key"].(string), src["secret_key"].(string)
+	h, brokers, tok, pk, sk := splitOwner(t, 2)
 	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
 		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
 	if st != 201 {
