@@ -119,7 +119,7 @@ func newKafka(s *Service, kc *KafkaConfig, key []byte) (*kafkaMode, error) {
 	opts := append(slices.Clip(kc.Opts), kgo.WithHooks(met))
 	k := &kafkaMode{cfg: kafka.Config{Brokers: kc.Brokers, Opts: opts, Security: kc.Security, InstanceID: kc.InstanceID}, role: role, parts: parts, reg: kafka.NewRegistry(), met: met,
 		takeOver: kc.TakeOver,
-		sender: send.New(so), policy: s.cfg.Delivery.Policy, conc: s.cfg.Delivery.Concurrency, s: s, log: s.log,
+		sender:   send.New(so), policy: s.cfg.Delivery.Policy, conc: s.cfg.Delivery.Concurrency, s: s, log: s.log,
 		ensured: map[string]bool{}, dels: map[string]context.CancelFunc{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

@@ -80,6 +80,9 @@ type topicConfig struct {
 	takeOver atomic.Bool
 	watch    *kafka.ConfigReader
 	other    atomic.Pointer[string]
+	// follows is a follower's reader, for its ownership (kept when
+	// close clears reader: /readyz may still be answering).
+	follows *kafka.ConfigReader
 
 	// A process that follows the topic: reader reads it; bound caches
 	// each integration's bound form by revision (guarded by mu).
@@ -134,7 +137,7 @@ func (k *kafkaMode) openConfig(key []byte) error {
 		rd.OnOtherOwner = func(o kafka.Ownership) {
 			k.s.log.Error("integrations topic: another state publishes it; its records are not applied, the first owner's are", "owner", o.Owner, "other_owner", o.Other, "offset", o.OtherOffset)
 		}
-		k.config.reader, k.config.bound = rd, map[string]boundRecord{}
+		k.config.reader, k.config.follows, k.config.bound = rd, rd, map[string]boundRecord{}
 		return nil
 	}
 	ok := false
@@ -298,8 +301,8 @@ func (tc *topicConfig) otherOwner() string {
 	if m := tc.other.Load(); m != nil {
 		return *m
 	}
-	if tc.reader != nil {
-		if o := tc.reader.Ownership(); o.Other != "" {
+	if tc.follows != nil {
+		if o := tc.follows.Ownership(); o.Other != "" {
 			return fmt.Sprintf("another state (owner %s) published to the %s topic (from offset %d, %s) while owner %s publishes it: its records are not applied here, the first owner's are. One state owns a deployment: stop one of the two (restarting the right one with --kafka-take-over if it is not the first)",
 				o.Other, kafka.IntegrationsTopic, o.OtherOffset, o.OtherSince.UTC().Format(time.RFC3339), o.Owner)
 		}
