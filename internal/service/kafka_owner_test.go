@@ -142,6 +142,37 @@ func TestServeKafkaSecondOwnerRefused(t *testing.T) {
 	if st, _ := readyz(t, del.admin); st != 200 || metric(t, del.admin, "blueprint_integrations_bound") != 1 {
 		t.Errorf("the deliver follower: readyz %d, %v bound", st, metric(t, del.admin, "blueprint_integrations_bound"))
 	}
+
+	// Another state that does publish (two owners started together on an
+	// empty topic): its tombstone of the first owner's integration is not
+	// applied by the followers, which say so; the first owner stops
+	// publishing; the orders are still delivered with its config.
+	pub, err := kafka.NewConfigPublisher(kafka.Config{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	pub.Owner = "own_intruder"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := pub.Publish(ctx, nil, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	waitLong(t, 10*time.Second, "the follower's readyz 503", func() bool { st, _ := readyz(t, del.admin); return st == 503 })
+	if _, body := readyz(t, del.admin); body["code"] != "ANOTHER_OWNER" || !strings.Contains(body["reason"], "own_intruder") {
+		t.Errorf("follower readyz: %v", body)
+	}
+	if metric(t, del.admin, "blueprint_integrations_bound") != 1 || metric(t, del.admin, "blueprint_integrations_topic_other_owner") != 1 {
+		t.Errorf("follower: %v bound, other_owner %v; want 1 and 1", metric(t, del.admin, "blueprint_integrations_bound"), metric(t, del.admin, "blueprint_integrations_topic_other_owner"))
+	}
+	waitLong(t, 10*time.Second, "the owner's readyz 503", func() bool { st, _ := readyz(t, h.admin); return st == 503 })
+	if st, out, _ := h.call("PATCH", "/v1/admin/integrations/"+id, tok, map[string]any{"name": "Button EU"}); st != 503 || errCode(out) != "ANOTHER_OWNER" {
+		t.Errorf("PATCH on the owner: %d %v, want 503 ANOTHER_OWNER", st, out)
+	}
+	if st, out := h.post("/v1/events", pk, sk, order("own-2"), time.Now().UnixMilli()); st != 200 {
+		t.Fatalf("ingest: %d %v", st, out)
+	}
+	waitLong(t, 30*time.Second, "own-2 at the fake Button", func() bool { _, ok := h.fake.Order("own-2"); return ok })
 }
 
 // TestServeKafkaTakeOver: a second state started with --kafka-take-over
