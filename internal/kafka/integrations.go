@@ -43,6 +43,12 @@ const ConfigHeader = "config-offset"
 // history.
 const OwnerHeader = "owner"
 
+// InstanceHeader is the header naming the process that published a
+// record: a random ID per start of the owner. Two processes running one
+// state (a copied state directory) stamp the same owner ID with two
+// instance IDs.
+const InstanceHeader = "owner-instance"
+
 // TakeOverHeader ("1") marks the records an owner publishes when it takes
 // the topic over from another owner explicitly (serve --kafka-take-over):
 // from that record on, its owner is the topic's.
@@ -160,8 +166,9 @@ func EnsureIntegrationsTopic(ctx context.Context, cfg Config) error {
 // serialised by the caller so that the topic's order is the changes'.
 type ConfigPublisher struct {
 	cl *kgo.Client
-	// Owner, when set, is stamped on every record (OwnerHeader).
-	Owner string
+	// Owner, when set, is stamped on every record (OwnerHeader), with
+	// Instance (InstanceHeader).
+	Owner, Instance string
 }
 
 // NewConfigPublisher connects a producer (acks=all, idempotent).
@@ -187,6 +194,9 @@ func (p *ConfigPublisher) PublishAs(ctx context.Context, recs []IntegrationRecor
 	var hs []kgo.RecordHeader
 	if p.Owner != "" {
 		hs = append(hs, kgo.RecordHeader{Key: OwnerHeader, Value: []byte(p.Owner)})
+		if p.Instance != "" {
+			hs = append(hs, kgo.RecordHeader{Key: InstanceHeader, Value: []byte(p.Instance)})
+		}
 		if takeOver {
 			hs = append(hs, kgo.RecordHeader{Key: TakeOverHeader, Value: []byte("1")})
 		}
@@ -240,6 +250,10 @@ type ConfigReader struct {
 	// OnOtherOwner, when set, is told of the first record published by
 	// another owner than the topic's (Ownership.Other), once.
 	OnOtherOwner func(Ownership)
+	// OnStamped, when set, is told the owner and instance of every
+	// stamped record read (set it before the first read, or before
+	// Follow).
+	OnStamped func(owner, instance string, offset int64)
 
 	cl      *kgo.Client
 	entries map[string]ConfigEntry
@@ -267,18 +281,23 @@ func (r *ConfigReader) Keys() []string { return slices.Sorted(maps.Keys(r.keys))
 // topic's until one takes over explicitly). A record without the header
 // (an earlier release's) is the current owner's.
 func (r *ConfigReader) own(rec *kgo.Record) bool {
-	var owner string
+	var owner, instance string
 	takeOver := false
 	for _, h := range rec.Headers {
 		switch h.Key {
 		case OwnerHeader:
 			owner = string(h.Value)
+		case InstanceHeader:
+			instance = string(h.Value)
 		case TakeOverHeader:
 			takeOver = string(h.Value) == "1"
 		}
 	}
 	if owner == "" {
 		return true
+	}
+	if r.OnStamped != nil {
+		r.OnStamped(owner, instance, rec.Offset)
 	}
 	r.omu.Lock()
 	o := &r.owner

@@ -329,3 +329,46 @@ func TestServeKafkaOwnerUpgrade(t *testing.T) {
 	svc, err = newOwner(t, t.TempDir(), brokers, true, false)
 	refusedAnotherOwner(t, svc, err, l.owner)
 }
+
+// TestServeKafkaCopiedState: a copy of a running owner's state directory
+// started on the same cluster has the same owner ID, so it starts; at the
+// first change one of them publishes, the other sees a record of its
+// owner ID from another instance and stops publishing (readyz 503
+// ANOTHER_OWNER), so the two never fight.
+func TestServeKafkaCopiedState(t *testing.T) {
+	a, brokers, tok, _, _ := splitOwner(t, 1)
+	st, out, _ := a.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
+		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
+	if st != 201 {
+		t.Fatalf("install: %d %v", st, out)
+	}
+	id := out["id"].(string)
+	stateC := t.TempDir()
+	for _, f := range []string{"service.db", "secret.key"} {
+		b, err := os.ReadFile(filepath.Join(a.state, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(stateC, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := len(integrationsTopic(t, brokers))
+	c := startWith(t, options{state: stateC, kafka: &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: 1}})
+	if got := len(integrationsTopic(t, brokers)); got != n {
+		t.Errorf("the copy published %d records at start, want none (the same state)", got-n)
+	}
+	if st, out, _ := c.call("PATCH", "/v1/admin/integrations/"+id, c.login(), map[string]any{"name": "Button EU"}); st != 200 {
+		t.Fatalf("PATCH on the copy: %d %v", st, out)
+	}
+	waitLong(t, 10*time.Second, "the first process's readyz 503", func() bool { st, _ := readyz(t, a.admin); return st == 503 })
+	if _, body := readyz(t, a.admin); body["code"] != "ANOTHER_OWNER" || !strings.Contains(body["reason"], "copy of this state") {
+		t.Errorf("readyz: %v", body)
+	}
+	if st, out, _ := a.call("PATCH", "/v1/admin/integrations/"+id, tok, map[string]any{"name": "Button US"}); st != 503 || errCode(out) != "ANOTHER_OWNER" {
+		t.Errorf("PATCH on the first process: %d %v, want 503 ANOTHER_OWNER", st, out)
+	}
+	if st, _ := readyz(t, c.admin); st != 200 {
+		t.Errorf("the copy's readyz: %d", st)
+	}
+}

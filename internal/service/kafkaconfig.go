@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,6 +79,7 @@ type topicConfig struct {
 	// other, once set, says why this owner stopped publishing: another
 	// owner's record appeared.
 	owner    string
+	instance string // this process's start (kafka.InstanceHeader)
 	takeOver atomic.Bool
 	watch    *kafka.ConfigReader
 	other    atomic.Pointer[string]
@@ -210,12 +213,25 @@ func (k *kafkaMode) openConfig(key []byte) error {
 	if k.takeOver && other == "" {
 		k.s.log.Warn("--kafka-take-over: no other state publishes the integrations topic; nothing taken over (leave the flag out from now on)", "owner", owner)
 	}
+	// From now on, a record of this owner stamped by another instance
+	// is another process running a copy of this state.
+	k.config.instance = "inst_" + randomHex(8)
+	rd.OnStamped = func(o, inst string, offset int64) {
+		if o != owner || inst == "" || inst == k.config.instance {
+			return
+		}
+		msg := fmt.Sprintf("another process runs a copy of this state (owner %s, instance %s; this process is instance %s) and published to the %s topic at offset %d: this process stopped publishing integration changes (they are saved in its state only). One process runs a state: stop one of the two; a copy of a state is not a second owner (give a new state its own directory from scratch)",
+			owner, inst, k.config.instance, kafka.IntegrationsTopic, offset)
+		if k.config.other.CompareAndSwap(nil, &msg) {
+			k.s.log.Error("integrations topic: a copy of this state publishes it; not publishing any more", "owner", owner, "instance", k.config.instance, "other_instance", inst)
+		}
+	}
 	k.config.watch = rd
 	ok = true
 	if k.config.pub, err = kafka.NewConfigPublisher(k.cfg); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	k.config.pub.Owner = owner
+	k.config.pub.Owner, k.config.pub.Instance = owner, k.config.instance
 	k.config.at.Store(at)
 	if k.ing != nil {
 		k.ing.SetConfigOffset(at)
@@ -523,4 +539,11 @@ func (s *Service) openRecord(r *kafka.IntegrationRecord) (map[string]any, error)
 		}
 	}
 	return cfg, nil
+}
+
+// randomHex is n random bytes in hexadecimal.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand does not fail on supported platforms
+	return hex.EncodeToString(b)
 }
