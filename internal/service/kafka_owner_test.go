@@ -173,6 +173,25 @@ func TestServeKafkaSecondOwnerRefused(t *testing.T) {
 		t.Fatalf("ingest: %d %v", st, out)
 	}
 	waitLong(t, 30*time.Second, "own-2 at the fake Button", func() bool { _, ok := h.fake.Order("own-2"); return ok })
+
+	// The owner restarted is refused (the intruder published after it);
+	// with --kafka-take-over it takes its own topic back: its records
+	// replace the intruder's, the follower is ready again.
+	h.stop()
+	svc, err = newOwner(t, h.state, brokers, false, false)
+	refusedAnotherOwner(t, svc, err, "own_intruder")
+	h2 := startWith(t, options{state: h.state, kafka: &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: 1, TakeOver: true}})
+	if l := last(integrationsTopic(t, brokers), id); l.tomb || !l.take || l.owner != owner {
+		t.Errorf("after taking its topic back, the newest record of %s is %+v", id, l)
+	}
+	waitLong(t, 10*time.Second, "the follower's readyz 200", func() bool { st, _ := readyz(t, del.admin); return st == 200 })
+	time.Sleep(200 * time.Millisecond) // the owner reads its take-over back
+	if st, body := readyz(t, h2.admin); st != 200 {
+		t.Errorf("the owner after taking its topic back: %d %v", st, body)
+	}
+	if st, out, _ := h2.call("PATCH", "/v1/admin/integrations/"+id, h2.login(), map[string]any{"name": "Button EU"}); st != 200 {
+		t.Errorf("PATCH after taking the topic back: %d %v", st, out)
+	}
 }
 
 // TestServeKafkaTakeOver: a second state started with --kafka-take-over

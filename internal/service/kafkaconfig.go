@@ -81,7 +81,11 @@ type topicConfig struct {
 	owner    string
 	instance string // this process's start (kafka.InstanceHeader)
 	takeOver atomic.Bool
-	watch    *kafka.ConfigReader
+	// takingOver: this owner took the topic over at start and has not
+	// read its take-over records back yet; until then the ownership read
+	// is the previous one's, not a conflict.
+	takingOver atomic.Bool
+	watch      *kafka.ConfigReader
 	other    atomic.Pointer[string]
 	// follows is a follower's reader, for its ownership (kept when
 	// close clears reader: /readyz may still be answering).
@@ -202,6 +206,7 @@ func (k *kafkaMode) openConfig(key []byte) error {
 			k.config.published[id] = nil
 		}
 		k.config.takeOver.Store(true)
+		k.config.takingOver.Store(true)
 	case o.Owner == "" && len(entries) > 0:
 		// Records of an earlier release, without the owner header: this
 		// state's history. Published again, stamped, at the first
@@ -293,6 +298,12 @@ func (tc *topicConfig) checkOwner(log interface{ Error(string, ...any) }) {
 		return
 	}
 	o := tc.watch.Ownership()
+	if tc.takingOver.Load() {
+		if o.Owner != tc.owner || o.Other != "" {
+			return // its take-over records not read back yet
+		}
+		tc.takingOver.Store(false)
+	}
 	other := ""
 	switch {
 	case o.Owner != "" && o.Owner != tc.owner:
