@@ -86,7 +86,7 @@ type topicConfig struct {
 	// is the previous one's, not a conflict.
 	takingOver atomic.Bool
 	watch      *kafka.ConfigReader
-	other    atomic.Pointer[string]
+	other      atomic.Pointer[string]
 	// follows is a follower's reader, for its ownership (kept when
 	// close clears reader: /readyz may still be answering).
 	follows *kafka.ConfigReader
