@@ -327,3 +327,39 @@ func TestServeKafkaSCRAM(t *testing.T) {
 		t.Error("the password is in the logs or /metrics")
 	}
 }
+
+// TestServeKafkaAnotherOwner: serve on a cluster whose integrations topic
+// another state publishes exits 1 with ANOTHER_OWNER, naming that state
+// and --kafka-take-over, and publishes nothing.
+func TestServeKafkaAnotherOwner(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cfg := kafka.Config{Brokers: c.ListenAddrs()}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := kafka.EnsureIntegrationsTopic(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := kafka.NewConfigPublisher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	pub.Owner = "own_the_other_state"
+	if _, err := pub.Publish(ctx, nil, []string{"int_other"}); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	seedServeOwner(t, state)
+	out, errOut, code := cli(t, "", "serve", "--state", state, "--admin-listen", "127.0.0.1:0", "--ingest-listen", "127.0.0.1:0",
+		"--kafka-brokers", c.ListenAddrs()[0], "--kafka-partitions", "1")
+	if code != 1 || !strings.Contains(errOut, "ANOTHER_OWNER") || !strings.Contains(errOut, "own_the_other_state") || !strings.Contains(errOut, "--kafka-take-over") {
+		t.Fatalf("exit %d, want 1 with ANOTHER_OWNER naming the other state and --kafka-take-over\n%s%s", code, out, errOut)
+	}
+	if n := len(kafkatest.ReadAll(t, c.ListenAddrs(), false)[kafka.IntegrationsTopic]); n != 1 {
+		t.Errorf("the integrations topic holds %d records, want the other state's only", n)
+	}
+}

@@ -615,7 +615,8 @@ func shellFields(s string) []string {
 	return out
 }
 
-// TestServeKafkaUsage: --role and --kafka-instance-id are of Kafka mode,
+// TestServeKafkaUsage: --role, --kafka-instance-id and --kafka-take-over
+// are of Kafka mode (the last of the process that owns the state),
 // only the four roles, and roles process and deliver take no --state and
 // no --ingest-listen (they keep no state and take no events).
 func TestServeKafkaUsage(t *testing.T) {
@@ -626,6 +627,8 @@ func TestServeKafkaUsage(t *testing.T) {
 	}{
 		{[]string{"serve", "--state", dir, "--role", "ingest"}, "--role"},
 		{[]string{"serve", "--state", dir, "--kafka-instance-id", "p-1"}, "--kafka-instance-id"},
+		{[]string{"serve", "--state", dir, "--kafka-take-over"}, "--kafka-take-over need --kafka-brokers"},
+		{[]string{"serve", "--kafka-brokers", "127.0.0.1:1", "--role", "deliver", "--kafka-take-over"}, "--kafka-take-over is of the process that owns the state"},
 		{[]string{"serve", "--state", dir, "--kafka-brokers", "127.0.0.1:1", "--role", "bogus"}, "--role"},
 		{[]string{"serve", "--state", dir, "--kafka-brokers", "127.0.0.1:1", "--role", "deliver"}, "--state is not used by role deliver"},
 		{[]string{"serve", "--ingest-listen", "127.0.0.1:0", "--kafka-brokers", "127.0.0.1:1", "--role", "process"}, "--ingest-listen is not used by role process"},

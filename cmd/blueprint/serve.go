@@ -17,6 +17,7 @@ func (a *app) serveCmd() *cobra.Command {
 	var df deliveryFlags
 	var kf kafkaFlags
 	var adminListen, ingestListen, keyFile, role, instanceID string
+	var takeOver bool
 	var brokers []string
 	cmd := &cobra.Command{
 		Use:   "serve [--state DIR] [--admin-listen ADDR] [--ingest-listen ADDR] [--vendor-url URL] [--kafka-brokers HOST:PORT,... [--role ROLE] [--kafka-tls...] [--kafka-sasl-...]]",
@@ -48,7 +49,11 @@ Roles process and deliver keep no state (no --state, no users, no ingest
 listener): they read the integrations topic, whose secret config values are
 sealed with the owner's key, so they need a copy of its key file in
 --secret-key-file; their admin listener serves /metrics, /healthz and
-/readyz only. --kafka-instance-id gives each process a stable identity in
+/readyz only. One state owns a deployment: its ID is stamped on every
+record it publishes, and serve refuses to start a state on an integrations
+topic another state publishes (ANOTHER_OWNER; --kafka-take-over, once,
+makes this state the owner instead), and stops publishing if another
+state's record appears while it runs. --kafka-instance-id gives each process a stable identity in
 its consumer groups, so that a restarted process takes its partitions back
 at once. The outbox is not used, and the owner's dead-letter API reads and
 replays the dlq-events topic through an index in STATE/dlq-index.db.
@@ -101,8 +106,11 @@ and keep everything queued for the next start.`,
 				if !service.ValidKafkaRole(role) {
 					return usageErr("--role %q: want all, ingest, process or deliver", role)
 				}
-				kc = &service.KafkaConfig{Brokers: brokers, Role: role, Partitions: parts, Security: sec, InstanceID: instanceID}
+				kc = &service.KafkaConfig{Brokers: brokers, Role: role, Partitions: parts, Security: sec, InstanceID: instanceID, TakeOver: takeOver}
 				if role == "process" || role == "deliver" {
+					if takeOver {
+						return usageErr("--kafka-take-over is of the process that owns the state (role all or ingest), not of role %s", role)
+					}
 					// No state: integrations come from the integrations topic.
 					for _, f := range []string{"state", "ingest-listen"} {
 						if cmd.Flags().Changed(f) {
@@ -111,8 +119,8 @@ and keep everything queued for the next start.`,
 					}
 					state = ""
 				}
-			case cmd.Flags().Changed("role"), cmd.Flags().Changed("kafka-instance-id"):
-				return usageErr("--role and --kafka-instance-id need --kafka-brokers (they are of Kafka mode)")
+			case cmd.Flags().Changed("role"), cmd.Flags().Changed("kafka-instance-id"), cmd.Flags().Changed("kafka-take-over"):
+				return usageErr("--role, --kafka-instance-id and --kafka-take-over need --kafka-brokers (they are of Kafka mode)")
 			}
 			log, err := df.logger(a.stderr)
 			if err != nil {
@@ -172,6 +180,7 @@ and keep everything queued for the next start.`,
 	cmd.Flags().StringVar(&role, "role", "all", "Kafka `role` of this process: all, ingest, process or deliver (needs --kafka-brokers)")
 	kf.register(cmd)
 	cmd.Flags().StringVar(&instanceID, "kafka-instance-id", "", "stable `ID` of this process in its Kafka consumer groups (group.instance.id), unique per process: restarted with it, a process takes its partitions back at once")
+	cmd.Flags().BoolVar(&takeOver, "kafka-take-over", false, "make this state the owner of the integrations topic that another state publishes (refused otherwise: ANOTHER_OWNER): its integrations replace the topic's, the other state's are deleted from it; stop the other state's process first, and use it once")
 	cmd.Flags().StringVar(&keyFile, "secret-key-file", "", "`FILE` holding the key that encrypts secrets at rest (default STATE/secret.key, created 0600 when absent); roles process and deliver need a copy of the owner's")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -33,6 +34,40 @@ const IntegrationsTopic = "integrations"
 // topic up to there, so an event accepted after an install is never
 // evaluated without that integration.
 const ConfigHeader = "config-offset"
+
+// OwnerHeader is the header of every IntegrationsTopic record (tombstones
+// too) naming the state that published it: its owner ID, random, created
+// once with the state (not secret). The value format is unchanged, so a
+// follower of an earlier release reads the record as before; a record
+// without the header (an earlier release's) is the current owner's
+// history.
+const OwnerHeader = "owner"
+
+// InstanceHeader is the header naming the process that published a
+// record: a random ID per start of the owner. Two processes running one
+// state (a copied state directory) stamp the same owner ID with two
+// instance IDs.
+const InstanceHeader = "owner-instance"
+
+// TakeOverHeader ("1") marks the records an owner publishes when it takes
+// the topic over from another owner explicitly (serve --kafka-take-over):
+// from that record on, its owner is the topic's.
+const TakeOverHeader = "owner-take-over"
+
+// Ownership is who publishes IntegrationsTopic, as read up to a point:
+// Owner is the owner ID of the first stamped record, or of the latest
+// take-over record (empty: no stamped record yet), Since and SinceOffset
+// that record's time and offset. Other is the first owner ID that
+// published after it without taking over (empty: none), OtherSince and
+// OtherOffset its first such record's; its records are not applied.
+type Ownership struct {
+	Owner       string
+	Since       time.Time
+	SinceOffset int64
+	Other       string
+	OtherSince  time.Time
+	OtherOffset int64
+}
 
 // IntegrationRecord is the value of a record of IntegrationsTopic: an
 // integration's state and its current revision's config. Config holds the
@@ -131,6 +166,9 @@ func EnsureIntegrationsTopic(ctx context.Context, cfg Config) error {
 // serialised by the caller so that the topic's order is the changes'.
 type ConfigPublisher struct {
 	cl *kgo.Client
+	// Owner, when set, is stamped on every record (OwnerHeader), with
+	// Instance (InstanceHeader).
+	Owner, Instance string
 }
 
 // NewConfigPublisher connects a producer (acks=all, idempotent).
@@ -147,16 +185,32 @@ func NewConfigPublisher(cfg Config) (*ConfigPublisher, error) {
 // offset after the last: a reader that has applied the topic up to there
 // has seen them all. Nothing to publish returns 0.
 func (p *ConfigPublisher) Publish(ctx context.Context, recs []IntegrationRecord, deleted []string) (int64, error) {
+	return p.PublishAs(ctx, recs, deleted, false)
+}
+
+// PublishAs is Publish; takeOver also stamps TakeOverHeader on every
+// record: the publisher's Owner takes the topic over.
+func (p *ConfigPublisher) PublishAs(ctx context.Context, recs []IntegrationRecord, deleted []string, takeOver bool) (int64, error) {
+	var hs []kgo.RecordHeader
+	if p.Owner != "" {
+		hs = append(hs, kgo.RecordHeader{Key: OwnerHeader, Value: []byte(p.Owner)})
+		if p.Instance != "" {
+			hs = append(hs, kgo.RecordHeader{Key: InstanceHeader, Value: []byte(p.Instance)})
+		}
+		if takeOver {
+			hs = append(hs, kgo.RecordHeader{Key: TakeOverHeader, Value: []byte("1")})
+		}
+	}
 	out := make([]*kgo.Record, 0, len(recs)+len(deleted))
 	for _, r := range recs {
 		v, err := json.Marshal(r)
 		if err != nil {
 			return 0, fmt.Errorf("kafka: integrations: %w", err)
 		}
-		out = append(out, &kgo.Record{Topic: IntegrationsTopic, Key: []byte(r.ID), Value: v})
+		out = append(out, &kgo.Record{Topic: IntegrationsTopic, Key: []byte(r.ID), Value: v, Headers: slices.Clone(hs)})
 	}
 	for _, id := range deleted {
-		out = append(out, &kgo.Record{Topic: IntegrationsTopic, Key: []byte(id)}) // tombstone
+		out = append(out, &kgo.Record{Topic: IntegrationsTopic, Key: []byte(id), Headers: slices.Clone(hs)}) // tombstone
 	}
 	if len(out) == 0 {
 		return 0, nil
@@ -193,10 +247,79 @@ type ConfigReader struct {
 	// readable record whose revision is older than the integration's
 	// entry (set it before the first read).
 	OnRefused func(id string, err error)
+	// OnOtherOwner, when set, is told of the first record published by
+	// another owner than the topic's (Ownership.Other), once.
+	OnOtherOwner func(Ownership)
+	// OnStamped, when set, is told the owner and instance of every
+	// stamped record read (set it before the first read, or before
+	// Follow).
+	OnStamped func(owner, instance string, offset int64)
 
 	cl      *kgo.Client
 	entries map[string]ConfigEntry
 	next    int64
+	keys    map[string]bool // every key read, tombstoned ones too
+	omu     sync.Mutex
+	owner   Ownership
+}
+
+// Ownership is who publishes the topic, as read so far (safe to call
+// while Follow runs).
+func (r *ConfigReader) Ownership() Ownership {
+	r.omu.Lock()
+	defer r.omu.Unlock()
+	return r.owner
+}
+
+// Keys is every integration ID read so far, tombstoned ones included
+// (not safe to call while Follow runs).
+func (r *ConfigReader) Keys() []string { return slices.Sorted(maps.Keys(r.keys)) }
+
+// own follows the topic's ownership through rec, and reports whether
+// rec is to be applied: a record stamped by another owner than the
+// topic's, without taking it over, is not (the first owner stays the
+// topic's until one takes over explicitly). A record without the header
+// (an earlier release's) is the current owner's.
+func (r *ConfigReader) own(rec *kgo.Record) bool {
+	var owner, instance string
+	takeOver := false
+	for _, h := range rec.Headers {
+		switch h.Key {
+		case OwnerHeader:
+			owner = string(h.Value)
+		case InstanceHeader:
+			instance = string(h.Value)
+		case TakeOverHeader:
+			takeOver = string(h.Value) == "1"
+		}
+	}
+	if owner == "" {
+		return true
+	}
+	if r.OnStamped != nil {
+		r.OnStamped(owner, instance, rec.Offset)
+	}
+	r.omu.Lock()
+	o := &r.owner
+	switch {
+	case o.Owner == "" || (takeOver && o.Owner != owner):
+		*o = Ownership{Owner: owner, Since: rec.Timestamp, SinceOffset: rec.Offset}
+	case takeOver && o.Owner == owner:
+		o.Other, o.OtherSince, o.OtherOffset = "", time.Time{}, 0 // taken over again: the intruder's records are gone
+	case owner != o.Owner:
+		first := o.Other == ""
+		if first {
+			o.Other, o.OtherSince, o.OtherOffset = owner, rec.Timestamp, rec.Offset
+		}
+		cp := *o
+		r.omu.Unlock()
+		if first && r.OnOtherOwner != nil {
+			r.OnOtherOwner(cp)
+		}
+		return false
+	}
+	r.omu.Unlock()
+	return true
 }
 
 // NewConfigReader connects a reader positioned at the topic's start.
@@ -208,7 +331,7 @@ func NewConfigReader(cfg Config) (*ConfigReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: integrations: %w", err)
 	}
-	return &ConfigReader{cl: cl, entries: map[string]ConfigEntry{}}, nil
+	return &ConfigReader{cl: cl, entries: map[string]ConfigEntry{}, keys: map[string]bool{}}, nil
 }
 
 // CatchUp reads until the end of the topic as it is when called (its high
@@ -273,6 +396,10 @@ func (r *ConfigReader) poll(ctx context.Context) (int, error) {
 		id := string(rec.Key)
 		if id == "" {
 			return // not an integration's: a compacted topic refuses keyless records anyway
+		}
+		r.keys[id] = true
+		if !r.own(rec) {
+			return
 		}
 		if rec.Value == nil {
 			delete(r.entries, id)

@@ -156,6 +156,12 @@ func (s *Service) adminHandler() http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "delivery stopped"})
 			return
 		}
+		if s.kafka != nil {
+			if why := s.kafka.config.otherOwner(); why != "" {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "another owner", "code": codeAnotherOwner, "reason": why})
+				return
+			}
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /{$}", live.Page())

@@ -109,6 +109,10 @@ func (s *Service) followerHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if why := s.kafka.config.otherOwner(); why != "" {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "another owner", "code": codeAnotherOwner, "reason": why})
+			return
+		}
 		if _, _, blocked := s.kafka.reg.ConfigState(); blocked != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "integrations not all bound", "reason": blocked.Error()})
 			return

@@ -36,6 +36,11 @@ type KafkaConfig struct {
 	// groups (kafka.Config.InstanceID): restarted with the same ID, it
 	// takes its partitions back at once.
 	InstanceID string
+	// TakeOver lets the process that owns the state start on an
+	// integrations topic another state publishes (refused otherwise,
+	// ANOTHER_OWNER): its integrations replace the topic's, the other
+	// state's are tombstoned (docs/kafka.md, "One owner").
+	TakeOver bool
 }
 
 // Roles of a Kafka-mode process.
@@ -63,6 +68,7 @@ type kafkaMode struct {
 	log       *slog.Logger
 	config    topicConfig // the integrations topic: published or followed (kafkaconfig.go)
 	live      *liveKafka  // the live topics (livekafka.go); nil when they are not available
+	takeOver  bool        // KafkaConfig.TakeOver
 
 	mu      sync.Mutex
 	ensured map[string]bool // integrations whose topics exist
@@ -112,7 +118,8 @@ func newKafka(s *Service, kc *KafkaConfig, key []byte) (*kafkaMode, error) {
 	met := newKafkaMetrics(s.metrics.reg)
 	opts := append(slices.Clip(kc.Opts), kgo.WithHooks(met))
 	k := &kafkaMode{cfg: kafka.Config{Brokers: kc.Brokers, Opts: opts, Security: kc.Security, InstanceID: kc.InstanceID}, role: role, parts: parts, reg: kafka.NewRegistry(), met: met,
-		sender: send.New(so), policy: s.cfg.Delivery.Policy, conc: s.cfg.Delivery.Concurrency, s: s, log: s.log,
+		takeOver: kc.TakeOver,
+		sender:   send.New(so), policy: s.cfg.Delivery.Policy, conc: s.cfg.Delivery.Concurrency, s: s, log: s.log,
 		ensured: map[string]bool{}, dels: map[string]context.CancelFunc{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +52,11 @@ func topicAAD(id string, revision int, key string) string {
 // not published to the integrations topic.
 const codeNotPublished = "CONFIG_NOT_PUBLISHED"
 
+// codeAnotherOwner is the error code of a state whose integrations topic
+// another state publishes (at start: a refused start; while running: a
+// change saved but not published, and /readyz).
+const codeAnotherOwner = "ANOTHER_OWNER"
+
 // republishEvery is how often a failed publish is tried again.
 const republishEvery = 5 * time.Second
 
@@ -66,6 +73,23 @@ type topicConfig struct {
 	dirty     atomic.Bool
 	// at is the topic's end as last published (owner).
 	at atomic.Int64
+	// owner is the state's owner ID, stamped on every record (owner);
+	// takeOver says the next publish takes the topic over (its records
+	// stamped so); watch follows the topic while the owner runs, and
+	// other, once set, says why this owner stopped publishing: another
+	// owner's record appeared.
+	owner    string
+	instance string // this process's start (kafka.InstanceHeader)
+	takeOver atomic.Bool
+	// takingOver: this owner took the topic over at start and has not
+	// read its take-over records back yet; until then the ownership read
+	// is the previous one's, not a conflict.
+	takingOver atomic.Bool
+	watch      *kafka.ConfigReader
+	other      atomic.Pointer[string]
+	// follows is a follower's reader, for its ownership (kept when
+	// close clears reader: /readyz may still be answering).
+	follows *kafka.ConfigReader
 
 	// A process that follows the topic: reader reads it; bound caches
 	// each integration's bound form by revision (guarded by mu).
@@ -102,6 +126,14 @@ func (k *kafkaMode) openConfig(key []byte) error {
 					return float64(at)
 				}
 				return float64(k.config.at.Load())
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "blueprint_integrations_topic_other_owner",
+			Help: "1 when another state than the topic's owner published to the integrations topic: the owner stopped publishing (the process that owns the state), or that state's records are not applied (roles process and deliver)."},
+			func() float64 {
+				if k.config.otherOwner() != "" {
+					return 1
+				}
+				return 0
 			}))
 	rd, err := kafka.NewConfigReader(k.cfg)
 	if err != nil {
@@ -109,10 +141,23 @@ func (k *kafkaMode) openConfig(key []byte) error {
 	}
 	if follows(k.role) {
 		rd.OnRefused = func(_ string, err error) { k.s.log.Error("integrations topic: record refused", "error", err.Error()) }
-		k.config.reader, k.config.bound = rd, map[string]boundRecord{}
+		rd.OnOtherOwner = func(o kafka.Ownership) {
+			k.s.log.Error("integrations topic: another state publishes it; its records are not applied, the first owner's are", "owner", o.Owner, "other_owner", o.Other, "offset", o.OtherOffset)
+		}
+		k.config.reader, k.config.follows, k.config.bound = rd, rd, map[string]boundRecord{}
 		return nil
 	}
-	defer rd.Close()
+	ok := false
+	defer func() {
+		if !ok {
+			rd.Close()
+		}
+	}()
+	owner, err := k.s.st.OwnerID()
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	k.config.owner = owner
 	// An old revision produced again is not applied by the followers
 	// that read the newer one, but it is now the integration's newest
 	// record: compacted, it is all a follower started later would read.
@@ -128,6 +173,20 @@ func (k *kafkaMode) openConfig(key []byte) error {
 	if err != nil {
 		return &StartError{Code: "INTEGRATIONS_UNREADABLE", Message: err.Error()}
 	}
+	rd.OnRefused = func(_ string, err error) { k.s.log.Error("integrations topic: record refused", "error", err.Error()) }
+	o := rd.Ownership()
+	other, since := "", time.Time{}
+	switch {
+	case o.Owner != "" && o.Owner != owner:
+		other, since = o.Owner, o.Since
+	case o.Other != "" && o.Other != owner:
+		other, since = o.Other, o.OtherSince
+	}
+	if other != "" && !k.takeOver {
+		return &StartError{Code: codeAnotherOwner, Message: fmt.Sprintf(
+			"the %s topic is published by another state (owner %s, since %s); this state is owner %s. One state owns a deployment: run only the process that owns the state of this deployment (roles process and deliver for more processes), or give this state its own Kafka cluster. To make this state the owner instead (its integrations replace the topic's; the other state's are deleted from the topic), stop the other state's process and start this one once with --kafka-take-over",
+			kafka.IntegrationsTopic, other, since.UTC().Format(time.RFC3339), owner)}
+	}
 	k.config.published = make(map[string]*kafka.IntegrationRecord, len(entries))
 	for id, e := range entries {
 		if e.Err != nil || rolledBack[id] {
@@ -136,9 +195,48 @@ func (k *kafkaMode) openConfig(key []byte) error {
 		}
 		k.config.published[id] = &e.Record
 	}
+	switch {
+	case other != "":
+		// Taken over: every integration of the state is published again
+		// and every other key of the topic tombstoned, each record
+		// stamped as a take-over, so that the followers switch to this
+		// owner and the other's records are gone from the topic.
+		k.s.log.Warn("taking the integrations topic over from another state (--kafka-take-over): its integrations are replaced by this state's", "topic", kafka.IntegrationsTopic, "previous_owner", other, "owner", owner)
+		for _, id := range rd.Keys() {
+			k.config.published[id] = nil
+		}
+		k.config.takeOver.Store(true)
+		k.config.takingOver.Store(true)
+	case o.Owner == "" && len(entries) > 0:
+		// Records of an earlier release, without the owner header: this
+		// state's history. Published again, stamped, at the first
+		// publish, so that another state started later is refused.
+		for id := range k.config.published {
+			k.config.published[id] = nil
+		}
+	}
+	if k.takeOver && other == "" {
+		k.s.log.Warn("--kafka-take-over: no other state publishes the integrations topic; nothing taken over (leave the flag out from now on)", "owner", owner)
+	}
+	// From now on, a record of this owner stamped by another instance
+	// is another process running a copy of this state.
+	k.config.instance = "inst_" + randomHex(8)
+	rd.OnStamped = func(o, inst string, offset int64) {
+		if o != owner || inst == "" || inst == k.config.instance {
+			return
+		}
+		msg := fmt.Sprintf("another process runs a copy of this state (owner %s, instance %s; this process is instance %s) and published to the %s topic at offset %d: this process stopped publishing integration changes (they are saved in its state only). One process runs a state: stop one of the two; a copy of a state is not a second owner (give a new state its own directory from scratch)",
+			owner, inst, k.config.instance, kafka.IntegrationsTopic, offset)
+		if k.config.other.CompareAndSwap(nil, &msg) {
+			k.s.log.Error("integrations topic: a copy of this state publishes it; not publishing any more", "owner", owner, "instance", k.config.instance, "other_instance", inst)
+		}
+	}
+	k.config.watch = rd
+	ok = true
 	if k.config.pub, err = kafka.NewConfigPublisher(k.cfg); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	k.config.pub.Owner, k.config.pub.Instance = owner, k.config.instance
 	k.config.at.Store(at)
 	if k.ing != nil {
 		k.ing.SetConfigOffset(at)
@@ -161,7 +259,7 @@ func (k *kafkaMode) startConfig() {
 					return nil
 				case <-t.C:
 				}
-				if !k.config.dirty.Load() {
+				if !k.config.dirty.Load() || k.config.other.Load() != nil {
 					continue
 				}
 				s.mu.Lock()
@@ -175,6 +273,13 @@ func (k *kafkaMode) startConfig() {
 				}
 			}
 		})
+		if w := k.config.watch; w != nil {
+			// Reads its own records and any other state's: one stops
+			// this owner's publishing (never fight over the topic).
+			k.supervise(k.ctx, "watch integrations owner", func(ctx context.Context) error {
+				return w.Follow(ctx, func(map[string]kafka.ConfigEntry, int64) { k.config.checkOwner(s.log) })
+			})
+		}
 	case k.config.reader != nil:
 		k.supervise(k.ctx, "follow integrations", func(ctx context.Context) error {
 			return k.config.reader.Follow(ctx, func(es map[string]kafka.ConfigEntry, at int64) {
@@ -182,6 +287,54 @@ func (k *kafkaMode) startConfig() {
 			})
 		})
 	}
+}
+
+// checkOwner stops the owner's publishing once the topic holds a record
+// of another state published after this owner's (a second owner started
+// on an empty topic, or one taking it over): logged at error once, shown
+// by /readyz and blueprint_integrations_topic_other_owner.
+func (tc *topicConfig) checkOwner(log interface{ Error(string, ...any) }) {
+	if tc.other.Load() != nil {
+		return
+	}
+	o := tc.watch.Ownership()
+	if tc.takingOver.Load() {
+		if o.Owner != tc.owner || o.Other != "" {
+			return // its take-over records not read back yet
+		}
+		tc.takingOver.Store(false)
+	}
+	other := ""
+	switch {
+	case o.Owner != "" && o.Owner != tc.owner:
+		other = o.Owner
+	case o.Other != "" && o.Other != tc.owner:
+		other = o.Other
+	}
+	if other == "" {
+		return
+	}
+	msg := fmt.Sprintf("another state (owner %s) published to the %s topic while this one (owner %s) owns it: this process stopped publishing integration changes (they are saved in the state only) and never deletes the other's. One state owns a deployment: stop one of the two; to make this state the owner, stop the other and restart this one with --kafka-take-over",
+		other, kafka.IntegrationsTopic, tc.owner)
+	if tc.other.CompareAndSwap(nil, &msg) {
+		log.Error("integrations topic: another owner; not publishing any more", "owner", tc.owner, "other_owner", other)
+	}
+}
+
+// otherOwner says why integrations are not published (owner) or not all
+// applied (follower) because another state publishes the topic; "" when
+// none does.
+func (tc *topicConfig) otherOwner() string {
+	if m := tc.other.Load(); m != nil {
+		return *m
+	}
+	if tc.follows != nil {
+		if o := tc.follows.Ownership(); o.Other != "" {
+			return fmt.Sprintf("another state (owner %s) published to the %s topic (from offset %d, %s) while owner %s publishes it: its records are not applied here, the first owner's are. One state owns a deployment: stop one of the two (restarting the right one with --kafka-take-over if it is not the first)",
+				o.Other, kafka.IntegrationsTopic, o.OtherOffset, o.OtherSince.UTC().Format(time.RFC3339), o.Owner)
+		}
+	}
+	return ""
 }
 
 func (tc *topicConfig) close() {
@@ -192,6 +345,9 @@ func (tc *topicConfig) close() {
 	if tc.reader != nil {
 		tc.reader.Close()
 		tc.reader = nil
+	}
+	if tc.watch != nil {
+		tc.watch.Close()
 	}
 }
 
@@ -208,6 +364,9 @@ func (s *Service) publishIntegrations(all []*store.Integration) error {
 		return nil
 	}
 	tc := &s.kafka.config
+	if m := tc.other.Load(); m != nil {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeAnotherOwner, Message: "the change is saved in the state, but not published: " + *m}
+	}
 	var recs []kafka.IntegrationRecord
 	keep := make(map[string]bool, len(all))
 	for _, it := range all {
@@ -238,7 +397,7 @@ func (s *Service) publishIntegrations(all []*store.Integration) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	next, err := tc.pub.Publish(ctx, recs, gone)
+	next, err := tc.pub.PublishAs(ctx, recs, gone, tc.takeOver.Load())
 	if err != nil {
 		tc.dirty.Store(true)
 		s.log.Error("integrations not published; retried every 5 s and at the next change", "integrations", len(recs), "deleted", len(gone), "error", err.Error())
@@ -252,6 +411,9 @@ func (s *Service) publishIntegrations(all []*store.Integration) error {
 	}
 	for _, id := range gone {
 		delete(tc.published, id)
+	}
+	if tc.takeOver.Swap(false) {
+		s.log.Warn("integrations topic taken over: this state's integrations published, the other state's deleted", "owner", tc.owner, "integrations", len(recs), "deleted", len(gone))
 	}
 	tc.at.Store(next)
 	if s.kafka.ing != nil {
@@ -388,4 +550,11 @@ func (s *Service) openRecord(r *kafka.IntegrationRecord) (map[string]any, error)
 		}
 	}
 	return cfg, nil
+}
+
+// randomHex is n random bytes in hexadecimal.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand does not fail on supported platforms
+	return hex.EncodeToString(b)
 }

@@ -26,13 +26,15 @@ func TestServeKafkaLiveEventWithoutMessageID(t *testing.T) {
 	if st, out := h.post("/v1/events", pk, sk, []byte(ev), time.Now().UnixMilli()); st != 200 {
 		t.Fatalf("ingest: %d %v", st, out)
 	}
-	waitLong(t, 15*time.Second, "the final step", func() bool {
+	// Every step, in whatever order: the steps of the process and deliver
+	// processes reach the owner through live-events in any order (the
+	// final one first, under load).
+	waitLong(t, 15*time.Second, "the decision, request, attempt and final steps", func() bool {
+		seen := map[string]bool{}
 		for _, m := range w.all() {
-			if m.Type == "final" {
-				return true
-			}
+			seen[m.Type] = true
 		}
-		return false
+		return seen["decision"] && seen["request"] && seen["attempt"] && seen["final"]
 	})
 	ids := map[string]string{}
 	for _, m := range w.all() {

@@ -70,6 +70,9 @@ type options struct {
 	// vendor, when set, answers the service's vendor requests instead of
 	// the fake Button.
 	vendor http.Handler
+	// state, when set, is the state directory (one a service ran on: its
+	// owner is not seeded again); else a new one.
+	state string
 }
 
 // start starts a service whose owner has a cheap password hash (a
@@ -82,8 +85,8 @@ func start(t *testing.T) *harness {
 
 func startWith(t *testing.T, o options) *harness {
 	t.Helper()
-	h := &harness{t: t, state: t.TempDir(), fake: fakebutton.New(fakebutton.Options{})}
-	if o.fastOwner {
+	h := &harness{t: t, state: cmp.Or(o.state, t.TempDir()), fake: fakebutton.New(fakebutton.Options{})}
+	if o.fastOwner && o.state == "" {
 		seedOwner(t, h.state, adminEmail, adminPass)
 	}
 	if o.poll == 0 {

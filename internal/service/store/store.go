@@ -210,3 +210,27 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 	}
 	return b.Put(key, raw)
 }
+
+var kOwner = []byte("owner_id")
+
+// OwnerID is the state's owner identity: random, created at the first
+// call and kept in the state for ever (a copy or a backup of the state
+// has the same one). It is not secret: Kafka mode stamps it on every
+// record the state publishes, so that two states publishing to one
+// cluster are told apart.
+func (s *Store) OwnerID() (string, error) {
+	var id string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		if v := meta.Get(kOwner); v != nil {
+			id = string(v)
+			return nil
+		}
+		id = newID("own_")
+		return meta.Put(kOwner, []byte(id))
+	})
+	if err != nil {
+		return "", fmt.Errorf("store %s: owner id: %w", s.path, err)
+	}
+	return id, nil
+}
