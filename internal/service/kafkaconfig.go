@@ -193,6 +193,15 @@ func (k *kafkaMode) openConfig(key []byte) error {
 			k.config.published[id] = nil // replaced by the state's at the first publish
 			continue
 		}
+		if len(e.Record.Secrets) > 0 {
+			if !opensWith(k.config.sealer, &e.Record) {
+				// Sealed with another key (the state was rekeyed with
+				// 'blueprint serve rekey'): published again, sealed
+				// with this key, at the first publish.
+				k.config.published[id] = nil
+				continue
+			}
+		}
 		k.config.published[id] = &e.Record
 	}
 	switch {
@@ -550,6 +559,16 @@ func (s *Service) openRecord(r *kafka.IntegrationRecord) (map[string]any, error)
 		}
 	}
 	return cfg, nil
+}
+
+// opensWith reports whether every secret value of r opens with sealer.
+func opensWith(sealer *store.Sealer, r *kafka.IntegrationRecord) bool {
+	for k, v := range r.Secrets {
+		if _, err := sealer.Open(topicAAD(r.ID, r.Revision, k), v); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // randomHex is n random bytes in hexadecimal.
