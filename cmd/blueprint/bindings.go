@@ -118,6 +118,12 @@ func saveBinding(state, catalog, name, ref, variant string, sec bindingSecrets) 
 		}
 	}
 	doc.Bindings[name] = savedBinding{Blueprint: ref, Variant: variant, Catalog: catalog, Sealed: sealed, SavedAt: time.Now().UTC()}
+	return writeBindings(state, doc)
+}
+
+// writeBindings replaces the state's bindings file with doc: written to a
+// temporary file (mode 0600) and synced, then renamed into place.
+func writeBindings(state string, doc bindingsDoc) error {
 	out, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return err
@@ -140,7 +146,14 @@ func saveBinding(state, catalog, name, ref, variant string, sec bindingSecrets) 
 	if werr != nil {
 		return werr
 	}
-	return os.Rename(tmp.Name(), filepath.Join(state, bindingsFile))
+	if err := os.Rename(tmp.Name(), filepath.Join(state, bindingsFile)); err != nil {
+		return err
+	}
+	if d, err := os.Open(state); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
 }
 
 // savedRef is the blueprint reference saved for an integration: a catalog

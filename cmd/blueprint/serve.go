@@ -179,6 +179,7 @@ and keep everything queued for the next start.`,
 	cmd.Flags().StringSliceVar(&brokers, "kafka-brokers", nil, "deliver through Kafka: seed brokers `host:port,...`")
 	cmd.Flags().StringVar(&role, "role", "all", "Kafka `role` of this process: all, ingest, process or deliver (needs --kafka-brokers)")
 	kf.register(cmd)
+	cmd.AddCommand(a.rekeyCmd())
 	cmd.Flags().StringVar(&instanceID, "kafka-instance-id", "", "stable `ID` of this process in its Kafka consumer groups (group.instance.id), unique per process: restarted with it, a process takes its partitions back at once")
 	cmd.Flags().BoolVar(&takeOver, "kafka-take-over", false, "make this state the owner of the integrations topic that another state publishes (refused otherwise: ANOTHER_OWNER): its integrations replace the topic's, the other state's are deleted from it; stop the other state's process first, and use it once")
 	cmd.Flags().StringVar(&keyFile, "secret-key-file", "", "`FILE` holding the key that encrypts secrets at rest (default STATE/secret.key, created 0600 when absent); roles process and deliver need a copy of the owner's")

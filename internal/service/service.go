@@ -145,6 +145,10 @@ func New(cfg Config) (*Service, error) {
 	// integration's, and an event may quote another's.
 	s.hub = live.NewHub(live.Options{Logger: cfg.Logger, Scrub: s.redactLive})
 	s.st, err = store.Open(filepath.Join(cfg.StateDir, "service.db"), key)
+	if errors.Is(err, store.ErrWrongKey) {
+		return nil, &StartError{Code: "SECRET_KEY_MISMATCH", Message: fmt.Sprintf(
+			"%v. --secret-key-file is %s; after 'blueprint serve rekey', give the new key file (or run the same rekey command again to finish it)", err, cfg.SecretKeyFile)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}

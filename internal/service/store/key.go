@@ -152,3 +152,39 @@ func syncDir(dir string) {
 		_ = d.Close()
 	}
 }
+
+// ReplaceKey writes key to the file at path, replacing the file there:
+// the key is written and synced to a temporary file (mode 0600) in the
+// same directory, then renamed over path, so that a crash leaves either
+// the old file or the new one, never a short one.
+func ReplaceKey(path string, key []byte) error {
+	if len(key) != KeySize {
+		return fmt.Errorf("secret key file %s: the key must be %d bytes", path, KeySize)
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".key-*")
+	if err != nil {
+		return fmt.Errorf("secret key file %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	text := hex.AppendEncode(make([]byte, 0, 2*KeySize+1), key)
+	text = append(text, '\n')
+	werr := tmp.Chmod(0o600)
+	if werr == nil {
+		_, werr = tmp.Write(text)
+	}
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("secret key file %s: writing the key: %w", path, werr)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("secret key file %s: %w", path, err)
+	}
+	syncDir(dir)
+	return nil
+}

@@ -147,11 +147,17 @@ func Open(path string, key []byte) (*Store, error) {
 			if err != nil {
 				return err
 			}
+			if err := meta.Put(kKeyID, []byte(KeyFingerprint(key))); err != nil {
+				return err
+			}
 			return meta.Put(kCheck, c)
 		}
 		plain, err := s.open("check", check)
 		if err != nil || string(plain) != checkPlain {
-			return ErrWrongKey
+			return wrongKey(meta, key)
+		}
+		if meta.Get(kKeyID) == nil {
+			return meta.Put(kKeyID, []byte(KeyFingerprint(key)))
 		}
 		return nil
 	})
