@@ -186,3 +186,11 @@ func wrongKey(meta *bolt.Bucket, given []byte) error {
 	}
 	return ErrWrongKey
 }
+
+// SetRekeyHook makes Rekey call hook inside its transaction, after every
+// value is sealed again and before the commit (an error rolls it back);
+// for tests of the command. It returns a function that removes it.
+func SetRekeyHook(hook func() error) (restore func()) {
+	rekeyHook = hook
+	return func() { rekeyHook = nil }
+}
