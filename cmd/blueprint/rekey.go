@@ -37,7 +37,8 @@ the state: rekey refuses a state in use.
 --new-key-file NEW is the new key: a file that does not exist is created
 (mode 0600) with a new random key; an existing key file (64 hexadecimal
 characters, mode 0600) is used as it is, never overwritten. --secret-key-file
-OLD (default STATE/secret.key) is the current key.
+OLD (default STATE/secret.key) is the current key, e.g.
+--secret-key-file /etc/blueprint/secret.key --new-key-file /etc/blueprint/secret.key.next.
 
 Every sealed value of STATE/service.db is opened with OLD and sealed with NEW
 in one transaction: a failure or a crash before it commits leaves the state
@@ -60,8 +61,7 @@ restart the others. See docs/service.md, "Rotating the secret key".
 
 Exit status: 0 done (or nothing to do), 1 failed (the state is unchanged, or
 run the command again as told), 2 usage.`,
-		Example: `  blueprint serve rekey --state /tmp/bp-serve --new-key-file /tmp/bp-new.key
-  blueprint serve rekey --state /var/lib/blueprint --secret-key-file /etc/blueprint/secret.key --new-key-file /etc/blueprint/secret.key.next`,
+		Example: `  blueprint serve rekey --state /tmp/bp-state --new-key-file /tmp/bp-state/next.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if state == "" {
