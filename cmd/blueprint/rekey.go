@@ -62,7 +62,7 @@ restart the others. See docs/service.md, "Rotating the secret key".
 Exit status: 0 done (or nothing to do), 1 failed (the state is unchanged, or
 run the command again as told), 2 usage.`,
 		Example: `  blueprint serve rekey --state /tmp/bp-state --new-key-file /tmp/bp-state/next.key`,
-		Args: cobra.NoArgs,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if state == "" {
 				return usageErr("--state DIR is required")
