@@ -37,7 +37,8 @@ On an empty state, BLUEPRINT_ADMIN_EMAIL and BLUEPRINT_ADMIN_PASSWORD create
 the first user (role owner); without them serve refuses to start. Secret
 config values and source secret keys are encrypted at rest (AES-256-GCM) with
 the key in --secret-key-file (default STATE/secret.key, created 0600 on first
-start): keep it, or the secrets in the state cannot be read again.
+start): keep it, or the secrets in the state cannot be read again. 'blueprint
+serve rekey' replaces it, with serve stopped (see its --help).
 
 With --kafka-brokers host:port,... delivery runs on Kafka (docs/kafka.md):
 ingest answers 200 once the events are on raw-events (acks=all), and
