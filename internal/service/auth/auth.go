@@ -189,6 +189,57 @@ func (a *Auth) Login(email, password string) (Tokens, error) {
 	if now.Before(u.LockedUntil) {
 		return Tokens{}, &LockedError{Until: u.LockedUntil}
 	}
+	if err := a.checkPassword(u, password, now); err != nil {
+		return Tokens{}, err
+	}
+	rt := &store.RefreshToken{ID: randomHex(16), UserID: u.ID, Family: "fam_" + randomHex(12), ExpiresAt: now.Add(RefreshTTL)}
+	if err := a.st.PutRefresh(rt); err != nil {
+		return Tokens{}, err
+	}
+	u, err = a.st.UserByID(u.ID)
+	if err != nil {
+		return Tokens{}, err
+	}
+	return a.sign(u, rt, now)
+}
+
+// ChangePassword is a user's change of their own password: current must
+// be their password, checked as Login checks it (a wrong one is
+// ErrInvalidCredentials and counts toward the lock; a locked account is
+// a *LockedError whatever the password), then newHash (from HashPassword)
+// replaces it, the failed-login count is reset, and every session of the
+// user is signed out, the caller's included.
+func (a *Auth) ChangePassword(userID, current, newHash string) error {
+	u, err := a.st.UserByID(userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: the user no longer exists", ErrInvalidToken)
+	}
+	if err != nil {
+		return err
+	}
+	now := a.now()
+	if now.Before(u.LockedUntil) {
+		return &LockedError{Until: u.LockedUntil}
+	}
+	if err := a.checkPassword(u, current, now); err != nil {
+		return err
+	}
+	if _, err := a.st.ModifyUser(u.ID, func(u *store.User) error {
+		u.PasswordHash = newHash
+		u.FailedLogins = 0
+		u.LockedUntil = time.Time{}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return a.st.RevokeUserRefresh(u.ID)
+}
+
+// checkPassword compares password with u's hash: a wrong one counts
+// toward the lock (ErrInvalidCredentials, or a *LockedError when a
+// concurrent attempt locked the account first); a right one resets the
+// count.
+func (a *Auth) checkPassword(u *store.User, password string, now time.Time) error {
 	if compare([]byte(u.PasswordHash), []byte(password)) != nil {
 		counted := false
 		u, err := a.st.ModifyUser(u.ID, func(u *store.User) error {
@@ -203,30 +254,26 @@ func (a *Auth) Login(email, password string) (Tokens, error) {
 			return nil
 		})
 		if err != nil {
-			return Tokens{}, err
+			return err
 		}
 		if !counted {
 			// Locked by a concurrent attempt before this one was counted.
-			return Tokens{}, &LockedError{Until: u.LockedUntil}
+			return &LockedError{Until: u.LockedUntil}
 		}
 		// The attempt that locks the account is still a wrong password
 		// (401); the lock answers the attempts after it.
-		return Tokens{}, ErrInvalidCredentials
+		return ErrInvalidCredentials
 	}
 	if u.FailedLogins != 0 || !u.LockedUntil.IsZero() {
-		if u, err = a.st.ModifyUser(u.ID, func(u *store.User) error {
+		if _, err := a.st.ModifyUser(u.ID, func(u *store.User) error {
 			u.FailedLogins = 0
 			u.LockedUntil = time.Time{}
 			return nil
 		}); err != nil {
-			return Tokens{}, err
+			return err
 		}
 	}
-	rt := &store.RefreshToken{ID: randomHex(16), UserID: u.ID, Family: "fam_" + randomHex(12), ExpiresAt: now.Add(RefreshTTL)}
-	if err := a.st.PutRefresh(rt); err != nil {
-		return Tokens{}, err
-	}
-	return a.sign(u, rt, now)
+	return nil
 }
 
 // Refresh exchanges a refresh token for a new session of the same family:
