@@ -191,16 +191,12 @@ func (s *Service) passwordChange(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &body); err != nil {
 		return err
 	}
-	hash, err := auth.HashPassword(body.New)
-	if errors.Is(err, auth.ErrPasswordPolicy) {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "INVALID_PASSWORD", Message: err.Error(), Fields: []string{"new_password"}}
-	} else if err != nil {
-		return err
-	}
 	id := claims(r).UserID
-	err = s.auth.ChangePassword(id, body.Current, hash)
+	err := s.auth.ChangePassword(id, body.Current, body.New)
 	var le *auth.LockedError
 	switch {
+	case errors.Is(err, auth.ErrPasswordPolicy):
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "INVALID_PASSWORD", Message: err.Error(), Fields: []string{"new_password"}}
 	case errors.As(err, &le):
 		return &apiError{Status: http.StatusTooManyRequests, Code: "ACCOUNT_LOCKED", Message: "too many wrong passwords: the account is locked until " + le.Until.UTC().Format(time.RFC3339), RetryAfter: le.Until.Sub(s.cfg.Now())}
 	case errors.Is(err, auth.ErrInvalidCredentials):

@@ -138,17 +138,26 @@ func New(st *store.Store, now func() time.Time) *Auth {
 // than 8 characters, or longer than 72 bytes (bcrypt ignores the rest), is
 // refused with an ErrPasswordPolicy that says why.
 func HashPassword(p string) (string, error) {
-	if n := utf8.RuneCountInString(p); n < minPasswordChars {
-		return "", fmt.Errorf("%w: it has %d characters, at least %d are needed", ErrPasswordPolicy, n, minPasswordChars)
-	}
-	if len(p) > maxPasswordBytes {
-		return "", fmt.Errorf("%w: it is %d bytes long, at most %d are allowed (bcrypt ignores the rest)", ErrPasswordPolicy, len(p), maxPasswordBytes)
+	if err := CheckPasswordPolicy(p); err != nil {
+		return "", err
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(p), bcryptCost)
 	if err != nil {
 		return "", err
 	}
 	return string(h), nil
+}
+
+// CheckPasswordPolicy is HashPassword's check, without the hashing: an
+// ErrPasswordPolicy that says why p is refused, or nil.
+func CheckPasswordPolicy(p string) error {
+	if n := utf8.RuneCountInString(p); n < minPasswordChars {
+		return fmt.Errorf("%w: it has %d characters, at least %d are needed", ErrPasswordPolicy, n, minPasswordChars)
+	}
+	if len(p) > maxPasswordBytes {
+		return fmt.Errorf("%w: it is %d bytes long, at most %d are allowed (bcrypt ignores the rest)", ErrPasswordPolicy, len(p), maxPasswordBytes)
+	}
+	return nil
 }
 
 var (
@@ -206,10 +215,16 @@ func (a *Auth) Login(email, password string) (Tokens, error) {
 // ChangePassword is a user's change of their own password: current must
 // be their password, checked as Login checks it (a wrong one is
 // ErrInvalidCredentials and counts toward the lock; a locked account is
-// a *LockedError whatever the password), then newHash (from HashPassword)
-// replaces it, the failed-login count is reset, and every session of the
-// user is signed out, the caller's included.
-func (a *Auth) ChangePassword(userID, current, newHash string) error {
+// a *LockedError whatever the password), then the hash of newPassword
+// (HashPassword: an ErrPasswordPolicy refuses it, before current is
+// checked) replaces it, the failed-login count is reset, and every session
+// of the user is signed out, the caller's included. The new password is
+// hashed only once current is right, so that wrong guesses cost one
+// comparison each, not a comparison and a hash.
+func (a *Auth) ChangePassword(userID, current, newPassword string) error {
+	if err := CheckPasswordPolicy(newPassword); err != nil {
+		return err
+	}
 	u, err := a.st.UserByID(userID)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w: the user no longer exists", ErrInvalidToken)
@@ -222,6 +237,10 @@ func (a *Auth) ChangePassword(userID, current, newHash string) error {
 		return &LockedError{Until: u.LockedUntil}
 	}
 	if err := a.checkPassword(u, current, now); err != nil {
+		return err
+	}
+	newHash, err := HashPassword(newPassword)
+	if err != nil {
 		return err
 	}
 	if _, err := a.st.ModifyUser(u.ID, func(u *store.User) error {
