@@ -87,6 +87,13 @@ func (s *Service) userDelete(w http.ResponseWriter, r *http.Request) error {
 	if id == claims(r).UserID {
 		return errorf(http.StatusConflict, "CANNOT_DELETE_SELF", "a user cannot delete themself (the state must keep an owner): another owner can")
 	}
+	// Under the lock of userPatch, the caller's role read again: an owner
+	// deleted or demoted meanwhile cannot remove the last other owner.
+	s.usersMu.Lock()
+	defer s.usersMu.Unlock()
+	if err := s.callerStillOwner(r); err != nil {
+		return err
+	}
 	if err := s.st.DeleteUser(id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return errorf(http.StatusNotFound, "NOT_FOUND", "no user %q", id)
@@ -133,11 +140,8 @@ func (s *Service) userPatch(w http.ResponseWriter, r *http.Request) error {
 	// succeed and leave the state without an owner.
 	s.usersMu.Lock()
 	defer s.usersMu.Unlock()
-	if me, err := s.st.UserByID(caller); err != nil || me.Role != roleOwner {
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		return errorf(http.StatusForbidden, "FORBIDDEN", "%s %s needs the owner role", r.Method, r.URL.Path)
+	if err := s.callerStillOwner(r); err != nil {
+		return err
 	}
 	old, err := s.st.UserByID(id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -208,5 +212,18 @@ func (s *Service) passwordChange(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.log.Info("password changed", "user", id)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// callerStillOwner checks, under usersMu, that the caller is still an
+// owner (their token was verified before the lock was taken).
+func (s *Service) callerStillOwner(r *http.Request) error {
+	me, err := s.st.UserByID(claims(r).UserID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err != nil || me.Role != roleOwner {
+		return errorf(http.StatusForbidden, "FORBIDDEN", "%s %s needs the owner role", r.Method, r.URL.Path)
+	}
 	return nil
 }
