@@ -38,6 +38,9 @@ type route struct {
 	h            handlerFunc
 	// ownerOnly: even reading it needs the owner role (users).
 	ownerOnly bool
+	// anyRole: a change every user may make, a viewer too (their own
+	// password).
+	anyRole bool
 }
 
 // The roles of a user. An owner may make every call; a viewer may read
@@ -54,29 +57,31 @@ const (
 // lists exactly these, and a test checks it).
 func (s *Service) routes() []route {
 	return []route{
-		{"POST", "/v1/admin/auth/login", false, s.login, false},
-		{"POST", "/v1/admin/auth/refresh", false, s.refresh, false},
-		{"GET", "/v1/admin/integration-catalog", true, s.catalogList, false},
-		{"GET", "/v1/admin/integration-catalog/{key}", true, s.catalogGet, false},
-		{"POST", "/v1/admin/integration-catalog/{key}/install", true, s.install, false},
-		{"GET", "/v1/admin/integrations", true, s.integrationsList, false},
-		{"GET", "/v1/admin/integrations/{id}", true, s.integrationGet, false},
-		{"PATCH", "/v1/admin/integrations/{id}", true, s.integrationPatch, false},
-		{"DELETE", "/v1/admin/integrations/{id}", true, s.integrationDelete, false},
-		{"GET", "/v1/admin/integrations/{id}/revisions", true, s.revisionsList, false},
-		{"GET", "/v1/admin/integrations/{id}/dlq", true, s.dlqList, false},
-		{"GET", "/v1/admin/integrations/{id}/dlq/{item}", true, s.dlqGet, false},
-		{"POST", "/v1/admin/integrations/{id}/dlq/replay", true, s.dlqReplay, false},
-		{"POST", "/v1/admin/sources", true, s.sourceCreate, false},
-		{"GET", "/v1/admin/sources", true, s.sourcesList, false},
-		{"POST", "/v1/admin/users", true, s.userCreate, true},
-		{"GET", "/v1/admin/users", true, s.usersList, true},
-		{"DELETE", "/v1/admin/users/{id}", true, s.userDelete, true},
+		{"POST", "/v1/admin/auth/login", false, s.login, false, false},
+		{"POST", "/v1/admin/auth/refresh", false, s.refresh, false, false},
+		{"GET", "/v1/admin/integration-catalog", true, s.catalogList, false, false},
+		{"GET", "/v1/admin/integration-catalog/{key}", true, s.catalogGet, false, false},
+		{"POST", "/v1/admin/integration-catalog/{key}/install", true, s.install, false, false},
+		{"GET", "/v1/admin/integrations", true, s.integrationsList, false, false},
+		{"GET", "/v1/admin/integrations/{id}", true, s.integrationGet, false, false},
+		{"PATCH", "/v1/admin/integrations/{id}", true, s.integrationPatch, false, false},
+		{"DELETE", "/v1/admin/integrations/{id}", true, s.integrationDelete, false, false},
+		{"GET", "/v1/admin/integrations/{id}/revisions", true, s.revisionsList, false, false},
+		{"GET", "/v1/admin/integrations/{id}/dlq", true, s.dlqList, false, false},
+		{"GET", "/v1/admin/integrations/{id}/dlq/{item}", true, s.dlqGet, false, false},
+		{"POST", "/v1/admin/integrations/{id}/dlq/replay", true, s.dlqReplay, false, false},
+		{"POST", "/v1/admin/sources", true, s.sourceCreate, false, false},
+		{"GET", "/v1/admin/sources", true, s.sourcesList, false, false},
+		{"POST", "/v1/admin/users", true, s.userCreate, true, false},
+		{"GET", "/v1/admin/users", true, s.usersList, true, false},
+		{"DELETE", "/v1/admin/users/{id}", true, s.userDelete, true, false},
+		{"PATCH", "/v1/admin/users/{id}", true, s.userPatch, true, false},
+		{method: "POST", path: "/v1/admin/users/me/password", auth: true, h: s.passwordChange, anyRole: true},
 		{"GET", "/v1/admin/openapi.json", false, func(w http.ResponseWriter, r *http.Request) error {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(openAPI)
 			return nil
-		}, false},
+		}, false, false},
 	}
 }
 
@@ -202,7 +207,7 @@ var adminBodyTimeout = 30 * time.Second
 // owner may only read, and not a route that is the owner's alone.
 func (s *Service) wrapRoute(rt route) http.Handler {
 	h := rt.h
-	if rt.auth && (rt.ownerOnly || rt.method != http.MethodGet) {
+	if rt.auth && !rt.anyRole && (rt.ownerOnly || rt.method != http.MethodGet) {
 		h = func(w http.ResponseWriter, r *http.Request) error {
 			if c := claims(r); c == nil || c.Role != roleOwner {
 				return errorf(http.StatusForbidden, "FORBIDDEN", "%s %s needs the owner role; this user's role (%s) may only read", r.Method, r.URL.Path, roleOf(c))

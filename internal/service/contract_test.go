@@ -199,6 +199,17 @@ func TestServeEndpointCodes(t *testing.T) {
 		{"POST", "/v1/admin/integrations/" + b + "/dlq/replay", tok, map[string]any{"all": true}, 409, "INTEGRATION_DISABLED"},
 		{"PATCH", "/v1/admin/integrations/" + b, tok, map[string]any{"enabled": true}, 200, ""},
 		{"DELETE", "/v1/admin/integrations/" + b, tok, nil, 204, ""},
+		// Users.
+		{"POST", "/v1/admin/users", tok, map[string]string{"email": "x@example.com", "password": "short"}, 422, "INVALID_PASSWORD"},
+		{"GET", "/v1/admin/users", tok, nil, 200, ""},
+		{"DELETE", "/v1/admin/users/usr_nope", tok, nil, 404, "NOT_FOUND"},
+		{"PATCH", "/v1/admin/users/usr_nope", tok, map[string]string{"role": "viewer"}, 404, "NOT_FOUND"},
+		{"PATCH", "/v1/admin/users/usr_nope", tok, `{"email":"x@example.com"}`, 400, "UNKNOWN_FIELD"},
+		{"PATCH", "/v1/admin/users/usr_nope", tok, map[string]string{"role": "admin"}, 422, "INVALID_ROLE"},
+		{"PATCH", "/v1/admin/users/usr_nope", tok, map[string]string{"password": "short"}, 422, "INVALID_PASSWORD"},
+		{"POST", "/v1/admin/users/me/password", tok, map[string]string{"current_password": adminPass, "new_password": "short"}, 422, "INVALID_PASSWORD"},
+		{"POST", "/v1/admin/users/me/password", tok, map[string]string{"current_password": "wrong-pass", "new_password": "a-long-password"}, 401, "INVALID_CREDENTIALS"},
+		{"POST", "/v1/admin/users/me/password", tok, `{"password":"x"}`, 400, "UNKNOWN_FIELD"},
 		// Unknown endpoints.
 		{"GET", "/v1/admin/nope", tok, nil, 404, "NOT_FOUND"},
 	}

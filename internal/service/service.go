@@ -85,6 +85,8 @@ type Service struct {
 	// mu serialises changes to integrations (install, patch, enable,
 	// delete) and the pipeline's bindings that follow them.
 	mu sync.Mutex
+	// usersMu serialises changes of a user's role or password.
+	usersMu sync.Mutex
 	// bound holds each enabled integration's bound form, swapped whole.
 	bound sync.Map // id -> *runtime.Integration
 	// items maps an outbox item to its event's live id, from its first

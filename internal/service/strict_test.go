@@ -29,6 +29,8 @@ func TestServeMethodNotAllowed(t *testing.T) {
 		{h.admin, "POST", "/metrics", "GET, HEAD"},
 		{h.admin, "POST", "/healthz", "GET, HEAD"},
 		{h.admin, "PATCH", "/v1/admin/integrations/int_x/dlq/replay", "GET, HEAD, POST"}, // GET: dead letter "replay"
+		{h.admin, "PUT", "/v1/admin/users/usr_x", "PATCH, DELETE"},
+		{h.admin, "GET", "/v1/admin/users/me/password", "POST"},
 		{h.ingest, "GET", "/v1/events", "POST"},
 		{h.ingest, "PUT", "/v1/batch", "POST"},
 	} {

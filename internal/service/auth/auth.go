@@ -138,17 +138,26 @@ func New(st *store.Store, now func() time.Time) *Auth {
 // than 8 characters, or longer than 72 bytes (bcrypt ignores the rest), is
 // refused with an ErrPasswordPolicy that says why.
 func HashPassword(p string) (string, error) {
-	if n := utf8.RuneCountInString(p); n < minPasswordChars {
-		return "", fmt.Errorf("%w: it has %d characters, at least %d are needed", ErrPasswordPolicy, n, minPasswordChars)
-	}
-	if len(p) > maxPasswordBytes {
-		return "", fmt.Errorf("%w: it is %d bytes long, at most %d are allowed (bcrypt ignores the rest)", ErrPasswordPolicy, len(p), maxPasswordBytes)
+	if err := CheckPasswordPolicy(p); err != nil {
+		return "", err
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(p), bcryptCost)
 	if err != nil {
 		return "", err
 	}
 	return string(h), nil
+}
+
+// CheckPasswordPolicy is HashPassword's check, without the hashing: an
+// ErrPasswordPolicy that says why p is refused, or nil.
+func CheckPasswordPolicy(p string) error {
+	if n := utf8.RuneCountInString(p); n < minPasswordChars {
+		return fmt.Errorf("%w: it has %d characters, at least %d are needed", ErrPasswordPolicy, n, minPasswordChars)
+	}
+	if len(p) > maxPasswordBytes {
+		return fmt.Errorf("%w: it is %d bytes long, at most %d are allowed (bcrypt ignores the rest)", ErrPasswordPolicy, len(p), maxPasswordBytes)
+	}
+	return nil
 }
 
 var (
@@ -189,6 +198,67 @@ func (a *Auth) Login(email, password string) (Tokens, error) {
 	if now.Before(u.LockedUntil) {
 		return Tokens{}, &LockedError{Until: u.LockedUntil}
 	}
+	if err := a.checkPassword(u, password, now); err != nil {
+		return Tokens{}, err
+	}
+	rt := &store.RefreshToken{ID: randomHex(16), UserID: u.ID, Family: "fam_" + randomHex(12), ExpiresAt: now.Add(RefreshTTL)}
+	if err := a.st.PutRefresh(rt); err != nil {
+		return Tokens{}, err
+	}
+	u, err = a.st.UserByID(u.ID)
+	if err != nil {
+		return Tokens{}, err
+	}
+	return a.sign(u, rt, now)
+}
+
+// ChangePassword is a user's change of their own password: current must
+// be their password, checked as Login checks it (a wrong one is
+// ErrInvalidCredentials and counts toward the lock; a locked account is
+// a *LockedError whatever the password), then the hash of newPassword
+// (HashPassword: an ErrPasswordPolicy refuses it, before current is
+// checked) replaces it, the failed-login count is reset, and every session
+// of the user is signed out, the caller's included. The new password is
+// hashed only once current is right, so that wrong guesses cost one
+// comparison each, not a comparison and a hash.
+func (a *Auth) ChangePassword(userID, current, newPassword string) error {
+	if err := CheckPasswordPolicy(newPassword); err != nil {
+		return err
+	}
+	u, err := a.st.UserByID(userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: the user no longer exists", ErrInvalidToken)
+	}
+	if err != nil {
+		return err
+	}
+	now := a.now()
+	if now.Before(u.LockedUntil) {
+		return &LockedError{Until: u.LockedUntil}
+	}
+	if err := a.checkPassword(u, current, now); err != nil {
+		return err
+	}
+	newHash, err := HashPassword(newPassword)
+	if err != nil {
+		return err
+	}
+	if _, err := a.st.ModifyUser(u.ID, func(u *store.User) error {
+		u.PasswordHash = newHash
+		u.FailedLogins = 0
+		u.LockedUntil = time.Time{}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return a.st.RevokeUserRefresh(u.ID)
+}
+
+// checkPassword compares password with u's hash: a wrong one counts
+// toward the lock (ErrInvalidCredentials, or a *LockedError when a
+// concurrent attempt locked the account first); a right one resets the
+// count.
+func (a *Auth) checkPassword(u *store.User, password string, now time.Time) error {
 	if compare([]byte(u.PasswordHash), []byte(password)) != nil {
 		counted := false
 		u, err := a.st.ModifyUser(u.ID, func(u *store.User) error {
@@ -203,30 +273,26 @@ func (a *Auth) Login(email, password string) (Tokens, error) {
 			return nil
 		})
 		if err != nil {
-			return Tokens{}, err
+			return err
 		}
 		if !counted {
 			// Locked by a concurrent attempt before this one was counted.
-			return Tokens{}, &LockedError{Until: u.LockedUntil}
+			return &LockedError{Until: u.LockedUntil}
 		}
 		// The attempt that locks the account is still a wrong password
 		// (401); the lock answers the attempts after it.
-		return Tokens{}, ErrInvalidCredentials
+		return ErrInvalidCredentials
 	}
 	if u.FailedLogins != 0 || !u.LockedUntil.IsZero() {
-		if u, err = a.st.ModifyUser(u.ID, func(u *store.User) error {
+		if _, err := a.st.ModifyUser(u.ID, func(u *store.User) error {
 			u.FailedLogins = 0
 			u.LockedUntil = time.Time{}
 			return nil
 		}); err != nil {
-			return Tokens{}, err
+			return err
 		}
 	}
-	rt := &store.RefreshToken{ID: randomHex(16), UserID: u.ID, Family: "fam_" + randomHex(12), ExpiresAt: now.Add(RefreshTTL)}
-	if err := a.st.PutRefresh(rt); err != nil {
-		return Tokens{}, err
-	}
-	return a.sign(u, rt, now)
+	return nil
 }
 
 // Refresh exchanges a refresh token for a new session of the same family:

@@ -533,3 +533,63 @@ func mustB64(t *testing.T, s string) []byte {
 }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// TestChangePassword: a user's change of their own password checks the
+// policy first, then the current password as Login does (a wrong one
+// counts toward the lock, a locked account is refused whatever the
+// password), then replaces the hash and signs every session out.
+func TestChangePassword(t *testing.T) {
+	a, st, _, u := setup(t)
+	tok, err := a.Login(u.Email, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const next = "another horse battery"
+	if err := a.ChangePassword(u.ID, password, "short"); !errors.Is(err, ErrPasswordPolicy) {
+		t.Fatalf("short new password: %v", err)
+	}
+	if got, _ := st.UserByID(u.ID); got.FailedLogins != 0 {
+		t.Errorf("a policy refusal counted as a failure: %d", got.FailedLogins)
+	}
+	if err := a.ChangePassword(u.ID, "wrong password", next); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("wrong current: %v", err)
+	}
+	if got, _ := st.UserByID(u.ID); got.FailedLogins != 1 {
+		t.Errorf("FailedLogins %d after a wrong current password, want 1", got.FailedLogins)
+	}
+	if _, err := a.Verify(tok.AccessToken); err != nil {
+		t.Fatalf("a refused change signed the user out: %v", err)
+	}
+	if err := a.ChangePassword("usr_nope", password, next); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("unknown user: %v", err)
+	}
+	if err := a.ChangePassword(u.ID, password, next); err != nil {
+		t.Fatalf("change: %v", err)
+	}
+	if got, _ := st.UserByID(u.ID); got.FailedLogins != 0 {
+		t.Errorf("FailedLogins %d after a change, want 0", got.FailedLogins)
+	}
+	if _, err := a.Verify(tok.AccessToken); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("access token after the change: %v", err)
+	}
+	if _, err := a.Refresh(tok.RefreshToken); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("refresh token after the change: %v", err)
+	}
+	if _, err := a.Login(u.Email, password); !errors.Is(err, ErrInvalidCredentials) {
+		t.Errorf("old password: %v", err)
+	}
+	if _, err := a.Login(u.Email, next); err != nil {
+		t.Fatalf("new password: %v", err)
+	}
+	for range MaxFailedLogins {
+		if err := a.ChangePassword(u.ID, "wrong password", password); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("wrong current: %v", err)
+		}
+	}
+	if err := a.ChangePassword(u.ID, next, password); !errors.Is(err, ErrLocked) {
+		t.Errorf("locked, right current password: %v", err)
+	}
+	if _, err := a.Login(u.Email, next); !errors.Is(err, ErrLocked) {
+		t.Errorf("login locked by wrong current passwords: %v", err)
+	}
+}
