@@ -28,6 +28,7 @@ import (
 	"github.com/blueprint-engine/blueprint/engine"
 	"github.com/blueprint-engine/blueprint/internal/fakebutton"
 	"github.com/blueprint-engine/blueprint/internal/service"
+	"github.com/blueprint-engine/blueprint/internal/service/auth"
 	"github.com/blueprint-engine/blueprint/internal/service/store"
 	"github.com/blueprint-engine/blueprint/runtime/delivery"
 	"github.com/blueprint-engine/blueprint/runtime/send"
@@ -52,6 +53,11 @@ type harness struct {
 	cancel context.CancelFunc
 	done   chan error
 }
+
+// The users these tests create and change by the API get hashes of the
+// lowest cost, as seedOwner's owner does (a cost-12 hash takes seconds
+// under -race, and the user tests make dozens).
+func init() { auth.SetHashCost(bcrypt.MinCost) }
 
 // options change what startWith builds; the zero value is start's.
 type options struct {

@@ -74,6 +74,20 @@ const (
 // bcryptCost is the cost of new hashes; tests lower it.
 var bcryptCost = defaultBcryptCost
 
+// SetHashCost sets the bcrypt cost of the password hashes made from now on
+// (bcrypt.MinCost to bcrypt.MaxCost; else it is left as it is) and returns
+// the previous one. For tests only, which call it before anything is
+// hashed: under the race detector a cost-12 hash takes seconds, and the
+// service's tests create and change users by the API. Serve never calls
+// it, and a stored hash keeps the cost it was made with.
+func SetHashCost(cost int) (previous int) {
+	previous = bcryptCost
+	if cost >= bcrypt.MinCost && cost <= bcrypt.MaxCost {
+		bcryptCost = cost
+	}
+	return previous
+}
+
 // compare checks a password against a bcrypt hash; tests count its calls.
 var compare = bcrypt.CompareHashAndPassword
 
