@@ -94,6 +94,10 @@ run the command again as told), 2 usage.`,
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
+			// The state will be sealed under NEW: NEW must be on disk first.
+			if err := store.SyncKeyFile(newKeyFile); err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("%w; nothing was changed", err)}
+			}
 			if created {
 				fmt.Fprintf(a.stdout, "new key: created %s (fingerprint %s)\n", newKeyFile, store.KeyFingerprint(newKey))
 			} else {

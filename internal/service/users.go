@@ -165,6 +165,9 @@ func (s *Service) userPatch(w http.ResponseWriter, r *http.Request) error {
 			u.PasswordHash = hash
 			u.FailedLogins, u.LockedUntil = 0, time.Time{}
 		}
+		// Every token of the user ends in the same transaction as the
+		// change (RevokeUserRefresh below also marks the refresh tokens).
+		u.SessionEpoch++
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {

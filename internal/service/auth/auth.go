@@ -261,6 +261,10 @@ func (a *Auth) ChangePassword(userID, current, newPassword string) error {
 		u.PasswordHash = newHash
 		u.FailedLogins = 0
 		u.LockedUntil = time.Time{}
+		// Every token of the user ends in the same transaction as the
+		// change: a crash before RevokeUserRefresh must not leave the old
+		// sessions alive under the new password.
+		u.SessionEpoch++
 		return nil
 	}); err != nil {
 		return err

@@ -145,6 +145,36 @@ func createKey(path string) error {
 	return nil
 }
 
+// SyncKeyFile makes the key file at path durable: its content, and its
+// entry in its directory and each parent's. A caller about to seal data
+// that only this key opens (a rekey) calls it first: a key file written a
+// moment ago by another program (openssl rand -hex 32 > next.key) may
+// still be in the page cache only, and a power loss after the data
+// commits would leave data no key opens.
+func SyncKeyFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("secret key file %s: %w", path, err)
+	}
+	serr := f.Sync()
+	if cerr := f.Close(); serr == nil {
+		serr = cerr
+	}
+	if serr != nil {
+		return fmt.Errorf("secret key file %s: syncing it: %w", path, serr)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("secret key file %s: %w", path, err)
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		syncDir(dir)
+		if filepath.Dir(dir) == dir {
+			return nil
+		}
+	}
+}
+
 // syncDir makes a new directory entry durable, where the platform allows.
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {

@@ -134,6 +134,13 @@ func Open(path string, key []byte) (*Store, error) {
 			}
 		}
 		meta := tx.Bucket(bMeta)
+		// The owner identity exists from the state's first open, Kafka or
+		// not, so that every backup of it carries it (OwnerID).
+		if meta.Get(kOwner) == nil {
+			if err := meta.Put(kOwner, []byte(newID("own_"))); err != nil {
+				return err
+			}
+		}
 		if f := meta.Get(kFormat); f == nil {
 			if err := meta.Put(kFormat, []byte(formatValue)); err != nil {
 				return err
@@ -219,9 +226,10 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 
 var kOwner = []byte("owner_id")
 
-// OwnerID is the state's owner identity: random, created at the first
-// call and kept in the state for ever (a copy or a backup of the state
-// has the same one). It is not secret: Kafka mode stamps it on every
+// OwnerID is the state's owner identity: random, created when the state
+// is first opened by a release that knows it, and kept in the state for
+// ever (a copy or a backup of the state has the same one; a backup taken
+// before that release has none, and gets a new one when restored). It is not secret: Kafka mode stamps it on every
 // record the state publishes, so that two states publishing to one
 // cluster are told apart.
 func (s *Store) OwnerID() (string, error) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func testKey(t *testing.T) []byte {
@@ -206,4 +208,44 @@ func fixedClock(s *Store, t0 time.Time) *time.Time {
 	now := t0
 	s.now = func() time.Time { return now }
 	return &now
+}
+
+// TestOwnerIDFromFirstOpen: the owner identity is in the state from its
+// first open, before anything asks for it, so that a backup taken of a
+// state that never ran on Kafka restores as the same owner.
+func TestOwnerIDFromFirstOpen(t *testing.T) {
+	s, _, key := newStore(t)
+	var stored string
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		stored = string(tx.Bucket(bMeta).Get(kOwner))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(stored, "own_") {
+		t.Fatalf("after the first open the state holds owner %q", stored)
+	}
+	s = reopen(t, s, key)
+	if id, err := s.OwnerID(); err != nil || id != stored {
+		t.Errorf("OwnerID after a reopen: %q, %v; want %q", id, err, stored)
+	}
+}
+
+// TestSyncKeyFile: a key file another program wrote is synced (with its
+// directories) before a rekey seals the state under it; a missing file
+// is an error naming it.
+func TestSyncKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "next.key")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Repeat("ab", KeySize)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncKeyFile(path + ".missing"); err == nil || !strings.Contains(err.Error(), "next.key.missing") {
+		t.Errorf("a missing key file: %v", err)
+	}
 }
