@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/blueprint-engine/blueprint/internal/kafka"
 	"github.com/blueprint-engine/blueprint/internal/kafka/kafkatest"
 	"github.com/blueprint-engine/blueprint/internal/service"
@@ -106,12 +104,7 @@ func readTopicsFull(t *testing.T, brokers []string) map[string][]string {
 // value, headers) and every file of the state directory are grepped for
 // each secret, old and new, and their base64 forms: none.
 func TestServeKafkaSecretsNowhere(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	brokers := c.ListenAddrs()
+	brokers := kafkaCluster(t)
 
 	var status atomic.Int32
 	status.Store(401)

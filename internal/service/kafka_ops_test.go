@@ -66,12 +66,7 @@ func TestServeKafkaTLSSCRAM(t *testing.T) {
 		Security: &kafka.Security{TLS: tc, SASL: sasl}}})
 	tok := h.login()
 	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "app"})
-	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
-		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
-	if st != 201 {
-		t.Fatalf("install: %d %v", st, out)
-	}
-	id := out["id"].(string)
+	id := installButton(t, h, tok, "Button", apiKey)
 	if st, out := h.post("/v1/events", src["pipeline_key"].(string), src["secret_key"].(string), order("k-tls"), time.Now().UnixMilli()); st != 200 {
 		t.Fatalf("ingest: %d %v", st, out)
 	}

@@ -112,12 +112,7 @@ func readyz(t *testing.T, base string) (int, map[string]string) {
 // delivering with its config.
 func TestServeKafkaSecondOwnerRefused(t *testing.T) {
 	h, brokers, tok, pk, sk := splitOwner(t, 1)
-	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
-		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
-	if st != 201 {
-		t.Fatalf("install: %d %v", st, out)
-	}
-	id := out["id"].(string)
+	id := installButton(t, h, tok, "Button", apiKey)
 	startFollower(t, h, brokers, "process")
 	del := startFollower(t, h, brokers, "deliver")
 	before := integrationsTopic(t, brokers)
@@ -202,12 +197,7 @@ func TestServeKafkaSecondOwnerRefused(t *testing.T) {
 // refused; the new owner restarts without the flag.
 func TestServeKafkaTakeOver(t *testing.T) {
 	a, brokers, tok, _, _ := splitOwner(t, 1)
-	st, out, _ := a.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
-		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
-	if st != 201 {
-		t.Fatalf("install: %d %v", st, out)
-	}
-	idA := out["id"].(string)
+	idA := installButton(t, a, tok, "Button", apiKey)
 	del := startFollower(t, a, brokers, "deliver")
 	if n := metric(t, del.admin, "blueprint_integrations_bound"); n != 1 {
 		t.Fatalf("deliver follower binds %v, want 1", n)
@@ -296,12 +286,7 @@ func TestServeKafkaOwnerUpgrade(t *testing.T) {
 	t.Cleanup(c1.Close)
 	a := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: c1.ListenAddrs(), Role: "ingest", Partitions: 1}})
 	tok := a.login()
-	st, out, _ := a.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
-		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
-	if st != 201 {
-		t.Fatalf("install: %d %v", st, out)
-	}
-	id := out["id"].(string)
+	id := installButton(t, a, tok, "Button", apiKey)
 	a.stop()
 	// The topic as the earlier release left it: the same records, no
 	// header (copied to a new cluster).
@@ -356,12 +341,7 @@ func TestServeKafkaOwnerUpgrade(t *testing.T) {
 // ANOTHER_OWNER), so the two never fight.
 func TestServeKafkaCopiedState(t *testing.T) {
 	a, brokers, tok, _, _ := splitOwner(t, 1)
-	st, out, _ := a.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
-		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
-	if st != 201 {
-		t.Fatalf("install: %d %v", st, out)
-	}
-	id := out["id"].(string)
+	id := installButton(t, a, tok, "Button", apiKey)
 	stateC := t.TempDir()
 	for _, f := range []string{"service.db", "secret.key"} {
 		b, err := os.ReadFile(filepath.Join(a.state, f))

@@ -37,17 +37,24 @@ type follower struct {
 	admin string
 }
 
-// splitOwner starts a broker (kfake, one node) and an owner of role ingest
-// on it with partitions partitions per topic, logs in, and creates a source
-// "web": the start of every split-roles test.
-func splitOwner(t *testing.T, partitions int32) (h *harness, brokers []string, tok, pk, sk string) {
+// kafkaCluster starts an in-memory broker (kfake, one node) for the test
+// and returns its addresses.
+func kafkaCluster(t *testing.T) []string {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	brokers = c.ListenAddrs()
+	return c.ListenAddrs()
+}
+
+// splitOwner starts a broker (kfake, one node) and an owner of role ingest
+// on it with partitions partitions per topic, logs in, and creates a source
+// "web": the start of every split-roles test.
+func splitOwner(t *testing.T, partitions int32) (h *harness, brokers []string, tok, pk, sk string) {
+	t.Helper()
+	brokers = kafkaCluster(t)
 	h = startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: partitions}})
 	tok = h.login()
 	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
@@ -133,12 +140,7 @@ func TestServeKafkaSplit(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
-		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
-	if st != 201 {
-		t.Fatalf("install: %d %v", st, out)
-	}
-	id := out["id"].(string)
+	id := installButton(t, h, tok, "Button", apiKey)
 	// At once: the event carries the topic's offset after the install.
 	if st, out := h.post("/v1/events", pk, sk, order("split-1"), time.Now().UnixMilli()); st != 200 {
 		t.Fatalf("ingest: %d %v", st, out)
@@ -335,12 +337,7 @@ func TestServeKafkaNotPublished(t *testing.T) {
 	brokers := c.ListenAddrs()
 	h := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: 1}})
 	tok := h.login()
-	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button",
-		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
-	if st != 201 {
-		t.Fatalf("install: %d %v", st, out)
-	}
-	id := out["id"].(string)
+	id := installButton(t, h, tok, "Button", apiKey)
 	del := startFollower(t, h, brokers, "deliver")
 	if n := metric(t, del.admin, "blueprint_integrations_bound"); n != 1 {
 		t.Fatalf("deliver role binds %v integrations, want 1", n)

@@ -134,12 +134,7 @@ func TestServeKafkaDeletedDeliveryTopic(t *testing.T) {
 	h := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: c.ListenAddrs(), Role: "all", Partitions: 1}})
 	tok := h.login()
 	_, src, _ := h.call("POST", "/v1/admin/sources", tok, map[string]string{"name": "web"})
-	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
-		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
-	if st != 201 {
-		t.Fatalf("install: %d %v", st, out)
-	}
-	id := out["id"].(string)
+	id := installButton(t, h, tok, "Button", apiKey)
 	post := func(oid string) {
 		t.Helper()
 		if st, out := h.post("/v1/events", src["pipeline_key"].(string), src["secret_key"].(string), order(oid), time.Now().UnixMilli()); st != 200 {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/blueprint-engine/blueprint/internal/kafka"
@@ -141,12 +140,7 @@ func bridging(t *testing.T, want bool, fs ...*follower) {
 // followers stop copying when the last watcher leaves.
 func TestServeKafkaLiveSplit(t *testing.T) {
 	h, brokers, tok, pk, sk := splitOwner(t, 2)
-	st, out, _ := h.call("POST", "/v1/admin/integration-catalog/button/install", tok, map[string]any{"name": "Button", "variant": "default",
-		"config": map[string]any{"application_id": "app-abc123", "api_key": apiKey}})
-	if st != 201 {
-		t.Fatalf("install: %d %v", st, out)
-	}
-	id := out["id"].(string)
+	id := installButton(t, h, tok, "Button", apiKey)
 	proc := startFollower(t, h, brokers, "process")
 	del := startFollower(t, h, brokers, "deliver")
 
@@ -214,12 +208,7 @@ func TestServeKafkaLiveSplit(t *testing.T) {
 // which shows the sound one after them; a hostile text in a sound one
 // reaches the stream as a JSON string (the page shows it as text).
 func TestServeKafkaLiveHostileRecords(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	brokers := c.ListenAddrs()
+	brokers := kafkaCluster(t)
 	h := startWith(t, options{fastOwner: true, kafka: &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: 1}})
 	tok := h.login()
 	w := watchLive(t, h.admin, tok, "")

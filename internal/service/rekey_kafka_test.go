@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/blueprint-engine/blueprint/internal/service"
 	"github.com/blueprint-engine/blueprint/internal/service/store"
 )
@@ -21,12 +19,7 @@ import (
 // new key start, and the install's api_key reaches the vendor through
 // the deliver role; a follower with the old key is refused.
 func TestServeKafkaRekey(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	brokers := c.ListenAddrs()
+	brokers := kafkaCluster(t)
 	kc := func() *service.KafkaConfig {
 		return &service.KafkaConfig{Brokers: brokers, Role: "ingest", Partitions: 1}
 	}

@@ -117,28 +117,12 @@ func createKey(path string) error {
 	if _, err := rand.Read(key); err != nil {
 		return fmt.Errorf("secret key file %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(dir, ".key-*")
+	tmp, err := writeKeyTemp(path, key, "writing a new key")
 	if err != nil {
-		return fmt.Errorf("secret key file %s: %w", path, err)
+		return err
 	}
-	defer os.Remove(tmp.Name())
-	text := make([]byte, 0, 2*KeySize+1)
-	text = hex.AppendEncode(text, key)
-	text = append(text, '\n')
-	werr := tmp.Chmod(0o600)
-	if werr == nil {
-		_, werr = tmp.Write(text)
-	}
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return fmt.Errorf("secret key file %s: writing a new key: %w", path, werr)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("secret key file %s: %w", path, err)
 	}
 	syncDir(dir)
@@ -175,6 +159,34 @@ func SyncKeyFile(path string) error {
 	}
 }
 
+// writeKeyTemp writes key as a key file (hex and a newline, mode 0600)
+// to a new temporary file beside path and syncs it, for the caller to link
+// or rename into place; it returns the temporary file's name (the caller
+// removes it). what names the step in an error.
+func writeKeyTemp(path string, key []byte, what string) (string, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
+	if err != nil {
+		return "", fmt.Errorf("secret key file %s: %w", path, err)
+	}
+	text := hex.AppendEncode(make([]byte, 0, 2*KeySize+1), key)
+	text = append(text, '\n')
+	werr := tmp.Chmod(0o600)
+	if werr == nil {
+		_, werr = tmp.Write(text)
+	}
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("secret key file %s: %s: %w", path, what, werr)
+	}
+	return tmp.Name(), nil
+}
+
 // syncDir makes a new directory entry durable, where the platform allows.
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
@@ -192,27 +204,12 @@ func ReplaceKey(path string, key []byte) error {
 		return fmt.Errorf("secret key file %s: the key must be %d bytes", path, KeySize)
 	}
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".key-*")
+	tmp, err := writeKeyTemp(path, key, "writing the key")
 	if err != nil {
-		return fmt.Errorf("secret key file %s: %w", path, err)
+		return err
 	}
-	defer os.Remove(tmp.Name())
-	text := hex.AppendEncode(make([]byte, 0, 2*KeySize+1), key)
-	text = append(text, '\n')
-	werr := tmp.Chmod(0o600)
-	if werr == nil {
-		_, werr = tmp.Write(text)
-	}
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return fmt.Errorf("secret key file %s: writing the key: %w", path, werr)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	defer os.Remove(tmp)
+	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("secret key file %s: %w", path, err)
 	}
 	syncDir(dir)
